@@ -1,0 +1,41 @@
+#!/bin/sh
+# Build (once) and cache a minimal bootable Debian root filesystem tarball for
+# the test lab and the sandbox demo.  Usage: build-rootfs.sh initramfs-tools|dracut
+# Prints the tarball path.  The cache lives outside the repo
+# (DOCKERBOOT_CACHE, default /var/cache/dockerboot-wizard) because debootstrap
+# takes minutes and CI reruns on the same machine.
+set -eu
+variant=${1:?usage: build-rootfs.sh initramfs-tools|dracut}
+cache=${DOCKERBOOT_CACHE:-/var/cache/dockerboot-wizard}
+suite=${DOCKERBOOT_SUITE:-bookworm}
+mkdir -p "$cache"
+out="$cache/rootfs-$suite-$variant.tar"
+[ -s "$out" ] && { echo "$out"; exit 0; }
+
+# The mirror is whatever this machine's apt already uses: no host is baked in.
+mirror=$(grep -rhoE '^(deb|URIs:)[[:space:]]+[^[:space:]]+' /etc/apt/sources.list /etc/apt/sources.list.d 2>/dev/null \
+  | awk '{print $NF}' | grep -E '/debian/?$' | head -n1)
+[ -n "$mirror" ] || { echo "build-rootfs: no apt mirror found in /etc/apt/sources.list*" >&2; exit 1; }
+
+work=$(mktemp -d "$cache/.build-$variant.XXXXXX")
+trap 'umount -R "$work/root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
+if [ "$variant" = dracut ]; then
+  base=$("$0" initramfs-tools)
+  mkdir "$work/root"
+  tar -C "$work/root" -xpf "$base"
+  cp /etc/resolv.conf "$work/root/etc/resolv.conf"
+  mount -t proc proc "$work/root/proc"
+  # The kernel pulled initramfs-tools in first; dracut replaces it.
+  chroot "$work/root" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dracut systemd-sysv && apt-get clean' >&2
+  umount "$work/root/proc"
+  : > "$work/root/etc/resolv.conf"
+else
+  debootstrap --variant=minbase \
+    --include=linux-image-amd64,initramfs-tools,btrfs-progs,busybox,kmod,udev,zstd \
+    "$suite" "$work/root" "$mirror" >&2
+  chroot "$work/root" apt-get clean
+fi
+rm -rf "$work/root/var/lib/apt/lists/"* "$work/root/var/cache/apt/"*.bin
+tar -C "$work/root" --numeric-owner --xattrs -cpf "$out.tmp" .
+mv "$out.tmp" "$out"
+echo "$out"

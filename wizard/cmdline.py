@@ -1,0 +1,37 @@
+"""The kernel command line the boot entry passes (DESIGN §2, seed-compatible)."""
+
+from __future__ import annotations
+
+import shlex
+
+from wizard.config import Settings
+
+
+def kernel_cmdline(settings: Settings) -> str:
+    """Render the kernel parameters for ``settings``.
+
+    The top layer lives on the same partition as the root; ``docker_image``
+    is given explicitly so the entry says what it boots (it overrides the
+    default baked into the initramfs).  ``settings.kernel_options`` come
+    last so the user can append anything.
+    """
+    params = [
+        f"root=LABEL={settings.label}",
+        f"rootflags=subvol={settings.rwlayer}",
+        "rw",
+        f"docker_path={settings.docker_path}",
+        f"docker_image={settings.image}",
+        f"toplayer=LABEL={settings.label}",
+        f"toplayer_path={settings.toplayer_path}",
+    ]
+    extra = settings.kernel_options.strip()
+    return " ".join(params + ([extra] if extra else []))
+
+
+def parse_cmdline(text: str) -> dict[str, str]:
+    """Parse a kernel command line into ``{key: value}`` (bare flags map to "")."""
+    out: dict[str, str] = {}
+    for item in shlex.split(text):
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out

@@ -1,0 +1,117 @@
+"""The wizard's saved settings: one TOML file in ``boot_docker/``.
+
+It is the single source of truth for re-runs, for the TUI and for headless
+``apply``.  Passwords are never part of it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import tomli_w
+
+from wizard.atomic import write_atomic
+from wizard.errors import ConfigError
+
+CONFIG_NAME = "dockerboot-wizard.toml"
+SCHEMA_VERSION = 1
+_LABEL_RE = re.compile(r"^[A-Za-z0-9._+-]{1,255}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``apply`` needs, as saved in ``boot_docker/dockerboot-wizard.toml``."""
+
+    label: str
+    """Label of the btrfs partition that holds docker's data-root (``root=LABEL=…``)."""
+    image: str
+    """Image to boot, ``name:tag`` in Docker's familiar form."""
+    docker_path: str = "docker"
+    """Docker's data-root relative to the partition's top level."""
+    rwlayer: str = "docker_rwlayer"
+    """Name of the read-write root subvolume recreated at every boot."""
+    boot_dir: str = "boot_docker"
+    """Directory (relative to the top level) holding kernel, initramfs and this file."""
+    toplayer_path: str = "boot_docker/toplayer"
+    """Top-layer directory relative to the top level."""
+    hostname: str | None = None
+    """Hostname written to the top layer's ``etc/hostname``; None leaves it alone."""
+    users: tuple[str, ...] = ()
+    """Users created in the top layer with the image's own tools (names only)."""
+    kernel_options: str = ""
+    """Extra kernel parameters appended to the generated ones."""
+    esp: str | None = None
+    """ESP directory holding rEFInd; None means find the mounted ESP."""
+    refind_conf: str | None = None
+    """Explicit path of refind.conf; None means search the ESP."""
+    extra: dict[str, str] = field(default_factory=dict)
+    """Unknown keys from a newer version, kept so a round trip loses nothing."""
+
+    def with_changes(self, **changes: object) -> Settings:
+        """Return a copy with ``changes`` applied (the state is immutable)."""
+        return replace(self, **changes)
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` naming the first invalid field."""
+        if not _LABEL_RE.match(self.label):
+            raise ConfigError(f"invalid partition label {self.label!r}",
+                              "use letters, digits, '.', '_', '+' or '-' only")
+        for name in ("docker_path", "rwlayer", "boot_dir", "toplayer_path"):
+            value = getattr(self, name)
+            if not value or value.startswith("/") or ".." in value.split("/") or " " in value:
+                raise ConfigError(f"invalid {name} {value!r}",
+                                  "give a relative path without spaces or '..'")
+        if not self.image or " " in self.image:
+            raise ConfigError(f"invalid image {self.image!r}", "give NAME:TAG, e.g. debian:12")
+
+
+def to_toml(settings: Settings) -> str:
+    """Serialise settings to TOML text (None values are left out)."""
+    data = {k: v for k, v in asdict(settings).items() if v is not None and k != "extra"}
+    data["users"] = list(settings.users)
+    data = {"schema": SCHEMA_VERSION, **data, **settings.extra}
+    return tomli_w.dumps(data)
+
+
+def from_toml(text: str) -> Settings:
+    """Parse TOML text into settings; raise ``ConfigError`` with the problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config is not valid TOML: {e}", "fix or delete the file") from e
+    data.pop("schema", None)
+    known = {f.name for f in fields(Settings)} - {"extra"}
+    extra = {k: v for k, v in data.items() if k not in known}
+    kwargs = {k: v for k, v in data.items() if k in known}
+    if "label" not in kwargs or "image" not in kwargs:
+        raise ConfigError("config lacks 'label' or 'image'", "run 'dockerboot-wizard apply' again")
+    kwargs["users"] = tuple(kwargs.get("users", ()))
+    settings = Settings(**kwargs, extra=extra)
+    settings.validate()
+    return settings
+
+
+def config_path(top: Path, settings_or_boot_dir: Settings | str = "boot_docker") -> Path:
+    """Path of the config file under a mounted top level ``top``."""
+    boot_dir = (settings_or_boot_dir.boot_dir if isinstance(settings_or_boot_dir, Settings)
+                else settings_or_boot_dir)
+    return top / boot_dir / CONFIG_NAME
+
+
+def load(top: Path, boot_dir: str = "boot_docker") -> Settings | None:
+    """Load the saved config from a mounted top level, or None if there is none."""
+    path = config_path(top, boot_dir)
+    if not path.exists():
+        return None
+    return from_toml(path.read_text())
+
+
+def save(top: Path, settings: Settings) -> Path:
+    """Write the config atomically (mode 0600, old one backed up); return its path."""
+    path = config_path(top, settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, to_toml(settings).encode(), mode=0o600)
+    return path
