@@ -69,28 +69,43 @@ def loop_disk(workdir: Path, *, label: str | None = None, size: str = "4G",
 
     With ``gpt=True`` the image gets a GPT: partition 1 is a 64 MiB FAT ESP at
     1 MiB, partition 2 the btrfs filesystem (so mtools can reach the ESP at
-    ``image@@1M``).
+    ``image@@1M``).  The image file stays after the block; ``attach_disk``
+    attaches it again (e.g. after a QEMU boot).
     """
     label = label or unique_label()
     image = workdir / "disk.img"
     run("truncate", "-s", size, image)
-    esp = None
     if gpt:
         run("sgdisk", "-o", "-n", "1:1M:+64M", "-t", "1:ef00", "-c", "1:ESP",
             "-n", "2:0:0", "-t", "2:8300", "-c", "2:dockerboot", image)
+    with attach_disk(image, label=label, gpt=gpt, fresh=True) as disk:
+        yield disk
+
+
+@contextlib.contextmanager
+def attach_disk(image: Path, *, label: str, gpt: bool, fresh: bool = False) -> Iterator[Disk]:
+    """Attach an existing disk image to a loop device (``fresh`` also makes filesystems).
+
+    Detaching at the end drops the loop device's cache, so a later QEMU boot
+    of the image file sees everything that was written.
+    """
     loop = run("losetup", "--show", "-f", image).stdout.strip()
+    esp = None
     try:
         if gpt:
             # The kernel does not scan loop partitions by itself here.
             run("partx", "-a", loop)
             esp, dev = f"{loop}p1", f"{loop}p2"
-            run("mkfs.vfat", "-F", "32", "-n", "ESP", esp)
         else:
             dev = loop
-        run("mkfs.btrfs", "-q", "-f", "-L", label, dev)
+        if fresh:
+            if esp:
+                run("mkfs.vfat", "-F", "32", "-n", "ESP", esp)
+            run("mkfs.btrfs", "-q", "-f", "-L", label, dev)
         udev_settle()
         yield Disk(image=image, loop=loop, btrfs_dev=dev, label=label, esp_dev=esp)
     finally:
+        run("sync")
         run("udevadm", "settle", check=False)
         if gpt:
             run("partx", "-d", loop, check=False)

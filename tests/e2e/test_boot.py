@@ -1,0 +1,66 @@
+"""End to end: apply with the installed CLI, then boot the disk in QEMU through rEFInd.
+
+For initramfs-tools and for dracut with systemd in the initramfs: the first
+boot proves root, hostname, user and image content; then a new image is
+built under the same tag WITHOUT running apply again, and the second boot
+must show the new image on a fresh rw layer.
+"""
+
+import re
+
+import pytest
+
+from tests.lab import qemu, scenario
+
+pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+
+KERNEL_OPTIONS = "console=ttyS0 init=/usr/local/sbin/dbw-test-init panic=10"
+
+
+@pytest.mark.parametrize("generator", ["initramfs-tools", "dracut"])
+def test_apply_then_boot_twice(generator, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp(f"e2e-{generator}")
+    machine = scenario.new_machine(workdir)
+    image = f"dbw-e2e/{generator}:desk"
+    user_conf_before = machine.refind_conf.read_text()
+
+    with scenario.docker_on(machine) as daemon:
+        scenario.build_image(daemon, generator, image, marker=f"{generator}-v1")
+        result = scenario.run_apply(
+            daemon, machine, "--image", image, "--hostname", "dbw-e2e-host",
+            "--user", "alice", "--kernel-options", KERNEL_OPTIONS, "--yes",
+            password="correct horse battery")
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+        assert "correct horse battery" not in result.stdout + result.stderr
+
+    conf = machine.refind_conf.read_text()
+    # The user's own entry and comments survive byte for byte, before our block.
+    assert conf.startswith(user_conf_before)
+    assert 'menuentry "My own OS"' in conf
+    assert f"volume {machine.label}" in conf
+    assert list(machine.refind_conf.parent.glob("refind.conf.dockerboot-*.bak"))
+
+    serial, facts = scenario.boot(machine, "boot1")
+    assert facts.get("done") == "yes", serial[-5000:]
+    assert facts["root_subvol"] == "/docker_rwlayer"
+    assert facts["root_fstype"] == "btrfs" and facts["root_rw"] == "rw"
+    assert facts["hostname"] == "dbw-e2e-host"
+    assert facts["user"].startswith("alice:")
+    assert re.match(r"^\$(y|6|gy|7)\$", facts["user_hash"]), facts["user_hash"]
+    assert facts["image_marker"] == f"{generator}-v1"
+    assert facts["previous_boot_file"] == "absent"
+    assert f"docker_image={image}" in facts["cmdline"]
+    if generator == "dracut":
+        # systemd ran in the initramfs (dracut's systemd module, from the image's config).
+        assert re.search(r"systemd\[1\]|Welcome to .*dracut", serial), serial[-5000:]
+
+    with scenario.docker_on(machine) as daemon:
+        scenario.build_image(daemon, generator, image, marker=f"{generator}-v2")
+
+    serial, facts = scenario.boot(machine, "boot2")
+    assert facts.get("done") == "yes", serial[-5000:]
+    assert facts["image_marker"] == f"{generator}-v2"
+    assert facts["previous_boot_file"] == "absent"  # fresh rw layer: boot 1's file is gone
+    assert facts["hostname"] == "dbw-e2e-host"
+    assert machine.refind_conf.read_text() == conf
+    assert qemu.facts(serial)["root_subvol"] == "/docker_rwlayer"

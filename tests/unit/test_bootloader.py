@@ -1,0 +1,259 @@
+"""rEFInd entry: rendering, marked-block editing, conf/ESP discovery, atomic write."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from wizard import bootloader
+from wizard.bootloader import (
+    BEGIN_MARKER,
+    END_MARKER,
+    esp_warning,
+    find_esp,
+    find_refind_conf,
+    plan_refind,
+    render_entry,
+    update_conf,
+    write_refind,
+)
+from wizard.cmdline import kernel_cmdline
+from wizard.config import Settings
+from wizard.errors import BootloaderError
+
+DATA = Path(__file__).parent / "data" / "refind"
+CMD = "root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_image={}"
+SETTINGS = Settings(label="linux", image="registry.example.com/me/desktop:2024-06")
+ENTRY = render_entry(SETTINGS, CMD.format(SETTINGS.image))
+
+
+def golden(name: str) -> str:
+    # Bytes, not read_text(): universal newlines would hide CR bytes.
+    return (DATA / name).read_bytes().decode()
+
+
+def test_render_entry_matches_golden() -> None:
+    assert ENTRY == golden("entry.expected.conf")
+
+
+def test_render_entry_title_is_stable_for_default_selection() -> None:
+    entry = render_entry(Settings(label="x", image="a:1"), "rw")
+    assert '\nmenuentry "Docker image a:1" {\n' in entry
+    assert entry.startswith(BEGIN_MARKER + "\n") and entry.endswith(END_MARKER + "\n")
+
+
+def test_render_entry_uses_boot_dir_and_real_cmdline() -> None:
+    s = Settings(label="data", image="desk:2", boot_dir="bd", toplayer_path="bd/top")
+    entry = render_entry(s, kernel_cmdline(s))
+    assert "    loader bd/vmlinuz\n    initrd bd/initrd.img\n" in entry
+    assert "    volume data\n" in entry
+    assert f'    options "{kernel_cmdline(s)}"\n' in entry
+
+
+@pytest.mark.parametrize("cmdline", ['rw foo="bar"', "rw\nquiet"])
+def test_render_entry_rejects_unquotable_cmdline(cmdline: str) -> None:
+    with pytest.raises(BootloaderError, match="double quote or line break"):
+        render_entry(SETTINGS, cmdline)
+
+
+def test_add_to_sample_matches_golden() -> None:
+    assert update_conf(golden("sample.conf"), ENTRY) == golden("sample.expected.conf")
+
+
+def test_add_keeps_every_original_byte_as_prefix() -> None:
+    text = golden("sample.conf")
+    out = update_conf(text, ENTRY)
+    assert out.startswith(text) and out[len(text):] == ENTRY
+    assert "\tvolume\tRESCUE\n" in out  # the user's tabs survive
+
+
+def test_replace_old_block_matches_golden() -> None:
+    out = update_conf(golden("with_block.conf"), ENTRY)
+    assert out == golden("with_block.expected.conf")
+    assert "desktop:old" not in out
+    assert out.count(BEGIN_MARKER) == 1
+    # The user's entries around the block are untouched and in place.
+    assert out.index('"Debian rescue"') < out.index(BEGIN_MARKER) < out.index('"Arch Linux"')
+
+
+@pytest.mark.parametrize("name", ["sample.conf", "with_block.conf"])
+def test_idempotent(name: str) -> None:
+    once = update_conf(golden(name), ENTRY)
+    assert update_conf(once, ENTRY) == once
+
+
+def test_empty_file_gets_only_the_block() -> None:
+    assert update_conf("", ENTRY) == ENTRY
+
+
+def test_no_trailing_newline_gets_one_before_block() -> None:
+    text = "timeout 5\n#last line without newline"
+    out = update_conf(text, ENTRY)
+    assert out == text + "\n" + ENTRY
+    assert update_conf(out, ENTRY) == out
+
+
+def test_crlf_file_keeps_crlf_and_block_follows_it() -> None:
+    text = golden("sample.conf").replace("\n", "\r\n")
+    out = update_conf(text, ENTRY)
+    assert out.startswith(text)
+    block = out[len(text):]
+    assert block == ENTRY.replace("\n", "\r\n")
+    assert "\n" not in block.replace("\r\n", "")
+    assert update_conf(out, ENTRY) == out
+    other = render_entry(Settings(label="linux", image="b:2"), "rw")
+    replaced = update_conf(out, other)
+    assert replaced == text + other.replace("\n", "\r\n")
+
+
+def test_crlf_without_trailing_newline() -> None:
+    text = "timeout 5\r\nuse_nvram false"
+    out = update_conf(text, ENTRY)
+    assert out == text + "\r\n" + ENTRY.replace("\n", "\r\n")
+
+
+def test_block_at_end_without_newline_is_replaced_exactly() -> None:
+    text = "timeout 5\n" + ENTRY.rstrip("\n")
+    other = render_entry(Settings(label="linux", image="b:2"), "rw")
+    assert update_conf(text, other) == "timeout 5\n" + other.rstrip("\n")
+
+
+def test_non_utf8_bytes_survive(tmp_path: Path) -> None:
+    conf = tmp_path / "refind.conf"
+    raw = b"# caf\xe9 latin-1 comment\ntimeout 5\n"
+    conf.write_bytes(raw)
+    old, new = plan_refind(conf, ENTRY)
+    assert old == raw and new.startswith(raw) and new[len(raw):] == ENTRY.encode()
+
+
+@pytest.mark.parametrize("text, counts", [
+    (f"timeout 5\n{BEGIN_MARKER}\nmenuentry x {{\n}}\n", "1 begin, 0 end"),
+    (f"{BEGIN_MARKER}\n{BEGIN_MARKER}\n{END_MARKER}\n", "2 begin, 1 end"),
+    (f"{END_MARKER}\n{BEGIN_MARKER}\n", "1 begin, 1 end"),
+    (f"{END_MARKER}\n", "0 begin, 1 end"),
+])
+def test_malformed_markers_raise_and_leave_file_untouched(
+        tmp_path: Path, text: str, counts: str) -> None:
+    with pytest.raises(BootloaderError, match=counts) as info:
+        update_conf(text, ENTRY)
+    assert "by hand" in info.value.fix
+    conf = tmp_path / "refind.conf"
+    conf.write_text(text)
+    with pytest.raises(BootloaderError):
+        plan_refind(conf, ENTRY)
+    assert conf.read_text() == text
+    assert list(tmp_path.iterdir()) == [conf]
+
+
+def test_utf16_conf_is_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "refind.conf"
+    conf.write_bytes("timeout 5\n".encode("utf-16"))
+    with pytest.raises(BootloaderError, match="UTF-16"):
+        plan_refind(conf, ENTRY)
+
+
+def test_write_creates_backup_and_atomic_content(tmp_path: Path) -> None:
+    conf = tmp_path / "refind.conf"
+    original = golden("sample.conf").encode()
+    conf.write_bytes(original)
+    os.chmod(conf, 0o600)
+    old, new = plan_refind(conf, ENTRY)
+    assert old == original
+    backup = write_refind(conf, new)
+    assert backup is not None and backup.parent == tmp_path
+    assert backup.name.startswith("refind.conf.dockerboot-") and backup.suffix == ".bak"
+    assert backup.read_bytes() == original
+    assert conf.read_bytes() == golden("sample.expected.conf").encode()
+    assert conf.stat().st_mode & 0o777 == 0o600
+    # No temp files left behind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["refind.conf", backup.name])
+    # A second apply with the same entry changes nothing and makes no backup.
+    old2, new2 = plan_refind(conf, ENTRY)
+    assert old2 == new2 == new
+    assert write_refind(conf, new2) is None
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_plan_missing_file_is_a_bootloader_error(tmp_path: Path) -> None:
+    with pytest.raises(BootloaderError, match="cannot read"):
+        plan_refind(tmp_path / "nope.conf", ENTRY)
+
+
+def _mk(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("timeout 5\n")
+    return path
+
+
+def test_find_conf_prefers_refind_dir(tmp_path: Path) -> None:
+    _mk(tmp_path / "EFI/BOOT/refind.conf")
+    want = _mk(tmp_path / "EFI/refind/refind.conf")
+    assert find_refind_conf(tmp_path) == want
+
+
+def test_find_conf_boot_dir_case_insensitive(tmp_path: Path) -> None:
+    want = _mk(tmp_path / "efi/boot/REFIND.CONF")
+    assert find_refind_conf(tmp_path) == want
+
+
+def test_find_conf_any_vendor_dir(tmp_path: Path) -> None:
+    (tmp_path / "EFI/debian").mkdir(parents=True)
+    want = _mk(tmp_path / "EFI/tools/refind.conf")
+    assert find_refind_conf(tmp_path) == want
+
+
+def test_find_conf_missing(tmp_path: Path) -> None:
+    (tmp_path / "EFI/BOOT").mkdir(parents=True)
+    with pytest.raises(BootloaderError, match="no refind.conf under") as info:
+        find_refind_conf(tmp_path)
+    assert "--refind-conf" in info.value.fix
+
+
+def _mountinfo(tmp_path: Path, mounts: list[tuple[str, str]]) -> Path:
+    lines = [f"{20 + i} 1 8:{i} / {mp.replace(' ', chr(92) + '040')} rw,relatime shared:1 - "
+             f"{fstype} /dev/sda{i} rw" for i, (mp, fstype) in enumerate(mounts)]
+    path = tmp_path / "mountinfo"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_find_esp_prefers_boot_efi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = tmp_path / "my esp"
+    (other / "EFI").mkdir(parents=True)
+    info = _mountinfo(tmp_path, [("/", "ext4"), (str(other), "vfat"), ("/boot/efi", "vfat")])
+    monkeypatch.setattr(bootloader, "_child_ci",
+                        lambda d, n: d / n if str(d) in (str(other), "/boot/efi") else None)
+    assert find_esp(info) == Path("/boot/efi")
+
+
+def test_find_esp_any_fat_with_efi_dir(tmp_path: Path) -> None:
+    esp = tmp_path / "esp dir"
+    (esp / "EFI").mkdir(parents=True)
+    empty = tmp_path / "usb"
+    empty.mkdir()
+    info = _mountinfo(tmp_path, [("/", "btrfs"), (str(empty), "vfat"), (str(esp), "vfat"),
+                                 (str(tmp_path), "ext4")])
+    assert find_esp(info) == esp
+
+
+def test_find_esp_none(tmp_path: Path) -> None:
+    info = _mountinfo(tmp_path, [("/", "ext4")])
+    with pytest.raises(BootloaderError, match="no mounted EFI system partition") as e:
+        find_esp(info)
+    assert "--esp DIR" in e.value.fix
+
+
+def test_esp_warning(tmp_path: Path) -> None:
+    esp = tmp_path / "esp"
+    esp.mkdir()
+    info = _mountinfo(tmp_path, [("/", "ext4"), (str(esp), "vfat")])
+    assert esp_warning(esp, info) is None
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    warning = esp_warning(plain, info)
+    assert warning is not None and "not a mount point" in warning and "ext4" in warning
+    info2 = _mountinfo(tmp_path, [("/", "ext4"), (str(esp), "btrfs")])
+    warning = esp_warning(esp, info2)
+    assert warning is not None and "btrfs filesystem, not FAT" in warning

@@ -1,0 +1,70 @@
+"""Headless CLI: bad input gives one line and a non-zero exit, no traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from wizard import cli
+
+
+def run_cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "wizard.cli_entry", *args], input=stdin,
+                          capture_output=True, text=True)
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert cli.main([]) == 2
+    assert "apply" in capsys.readouterr().out
+
+
+def test_apply_needs_label():
+    r = run_cli("apply", "--image", "a:b")
+    assert r.returncode == 2 and "--label" in r.stderr
+
+
+def test_not_root_is_one_line(monkeypatch, capsys):
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert cli.main(["apply", "--label", "x", "--image", "a:b", "--yes"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "root" in err and "sudo" in err
+
+
+def test_user_without_password_file_is_refused():
+    with pytest.raises(cli.ConfigError) as e:
+        cli.read_passwords(["alice"], [])
+    assert "--password-file" in str(e.value)
+
+
+def test_password_file_read_first_line_only(tmp_path):
+    f = tmp_path / "pw"
+    f.write_text("s3cret pass\nignored\n")
+    assert cli.read_passwords(["alice"], [str(f)]) == {"alice": "s3cret pass"}
+
+
+def test_empty_or_missing_password_file(tmp_path):
+    f = tmp_path / "pw"
+    f.write_text("\n")
+    with pytest.raises(cli.ConfigError, match="empty"):
+        cli.read_passwords(["alice"], [str(f)])
+    with pytest.raises(cli.ConfigError, match="cannot read"):
+        cli.read_passwords(["alice"], [str(tmp_path / "nope")])
+
+
+def test_settings_need_image_without_saved_config():
+    args = cli.build_parser().parse_args(["apply", "--label", "x"])
+    with pytest.raises(cli.ConfigError, match="--image"):
+        cli.settings_from_args(args, None)
+
+
+def test_settings_merge_over_saved():
+    saved = cli.Settings(label="x", image="old:1", hostname="keep", users=("alice",))
+    args = cli.build_parser().parse_args(["apply", "--label", "x", "--image", "new:2"])
+    merged = cli.settings_from_args(args, saved)
+    assert merged.image == "new:2" and merged.hostname == "keep" and merged.users == ("alice",)
+
+
+def test_confirm_refuses_without_terminal(monkeypatch):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    with pytest.raises(cli.ConfigError, match="--yes"):
+        cli.confirm("Apply?")

@@ -1,0 +1,174 @@
+"""Plan and apply a configuration: the one code path behind the CLI and the TUI.
+
+``open_session`` finds the partition, mounts its top level when needed and
+checks the daemon; ``make_plan`` works out every change without writing
+anything (the dry run and the review screen show it); ``execute`` carries
+the plan out as a generator of typed events that honours a cancel token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+
+from wizard import bootloader, config, docker_daemon, images, initramfs, partitions, toplayer
+from wizard.cmdline import kernel_cmdline
+from wizard.config import Settings
+from wizard.errors import NotRootError
+from wizard.events import Event, StepDone, StepStarted, check_cancel
+
+STEPS = ("partition", "docker", "image", "toplayer", "initramfs", "bootloader", "config")
+"""Step names, shared by the core, the CLI output and the TUI screens."""
+
+
+@dataclass
+class Session:
+    """A checked partition + daemon pair, with the partition's top level mounted."""
+
+    settings: Settings
+    """Settings as given (``docker_path`` filled in from the daemon)."""
+    partition: partitions.Partition
+    """The btrfs partition found by label."""
+    top: Path
+    """Where the partition's top level (subvolid=5) is mounted."""
+    client: docker.DockerClient
+    """SDK client for the daemon whose data-root is on the partition."""
+    data_root: Path
+    """The daemon's data-root as seen from this process."""
+
+
+@dataclass
+class Plan:
+    """Everything ``execute`` will do, computed without changing anything."""
+
+    session: Session
+    """The session the plan was made in."""
+    cmdline: str
+    """Kernel command line of the boot entry."""
+    image_subvolume: Path
+    """The image's top-layer subvolume, proof that it is bootable."""
+    target: initramfs.BuildTarget
+    """Generator and kernel version found in the image."""
+    toplayer_changes: list[toplayer.FileChange]
+    """Files to write into the top layer."""
+    refind_conf: Path
+    """The refind.conf to edit."""
+    refind_old: bytes
+    """Its current content."""
+    refind_new: bytes
+    """Its content after the edit."""
+    config_old: bytes | None
+    """The saved config's current content, if any."""
+    config_new: bytes
+    """The saved config after apply."""
+    warnings: list[str] = field(default_factory=list)
+    """Things worth knowing that do not stop the apply."""
+
+
+def require_root() -> None:
+    """Raise ``NotRootError`` unless running as root (mounts, btrfs and /boot need it)."""
+    if os.geteuid() != 0:
+        raise NotRootError("dockerboot-wizard must run as root", "run it with sudo")
+
+
+@contextlib.contextmanager
+def open_session(settings: Settings) -> Iterator[Session]:
+    """Find the partition, check the daemon, and keep the top level mounted meanwhile."""
+    settings.validate()
+    partition = partitions.find_by_label(settings.label)
+    client = docker_daemon.connect()
+    info = docker_daemon.daemon_info(client)
+    docker_daemon.check_storage(info)
+    data_root = Path(info.docker_root_dir)
+    docker_path = docker_daemon.docker_path_for(data_root, partition)
+    with partitions.top_level(partition) as top:
+        yield Session(settings.with_changes(docker_path=docker_path), partition, top, client,
+                      data_root)
+
+
+def make_plan(session: Session, passwords: dict[str, str], *,
+              cancel: threading.Event | None = None) -> Plan:
+    """Work out every change; runs throwaway containers but writes nothing outside them."""
+    s = session.settings
+    image = images.normalize_ref(s.image)
+    subvolume = images.resolve_subvolume(session.data_root, image)
+    target = initramfs.detect(session.client, image)
+    check_cancel(cancel)
+
+    top_dir = session.top / s.toplayer_path
+    changes: list[toplayer.FileChange] = []
+    if s.hostname:
+        changes.append(toplayer.plan_hostname(top_dir, s.hostname))
+    if passwords:
+        changes += toplayer.create_users(session.client, image, list(passwords.items()),
+                                         top_dir, cancel=cancel)
+    check_cancel(cancel)
+
+    warnings = []
+    if s.refind_conf:
+        conf = Path(s.refind_conf)
+        if not conf.is_file():
+            raise bootloader.BootloaderError(f"{conf} does not exist",
+                                             "give the path of rEFInd's refind.conf")
+    else:
+        esp = Path(s.esp) if s.esp else bootloader.find_esp()
+        warning = bootloader.esp_warning(esp)
+        if warning:
+            warnings.append(warning)
+        conf = bootloader.find_refind_conf(esp)
+    cmdline = kernel_cmdline(s.with_changes(image=image))
+    entry = bootloader.render_entry(s.with_changes(image=image), cmdline)
+    old = conf.read_bytes()
+    new = bootloader.update_conf(old.decode("utf-8", "surrogateescape"), entry).encode(
+        "utf-8", "surrogateescape")
+
+    saved = config.config_path(session.top, s)
+    final = s.with_changes(image=image,
+                           users=tuple(dict.fromkeys([*s.users, *passwords])))
+    return Plan(session=session, cmdline=cmdline, image_subvolume=subvolume, target=target,
+                toplayer_changes=changes, refind_conf=conf, refind_old=old, refind_new=new,
+                config_old=saved.read_bytes() if saved.exists() else None,
+                config_new=config.to_toml(final).encode(), warnings=warnings)
+
+
+def execute(plan: Plan, *, cancel: threading.Event | None = None) -> Iterator[Event]:
+    """Carry out ``plan``, yielding events; the slow, fallible build runs first.
+
+    The initramfs is built into scratch space and swapped in only when
+    complete, so a failure or cancel leaves the previous kernel, initramfs,
+    top layer and boot entry as they were.
+    """
+    session, s = plan.session, plan.session.settings
+    image = images.normalize_ref(s.image)
+    boot_dir = session.top / s.boot_dir
+    boot_dir.mkdir(parents=True, exist_ok=True)
+    name, _, tag = image.rpartition(":")
+    yield from initramfs.build(session.client, image, plan.target, boot_dir,
+                               image_name=name, image_tag=tag, cancel=cancel)
+    check_cancel(cancel)
+
+    yield StepStarted("toplayer", f"writing the top layer ({len(plan.toplayer_changes)} files)")
+    top_dir = toplayer.ensure_toplayer(session.top, s)
+    for change in plan.toplayer_changes:
+        toplayer.apply_change(top_dir, change, backups=boot_dir / "backups")
+    yield StepDone("toplayer", str(top_dir))
+
+    yield StepStarted("bootloader", f"writing the rEFInd entry in {plan.refind_conf}")
+    backup = bootloader.write_refind(plan.refind_conf, plan.refind_new)
+    yield StepDone("bootloader", f"backup: {backup}" if backup else "entry unchanged")
+
+    yield StepStarted("config", "saving the configuration")
+    path = config.save(session.top, config.from_toml(plan.config_new.decode()))
+    yield StepDone("config", str(path))
+
+
+def free_space(path: Path) -> int:
+    """Free bytes on the filesystem holding ``path``."""
+    return shutil.disk_usage(path).free

@@ -1,0 +1,180 @@
+"""Headless command line: ``apply``, ``partitions``, ``images``.
+
+User mistakes end in one line on stderr and a non-zero exit, never a
+traceback; the core raises ``WizardError`` and this module reports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from wizard import apply as apply_mod
+from wizard import config
+from wizard.config import Settings
+from wizard.errors import ConfigError, WizardError
+from wizard.events import Event, LogLine, Progress, StepDone, StepStarted
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the headless commands."""
+    parser = argparse.ArgumentParser(
+        prog="dockerboot-wizard",
+        description="Boot this machine straight into a Docker image. "
+                    "Without a command the interactive wizard opens.")
+    sub = parser.add_subparsers(dest="command")
+    ap = sub.add_parser("apply", help="configure a partition to boot an image (headless)")
+    ap.add_argument("--label", required=True, help="label of the btrfs partition")
+    ap.add_argument("--image", help="NAME:TAG to boot (default: the saved config's)")
+    ap.add_argument("--esp", help="ESP directory holding rEFInd (default: the mounted ESP)")
+    ap.add_argument("--refind-conf", help="path of refind.conf (default: search the ESP)")
+    ap.add_argument("--hostname", help="hostname written to the top layer")
+    ap.add_argument("--user", action="append", default=[], help="create this user")
+    ap.add_argument("--password-file", action="append", default=[],
+                    help="file with the user's password on its first line, or - for stdin")
+    ap.add_argument("--kernel-options", help="extra kernel parameters, appended")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    ap.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    for name, text in (("partitions", "list btrfs partitions"), ("images", "list local images")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def read_passwords(users: Sequence[str], files: Sequence[str]) -> dict[str, str]:
+    """Pair each ``--user`` with its ``--password-file`` and read the passwords."""
+    if len(users) != len(files):
+        raise ConfigError("each --user needs its own --password-file",
+                          "give --password-file FILE (or -) right after --user NAME")
+    if list(files).count("-") > 1:
+        raise ConfigError("only one password can come from stdin", "use files for the others")
+    out = {}
+    for user, name in zip(users, files, strict=True):
+        try:
+            text = sys.stdin.readline() if name == "-" else Path(name).read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read password file {name}: {e.strerror}",
+                              "give a readable file") from e
+        password = text.splitlines()[0] if text.strip() else ""
+        if not password:
+            raise ConfigError(f"the password for {user} is empty", "put it on the first line")
+        out[user] = password
+    return out
+
+
+def settings_from_args(args: argparse.Namespace, saved: Settings | None) -> Settings:
+    """Merge command-line options over the saved config of the partition."""
+    if saved is None and not args.image:
+        raise ConfigError(f"no saved config on LABEL={args.label} and no --image",
+                          "pass --image NAME:TAG")
+    base = saved or Settings(label=args.label, image=args.image)
+    changes: dict[str, object] = {"label": args.label}
+    for opt, key in (("image", "image"), ("esp", "esp"), ("refind_conf", "refind_conf"),
+                     ("hostname", "hostname"), ("kernel_options", "kernel_options")):
+        value = getattr(args, opt)
+        if value is not None:
+            changes[key] = value
+    return base.with_changes(**changes)
+
+
+def print_event(event: Event) -> None:
+    """Print one core event as a line of progress."""
+    match event:
+        case StepStarted(step=step, label=label):
+            print(f"==> [{step}] {label}", flush=True)
+        case StepDone(step=step, detail=detail):
+            print(f"    [{step}] done{': ' + detail if detail else ''}", flush=True)
+        case LogLine(text=text):
+            print(f"    {text}", flush=True)
+        case Progress():
+            pass
+
+
+def confirm(prompt: str) -> bool:
+    """Ask on the terminal; refuse (raise) when there is no terminal to ask on."""
+    if not sys.stdin.isatty():
+        raise ConfigError("refusing to change the system without confirmation",
+                          "pass --yes, or run on a terminal")
+    return input(f"{prompt} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Plan, show, confirm and apply."""
+    apply_mod.require_root()
+    passwords = read_passwords(args.user, args.password_file)
+    probe = Settings(label=args.label, image=args.image or "unset:unset")
+    with apply_mod.open_session(probe) as session:
+        saved = config.load(session.top)
+        session.settings = settings_from_args(args, saved).with_changes(
+            docker_path=session.settings.docker_path)
+        session.settings.validate()
+        plan = apply_mod.make_plan(session, passwords)
+        from wizard.report import render_plan
+
+        print(render_plan(plan))
+        if args.dry_run:
+            print("dry run: nothing was changed")
+            return 0
+        if not args.yes and not confirm("Apply these changes?"):
+            print("nothing was changed", file=sys.stderr)
+            return EXIT_ERROR
+        cancel = threading.Event()
+        for event in apply_mod.execute(plan, cancel=cancel):
+            print_event(event)
+    print(f"done: the next boot of LABEL={args.label} starts {plan.session.settings.image}")
+    return 0
+
+
+def cmd_partitions(args: argparse.Namespace) -> int:
+    """List btrfs partitions from udev."""
+    from wizard import partitions
+
+    found = partitions.list_btrfs()
+    if args.json:
+        print(json.dumps([p.to_json() for p in found], indent=2))
+    elif not found:
+        print("no btrfs partitions found")
+    else:
+        for p in found:
+            mounts = ",".join(m.mountpoint for m in p.mountpoints) or "-"
+            print(f"{p.label or '-':20} {p.uuid} {p.device:18} {p.size / 2**30:8.1f}G  {mounts}")
+    return 0
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    """List local images and tags of the daemon."""
+    from wizard import docker_daemon
+
+    found = docker_daemon.list_images(docker_daemon.connect())
+    if args.json:
+        print(json.dumps([i.to_json() for i in found], indent=2))
+    else:
+        for i in found:
+            print(f"{i.ref:50} {i.short_id:14} {i.size / 2**20:9.1f}M  {i.created}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a headless command; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"apply": cmd_apply, "partitions": cmd_partitions, "images": cmd_images}
+    if args.command not in handlers:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return handlers[args.command](args)
+    except WizardError as e:
+        print(f"dockerboot-wizard: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("dockerboot-wizard: interrupted; nothing after the last finished step changed",
+              file=sys.stderr)
+        return 130
