@@ -125,9 +125,7 @@ def make_plan(session: Session, passwords: dict[str, str], *,
         conf = bootloader.find_refind_conf(esp)
     cmdline = kernel_cmdline(s.with_changes(image=image))
     entry = bootloader.render_entry(s.with_changes(image=image), cmdline)
-    old = conf.read_bytes()
-    new = bootloader.update_conf(old.decode("utf-8", "surrogateescape"), entry).encode(
-        "utf-8", "surrogateescape")
+    old, new = bootloader.plan_refind(conf, entry)
 
     saved = config.config_path(session.top, s)
     final = s.with_changes(image=image,
@@ -155,10 +153,9 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None) -> Iterator[Ev
     check_cancel(cancel)
 
     yield StepStarted("toplayer", f"writing the top layer ({len(plan.toplayer_changes)} files)")
-    top_dir = toplayer.ensure_toplayer(session.top, s)
-    for change in plan.toplayer_changes:
-        toplayer.apply_change(top_dir, change, backups=boot_dir / "backups")
-    yield StepDone("toplayer", str(top_dir))
+    toplayer.ensure_toplayer(session.top, s)
+    toplayer.apply_changes(session.top, s, plan.toplayer_changes)
+    yield StepDone("toplayer", str(toplayer.toplayer_dir(session.top, s)))
 
     yield StepStarted("bootloader", f"writing the rEFInd entry in {plan.refind_conf}")
     backup = bootloader.write_refind(plan.refind_conf, plan.refind_new)

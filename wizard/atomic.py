@@ -47,7 +47,8 @@ def write_atomic(path: Path, data: bytes, *, mode: int | None = None,
     """
     path = Path(path)
     old_stat = path.stat() if path.exists() else None
-    if old_stat is not None and path.read_bytes() == data and mode in (None, old_stat.st_mode & 0o7777):
+    unchanged_mode = old_stat is not None and mode in (None, old_stat.st_mode & 0o7777)
+    if unchanged_mode and path.read_bytes() == data:
         return None
     saved = None
     if backup and old_stat is not None:

@@ -10,14 +10,19 @@ are complete, so a failed or cancelled build leaves the old pair untouched.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import docker
+import docker.errors
 
 from wizard.atomic import replace_atomic
 from wizard.errors import DockerError, ImageError, InitramfsError
@@ -56,6 +61,13 @@ exit 0
 # Phases announced by assets/build-initramfs.sh, mapped to coarse progress.
 _PHASES = (("installing the dockerboot hook", 0.05), ("running ", 0.15),
            ("copying kernel", 0.9), ("done", 1.0))
+# Milestones the generators themselves print (mkinitramfs prints nothing).
+_MILESTONES = (("*** Including modules done ***", 0.4),                  # dracut
+               ("*** Resolving executable dependencies ***", 0.5),
+               ("*** Creating image file", 0.7),
+               ("==> Starting build:", 0.2),                            # mkinitcpio
+               ("==> Generating module dependencies", 0.6),
+               ("==> Creating ", 0.7))
 _TAIL_LINES = 40
 
 
@@ -163,11 +175,11 @@ def choose_target(image: str, probe: ProbeResult, generator: str | None = None) 
     return BuildTarget(chosen, kver, probe.kernels[kver])
 
 
-def detect(client: Any, image: str, *, generator: str | None = None) -> BuildTarget:
+def detect(client: docker.DockerClient, image: str, *, generator: str | None = None) -> BuildTarget:
     """Find kernel version, generator and btrfs-progs inside ``image``.
 
-    Runs a small ``sh`` probe in a throwaway container (no network,
-    auto-removed).  With several kernels the newest (version sort) wins.
+    Runs a small ``sh`` probe in a throwaway container (no network, always
+    removed; a missing image is never pulled).  With several kernels the newest (version sort) wins.
 
     Args:
         client: a ``docker.DockerClient``.
@@ -183,24 +195,34 @@ def detect(client: Any, image: str, *, generator: str | None = None) -> BuildTar
         DockerError: the daemon failed.
 
     """
-    import docker.errors
-
+    # user 0:0, not "root": an image without /etc/passwd cannot resolve names.
+    # containers.run() would pull a missing image (from Docker Hub): create it
+    # explicitly instead, so a missing image is an error and never a pull.
+    container = None
     try:
-        out = client.containers.run(
-            image, ["-c", PROBE], entrypoint="/bin/sh", user="root", network_mode="none",
-            remove=True, stdout=True, stderr=False, labels={"dockerboot-wizard": "probe"})
+        container = client.containers.create(
+            image, ["-c", PROBE], entrypoint="/bin/sh", user="0:0", network_mode="none",
+            labels={"dockerboot-wizard": "probe"})
+        container.start()
+        status = container.wait().get("StatusCode", -1)
+        out = container.logs(stdout=True, stderr=False)
+        err = container.logs(stdout=False, stderr=True)
     except docker.errors.ImageNotFound as e:
         raise ImageError(f"image {image} is not present locally",
                          "pull or build it first") from e
-    except docker.errors.ContainerError as e:
-        raise InitramfsError(f"probing image {image} failed: {_first_line(e.stderr)}",
-                             "the image needs a POSIX /bin/sh") from e
     except docker.errors.APIError as e:
         if "no such file" in str(e).lower() or "executable file not found" in str(e).lower():
             raise InitramfsError(f"image {image} has no /bin/sh",
                                  "base the image on a distribution with a shell") from e
         raise DockerError(f"docker could not run a probe container of {image}: "
                           f"{e.explanation or e}", "check the docker daemon") from e
+    finally:
+        if container is not None:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+    if status != 0:
+        raise InitramfsError(f"probing image {image} failed: {_first_line(err)}",
+                             "the image needs a working POSIX /bin/sh")
     text = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
     return choose_target(image, parse_probe(text), generator)
 
@@ -212,14 +234,15 @@ def _first_line(data: Any) -> str:
 
 
 def phase_progress(line: str) -> float | None:
-    """Coarse progress (0..1) for a ``dockerboot-build:`` line, else None."""
-    if not line.startswith("dockerboot-build: "):
-        return None
-    what = line.removeprefix("dockerboot-build: ")
-    for prefix, fraction in _PHASES:
-        if what.startswith(prefix):
-            return fraction
-    return None
+    """Coarse progress (0..1) a build log line stands for, else None.
+
+    Knows the build script's ``dockerboot-build:`` phases and a few
+    milestones dracut and mkinitcpio print; callers keep progress monotonic.
+    """
+    if line.startswith("dockerboot-build: "):
+        what = line.removeprefix("dockerboot-build: ")
+        return next((f for prefix, f in _PHASES if what.startswith(prefix)), None)
+    return next((f for needle, f in _MILESTONES if needle in line), None)
 
 
 def failure_message(target: BuildTarget, tail: list[str]) -> str:
@@ -242,7 +265,7 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
         yield buf.decode("utf-8", "replace").rstrip("\r")
 
 
-def build(client: Any, image: str, target: BuildTarget, boot_dir: Path, *,
+def build(client: docker.DockerClient, image: str, target: BuildTarget, boot_dir: Path, *,
           image_name: str, image_tag: str, cancel: threading.Event,
           assets: Path | None = None) -> Iterator[Event]:
     """Build kernel + initramfs in a container of ``image`` into ``boot_dir``.
@@ -266,11 +289,10 @@ def build(client: Any, image: str, target: BuildTarget, boot_dir: Path, *,
     Raises:
         Cancelled: ``cancel`` was set; the old kernel/initramfs are untouched.
         InitramfsBuildError: the generator failed (``log_tail`` has its last lines).
+        ImageError: the image does not exist locally.
         DockerError: the container could not be created or started.
 
     """
-    import docker.errors
-
     boot_dir = Path(boot_dir)
     assets = Path(assets) if assets is not None else assets_dir()
     yield StepStarted("initramfs", f"Building {target.generator} initramfs for kernel "
@@ -286,11 +308,14 @@ def build(client: Any, image: str, target: BuildTarget, boot_dir: Path, *,
             container = client.containers.create(
                 image, ["/dockerboot/build-initramfs.sh", target.generator, target.kver, "/out",
                         image_name, image_tag],
-                entrypoint="/bin/sh", user="root", network_mode="none",
+                entrypoint="/bin/sh", user="0:0", network_mode="none",
                 labels={"dockerboot-wizard": "initramfs"},
                 volumes={str(assets): {"bind": "/dockerboot", "mode": "ro"},
                          str(scratch): {"bind": "/out", "mode": "rw"}})
             container.start()
+        except docker.errors.ImageNotFound as e:
+            raise ImageError(f"image {image} is not present locally",
+                             "pull or build it first") from e
         except docker.errors.APIError as e:
             raise DockerError(f"cannot start a build container of {image}: "
                               f"{e.explanation or e}", "check the docker daemon") from e
@@ -299,27 +324,30 @@ def build(client: Any, image: str, target: BuildTarget, boot_dir: Path, *,
         watcher = threading.Thread(target=_kill_on_cancel, args=(container, cancel, finished),
                                    name="initramfs-cancel", daemon=True)
         watcher.start()
-        tail: list[str] = []
-        yield Progress(0.0, 1.0, "starting")
+        tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        done = 0.0
+        yield Progress(done, 1.0, "starting")
         for line in _lines(container.logs(stream=True, follow=True)):
-            tail = (tail + [line])[-_TAIL_LINES:]
+            tail.append(line)
             yield LogLine(line)
             fraction = phase_progress(line)
-            if fraction is not None:
+            if fraction is not None and fraction > done:
+                done = fraction
                 yield Progress(fraction, 1.0, line.removeprefix("dockerboot-build: "))
             check_cancel(cancel)
         status = container.wait().get("StatusCode", -1)
         check_cancel(cancel)
         if status != 0:
             raise InitramfsBuildError(
-                f"building the initramfs in {image} failed: {failure_message(target, tail)}",
+                f"building the initramfs in {image} failed: {failure_message(target, list(tail))}",
                 "see the build log; fix the image (its Dockerfile) and run the step again",
-                tail)
+                list(tail))
         new_kernel, new_initrd = scratch / "vmlinuz.new", scratch / "initrd.img.new"
         for f in (new_kernel, new_initrd):
             if not f.is_file() or f.stat().st_size == 0:
                 raise InitramfsBuildError(f"the build in {image} left no complete {f.name}",
-                                          "see the build log and run the step again", tail)
+                                          "see the build log and run the step again",
+                                          list(tail))
         replace_atomic(new_initrd, boot_dir / "initrd.img")
         replace_atomic(new_kernel, boot_dir / "vmlinuz")
         yield StepDone("initramfs", f"{boot_dir / 'vmlinuz'} and {boot_dir / 'initrd.img'} "
@@ -329,20 +357,16 @@ def build(client: Any, image: str, target: BuildTarget, boot_dir: Path, *,
         # no scratch files left behind, the old pair untouched.
         finished.set()
         if container is not None:
-            try:
+            # Already gone or being removed by the daemon: nothing left to do.
+            with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
-            except docker.errors.APIError:
-                pass  # already gone or being removed by the daemon
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _kill_on_cancel(container: Any, cancel: threading.Event, finished: threading.Event) -> None:
-    import docker.errors
-
     while not finished.is_set():
         if cancel.wait(0.2):
-            try:
+            # It may have exited on its own in the meantime.
+            with contextlib.suppress(docker.errors.APIError):
                 container.kill()
-            except docker.errors.APIError:
-                pass  # it exited on its own in the meantime
             return

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
-
 from wizard.apply import Plan
+from wizard.diffs import unified_diff
 from wizard.toplayer import diff_text
-
-
-def text_diff(label: str, old: bytes | None, new: bytes) -> str:
-    """Unified diff of two text files ("(new file)" when ``old`` is None)."""
-    before = (old or b"").decode("utf-8", "replace").splitlines(keepends=True)
-    after = new.decode("utf-8", "replace").splitlines(keepends=True)
-    lines = difflib.unified_diff(before, after, f"{label} (current)" if old is not None
-                                 else "/dev/null", f"{label} (new)")
-    out = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-    return out or "  (unchanged)\n"
 
 
 def render_plan(plan: Plan) -> str:
@@ -38,12 +27,12 @@ def render_plan(plan: Plan) -> str:
         "(the old pair stays until the new one is complete)",
     ]
     for change in plan.toplayer_changes:
-        out.append(f"  {top}/{s.toplayer_path}/{change.path}:")
+        out.append(f"  {top}/{s.toplayer_path}/{change.relpath}:")
         out.append(_indent(diff_text(change)))
     out.append(f"  {plan.refind_conf} (backup kept):")
-    out.append(_indent(text_diff(str(plan.refind_conf), plan.refind_old, plan.refind_new)))
+    out.append(_indent(_diff(plan.refind_old, plan.refind_new, str(plan.refind_conf))))
     out.append(f"  {boot}/dockerboot-wizard.toml:")
-    out.append(_indent(text_diff("dockerboot-wizard.toml", plan.config_old, plan.config_new)))
+    out.append(_indent(_diff(plan.config_old, plan.config_new, "dockerboot-wizard.toml")))
     for warning in plan.warnings:
         out.append(f"warning: {warning}")
     return "\n".join(out)
@@ -51,3 +40,7 @@ def render_plan(plan: Plan) -> str:
 
 def _indent(text: str) -> str:
     return "".join(f"    {line}\n" for line in text.splitlines()).rstrip("\n")
+
+
+def _diff(old: bytes | None, new: bytes, name: str) -> str:
+    return unified_diff(old, new, name) or "(unchanged)"

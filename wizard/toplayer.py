@@ -402,7 +402,10 @@ def create_users(client: docker.DockerClient, image: str, users: list[tuple[str,
                  cancel: threading.Event | None = None,
                  on_event: Callable[[Event], None] | None = None) -> list[FileChange]:
     """Run ``iter_create_users`` to the end; pass its events to ``on_event``."""
-    gen = iter_create_users(client, image, users, base, cancel)
+    return _drive(iter_create_users(client, image, users, base, cancel), on_event)
+
+
+def _drive(gen: Generator[Event, None, T], on_event: Callable[[Event], None] | None) -> T:
     while True:
         try:
             event = next(gen)
@@ -415,8 +418,4 @@ def create_users(client: docker.DockerClient, image: str, users: list[tuple[str,
 def collect(gen: Generator[Event, None, T]) -> tuple[list[Event], T]:
     """Run an event generator to the end; return its events and its return value."""
     events: list[Event] = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            return events, stop.value
+    return events, _drive(gen, events.append)

@@ -1,0 +1,280 @@
+"""Step 1, partition: btrfs filesystems found through udev, and their mounts.
+
+udev (through pyudev) is the source of truth for what exists (label, UUID,
+size, device); ``/proc/self/mountinfo`` for where it is mounted.  A btrfs
+device can be mounted several times with different subvolumes, so every mount
+keeps its *root* (the subvolume path inside the filesystem): ``/`` is the top
+level, ``/docker`` the ``docker`` subvolume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import pyudev
+
+from wizard.errors import PartitionError
+
+MOUNTINFO = Path("/proc/self/mountinfo")
+_OCTAL = re.compile(r"\\([0-7]{3})")
+_HEX = re.compile(rb"\\x([0-9a-fA-F]{2})")
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    """One line of ``/proc/self/mountinfo`` (proc(5)), escapes decoded."""
+
+    mount_id: int
+    """Unique mount ID."""
+    parent_id: int
+    """Mount ID of the parent mount."""
+    devnum: tuple[int, int]
+    """``st_dev`` of the filesystem; for btrfs an anonymous device, not the block device."""
+    root: str
+    """Path inside the filesystem that is mounted here (btrfs: the subvolume, ``/`` = top)."""
+    mountpoint: str
+    """Where it is mounted."""
+    options: str
+    """Per-mount options (``rw,noatime``)."""
+    fstype: str
+    """Filesystem type (``btrfs``)."""
+    source: str
+    """Mount source, usually the block device (``/dev/loop3``)."""
+    super_options: str
+    """Per-superblock options (btrfs: ``rw,space_cache=v2,subvolid=256,subvol=/docker``)."""
+
+    @property
+    def read_only(self) -> bool:
+        """True when this mount is read-only."""
+        return "ro" in self.options.split(",")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A block device carrying a btrfs filesystem, as udev reports it."""
+
+    label: str
+    """Filesystem label (``root=LABEL=…``); empty when the filesystem has none."""
+    uuid: str
+    """Filesystem UUID."""
+    device: str
+    """Device node, e.g. ``/dev/loop3p2``."""
+    size: int
+    """Size of the block device in bytes."""
+    devnum: tuple[int, int]
+    """Major and minor number of the block device."""
+    mountpoints: tuple[MountEntry, ...] = ()
+    """Current mounts of this device (one per mounted subvolume or bind mount)."""
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-serialisable dict (for ``dockerboot-wizard partitions --json``)."""
+        data = asdict(self)
+        data["mountpoints"] = [{"mountpoint": m.mountpoint, "root": m.root,
+                                "options": m.options} for m in self.mountpoints]
+        return data
+
+
+@dataclass(frozen=True)
+class BlockEvent:
+    """A udev hotplug event that may change the list of btrfs partitions."""
+
+    action: str
+    """udev action: ``add``, ``change``, ``remove``, …"""
+    device: str
+    """Device node."""
+    label: str
+    """Filesystem label now (empty when none or not btrfs any more)."""
+    is_btrfs: bool
+    """Whether the device carries btrfs after the event."""
+
+
+def _unescape(field: str) -> str:
+    # The kernel escapes space, tab, newline and backslash as \ooo in mountinfo.
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text: str) -> list[MountEntry]:
+    """Parse the text of ``/proc/<pid>/mountinfo`` into entries, in file order.
+
+    Args:
+        text: the file's content.
+
+    Returns:
+        One entry per well-formed line; later entries are mounted on top of
+        earlier ones on the same mountpoint.
+
+    """
+    entries = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        try:
+            sep = fields.index("-", 6)  # optional fields (shared:N …) end at "-"
+            major, minor = fields[2].split(":")
+            entries.append(MountEntry(
+                mount_id=int(fields[0]), parent_id=int(fields[1]),
+                devnum=(int(major), int(minor)), root=_unescape(fields[3]),
+                mountpoint=_unescape(fields[4]), options=fields[5],
+                fstype=_unescape(fields[sep + 1]), source=_unescape(fields[sep + 2]),
+                super_options=fields[sep + 3] if len(fields) > sep + 3 else ""))
+        except (ValueError, IndexError):
+            continue  # a malformed line must not hide all other mounts
+    return entries
+
+
+def read_mountinfo() -> list[MountEntry]:
+    """The mounts of this process (``/proc/self/mountinfo``)."""
+    return parse_mountinfo(MOUNTINFO.read_text(errors="surrogateescape"))
+
+
+def is_on(entry: MountEntry, partition: Partition) -> bool:
+    """Whether a mount entry is a mount of ``partition``'s btrfs filesystem.
+
+    btrfs reports an anonymous device number in mountinfo, so the block
+    device is recognised by the mount source: its path or its ``st_rdev``.
+    """
+    if entry.fstype != "btrfs":
+        return False
+    if entry.source == partition.device or entry.devnum == partition.devnum:
+        return True
+    with contextlib.suppress(OSError):
+        if os.path.realpath(entry.source) == os.path.realpath(partition.device):
+            return True
+        st = os.stat(entry.source)
+        return (os.major(st.st_rdev), os.minor(st.st_rdev)) == partition.devnum
+    return False
+
+
+def _label(dev: pyudev.Device) -> str:
+    # ID_FS_LABEL replaces unsafe characters; ID_FS_LABEL_ENC keeps them \xNN-escaped.
+    enc = dev.properties.get("ID_FS_LABEL_ENC")
+    if enc is not None:
+        raw = _HEX.sub(lambda m: bytes([int(m.group(1), 16)]), enc.encode())
+        return raw.decode("utf-8", "replace")
+    return dev.properties.get("ID_FS_LABEL", "")
+
+
+def _partition(dev: pyudev.Device, mounts: list[MountEntry]) -> Partition:
+    try:
+        size = dev.attributes.asint("size") * 512  # sysfs counts 512-byte sectors
+    except (KeyError, ValueError):
+        size = 0
+    num = dev.device_number
+    part = Partition(label=_label(dev), uuid=dev.properties.get("ID_FS_UUID", ""),
+                     device=dev.device_node or f"/dev/{dev.sys_name}", size=size,
+                     devnum=(os.major(num), os.minor(num)))
+    own = tuple(m for m in mounts if is_on(m, part))
+    return replace(part, mountpoints=own)
+
+
+def list_btrfs(context: pyudev.Context | None = None) -> list[Partition]:
+    """All block devices udev knows to carry btrfs, sorted by label then device.
+
+    Args:
+        context: a pyudev context (a new one by default).
+
+    """
+    context = context or pyudev.Context()
+    mounts = read_mountinfo()
+    devices = context.list_devices(subsystem="block", ID_FS_TYPE="btrfs")
+    found = [_partition(d, mounts) for d in devices
+             if d.properties.get("ID_FS_TYPE") == "btrfs" and d.device_node]
+    return sorted(found, key=lambda p: (p.label, p.device))
+
+
+def find_by_label(label: str, context: pyudev.Context | None = None) -> Partition:
+    """The btrfs partition with this filesystem label.
+
+    Raises:
+        PartitionError: no filesystem has the label, it is not btrfs, or two
+            different btrfs filesystems share it (``LABEL=`` would be ambiguous).
+
+    """
+    context = context or pyudev.Context()
+    hint = "`dockerboot-wizard partitions` lists the btrfs partitions and their labels"
+    btrfs = [p for p in list_btrfs(context) if p.label == label]
+    if not btrfs:
+        others = [d for d in context.list_devices(subsystem="block")
+                  if d.properties.get("ID_FS_TYPE") and _label(d) == label]
+        if others:
+            d = others[0]
+            raise PartitionError(
+                f"LABEL={label} is a {d.properties['ID_FS_TYPE']} filesystem on "
+                f"{d.device_node}, not btrfs", f"pick a btrfs partition — {hint}")
+        raise PartitionError(f"no btrfs partition labelled {label}", f"check {hint}")
+    if len({p.uuid for p in btrfs}) > 1:
+        devices = ", ".join(p.device for p in btrfs)
+        raise PartitionError(f"several btrfs filesystems are labelled {label} ({devices})",
+                             "give each a unique label with `btrfs filesystem label`")
+    return btrfs[0]  # several devices of one multi-device filesystem: any will do
+
+
+def _run(*cmd: str) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PartitionError(f"{' '.join(cmd)} failed: {result.stderr.strip()}",
+                             "check the partition with `btrfs check` and that you are root")
+
+
+@contextlib.contextmanager
+def top_level(partition: Partition) -> Iterator[Path]:
+    """Yield a path where the partition's btrfs top level (subvolid=5) is mounted.
+
+    An existing writable mount of the top level is reused; otherwise the top
+    level is mounted on a private temporary directory, which is unmounted
+    and removed afterwards, also when the block raises.
+
+    Raises:
+        PartitionError: the mount failed.
+
+    """
+    for entry in reversed(read_mountinfo()):  # last = topmost on a stacked mountpoint
+        if is_on(entry, partition) and entry.root == "/" and not entry.read_only:
+            yield Path(entry.mountpoint)
+            return
+    tmp = tempfile.mkdtemp(prefix="dockerboot-top-")  # mode 0700: nobody else walks in
+    try:
+        _run("mount", "-t", "btrfs", "-o", "subvolid=5", partition.device, tmp)
+        try:
+            yield Path(tmp)
+        finally:
+            if subprocess.run(["umount", tmp], capture_output=True).returncode != 0:
+                # Busy (a shell cd'ed in?): detach lazily rather than leave it behind.
+                subprocess.run(["umount", "-l", tmp], capture_output=True)
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(tmp)
+
+
+def monitor_btrfs(callback: Callable[[BlockEvent], None],
+                  context: pyudev.Context | None = None) -> pyudev.MonitorObserver:
+    """Start a udev observer thread calling ``callback`` on btrfs-relevant block events.
+
+    Reported: events of devices carrying btrfs, plus every ``change`` and
+    ``remove`` (a device that *stopped* carrying btrfs, e.g. a detached loop
+    device, no longer has ``ID_FS_TYPE``).  The callback runs in the observer
+    thread; a UI must hand the event over to its own thread.
+
+    Returns:
+        The started observer; call ``.stop()`` to end it.
+
+    """
+    monitor = pyudev.Monitor.from_netlink(context or pyudev.Context())
+    monitor.filter_by("block")
+
+    def on_device(dev: pyudev.Device) -> None:
+        is_btrfs = dev.properties.get("ID_FS_TYPE") == "btrfs"
+        if is_btrfs or dev.action in ("change", "remove"):
+            callback(BlockEvent(action=dev.action or "", device=dev.device_node or "",
+                                label=_label(dev) if is_btrfs else "", is_btrfs=is_btrfs))
+
+    observer = pyudev.MonitorObserver(monitor, callback=on_device, name="dockerboot-udev")
+    observer.daemon = True
+    observer.start()
+    return observer
