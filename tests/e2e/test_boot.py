@@ -44,6 +44,7 @@ def test_apply_then_boot_twice(generator, tmp_path_factory):
     assert facts.get("done") == "yes", serial[-5000:]
     assert facts["root_subvol"] == "/docker_rwlayer"
     assert facts["root_fstype"] == "btrfs" and facts["root_rw"] == "rw"
+    assert facts["root_mode"] == "755"  # the top layer's 0700 stays on the top layer
     assert facts["hostname"] == "dbw-e2e-host"
     assert facts["user"].startswith("alice:")
     assert re.match(r"^\$(y|6|gy|7)\$", facts["user_hash"]), facts["user_hash"]

@@ -29,7 +29,6 @@ from wizard.resources import assets_dir
 
 pytestmark = pytest.mark.lab
 
-ASSETS = Path(os.environ.get("DBW_DEV_ASSETS") or assets_dir())  # DEV ONLY: remove
 BUSYBOX_APPLETS = ("sh", "cp", "mkdir", "chmod", "dirname", "cat", "grep", "sync", "rm")
 
 
@@ -131,7 +130,7 @@ def test_build_puts_kernel_initramfs_and_hook_in_boot_dir(env, variant, lister, 
     boot = env.boot_dir(f"ok-{variant}")
     started = time.monotonic()
     events = list(initramfs.build(env.client, image, target, boot, image_name=f"desk-{variant}",
-                                  image_tag="1", cancel=threading.Event(), assets=ASSETS))
+                                  image_tag="1", cancel=threading.Event()))
     elapsed = time.monotonic() - started
     print(f"\n{variant}: initramfs build took {elapsed:.1f} s")
 
@@ -175,7 +174,7 @@ def test_cancel_keeps_old_pair_and_leaves_nothing_behind(env):
     started = time.monotonic()
     with pytest.raises(Cancelled):
         for event in initramfs.build(env.client, image, target, boot, image_name="desk",
-                                     image_tag="1", cancel=cancel, assets=ASSETS):
+                                     image_tag="1", cancel=cancel):
             seen.append(event)
             if isinstance(event, LogLine):
                 cancel.set()
@@ -197,7 +196,7 @@ def test_cancel_during_a_silent_generator_kills_the_container(env):
     started = time.monotonic()
     with pytest.raises(Cancelled):
         for event in initramfs.build(env.client, image, target, boot, image_name="desk",
-                                     image_tag="1", cancel=cancel, assets=ASSETS):
+                                     image_tag="1", cancel=cancel):
             if isinstance(event, LogLine) and event.text.startswith("dockerboot-build: running"):
                 threading.Timer(1.0, cancel.set).start()
     assert time.monotonic() - started < 15
@@ -231,7 +230,7 @@ def test_generator_failure_keeps_old_pair_and_reports_tail(env):
     (boot / "initrd.img").write_bytes(b"old initrd")
     with pytest.raises(InitramfsBuildError) as err:
         list(initramfs.build(env.client, image, target, boot, image_name="tiny",
-                             image_tag="1", cancel=threading.Event(), assets=ASSETS))
+                             image_tag="1", cancel=threading.Event()))
     assert "mkinitramfs failed for kernel 6.1.0-99-amd64" in str(err.value)
     assert any("boom: cannot write the image" in line for line in err.value.log_tail)
     assert (boot / "vmlinuz").read_bytes() == b"old kernel"

@@ -9,6 +9,7 @@ fact() { echo "DBW-FACT $1=$2" > /dev/console; }
 fact root_subvol "$(awk '$5 == "/" { print $4 }' /proc/self/mountinfo | tail -n1)"
 fact root_fstype "$(awk '$5 == "/" { for (i = 7; i <= NF; i++) if ($i == "-") { print $(i+1); exit } }' /proc/self/mountinfo)"
 fact root_rw "$(awk '$2 == "/" { print $4 }' /proc/mounts | tail -n1 | cut -d, -f1)"
+fact root_mode "$(stat -c %a /)"
 fact hostname "$(cat /etc/hostname 2>/dev/null)"
 fact user "$(grep '^alice:' /etc/passwd | cut -d: -f1,6)"
 fact user_hash "$(grep '^alice:' /etc/shadow | cut -d: -f2 | cut -c1-3)"

@@ -1,0 +1,172 @@
+"""Shared real environment for the boot-hook tests: loop btrfs, docker store, top layer.
+
+A real dockerd (classic btrfs driver) fills ``<top>/docker`` with offline
+images, records what docker itself says about them, and is STOPPED before
+any hook runs — closest to boot, where nothing but the on-disk store exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.lab import lab
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+CORE = ASSETS / "hook" / "dockerboot-core.sh"
+
+BASE_MARKER = "dbw-base-marker"
+SINGLE = "myimg"                          # one layer, implicit :latest
+MULTI = "localhost:5000/ns/app:1.0"       # three layers, registry host:port
+LIBRARY = "docker.io/library/dbwlib:2"    # docker stores it as dbwlib:2
+
+
+@dataclass
+class HookEnv:
+    """A stopped docker store on a mounted loop btrfs, plus facts docker reported."""
+
+    workdir: Path
+    disk: lab.Disk
+    top: Path                               # the partition's top level, mounted
+    layers: dict[str, list[str]] = field(default_factory=dict)   # ref -> diff IDs
+
+    @property
+    def data_root(self) -> Path:
+        return self.top / "docker"
+
+    def cache_id(self, ref: str) -> str:
+        """The layerdb cache-id of ``ref``'s top layer, from docker's own diff IDs."""
+        chain = chain_id_py(self.layers[ref])
+        path = self.data_root / "image/btrfs/layerdb/sha256" / chain.removeprefix("sha256:")
+        return (path / "cache-id").read_text().strip()
+
+    def subvolume(self, ref: str) -> Path:
+        """Where docker keeps ``ref``'s full rootfs."""
+        return self.data_root / "btrfs/subvolumes" / self.cache_id(ref)
+
+    def run_core(self, cmdline: str, *, func: str = "dockerboot_main", args: tuple[str, ...] = (),
+                 timeout_s: int = 2, extra_env: dict[str, str] | None = None,
+                 ) -> subprocess.CompletedProcess:
+        """Source the core under busybox ash with ``set -u`` and call ``func``."""
+        env = core_env(self.workdir, cmdline, timeout_s)
+        env.update(extra_env or {})
+        script = f'set -u; . "{CORE}"; {func} "$@"'
+        return subprocess.run(["busybox", "sh", "-c", script, "core", *args], env=env,
+                              text=True, capture_output=True, timeout=120)
+
+
+def chain_id_py(diff_ids: list[str]) -> str:
+    """image-spec ChainID with hashlib (the reference for the shell version)."""
+    chain = diff_ids[0]
+    for d in diff_ids[1:]:
+        chain = "sha256:" + hashlib.sha256(f"{chain} {d}".encode()).hexdigest()
+    return chain
+
+
+def libexec(workdir: Path) -> Path:
+    """A DOCKERBOOT_LIBEXEC like the initramfs one: core, coreutils cp and sha256sum."""
+    d = workdir / "libexec"
+    d.mkdir(exist_ok=True)
+    for tool in ("cp", "sha256sum"):
+        link = d / tool
+        if not link.exists():
+            link.symlink_to(f"/usr/bin/{tool}")
+    if not (d / CORE.name).exists():
+        (d / CORE.name).symlink_to(CORE)    # where adapters source it from
+    return d
+
+
+def core_env(workdir: Path, cmdline: str | None, timeout_s: int = 2) -> dict[str, str]:
+    """Environment for the core: private run dir, config, helper dir, short timeout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKERBOOT_")}
+    env.update(DOCKERBOOT_RUNDIR=str(workdir / "run"),
+               DOCKERBOOT_CONFIG=str(workdir / "docker-btrfs.json"),
+               DOCKERBOOT_LIBEXEC=str(libexec(workdir)),
+               DOCKERBOOT_DEVICE_TIMEOUT=str(timeout_s))
+    if cmdline is not None:
+        env["DOCKERBOOT_CMDLINE"] = cmdline
+    return env
+
+
+def _tar(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _make_images(d: lab.Dockerd, workdir: Path) -> dict[str, list[str]]:
+    base_tar = workdir / "base.tar"
+    base_tar.write_bytes(_tar({"etc/dbw-image-marker": BASE_MARKER + "\n",
+                               "etc/hostname": "from-image\n"}))
+    d.docker("import", base_tar, "dbw-hook-base:1")
+    ctx = workdir / "ctx"
+    ctx.mkdir()
+    (ctx / "one.txt").write_text("layer one\n")
+    (ctx / "two.txt").write_text("layer two\n")
+    (ctx / "Dockerfile").write_text("FROM dbw-hook-base:1\nCOPY one.txt /opt/one.txt\n"
+                                    "COPY two.txt /opt/two.txt\n")
+    d.docker("build", "-q", "-t", MULTI, ctx)
+    d.docker("tag", "dbw-hook-base:1", SINGLE)
+    d.docker("tag", MULTI, LIBRARY)
+    d.docker("tag", "dbw-hook-base:1", "library/dbwlibshort:3")
+    layers = {}
+    for ref in ("dbw-hook-base:1", SINGLE, MULTI, LIBRARY, "dbwlibshort:3"):
+        out = d.docker("image", "inspect", "-f", "{{range .RootFS.Layers}}{{.}} {{end}}", ref)
+        layers[ref] = out.stdout.split()
+    assert len(layers[SINGLE]) == 1 and len(layers[MULTI]) == 3
+    return layers
+
+
+def make_toplayer(top: Path) -> Path:
+    """A top layer with a dotfile, a 0600 file and a file carrying xattr user.x."""
+    tl = top / "boot_docker" / "toplayer"
+    (tl / "etc").mkdir(parents=True)
+    tl.chmod(0o700)
+    (tl / "etc" / "hostname").write_text("from-toplayer\n")
+    (tl / ".dotfile").write_text("dot\n")
+    secret = tl / "etc" / "shadow-ish"
+    secret.write_text("secret\n")
+    secret.chmod(0o600)
+    os.setxattr(tl / "etc" / "hostname", "user.x", b"kept")
+    return tl
+
+
+@contextlib.contextmanager
+def hook_env() -> Iterator[HookEnv]:
+    """Build the whole environment; dockerd is stopped before the block runs."""
+    workdir = Path(tempfile.mkdtemp(prefix="dbw-hook-", dir="/var/tmp"))
+    with lab.loop_disk(workdir, size="2G") as disk:
+        top = workdir / "top"
+        with lab.mounted(disk.btrfs_dev, top):
+            lab.run("btrfs", "subvolume", "create", top / "docker")
+            with lab.dockerd(top / "docker") as d:
+                layers = _make_images(d, workdir)
+            lab.run("sync")
+            make_toplayer(top)
+            (workdir / "docker-btrfs.json").write_text(
+                '{"docker_image": "localhost:5000/ns/app", "docker_tag": "1.0"}\n')
+            env = HookEnv(workdir=workdir, disk=disk, top=top, layers=layers)
+            try:
+                yield env
+            finally:
+                lab.run("umount", "-R", "-l", workdir / "run", check=False)
+    lab.run("rm", "-rf", workdir, check=False)
+
+
+def subvolume_show(path: Path) -> subprocess.CompletedProcess:
+    """``btrfs subvolume show``: the kernel's word that ``path`` is a subvolume."""
+    return subprocess.run(["btrfs", "subvolume", "show", str(path)], text=True,
+                          capture_output=True)

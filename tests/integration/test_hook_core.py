@@ -1,0 +1,205 @@
+"""The boot-time core (assets/hook/dockerboot-core.sh) against a real docker store.
+
+busybox ash runs the core with ``set -u`` on a real loop btrfs whose docker
+data-root was filled by a real (then stopped) dockerd; results are checked
+with the kernel (``btrfs subvolume show``, xattrs, modes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.hookenv import (
+    ASSETS,
+    BASE_MARKER,
+    CORE,
+    LIBRARY,
+    MULTI,
+    SINGLE,
+    HookEnv,
+    chain_id_py,
+    hook_env,
+    subvolume_show,
+)
+
+pytestmark = pytest.mark.lab
+
+RW = "docker_rwlayer"
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[HookEnv]:
+    with hook_env() as e:
+        yield e
+
+
+def _cmdline(env: HookEnv, **extra: str) -> str:
+    params = {"root": f"LABEL={env.disk.label}", "rootflags": f"rw,subvol={RW},compress=zstd"}
+    params.update(extra)
+    return " quiet ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _show_field(path: Path, name: str) -> str:
+    for line in subvolume_show(path).stdout.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == name:
+            return value.strip()
+    raise AssertionError(f"no {name} for {path}")
+
+
+def _one_line(result: subprocess.CompletedProcess) -> str:
+    lines = result.stderr.splitlines()
+    assert result.returncode != 0, result.stderr
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("dockerboot: ") and " — " in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("diff_ids", [
+    ["sha256:a", "sha256:b"],
+    ["sha256:" + "1" * 64],
+    ["sha256:" + hashlib.sha256(str(i).encode()).hexdigest() for i in range(5)],
+])
+def test_chain_id_matches_hashlib(tmp_path: Path, diff_ids: list[str]) -> None:
+    out = subprocess.run(["busybox", "sh", "-c", f'set -u; . "{CORE}"; chain_id "$@"', "x",
+                          *diff_ids], text=True, capture_output=True, check=True,
+                         env={"PATH": os.environ["PATH"],
+                              "DOCKERBOOT_LIBEXEC": str(tmp_path / "none")})
+    assert out.stdout.strip() == chain_id_py(diff_ids)
+    if diff_ids == ["sha256:a", "sha256:b"]:
+        # image-spec identity/chainid_test.go: Digest("sha256:a sha256:b")
+        assert out.stdout.strip() == "sha256:" + hashlib.sha256(b"sha256:a sha256:b").hexdigest()
+
+
+def test_all_scripts_parse_with_busybox_sh() -> None:
+    scripts = [CORE, ASSETS / "initramfs-tools/hooks/dockerboot",
+               ASSETS / "initramfs-tools/scripts/local-premount/dockerboot",
+               ASSETS / "dracut/90dockerboot/dockerboot-pre-mount.sh",
+               ASSETS / "mkinitcpio/hooks/dockerboot"]
+    for s in scripts:
+        assert os.access(s, os.X_OK), f"{s} is not executable"
+        r = subprocess.run(["busybox", "sh", "-n", str(s)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{s}: {r.stderr}"
+    # bash-only files (dracut module-setup, mkinitcpio install hooks) parse with bash.
+    for s in [ASSETS / "dracut/90dockerboot/module-setup.sh",
+              ASSETS / "mkinitcpio/install/dockerboot",
+              ASSETS / "mkinitcpio/install/sd-dockerboot"]:
+        assert os.access(s, os.X_OK), f"{s} is not executable"
+        r = subprocess.run(["bash", "-n", str(s)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{s}: {r.stderr}"
+
+
+def test_sourcing_has_no_side_effects(env: HookEnv) -> None:
+    r = env.run_core("", func="true")
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
+    assert not (env.workdir / "run").exists()
+
+
+@pytest.mark.parametrize("ref, stored", [
+    (MULTI, MULTI), (SINGLE, SINGLE), (SINGLE + ":latest", SINGLE), (LIBRARY, LIBRARY),
+    ("dbwlib:2", LIBRARY), ("docker.io/dbwlib:2", LIBRARY),
+    ("library/dbwlibshort:3", "dbwlibshort:3"),
+])
+def test_resolve_matches_layerdb(env: HookEnv, ref: str, stored: str) -> None:
+    r = env.run_core("", func="dockerboot_resolve", args=(str(env.data_root), ref))
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()) == env.subvolume(stored)
+    assert subvolume_show(Path(r.stdout.strip())).returncode == 0
+
+
+def test_resolve_does_not_confuse_regex_lookalikes(env: HookEnv) -> None:
+    # "." must not match any character: localhost:5000/ns/app:1x0 is not 1.0.
+    r = env.run_core("", func="dockerboot_resolve", args=(str(env.data_root),
+                                                          "localhost:5000/ns/app:1x0"))
+    assert "localhost:5000/ns/app:1x0" in _one_line(r)
+    assert r.stdout == ""
+
+
+def test_main_builds_rw_layer_then_replaces_it(env: HookEnv) -> None:
+    rw = env.top / RW
+    r = env.run_core(_cmdline(env, docker_image=MULTI))
+    assert r.returncode == 0, r.stderr
+    assert subvolume_show(rw).returncode == 0
+    assert (rw / "etc/dbw-image-marker").read_text().strip() == BASE_MARKER
+    assert (rw / "opt/two.txt").read_text() == "layer two\n"
+    # Top layer over the image: content, dotfile, mode and xattr kept.
+    assert (rw / "etc/hostname").read_text() == "from-toplayer\n"
+    assert (rw / ".dotfile").read_text() == "dot\n"
+    assert (rw / "etc/shadow-ish").stat().st_mode & 0o777 == 0o600
+    assert os.getxattr(rw / "etc/hostname", "user.x") == b"kept"
+    # The top layer's own 0700 does not leak onto the root directory.
+    assert rw.stat().st_mode & 0o777 == 0o755
+    # The image's own subvolume is untouched (a snapshot, not the original).
+    assert (env.subvolume(MULTI) / "etc/hostname").read_text() == "from-image\n"
+    assert _show_field(rw, "Parent UUID") == _show_field(env.subvolume(MULTI), "UUID")
+    # Everything the core mounted is gone again.
+    assert str(env.workdir / "run") not in Path("/proc/self/mounts").read_text()
+
+    (rw / "written-at-runtime").write_text("x")
+    # A nested subvolume inside the old root must not block its deletion.
+    subprocess.run(["btrfs", "subvolume", "create", str(rw / "nested")], check=True,
+                   capture_output=True)
+    r2 = env.run_core(_cmdline(env, docker_image=SINGLE))
+    assert r2.returncode == 0, r2.stderr
+    assert subvolume_show(rw).returncode == 0
+    assert not (rw / "written-at-runtime").exists() and not (rw / "nested").exists()
+    assert not (rw / "opt/two.txt").exists()          # now the single-layer image
+    assert not (env.top / f"{RW}.old").exists() and not (env.top / f"{RW}.new").exists()
+
+
+def test_default_image_from_config_and_missing_toplayer_note(env: HookEnv) -> None:
+    r = env.run_core(_cmdline(env, toplayer_path="boot_docker/nothing-here",
+                              docker_path="/docker"))
+    assert r.returncode == 0, r.stderr
+    assert "no top layer" in r.stderr
+    rw = env.top / RW
+    assert (rw / "opt/one.txt").exists()               # MULTI, from docker-btrfs.json
+    assert (rw / "etc/hostname").read_text() == "from-image\n"
+
+
+def test_toplayer_with_explicit_flags(env: HookEnv) -> None:
+    r = env.run_core(_cmdline(env, docker_image=SINGLE, toplayer=f"LABEL={env.disk.label}",
+                              toplayerflags="subvolid=5,ro", toplayerfstype="btrfs"))
+    assert r.returncode == 0, r.stderr
+    assert (env.top / RW / ".dotfile").exists()
+    assert str(env.workdir / "run") not in Path("/proc/self/mounts").read_text()
+
+
+def test_unknown_image_fails_with_one_line(env: HookEnv) -> None:
+    before = subvolume_show(env.top / RW).stdout
+    r = env.run_core(_cmdline(env, docker_image="nosuch/image:9"))
+    assert "nosuch/image:9" in _one_line(r)
+    # The previous root is untouched and nothing stays mounted.
+    assert subvolume_show(env.top / RW).stdout == before
+    assert str(env.workdir / "run") not in Path("/proc/self/mounts").read_text()
+
+
+def test_wrong_docker_path_fails_with_one_line(env: HookEnv) -> None:
+    line = _one_line(env.run_core(_cmdline(env, docker_path="not-docker", docker_image=SINGLE)))
+    assert "not-docker" in line and "docker_path=" in line
+    assert str(env.workdir / "run") not in Path("/proc/self/mounts").read_text()
+
+
+def test_missing_label_fails_after_timeout(env: HookEnv) -> None:
+    r = env.run_core(f"root=LABEL=dbw-absent-{os.getpid()} rootflags=subvol={RW} "
+                     f"docker_image={SINGLE}", timeout_s=1)
+    line = _one_line(r)
+    assert "not found" in line and "dbw-absent" in line
+
+
+def test_broken_layer_metadata_is_named(env: HookEnv) -> None:
+    cid = env.data_root / "image/btrfs/layerdb/sha256" / \
+        chain_id_py(env.layers[SINGLE]).removeprefix("sha256:") / "cache-id"
+    saved = cid.read_bytes()
+    cid.unlink()
+    try:
+        line = _one_line(env.run_core(_cmdline(env, docker_image=SINGLE)))
+        assert "layer metadata" in line and "cache-id" in line
+    finally:
+        cid.write_bytes(saved)
