@@ -1,0 +1,105 @@
+"""Benchmark: the boot hook's own time, for a small and a large image, side by side.
+
+Boots a sandbox disk in QEMU (TCG) through rEFInd twice: once into a small
+image (the debootstrapped base plus the test init) — the baseline — and once
+into a large one (the same plus many extra layers and files).  The hook
+prints ``uptime A -> B`` on the serial console; its time is B - A.  The
+snapshot is O(1) and only the image's own layer metadata is read, so the
+ratio should stay near 1.
+
+    sudo python3 -m benchmarks.hook_time [--layers 12] [--files 3000] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import docker
+
+from tests.lab import scenario
+
+KERNEL_OPTIONS = "console=ttyS0 init=/usr/local/sbin/dbw-test-init panic=10"
+HOOK_LINE = re.compile(r"dockerboot: .* \(uptime ([0-9.]+) -> ([0-9.]+)\)")
+
+
+def hook_seconds(serial: str) -> float:
+    match = HOOK_LINE.search(serial)
+    if not match:
+        raise SystemExit("no hook timing line in the serial log:\n" + serial[-3000:])
+    return float(match.group(2)) - float(match.group(1))
+
+
+def build_large(host: str, base: str, tag: str, layers: int, files: int, workdir: Path) -> None:
+    """``base`` plus ``layers`` layers of ``files`` small files and one 64 MiB file each."""
+    client = docker.DockerClient(base_url=host, timeout=1800)
+    previous = base
+    for n in range(layers):
+        ctx = workdir / f"layer{n}"
+        (ctx / "data").mkdir(parents=True)
+        for i in range(files):
+            (ctx / "data" / f"f{i}").write_text(f"layer {n} file {i}\n")
+        with open(ctx / "blob", "wb") as f:
+            f.truncate(0)
+            f.write(bytes(64 << 20))
+        (ctx / "Dockerfile").write_text(
+            f"FROM {previous}\nCOPY data /opt/bench/{n}/\nCOPY blob /opt/bench/{n}.blob\n")
+        previous = f"{tag}-part{n}" if n < layers - 1 else tag
+        client.images.build(path=str(ctx), tag=previous, network_mode="none", rm=True)
+        shutil.rmtree(ctx)
+    client.close()
+
+
+def image_facts(host: str, tag: str) -> tuple[int, float]:
+    client = docker.DockerClient(base_url=host)
+    image = client.images.get(tag)
+    layers, size = len(image.attrs["RootFS"]["Layers"]), image.attrs["Size"] / 2**20
+    client.close()
+    return layers, size
+
+
+def measure(machine: scenario.Machine, tag: str, name: str) -> tuple[float, int, float]:
+    with scenario.docker_on(machine) as daemon:
+        result = scenario.run_apply(daemon, machine, "--image", tag, "--kernel-options",
+                                    KERNEL_OPTIONS, "--yes")
+        if result.returncode:
+            raise SystemExit(result.stdout[-3000:] + result.stderr)
+        layers, size = image_facts(daemon.host, tag)
+    serial, facts = scenario.boot(machine, name)
+    if facts.get("done") != "yes":
+        raise SystemExit(f"{name}: boot failed:\n{serial[-3000:]}")
+    return hook_seconds(serial), layers, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--files", type=int, default=3000)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="dbw-bench-", dir="/var/tmp"))
+    try:
+        machine = scenario.new_machine(workdir, size="16G")
+        with scenario.docker_on(machine) as daemon:
+            scenario.build_image(daemon, "initramfs-tools", "bench/small:latest", marker="small")
+            build_large(daemon.host, "bench/small:latest", "bench/large:latest", args.layers,
+                        args.files, workdir)
+        rows = [("small (baseline)", *measure(machine, "bench/small:latest", "small")),
+                ("large", *measure(machine, "bench/large:latest", "large"))]
+        base = rows[0][1]
+        print(f"{'image':18} {'layers':>6} {'size MiB':>9} {'hook s':>7} {'ratio':>6}")
+        for name, seconds, layers, size in rows:
+            print(f"{name:18} {layers:6d} {size:9.0f} {seconds:7.3f} {seconds / base:6.2f}x")
+    finally:
+        if args.keep:
+            print(f"kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
