@@ -70,7 +70,7 @@ class Services(Protocol):
         ...
 
     def docker_status(self, partition: Partition) -> DockerStatus:
-        """Daemon reachable? btrfs driver? data-root on this partition?"""
+        """Check the daemon: reachable, btrfs driver, data-root on this partition."""
         ...
 
     def images(self) -> list[ImageSummary]:
