@@ -18,7 +18,16 @@ from pathlib import Path
 
 import docker
 
-from wizard import bootloader, config, docker_daemon, images, initramfs, partitions, toplayer
+from wizard import (
+    bootloader,
+    config,
+    docker_daemon,
+    images,
+    initramfs,
+    partitions,
+    toplayer,
+    users,
+)
 from wizard.cmdline import kernel_cmdline
 from wizard.config import Settings
 from wizard.errors import NotRootError
@@ -107,7 +116,7 @@ def make_plan(session: Session, passwords: dict[str, str], *,
     if s.hostname:
         changes.append(toplayer.plan_hostname(top_dir, s.hostname))
     if passwords:
-        changes += toplayer.create_users(session.client, image, list(passwords.items()),
+        changes += users.create_users(session.client, image, list(passwords.items()),
                                          top_dir, cancel=cancel)
     check_cancel(cancel)
 

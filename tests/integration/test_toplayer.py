@@ -24,13 +24,12 @@ from wizard.errors import ToplayerError
 from wizard.toplayer import (
     apply_changes,
     backup_root,
-    collect,
     diff_text,
     ensure_toplayer,
-    iter_create_users,
     plan_hostname,
     toplayer_dir,
 )
+from wizard.users import collect, iter_create_users
 
 pytestmark = pytest.mark.lab
 

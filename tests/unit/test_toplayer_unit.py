@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wizard import toplayer
+from wizard import users
 from wizard.config import Settings
 from wizard.diffs import redact_shadow, unified_diff
 from wizard.errors import ToplayerError
@@ -22,10 +22,9 @@ from wizard.toplayer import (
     diff_text,
     ensure_toplayer,
     plan_hostname,
-    read_account_files,
     validate_hostname,
-    validate_user,
 )
+from wizard.users import read_account_files, validate_user
 
 SETTINGS = Settings(label="x", image="img:1")
 SHADOW = (b"root:*:19000:0:99999:7:::\n"
@@ -194,18 +193,18 @@ def test_bad_user_rejected_before_any_container() -> None:
             raise AssertionError("docker must not be touched")
 
     with pytest.raises(ToplayerError, match="invalid user name"):
-        toplayer.create_users(NoDocker(), "img:1", [("Bad", "pw")])  # type: ignore[arg-type]
+        users.create_users(NoDocker(), "img:1", [("Bad", "pw")])  # type: ignore[arg-type]
 
 
 def test_tar_round_trip_keeps_metadata() -> None:
     files = {"shadow": FileInfo(SHADOW, 0o640, 0, 42), "passwd": FileInfo(b"root\n", 0o644, 0, 0)}
-    data = toplayer._tar(files)
+    data = users._tar(files)
     with tarfile.open(fileobj=io.BytesIO(data)) as tf:
         names = tf.getnames()
     assert names == ["shadow", "passwd"]
     # get_archive returns one member per call, in chunks.
-    one = toplayer._tar({"shadow": files["shadow"]})
-    assert toplayer._untar_one([one[:100], one[100:]]) == files["shadow"]
+    one = users._tar({"shadow": files["shadow"]})
+    assert users._untar_one([one[:100], one[100:]]) == files["shadow"]
 
 
 def test_read_account_files(tmp_path: Path) -> None:
@@ -218,4 +217,4 @@ def test_read_account_files(tmp_path: Path) -> None:
 
 def test_scrub_removes_passwords_from_log_lines() -> None:
     line = "chpasswd: (user alice) pam_chauthtok() failed for s3cret!"
-    assert "s3cret!" not in toplayer._scrub(line, ["s3cret!"])
+    assert "s3cret!" not in users._scrub(line, ["s3cret!"])
