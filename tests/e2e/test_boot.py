@@ -57,6 +57,14 @@ def test_apply_then_boot_twice(generator, tmp_path_factory):
 
     with scenario.docker_on(machine) as daemon:
         scenario.build_image(daemon, generator, image, marker=f"{generator}-v2")
+        # The saved config is the input of a later apply: no --image needed.
+        saved = machine.workdir / "mnt" / "boot_docker" / "dockerboot-wizard.toml"
+        assert saved.stat().st_mode & 0o777 == 0o600
+        assert "correct horse" not in saved.read_text() and "alice" in saved.read_text()
+        again = scenario.run_apply(daemon, machine, "--dry-run")
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+        assert f"docker_image={image}" in again.stdout and KERNEL_OPTIONS in again.stdout
+        assert "dry run: nothing was changed" in again.stdout
 
     serial, facts = scenario.boot(machine, "boot2")
     assert facts.get("done") == "yes", serial[-5000:]
