@@ -12,8 +12,9 @@ test: setup
 test-fast:
 	python3 -m pytest -q tests/unit
 
+# The wizard on a disposable sandbox disk, then a QEMU boot of what it wrote.
 demo: setup
-	python3 -m tests.lab.demo
+	dockerboot-wizard sandbox --boot
 
 lint:
 	ruff check .

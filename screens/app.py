@@ -1,19 +1,42 @@
 """Entry point of ``dockerboot-wizard``.
 
-Headless commands go straight to the core (no Textual import, fast start);
-the interactive wizard is the TUI of the next milestone.
+With a command (``apply``, ``partitions``, ``images``, ``--help``) it runs the
+headless CLI without importing Textual, so scripts start fast; without
+arguments it opens the interactive wizard.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the docker SDK behind wizard.services costs ~0.1 s: not for --help
+    from wizard.flow import WizardState
+    from wizard.services import Services
+
+
+def run_tui(services: Services | None = None, *, state: WizardState | None = None) -> int:
+    """Open the wizard over ``services`` (the real core by default); return the exit code.
+
+    ``state`` pre-fills the wizard (``dockerboot-wizard sandbox`` passes its
+    partition, sample image and ESP directory).
+    """
+    from screens.wizard_app import make_app  # Textual is imported only here
+    from wizard.services import RealServices
+
+    app = make_app(services or RealServices(), state=state)
+    app.run()
+    return app.return_code or 0
 
 
 def main() -> None:
-    """Dispatch to the headless CLI (the TUI is not built yet)."""
-    from wizard.cli import main as cli_main
+    """Dispatch: arguments go to the headless CLI, none opens the TUI."""
+    argv = sys.argv[1:]
+    if argv:
+        from wizard.cli import main as cli_main
 
-    sys.exit(cli_main(sys.argv[1:]))
+        sys.exit(cli_main(argv))
+    sys.exit(run_tui())
 
 
 if __name__ == "__main__":

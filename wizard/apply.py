@@ -35,6 +35,10 @@ from wizard.events import Event, StepDone, StepStarted, check_cancel
 
 STEPS = ("partition", "docker", "image", "toplayer", "initramfs", "bootloader", "config")
 """Step names, shared by the core, the CLI output and the TUI screens."""
+EXECUTE_STEPS = ("initramfs", "toplayer", "bootloader", "config")
+"""What ``execute`` can write, in the order it writes it."""
+TOPLAYER_ONLY = ("toplayer", "config")
+"""Reconfigure mode: only the top layer (and the saved config) change."""
 
 
 @dataclass
@@ -79,6 +83,9 @@ class Plan:
     """The saved config after apply."""
     warnings: list[str] = field(default_factory=list)
     """Things worth knowing that do not stop the apply."""
+    staged: Path | None = None
+    """A kernel/initramfs pair already built with ``initramfs.build(stage_only=True)``:
+    ``execute`` installs it instead of building again."""
 
 
 def require_root() -> None:
@@ -145,34 +152,77 @@ def make_plan(session: Session, passwords: dict[str, str], *,
                 config_new=config.to_toml(final).encode(), warnings=warnings)
 
 
-def execute(plan: Plan, *, cancel: threading.Event | None = None) -> Iterator[Event]:
+def execute(plan: Plan, *, cancel: threading.Event | None = None,
+            steps: tuple[str, ...] = EXECUTE_STEPS) -> Iterator[Event]:
     """Carry out ``plan``, yielding events; the slow, fallible build runs first.
 
     The initramfs is built into scratch space and swapped in only when
     complete, so a failure or cancel leaves the previous kernel, initramfs,
-    top layer and boot entry as they were.
+    top layer and boot entry as they were.  With ``plan.staged`` the pair
+    built earlier (the TUI's initramfs step) is installed instead.
+
+    Args:
+        plan: from ``make_plan``.
+        cancel: set it to stop between steps (and inside the build).
+        steps: which of ``EXECUTE_STEPS`` to run, e.g. ``TOPLAYER_ONLY`` to
+            reconfigure the top layer in seconds (no initramfs, no boot entry).
+
     """
+    unknown = set(steps) - set(EXECUTE_STEPS)
+    if unknown:
+        raise ValueError(f"unknown apply steps {sorted(unknown)}")
     session, s = plan.session, plan.session.settings
     image = images.normalize_ref(s.image)
     boot_dir = session.top / s.boot_dir
     boot_dir.mkdir(parents=True, exist_ok=True)
     name, _, tag = image.rpartition(":")
-    yield from initramfs.build(session.client, image, plan.target, boot_dir,
-                               image_name=name, image_tag=tag, cancel=cancel)
+    if "initramfs" in steps and plan.staged is not None:
+        yield StepStarted("initramfs", f"installing the initramfs built earlier ({plan.staged})")
+        kernel, initrd = initramfs.install_staged(plan.staged, boot_dir)
+        yield StepDone("initramfs", f"{kernel} and {initrd}")
+    elif "initramfs" in steps:
+        yield from initramfs.build(session.client, image, plan.target, boot_dir,
+                                   image_name=name, image_tag=tag,
+                                   cancel=cancel or threading.Event())
     check_cancel(cancel)
+    if "toplayer" in steps:
+        yield from _write_toplayer(plan)
+    if "bootloader" in steps:
+        yield StepStarted("bootloader", f"writing the rEFInd entry in {plan.refind_conf}")
+        backup = bootloader.write_refind(plan.refind_conf, plan.refind_new)
+        yield StepDone("bootloader", f"backup: {backup}" if backup else "entry unchanged")
+    if "config" in steps:
+        yield StepStarted("config", "saving the configuration")
+        path = config.save(session.top, config.from_toml(plan.config_new.decode()))
+        yield StepDone("config", str(path))
 
+
+def _write_toplayer(plan: Plan) -> Iterator[Event]:
+    session, s = plan.session, plan.session.settings
     yield StepStarted("toplayer", f"writing the top layer ({len(plan.toplayer_changes)} files)")
     toplayer.ensure_toplayer(session.top, s)
     toplayer.apply_changes(session.top, s, plan.toplayer_changes)
     yield StepDone("toplayer", str(toplayer.toplayer_dir(session.top, s)))
 
-    yield StepStarted("bootloader", f"writing the rEFInd entry in {plan.refind_conf}")
-    backup = bootloader.write_refind(plan.refind_conf, plan.refind_new)
-    yield StepDone("bootloader", f"backup: {backup}" if backup else "entry unchanged")
 
-    yield StepStarted("config", "saving the configuration")
-    path = config.save(session.top, config.from_toml(plan.config_new.decode()))
-    yield StepDone("config", str(path))
+def edit_changes(toplayer_dir: Path, edits: dict[str, bytes]) -> list[toplayer.FileChange]:
+    """Top-layer files edited in the TUI as ``FileChange`` values for a plan.
+
+    An existing file keeps its mode and owner; a new one is 0644 root:root.
+    Unchanged files are left out.
+    """
+    out = []
+    for rel, data in sorted(edits.items()):
+        path = Path(toplayer_dir) / rel
+        if path.is_file():
+            st = path.stat()
+            old = path.read_bytes()
+            if old != data:
+                out.append(toplayer.FileChange(rel, old, data, st.st_mode & 0o7777,
+                                               st.st_uid, st.st_gid))
+        else:
+            out.append(toplayer.FileChange(rel, None, data))
+    return out
 
 
 def free_space(path: Path) -> int:

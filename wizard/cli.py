@@ -1,4 +1,4 @@
-"""Headless command line: ``apply``, ``partitions``, ``images``.
+"""Headless command line: ``apply``, ``partitions``, ``images`` (and ``sandbox``).
 
 User mistakes end in one line on stderr and a non-zero exit, never a
 traceback; the core raises ``WizardError`` and this module reports it.
@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("partitions", "list btrfs partitions"), ("images", "list local images")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--json", action="store_true", help="machine-readable output")
+    from wizard.sandbox_cli import add_parser as add_sandbox_parser
+
+    add_sandbox_parser(sub)
     return parser
 
 
@@ -165,7 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a headless command; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"apply": cmd_apply, "partitions": cmd_partitions, "images": cmd_images}
+    from wizard.sandbox_cli import cmd_sandbox
+
+    handlers = {"apply": cmd_apply, "partitions": cmd_partitions, "images": cmd_images,
+                "sandbox": cmd_sandbox}
     if args.command not in handlers:
         parser.print_help()
         return EXIT_USAGE

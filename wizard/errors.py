@@ -54,3 +54,7 @@ class ConfigError(WizardError):
 
 class Cancelled(WizardError):
     """The user cancelled long-running work; nothing was changed."""
+
+
+class SandboxError(WizardError):
+    """The disposable sandbox (loop disk, private dockerd, sample image, QEMU) failed."""

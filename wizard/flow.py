@@ -63,6 +63,9 @@ class WizardState:
     """New users' passwords: kept in memory only, never saved, logged or shown."""
     toplayer_edits: dict[str, bytes] = field(default_factory=dict)
     """Top-layer files edited in the TUI: relative path -> new content."""
+    staged_initramfs: str | None = None
+    """Kernel/initramfs built by the initramfs step but not installed yet: the staged
+    directory relative to the partition's top level (installed at Review/apply)."""
 
     def with_changes(self, **changes: object) -> WizardState:
         """Return a copy with ``changes`` applied."""
@@ -106,3 +109,14 @@ def before(step: Step, state: WizardState) -> Step:
     route = ROUTES[state.mode]
     index = route.index(step) if step in route else 0
     return route[max(index - 1, 0)]
+
+
+def has_unsaved_changes(state: WizardState) -> bool:
+    """Whether leaving now would lose what the user entered.
+
+    Choosing a mode is not a change; settings that differ from the saved
+    config (or any settings when nothing is saved), top-layer edits and new
+    passwords are.
+    """
+    return bool(state.toplayer_edits or state.passwords
+                or (state.settings is not None and state.settings != state.saved))

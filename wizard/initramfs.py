@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,10 @@ _MILESTONES = (("*** Including modules done ***", 0.4),                  # dracu
                ("==> Generating module dependencies", 0.6),
                ("==> Creating ", 0.7))
 _TAIL_LINES = 40
+STAGED_KERNEL = "vmlinuz.new"
+"""Name of the built kernel inside a scratch/staged directory."""
+STAGED_INITRD = "initrd.img.new"
+"""Name of the built initramfs inside a scratch/staged directory."""
 
 
 @dataclass(frozen=True)
@@ -267,7 +271,8 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
 
 def build(client: docker.DockerClient, image: str, target: BuildTarget, boot_dir: Path, *,
           image_name: str, image_tag: str, cancel: threading.Event,
-          assets: Path | None = None) -> Iterator[Event]:
+          assets: Path | None = None,
+          stage_only: bool = False) -> Generator[Event, None, Path | None]:
     """Build kernel + initramfs in a container of ``image`` into ``boot_dir``.
 
     Yields ``StepStarted``, one ``LogLine`` per output line, coarse
@@ -285,6 +290,14 @@ def build(client: docker.DockerClient, image: str, target: BuildTarget, boot_dir
         image_tag: default tag baked into ``/etc/docker-btrfs.json``.
         cancel: set it to stop: the container is killed, nothing is replaced.
         assets: assets directory to mount (default: ``resources.assets_dir()``).
+        stage_only: build but replace nothing: the finished pair stays in its
+            scratch directory inside ``boot_dir`` (``STAGED_KERNEL`` and
+            ``STAGED_INITRD``), the final ``StepDone`` names it, and the
+            generator returns it (``staged = yield from build(...)``) for
+            ``install_staged`` to swap in later.
+
+    Returns:
+        The staged directory with ``stage_only``, else None.
 
     Raises:
         Cancelled: ``cancel`` was set; the old kernel/initramfs are untouched.
@@ -303,6 +316,7 @@ def build(client: docker.DockerClient, image: str, target: BuildTarget, boot_dir
     scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=boot_dir))
     container = None
     finished = threading.Event()
+    keep_scratch = False
     try:
         try:
             container = client.containers.create(
@@ -342,16 +356,22 @@ def build(client: docker.DockerClient, image: str, target: BuildTarget, boot_dir
                 f"building the initramfs in {image} failed: {failure_message(target, list(tail))}",
                 "see the build log; fix the image (its Dockerfile) and run the step again",
                 list(tail))
-        new_kernel, new_initrd = scratch / "vmlinuz.new", scratch / "initrd.img.new"
+        new_kernel, new_initrd = scratch / STAGED_KERNEL, scratch / STAGED_INITRD
         for f in (new_kernel, new_initrd):
             if not f.is_file() or f.stat().st_size == 0:
                 raise InitramfsBuildError(f"the build in {image} left no complete {f.name}",
                                           "see the build log and run the step again",
                                           list(tail))
+        if stage_only:
+            keep_scratch = True
+            yield StepDone("initramfs", f"staged in {scratch} ({target.generator}, "
+                                        f"kernel {target.kver}); nothing replaced yet")
+            return scratch
         replace_atomic(new_initrd, boot_dir / "initrd.img")
         replace_atomic(new_kernel, boot_dir / "vmlinuz")
         yield StepDone("initramfs", f"{boot_dir / 'vmlinuz'} and {boot_dir / 'initrd.img'} "
                                     f"({target.generator}, kernel {target.kver})")
+        return None
     finally:
         # Also on GeneratorExit (the consumer stopped iterating): no container,
         # no scratch files left behind, the old pair untouched.
@@ -360,7 +380,39 @@ def build(client: docker.DockerClient, image: str, target: BuildTarget, boot_dir
             # Already gone or being removed by the daemon: nothing left to do.
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+        if not keep_scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def install_staged(staged_dir: Path, boot_dir: Path) -> tuple[Path, Path]:
+    """Swap a ``build(..., stage_only=True)`` result in: the atomic renames, then cleanup.
+
+    The initramfs is renamed first and the kernel last, exactly as ``build``
+    does, so the pair is only ever mixed if the machine dies between two
+    renames on the same filesystem.
+
+    Args:
+        staged_dir: the directory ``build`` returned (inside ``boot_dir``).
+        boot_dir: the ``boot_docker`` directory to install into.
+
+    Returns:
+        The installed ``(vmlinuz, initrd.img)`` paths.
+
+    Raises:
+        InitramfsError: the staged pair is missing or incomplete.
+
+    """
+    staged_dir, boot_dir = Path(staged_dir), Path(boot_dir)
+    new_kernel, new_initrd = staged_dir / STAGED_KERNEL, staged_dir / STAGED_INITRD
+    for f in (new_kernel, new_initrd):
+        if not f.is_file() or f.stat().st_size == 0:
+            raise InitramfsError(f"the staged build in {staged_dir} has no complete {f.name}",
+                                 "build the initramfs again")
+    kernel, initrd = boot_dir / "vmlinuz", boot_dir / "initrd.img"
+    replace_atomic(new_initrd, initrd)
+    replace_atomic(new_kernel, kernel)
+    shutil.rmtree(staged_dir, ignore_errors=True)
+    return kernel, initrd
 
 
 def _kill_on_cancel(container: Any, cancel: threading.Event, finished: threading.Event) -> None:

@@ -7,15 +7,24 @@ work returns generators of ``wizard.events`` events and takes a cancel token.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+import docker
+import docker.errors
+
+from wizard import config, docker_daemon, images, initramfs, partitions
+from wizard.apply import Plan
 from wizard.config import Settings
 from wizard.docker_daemon import ImageSummary
-from wizard.events import Event
+from wizard.errors import ImageError, NotRootError, PartitionError, WizardError
+from wizard.events import Event, LogLine, Progress, check_cancel
+from wizard.flow import WizardState
 from wizard.initramfs import BuildTarget
 from wizard.partitions import BlockEvent, Partition
 
@@ -88,3 +97,182 @@ class Services(Protocol):
     def detect_initramfs(self, image: str) -> BuildTarget:
         """Generator and kernel found in the image (raises InitramfsError)."""
         ...
+
+    # --- later screens (toplayer, initramfs, bootloader, review) ---
+
+    def toplayer_files(self, state: WizardState) -> dict[str, bytes]:
+        """Files now in the partition's top layer (relative path -> content); {} if none."""
+        ...
+
+    def image_file(self, image: str, path: str) -> bytes | None:
+        """The image's own copy of ``path`` (e.g. ``etc/fstab``), or None if it has none."""
+        ...
+
+    def find_refind(self, settings: Settings) -> tuple[Path, bytes]:
+        """refind.conf for ``settings`` (its esp/refind_conf overrides) and its content.
+
+        Raises BootloaderError when no ESP or refind.conf is found.
+        """
+        ...
+
+    def build_initramfs(self, state: WizardState, *,
+                        cancel: threading.Event) -> Generator[Event, None, str]:
+        """Build kernel + initramfs staged: nothing is replaced yet.
+
+        Returns the staged directory relative to the partition's top level
+        (for ``WizardState.staged_initramfs``).
+        """
+        ...
+
+    def plan(self, state: WizardState, *, cancel: threading.Event) -> Plan:
+        """``apply.make_plan`` for ``state`` plus its top-layer edits and staged build."""
+        ...
+
+    def execute(self, plan: Plan, *, steps: tuple[str, ...],
+                cancel: threading.Event) -> Iterator[Event]:
+        """``apply.execute(plan, steps=steps, cancel=cancel)``."""
+        ...
+
+
+def pull_events(stream: Iterable[dict], cancel: threading.Event | None = None
+                ) -> Iterator[Event]:
+    """Turn the Docker API's pull stream into ``Progress``/``LogLine`` events.
+
+    The stream (``client.api.pull(..., stream=True, decode=True)``) reports
+    each layer separately; progress is the sum over the layers seen so far,
+    so the total grows while layers are announced.
+
+    Args:
+        stream: decoded JSON messages of the pull.
+        cancel: token checked between messages.
+
+    Raises:
+        ImageError: the daemon reported an error in-band (``errorDetail``).
+        Cancelled: the token was set.
+
+    """
+    layers: dict[str, tuple[float, float]] = {}
+    last_status = ""
+    for message in stream:
+        check_cancel(cancel)
+        error = message.get("errorDetail") or ({"message": message["error"]}
+                                               if message.get("error") else None)
+        if error:
+            raise ImageError(f"pull failed: {error.get('message', error)}",
+                             "check the image name and the registry's reachability")
+        status = str(message.get("status") or "")
+        detail = message.get("progressDetail") or {}
+        layer = message.get("id")
+        if layer and detail.get("total"):
+            layers[layer] = (float(detail.get("current") or 0), float(detail["total"]))
+        elif layer and status in ("Pull complete", "Already exists", "Download complete"):
+            done = layers.get(layer, (0.0, 0.0))[1]
+            layers[layer] = (done, done)
+        if layers:
+            yield Progress(sum(c for c, _ in layers.values()),
+                           sum(t for _, t in layers.values()) or None, label=status)
+        text = f"{layer}: {status}" if layer else status
+        if status and text != last_status and not detail.get("total"):
+            last_status = text
+            yield LogLine(text)
+
+
+class RealServices:
+    """``Services`` over the real core: udev, docker, the btrfs partitions."""
+
+    def __init__(self) -> None:
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    def _docker(self) -> docker.DockerClient:
+        # One client for the session; screens call from several worker threads.
+        with self._lock:
+            if self._client is None:
+                self._client = docker_daemon.connect()
+            return self._client
+
+    def environment(self) -> Environment:
+        """Root first (nothing else works without it), then btrfs, then docker."""
+        is_root = os.geteuid() == 0
+        if not is_root:
+            return Environment(False, str(NotRootError(
+                "dockerboot-wizard must run as root (it mounts partitions and talks to "
+                "dockerd)", "run it again with sudo: `sudo dockerboot-wizard`")))
+        try:
+            found = partitions.list_btrfs()
+        except Exception as e:  # noqa: BLE001 — udev missing is an environment problem
+            return Environment(True, f"udev cannot list block devices ({e}) — start "
+                                     "systemd-udevd (or udevd) and try again")
+        if not found:
+            return Environment(True, str(PartitionError(
+                "no btrfs partition found", "create one (`mkfs.btrfs -L NAME /dev/…`) or plug "
+                "in the disk that holds it")))
+        try:
+            self._docker()
+        except WizardError as e:
+            return Environment(True, str(e))
+        return Environment(True, None)
+
+    def partitions(self) -> list[Partition]:
+        """Btrfs partitions from udev."""
+        return partitions.list_btrfs()
+
+    def watch_partitions(self, callback: Callable[[BlockEvent], None]) -> Callable[[], None]:
+        """Start a udev observer thread; return its ``stop``."""
+        return partitions.monitor_btrfs(callback).stop
+
+    def saved_config(self, partition: Partition) -> Settings | None:
+        """Load ``boot_docker/dockerboot-wizard.toml`` from the partition's top level."""
+        with partitions.top_level(partition) as top:
+            return config.load(top)
+
+    def has_data_root(self, partition: Partition) -> bool:
+        """Whether some directory at the top level is a btrfs-driver data-root."""
+        with partitions.top_level(partition) as top:
+            with contextlib.suppress(OSError):
+                return any((d / "image" / "btrfs" / "repositories.json").is_file()
+                           for d in top.iterdir() if d.is_dir())
+        return False
+
+    def docker_status(self, partition: Partition) -> DockerStatus:
+        """Reachable, btrfs driver, data-root on ``partition``: the first problem wins."""
+        try:
+            client = self._docker()
+        except WizardError as e:
+            return DockerStatus(reachable=False, problem=str(e))
+        try:
+            info = docker_daemon.daemon_info(client)
+        except WizardError as e:
+            return DockerStatus(reachable=False, problem=str(e))
+        status = DockerStatus(reachable=True, driver=info.driver,
+                              data_root=info.docker_root_dir)
+        try:
+            docker_daemon.check_storage(info)
+            path = docker_daemon.docker_path_for(info.docker_root_dir, partition)
+        except WizardError as e:
+            return replace(status, problem=str(e))
+        return replace(status, docker_path=path)
+
+    def images(self) -> list[ImageSummary]:
+        """Local images and tags."""
+        return docker_daemon.list_images(self._docker())
+
+    def resolve(self, image: str) -> Path:
+        """The image's top-layer subvolume under the daemon's data-root."""
+        info = docker_daemon.daemon_info(self._docker())
+        return images.resolve_subvolume(Path(info.docker_root_dir), image)
+
+    def pull(self, ref: str, *, cancel: threading.Event) -> Iterator[Event]:
+        """Pull ``ref`` through the daemon, yielding progress; stops when cancelled."""
+        name, tag = images.split_ref(images.normalize_ref(ref))
+        try:
+            stream = self._docker().api.pull(name, tag=tag or "latest", stream=True,
+                                             decode=True)
+            yield from pull_events(stream, cancel)
+        except docker.errors.DockerException as e:
+            raise ImageError(f"pull of {ref} failed: {e}",
+                             "check the name and that the registry is reachable") from e
+
+    def detect_initramfs(self, image: str) -> BuildTarget:
+        """Generator and kernel found in the image (a throwaway probe container)."""
+        return initramfs.detect(self._docker(), image)

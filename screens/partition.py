@@ -1,0 +1,164 @@
+"""Partition: the btrfs filesystems udev knows, refreshed live on hotplug."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from screens.base import StepScreen, css
+from wizard.config import Settings
+from wizard.flow import Next, WizardState
+from wizard.partitions import BlockEvent, Partition
+
+COLUMNS = ("Label", "UUID", "Size", "Device", "Docker data-root", "Mountpoint")
+"""Mountpoint last: it is the long one, and 100 columns must show the rest."""
+
+
+def human_size(size: int) -> str:
+    """``4294967296`` -> ``4.0G``."""
+    value = float(size)
+    for unit in ("B", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}T"
+
+
+def mount_summary(part: Partition) -> str:
+    """The top level's mountpoint if mounted (else the first mount), and how many more."""
+    if not part.mountpoints:
+        return "-"
+    main = next((m for m in part.mountpoints if m.root == "/"), part.mountpoints[0])
+    text = main.mountpoint if main.root == "/" else f"{main.mountpoint} [{main.root}]"
+    more = len(part.mountpoints) - 1
+    return f"{text} (+{more})" if more else text
+
+
+class PartitionScreen(StepScreen):
+    """A table of btrfs partitions; Enter or n picks the highlighted one."""
+
+    CSS_PATH = css("partition")
+    TITLE_TEXT = "partition"
+    AUTO_FOCUS = "#partitions"
+    BINDINGS = [Binding("r", "refresh", "Refresh")]
+
+    @dataclass
+    class Listed(Message):
+        """The partitions were (re)read."""
+
+        rows: list[tuple[Partition, bool]]
+        """Each partition and whether it holds a Docker data-root."""
+
+    @dataclass
+    class Hotplugged(Message):
+        """udev reported a block device change (posted from the observer thread)."""
+
+        event: BlockEvent
+
+    def __init__(self, state: WizardState, services) -> None:
+        super().__init__(state, services)
+        self.rows: list[tuple[Partition, bool]] = []
+        self._stop_watch: Callable[[], None] | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Pick the btrfs partition that holds (or will hold) Docker's data-root. "
+                     "The list follows disks being plugged in or removed.", id="intro")
+        table: DataTable = DataTable(id="partitions", cursor_type="row", zebra_stripes=True)
+        table.add_columns(*COLUMNS)
+        yield table
+        yield Static("", id="status", markup=False)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        # post_message is thread-safe: the udev callback runs in the observer thread.
+        self._stop_watch = self.services.watch_partitions(
+            lambda event: self.post_message(self.Hotplugged(event)))
+        self.run_list()
+
+    def on_unmount(self) -> None:
+        if self._stop_watch is not None:
+            self._stop_watch()
+            self._stop_watch = None
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="list")
+    def run_list(self) -> None:
+        found = self.services.partitions()
+        self.post_message(self.Listed([(p, self.services.has_data_root(p)) for p in found]))
+
+    def action_refresh(self) -> None:
+        self.run_list()
+
+    @on(Hotplugged)
+    def hotplugged(self, message: Hotplugged) -> None:
+        what = message.event.label or message.event.device
+        self.query_one("#status", Static).update(f"udev: {message.event.action} {what}")
+        self.run_list()
+
+    @on(Listed)
+    def listed(self, message: Listed) -> None:
+        table = self.query_one("#partitions", DataTable)
+        current = self.selected()
+        wanted = current.uuid if current else None
+        if wanted is None and self.state.settings is not None:
+            wanted = next((p.uuid for p, _ in message.rows
+                           if p.label == self.state.settings.label), None)
+        self.rows = message.rows
+        table.clear()
+        for part, has_root in message.rows:
+            mounts = mount_summary(part)
+            # Text, not str: a subvolume like "[/docker]" must not be read as markup.
+            cells = (part.label or "(no label)", part.uuid, human_size(part.size),
+                     part.device, "yes" if has_root else "no", mounts)
+            table.add_row(*map(Text, cells), key=part.uuid)
+        uuids = [p.uuid for p, _ in message.rows]
+        if wanted in uuids:
+            table.move_cursor(row=uuids.index(wanted))
+        if not message.rows:
+            self.query_one("#status", Static).update(
+                "No btrfs partition: create one with `mkfs.btrfs -L NAME /dev/…` or plug in "
+                "the disk; the list refreshes by itself.")
+        self.update_nav()
+
+    def selected(self) -> Partition | None:
+        table = self.query_one("#partitions", DataTable)
+        if not self.rows or not 0 <= table.cursor_row < len(self.rows):
+            return None
+        return self.rows[table.cursor_row][0]
+
+    @on(DataTable.RowHighlighted)
+    def highlighted(self) -> None:
+        part = self.selected()
+        if part is not None and not part.label:
+            self.query_one("#status", Static).update(
+                f"{part.device} has no label, and the boot entry finds the partition by "
+                f"label — give it one: `btrfs filesystem label {part.device} NAME`")
+        self.update_nav()
+
+    @on(DataTable.RowSelected)
+    def row_selected(self) -> None:
+        self.action_next()
+
+    def can_next(self) -> bool:
+        if not self.is_mounted:
+            return False
+        part = self.selected()
+        return part is not None and bool(part.label)
+
+    def next_state(self) -> WizardState:
+        part = self.selected()
+        assert part is not None  # can_next() checked it
+        old = self.state.settings
+        settings = (old.with_changes(label=part.label) if old is not None
+                    else Settings(label=part.label, image=""))
+        return self.state.with_changes(settings=settings)
+
+    def action_next(self) -> None:
+        if self.can_next():
+            self.dismiss(Next(self.next_state()))

@@ -1,0 +1,256 @@
+"""Review step: everything that will be written, then Apply with progress.
+
+The plan is made in a worker (it runs throwaway containers, e.g. for users)
+and shown section by section; Apply runs ``apply.execute`` for the steps of
+the chosen mode (reconfiguring the top layer writes only the top layer).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Header, Log, ProgressBar, Static
+from textual.worker import get_current_worker
+
+from wizard.apply import Plan
+from wizard.errors import Cancelled, WizardError
+from wizard.events import LogLine, Progress, StepDone, StepStarted
+from wizard.flow import Back, Next, Outcome, Quit, WizardState
+from wizard.resources import asset
+from wizard.review import STEPS_FOR_MODE, sections
+from wizard.services import Services
+
+_TAIL = 30
+
+
+class ErrorModal(ModalScreen[None]):
+    """A failure: the one-line problem + fix and the last lines of the log."""
+
+    CSS_PATH = str(asset("tcss/review.tcss"))
+    BINDINGS = [Binding("escape,enter", "close", "Close")]
+
+    def __init__(self, problem: str, tail: list[str]) -> None:
+        super().__init__()
+        self.problem = problem
+        self.tail = tail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(Text(self.problem), id="problem")
+            log = "\n".join(self.tail[-_TAIL:]) or "(no log output)"
+            yield Static(Text(log), id="tail")
+            yield Button("Close (esc)", id="close", variant="primary")
+        yield Footer()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.dismiss(None)
+
+
+class ReviewScreen(Screen[Outcome]):
+    """Show the plan, then apply it."""
+
+    CSS_PATH = str(asset("tcss/review.tcss"))
+    BINDINGS = [
+        Binding("a", "apply", "Apply"),
+        Binding("escape", "cancel", "Cancel"),
+        Binding("b", "back", "Back"),
+        Binding("q", "quit_wizard", "Quit"),
+    ]
+
+    @dataclass
+    class Planned(Message):
+        """The plan is ready to show."""
+
+        plan: Plan
+
+    @dataclass
+    class Logged(Message):
+        """One line of apply output."""
+
+        text: str
+
+    @dataclass
+    class Progressed(Message):
+        """Apply advanced (fraction of the current step)."""
+
+        fraction: float
+        label: str
+
+    @dataclass
+    class Applied(Message):
+        """Everything was written."""
+
+    @dataclass
+    class Failed(Message):
+        """Planning or applying failed or was cancelled."""
+
+        problem: str
+        tail: list[str]
+        cancelled: bool = False
+
+    def __init__(self, state: WizardState, services: Services) -> None:
+        super().__init__()
+        self.state = state
+        self.services = services
+        self.steps = STEPS_FOR_MODE[state.mode]
+        self.plan: Plan | None = None
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Working out what will be written…", id="status")
+        yield VerticalScroll(id="sections")
+        yield ProgressBar(total=1.0, show_eta=False, id="progress")
+        yield Log(max_lines=5000, id="log")
+        with Horizontal(id="buttons"):
+            yield Button("Back", id="back")
+            yield Button("Apply (a)", id="apply", variant="success", disabled=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Review"
+        self.busy = True
+        self.make_plan()
+
+    # --- workers ---
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="review")
+    def make_plan(self) -> None:
+        cancel = get_current_worker().cancelled_event
+        try:
+            plan = self.services.plan(self.state, cancel=cancel)
+        except Cancelled as e:
+            self.post_message(self.Failed(str(e), [], cancelled=True))
+            return
+        except WizardError as e:
+            self.post_message(self.Failed(str(e), getattr(e, "log_tail", [])))
+            return
+        self.post_message(self.Planned(plan))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="review")
+    def run_apply(self, plan: Plan) -> None:
+        cancel = get_current_worker().cancelled_event
+        tail: deque[str] = deque(maxlen=_TAIL)
+        steps_done = 0
+        try:
+            for event in self.services.execute(plan, steps=self.steps, cancel=cancel):
+                if isinstance(event, LogLine):
+                    tail.append(event.text)
+                    self.post_message(self.Logged(event.text))
+                elif isinstance(event, StepStarted):
+                    self.post_message(self.Logged(f"== {event.label}"))
+                elif isinstance(event, StepDone):
+                    steps_done += 1
+                    self.post_message(self.Logged(f"   done: {event.detail}"))
+                    self.post_message(self.Progressed(steps_done / len(self.steps),
+                                                      event.step))
+                elif isinstance(event, Progress) and event.total:
+                    part = event.current / event.total
+                    self.post_message(self.Progressed((steps_done + part) / len(self.steps),
+                                                      event.label))
+        except Cancelled as e:
+            self.post_message(self.Failed(str(e), list(tail), cancelled=True))
+            return
+        except WizardError as e:
+            self.post_message(self.Failed(str(e), [*tail, *getattr(e, "log_tail", [])]))
+            return
+        self.post_message(self.Applied())
+
+    # --- handlers ---
+
+    def on_review_screen_planned(self, message: Planned) -> None:
+        self.busy = False
+        self.plan = message.plan
+        box = self.query_one("#sections", VerticalScroll)
+        for section in sections(message.plan, self.steps):
+            box.mount(Static(Text(section.title, style="bold"), classes="title"))
+            body = (Syntax(section.body, "diff", theme="ansi_dark", word_wrap=True)
+                    if section.body.startswith(("---", "Binary")) else Text(section.body))
+            box.mount(Static(body, classes="body"))
+        what = ", ".join(self.steps)
+        self._status(f"Nothing has been written yet. Apply (a) writes: {what}.")
+        self.query_one("#apply", Button).disabled = False
+        self.refresh_bindings()
+
+    def on_review_screen_logged(self, message: Logged) -> None:
+        self.query_one(Log).write_line(message.text)
+
+    def on_review_screen_progressed(self, message: Progressed) -> None:
+        self.query_one(ProgressBar).update(progress=min(message.fraction, 1.0))
+        self._status(f"Applying… {message.label}")
+
+    def on_review_screen_applied(self, message: Applied) -> None:
+        self.busy = False
+        # Passwords served their purpose; the staged build is installed now.
+        settings = self.state.settings
+        self.dismiss(Next(self.state.with_changes(saved=settings, passwords={},
+                                                  staged_initramfs=None)))
+
+    def on_review_screen_failed(self, message: Failed) -> None:
+        self.busy = False
+        self.query_one("#apply", Button).disabled = self.plan is None
+        self.refresh_bindings()
+        if message.cancelled:
+            self._status(f"Cancelled: {message.problem}")
+            return
+        self._status(f"Failed: {message.problem}")
+        self.query_one("#status", Static).add_class("error")
+        self.app.push_screen(ErrorModal(message.problem, message.tail))
+
+    def _status(self, text: str) -> None:
+        self.query_one("#status", Static).update(Text(text))
+
+    # --- actions ---
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "apply":
+            return self.plan is not None and not self.busy
+        if action == "cancel":
+            return self.busy
+        return True
+
+    def action_apply(self) -> None:
+        if self.plan is None or self.busy:
+            return
+        self.busy = True
+        self.query_one("#status", Static).remove_class("error")
+        self.query_one("#apply", Button).disabled = True
+        self.refresh_bindings()
+        self._status("Applying…")
+        self.run_apply(self.plan)
+
+    def action_cancel(self) -> None:
+        if self.busy:
+            self._status("Cancelling…")
+            self.workers.cancel_group(self, "review")
+
+    def action_back(self) -> None:
+        if self.busy and self.plan is not None:
+            return  # applying: cancel (escape) first, leaving mid-write helps no one
+        self.workers.cancel_group(self, "review")
+        self.dismiss(Back())
+
+    def action_quit_wizard(self) -> None:
+        self.workers.cancel_group(self, "review")
+        self.dismiss(Quit())
+
+    @on(Button.Pressed, "#back")
+    def _back(self) -> None:
+        self.action_back()
+
+    @on(Button.Pressed, "#apply")
+    def _apply(self) -> None:
+        self.action_apply()

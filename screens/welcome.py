@@ -1,0 +1,111 @@
+"""Welcome: what was found on this machine, and what to do about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.message import Message
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from screens.base import StepScreen, css
+from wizard.config import Settings
+from wizard.errors import WizardError
+from wizard.flow import Mode, Next, WizardState
+
+MODE_TEXT = {
+    Mode.RECONFIGURE_TOPLAYER: "Reconfigure top layer (writes only the top layer; seconds)",
+    Mode.SWITCH_IMAGE: "Switch image/tag",
+    Mode.REBUILD_INITRAMFS: "Rebuild initramfs",
+    Mode.REWRITE_BOOT_ENTRY: "Rewrite boot entry",
+    Mode.FULL: "Full setup",
+}
+
+
+class WelcomeScreen(StepScreen):
+    """Lists saved configurations found on the btrfs partitions and offers the modes."""
+
+    CSS_PATH = css("welcome")
+    TITLE_TEXT = "welcome"
+    AUTO_FOCUS = "#modes"
+
+    @dataclass
+    class Scanned(Message):
+        """The partitions were searched for saved configs."""
+
+        found: list[tuple[str, Settings]]
+        """(partition label, saved settings) pairs."""
+        problems: list[str]
+        """Configs that could not be read (one line each)."""
+
+    def __init__(self, state, services) -> None:
+        super().__init__(state, services)
+        self.found: list[tuple[str, Settings]] | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("dockerboot-wizard boots this machine straight into a Docker image: "
+                     "every boot starts from a fresh snapshot of the image plus your "
+                     "per-machine top layer.", id="intro")
+        yield Static("Looking for saved configurations…", id="found", markup=False)
+        yield OptionList(id="modes")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.run_scan()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
+    def run_scan(self) -> None:
+        found, problems = [], []
+        for partition in self.services.partitions():
+            try:
+                saved = self.services.saved_config(partition)
+            except WizardError as e:
+                problems.append(f"{partition.label or partition.device}: {e}")
+                continue
+            if saved is not None:
+                found.append((partition.label, saved))
+        self.post_message(self.Scanned(found, problems))
+
+    @on(Scanned)
+    def show_found(self, message: Scanned) -> None:
+        self.found = message.found
+        lines = [f"Saved configuration on LABEL={label}: boots {s.image}"
+                 + (f", hostname {s.hostname}" if s.hostname else "")
+                 for label, s in message.found] or ["No saved configuration found: "
+                                                    "a full setup comes next."]
+        lines += [f"Unreadable config on {p}" for p in message.problems]
+        self.query_one("#found", Static).update("\n".join(lines))
+        modes = self.query_one("#modes", OptionList)
+        modes.clear_options()
+        for index, (label, _) in enumerate(message.found):
+            prefix = f"{label}: " if len(message.found) > 1 else ""
+            modes.add_options([Option(prefix + MODE_TEXT[mode], id=f"{index}:{mode.value}")
+                               for mode in Mode if mode is not Mode.FULL])
+        modes.add_option(Option(MODE_TEXT[Mode.FULL], id=f"-1:{Mode.FULL.value}"))
+        wanted = f"0:{self.state.mode.value}" if message.found else None
+        ids = [modes.get_option_at_index(i).id for i in range(modes.option_count)]
+        modes.highlighted = ids.index(wanted) if wanted in ids else 0
+        modes.focus()
+        self.update_nav()
+
+    def can_next(self) -> bool:
+        return self.found is not None
+
+    def chosen_state(self, option_id: str) -> WizardState:
+        index, _, mode = option_id.partition(":")
+        saved = self.found[int(index)][1] if self.found and int(index) >= 0 else None
+        if saved is None and self.found:
+            saved = self.found[0][1]  # full setup starts from the saved values
+        settings = saved if Mode(mode) is not Mode.FULL else (self.state.settings or saved)
+        return self.state.with_changes(mode=Mode(mode), saved=saved, settings=settings)
+
+    def next_state(self) -> WizardState:
+        modes = self.query_one("#modes", OptionList)
+        option = modes.get_option_at_index(modes.highlighted or 0)
+        return self.chosen_state(option.id or "")
+
+    @on(OptionList.OptionSelected, "#modes")
+    def picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(Next(self.chosen_state(event.option.id or "")))

@@ -1,0 +1,127 @@
+"""Fakes for the later screens (toplayer, initramfs, bootloader, review, done).
+
+``LateFakesMixin`` implements the Services methods those screens use with
+canned data; ``FakeLateServices`` is a standalone fake for their tests.
+Switches (``fail_build``, ``block_build``, ``fail_apply``, …) choose the
+branch to exercise; calls are recorded for assertions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+from wizard import toplayer
+from wizard.apply import Plan, Session
+from wizard.config import Settings
+from wizard.errors import BootloaderError, Cancelled, InitramfsError, WizardError
+from wizard.events import Event, LogLine, Progress, StepDone, StepStarted, check_cancel
+from wizard.flow import WizardState
+from wizard.initramfs import BuildTarget, InitramfsBuildError
+from wizard.partitions import Partition
+
+PART = Partition("dbw-fake", "1111-2222", "/dev/loop9p2", 4 << 30, (7, 9))
+OTHER = Partition("data", "3333-4444", "/dev/sdb1", 8 << 30, (8, 17))
+REFIND = b"timeout 5\n# user line kept\nmenuentry \"Other\" {\n    loader x.efi\n}\n"
+IMAGE_FSTAB = b"# image fstab\nproc /proc proc defaults 0 0\n"
+TARGET = BuildTarget("initramfs-tools", "6.1.0-18-amd64", "/boot/vmlinuz-6.1.0-18-amd64")
+SETTINGS = Settings(label="dbw-fake", image="desk:1")
+
+
+class LateFakesMixin:
+    """Canned answers for the later screens' Services methods."""
+
+    fail_detect: bool = False
+    fail_build: bool = False
+    block_build: bool = False
+    fail_apply: bool = False
+    refind_missing: bool = False
+
+    def __init__(self) -> None:
+        self.toplayer: dict[str, bytes] = {"etc/hostname": b"old\n",
+                                           "etc/shadow": b"root:$6$secret:1::::::\n"}
+        self.image_files: dict[str, bytes] = {"etc/fstab": IMAGE_FSTAB,
+                                              "etc/hostname": b"debian\n"}
+        self.build_started = threading.Event()
+        self.calls: list[tuple[str, object]] = []
+
+    def partitions(self) -> list[Partition]:
+        return [PART, OTHER]
+
+    def detect_initramfs(self, image: str) -> BuildTarget:
+        if self.fail_detect:
+            raise InitramfsError(f"image {image} has no kernel in /lib/modules",
+                                 "add `linux-image-amd64` to its Dockerfile")
+        return TARGET
+
+    def toplayer_files(self, state: WizardState) -> dict[str, bytes]:
+        return dict(self.toplayer)
+
+    def image_file(self, image: str, path: str) -> bytes | None:
+        self.calls.append(("image_file", path))
+        return self.image_files.get(path)
+
+    def find_refind(self, settings: Settings) -> tuple[Path, bytes]:
+        self.calls.append(("find_refind", (settings.esp, settings.refind_conf)))
+        if self.refind_missing and not settings.esp and not settings.refind_conf:
+            raise BootloaderError("no mounted ESP found", "mount it or give its path")
+        conf = Path(settings.refind_conf or f"{settings.esp or '/boot/efi'}/EFI/refind/refind.conf")
+        return conf, REFIND
+
+    def build_initramfs(self, state: WizardState, *,
+                        cancel: threading.Event) -> Generator[Event, None, str]:
+        self.calls.append(("build_initramfs", state.settings.image if state.settings else None))
+        yield StepStarted("initramfs", "Building initramfs-tools initramfs")
+        yield Progress(0.15, 1.0, "running mkinitramfs")
+        yield LogLine("dockerboot-build: running mkinitramfs")
+        self.build_started.set()
+        if self.block_build:
+            # Like the real build: runs until the cancel token is set (bounded for safety).
+            cancel.wait(10)
+            check_cancel(cancel)
+        if self.fail_build:
+            raise InitramfsBuildError("building the initramfs in desk:1 failed: no btrfs module",
+                                      "fix the image", ["line 1", "E: no btrfs module"])
+        yield Progress(1.0, 1.0, "done")
+        yield StepDone("initramfs", "staged")
+        return "boot_docker/.build-fake"
+
+    def plan(self, state: WizardState, *, cancel: threading.Event) -> Plan:
+        assert state.settings is not None
+        self.calls.append(("plan", state))
+        s = state.settings
+        session = Session(s, PART, Path("/mnt/top"), None,  # type: ignore[arg-type]
+                          Path("/mnt/top/docker"))
+        changes = [toplayer.FileChange(rel, self.toplayer.get(rel), data,
+                                       image_old=self.image_files.get(rel))
+                   for rel, data in sorted(state.toplayer_edits.items())]
+        if s.hostname:
+            changes.append(toplayer.FileChange("etc/hostname", self.toplayer.get("etc/hostname"),
+                                               f"{s.hostname}\n".encode()))
+        cmdline = f"root=LABEL={s.label} rootflags=subvol=docker_rwlayer"
+        return Plan(session=session, cmdline=cmdline,
+                    image_subvolume=Path("/mnt/top/docker/btrfs/subvolumes/abc"), target=TARGET,
+                    toplayer_changes=changes, refind_conf=Path("/boot/efi/EFI/refind/refind.conf"),
+                    refind_old=REFIND, refind_new=REFIND + b"# dockerboot entry\n",
+                    config_old=None, config_new=b'label = "dbw-fake"\n',
+                    staged=Path("/mnt/top", state.staged_initramfs)
+                    if state.staged_initramfs else None)
+
+    def execute(self, plan: Plan, *, steps: tuple[str, ...],
+                cancel: threading.Event) -> Iterator[Event]:
+        self.calls.append(("execute", steps))
+        for step in steps:
+            check_cancel(cancel)
+            yield StepStarted(step, f"writing {step}")
+            yield LogLine(f"{step} log line")
+            if self.fail_apply and step == steps[-1]:
+                raise WizardError(f"cannot write {step}", "mount it read-write")
+            yield StepDone(step, f"{step} ok")
+
+
+class FakeLateServices(LateFakesMixin):
+    """A standalone fake for the later screens' tests."""
+
+
+__all__ = ["Cancelled", "FakeLateServices", "LateFakesMixin", "OTHER", "PART", "SETTINGS"]

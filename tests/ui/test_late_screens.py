@@ -1,0 +1,434 @@
+"""Pilot tests of the later screens, each pushed on a tiny host App with fake services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.syntax import Syntax
+from textual.app import App
+from textual.screen import Screen
+from textual.widgets import Button, Input, Log, OptionList, Static, TextArea, Tree
+
+from screens.bootloader import BootloaderScreen
+from screens.done import DoneScreen
+from screens.initramfs import InitramfsScreen
+from screens.review import ErrorModal, ReviewScreen
+from screens.toplayer import WARNING, ToplayerScreen
+from tests.ui.fakes_late import SETTINGS, FakeLateServices
+from wizard.flow import Back, Mode, Next, Quit, WizardState
+
+SIZE = (100, 32)
+
+
+class Host(App[None]):
+    """Pushes one screen and records what it dismisses with."""
+
+    def __init__(self, make: Callable[[], Screen]) -> None:
+        super().__init__()
+        self.make = make
+        self.outcomes: list[object] = []
+
+    def on_mount(self) -> None:
+        self.push_screen(self.make(), self.outcomes.append)
+
+
+def state(**changes) -> WizardState:
+    return WizardState(settings=SETTINGS).with_changes(**changes)
+
+
+def plain(widget: Static) -> str:
+    content = widget.content
+    return content.code if isinstance(content, Syntax) else str(content)
+
+
+def text_of(screen: Screen, selector: str) -> str:
+    return plain(screen.query_one(selector, Static))
+
+
+# --- initramfs ---
+
+async def test_initramfs_build_succeeds_then_next_carries_staged_dir():
+    services = FakeLateServices()
+    app = Host(lambda: InitramfsScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert "initramfs-tools" in text_of(screen, "#target")
+        assert "6.1.0-18-amd64" in text_of(screen, "#target")
+        assert "running mkinitramfs" in "\n".join(screen.query_one(Log).lines)
+        assert not screen.query_one("#next", Button).disabled
+        await pilot.press("n")
+        await pilot.pause()
+    assert app.outcomes == [Next(state(staged_initramfs="boot_docker/.build-fake"))]
+
+
+async def test_initramfs_cancel_keeps_previous_pair_and_blocks_next():
+    services = FakeLateServices()
+    services.block_build = True
+    app = Host(lambda: InitramfsScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        while not services.build_started.is_set():
+            await pilot.pause()
+        screen = app.screen
+        assert screen.building
+        await pilot.press("escape")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "previous kernel and initramfs are untouched" in text_of(screen, "#status")
+        assert screen.query_one("#next", Button).disabled
+        await pilot.press("n")  # Next stays unavailable after a cancel
+        await pilot.pause()
+        assert app.outcomes == []
+        await pilot.press("b")
+        await pilot.pause()
+    assert app.outcomes == [Back()]
+
+
+async def test_initramfs_build_failure_shows_problem_and_log_tail():
+    services = FakeLateServices()
+    services.fail_build = True
+    app = Host(lambda: InitramfsScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert "no btrfs module" in text_of(screen, "#status")
+        assert screen.query_one("#status").has_class("error")
+        assert "E: no btrfs module" in screen.query_one(Log).lines
+        assert screen.query_one("#next", Button).disabled
+        assert screen.state.staged_initramfs is None
+
+
+async def test_initramfs_detect_failure_names_the_package():
+    services = FakeLateServices()
+    services.fail_detect = True
+    app = Host(lambda: InitramfsScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "linux-image-amd64" in text_of(app.screen, "#status")
+        assert ("build_initramfs", "desk:1") not in services.calls
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.outcomes == [Quit()]
+
+
+# --- bootloader ---
+
+async def test_bootloader_shows_entry_and_diff_then_next():
+    services = FakeLateServices()
+    app = Host(lambda: BootloaderScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert "/boot/efi/EFI/refind/refind.conf" in text_of(screen, "#where")
+        assert "volume dbw-fake" in text_of(screen, "#entry")
+        diff = text_of(screen, "#diff")
+        assert "+menuentry" in diff and "docker_image=desk:1" in diff
+        await pilot.press("n")
+        await pilot.pause()
+    assert app.outcomes == [Next(state())]
+
+
+async def test_bootloader_not_found_then_override_path():
+    services = FakeLateServices()
+    services.refind_missing = True
+    app = Host(lambda: BootloaderScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert "no mounted ESP found" in text_of(screen, "#where")
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.outcomes == []  # nothing found: Next is unavailable
+        await pilot.press("o")
+        await pilot.press(*"/esp", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "/esp/EFI/refind/refind.conf" in text_of(screen, "#where")
+        await pilot.press("escape", "n")
+        await pilot.pause()
+    assert app.outcomes == [Next(state(settings=SETTINGS.with_changes(esp="/esp")))]
+
+
+# --- review ---
+
+async def test_review_shows_plan_and_applies_all_steps():
+    services = FakeLateServices()
+    st = state(staged_initramfs="boot_docker/.build-fake",
+               settings=SETTINGS.with_changes(hostname="desk1"))
+    app = Host(lambda: ReviewScreen(st, services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        shown = "\n".join(plain(w) for w in screen.query("#sections Static"))
+        assert "root=LABEL=dbw-fake rootflags=subvol=docker_rwlayer" in shown
+        assert "already built, installed now" in shown
+        assert "+desk1" in shown and "refind.conf" in shown
+        assert "Nothing has been written yet" in text_of(screen, "#status")
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    assert ("execute", ("initramfs", "toplayer", "bootloader", "config")) in services.calls
+    outcome = app.outcomes[0]
+    assert isinstance(outcome, Next) and outcome.state.staged_initramfs is None
+    assert outcome.state.saved == st.settings
+
+
+async def test_review_reconfigure_toplayer_writes_only_the_top_layer():
+    services = FakeLateServices()
+    st = state(mode=Mode.RECONFIGURE_TOPLAYER, toplayer_edits={"etc/motd": b"hi\n"})
+    app = Host(lambda: ReviewScreen(st, services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        titles = [plain(w) for w in app.screen.query("#sections .title")]
+        assert any("etc/motd" in t for t in titles)
+        assert not any("initrd.img" in t or "refind.conf" in t for t in titles)
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    assert ("execute", ("toplayer", "config")) in services.calls
+    assert isinstance(app.outcomes[0], Next)
+
+
+async def test_review_apply_failure_opens_modal_with_log_tail():
+    services = FakeLateServices()
+    services.fail_apply = True
+    app = Host(lambda: ReviewScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, ErrorModal)
+        assert "cannot write config" in text_of(app.screen, "#problem")
+        assert "toplayer log line" in text_of(app.screen, "#tail")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ReviewScreen)
+        assert "Failed: cannot write config" in text_of(app.screen, "#status")
+        assert not app.screen.query_one("#apply", Button).disabled  # may retry
+    assert app.outcomes == []
+
+
+# --- done ---
+
+async def test_done_explains_next_boot_update_and_return():
+    app = Host(lambda: DoneScreen(state(), FakeLateServices()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        from textual.widgets import Markdown
+        md = app.screen.query_one(Markdown)
+        source = md.source
+        assert "docker pull desk:1" in source
+        assert "sudo dockerboot-wizard" in source
+        assert "reset at\nevery boot" in source
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.outcomes == [Next(state())]
+
+
+# --- toplayer ---
+
+async def _toplayer(pilot_app: Host):
+    await pilot_app.workers.wait_for_complete()
+
+
+async def test_toplayer_warning_tree_and_secret_file_hidden():
+    services = FakeLateServices()
+    app = Host(lambda: ToplayerScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert text_of(screen, "#warning") == WARNING
+        tree = screen.query_one("#files", Tree)
+        leaves = {n.data for n in tree.root.children[0].children}
+        assert {"etc/hostname", "etc/shadow", "etc/fstab"} <= leaves
+        shadow = next(n for n in tree.root.children[0].children if n.data == "etc/shadow")
+        tree.select_node(shadow)
+        await pilot.pause()
+        editor = screen.query_one("#editor", TextArea)
+        assert editor.disabled and "secret" not in editor.text
+        assert "password hashes, not shown" in text_of(screen, "#path")
+
+
+async def test_toplayer_keep_file_shows_diff_against_image_first():
+    services = FakeLateServices()
+    app = Host(lambda: ToplayerScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        tree = screen.query_one("#files", Tree)
+        node = next(n for n in tree.root.children[0].children if n.data == "etc/hostname")
+        tree.select_node(node)
+        await pilot.pause()
+        editor = screen.query_one("#editor", TextArea)
+        assert editor.text == "old\n"
+        editor.load_text("mybox\n")
+        await pilot.press("ctrl+s")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        diff = text_of(screen, "#diff")
+        assert "-debian" in diff and "+mybox" in diff  # against the image's own file
+        assert "etc/hostname" not in screen.edits  # not kept before the diff was seen
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert screen.edits["etc/hostname"] == b"mybox\n"
+        await pilot.press("escape", "n")
+        await pilot.pause()
+    assert app.outcomes[0].state.toplayer_edits == {"etc/hostname": b"mybox\n"}
+
+
+async def test_toplayer_fstab_helper_merges_line_into_image_fstab():
+    services = FakeLateServices()
+    app = Host(lambda: ToplayerScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        options = screen.query_one("#fstab-options", OptionList)
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+        assert ids[0] == "LABEL=dbw-fake /var/lib/docker btrfs subvol=docker 0 0"
+        assert "LABEL=dbw-fake /home btrfs subvol=home 0 0" in ids
+        options.highlighted = 0
+        options.action_select()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.edits["etc/fstab"] == IMAGE_FSTAB_PLUS
+        assert "+LABEL=dbw-fake /var/lib/docker" in text_of(screen, "#fstab-diff")
+
+
+IMAGE_FSTAB_PLUS = (b"# image fstab\nproc /proc proc defaults 0 0\n"
+                    b"LABEL=dbw-fake /var/lib/docker btrfs subvol=docker 0 0\n")
+
+
+async def test_toplayer_bad_hostname_blocks_next():
+    app = Host(lambda: ToplayerScreen(state(), FakeLateServices()))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        screen = app.screen
+        screen.query_one("#hostname", Input).value = "bad_host!"
+        await pilot.pause()
+        assert "invalid hostname" in text_of(screen, "#hostname-error")
+        screen.set_focus(None)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.outcomes == []
+        screen.query_one("#hostname", Input).value = "desk1"
+        screen.set_focus(None)
+        await pilot.press("n")
+        await pilot.pause()
+    assert app.outcomes[0].state.settings.hostname == "desk1"
+
+
+async def test_toplayer_users_password_mismatch_then_added():
+    app = Host(lambda: ToplayerScreen(state(), FakeLateServices()))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        screen = app.screen
+        screen.query_one("#user-name", Input).value = "alice"
+        screen.query_one("#user-pw", Input).value = "s3cret-pw"
+        screen.query_one("#user-pw2", Input).value = "s3cret-px"
+        screen.query_one("#add-user", Button).press()
+        await pilot.pause()
+        assert "do not match" in text_of(screen, "#user-error")
+        assert "alice" not in screen.passwords
+        assert screen.query_one("#user-pw", Input).password  # masked
+        screen.query_one("#user-pw", Input).value = "s3cret-pw"
+        screen.query_one("#user-pw2", Input).value = "s3cret-pw"
+        screen.query_one("#add-user", Button).press()
+        await pilot.pause()
+        assert text_of(screen, "#user-error") == ""
+        users = text_of(screen, "#users")
+        assert "alice" in users and "s3cret" not in users
+        screen.set_focus(None)
+        await pilot.press("n")
+        await pilot.pause()
+    assert app.outcomes[0].state.passwords == {"alice": "s3cret-pw"}
+
+
+async def test_toplayer_opens_offered_file_from_image_with_highlighting_language():
+    services = FakeLateServices()
+    services.image_files["etc/docker/daemon.json"] = b'{"storage-driver": "btrfs"}\n'
+    app = Host(lambda: ToplayerScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        tree = screen.query_one("#files", Tree)
+        docker_dir = next(n for n in tree.root.children[0].children if n.data is None)
+        node = next(n for n in docker_dir.children if n.data == "etc/docker/daemon.json")
+        tree.select_node(node)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        editor = screen.query_one("#editor", TextArea)
+        assert editor.text == '{"storage-driver": "btrfs"}\n'
+        assert editor.language == "json"
+        assert ("image_file", "etc/docker/daemon.json") in services.calls
+
+
+# --- the later steps inside the real app, with the shared FakeServices ---
+
+async def _until(pilot, app, screen_type, ready=lambda screen: True) -> None:
+    """Pump the app until a ``screen_type`` is on top and ``ready`` (the app's flow
+    worker never completes, so ``workers.wait_for_complete`` would not return)."""
+    for _ in range(2000):
+        await pilot.pause()
+        if isinstance(app.screen, screen_type) and ready(app.screen):
+            return
+    raise AssertionError(f"{screen_type.__name__} never got ready (at {app.screen!r})")
+
+
+async def test_app_full_route_from_toplayer_to_done():
+    from screens.wizard_app import make_app
+    from tests.ui.fakes import FakeServices
+    from wizard.flow import Step
+
+    services = FakeServices()
+    app = make_app(services, start_at=Step.TOPLAYER, state=state())
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app, ToplayerScreen, lambda s: bool(s.files))
+        app.screen.query_one("#hostname", Input).value = "desk1"
+        app.screen.set_focus(None)
+        await pilot.press("n")
+        await _until(pilot, app, InitramfsScreen, lambda s: s.state.staged_initramfs is not None)
+        await pilot.press("n")
+        await _until(pilot, app, BootloaderScreen, lambda s: s.found is not None)
+        await pilot.press("n")
+        await _until(pilot, app, ReviewScreen, lambda s: s.plan is not None)
+        await pilot.press("a")
+        await _until(pilot, app, DoneScreen)
+    assert ("execute", ("initramfs", "toplayer", "bootloader", "config")) in services.calls
+    planned = next(s for name, s in services.calls if name == "plan")
+    assert planned.settings.hostname == "desk1"
+    assert planned.staged_initramfs == "boot_docker/.build-fake"
+
+
+async def test_app_reconfigure_route_skips_build_and_boot_entry():
+    from screens.wizard_app import make_app
+    from tests.ui.fakes import FakeServices
+    from wizard.flow import Step
+
+    services = FakeServices()
+    st = state(mode=Mode.RECONFIGURE_TOPLAYER, saved=SETTINGS)
+    app = make_app(services, start_at=Step.TOPLAYER, state=st)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, app, ToplayerScreen, lambda s: bool(s.files))
+        app.screen.query_one("#hostname", Input).value = "desk2"
+        app.screen.set_focus(None)
+        await pilot.press("n")
+        await _until(pilot, app, ReviewScreen, lambda s: s.plan is not None)
+        await pilot.press("a")
+        await _until(pilot, app, DoneScreen)
+        from textual.widgets import Markdown
+        assert "top layer was updated" in app.screen.query_one(Markdown).source
+    assert ("execute", ("toplayer", "config")) in services.calls
+    assert not any(name == "build_initramfs" for name, _ in services.calls)

@@ -1,0 +1,129 @@
+"""A real terminal: tmux runs the installed ``dockerboot-wizard sandbox`` and we read the screen.
+
+No Pilot here: the installed entry point runs in a 100x32 tmux pane against
+the product's sandbox (``wizard.sandbox``: loop GPT disk, real udevd, a
+private dockerd with the btrfs driver, the debootstrapped sample image).
+Keys go in with ``send-keys``, the screen comes back with ``capture-pane``.
+The partition's label must show up in the partition table (read from udev)
+and the sample image in the images table; quitting must remove the sandbox.
+A private tmux server (``-L``) keeps other tmux users untouched.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from wizard import partitions
+from wizard.sandbox import SAMPLE_IMAGE
+
+pytestmark = pytest.mark.lab
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>]")
+SANDBOX_READY = 900  # first run on a fresh machine debootstraps the sample rootfs
+
+
+@dataclass
+class Pane:
+    """One tmux pane on a private server; ``log`` receives everything printed in it."""
+
+    server: str
+    log: Path
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.server, *args], check=True,
+                              capture_output=True, text=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "wiz", *keys)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "wiz")
+
+    def printed(self) -> str:
+        return ANSI.sub("", self.log.read_text(errors="replace")) if self.log.exists() else ""
+
+    def wait_for(self, what: str | Callable[[str], bool], timeout: float = 60) -> str:
+        """Poll the visible screen until ``what`` is on it; fail with the screen otherwise."""
+        test = what if callable(what) else (lambda text: what in text)
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if test(text):
+                return text
+            time.sleep(0.3)  # a real terminal has no "pause until idle": poll it
+        pytest.fail(f"waited {timeout:.0f}s for {what!r}; the screen shows:\n{text}\n"
+                    f"--- printed so far ---\n{self.printed()[-3000:]}")
+
+
+@pytest.fixture
+def pane(tmp_path: Path) -> Iterator[Pane]:
+    assert shutil.which("tmux"), "tmux is not installed (sudo make setup)"
+    assert shutil.which("dockerboot-wizard"), "dockerboot-wizard is not installed"
+    p = Pane(server=f"dbw-{uuid.uuid4().hex[:8]}", log=tmp_path / "pane.log")
+    p.tmux("new-session", "-d", "-s", "wiz", "-x", "100", "-y", "32", "sh")
+    p.tmux("pipe-pane", "-t", "wiz", "-o", f"cat >> {p.log}")
+    try:
+        yield p
+    finally:
+        workdir = sandbox_dir(p.printed())
+        # SIGHUP reaches the wizard: its handler unwinds the sandbox (dockerd, loop, files).
+        subprocess.run(["tmux", "-L", p.server, "kill-server"], check=False)
+        deadline = time.monotonic() + 120
+        while workdir and workdir.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+
+def sandbox_dir(printed: str) -> Path | None:
+    match = re.search(r"creating the sandbox disk in (\S+)", printed)
+    return Path(match.group(1)) if match else None
+
+
+def test_installed_wizard_in_tmux_shows_udev_label_and_sample_image(pane: Pane) -> None:
+    pane.keys("dockerboot-wizard sandbox; echo DBW-EXIT=$?", "Enter")
+
+    # Welcome: the sandbox disk has no saved config, so pick "Full setup" (the last option).
+    pane.wait_for("Full setup", timeout=SANDBOX_READY)
+    label = re.search(r"LABEL=(dbw-[0-9a-f]{8})", pane.printed())
+    assert label, pane.printed()
+    label = label.group(1)
+    workdir = sandbox_dir(pane.printed())
+    assert workdir is not None and (workdir / "disk.img").exists()
+    pane.keys("End", "Enter")
+
+    # Partition: the label comes from udev, in the table, on the sandbox's loop device.
+    screen = pane.wait_for(lambda s: "Pick the btrfs partition" in s and label in s)
+    row = next(line for line in screen.splitlines() if label in line)
+    assert "/dev/loop" in row and "p2" in row, row
+    assert "yes" in row, f"the docker data-root on the sandbox partition is not shown: {row}"
+    pane.keys("n")
+
+    # Docker: the private dockerd (btrfs driver, data-root on the partition) passes.
+    pane.wait_for("All checks passed")
+    pane.keys("n")
+
+    # Images: the sample image built in the sandbox is listed with its tag.
+    name, tag = SAMPLE_IMAGE.rsplit(":", 1)
+    screen = pane.wait_for(lambda s: name in s)
+    row = next(line for line in screen.splitlines() if name in line)
+    assert tag in row, row
+
+    # Quit (asks, since nothing was applied); the sandbox removes itself.
+    pane.keys("q")
+    pane.wait_for("Quit without applying")
+    pane.keys("y")
+    screen = pane.wait_for(lambda s: re.search(r"DBW-EXIT=\d", s) is not None, timeout=180)
+    assert "DBW-EXIT=0" in screen, screen
+    assert not workdir.exists(), f"the sandbox left {workdir} behind"
+    subprocess.run(["udevadm", "settle", "--timeout=30"], check=False)
+    assert all(p.label != label for p in partitions.list_btrfs()), \
+        f"LABEL={label} is still attached after the sandbox exited"

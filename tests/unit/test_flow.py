@@ -1,0 +1,74 @@
+"""The wizard's routes: pure functions of wizard/flow.py."""
+
+import pytest
+
+from wizard.config import Settings
+from wizard.flow import (
+    ROUTES,
+    Mode,
+    Step,
+    WizardState,
+    after,
+    before,
+    first,
+    has_unsaved_changes,
+)
+
+SAVED = Settings(label="dbw", image="desk:1")
+
+
+def test_every_mode_has_a_route_from_welcome_to_done():
+    assert set(ROUTES) == set(Mode)
+    for route in ROUTES.values():
+        assert route[0] is first() is Step.WELCOME and route[-1] is Step.DONE
+        assert Step.REVIEW in route and len(set(route)) == len(route)
+
+
+def test_full_route_visits_every_step_in_order():
+    assert ROUTES[Mode.FULL] == tuple(Step)
+
+
+@pytest.mark.parametrize(("mode", "steps"), [
+    (Mode.RECONFIGURE_TOPLAYER, [Step.TOPLAYER, Step.REVIEW, Step.DONE]),
+    (Mode.SWITCH_IMAGE, [Step.DOCKER, Step.IMAGE, Step.INITRAMFS, Step.BOOTLOADER,
+                         Step.REVIEW, Step.DONE]),
+    (Mode.REBUILD_INITRAMFS, [Step.INITRAMFS, Step.REVIEW, Step.DONE]),
+    (Mode.REWRITE_BOOT_ENTRY, [Step.BOOTLOADER, Step.REVIEW, Step.DONE]),
+])
+def test_walking_after_from_welcome_follows_the_mode(mode, steps):
+    state = WizardState(mode=mode)
+    walked, step = [], after(Step.WELCOME, state)
+    while step is not None:
+        walked.append(step)
+        step = after(step, state)
+    assert walked == steps
+
+
+def test_reconfigure_top_layer_skips_initramfs_and_bootloader():
+    route = ROUTES[Mode.RECONFIGURE_TOPLAYER]
+    assert Step.INITRAMFS not in route and Step.BOOTLOADER not in route
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_before_undoes_after(mode):
+    state = WizardState(mode=mode)
+    for step in ROUTES[mode][:-1]:
+        assert before(after(step, state), state) is step
+
+
+def test_before_the_first_step_stays_and_after_the_last_ends():
+    state = WizardState()
+    assert before(Step.WELCOME, state) is Step.WELCOME
+    assert after(Step.DONE, state) is None
+
+
+def test_unsaved_changes():
+    assert not has_unsaved_changes(WizardState())
+    assert not has_unsaved_changes(WizardState(mode=Mode.SWITCH_IMAGE))
+    assert not has_unsaved_changes(WizardState(settings=SAVED, saved=SAVED))
+    assert has_unsaved_changes(WizardState(settings=SAVED))
+    assert has_unsaved_changes(WizardState(settings=SAVED.with_changes(hostname="x"),
+                                           saved=SAVED))
+    assert has_unsaved_changes(WizardState(settings=SAVED, saved=SAVED,
+                                           toplayer_edits={"etc/hostname": b"x\n"}))
+    assert has_unsaved_changes(WizardState(passwords={"ann": "pw"}))

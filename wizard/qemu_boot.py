@@ -1,0 +1,153 @@
+"""UEFI boots of a sandbox disk in QEMU through real rEFInd, read from the serial console.
+
+The sandbox keeps its ESP as a directory (the wizard edits ``refind.conf``
+there, and some kernels cannot mount vfat) and copies it into the disk
+image's FAT partition with mtools before each boot.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import TextIO
+
+from wizard.errors import SandboxError
+from wizard.sandbox_parts import run
+
+REFIND_DIR = Path("/usr/share/refind/refind")
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+ESP_OFFSET = "1M"
+"""Offset of the ESP in a sandbox disk (partition 1, see ``sandbox_parts.loop_disk``)."""
+
+USER_REFIND_CONF = """\
+# refind.conf of the user's own (the wizard must keep every byte of this)
+timeout 2
+textonly
+scanfor manual
+default_selection "Docker image"
+
+menuentry "My own OS" {
+    loader /EFI/myos/grubx64.efi
+    # a comment inside the user's entry
+}
+"""
+"""A refind.conf as a user might have it: the wizard adds its entry and keeps the rest."""
+
+
+def make_esp(esp: Path, refind_conf: str = USER_REFIND_CONF) -> Path:
+    """Lay out rEFInd as the removable-media loader in the directory ``esp``.
+
+    Args:
+        esp: directory standing for the ESP (created if missing).
+        refind_conf: content of ``EFI/BOOT/refind.conf``.
+
+    Returns:
+        The path of ``refind.conf``.
+
+    Raises:
+        SandboxError: rEFInd is not installed.
+
+    """
+    if not (REFIND_DIR / "refind_x64.efi").is_file():
+        raise SandboxError(f"rEFInd is not installed ({REFIND_DIR} is missing)",
+                           "install it: `apt-get install refind` (or `sudo make setup`)")
+    boot = esp / "EFI" / "BOOT"
+    (boot / "drivers_x64").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REFIND_DIR / "refind_x64.efi", boot / "BOOTX64.EFI")
+    shutil.copy(REFIND_DIR / "drivers_x64" / "btrfs_x64.efi", boot / "drivers_x64")
+    conf = boot / "refind.conf"
+    conf.write_text(refind_conf)
+    return conf
+
+
+def sync_esp(esp: Path, disk_image: Path) -> None:
+    """Copy the ESP directory into the FAT partition at 1 MiB of ``disk_image``."""
+    target = f"{disk_image}@@{ESP_OFFSET}"
+    for item in sorted(esp.iterdir()):
+        run("mcopy", "-o", "-s", "-Q", "-i", target, item, "::/")
+
+
+def boot(disk_image: Path, log: Path, *, timeout: float = 900, memory: str = "1536",
+         echo: TextIO | None = None) -> str:
+    """Boot ``disk_image`` with OVMF; return the serial log once the guest powers off.
+
+    The guest is expected to power off by itself (the sample image's init
+    does); a guest that hangs is killed after ``timeout`` seconds and its log
+    returned, so the caller sees what happened.  The disk must not be attached
+    to a loop device meanwhile (its cache would hide QEMU's writes).
+
+    Args:
+        disk_image: raw GPT disk image.
+        log: file the serial console is written to.
+        timeout: seconds before the guest is killed.
+        memory: guest RAM in MiB.
+        echo: stream that receives the console live (the demo shows the boot).
+
+    Returns:
+        The serial log plus a last line with QEMU's run time and exit code.
+
+    """
+    vars_copy = log.with_suffix(".vars.fd")
+    shutil.copy(OVMF_VARS, vars_copy)
+    cmd = [
+        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", memory, "-smp", "1",
+        "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+        "-drive", f"if=pflash,format=raw,file={vars_copy}",
+        "-drive", f"file={disk_image},format=raw,if=virtio",
+        "-display", "none", "-serial", f"file:{log}", "-monitor", "none",
+        "-no-reboot", "-nic", "none",
+    ]
+    started = time.monotonic()
+    errors = log.with_suffix(".qemu-stderr.log")
+    try:
+        # stderr goes to a file: an unread pipe could fill up and stall QEMU.
+        with open(errors, "w") as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+    except FileNotFoundError as e:
+        raise SandboxError("qemu-system-x86_64 is not installed",
+                           "install it: `apt-get install qemu-system-x86 ovmf`") from e
+    shown = 0
+    try:
+        while proc.poll() is None:
+            if time.monotonic() - started > timeout:
+                proc.kill()
+                break
+            shown = _echo_new(log, shown, echo)
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    _echo_new(log, shown, echo)
+    elapsed = time.monotonic() - started
+    text = log.read_text(errors="replace") if log.exists() else ""
+    if proc.returncode:
+        text += errors.read_text(errors="replace")
+    return text + f"\n[sandbox: qemu ran {elapsed:.0f}s, exit {proc.returncode}]\n"
+
+
+def _echo_new(log: Path, shown: int, echo: TextIO | None) -> int:
+    """Write the part of ``log`` past ``shown`` bytes to ``echo``; return the new offset."""
+    if echo is None or not log.exists():
+        return shown
+    with open(log, "rb") as f:
+        f.seek(shown)
+        data = f.read()
+    if data:
+        # Firmware output is full of escape sequences and CRs: show it as text.
+        echo.write(data.decode(errors="replace").replace("\r", ""))
+        echo.flush()
+    return shown + len(data)
+
+
+def facts(serial: str) -> dict[str, str]:
+    """``DBW-FACT key=value`` lines printed by the sample image's init, as a dict."""
+    out: dict[str, str] = {}
+    for line in serial.splitlines():
+        if "DBW-FACT " in line:
+            key, _, value = line.split("DBW-FACT ", 1)[1].strip().partition("=")
+            out[key] = value.strip()
+    return out

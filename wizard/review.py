@@ -1,0 +1,98 @@
+"""What the review step shows, as structured sections (the TUI's view of ``report``).
+
+``report.render_plan`` prints one text block for the CLI; the TUI wants the
+same facts split into titled sections, limited to what the chosen steps
+will really write (reconfigure mode touches only the top layer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wizard import bootloader, images
+from wizard.apply import EXECUTE_STEPS, TOPLAYER_ONLY, Plan
+from wizard.cmdline import kernel_cmdline
+from wizard.config import Settings
+from wizard.diffs import unified_diff
+from wizard.flow import Mode
+from wizard.toplayer import diff_text
+
+STEPS_FOR_MODE: dict[Mode, tuple[str, ...]] = {
+    Mode.FULL: EXECUTE_STEPS,
+    Mode.SWITCH_IMAGE: EXECUTE_STEPS,
+    Mode.RECONFIGURE_TOPLAYER: TOPLAYER_ONLY,
+    Mode.REBUILD_INITRAMFS: ("initramfs", "config"),
+    Mode.REWRITE_BOOT_ENTRY: ("bootloader", "config"),
+}
+"""What ``apply.execute`` writes for each wizard mode (reconfiguring the top
+layer rebuilds nothing, so it takes seconds)."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One block of the review."""
+
+    title: str
+    """Heading, e.g. a file's path."""
+    body: str
+    """Text under it (a diff for files)."""
+
+
+@dataclass(frozen=True)
+class RefindPreview:
+    """The boot entry and the change it makes to refind.conf."""
+
+    entry: str
+    """The wizard's marked ``menuentry`` block."""
+    new: bytes
+    """refind.conf after the edit."""
+    diff: str
+    """Unified diff old -> new ('' when already up to date)."""
+
+
+def refind_preview(settings: Settings, conf_name: str, old: bytes) -> RefindPreview:
+    """Render the entry for ``settings`` and what it does to refind.conf ``old``.
+
+    Raises:
+        BootloaderError: a value rEFInd cannot quote, or malformed markers.
+
+    """
+    s = settings.with_changes(image=images.normalize_ref(settings.image))
+    entry = bootloader.render_entry(s, kernel_cmdline(s))
+    new = bootloader.update_conf(old.decode("utf-8", "surrogateescape"), entry)
+    new_bytes = new.encode("utf-8", "surrogateescape")
+    return RefindPreview(entry, new_bytes, unified_diff(old, new_bytes, conf_name))
+
+
+def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section]:
+    """The review of ``plan`` restricted to ``steps`` (see ``apply.EXECUTE_STEPS``)."""
+    s, top = plan.session.settings, plan.session.top
+    boot = f"{top}/{s.boot_dir}"
+    out = [Section("Summary",
+                   f"Partition: LABEL={s.label} ({plan.session.partition.device})\n"
+                   f"Image: {s.image} -> subvolume {plan.image_subvolume}\n"
+                   f"Kernel command line: {plan.cmdline}"),
+           Section("Subvolumes",
+                   f"{s.docker_path}: docker's data-root (exists, kept)\n"
+                   f"{s.rwlayer}: recreated at EVERY boot from the image; everything outside "
+                   "the top layer and persistent mounts is reset at each boot")]
+    if "initramfs" in steps:
+        how = ("already built, installed now" if plan.staged is not None
+               else "built now inside a container of the image")
+        out.append(Section(f"{boot}/vmlinuz, {boot}/initrd.img",
+                           f"{plan.target.generator}, kernel {plan.target.kver}: {how} "
+                           "(the old pair stays until the new one is complete)"))
+    if "toplayer" in steps:
+        for change in plan.toplayer_changes:
+            out.append(Section(f"{top}/{s.toplayer_path}/{change.relpath}",
+                               diff_text(change) or "(unchanged)"))
+    if "bootloader" in steps:
+        out.append(Section(f"{plan.refind_conf} (backup kept)",
+                           unified_diff(plan.refind_old, plan.refind_new, str(plan.refind_conf))
+                           or "(unchanged)"))
+    if "config" in steps:
+        out.append(Section(f"{boot}/dockerboot-wizard.toml",
+                           unified_diff(plan.config_old, plan.config_new,
+                                        "dockerboot-wizard.toml") or "(unchanged)"))
+    out += [Section("Warning", w) for w in plan.warnings]
+    return out

@@ -1,0 +1,126 @@
+"""``dockerboot-wizard sandbox``: try the wizard on a disposable disk, then boot it in QEMU.
+
+Creates the sandbox (``wizard.sandbox``), points ``DOCKER_HOST`` at its
+private dockerd and opens the wizard pre-filled with its partition, sample
+image and ESP directory (or, with ``--apply-demo``, runs the headless
+``apply`` instead).  With ``--boot`` the disk is then booted through rEFInd
+and the console shown.  Everything is removed on exit, also on Ctrl-C,
+SIGTERM or SIGHUP (a closed terminal), unless ``--keep`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+
+from wizard import config
+from wizard.errors import SandboxError
+from wizard.sandbox import GENERATORS, SAMPLE_KERNEL_OPTIONS, Sandbox
+
+DEMO_USER = "alice"
+"""User the headless demo creates (the sample image's init reports this name)."""
+DEMO_PASSWORD = "sandbox"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``sandbox`` subcommand to the CLI's subparsers."""
+    p = sub.add_parser("sandbox", help="try the wizard on a disposable loop-backed disk",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--boot", action="store_true",
+                   help="afterwards boot the disk in QEMU through rEFInd and show the console")
+    p.add_argument("--keep", action="store_true", help="keep the disk image and ESP at the end")
+    p.add_argument("--apply-demo", action="store_true",
+                   help="no TUI: run the headless apply with a sample hostname and user")
+    p.add_argument("--generator", default="initramfs-tools", choices=GENERATORS,
+                   help="initramfs generator inside the sample image")
+    p.add_argument("--size", default="8G", help="size of the sparse disk image")
+    return p
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (the wizard's docker client reads them)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _exit_on_signals() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into SystemExit so the sandbox's cleanup runs."""
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _apply_demo(box: Sandbox) -> int:
+    """What a user would type: ``dockerboot-wizard apply`` with the sandbox's values."""
+    from wizard.cli import main
+
+    password = box.machine.workdir / "demo-password"
+    password.write_text(DEMO_PASSWORD + "\n")
+    os.chmod(password, 0o600)
+    argv = ["apply", "--label", box.label, "--esp", str(box.esp), "--image", box.image,
+            "--hostname", "sandbox-box", "--user", DEMO_USER, "--password-file", str(password),
+            "--kernel-options", SAMPLE_KERNEL_OPTIONS, "--yes"]
+    print("$ dockerboot-wizard " + " ".join(a if a != str(password) else "…" for a in argv),
+          flush=True)
+    return main(argv)
+
+
+def _tui(box: Sandbox) -> int:
+    """Open the wizard pre-filled with the sandbox's partition, image and ESP."""
+    from screens.app import run_tui  # Textual is imported only on this path
+    from wizard.flow import WizardState
+
+    return run_tui(state=WizardState(settings=box.settings()))
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Create the sandbox, run the wizard on it, optionally boot the result."""
+    from wizard import qemu_boot, sandbox
+
+    def say(line: str) -> None:
+        print(f"sandbox: {line}", flush=True)
+
+    with _exit_on_signals(), sandbox.sandbox(generator=args.generator, keep=args.keep,
+                                             size=args.size, log=say) as box:
+        say(f"ready: partition LABEL={box.label}, image {box.image}, ESP directory {box.esp}")
+        say(f"export DOCKER_HOST={box.docker_host}")
+        with _environ(box.env()):
+            code = _apply_demo(box) if args.apply_demo else _tui(box)
+        if code:
+            return code
+        saved = config.load(box.machine.workdir / "mnt")
+        if saved is None:
+            say("nothing was applied to the sandbox disk")
+            return 0
+        say(f"applied: LABEL={saved.label} boots {saved.image}")
+        if not args.boot:
+            return 0
+        say("booting the sandbox disk in QEMU through rEFInd (no KVM: a minute or two)…")
+        serial = box.boot(echo=sys.stdout)
+        facts = qemu_boot.facts(serial)
+        if facts.get("done") != "yes":
+            raise SandboxError("the sandbox disk did not finish booting",
+                               "read the console above for the first error")
+        say(f"booted {facts.get('image_marker', '?')} on {facts.get('root_subvol', '?')} "
+            f"as host {facts.get('hostname') or '?'}")
+    return 0
