@@ -13,8 +13,10 @@ test-fast:
 	python3 -m pytest -q tests/unit
 
 # The wizard on a disposable sandbox disk, then a QEMU boot of what it wrote.
+# Headless until the TUI's later screens are wired to the real core (issue 3);
+# `dockerboot-wizard sandbox` alone opens the wizard on the same sandbox.
 demo: setup
-	dockerboot-wizard sandbox --boot
+	dockerboot-wizard sandbox --apply-demo --boot
 
 lint:
 	ruff check .

@@ -109,6 +109,19 @@ def open_session(settings: Settings) -> Iterator[Session]:
                       data_root)
 
 
+def locate_refind(settings: Settings) -> tuple[Path, list[str]]:
+    """The refind.conf to edit (explicit path, else searched on the ESP) and warnings."""
+    if settings.refind_conf:
+        conf = Path(settings.refind_conf)
+        if not conf.is_file():
+            raise bootloader.BootloaderError(f"{conf} does not exist",
+                                             "give the path of rEFInd's refind.conf")
+        return conf, []
+    esp = Path(settings.esp) if settings.esp else bootloader.find_esp()
+    warning = bootloader.esp_warning(esp)
+    return bootloader.find_refind_conf(esp), [warning] if warning else []
+
+
 def make_plan(session: Session, passwords: dict[str, str], *,
               cancel: threading.Event | None = None) -> Plan:
     """Work out every change; runs throwaway containers but writes nothing outside them."""
@@ -127,18 +140,7 @@ def make_plan(session: Session, passwords: dict[str, str], *,
                                          top_dir, cancel=cancel)
     check_cancel(cancel)
 
-    warnings = []
-    if s.refind_conf:
-        conf = Path(s.refind_conf)
-        if not conf.is_file():
-            raise bootloader.BootloaderError(f"{conf} does not exist",
-                                             "give the path of rEFInd's refind.conf")
-    else:
-        esp = Path(s.esp) if s.esp else bootloader.find_esp()
-        warning = bootloader.esp_warning(esp)
-        if warning:
-            warnings.append(warning)
-        conf = bootloader.find_refind_conf(esp)
+    conf, warnings = locate_refind(s)
     cmdline = kernel_cmdline(s.with_changes(image=image))
     entry = bootloader.render_entry(s.with_changes(image=image), cmdline)
     old, new = bootloader.plan_refind(conf, entry)

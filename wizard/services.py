@@ -8,7 +8,9 @@ work returns generators of ``wizard.events`` events and takes a cancel token.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import tarfile
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -18,7 +20,7 @@ from typing import Protocol
 import docker
 import docker.errors
 
-from wizard import config, docker_daemon, images, initramfs, partitions
+from wizard import apply, config, docker_daemon, images, initramfs, partitions, toplayer
 from wizard.apply import Plan
 from wizard.config import Settings
 from wizard.docker_daemon import ImageSummary
@@ -183,6 +185,7 @@ class RealServices:
     def __init__(self) -> None:
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
+        self._session: contextlib.ExitStack | None = None
 
     def _docker(self) -> docker.DockerClient:
         # One client for the session; screens call from several worker threads.
@@ -276,3 +279,88 @@ class RealServices:
     def detect_initramfs(self, image: str) -> BuildTarget:
         """Generator and kernel found in the image (a throwaway probe container)."""
         return initramfs.detect(self._docker(), image)
+
+    # --- later screens: the same core code as headless ``apply`` ---
+
+    def toplayer_files(self, state: WizardState) -> dict[str, bytes]:
+        """Files now in the partition's top layer (relative path -> content)."""
+        s = state.settings
+        if s is None:
+            return {}
+        with partitions.top_level(partitions.find_by_label(s.label)) as top:
+            root = toplayer.toplayer_dir(top, s)
+            if not root.is_dir():
+                return {}
+            return {p.relative_to(root).as_posix(): p.read_bytes()
+                    for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+    def image_file(self, image: str, path: str) -> bytes | None:
+        """The image's own ``path``, read from a created (never started) container."""
+        container = self._docker().containers.create(image, command=["true"],
+                                                     network_disabled=True)
+        try:
+            chunks, _ = container.get_archive("/" + path.lstrip("/"))
+            with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tf:
+                member = tf.next()
+                f = tf.extractfile(member) if member is not None and member.isfile() else None
+                return f.read() if f is not None else None
+        except docker.errors.NotFound:
+            return None
+        finally:
+            container.remove(force=True)
+
+    def find_refind(self, settings: Settings) -> tuple[Path, bytes]:
+        """refind.conf for ``settings`` and its current content."""
+        conf, _warnings = apply.locate_refind(settings)
+        return conf, conf.read_bytes()
+
+    def build_initramfs(self, state: WizardState, *,
+                        cancel: threading.Event) -> Generator[Event, None, str]:
+        """Build kernel + initramfs staged in ``boot_docker/``; nothing is replaced yet."""
+        assert state.settings is not None
+        s = state.settings
+        client = self._docker()
+        image = images.normalize_ref(s.image)
+        target = initramfs.detect(client, image)
+        name, tag = images.split_ref(image)
+        with partitions.top_level(partitions.find_by_label(s.label)) as top:
+            boot = top / s.boot_dir
+            boot.mkdir(parents=True, exist_ok=True)
+            staged = yield from initramfs.build(client, image, target, boot, image_name=name,
+                                                image_tag=tag, cancel=cancel, stage_only=True)
+            assert staged is not None
+            return staged.relative_to(top).as_posix()
+
+    def plan(self, state: WizardState, *, cancel: threading.Event) -> Plan:
+        """``apply.make_plan`` plus the TUI's top-layer edits and staged build.
+
+        The session (top level mounted) stays open until ``execute`` ends.
+        """
+        assert state.settings is not None
+        self._close_session()
+        stack = contextlib.ExitStack()
+        try:
+            session = stack.enter_context(apply.open_session(state.settings))
+            plan = apply.make_plan(session, state.passwords, cancel=cancel)
+            plan.toplayer_changes += apply.edit_changes(
+                toplayer.toplayer_dir(session.top, session.settings), state.toplayer_edits)
+            if state.staged_initramfs:
+                plan.staged = session.top / state.staged_initramfs
+        except BaseException:
+            stack.close()
+            raise
+        self._session = stack
+        return plan
+
+    def execute(self, plan: Plan, *, steps: tuple[str, ...],
+                cancel: threading.Event) -> Iterator[Event]:
+        """Run ``apply.execute``; then release the plan's session."""
+        try:
+            yield from apply.execute(plan, steps=steps, cancel=cancel)
+        finally:
+            self._close_session()
+
+    def _close_session(self) -> None:
+        stack, self._session = self._session, None
+        if stack is not None:
+            stack.close()
