@@ -35,7 +35,7 @@ def main() -> None:
     if argv:
         from wizard.cli import main as cli_main
 
-        sys.exit(cli_main(argv))
+        sys.exit(cli_main(argv, open_tui=lambda state: run_tui(state=state)))
     sys.exit(run_tui())
 
 

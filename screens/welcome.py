@@ -95,9 +95,16 @@ class WelcomeScreen(StepScreen):
 
     def chosen_state(self, option_id: str) -> WizardState:
         index, _, mode = option_id.partition(":")
-        saved = self.found[int(index)][1] if self.found and int(index) >= 0 else None
-        if saved is None and self.found:
-            saved = self.found[0][1]  # full setup starts from the saved values
+        found = self.found or []
+        if int(index) >= 0:
+            saved = found[int(index)][1]
+        else:
+            # Full setup starts from the saved values of the partition already
+            # chosen (e.g. the sandbox's), or of the only configured one.
+            current = self.state.settings
+            matching = [s for label, s in found if current and label == current.label]
+            saved = matching[0] if matching else (found[0][1] if len(found) == 1 and
+                                                  current is None else None)
         settings = saved if Mode(mode) is not Mode.FULL else (self.state.settings or saved)
         return self.state.with_changes(mode=Mode(mode), saved=saved, settings=settings)
 

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from wizard import apply as apply_mod
@@ -18,6 +18,7 @@ from wizard import config
 from wizard.config import Settings
 from wizard.errors import ConfigError, WizardError
 from wizard.events import Event, LogLine, Progress, StepDone, StepStarted
+from wizard.flow import WizardState
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -164,10 +165,17 @@ def cmd_images(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a headless command; return the exit code."""
+def main(argv: Sequence[str] | None = None, *,
+         open_tui: Callable[[WizardState], int] | None = None) -> int:
+    """Run a command; return the exit code.
+
+    ``open_tui`` opens the interactive wizard with a pre-filled state (the
+    UI layer passes it in, so the core never imports the UI); ``sandbox``
+    without ``--apply-demo`` needs it.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.open_tui = open_tui
     from wizard.sandbox_cli import cmd_sandbox
 
     handlers = {"apply": cmd_apply, "partitions": cmd_partitions, "images": cmd_images,

@@ -15,10 +15,11 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from wizard import config
 from wizard.errors import SandboxError
+from wizard.flow import WizardState
 from wizard.sandbox import GENERATORS, SAMPLE_KERNEL_OPTIONS, Sandbox
 
 DEMO_USER = "alice"
@@ -85,12 +86,12 @@ def _apply_demo(box: Sandbox) -> int:
     return main(argv)
 
 
-def _tui(box: Sandbox) -> int:
-    """Open the wizard pre-filled with the sandbox's partition, image and ESP."""
-    from screens.app import run_tui  # Textual is imported only on this path
-    from wizard.flow import WizardState
-
-    return run_tui(state=WizardState(settings=box.settings()))
+def _tui(box: Sandbox, open_tui: Callable[[WizardState], int] | None) -> int:
+    """Open the wizard (handed in by the UI layer) pre-filled with the sandbox."""
+    if open_tui is None:
+        raise SandboxError("the interactive wizard is not available from here",
+                           "run `dockerboot-wizard sandbox`, or add --apply-demo")
+    return open_tui(WizardState(settings=box.settings()))
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -105,7 +106,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         say(f"ready: partition LABEL={box.label}, image {box.image}, ESP directory {box.esp}")
         say(f"export DOCKER_HOST={box.docker_host}")
         with _environ(box.env()):
-            code = _apply_demo(box) if args.apply_demo else _tui(box)
+            code = _apply_demo(box) if args.apply_demo else _tui(box, args.open_tui)
         if code:
             return code
         saved = config.load(box.machine.workdir / "mnt")

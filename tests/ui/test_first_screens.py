@@ -52,6 +52,22 @@ async def test_welcome_shows_saved_config_and_unreadable_ones():
         assert app.state.mode is Mode.RECONFIGURE_TOPLAYER and app.state.settings == saved
 
 
+async def test_full_setup_takes_the_saved_config_of_the_chosen_partition_only():
+    mine = Settings(label=OTHER.label, image="mine:1")
+    theirs = Settings(label=PART.label, image="theirs:1")
+    prefilled = WizardState(settings=mine)
+    app = make_app(FakeServices(saved={PART.label: theirs, OTHER.label: mine}),
+                   state=prefilled)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        modes = app.screen.query_one("#modes", OptionList)
+        modes.highlighted = modes.option_count - 1  # Full setup
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.state.mode is Mode.FULL
+        assert app.state.saved == mine and app.state.settings == mine
+
+
 # --- partition ---
 
 async def test_partition_table_lists_udev_partitions():
