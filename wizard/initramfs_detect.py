@@ -1,0 +1,199 @@
+"""Step 5, first half: what the boot image offers for building its initramfs.
+
+A throwaway probe container of the image reports its kernels, its initramfs
+generator(s) and btrfs-progs; ``detect`` turns that into a ``BuildTarget``
+or one message naming what to add to the Dockerfile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+
+from wizard.errors import DockerError, ImageError, InitramfsError
+
+GENERATORS = ("dracut", "mkinitcpio", "initramfs-tools")
+"""Supported generators, in the order preferred when an image has several.
+
+Debian keeps ``initramfs-tools-core`` (and so ``mkinitramfs``) installed next
+to dracut, and Arch can carry dracut beside mkinitcpio: the one a user added
+on purpose is the likelier choice, hence dracut first."""
+
+_BINARY_TO_GENERATOR = {"mkinitramfs": "initramfs-tools", "dracut": "dracut",
+                        "mkinitcpio": "mkinitcpio"}
+
+# Runs as /bin/sh -c in the image; prints "kernel <kver> <path>", "generator
+# <binary>" and "btrfs <path>" lines.  /lib is often a symlink to /usr/lib,
+# so the same kernel may be listed twice; the parser deduplicates.
+PROBE = r"""
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+for d in /lib/modules/* /usr/lib/modules/*; do
+  [ -d "$d" ] || continue
+  k=${d##*/}
+  for f in "/boot/vmlinuz-$k" "$d/vmlinuz"; do
+    if [ -f "$f" ]; then echo "kernel $k $f"; break; fi
+  done
+done
+for g in mkinitramfs dracut mkinitcpio; do
+  p=$(command -v "$g" 2>/dev/null) && echo "generator $g $p"
+done
+p=$(command -v btrfs 2>/dev/null) && echo "btrfs $p"
+exit 0
+"""
+
+@dataclass(frozen=True)
+class BuildTarget:
+    """What to build, as found in the image by ``detect``."""
+
+    generator: str
+    """``initramfs-tools``, ``dracut`` or ``mkinitcpio``."""
+    kver: str
+    """Kernel version, the directory name under ``/lib/modules``."""
+    kernel_path: str
+    """Path of the kernel image inside the image."""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Parsed output of the in-image probe."""
+
+    kernels: dict[str, str]
+    """Kernel version -> kernel image path (only versions that have an image)."""
+    generators: tuple[str, ...]
+    """Generators found on PATH, as names from ``GENERATORS``."""
+    btrfs: str | None
+    """Path of the ``btrfs`` binary, or None."""
+
+
+def version_key(version: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort key that orders kernel versions like ``sort -V``.
+
+    Digit runs compare as numbers, everything else as text, so
+    ``6.1.0-10-amd64`` sorts after ``6.1.0-9-amd64``.
+    """
+    return tuple((0, int(tok), "") if tok.isdigit() else (1, 0, tok)
+                 for tok in re.findall(r"\d+|\D+", version))
+
+
+def newest_kernel(versions: list[str] | tuple[str, ...] | set[str]) -> str:
+    """The newest of several kernel versions (by ``version_key``)."""
+    return max(versions, key=version_key)
+
+
+def parse_probe(output: str) -> ProbeResult:
+    """Parse the probe script's output (unknown lines are ignored)."""
+    kernels: dict[str, str] = {}
+    found: set[str] = set()
+    btrfs = None
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "kernel":
+            kernels.setdefault(parts[1], parts[2])
+        elif len(parts) == 3 and parts[0] == "generator" and parts[1] in _BINARY_TO_GENERATOR:
+            found.add(_BINARY_TO_GENERATOR[parts[1]])
+        elif len(parts) == 2 and parts[0] == "btrfs":
+            btrfs = parts[1]
+    return ProbeResult(kernels, tuple(g for g in GENERATORS if g in found), btrfs)
+
+
+def choose_target(image: str, probe: ProbeResult, generator: str | None = None) -> BuildTarget:
+    """Pick kernel and generator from a probe, or say what the image lacks.
+
+    Args:
+        image: the image reference, for messages.
+        probe: the parsed probe output.
+        generator: force this generator instead of the preferred one.
+
+    Raises:
+        InitramfsError: no kernel, no btrfs-progs, or no (or not the forced) generator.
+
+    """
+    if not probe.kernels:
+        raise InitramfsError(
+            f"image {image} has no kernel in /lib/modules",
+            "add `linux-image-amd64` (Debian) / `linux` (Arch) / `kernel` (Fedora) "
+            "to its Dockerfile")
+    if probe.btrfs is None:
+        raise InitramfsError(
+            f"image {image} has no `btrfs` binary, which the boot hook needs",
+            "add `btrfs-progs` to its Dockerfile")
+    if generator is not None:
+        if generator not in GENERATORS:
+            raise InitramfsError(f"unknown initramfs generator {generator!r}",
+                                 f"use one of {', '.join(GENERATORS)}")
+        if generator not in probe.generators:
+            raise InitramfsError(f"image {image} does not have {generator}",
+                                 f"add `{generator}` to its Dockerfile or pick another generator")
+        chosen = generator
+    elif probe.generators:
+        chosen = probe.generators[0]
+    else:
+        raise InitramfsError(
+            f"image {image} has no initramfs generator (mkinitramfs, dracut or mkinitcpio)",
+            "add `initramfs-tools` (Debian/Ubuntu) / `mkinitcpio` (Arch) / `dracut` (Fedora) "
+            "to its Dockerfile")
+    kver = newest_kernel(list(probe.kernels))
+    return BuildTarget(chosen, kver, probe.kernels[kver])
+
+
+def detect(client: docker.DockerClient, image: str, *, generator: str | None = None) -> BuildTarget:
+    """Find kernel version, generator and btrfs-progs inside ``image``.
+
+    Runs a small ``sh`` probe in a throwaway container (no network, always
+    removed; a missing image is never pulled).  With several kernels the newest (version sort) wins.
+
+    Args:
+        client: a ``docker.DockerClient``.
+        image: image reference, e.g. ``"desktop:latest"``.
+        generator: force a generator (see ``GENERATORS``) instead of the preferred one.
+
+    Returns:
+        The ``BuildTarget`` for ``build``.
+
+    Raises:
+        ImageError: the image does not exist locally.
+        InitramfsError: the image has no /bin/sh, kernel, btrfs-progs or generator.
+        DockerError: the daemon failed.
+
+    """
+    # user 0:0, not "root": an image without /etc/passwd cannot resolve names.
+    # containers.run() would pull a missing image (from Docker Hub): create it
+    # explicitly instead, so a missing image is an error and never a pull.
+    container = None
+    try:
+        container = client.containers.create(
+            image, ["-c", PROBE], entrypoint="/bin/sh", user="0:0", network_mode="none",
+            labels={"dockerboot-wizard": "probe"})
+        container.start()
+        status = container.wait().get("StatusCode", -1)
+        out = container.logs(stdout=True, stderr=False)
+        err = container.logs(stdout=False, stderr=True)
+    except docker.errors.ImageNotFound as e:
+        raise ImageError(f"image {image} is not present locally",
+                         "pull or build it first") from e
+    except docker.errors.APIError as e:
+        if "no such file" in str(e).lower() or "executable file not found" in str(e).lower():
+            raise InitramfsError(f"image {image} has no /bin/sh",
+                                 "base the image on a distribution with a shell") from e
+        raise DockerError(f"docker could not run a probe container of {image}: "
+                          f"{e.explanation or e}", "check the docker daemon") from e
+    finally:
+        if container is not None:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+    if status != 0:
+        raise InitramfsError(f"probing image {image} failed: {_first_line(err)}",
+                             "the image needs a working POSIX /bin/sh")
+    text = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
+    return choose_target(image, parse_probe(text), generator)
+
+
+def _first_line(data: Any) -> str:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else "no output"
