@@ -1,5 +1,5 @@
 # The two set-up commands of the README.  Both run as root (sudo).
-.PHONY: setup test test-fast demo lint
+.PHONY: setup test test-fast demo demo-headless lint
 
 setup:
 	sh scripts/setup.sh
@@ -12,10 +12,12 @@ test: setup
 test-fast:
 	python3 -m pytest -q tests/unit
 
-# The wizard on a disposable sandbox disk, then a QEMU boot of what it wrote.
-# Headless until the TUI's later screens are wired to the real core (issue 3);
-# `dockerboot-wizard sandbox` alone opens the wizard on the same sandbox.
+# The wizard on a disposable sandbox disk; after Apply it offers a QEMU boot of
+# what it wrote.  `make demo-headless` does the same without the TUI.
 demo: setup
+	dockerboot-wizard sandbox
+
+demo-headless: setup
 	dockerboot-wizard sandbox --apply-demo --boot
 
 lint:

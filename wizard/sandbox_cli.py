@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("sandbox", help="try the wizard on a disposable loop-backed disk",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--boot", action="store_true",
-                   help="afterwards boot the disk in QEMU through rEFInd and show the console")
+                   help="afterwards boot the disk in QEMU through rEFInd without asking "
+                        "(in a terminal the sandbox asks; without one it boots only with this)")
     p.add_argument("--keep", action="store_true", help="keep the disk image and ESP at the end")
     p.add_argument("--apply-demo", action="store_true",
                    help="no TUI: run the headless apply with a sample hostname and user")
@@ -94,6 +95,25 @@ def _tui(box: Sandbox, open_tui: Callable[[WizardState], int] | None) -> int:
     return open_tui(WizardState(settings=box.settings()))
 
 
+def wants_boot(args: argparse.Namespace, ask: Callable[[str], str] | None) -> bool:
+    """Whether to boot the applied disk: ``--boot``, else ask when there is a terminal.
+
+    Args:
+        args: the parsed ``sandbox`` arguments.
+        ask: ``input`` when stdin is a terminal, None otherwise (scripts are never asked).
+
+    """
+    if args.boot:
+        return True
+    if ask is None:
+        return False
+    try:
+        answer = ask("sandbox: boot the sandbox disk in QEMU through rEFInd now? [Y/n] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("", "y", "yes")
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Create the sandbox, run the wizard on it, optionally boot the result."""
     from wizard import qemu_boot, sandbox
@@ -114,7 +134,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             say("nothing was applied to the sandbox disk")
             return 0
         say(f"applied: LABEL={saved.label} boots {saved.image}")
-        if not args.boot:
+        if not wants_boot(args, input if sys.stdin.isatty() else None):
+            say("not booted (`dockerboot-wizard sandbox --boot` boots without asking)")
             return 0
         say("booting the sandbox disk in QEMU through rEFInd (no KVM: a minute or two)…")
         serial = box.boot(echo=sys.stdout)

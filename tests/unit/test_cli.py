@@ -68,3 +68,42 @@ def test_confirm_refuses_without_terminal(monkeypatch):
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     with pytest.raises(cli.ConfigError, match="--yes"):
         cli.confirm("Apply?")
+
+
+def _sandbox_args(*argv: str):
+    import argparse
+
+    from wizard.sandbox_cli import add_parser
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    return parser.parse_args(["sandbox", *argv])
+
+
+@pytest.mark.parametrize(("answer", "boots"), [("", True), ("y", True), ("YES\n", True),
+                                               ("n", False), ("no", False), ("later", False)])
+def test_sandbox_asks_before_booting_in_a_terminal(answer, boots):
+    from wizard.sandbox_cli import wants_boot
+
+    asked = []
+    assert wants_boot(_sandbox_args(), lambda q: asked.append(q) or answer) is boots
+    assert asked and "QEMU" in asked[0] and "[Y/n]" in asked[0]
+
+
+def test_sandbox_boot_flag_never_asks_and_no_terminal_never_boots():
+    from wizard.sandbox_cli import wants_boot
+
+    def refuse(_question):
+        raise AssertionError("asked although --boot was given")
+
+    assert wants_boot(_sandbox_args("--boot"), refuse) is True
+    assert wants_boot(_sandbox_args(), None) is False
+
+
+def test_sandbox_boot_question_closed_stdin_means_no():
+    from wizard.sandbox_cli import wants_boot
+
+    def eof(_question):
+        raise EOFError
+
+    assert wants_boot(_sandbox_args(), eof) is False
