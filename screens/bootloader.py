@@ -96,10 +96,12 @@ class BootloaderScreen(Screen[Outcome]):
         esp = self.state.settings.esp if self.state.settings else None
         where.update(f"ESP: {esp or 'found automatically'}    refind.conf: {message.conf}\n"
                      "Written at Review (the old file is backed up; the rest is kept as is).")
+        # word_wrap: the options line is longer than the screen and must stay readable
         self.query_one("#entry", Static).update(Syntax(message.preview.entry, "ini",
-                                                       theme="ansi_dark"))
+                                                       theme="ansi_dark", word_wrap=True))
         self.query_one("#diff", Static).update(
-            Syntax(message.preview.diff, "diff", theme="ansi_dark") if message.preview.diff
+            Syntax(message.preview.diff, "diff", theme="ansi_dark", word_wrap=True)
+            if message.preview.diff
             else "refind.conf already has this entry: nothing to change.")
         self.query_one("#next", Button).disabled = False
         self.query_one("#next", Button).focus()

@@ -83,7 +83,8 @@ class ImagesScreen(StepScreen):
         with Horizontal(id="pullbar"):
             yield Input(placeholder="pull NAME:TAG (p), Enter starts, Escape cancels",
                         id="pull")
-            yield ProgressBar(id="progress", show_eta=False)
+            # total=1: an empty bar while idle (None would animate as if busy)
+            yield ProgressBar(id="progress", show_eta=False, total=1)
         yield Static("", id="pullstatus")
 
     def on_mount(self) -> None:

@@ -1,0 +1,241 @@
+"""SVG snapshots (pytest-textual-snapshot) of every screen at 100x32 on fake services.
+
+Each test opens one step with ``make_app(..., start_at=..., state=...)``, waits
+until that screen is on top and its workers are done, then compares the
+screenshot with the baseline in ``__snapshots__/test_snapshots/``.  A missing
+baseline fails (the plugin compares against nothing); regenerate with
+``python3 -m pytest tests/ui/test_snapshots.py --snapshot-update`` and look at
+the SVGs before committing them.
+
+What could vary between runs is fixed here, not in the screens: animations
+are off (the indeterminate progress bar of the Image step would otherwise
+be drawn wherever the clock puts it), and cursors do not blink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from textual.app import App
+from textual.widgets import Input, TabbedContent, TextArea, Tree
+
+from screens.bootloader import BootloaderScreen
+from screens.docker_daemon import DockerDaemonScreen
+from screens.done import DoneScreen
+from screens.images import ImagesScreen
+from screens.initramfs import InitramfsScreen
+from screens.partition import PartitionScreen
+from screens.problem import ProblemScreen
+from screens.review import ReviewScreen
+from screens.toplayer import ToplayerScreen
+from screens.welcome import WelcomeScreen
+from screens.wizard_app import make_app
+from tests.ui.conftest import SIZE, settle
+from tests.ui.fakes import OVERLAY_DOCKER, PART, FakeServices
+from tests.ui.fakes_late import SETTINGS
+from wizard.config import Settings
+from wizard.flow import Mode, Step, WizardState
+
+SNAPSHOTS = Path(__file__).parent / "__snapshots__" / "test_snapshots"
+DOCS = Path(__file__).parents[2] / "docs"
+DOCS_SHOTS = {"tui-toplayer.svg": "test_toplayer.svg", "tui-review.svg": "test_review.svg"}
+"""README screenshot in docs/ -> the baseline it is a copy of."""
+
+CHOSEN = WizardState(settings=Settings(label=PART.label, image=""))
+READY = WizardState(settings=SETTINGS)
+
+
+def app_for(services: FakeServices, start_at: Step | None = None,
+            state: WizardState | None = None) -> App:
+    app = make_app(services, start_at=start_at, state=state)
+    app.animation_level = "none"  # no frame of an animation depends on the clock
+    return app
+
+
+def until(screen_type: type, ready: Callable[[object], bool] = lambda s: True,
+          then: Callable[[object], Awaitable[None]] | None = None):
+    """A ``run_before``: wait for ``screen_type`` (and ``ready``), run ``then``, settle."""
+
+    async def run_before(pilot) -> None:
+        app = pilot.app
+        for _ in range(2000):  # the flow worker pushes the screen; never finishes itself
+            await settle(pilot)
+            if isinstance(app.screen, screen_type) and ready(app.screen):
+                break
+        else:
+            raise AssertionError(f"{screen_type.__name__} never got ready (at {app.screen!r})")
+        if then is not None:
+            await then(pilot)
+            await settle(pilot)
+        for widget in app.screen.query("Input, TextArea"):
+            widget.cursor_blink = False  # a blinking cursor is on or off by timing
+        await pilot.pause()
+
+    return run_before
+
+
+def test_problem_not_root(snap_compare):
+    """The problem screen before the first step: title "The wizard cannot start", the
+    problem "dockerboot-wizard must run as root", "How to fix: run it again with sudo",
+    the hint to press r or q, and the footer keys r (Check again) and q (Quit)."""
+    services = FakeServices(env_problems=["dockerboot-wizard must run as root — "
+                                          "run it again with sudo"])
+    assert snap_compare(app_for(services), terminal_size=SIZE,
+                        run_before=until(ProblemScreen))
+
+
+def test_welcome_reconfigure(snap_compare):
+    """Welcome with a saved config: the intro, "Saved configuration on LABEL=dbw-fake:
+    boots desk:2, hostname box", the five choices (Reconfigure top layer highlighted
+    first, Switch image/tag, Rebuild initramfs, Rewrite boot entry, Full setup last),
+    Back/Next buttons and the footer."""
+    saved = Settings(label=PART.label, image="desk:2", hostname="box")
+    app = app_for(FakeServices(saved={PART.label: saved}))
+    assert snap_compare(app, terminal_size=SIZE,
+                        run_before=until(WelcomeScreen, lambda s: s.found is not None))
+
+
+def test_partition(snap_compare):
+    """Partition: the table with columns Label, UUID, Size, Device, Docker data-root,
+    Mountpoint; row dbw-fake (4.0G, /dev/loop9p2, data-root yes, /mnt/dbw (+1)) with
+    the cursor, row data (8.0G, /dev/sdb1, no, -); Next enabled."""
+    app = app_for(FakeServices(), Step.PARTITION)
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(PartitionScreen))
+
+
+def test_docker_good(snap_compare):
+    """Docker daemon, all good: "Checking the Docker daemon for partition LABEL=dbw-fake…"
+    and three ticks (daemon reachable, storage driver: btrfs, data-root: /mnt/dbw/docker
+    (docker_path=docker)), "All checks passed: images on this daemon can boot.", Next
+    enabled and the footer's r Recheck."""
+    app = app_for(FakeServices(), Step.DOCKER, CHOSEN)
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(DockerDaemonScreen))
+
+
+def test_docker_overlay2(snap_compare):
+    """Docker daemon on overlay2: "✔ daemon reachable", "✘ storage driver: overlay2",
+    "✘ data-root: /var/lib/docker"; "Problem: Docker uses the overlay2 storage driver, not
+    btrfs, so image layers are not btrfs subvolumes" (wrapped, whole), 'Fix: put
+    {"storage-driver": "btrfs"} in /etc/docker/daemon.json', "Then press r to check
+    again."; Next disabled (dimmed button and footer key)."""
+    app = app_for(FakeServices(docker=OVERLAY_DOCKER), Step.DOCKER, CHOSEN)
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(DockerDaemonScreen))
+
+
+def test_images(snap_compare):
+    """Image: the filter field, the table (Image, Size, Created, ID) with desk:1, desk:2
+    and localhost:5000/ns/app:1.0 at fixed dates, the cursor on desk:1 and under it the
+    resolve result "✔ desk:1 boots from subvolume /mnt/dbw/docker/btrfs/subvolumes/
+    desk:1-top" (the screen shows bootability on this line, not in a column); the pull
+    field with an empty progress bar at 0% beside it; Next enabled."""
+    app = app_for(FakeServices(), Step.IMAGE, CHOSEN)
+    assert snap_compare(app, terminal_size=SIZE,
+                        run_before=until(ImagesScreen, lambda s: bool(s.resolved)))
+
+
+def test_images_unbootable(snap_compare):
+    """Image with an unbootable choice: the cursor on desk:2 and, in red, "✘ desk:2
+    cannot boot: image desk:2 has no layer cache-id — pull or build the image again";
+    Next disabled."""
+    services = FakeServices(unbootable={"desk:2": "image desk:2 has no layer cache-id"})
+    state = WizardState(settings=Settings(label=PART.label, image="desk:2"))
+    app = app_for(services, Step.IMAGE, state)
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(
+        ImagesScreen, lambda s: ("resolve", "desk:2") in services.calls))
+
+
+async def _edit_hostname_file(pilot) -> None:
+    screen = pilot.app.screen
+    tree = screen.query_one("#files", Tree)
+    node = next(n for n in tree.root.children[0].children if n.data == "etc/hostname")
+    tree.select_node(node)
+    await settle(pilot)
+    screen.query_one("#editor", TextArea).load_text("desk1\n")
+    await pilot.press("ctrl+s")  # first ctrl+s shows the diff against the image's file
+
+
+def test_toplayer(snap_compare):
+    """Top layer, Files tab: the warning "Everything outside the top layer … RESET AT EVERY
+    BOOT." on top; tabs Files / Hostname & users / fstab helper; the tree with etc/
+    (docker/daemon.json (new), fstab (new), hostname, shadow); the editor holding
+    etc/hostname edited to "desk1" with line numbers; below it the diff against the
+    image's own file (-debian, +desk1) and "ctrl+s again keeps it"."""
+    app = app_for(FakeServices(), Step.TOPLAYER, READY)
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(
+        ToplayerScreen, lambda s: bool(s.files), _edit_hostname_file))
+
+
+async def _hostname_and_user(pilot) -> None:
+    screen = pilot.app.screen
+    screen.query_one(TabbedContent).active = "users-tab"
+    await settle(pilot)
+    screen.query_one("#hostname", Input).value = "desk1"
+    screen.query_one("#user-name", Input).value = "ann"
+    screen.query_one("#user-pw", Input).value = "pw-one"
+    screen.query_one("#user-pw2", Input).value = "pw-two"
+    screen.query_one("#add-user").press()
+    await settle(pilot)
+    screen.query_one("#user-name", Input).focus()
+
+
+def test_toplayer_hostname_users(snap_compare):
+    """Top layer, Hostname & users tab: the warning on top, hostname "desk1", the new-user
+    row (name ann, both password fields emptied and masked, Add user), the error
+    "The passwords do not match: type them again." and "Users: none"."""
+    app = app_for(FakeServices(), Step.TOPLAYER, READY)
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(
+        ToplayerScreen, lambda s: bool(s.files), _hostname_and_user))
+
+
+def test_initramfs(snap_compare):
+    """Initramfs after a finished fake build: "Generator: initramfs-tools kernel:
+    6.1.0-18-amd64 (/boot/vmlinuz-6.1.0-18-amd64)", "Built (installed at Review):
+    staged", the progress bar full at 100%, the log (== Building initramfs-tools
+    initramfs, dockerboot-build: running mkinitramfs), Cancel disabled, Next enabled."""
+    app = app_for(FakeServices(), Step.INITRAMFS, READY)
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(
+        InitramfsScreen, lambda s: s.state.staged_initramfs is not None))
+
+
+def test_bootloader(snap_compare):
+    """Bootloader: "ESP: found automatically    refind.conf: /boot/efi/EFI/refind/
+    refind.conf", the override field; the wizard's marked menuentry "Docker image desk:1"
+    (volume dbw-fake, loader boot_docker/vmlinuz, initrd boot_docker/initrd.img) with its
+    options line wrapped and whole, from root=LABEL=dbw-fake to docker_image=desk:1 and
+    toplayer_path=boot_docker/toplayer; then the refind.conf diff: the user's
+    menuentry "Other" as context and the marked entry added; Next enabled."""
+    app = app_for(FakeServices(), Step.BOOTLOADER, READY)
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(
+        BootloaderScreen, lambda s: s.found is not None))
+
+
+def test_review(snap_compare):
+    """Review before Apply: "Nothing has been written yet. Apply (a) writes: initramfs,
+    toplayer, bootloader, config."; the scrollable sections from the top: Summary
+    (LABEL=dbw-fake (/dev/loop9p2), desk:1 -> subvolume, kernel command line
+    root=LABEL=dbw-fake rootflags=subvol=docker_rwlayer), Subvolumes (docker kept,
+    docker_rwlayer recreated at EVERY boot), the vmlinuz/initrd.img pair "already built,
+    installed now"; an empty progress bar at 0% and an empty log; Apply (a) enabled."""
+    state = READY.with_changes(staged_initramfs="boot_docker/.build-fake",
+                               settings=SETTINGS.with_changes(hostname="desk1"))
+    services = FakeServices()
+    app = app_for(services, Step.REVIEW, state)
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(
+        ReviewScreen, lambda s: s.plan is not None))
+    assert not any(name == "execute" for name, _ in services.calls)
+
+
+def test_done(snap_compare):
+    """Done after a full setup: "Done", "Kernel, initramfs and the rEFInd entry for
+    desk:1 are in place.", At the next boot (pick dockerboot desk:1, reset at every
+    boot), To update (docker pull desk:1), To come back; the Finish button."""
+    app = app_for(FakeServices(), Step.DONE, READY.with_changes(mode=Mode.FULL))
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(DoneScreen))
+
+
+def test_docs_screenshots_are_the_baselines():
+    """The README's screenshots in docs/ are byte-for-byte the current baselines."""
+    for doc, baseline in DOCS_SHOTS.items():
+        assert (DOCS / doc).read_bytes() == (SNAPSHOTS / baseline).read_bytes(), (
+            f"docs/{doc} differs from its baseline: cp {SNAPSHOTS / baseline} docs/{doc}")
