@@ -127,3 +127,40 @@ def test_installed_wizard_in_tmux_shows_udev_label_and_sample_image(pane: Pane) 
     subprocess.run(["udevadm", "settle", "--timeout=30"], check=False)
     assert all(p.label != label for p in partitions.list_btrfs()), \
         f"LABEL={label} is still attached after the sandbox exited"
+
+
+def test_demo_in_tmux_applies_then_offers_the_qemu_boot(pane: Pane) -> None:
+    """What `sudo make demo` runs, keys only: Next through every step, Apply, then "y" to boot."""
+    pane.keys("dockerboot-wizard sandbox; echo DBW-EXIT=$?", "Enter")
+    pane.wait_for("Full setup", timeout=SANDBOX_READY)
+    workdir = sandbox_dir(pane.printed())
+    assert workdir is not None
+    pane.keys("End", "Enter")
+    pane.wait_for("Pick the btrfs partition")
+    pane.keys("n")
+    pane.wait_for("All checks passed")
+    pane.keys("n")
+    pane.wait_for("boots from subvolume")
+    pane.keys("n")
+    pane.wait_for("Hostname & users")  # the top layer: keep the image's own files
+    pane.keys("n")
+    pane.wait_for("Built (installed at Review)", timeout=900)
+    pane.keys("n")
+    pane.wait_for("refind.conf:")
+    pane.keys("n")
+    pane.wait_for("Nothing has been written yet")
+    pane.keys("a")
+    pane.wait_for("At the next boot", timeout=600)
+    pane.keys("Enter")
+
+    pane.wait_for("[Y/n]", timeout=120)
+    assert "applied: LABEL=" in pane.printed()
+    pane.keys("y", "Enter")
+    screen = pane.wait_for(lambda s: re.search(r"DBW-EXIT=\d", s) is not None, timeout=900)
+    printed = pane.printed()
+    assert "DBW-EXIT=0" in screen, printed[-4000:]
+    # The console was shown live, and the sandbox read the boot's facts off it.
+    assert "DBW-FACT done=yes" in printed, printed[-4000:]
+    assert re.search(r"sandbox: booted sandbox sample image \(initramfs-tools\) "
+                     r"on /docker_rwlayer", printed), printed[-4000:]
+    assert not workdir.exists(), f"the sandbox left {workdir} behind"
