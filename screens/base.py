@@ -92,6 +92,10 @@ class StepScreen(Screen[Outcome]):
         """The state handed to the next step."""
         return self.state
 
+    def has_pending_edits(self) -> bool:
+        """Whether the screen holds input not in ``state`` yet (asked before quitting)."""
+        return False
+
     # --- navigation ---
 
     def update_nav(self) -> None:
@@ -120,7 +124,7 @@ class StepScreen(Screen[Outcome]):
         self.dismiss(Back())
 
     def action_quit_wizard(self) -> None:
-        if not has_unsaved_changes(self.state):
+        if not has_unsaved_changes(self.state) and not self.has_pending_edits():
             self.dismiss(Quit())
             return
 

@@ -33,10 +33,11 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
+from screens.base import QUIT_QUESTION, ConfirmScreen
 from wizard import fstab
 from wizard.diffs import unified_diff
 from wizard.errors import ToplayerError, WizardError
-from wizard.flow import Back, Next, Outcome, Quit, WizardState
+from wizard.flow import Back, Next, Outcome, Quit, WizardState, has_unsaved_changes
 from wizard.resources import asset
 from wizard.services import Services
 from wizard.toplayer import SECRET_FILES, validate_hostname
@@ -100,6 +101,7 @@ class ToplayerScreen(Screen[Outcome]):
         self.current: str | None = None
         self.pending: tuple[str, bytes] | None = None
         self.pending_fstab: str | None = None
+        self.loaded: str | None = None  # last text loaded into the editor (None: no file)
 
     # --- layout ---
 
@@ -229,6 +231,7 @@ class ToplayerScreen(Screen[Outcome]):
         self._show_diff("#diff", "")
         editor = self.query_one("#editor", TextArea)
         if rel in SECRET_FILES:
+            self.loaded = None
             editor.load_text("")
             editor.disabled = True
             self.query_one("#path", Static).update(
@@ -303,7 +306,8 @@ class ToplayerScreen(Screen[Outcome]):
         editor = self.query_one("#editor", TextArea)
         editor.disabled = False
         editor.language = language_for(rel, set(editor.available_languages))
-        editor.load_text(data.decode("utf-8", "replace"))
+        self.loaded = data.decode("utf-8", "replace")
+        editor.load_text(self.loaded)
         self.query_one("#path", Static).update(
             Text(f"{rel}   (ctrl+s keep, ctrl+d diff against the image)"))
 
@@ -366,8 +370,26 @@ class ToplayerScreen(Screen[Outcome]):
     def action_back(self) -> None:
         self.dismiss(Back())
 
+    def has_pending_edits(self) -> bool:
+        """Typed here but not in ``state`` yet: editor text, kept files, hostname, users."""
+        if self.loaded is not None and self.query_one("#editor", TextArea).text != self.loaded:
+            return True
+        s = self.state.settings
+        hostname = self.query_one("#hostname", Input).value.strip() or None
+        return (self.edits != self.state.toplayer_edits or self.passwords != self.state.passwords
+                or (s is not None and hostname != s.hostname))
+
     def action_quit_wizard(self) -> None:
-        self.dismiss(Quit())
+        if not has_unsaved_changes(self.state) and not self.has_pending_edits():
+            self.dismiss(Quit())
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.quit_confirmed = True  # type: ignore[attr-defined]
+                self.dismiss(Quit())
+
+        self.app.push_screen(ConfirmScreen(QUIT_QUESTION), answered)
 
     @on(Button.Pressed, "#back")
     def _back(self) -> None:

@@ -19,6 +19,7 @@ from textual.widgets import Static
 
 from screens.base import QUIT_QUESTION, ConfirmScreen, StepScreen, css
 from screens.problem import ProblemScreen
+from wizard.errors import WizardError
 from wizard.flow import (
     Back,
     Next,
@@ -95,8 +96,38 @@ class DockerbootApp(App[None]):
         self.run_flow()
 
     def unsaved(self) -> bool:
-        """Whether quitting now loses input (never after the Done step is reached)."""
-        return self.step != Step.DONE and has_unsaved_changes(self.state)
+        """Whether quitting now loses input (never after the Done step is reached).
+
+        Besides the state, the step on screen is asked: text typed into it but
+        not handed on yet (e.g. the top-layer editor) counts too.
+        """
+        if self.step == Step.DONE:
+            return False
+        step_screen = self._step_screen()
+        pending = getattr(step_screen, "has_pending_edits", None)
+        return has_unsaved_changes(self.state) or bool(pending is not None and pending())
+
+    def _step_screen(self) -> Screen | None:
+        # The topmost step screen, also when a dialog is open above it.
+        return next((s for s in reversed(self.screen_stack)
+                     if isinstance(getattr(s, "state", None), WizardState)), None)
+
+    async def discard_staged(self, *states: WizardState) -> None:
+        """Remove staged initramfs builds of ``states`` that will never be installed."""
+        for staged in dict.fromkeys(s.staged_initramfs for s in states if s.staged_initramfs):
+            state = next(s for s in states if s.staged_initramfs == staged)
+            try:
+                await asyncio.to_thread(self.services.discard_staged, state)
+            except (WizardError, OSError) as e:  # leaving anyway; the next build cleans up
+                self.notify(f"could not remove the unused build {staged}: {e}",
+                            severity="warning")
+
+    async def leave(self) -> None:
+        """Exit; a staged build not installed yet (here or on the step screen) goes first."""
+        step_screen = self._step_screen()
+        states = [self.state, *([step_screen.state] if step_screen is not None else [])]
+        await self.discard_staged(*states)  # type: ignore[arg-type]
+        self.exit()
 
     async def check_environment(self) -> bool:
         """Show the problem screen until the environment is fine; False = give up."""
@@ -122,10 +153,18 @@ class DockerbootApp(App[None]):
                     self.state = new_state
                     step = after(step, new_state)
                 case Back():
+                    here = getattr(screen, "state", self.state)
+                    if step == Step.INITRAMFS and here.staged_initramfs != \
+                            self.state.staged_initramfs:
+                        # Built on this visit but not handed on: nothing can reach it
+                        # any more, and the new build already removed the older one.
+                        await self.discard_staged(here)
+                        self.state = self.state.with_changes(staged_initramfs=None)
                     step = before(step, self.state)
                 case Quit():
                     if self.quit_confirmed or not self.unsaved() or await self.push_screen_wait(
                             ConfirmScreen(QUIT_QUESTION)):
+                        await self.discard_staged(self.state, getattr(screen, "state", self.state))
                         self.exit()
                         return
                     self.quit_confirmed = False  # stay on the same step
@@ -133,12 +172,12 @@ class DockerbootApp(App[None]):
 
     async def action_quit(self) -> None:
         if not self.unsaved():
-            self.exit()
+            await self.leave()
             return
 
-        def answered(yes: bool | None) -> None:
+        async def answered(yes: bool | None) -> None:
             if yes:
-                self.exit()
+                await self.leave()
 
         self.push_screen(ConfirmScreen(QUIT_QUESTION), answered)
 

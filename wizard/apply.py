@@ -30,7 +30,7 @@ from wizard import (
 )
 from wizard.cmdline import kernel_cmdline
 from wizard.config import Settings
-from wizard.errors import NotRootError
+from wizard.errors import NotRootError, WizardError
 from wizard.events import Event, StepDone, StepStarted, check_cancel
 
 STEPS = ("partition", "docker", "image", "toplayer", "initramfs", "bootloader", "config")
@@ -39,6 +39,10 @@ EXECUTE_STEPS = ("initramfs", "toplayer", "bootloader", "config")
 """What ``execute`` can write, in the order it writes it."""
 TOPLAYER_ONLY = ("toplayer", "config")
 """Reconfigure mode: only the top layer (and the saved config) change."""
+
+
+class PlanError(WizardError):
+    """``execute`` was asked to run a step the plan was not made for."""
 
 
 @dataclass
@@ -67,16 +71,17 @@ class Plan:
     """Kernel command line of the boot entry."""
     image_subvolume: Path
     """The image's top-layer subvolume, proof that it is bootable."""
-    target: initramfs.BuildTarget
-    """Generator and kernel version found in the image."""
+    target: initramfs.BuildTarget | None
+    """Generator and kernel version found in the image (None: the initramfs is not
+    built in this plan's steps, or a staged build is installed instead)."""
     toplayer_changes: list[toplayer.FileChange]
     """Files to write into the top layer."""
-    refind_conf: Path
-    """The refind.conf to edit."""
-    refind_old: bytes
-    """Its current content."""
-    refind_new: bytes
-    """Its content after the edit."""
+    refind_conf: Path | None
+    """The refind.conf to edit (None: the boot entry is not in this plan's steps)."""
+    refind_old: bytes | None
+    """Its current content (None with ``refind_conf``)."""
+    refind_new: bytes | None
+    """Its content after the edit (None with ``refind_conf``)."""
     config_old: bytes | None
     """The saved config's current content, if any."""
     config_new: bytes
@@ -122,28 +127,61 @@ def locate_refind(settings: Settings) -> tuple[Path, list[str]]:
     return bootloader.find_refind_conf(esp), [warning] if warning else []
 
 
+def check_steps(steps: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` for a step name ``execute`` does not know."""
+    unknown = set(steps) - set(EXECUTE_STEPS)
+    if unknown:
+        raise ValueError(f"unknown apply steps {sorted(unknown)}")
+
+
 def make_plan(session: Session, passwords: dict[str, str], *,
-              cancel: threading.Event | None = None) -> Plan:
-    """Work out every change; runs throwaway containers but writes nothing outside them."""
+              cancel: threading.Event | None = None,
+              steps: tuple[str, ...] = EXECUTE_STEPS, staged: Path | None = None) -> Plan:
+    """Work out every change; runs throwaway containers but writes nothing outside them.
+
+    Only what ``steps`` will write is planned, so ``TOPLAYER_ONLY`` needs no
+    probe container and no ESP and takes seconds.  The image is resolved in
+    every case: it proves the image is still bootable, and it is cheap.
+
+    Args:
+        session: from ``open_session``.
+        passwords: new users' passwords (a throwaway container creates them).
+        cancel: set it to stop between the parts of the plan.
+        steps: the ``EXECUTE_STEPS`` that ``execute`` will run with this plan.
+        staged: a ``build(stage_only=True)`` result to install: no probe needed.
+
+    Raises:
+        WizardError: a precondition fails (image, initramfs, ESP/refind.conf, …).
+        ValueError: an unknown step name.
+
+    """
+    check_steps(steps)
     s = session.settings
     image = images.normalize_ref(s.image)
     subvolume = images.resolve_subvolume(session.data_root, image)
-    target = initramfs.detect(session.client, image)
+    target = None
+    if "initramfs" in steps and staged is None:
+        target = initramfs.detect(session.client, image)
     check_cancel(cancel)
 
     top_dir = session.top / s.toplayer_path
     changes: list[toplayer.FileChange] = []
-    if s.hostname:
+    if "toplayer" not in steps:
+        passwords = {}  # users are created in the top layer: not in this plan
+    if s.hostname and "toplayer" in steps:
         changes.append(toplayer.plan_hostname(top_dir, s.hostname))
     if passwords:
         changes += users.create_users(session.client, image, list(passwords.items()),
                                          top_dir, cancel=cancel)
     check_cancel(cancel)
 
-    conf, warnings = locate_refind(s)
     cmdline = kernel_cmdline(s.with_changes(image=image))
-    entry = bootloader.render_entry(s.with_changes(image=image), cmdline)
-    old, new = bootloader.plan_refind(conf, entry)
+    conf = old = new = None
+    warnings: list[str] = []
+    if "bootloader" in steps:
+        conf, warnings = locate_refind(s)
+        entry = bootloader.render_entry(s.with_changes(image=image), cmdline)
+        old, new = bootloader.plan_refind(conf, entry)
 
     saved = config.config_path(session.top, s)
     final = s.with_changes(image=image,
@@ -151,7 +189,7 @@ def make_plan(session: Session, passwords: dict[str, str], *,
     return Plan(session=session, cmdline=cmdline, image_subvolume=subvolume, target=target,
                 toplayer_changes=changes, refind_conf=conf, refind_old=old, refind_new=new,
                 config_old=saved.read_bytes() if saved.exists() else None,
-                config_new=config.to_toml(final).encode(), warnings=warnings)
+                config_new=config.to_toml(final).encode(), warnings=warnings, staged=staged)
 
 
 def execute(plan: Plan, *, cancel: threading.Event | None = None,
@@ -170,9 +208,8 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
             reconfigure the top layer in seconds (no initramfs, no boot entry).
 
     """
-    unknown = set(steps) - set(EXECUTE_STEPS)
-    if unknown:
-        raise ValueError(f"unknown apply steps {sorted(unknown)}")
+    check_steps(steps)
+    _check_planned(plan, steps)
     session, s = plan.session, plan.session.settings
     image = images.normalize_ref(s.image)
     boot_dir = session.top / s.boot_dir
@@ -183,6 +220,7 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
         kernel, initrd = initramfs.install_staged(plan.staged, boot_dir)
         yield StepDone("initramfs", f"{kernel} and {initrd}")
     elif "initramfs" in steps:
+        assert plan.target is not None  # _check_planned
         yield from initramfs.build(session.client, image, plan.target, boot_dir,
                                    image_name=name, image_tag=tag,
                                    cancel=cancel or threading.Event())
@@ -190,6 +228,7 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
     if "toplayer" in steps:
         yield from _write_toplayer(plan)
     if "bootloader" in steps:
+        assert plan.refind_conf is not None and plan.refind_new is not None  # _check_planned
         yield StepStarted("bootloader", f"writing the rEFInd entry in {plan.refind_conf}")
         backup = bootloader.write_refind(plan.refind_conf, plan.refind_new)
         yield StepDone("bootloader", f"backup: {backup}" if backup else "entry unchanged")
@@ -197,6 +236,19 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
         yield StepStarted("config", "saving the configuration")
         path = config.save(session.top, config.from_toml(plan.config_new.decode()))
         yield StepDone("config", str(path))
+
+
+def _check_planned(plan: Plan, steps: tuple[str, ...]) -> None:
+    # Before anything is written: a step whose part was not planned must not half-run.
+    missing = []
+    if "initramfs" in steps and plan.staged is None and plan.target is None:
+        missing.append("initramfs")
+    if "bootloader" in steps and (plan.refind_conf is None or plan.refind_new is None):
+        missing.append("bootloader")
+    if missing:
+        raise PlanError(f"the plan was made without the {', '.join(missing)} step but "
+                        "execute was asked to run it",
+                        "make the plan with the same steps: make_plan(..., steps=...)")
 
 
 def _write_toplayer(plan: Plan) -> Iterator[Event]:

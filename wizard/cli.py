@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--password-file", action="append", default=[],
                     help="file with the user's password on its first line, or - for stdin")
     ap.add_argument("--kernel-options", help="extra kernel parameters, appended")
+    ap.add_argument("--toplayer-only", action="store_true",
+                    help="reconfigure only the top layer (and the saved config) from the "
+                         "saved config: no initramfs build, no boot entry; takes seconds")
     ap.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     ap.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     for name, text in (("partitions", "list btrfs partitions"), ("images", "list local images")):
@@ -88,6 +91,18 @@ def settings_from_args(args: argparse.Namespace, saved: Settings | None) -> Sett
     return base.with_changes(**changes)
 
 
+def check_toplayer_only(args: argparse.Namespace) -> None:
+    """Refuse options ``--toplayer-only`` would silently not apply (boot entry, initramfs)."""
+    given = [opt for opt, key in (("--image", "image"), ("--esp", "esp"),
+                                  ("--refind-conf", "refind_conf"),
+                                  ("--kernel-options", "kernel_options"))
+             if getattr(args, key) is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)} cannot be used with --toplayer-only (it "
+                          "rebuilds no initramfs and writes no boot entry)",
+                          "leave them out, or run apply without --toplayer-only")
+
+
 def print_event(event: Event) -> None:
     """Print one core event as a line of progress."""
     match event:
@@ -112,17 +127,25 @@ def confirm(prompt: str) -> bool:
 def cmd_apply(args: argparse.Namespace) -> int:
     """Plan, show, confirm and apply."""
     apply_mod.require_root()
+    steps = apply_mod.TOPLAYER_ONLY if args.toplayer_only else apply_mod.EXECUTE_STEPS
+    if args.toplayer_only:
+        check_toplayer_only(args)
     passwords = read_passwords(args.user, args.password_file)
     probe = Settings(label=args.label, image=args.image or "unset:unset")
     with apply_mod.open_session(probe) as session:
         saved = config.load(session.top)
+        if args.toplayer_only and saved is None:
+            raise ConfigError(f"no saved config on LABEL={args.label}, so there is no setup "
+                              "whose top layer --toplayer-only could change",
+                              "run a full `dockerboot-wizard apply --label LABEL --image "
+                              "NAME:TAG` first")
         session.settings = settings_from_args(args, saved).with_changes(
             docker_path=session.settings.docker_path)
         session.settings.validate()
-        plan = apply_mod.make_plan(session, passwords)
+        plan = apply_mod.make_plan(session, passwords, steps=steps)
         from wizard.report import render_plan
 
-        print(render_plan(plan))
+        print(render_plan(plan, steps))
         if args.dry_run:
             print("dry run: nothing was changed")
             return 0
@@ -130,8 +153,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
             print("nothing was changed", file=sys.stderr)
             return EXIT_ERROR
         cancel = threading.Event()
-        for event in apply_mod.execute(plan, cancel=cancel):
+        for event in apply_mod.execute(plan, cancel=cancel, steps=steps):
             print_event(event)
+    if args.toplayer_only:
+        print(f"done: the top layer of LABEL={args.label} is updated; the next boot lays it "
+              f"over a fresh root of {plan.session.settings.image}")
+        return 0
     print(f"done: the next boot of LABEL={args.label} starts {plan.session.settings.image}")
     return 0
 

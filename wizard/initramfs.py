@@ -48,6 +48,8 @@ _MILESTONES = (("*** Including modules done ***", 0.4),                  # dracu
                ("==> Generating module dependencies", 0.6),
                ("==> Creating ", 0.7))
 _TAIL_LINES = 40
+SCRATCH_PREFIX = ".build-"
+"""Scratch/staged build directories inside ``boot_dir`` start with this."""
 STAGED_KERNEL = "vmlinuz.new"
 """Name of the built kernel inside a scratch/staged directory."""
 STAGED_INITRD = "initrd.img.new"
@@ -138,8 +140,10 @@ def build(client: docker.DockerClient, image: str, target: BuildTarget, boot_dir
                                    f"{target.kver} in {image}")
     check_cancel(cancel)
     boot_dir.mkdir(parents=True, exist_ok=True)
+    # Earlier builds never installed (a crash, an abandoned wizard) are stale now.
+    remove_stale_builds(boot_dir)
     # Same filesystem as boot_dir, so the final renames are atomic.
-    scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=boot_dir))
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=boot_dir))
     container = None
     finished = threading.Event()
     keep_scratch = False
@@ -239,6 +243,41 @@ def install_staged(staged_dir: Path, boot_dir: Path) -> tuple[Path, Path]:
     replace_atomic(new_kernel, kernel)
     shutil.rmtree(staged_dir, ignore_errors=True)
     return kernel, initrd
+
+
+def remove_stale_builds(boot_dir: Path) -> list[Path]:
+    """Remove every scratch/staged build directory in ``boot_dir``; return what went.
+
+    ``build`` calls it first: one wizard configures a partition at a time, so
+    any earlier ``.build-*`` directory is a leftover (a crash, a quit).
+    """
+    gone = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in Path(boot_dir).iterdir():
+            if entry.name.startswith(SCRATCH_PREFIX) and entry.is_dir() \
+                    and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+                gone.append(entry)
+    return gone
+
+
+def discard_staged(boot_dir: Path, staged_dir: Path) -> bool:
+    """Remove one staged build that will not be installed; True if it was there.
+
+    Raises:
+        InitramfsError: ``staged_dir`` is not a build directory directly in ``boot_dir``
+            (refused: nothing else is ever removed).
+
+    """
+    boot_dir, staged_dir = Path(boot_dir), Path(staged_dir)
+    if staged_dir.parent.resolve() != boot_dir.resolve() \
+            or not staged_dir.name.startswith(SCRATCH_PREFIX) or staged_dir.is_symlink():
+        raise InitramfsError(f"{staged_dir} is not a staged build in {boot_dir}",
+                             "remove it by hand if it is a leftover")
+    if not staged_dir.is_dir():
+        return False
+    shutil.rmtree(staged_dir, ignore_errors=True)
+    return True
 
 
 def _kill_on_cancel(container: Any, cancel: threading.Event, finished: threading.Event) -> None:

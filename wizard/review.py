@@ -79,14 +79,15 @@ def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section
     if "initramfs" in steps:
         how = ("already built, installed now" if plan.staged is not None
                else "built now inside a container of the image")
+        what = (f"{plan.target.generator}, kernel {plan.target.kver}: " if plan.target
+                else "kernel + initramfs ")
         out.append(Section(f"{boot}/vmlinuz, {boot}/initrd.img",
-                           f"{plan.target.generator}, kernel {plan.target.kver}: {how} "
-                           "(the old pair stays until the new one is complete)"))
+                           f"{what}{how} (the old pair stays until the new one is complete)"))
     if "toplayer" in steps:
         for change in plan.toplayer_changes:
             out.append(Section(f"{top}/{s.toplayer_path}/{change.relpath}",
                                diff_text(change) or "(unchanged)"))
-    if "bootloader" in steps:
+    if "bootloader" in steps and plan.refind_conf is not None and plan.refind_new is not None:
         out.append(Section(f"{plan.refind_conf} (backup kept)",
                            unified_diff(plan.refind_old, plan.refind_new, str(plan.refind_conf))
                            or "(unchanged)"))

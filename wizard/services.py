@@ -29,6 +29,7 @@ from wizard.events import Event, LogLine, Progress, check_cancel
 from wizard.flow import WizardState
 from wizard.initramfs import BuildTarget
 from wizard.partitions import BlockEvent, Partition
+from wizard.review import STEPS_FOR_MODE
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,12 @@ class Services(Protocol):
         """
         ...
 
+    def discard_staged(self, state: WizardState) -> None:
+        """Remove ``state.staged_initramfs`` (a build never installed); no-op without one."""
+        ...
+
     def plan(self, state: WizardState, *, cancel: threading.Event) -> Plan:
-        """``apply.make_plan`` for ``state`` plus its top-layer edits and staged build."""
+        """``apply.make_plan`` for ``state``'s mode plus its top-layer edits and staged build."""
         ...
 
     def execute(self, plan: Plan, *, steps: tuple[str, ...],
@@ -331,8 +336,20 @@ class RealServices:
             assert staged is not None
             return staged.relative_to(top).as_posix()
 
+    def discard_staged(self, state: WizardState) -> None:
+        """Remove the staged build of ``state`` (the flow ended without installing it).
+
+        Only a ``.build-*`` directory inside the partition's boot directory is
+        removed, whatever the state says.
+        """
+        s, staged = state.settings, state.staged_initramfs
+        if s is None or not staged:
+            return
+        with partitions.top_level(partitions.find_by_label(s.label)) as top:
+            initramfs.discard_staged(top / s.boot_dir, top / staged)
+
     def plan(self, state: WizardState, *, cancel: threading.Event) -> Plan:
-        """``apply.make_plan`` plus the TUI's top-layer edits and staged build.
+        """``apply.make_plan`` for the mode's steps plus the TUI's edits and staged build.
 
         The session (top level mounted) stays open until ``execute`` ends.
         """
@@ -341,11 +358,15 @@ class RealServices:
         stack = contextlib.ExitStack()
         try:
             session = stack.enter_context(apply.open_session(state.settings))
-            plan = apply.make_plan(session, state.passwords, cancel=cancel)
-            plan.toplayer_changes += apply.edit_changes(
-                toplayer.toplayer_dir(session.top, session.settings), state.toplayer_edits)
-            if state.staged_initramfs:
-                plan.staged = session.top / state.staged_initramfs
+            steps = STEPS_FOR_MODE[state.mode]
+            staged = session.top / state.staged_initramfs if state.staged_initramfs else None
+            # Only what the mode writes is planned: reconfiguring the top layer
+            # needs neither the probe container nor the ESP.
+            plan = apply.make_plan(session, state.passwords, cancel=cancel, steps=steps,
+                                   staged=staged if "initramfs" in steps else None)
+            if "toplayer" in steps:
+                plan.toplayer_changes += apply.edit_changes(
+                    toplayer.toplayer_dir(session.top, session.settings), state.toplayer_edits)
         except BaseException:
             stack.close()
             raise

@@ -87,6 +87,9 @@ class LateFakesMixin:
         yield StepDone("initramfs", "staged")
         return "boot_docker/.build-fake"
 
+    def discard_staged(self, state: WizardState) -> None:
+        self.calls.append(("discard_staged", state.staged_initramfs))
+
     def plan(self, state: WizardState, *, cancel: threading.Event) -> Plan:
         assert state.settings is not None
         self.calls.append(("plan", state))

@@ -1,0 +1,106 @@
+"""Benchmark: a full apply vs reconfiguring only the top layer, side by side.
+
+On a loop btrfs disk with a private dockerd (btrfs driver), the debootstrapped
+sample image and an ESP with rEFInd, each row times plan + execute through
+``RealServices`` (what the TUI's Review step runs):
+
+- full apply: probe container, initramfs build in a container, boot entry,
+  top layer, saved config (``Mode.FULL``);
+- top layer, as planned before: the full plan (probe container, ESP lookup)
+  but only the top layer and the config written;
+- top layer only (``Mode.RECONFIGURE_TOPLAYER``): the image resolve, the top
+  layer and the config — no container, no ESP.
+
+Each run writes a different hostname, so every run really writes.
+
+    sudo python3 -m benchmarks.reconfigure_time [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.lab import lab, qemu
+from wizard import apply
+from wizard.config import Settings
+from wizard.flow import Mode, WizardState
+from wizard.services import RealServices
+
+IMAGE = "bench/reconfigure:latest"
+
+
+def run_mode(services: RealServices, settings: Settings, mode: Mode) -> None:
+    """``RealServices.plan`` + ``execute`` for ``mode``, as the Review step runs them."""
+    state = WizardState(settings=settings, saved=settings, mode=mode)
+    plan = services.plan(state, cancel=threading.Event())
+    steps = apply.EXECUTE_STEPS if mode == Mode.FULL else apply.TOPLAYER_ONLY
+    list(services.execute(plan, steps=steps, cancel=threading.Event()))
+
+
+def run_old_toplayer(settings: Settings) -> None:
+    """What a top-layer change cost before plans were limited to the mode's steps."""
+    with apply.open_session(settings) as session:
+        plan = apply.make_plan(session, {}, steps=apply.EXECUTE_STEPS)
+        list(apply.execute(plan, steps=apply.TOPLAYER_ONLY))
+
+
+def timed(fn: Callable[..., None], *args: object) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="runs per row (median shown)")
+    args = parser.parse_args()
+    apply.require_root()
+    work = Path(tempfile.mkdtemp(prefix="dbw-bench-reconf-", dir="/var/tmp"))
+    try:
+        with lab.loop_disk(work, size="6G") as disk, \
+                lab.mounted(disk.btrfs_dev, work / "mnt") as top:
+            lab.run("btrfs", "subvolume", "create", top / "docker")
+            with lab.dockerd(top / "docker") as daemon:
+                daemon.docker("import", "--change", 'CMD ["/bin/sh"]',
+                              lab.rootfs_tarball("initramfs-tools"), IMAGE, timeout=900)
+                os.environ["DOCKER_HOST"] = daemon.host
+                qemu.make_esp(work / "esp")
+                rows = measure(Settings(label=disk.label, image=IMAGE, esp=str(work / "esp")),
+                               args.runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    base = statistics.median(rows["full apply"])
+    print(f"{'plan + execute':34} {'median s':>9} {'min s':>7} {'full ÷ this':>12}")
+    for name, values in rows.items():
+        median = statistics.median(values)
+        print(f"{name:34} {median:9.3f} {min(values):7.3f} {base / median:11.1f}×")
+    print(f"({args.runs} runs each, interleaved; the first full apply is not counted)")
+
+
+def measure(settings: Settings, runs: int) -> dict[str, list[float]]:
+    services = RealServices()
+    run_mode(services, settings.with_changes(hostname="warm-up"), Mode.FULL)  # caches warm
+    rows: dict[str, list[float]] = {"full apply": [], "top layer (full plan, before)": [],
+                                    "top layer only (reconfigure mode)": []}
+    for n in range(runs):  # interleaved: machine noise hits every row alike
+        rows["full apply"].append(timed(
+            run_mode, services, settings.with_changes(hostname=f"full-{n}"), Mode.FULL))
+        rows["top layer (full plan, before)"].append(timed(
+            run_old_toplayer, settings.with_changes(hostname=f"old-{n}")))
+        rows["top layer only (reconfigure mode)"].append(timed(
+            run_mode, services, settings.with_changes(hostname=f"top-{n}"),
+            Mode.RECONFIGURE_TOPLAYER))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Pilot tests (fake services): staged builds are discarded when the flow ends without
+applying them, and text typed but not yet kept in the top-layer editor counts as unsaved."""
+
+from __future__ import annotations
+
+from textual.widgets import TextArea, Tree
+
+from screens.base import ConfirmScreen
+from screens.done import DoneScreen
+from screens.initramfs import InitramfsScreen
+from screens.review import ReviewScreen
+from screens.toplayer import ToplayerScreen
+from screens.wizard_app import make_app
+from tests.ui.conftest import SIZE
+from tests.ui.fakes import FakeServices
+from tests.ui.fakes_late import SETTINGS
+from wizard.flow import Mode, Step, WizardState
+
+STAGED = "boot_docker/.build-fake"  # what FakeServices.build_initramfs returns
+# Saved == settings: nothing in the state itself is unsaved.
+CLEAN = WizardState(settings=SETTINGS, saved=SETTINGS)
+
+
+async def until(pilot, ready, what: str) -> None:
+    """Pump the app until ``ready()`` (the flow worker never completes)."""
+    for _ in range(2000):
+        await pilot.pause()
+        if ready():
+            return
+    raise AssertionError(f"never happened: {what} (at {pilot.app.screen!r})")
+
+
+def discarded(services: FakeServices) -> list[object]:
+    return [arg for name, arg in services.calls if name == "discard_staged"]
+
+
+def built(app) -> bool:
+    return isinstance(app.screen, InitramfsScreen) and app.screen.state.staged_initramfs == STAGED
+
+
+async def test_quit_on_the_initramfs_step_discards_the_build_it_made():
+    services = FakeServices()
+    app = make_app(services, start_at=Step.INITRAMFS, state=CLEAN)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: built(app), "staged build")
+        assert discarded(services) == []
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, "exit")
+    # The build was never handed to the app's state: the screen's own state counts.
+    assert discarded(services) == [STAGED]
+
+
+async def test_ctrl_q_at_review_discards_the_staged_build_after_confirming():
+    services = FakeServices()
+    st = CLEAN.with_changes(settings=SETTINGS.with_changes(hostname="desk9"),
+                            staged_initramfs=STAGED)
+    app = make_app(services, start_at=Step.REVIEW, state=st)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ReviewScreen)
+                    and app.screen.plan is not None, "plan")
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirm dialog")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, ReviewScreen), "back on review")
+        assert discarded(services) == []  # still there while the user stays
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirm dialog")
+        await pilot.press("y")
+        await until(pilot, lambda: not app.is_running, "exit")
+    assert discarded(services) == [STAGED]
+    assert not any(name == "execute" for name, _ in services.calls)
+
+
+async def test_back_past_the_initramfs_step_discards_a_build_not_handed_on():
+    services = FakeServices()
+    app = make_app(services, start_at=Step.INITRAMFS, state=CLEAN)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: built(app), "staged build")
+        await pilot.press("b")
+        await until(pilot, lambda: isinstance(app.screen, ToplayerScreen), "top layer step")
+        assert discarded(services) == [STAGED]
+        assert app.state.staged_initramfs is None
+
+
+async def test_back_from_bootloader_keeps_the_build_and_applying_installs_it():
+    services = FakeServices()
+    app = make_app(services, start_at=Step.INITRAMFS, state=CLEAN)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: built(app), "staged build")
+        await pilot.press("n")
+        await until(pilot, lambda: app.step == Step.BOOTLOADER, "bootloader step")
+        await pilot.press("b")
+        # Back on the initramfs step the handed-on build is offered again, not rebuilt.
+        await until(pilot, lambda: built(app), "initramfs step again")
+        await pilot.press("n")
+        await until(pilot, lambda: app.step == Step.BOOTLOADER
+                    and app.screen.found is not None, "bootloader step again")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, ReviewScreen)
+                    and app.screen.plan is not None, "plan")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, DoneScreen), "done")
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running, "exit")
+    assert [name for name, _ in services.calls].count("build_initramfs") == 1
+    assert discarded(services) == []  # installed by apply, nothing to discard
+
+
+async def _editor_on_hostname(pilot, app) -> TextArea:
+    await until(pilot, lambda: isinstance(app.screen, ToplayerScreen) and app.screen.files,
+                "top layer files")
+    tree = app.screen.query_one("#files", Tree)
+    node = next(n for n in tree.root.children[0].children if n.data == "etc/hostname")
+    tree.select_node(node)
+    editor = app.screen.query_one("#editor", TextArea)
+    await until(pilot, lambda: editor.text == "old\n", "file in the editor")
+    return editor
+
+
+async def test_text_typed_in_the_editor_counts_as_unsaved_on_ctrl_q():
+    services = FakeServices()
+    st = CLEAN.with_changes(mode=Mode.RECONFIGURE_TOPLAYER)
+    app = make_app(services, start_at=Step.TOPLAYER, state=st)
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await _editor_on_hostname(pilot, app)
+        screen = app.screen
+        assert not app.unsaved()  # opening a file is not a change
+        editor.focus()
+        await pilot.press("end", "x", "y", "z")
+        await pilot.pause()
+        assert "xyz" in editor.text and screen.edits == {}  # typed, not kept
+        assert app.unsaved()
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirm dialog")
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen is screen, "back on the editor")
+        assert app.is_running and "xyz" in editor.text
+        # q from the screen's own binding asks too (focus off the editor).
+        screen.set_focus(None)
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirm dialog")
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen is screen, "back on the editor")
+        assert app.is_running and "xyz" in editor.text
+
+
+async def test_untouched_top_layer_screen_quits_without_asking():
+    services = FakeServices()
+    st = CLEAN.with_changes(mode=Mode.RECONFIGURE_TOPLAYER)
+    app = make_app(services, start_at=Step.TOPLAYER, state=st)
+    async with app.run_test(size=SIZE) as pilot:
+        await _editor_on_hostname(pilot, app)
+        app.screen.set_focus(None)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not app.is_running, "exit")
