@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Header, Label
 
@@ -68,7 +68,8 @@ class StepScreen(Screen[Outcome]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield from self.compose_body()
+        with Vertical(id="body"):  # padded; header and footer stay full width
+            yield from self.compose_body()
         with Horizontal(classes="nav"):
             yield Button("Back", id="back")
             yield Button("Next", id="next", variant="primary")

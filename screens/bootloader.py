@@ -74,7 +74,7 @@ class BootloaderScreen(Screen[Outcome]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "Boot entry (rEFInd)"
+        self.sub_title = "Boot entry (rEFInd)"
         self.lookup()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="bootloader")

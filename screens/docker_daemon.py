@@ -20,7 +20,7 @@ class DockerDaemonScreen(StepScreen):
     """The daemon's checks, each problem with its exact fix; Next only when all pass."""
 
     CSS_PATH = css("docker_daemon")
-    TITLE_TEXT = "docker daemon"
+    TITLE_TEXT = "Docker daemon"
     BINDINGS = [Binding("r", "recheck", "Recheck")]
 
     @dataclass

@@ -67,7 +67,7 @@ class DoneScreen(Screen[Outcome]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "Done"
+        self.sub_title = "Done"
         self.query_one("#finish", Button).focus()
 
     def action_finish(self) -> None:

@@ -29,7 +29,7 @@ class ImagesScreen(StepScreen):
     """Pick the image to boot; it is resolved to its btrfs subvolume before Next."""
 
     CSS_PATH = css("images")
-    TITLE_TEXT = "image"
+    TITLE_TEXT = "Image"
     AUTO_FOCUS = "#images"
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter"),
@@ -198,8 +198,11 @@ class ImagesScreen(StepScreen):
     def next_state(self) -> WizardState:
         image = self.selected()
         assert image is not None and self.state.settings is not None
+        # A kernel/initramfs staged for another image must not be installed for this one.
+        staged = (self.state.staged_initramfs if image.ref == self.state.settings.image
+                  else None)
         return self.state.with_changes(
-            settings=self.state.settings.with_changes(image=image.ref))
+            settings=self.state.settings.with_changes(image=image.ref), staged_initramfs=staged)
 
     # --- pulling ---
 

@@ -15,18 +15,18 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Log, ProgressBar, Static
+from textual.widgets import Button, Footer, Header, Static
 from textual.worker import get_current_worker
 
+from screens.worklog import Relayed, ShowsWork, WorkLog, relay
 from wizard.errors import Cancelled, WizardError
-from wizard.events import LogLine, Progress, StepDone, StepStarted
 from wizard.flow import Back, Next, Outcome, Quit, WizardState
 from wizard.initramfs import BuildTarget, InitramfsBuildError
 from wizard.resources import asset
 from wizard.services import Services
 
 
-class InitramfsScreen(Screen[Outcome]):
+class InitramfsScreen(ShowsWork, Screen[Outcome]):
     """Detect the generator, run the staged build with a live log, Next on success."""
 
     CSS_PATH = str(asset("tcss/initramfs.tcss"))
@@ -43,19 +43,6 @@ class InitramfsScreen(Screen[Outcome]):
         """The generator and kernel were found in the image."""
 
         target: BuildTarget
-
-    @dataclass
-    class Logged(Message):
-        """One line of build output."""
-
-        text: str
-
-    @dataclass
-    class Progressed(Message):
-        """The build advanced."""
-
-        fraction: float
-        label: str
 
     @dataclass
     class Built(Message):
@@ -76,14 +63,14 @@ class InitramfsScreen(Screen[Outcome]):
         self.state = state
         self.services = services
         self.building = False
+        self.work_log = WorkLog(id="work")
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Looking for the initramfs generator and kernel in the image…",
                      id="target")
         yield Static("", id="status")
-        yield ProgressBar(total=1.0, show_eta=False, id="progress")
-        yield Log(max_lines=5000, id="log")
+        yield self.work_log
         with Horizontal(id="buttons"):
             yield Button("Back", id="back")
             yield Button("Build (r)", id="build")
@@ -93,7 +80,7 @@ class InitramfsScreen(Screen[Outcome]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "Initramfs"
+        self.sub_title = "Initramfs"
         if self.state.staged_initramfs is not None:
             self._status("Already built in this session (r rebuilds).")
         self.detect()
@@ -113,35 +100,21 @@ class InitramfsScreen(Screen[Outcome]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="initramfs")
     def build(self) -> None:
         cancel = get_current_worker().cancelled_event
-        gen = self.services.build_initramfs(self.state, cancel=cancel)
+        seen = Relayed()
         try:
-            while True:
-                try:
-                    event = next(gen)
-                except StopIteration as stop:
-                    self.post_message(self.Built(str(stop.value), self._done_detail))
-                    return
-                if isinstance(event, LogLine):
-                    self.post_message(self.Logged(event.text))
-                elif isinstance(event, Progress) and event.total:
-                    self.post_message(self.Progressed(event.current / event.total, event.label))
-                elif isinstance(event, StepStarted):
-                    self.post_message(self.Logged(f"== {event.label}"))
-                elif isinstance(event, StepDone):
-                    self._done_detail = event.detail
+            staged = relay(self.services.build_initramfs(self.state, cancel=cancel), self,
+                           seen=seen)
         except Cancelled:
             self.post_message(self.Failed("Build cancelled: the previous kernel and "
                                           "initramfs are untouched.", cancelled=True))
         except InitramfsBuildError as e:
             for line in e.log_tail[-5:]:
-                self.post_message(self.Logged(line))
+                self.post_message(WorkLog.Line(line))
             self.post_message(self.Failed(str(e)))
         except WizardError as e:
             self.post_message(self.Failed(str(e)))
-        finally:
-            gen.close()
-
-    _done_detail = ""
+        else:
+            self.post_message(self.Built(str(staged), seen.last_done))
 
     # --- message handlers: the only code touching widgets ---
 
@@ -152,17 +125,13 @@ class InitramfsScreen(Screen[Outcome]):
         if self.state.staged_initramfs is None:
             self.action_build()
 
-    def on_initramfs_screen_logged(self, message: Logged) -> None:
-        self.query_one(Log).write_line(message.text)
-
-    def on_initramfs_screen_progressed(self, message: Progressed) -> None:
-        self.query_one(ProgressBar).update(progress=message.fraction)
-        self._status(message.label)
+    def show_progress(self, label: str) -> None:
+        self._status(label)
 
     def on_initramfs_screen_built(self, message: Built) -> None:
         self._set_building(False)
         self.state = self.state.with_changes(staged_initramfs=message.staged)
-        self.query_one(ProgressBar).update(progress=1.0)
+        self.work_log.finish()
         self._status(f"Built (installed at Review): {message.detail}")
         self.query_one("#next", Button).disabled = False
         self.query_one("#next", Button).focus()
@@ -198,8 +167,7 @@ class InitramfsScreen(Screen[Outcome]):
             return
         self._set_building(True)
         self.query_one("#status", Static).remove_class("error")
-        self.query_one(Log).clear()
-        self.query_one(ProgressBar).update(progress=0)
+        self.work_log.reset()
         self.query_one("#next", Button).disabled = True
         self.state = self.state.with_changes(staged_initramfs=None)
         self._status("Building…")

@@ -45,7 +45,7 @@ class PartitionScreen(StepScreen):
     """A table of btrfs partitions; Enter or n picks the highlighted one."""
 
     CSS_PATH = css("partition")
-    TITLE_TEXT = "partition"
+    TITLE_TEXT = "Partition"
     AUTO_FOCUS = "#partitions"
     BINDINGS = [Binding("r", "refresh", "Refresh")]
 

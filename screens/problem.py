@@ -33,7 +33,7 @@ class ProblemScreen(Screen[bool]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "problem"
+        self.sub_title = "Problem"
 
     def action_recheck(self) -> None:
         self.dismiss(True)

@@ -7,7 +7,6 @@ the chosen mode (reconfiguring the top layer writes only the top layer).
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 from rich.syntax import Syntax
@@ -18,12 +17,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Header, Log, ProgressBar, Static
+from textual.widgets import Button, Footer, Header, Static
 from textual.worker import get_current_worker
 
+from screens.worklog import Relayed, ShowsWork, WorkLog, relay
 from wizard.apply import Plan
 from wizard.errors import Cancelled, WizardError
-from wizard.events import LogLine, Progress, StepDone, StepStarted
 from wizard.flow import Back, Next, Outcome, Quit, WizardState
 from wizard.resources import asset
 from wizard.review import STEPS_FOR_MODE, sections
@@ -59,7 +58,7 @@ class ErrorModal(ModalScreen[None]):
         self.dismiss(None)
 
 
-class ReviewScreen(Screen[Outcome]):
+class ReviewScreen(ShowsWork, Screen[Outcome]):
     """Show the plan, then apply it."""
 
     CSS_PATH = str(asset("tcss/review.tcss"))
@@ -75,19 +74,6 @@ class ReviewScreen(Screen[Outcome]):
         """The plan is ready to show."""
 
         plan: Plan
-
-    @dataclass
-    class Logged(Message):
-        """One line of apply output."""
-
-        text: str
-
-    @dataclass
-    class Progressed(Message):
-        """Apply advanced (fraction of the current step)."""
-
-        fraction: float
-        label: str
 
     @dataclass
     class Applied(Message):
@@ -108,20 +94,21 @@ class ReviewScreen(Screen[Outcome]):
         self.steps = STEPS_FOR_MODE[state.mode]
         self.plan: Plan | None = None
         self.busy = False
+        self.work_log = WorkLog(id="work")
+        self.work_log.display = False  # room for the plan until Apply starts
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Working out what will be written…", id="status")
         yield VerticalScroll(id="sections")
-        yield ProgressBar(total=1.0, show_eta=False, id="progress")
-        yield Log(max_lines=5000, id="log")
+        yield self.work_log
         with Horizontal(id="buttons"):
             yield Button("Back", id="back")
             yield Button("Apply (a)", id="apply", variant="success", disabled=True)
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "Review"
+        self.sub_title = "Review"
         self.busy = True
         self.make_plan()
 
@@ -143,29 +130,15 @@ class ReviewScreen(Screen[Outcome]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="review")
     def run_apply(self, plan: Plan) -> None:
         cancel = get_current_worker().cancelled_event
-        tail: deque[str] = deque(maxlen=_TAIL)
-        steps_done = 0
+        seen = Relayed()
         try:
-            for event in self.services.execute(plan, steps=self.steps, cancel=cancel):
-                if isinstance(event, LogLine):
-                    tail.append(event.text)
-                    self.post_message(self.Logged(event.text))
-                elif isinstance(event, StepStarted):
-                    self.post_message(self.Logged(f"== {event.label}"))
-                elif isinstance(event, StepDone):
-                    steps_done += 1
-                    self.post_message(self.Logged(f"   done: {event.detail}"))
-                    self.post_message(self.Progressed(steps_done / len(self.steps),
-                                                      event.step))
-                elif isinstance(event, Progress) and event.total:
-                    part = event.current / event.total
-                    self.post_message(self.Progressed((steps_done + part) / len(self.steps),
-                                                      event.label))
+            relay(self.services.execute(plan, steps=self.steps, cancel=cancel),
+                  self, steps=len(self.steps), seen=seen)
         except Cancelled as e:
-            self.post_message(self.Failed(str(e), list(tail), cancelled=True))
+            self.post_message(self.Failed(str(e), list(seen.tail), cancelled=True))
             return
         except WizardError as e:
-            self.post_message(self.Failed(str(e), [*tail, *getattr(e, "log_tail", [])]))
+            self.post_message(self.Failed(str(e), [*seen.tail, *getattr(e, "log_tail", [])]))
             return
         self.post_message(self.Applied())
 
@@ -185,12 +158,8 @@ class ReviewScreen(Screen[Outcome]):
         self.query_one("#apply", Button).disabled = False
         self.refresh_bindings()
 
-    def on_review_screen_logged(self, message: Logged) -> None:
-        self.query_one(Log).write_line(message.text)
-
-    def on_review_screen_progressed(self, message: Progressed) -> None:
-        self.query_one(ProgressBar).update(progress=min(message.fraction, 1.0))
-        self._status(f"Applying… {message.label}")
+    def show_progress(self, label: str) -> None:
+        self._status(f"Applying… {label}")
 
     def on_review_screen_applied(self, message: Applied) -> None:
         self.busy = False
@@ -230,6 +199,7 @@ class ReviewScreen(Screen[Outcome]):
         self.query_one("#apply", Button).disabled = True
         self.refresh_bindings()
         self._status("Applying…")
+        self.work_log.display = True
         self.run_apply(self.plan)
 
     def action_cancel(self) -> None:

@@ -144,7 +144,7 @@ class ToplayerScreen(Screen[Outcome]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = "Top layer"
+        self.sub_title = "Top layer"
         s = self.state.settings
         options = self.query_one("#fstab-options", OptionList)
         try:

@@ -28,7 +28,7 @@ class WelcomeScreen(StepScreen):
     """Lists saved configurations found on the btrfs partitions and offers the modes."""
 
     CSS_PATH = css("welcome")
-    TITLE_TEXT = "welcome"
+    TITLE_TEXT = "Welcome"
     AUTO_FOCUS = "#modes"
 
     @dataclass

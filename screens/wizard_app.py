@@ -54,7 +54,8 @@ class PlaceholderScreen(StepScreen):
 def placeholder_for(step: Step) -> type[StepScreen]:
     """A placeholder screen class for ``step``."""
     name = f"{_CLASS_NAMES[step].removesuffix('Screen')}PlaceholderScreen"
-    return type(name, (PlaceholderScreen,), {"STEP": step, "TITLE_TEXT": step.value})
+    title = step.value.replace("_", " ").capitalize()
+    return type(name, (PlaceholderScreen,), {"STEP": step, "TITLE_TEXT": title})
 
 
 def _load(step: Step) -> type[Screen]:

@@ -90,8 +90,8 @@ def unified_diff(old: bytes | None, new: bytes | None, name: str, *, secret: boo
         old_text = redact_shadow(old_text)
     lines = difflib.unified_diff(
         old_text.splitlines(keepends=True), new_text.splitlines(keepends=True),
-        fromfile="/dev/null" if old is None else f"a/{name}",
-        tofile="/dev/null" if new is None else f"b/{name}")
+        fromfile="/dev/null" if old is None else f"a/{name.lstrip('/')}",
+        tofile="/dev/null" if new is None else f"b/{name.lstrip('/')}")
     out = []
     for line in lines:
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")

@@ -233,3 +233,17 @@ async def test_escape_cancels_a_running_pull():
         assert "pull cancelled" in text(app, "#pullstatus")
         assert app.screen.query_one("#images", DataTable).row_count == 3
         assert app.screen.query_one("#pull", Input).value == "slow:1"
+
+
+async def test_another_image_drops_the_initramfs_staged_for_the_first():
+    staged = CHOSEN.with_changes(settings=CHOSEN.settings.with_changes(image="desk:1"),
+                                 staged_initramfs="boot_docker/.build-desk1")
+    for presses, image, kept in (((), "desk:1", "boot_docker/.build-desk1"),
+                                 (("down",), "desk:2", None)):
+        app = make_app(FakeServices(), start_at=Step.IMAGE, state=staged)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press(*presses, "n")
+            await settle(pilot)
+            assert app.state.settings.image == image
+            assert app.state.staged_initramfs == kept

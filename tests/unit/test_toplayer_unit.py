@@ -218,3 +218,9 @@ def test_read_account_files(tmp_path: Path) -> None:
 def test_scrub_removes_passwords_from_log_lines() -> None:
     line = "chpasswd: (user alice) pam_chauthtok() failed for s3cret!"
     assert "s3cret!" not in users._scrub(line, ["s3cret!"])
+
+
+def test_diff_of_an_absolute_path_has_git_style_headers():
+    diff = unified_diff(b"a\n", b"b\n", "/boot/efi/EFI/refind/refind.conf")
+    assert diff.splitlines()[:2] == ["--- a/boot/efi/EFI/refind/refind.conf",
+                                     "+++ b/boot/efi/EFI/refind/refind.conf"]
