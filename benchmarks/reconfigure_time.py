@@ -66,16 +66,12 @@ def main() -> None:
     apply.require_root()
     work = Path(tempfile.mkdtemp(prefix="dbw-bench-reconf-", dir="/var/tmp"))
     try:
-        with lab.loop_disk(work, size="6G") as disk, \
-                lab.mounted(disk.btrfs_dev, work / "mnt") as top:
-            lab.run("btrfs", "subvolume", "create", top / "docker")
-            with lab.dockerd(top / "docker") as daemon:
-                daemon.docker("import", "--change", 'CMD ["/bin/sh"]',
-                              lab.rootfs_tarball("initramfs-tools"), IMAGE, timeout=900)
-                os.environ["DOCKER_HOST"] = daemon.host
-                qemu.make_esp(work / "esp")
-                rows = measure(Settings(label=disk.label, image=IMAGE, esp=str(work / "esp")),
-                               args.runs)
+        with lab.docker_disk(work) as dd:
+            lab.import_rootfs(dd.daemon, IMAGE)
+            os.environ["DOCKER_HOST"] = dd.daemon.host
+            qemu.make_esp(work / "esp")
+            rows = measure(Settings(label=dd.disk.label, image=IMAGE, esp=str(work / "esp")),
+                           args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base = statistics.median(rows["full apply"])

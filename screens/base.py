@@ -49,6 +49,20 @@ class ConfirmScreen(ModalScreen[bool]):
 QUIT_QUESTION = "Quit without applying? What you entered is lost."
 
 
+def quit_asking(screen: Screen[Outcome], state: WizardState, pending: bool) -> None:
+    """Dismiss ``screen`` with ``Quit``, asking first when input would be lost."""
+    if not has_unsaved_changes(state) and not pending:
+        screen.dismiss(Quit())
+        return
+
+    def answered(yes: bool | None) -> None:
+        if yes:
+            screen.app.quit_confirmed = True  # type: ignore[attr-defined]
+            screen.dismiss(Quit())
+
+    screen.app.push_screen(ConfirmScreen(QUIT_QUESTION), answered)
+
+
 class StepScreen(Screen[Outcome]):
     """Base of the step screens: header, body, Back/Next buttons, footer."""
 
@@ -125,13 +139,4 @@ class StepScreen(Screen[Outcome]):
         self.dismiss(Back())
 
     def action_quit_wizard(self) -> None:
-        if not has_unsaved_changes(self.state) and not self.has_pending_edits():
-            self.dismiss(Quit())
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.app.quit_confirmed = True  # type: ignore[attr-defined]
-                self.dismiss(Quit())
-
-        self.app.push_screen(ConfirmScreen(QUIT_QUESTION), answered)
+        quit_asking(self, self.state, self.has_pending_edits())

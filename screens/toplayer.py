@@ -33,11 +33,11 @@ from textual.widgets import (
 )
 from textual.widgets.option_list import Option
 
-from screens.base import QUIT_QUESTION, ConfirmScreen
+from screens.base import quit_asking
 from wizard import fstab
 from wizard.diffs import unified_diff
 from wizard.errors import ToplayerError, WizardError
-from wizard.flow import Back, Next, Outcome, Quit, WizardState, has_unsaved_changes
+from wizard.flow import Back, Next, Outcome, WizardState
 from wizard.resources import asset
 from wizard.services import Services
 from wizard.toplayer import SECRET_FILES, validate_hostname
@@ -380,16 +380,7 @@ class ToplayerScreen(Screen[Outcome]):
                 or (s is not None and hostname != s.hostname))
 
     def action_quit_wizard(self) -> None:
-        if not has_unsaved_changes(self.state) and not self.has_pending_edits():
-            self.dismiss(Quit())
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.app.quit_confirmed = True  # type: ignore[attr-defined]
-                self.dismiss(Quit())
-
-        self.app.push_screen(ConfirmScreen(QUIT_QUESTION), answered)
+        quit_asking(self, self.state, self.has_pending_edits())
 
     @on(Button.Pressed, "#back")
     def _back(self) -> None:

@@ -7,8 +7,12 @@ go in through Pilot: Full setup → partition (found by udev, by label) →
 Docker checks → image (resolved to its subvolume) → top layer (hostname and
 a user typed into the form) → initramfs (built in a container of the image)
 → bootloader (refind.conf diff) → review → Apply → Done.  Then the disk is
-booted through OVMF and rEFInd, and the console must show the hostname and
-user typed into the TUI, on a fresh rw layer of the sample image.
+reconfigured the way a user comes back later: the wizard finds the saved
+config, "Reconfigure top layer" changes the hostname and writes only the
+top layer (kernel, initramfs and refind.conf keep their bytes and mtimes).
+Then the disk is booted through OVMF and rEFInd, and the console must show
+the reconfigured hostname and the user typed into the TUI, on a fresh rw
+layer of the sample image.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Static, TabbedContent
+from textual.widgets import DataTable, OptionList, Static, TabbedContent
 
 from screens.bootloader import BootloaderScreen
 from screens.docker_daemon import DockerDaemonScreen
@@ -41,6 +45,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 SIZE = (100, 32)
 HOSTNAME = "tui-sandbox"
 PASSWORD = "typed in the TUI"
+RECONFIGURED = "tui-reconfigured"
 
 
 async def until(pilot, screen_type: type, ready: Callable = lambda s: True,
@@ -133,11 +138,45 @@ async def test_full_setup_in_the_tui_then_boot(tmp_path: Path,
         conf = box.machine.refind_conf.read_bytes()
         assert conf.startswith(conf_before) and f"volume {box.label}".encode() in conf
 
+        # Later, `sudo dockerboot-wizard` again: the saved config is found and
+        # "Reconfigure top layer" writes the top layer (and the config) only.
+        boot_files = {p: (p.stat().st_mtime_ns, p.read_bytes())
+                      for p in (top / "boot_docker/vmlinuz", top / "boot_docker/initrd.img")}
+        app = make_app(RealServices())
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await until(pilot, WelcomeScreen, lambda s: s.found is not None)
+            index = [label for label, _ in screen.found].index(box.label)
+            modes = screen.query_one("#modes", OptionList)
+            ids = [modes.get_option_at_index(i).id for i in range(modes.option_count)]
+            modes.highlighted = ids.index(f"{index}:{Mode.RECONFIGURE_TOPLAYER.value}")
+            await pilot.press("enter")
+
+            screen = await until(pilot, ToplayerScreen)
+            screen.query_one("#tabs", TabbedContent).active = "users-tab"
+            await pilot.pause()
+            await pilot.click("#hostname")
+            await pilot.press("end", "ctrl+u")
+            await type_into(pilot, "#hostname", RECONFIGURED)
+            screen.set_focus(None)
+            await pilot.press("n")
+
+            screen = await until(pilot, ReviewScreen, lambda s: s.plan is not None)
+            assert screen.steps == ("toplayer", "config")
+            await pilot.press("a")
+            await until(pilot, DoneScreen)
+            await pilot.press("enter")
+            await pilot.pause()
+        assert config.load(top).hostname == RECONFIGURED
+        assert (top / "boot_docker/toplayer/etc/hostname").read_text() == RECONFIGURED + "\n"
+        for path, (mtime, data) in boot_files.items():  # no rebuild, nothing reinstalled
+            assert (path.stat().st_mtime_ns, path.read_bytes()) == (mtime, data), path
+        assert box.machine.refind_conf.read_bytes() == conf
+
         serial = box.boot()
     facts = qemu_boot.facts(serial)
     assert facts.get("done") == "yes", serial[-5000:]
     assert facts["root_subvol"] == "/docker_rwlayer" and facts["root_rw"] == "rw"
-    assert facts["hostname"] == HOSTNAME
+    assert facts["hostname"] == RECONFIGURED
     assert facts["user"].startswith("alice:")
     assert re.match(r"^\$(y|6|gy|7)\$", facts["user_hash"]), facts["user_hash"]
     assert facts["image_marker"] == "sandbox sample image (initramfs-tools)"

@@ -29,13 +29,9 @@ class ServicesLab:
 def services_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicesLab]:
     """The disk, daemon and image; ``DOCKER_HOST`` points at the daemon meanwhile."""
     work = tmp_path_factory.mktemp("services")
-    with lab.loop_disk(work, size="6G") as disk, \
-            lab.mounted(disk.btrfs_dev, work / "mnt") as top:
-        lab.run("btrfs", "subvolume", "create", top / "docker")
-        with lab.dockerd(top / "docker") as daemon, pytest.MonkeyPatch.context() as mp:
-            daemon.docker("import", "--change", 'CMD ["/bin/sh"]',
-                          lab.rootfs_tarball("initramfs-tools"), SERVICES_IMAGE, timeout=900)
-            mp.setenv("DOCKER_HOST", daemon.host)
-            esp = work / "esp"
-            qemu.make_esp(esp)
-            yield ServicesLab(disk.label, top, esp, daemon)
+    with lab.docker_disk(work) as dd, pytest.MonkeyPatch.context() as mp:
+        lab.import_rootfs(dd.daemon, SERVICES_IMAGE)
+        mp.setenv("DOCKER_HOST", dd.daemon.host)
+        esp = work / "esp"
+        qemu.make_esp(esp)
+        yield ServicesLab(dd.disk.label, dd.top, esp, dd.daemon)

@@ -55,16 +55,12 @@ def tiny_tar(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     work = tmp_path_factory.mktemp("cli")
-    with lab.loop_disk(work, size="6G") as disk, \
-            lab.mounted(disk.btrfs_dev, work / "mnt") as top:
-        lab.run("btrfs", "subvolume", "create", top / "docker")
-        with lab.dockerd(top / "docker") as daemon:
-            daemon.docker("import", "--change", 'CMD ["/bin/sh"]',
-                          lab.rootfs_tarball("initramfs-tools"), IMAGE, timeout=900)
-            daemon.docker("import", tiny_tar(work / "tiny.tar"), TINY)
-            esp = work / "esp"
-            qemu.make_esp(esp)
-            yield Env(disk, top, daemon, esp)
+    with lab.docker_disk(work) as dd:
+        lab.import_rootfs(dd.daemon, IMAGE)
+        dd.daemon.docker("import", tiny_tar(work / "tiny.tar"), TINY)
+        esp = work / "esp"
+        qemu.make_esp(esp)
+        yield Env(dd.disk, dd.top, dd.daemon, esp)
 
 
 def cli(env: Env, *args: str, docker_host: str | None = None,

@@ -47,25 +47,23 @@ def tiny_tar(path: Path, files: dict[str, str]) -> Path:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     work = tmp_path_factory.mktemp("images")
-    with lab.loop_disk(work, size="2G") as disk, \
-            lab.mounted(disk.btrfs_dev, work / "mnt") as top:
-        lab.run("btrfs", "subvolume", "create", top / "docker")
-        with lab.dockerd(top / "docker") as daemon:
-            d = daemon.docker
-            d("import", tiny_tar(work / "base.tar", {"etc/base-marker": "base\n"}), BASE)
-            ctx = work / "ctx"
-            ctx.mkdir()
-            marker = f"top {disk.label}\n"
-            (ctx / "top-marker").write_text(marker)
-            (ctx / "second").write_text("second layer\n")
-            (ctx / "Dockerfile").write_text(
-                f"FROM {BASE}\nCOPY second /etc/second\nCOPY top-marker /etc/top-marker\n")
-            client = docker.DockerClient(base_url=daemon.host)
-            client.images.build(path=str(ctx), tag=APP, network_mode="none", rm=True)
-            client.close()
-            d("tag", APP, "dbw-img-app")  # implicit :latest
-            d("tag", APP, "docker.io/library/dbw-img-lib:2")
-            yield Env(top / "docker", daemon, marker)
+    with lab.docker_disk(work, size="2G") as dd:
+        disk, top, daemon = dd.disk, dd.top, dd.daemon
+        d = daemon.docker
+        d("import", tiny_tar(work / "base.tar", {"etc/base-marker": "base\n"}), BASE)
+        ctx = work / "ctx"
+        ctx.mkdir()
+        marker = f"top {disk.label}\n"
+        (ctx / "top-marker").write_text(marker)
+        (ctx / "second").write_text("second layer\n")
+        (ctx / "Dockerfile").write_text(
+            f"FROM {BASE}\nCOPY second /etc/second\nCOPY top-marker /etc/top-marker\n")
+        client = docker.DockerClient(base_url=daemon.host)
+        client.images.build(path=str(ctx), tag=APP, network_mode="none", rm=True)
+        client.close()
+        d("tag", APP, "dbw-img-app")  # implicit :latest
+        d("tag", APP, "docker.io/library/dbw-img-lib:2")
+        yield Env(top / "docker", daemon, marker)
 
 
 def inspect_layers(env: Env, ref: str) -> list[str]:

@@ -83,12 +83,10 @@ def _tiny_rootfs(root: Path, *, kernel: bool, btrfs: bool, failing_generator: bo
 def env() -> Iterator[Lab]:
     work = Path(tempfile.mkdtemp(prefix="dbw-initramfs-"))
     try:
-        with lab.loop_disk(work, size="8G") as disk, \
-                lab.mounted(disk.btrfs_dev, work / "mnt") as mnt, \
-                lab.dockerd(mnt / "docker") as d:
+        with lab.docker_disk(work, size="8G") as dd:
+            mnt, d = dd.top, dd.daemon
             for variant in ("initramfs-tools", "dracut"):
-                d.docker("import", "--change", 'CMD ["/bin/sh"]',
-                         lab.rootfs_tarball(variant), f"desk-{variant}:1")
+                lab.import_rootfs(d, f"desk-{variant}:1", variant)
             tiny = {"nokernel": dict(kernel=False, btrfs=False, failing_generator=False),
                     "nobtrfs": dict(kernel=True, btrfs=False, failing_generator=False),
                     "badgen": dict(kernel=True, btrfs=True, failing_generator=True)}

@@ -66,11 +66,9 @@ class Lab:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     work = tmp_path_factory.mktemp("toplayer")
-    tarball = lab.rootfs_tarball("initramfs-tools")
-    with lab.loop_disk(work, size="6G") as disk, \
-            lab.mounted(disk.btrfs_dev, work / "mnt") as top, \
-            lab.dockerd(top / "docker") as d:
-        d.docker("import", tarball, IMAGE, timeout=900)
+    with lab.docker_disk(work) as dd:
+        top, d = dd.top, dd.daemon
+        lab.import_rootfs(d, IMAGE)
         # A tiny image with only a shell: no useradd, no chpasswd.
         tiny = work / "tiny.tar"
         with tarfile.open(tiny, "w") as tf:

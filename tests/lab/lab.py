@@ -8,6 +8,11 @@ systemd-udevd, a private dockerd per disk.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
 from wizard.sandbox_parts import (
     UDEVD,
     CommandError,
@@ -24,5 +29,30 @@ from wizard.sandbox_parts import (
     unique_label,
 )
 
-__all__ = ["UDEVD", "CommandError", "Disk", "Dockerd", "attach_disk", "dockerd", "ensure_udevd",
-           "loop_disk", "mounted", "rootfs_tarball", "run", "udev_settle", "unique_label"]
+__all__ = ["UDEVD", "CommandError", "Disk", "DockerDisk", "Dockerd", "attach_disk", "docker_disk",
+           "dockerd", "ensure_udevd", "import_rootfs", "loop_disk", "mounted", "rootfs_tarball",
+           "run", "udev_settle", "unique_label"]
+
+
+@dataclasses.dataclass
+class DockerDisk:
+    """A loop btrfs disk, its top level mounted, and a private dockerd on its ``docker``."""
+
+    disk: Disk
+    top: Path
+    daemon: Dockerd
+
+
+@contextlib.contextmanager
+def docker_disk(work: Path, *, size: str = "6G") -> Iterator[DockerDisk]:
+    """The lab most integration tests start from (torn down in reverse order)."""
+    with loop_disk(work, size=size) as disk, mounted(disk.btrfs_dev, work / "mnt") as top:
+        run("btrfs", "subvolume", "create", top / "docker")
+        with dockerd(top / "docker") as daemon:
+            yield DockerDisk(disk, top, daemon)
+
+
+def import_rootfs(daemon: Dockerd, image: str, generator: str = "initramfs-tools") -> None:
+    """Import the cached debootstrapped rootfs as ``image`` (no Docker Hub)."""
+    daemon.docker("import", "--change", 'CMD ["/bin/sh"]', rootfs_tarball(generator), image,
+                  timeout=900)
