@@ -160,6 +160,40 @@ _db_delete() {
     fi
 }
 
+# _db_merge_accounts TOPLAYER IMAGE NEW: give the image's users and groups back.
+# Once the wizard made a user, the top layer holds full copies of these files;
+# copied over a newer image they would hide the system users its packages
+# added.  For each file in both TOPLAYER and IMAGE, NEW's copy becomes the top
+# layer's lines in order, then the image's non-empty lines whose name (all
+# before the first ':') the top layer lacks.  Pure shell, no fork per line or
+# file; written in place (only when something is added), so mode, owner and
+# xattrs stay the top layer's.  On failure _db_f names the file and NEW must
+# be discarded (it may hold a partly written file).
+_db_merge_accounts() {
+    _db_nl='
+'
+    [ -L "$3/etc" ] && return 0     # writing there could leave the new root
+    for _db_f in etc/passwd etc/group etc/shadow etc/gshadow; do
+        [ -f "$1/$_db_f" ] && [ ! -L "$1/$_db_f" ] && [ -f "$2/$_db_f" ] && [ ! -L "$2/$_db_f" ] \
+            && [ -f "$3/$_db_f" ] && [ ! -L "$3/$_db_f" ] || continue
+        _db_out= _db_names=$_db_nl _db_add=
+        # "|| [ -n …]": a last line without a newline is still a line.
+        { while IFS= read -r _db_l || [ -n "$_db_l" ]; do
+            _db_out=$_db_out$_db_l$_db_nl
+            _db_names=$_db_names${_db_l%%:*}$_db_nl
+        done <"$1/$_db_f"; } 2>/dev/null || return 1
+        { while IFS= read -r _db_l || [ -n "$_db_l" ]; do
+            [ -n "$_db_l" ] || continue
+            # A quoted pattern matches literally: whole names between newlines.
+            case $_db_names in *"$_db_nl${_db_l%%:*}$_db_nl"*) continue ;; esac
+            _db_add=$_db_add$_db_l$_db_nl
+        done <"$2/$_db_f"; } 2>/dev/null || return 1
+        [ -z "$_db_add" ] && continue
+        { printf '%s' "$_db_out$_db_add" >"$3/$_db_f"; } 2>/dev/null || return 1
+    done
+    return 0
+}
+
 _db_cleanup() {
     [ "$_db_tl_mounted" = 1 ] && { umount "$_db_run/toplayer" 2>/dev/null; rmdir "$_db_run/toplayer" 2>/dev/null; }
     [ "$_db_root_mounted" = 1 ] && { umount "$_db_run/root" 2>/dev/null; rmdir "$_db_run/root" 2>/dev/null; }
@@ -241,6 +275,10 @@ dockerboot_main() {
         # the new root: give / back the image's mode and owner.
         chmod "$(stat -c %a "$_db_sub")" "$_db_new"
         chown "$(stat -c %u:%g "$_db_sub")" "$_db_new"
+        _db_merge_accounts "$_db_tl" "$_db_sub" "$_db_new" || { _db_delete "$_db_new"; _db_fail \
+            "merging the image's users and groups into $_db_f of the new root failed" \
+            "check free space on $_db_rootspec (btrfs filesystem usage), or remove $_db_f from the top layer"
+            _db_cleanup; return 1; }
     else
         _db_note="no top layer at $_db_tlpath, the image boots unchanged"
     fi

@@ -28,6 +28,20 @@ SINGLE = "myimg"                          # one layer, implicit :latest
 MULTI = "localhost:5000/ns/app:1.0"       # three layers, registry host:port
 LIBRARY = "docker.io/library/dbwlib:2"    # docker stores it as dbwlib:2
 
+# The image's account files (every test image has them): root, alice (the
+# top layers of the tests have a different alice) and a system user newsvc
+# that only the image knows, as a package's postinst would add it.
+IMAGE_ACCOUNTS = {
+    "passwd": "root:x:0:0:root:/root:/bin/sh\n"
+              "alice:x:1000:1000:Image Alice:/home/alice:/bin/sh\n"
+              "newsvc:x:999:999::/nonexistent:/usr/sbin/nologin\n",
+    "group": "root:x:0:\nalice:x:1000:\nnewsvc:x:999:\n",
+    "shadow": "root:*:19000:0:99999:7:::\nalice:!image:19000:0:99999:7:::\n"
+              "newsvc:!:19000::::::\n",
+    "gshadow": "root:*::\nalice:!image::\nnewsvc:!::\n",
+}
+IMAGE_SHADOW_MODE = (0o640, 42)           # Debian: root:shadow 0640
+
 
 @dataclass
 class HookEnv:
@@ -96,21 +110,26 @@ def core_env(workdir: Path, cmdline: str | None, timeout_s: int = 2) -> dict[str
     return env
 
 
-def _tar(files: dict[str, str]) -> bytes:
+def _tar(files: dict[str, str], modes: dict[str, tuple[int, int]] | None = None) -> bytes:
+    """A tar of text files, 0644 root:root unless ``modes`` gives (mode, gid)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, text in files.items():
             data = text.encode()
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
+            info.size = len(data)
+            info.mode, info.gid = (modes or {}).get(name, (0o644, 0))
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
 def _make_images(d: lab.Dockerd, workdir: Path) -> dict[str, list[str]]:
     base_tar = workdir / "base.tar"
+    accounts = {f"etc/{n}": text for n, text in IMAGE_ACCOUNTS.items()}
     base_tar.write_bytes(_tar({"etc/dbw-image-marker": BASE_MARKER + "\n",
-                               "etc/hostname": "from-image\n"}))
+                               "etc/hostname": "from-image\n", **accounts},
+                              {"etc/shadow": IMAGE_SHADOW_MODE,
+                               "etc/gshadow": IMAGE_SHADOW_MODE}))
     d.docker("import", base_tar, "dbw-hook-base:1")
     ctx = workdir / "ctx"
     ctx.mkdir()

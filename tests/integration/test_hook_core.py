@@ -19,6 +19,8 @@ from tests.integration.hookenv import (
     ASSETS,
     BASE_MARKER,
     CORE,
+    IMAGE_ACCOUNTS,
+    IMAGE_SHADOW_MODE,
     LIBRARY,
     MULTI,
     SINGLE,
@@ -203,3 +205,129 @@ def test_broken_layer_metadata_is_named(env: HookEnv) -> None:
         assert "layer metadata" in line and "cache-id" in line
     finally:
         cid.write_bytes(saved)
+
+
+# --- accounts: the image's users and groups survive the top layer's copies ---
+
+SHELLS = [["busybox", "sh"], ["dash"], ["bash", "--posix"]]
+ACCOUNT_FILES = ("passwd", "group", "shadow", "gshadow")
+
+
+def test_core_parses_with_dash_and_bash() -> None:
+    for shell in SHELLS[1:]:
+        r = subprocess.run([*shell, "-n", str(CORE)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{shell}: {r.stderr}"
+
+
+def _etc(root: Path, files: dict[str, str]) -> Path:
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / "etc" / name).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0])
+def test_merge_accounts_edge_cases(tmp_path: Path, shell: list[str]) -> None:
+    tl = _etc(tmp_path / "tl", {
+        # comment and empty line kept; a name with glob characters; no final newline
+        "passwd": "# top\nroot:x:0:0::/root:/bin/sh\n\nalice:TOP\\n  x\n*[a]:x:7",
+        "group": "root:x:0:\nnewsvc:x:1:",          # nothing to add: left as it is
+        "shadow": "root:!top\n",                     # the image has no shadow
+    })
+    img = _etc(tmp_path / "img", {
+        "passwd": "root:IMG\n\nalice:IMG\nali:x:5\n# top\n*:x:6\n*[a]:IMG\nlast:x:9",
+        "group": "root:IMG\nnewsvc:IMG\n",
+        "gshadow": "root:IMG\n",                     # the top layer has no gshadow
+    })
+    # The new root as the core has it by then: the image with the top layer over it.
+    new = _etc(tmp_path / "new", {"gshadow": (img / "etc/gshadow").read_text(),
+                                  **{n: (tl / "etc" / n).read_text()
+                                     for n in ("passwd", "group", "shadow")}})
+    (new / "etc/passwd").chmod(0o604)
+    r = subprocess.run([*shell, "-c", f'set -u; . "{CORE}"; _db_merge_accounts "$@"', "x",
+                        str(tl), str(img), str(new)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "" and r.stdout == "", r.stderr
+    assert (new / "etc/passwd").read_text() == (
+        "# top\nroot:x:0:0::/root:/bin/sh\n\nalice:TOP\\n  x\n*[a]:x:7\n"
+        "ali:x:5\n*:x:6\nlast:x:9\n")
+    assert (new / "etc/passwd").stat().st_mode & 0o777 == 0o604   # written in place
+    assert (new / "etc/group").read_text() == "root:x:0:\nnewsvc:x:1:"
+    assert (new / "etc/shadow").read_text() == "root:!top\n"
+    assert (new / "etc/gshadow").read_text() == "root:IMG\n"
+
+
+def _accounts_toplayer(top: Path) -> Path:
+    tl = top / "boot_docker" / "tl-accounts"
+    _etc(tl, {
+        "passwd": "root:x:0:0:root:/root:/bin/bash\n"
+                  "alice:x:1000:1000:Top Alice:/home/alice:/bin/bash\n"
+                  "bob:x:1001:1001::/home/bob:/bin/bash\n",
+        "group": "root:x:0:\nalice:x:1000:bob\nbob:x:1001:",    # no final newline
+        "shadow": "root:!top:19500::::::\nalice:$y$top:19500::::::\nbob:$y$bob:19500::::::\n",
+        "gshadow": "root:*::\nalice:!::bob\nbob:!::\n",
+    })
+    tl.chmod(0o700)
+    os.chown(tl / "etc/shadow", 0, 42)
+    (tl / "etc/shadow").chmod(0o600)
+    os.setxattr(tl / "etc/shadow", "user.x", b"top")
+    return tl
+
+
+def test_boot_keeps_the_image_users_the_top_layer_lacks(env: HookEnv) -> None:
+    tl = _accounts_toplayer(env.top)
+    r = env.run_core(_cmdline(env, docker_image=SINGLE, toplayer_path="boot_docker/tl-accounts"))
+    assert r.returncode == 0, r.stderr
+    rw, image = env.top / RW, env.subvolume(SINGLE)
+    for name in ACCOUNT_FILES:
+        top_lines = (tl / "etc" / name).read_text().splitlines()
+        new_line = next(x for x in IMAGE_ACCOUNTS[name].splitlines() if x.startswith("newsvc:"))
+        assert (rw / "etc" / name).read_text() == "\n".join([*top_lines, new_line]) + "\n", name
+        # The image's own files are untouched.
+        assert (image / "etc" / name).read_text() == IMAGE_ACCOUNTS[name]
+    assert "alice:$y$top:" in (rw / "etc/shadow").read_text()
+    assert "Image Alice" not in (rw / "etc/passwd").read_text()
+    st = (rw / "etc/shadow").stat()
+    assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o600, 0, 42)
+    assert os.getxattr(rw / "etc/shadow", "user.x") == b"top"
+    st = (image / "etc/shadow").stat()
+    assert (st.st_mode & 0o777, st.st_gid) == IMAGE_SHADOW_MODE   # differs from the top's
+
+
+def test_toplayer_without_account_files_keeps_the_image_files(env: HookEnv) -> None:
+    r = env.run_core(_cmdline(env, docker_image=MULTI))      # make_toplayer: no accounts
+    assert r.returncode == 0, r.stderr
+    rw, image = env.top / RW, env.subvolume(MULTI)
+    assert (rw / "etc/hostname").read_text() == "from-toplayer\n"   # the top layer was copied
+    for name in ACCOUNT_FILES:
+        assert (rw / "etc" / name).read_bytes() == (image / "etc" / name).read_bytes() \
+            == IMAGE_ACCOUNTS[name].encode(), name
+        assert (rw / "etc" / name).stat().st_mode == (image / "etc" / name).stat().st_mode
+
+
+def test_failed_account_merge_fails_with_one_line(env: HookEnv) -> None:
+    if not (env.top / "boot_docker/tl-accounts").exists():
+        _accounts_toplayer(env.top)
+    # A cp that leaves the new root's etc/shadow immutable: writing it fails.
+    lx = env.workdir / "libexec-immutable"
+    lx.mkdir()
+    (lx / "sha256sum").symlink_to("/usr/bin/sha256sum")
+    (lx / "cp").write_text('#!/bin/sh\n/usr/bin/cp "$@" || exit\n'
+                           'for last; do :; done\nchattr +i "${last%/}/etc/shadow"\n')
+    (lx / "cp").chmod(0o755)
+    before = _show_field(env.top / RW, "UUID"), (env.top / RW / "etc/passwd").read_bytes()
+    new = env.top / f"{RW}.new"
+    try:
+        r = env.run_core(_cmdline(env, docker_image=SINGLE,
+                                  toplayer_path="boot_docker/tl-accounts"),
+                         extra_env={"DOCKERBOOT_LIBEXEC": str(lx)})
+        line = _one_line(r)
+        assert "etc/shadow" in line and "free space" in line
+        assert not new.exists()                     # no partly merged root is left
+        # The previous root stays, as it was.
+        assert (_show_field(env.top / RW, "UUID"), (env.top / RW / "etc/passwd").read_bytes()) \
+            == before
+        assert str(env.workdir / "run") not in Path("/proc/self/mounts").read_text()
+    finally:
+        if new.exists():
+            subprocess.run(["chattr", "-i", str(new / "etc/shadow")], check=False)
+            subprocess.run(["btrfs", "subvolume", "delete", str(new)], check=False)
