@@ -5,7 +5,9 @@ image (the debootstrapped base plus the test init) — the baseline — and once
 into a large one (the same plus many extra layers and files).  The hook
 prints ``uptime A -> B`` on the serial console; its time is B - A.  The
 snapshot is O(1) and only the image's own layer metadata is read, so the
-ratio should stay near 1.
+ratio should stay near 1.  A third boot of the small image with a user made
+by the wizard shows the cost of merging the image's accounts into the top
+layer's passwd/group/shadow/gshadow.
 
     sudo python3 -m benchmarks.hook_time [--layers 12] [--files 3000] [--keep]
 """
@@ -61,10 +63,12 @@ def image_facts(host: str, tag: str) -> tuple[int, float]:
     return layers, size
 
 
-def measure(machine: scenario.Machine, tag: str, name: str) -> tuple[float, int, float]:
+def measure(machine: scenario.Machine, tag: str, name: str,
+            *user: str) -> tuple[float, int, float]:
     with scenario.docker_on(machine) as daemon:
         result = scenario.run_apply(daemon, machine, "--image", tag, "--kernel-options",
-                                    KERNEL_OPTIONS, "--yes")
+                                    KERNEL_OPTIONS, "--yes", *user,
+                                    password="bench-pass" if user else None)
         if result.returncode:
             raise SystemExit(result.stdout[-3000:] + result.stderr)
         layers, size = image_facts(daemon.host, tag)
@@ -89,7 +93,9 @@ def main() -> None:
             build_large(daemon.host, "bench/small:latest", "bench/large:latest", args.layers,
                         args.files, workdir)
         rows = [("small (baseline)", *measure(machine, "bench/small:latest", "small")),
-                ("large", *measure(machine, "bench/large:latest", "large"))]
+                ("large", *measure(machine, "bench/large:latest", "large")),
+                ("small + a user", *measure(machine, "bench/small:latest", "user",
+                                            "--user", "alice"))]
         base = rows[0][1]
         print(f"{'image':18} {'layers':>6} {'size MiB':>9} {'hook s':>7} {'ratio':>6}")
         for name, seconds, layers, size in rows:
