@@ -24,17 +24,17 @@
 
 _db_fail() { printf 'dockerboot: %s — %s\n' "$1" "$2" >&2; return 1; }
 
-# The tool's own tool: coreutils cp/sha256sum shipped in LIBEXEC (busybox cp
-# drops xattrs and file capabilities), else whatever is on PATH.
+# Helpers set a variable instead of printing: under a slow CPU every "$(…)"
+# is a fork, and the hook's time is measured (benchmarks/hook_time.py).
+
+# _db_tool NAME: _db_tp = the tool's own copy (coreutils cp/sha256sum shipped in
+# LIBEXEC: busybox cp drops xattrs and file capabilities), else NAME from PATH.
 _db_tool() {
-    if [ -x "${DOCKERBOOT_LIBEXEC:-/usr/lib/dockerboot}/$1" ]; then
-        printf '%s' "${DOCKERBOOT_LIBEXEC:-/usr/lib/dockerboot}/$1"
-    else
-        printf '%s' "$1"
-    fi
+    _db_tp=${DOCKERBOOT_LIBEXEC:-/usr/lib/dockerboot}/$1
+    [ -x "$_db_tp" ] || _db_tp=$1
 }
 
-# _db_arg KEY DEFAULT: the last KEY=value on the command line (like the kernel).
+# _db_arg KEY DEFAULT: _db_v = the last KEY=value on the command line (like the kernel).
 _db_arg() {
     _db_v=$2
     case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
@@ -42,14 +42,16 @@ _db_arg() {
         case $_db_w in "$1"=*) _db_v=${_db_w#*=} ;; esac
     done
     [ "$_db_noglob" = 1 ] || set +f
-    printf '%s' "$_db_v"
 }
 
-# chain_id DIFFID…: the image-spec ChainID of the layers given bottom first.
-# One sha256sum process per layer and nothing else: under a slow CPU every
-# fork counts, and the hook's time should barely grow with the layer count.
-chain_id() {
-    _db_c= _db_sha=$(_db_tool sha256sum)
+# chain_id DIFFID…: print the image-spec ChainID of the layers given bottom first.
+chain_id() { _db_chain_id "$@" && printf '%s\n' "$_db_c"; }
+
+# _db_chain_id DIFFID…: _db_c = the ChainID.  One sha256sum process per layer
+# and nothing else, so the hook's time barely grows with the layer count.
+_db_chain_id() {
+    _db_tool sha256sum
+    _db_c= _db_sha=$_db_tp
     _db_tmp=${DOCKERBOOT_RUNDIR:-/run/dockerboot}/.chain-input
     mkdir -p "${_db_tmp%/*}"
     for _db_d; do
@@ -62,11 +64,13 @@ chain_id() {
         fi
     done
     rm -f "$_db_tmp"
-    printf '%s\n' "$_db_c"
 }
 
-# dockerboot_normalize REF: docker's familiar form (what repositories.json keys use).
-dockerboot_normalize() {
+# dockerboot_normalize REF: print docker's familiar form (what repositories.json keys use).
+dockerboot_normalize() { _db_normalize "$1"; printf '%s\n' "$_db_r"; }
+
+# _db_normalize REF: _db_r = the familiar form.
+_db_normalize() {
     _db_r=${1#docker.io/}
     _db_r=${_db_r#library/}
     case $_db_r in
@@ -74,15 +78,18 @@ dockerboot_normalize() {
         # Only a colon after the last slash is a tag; host:port is not.
         *) case ${_db_r##*/} in *:*) ;; *) _db_r=$_db_r:latest ;; esac ;;
     esac
-    printf '%s\n' "$_db_r"
 }
 
 # dockerboot_resolve DATA_ROOT REF: print the image's top-layer subvolume.
+dockerboot_resolve() { _db_resolve "$@" && printf '%s\n' "$_db_sub"; }
+
+# _db_resolve DATA_ROOT REF: _db_sub = the image's top-layer subvolume.
 # Reads only this image's metadata: repositories.json -> image config ->
 # diff_ids -> ChainID -> layerdb cache-id -> btrfs/subvolumes/<cache-id>.
-dockerboot_resolve() {
+_db_resolve() {
     _db_img=$1/image/btrfs
-    _db_ref=$(dockerboot_normalize "$2")
+    _db_normalize "$2"
+    _db_ref=$_db_r
     [ -f "$_db_img/repositories.json" ] || _db_fail "$1 has no $_db_img/repositories.json" \
         "check docker_path= and that docker uses the btrfs storage driver" || return 1
     # Split the compact JSON into "key":"value" lines and match the ref
@@ -102,19 +109,20 @@ dockerboot_resolve() {
     [ -n "$_db_diffs" ] || { _db_fail "image $_db_ref has no rootfs.diff_ids in $_db_cfg" \
         "the docker store is damaged: pull or build $_db_ref again"; return 1; }
     # shellcheck disable=SC2086 # one diff ID per word
-    _db_chain=$(chain_id $_db_diffs)
-    _db_cidf=$_db_img/layerdb/sha256/${_db_chain#sha256:}/cache-id
-    _db_cid=$(cat "$_db_cidf" 2>/dev/null)
+    _db_chain_id $_db_diffs
+    _db_cidf=$_db_img/layerdb/sha256/${_db_c#sha256:}/cache-id
+    _db_cid=
+    { read -r _db_cid <"$_db_cidf"; } 2>/dev/null || [ -n "$_db_cid" ]  # no final newline
     case $_db_cid in
         '' | *[!0-9a-f]*) _db_fail "layer metadata $_db_cidf of image $_db_ref is missing" \
             "the docker store is damaged: pull or build $_db_ref again"; return 1 ;;
     esac
     [ -d "$1/btrfs/subvolumes/$_db_cid" ] || { _db_fail "subvolume $1/btrfs/subvolumes/$_db_cid of image $_db_ref is missing" \
         "the docker store is damaged: pull or build $_db_ref again"; return 1; }
-    printf '%s\n' "$1/btrfs/subvolumes/$_db_cid"
+    _db_sub=$1/btrfs/subvolumes/$_db_cid
 }
 
-# _db_device SPEC: print the block device, polling up to the timeout.
+# _db_device SPEC: _db_p = the block device, polling up to the timeout.
 _db_device() {
     _db_t=${DOCKERBOOT_DEVICE_TIMEOUT:-30}
     while :; do
@@ -124,10 +132,10 @@ _db_device() {
             PARTUUID=*) _db_p=/dev/disk/by-partuuid/${1#PARTUUID=}; _db_b= ;;
             *) _db_p=$1; _db_b= ;;
         esac
-        [ -b "$_db_p" ] && { printf '%s\n' "$_db_p"; return 0; }
+        [ -b "$_db_p" ] && return 0
         if [ -n "$_db_b" ] && command -v blkid >/dev/null 2>&1; then
             # shellcheck disable=SC2086 # "-L label" is two words
-            _db_p=$(blkid $_db_b 2>/dev/null) && [ -b "$_db_p" ] && { printf '%s\n' "$_db_p"; return 0; }
+            _db_p=$(blkid $_db_b 2>/dev/null) && [ -b "$_db_p" ] && return 0
         fi
         [ "$_db_t" -gt 0 ] || return 1
         _db_t=$((_db_t - 1))
@@ -137,7 +145,7 @@ _db_device() {
 
 # _db_mount SPEC FSTYPE OPTS DIR WHAT: find and mount a partition.
 _db_mount() {
-    _db_dev=$(_db_device "$1") || { _db_fail "$5 partition $1 not found after ${DOCKERBOOT_DEVICE_TIMEOUT:-30}s" \
+    _db_device "$1" && _db_dev=$_db_p || { _db_fail "$5 partition $1 not found after ${DOCKERBOOT_DEVICE_TIMEOUT:-30}s" \
         "check $5= on the kernel command line (blkid lists labels and UUIDs)"; return 1; }
     mkdir -p "$4"
     _db_o=$(mount ${2:+-t "$2"} ${3:+-o "$3"} "$_db_dev" "$4" 2>&1) || { _db_fail \
@@ -203,24 +211,37 @@ _db_cleanup() {
 
 # dockerboot_main: rebuild the rw root subvolume from the configured image.
 # Seconds since boot, for the hook's own timing line (benchmarks read it).
-_db_uptime() { cut -d' ' -f1 /proc/uptime 2>/dev/null || echo '?'; }
+# _db_uptime VAR: VAR = seconds since boot (read is a shell built-in: no fork).
+_db_uptime() {
+    _db_u='?'
+    { read -r _db_u _db_idle </proc/uptime; } 2>/dev/null
+    eval "$1=\$_db_u"
+}
 
 dockerboot_main() {
-    _db_cmdline=${DOCKERBOOT_CMDLINE-$(cat /proc/cmdline 2>/dev/null)}
+    if [ -n "${DOCKERBOOT_CMDLINE+set}" ]; then
+        _db_cmdline=$DOCKERBOOT_CMDLINE
+    else
+        _db_cmdline=
+        { read -r _db_cmdline </proc/cmdline; } 2>/dev/null
+    fi
     _db_run=${DOCKERBOOT_RUNDIR:-/run/dockerboot}
     _db_tl_mounted=0 _db_root_mounted=0 _db_note=
-    _db_t0=$(_db_uptime)
-    _db_rootspec=$(_db_arg root '')
+    _db_uptime _db_t0
+    _db_arg root ''; _db_rootspec=$_db_v
     [ -n "$_db_rootspec" ] || { _db_fail "no root= on the kernel command line" \
         "add root=LABEL=<btrfs label> to the boot entry"; return 1; }
     _db_rw=
-    for _db_o in $(_db_arg rootflags '' | tr ',' ' '); do
+    _db_arg rootflags ''
+    _db_ifs=$IFS; IFS=,
+    for _db_o in $_db_v; do
         case $_db_o in subvol=*) _db_rw=${_db_o#subvol=} ;; esac
     done
+    IFS=$_db_ifs
     _db_rw=${_db_rw#/}
     _db_rw=${_db_rw:-docker_rwlayer}
-    _db_dpath=$(_db_arg docker_path docker)
-    _db_ref=$(_db_arg docker_image '')
+    _db_arg docker_path docker; _db_dpath=$_db_v
+    _db_arg docker_image ''; _db_ref=$_db_v
     if [ -z "$_db_ref" ] && [ -f "${DOCKERBOOT_CONFIG:-/etc/docker-btrfs.json}" ]; then
         _db_json=$(tr -d '\n\t' <"${DOCKERBOOT_CONFIG:-/etc/docker-btrfs.json}")
         _db_ref=$(printf '%s' "$_db_json" | sed -n 's/.*"docker_image": *"\([^"]*\)".*/\1/p')
@@ -229,10 +250,10 @@ dockerboot_main() {
     fi
     [ -n "$_db_ref" ] || { _db_fail "no image configured" \
         "add docker_image=<name:tag> to the kernel command line or rebuild the initramfs"; return 1; }
-    _db_tlspec=$(_db_arg toplayer "$_db_rootspec")
-    _db_tlflags=$(_db_arg toplayerflags '')
-    _db_tlfs=$(_db_arg toplayerfstype '')
-    _db_tlpath=$(_db_arg toplayer_path boot_docker/toplayer)
+    _db_arg toplayer "$_db_rootspec"; _db_tlspec=$_db_v
+    _db_arg toplayerflags ''; _db_tlflags=$_db_v
+    _db_arg toplayerfstype ''; _db_tlfs=$_db_v
+    _db_arg toplayer_path boot_docker/toplayer; _db_tlpath=$_db_v
 
     modprobe btrfs >/dev/null 2>&1
     btrfs device scan >/dev/null 2>&1
@@ -253,7 +274,7 @@ dockerboot_main() {
     _db_data=$_db_top/$_db_dpath
     [ -d "$_db_data" ] || { _db_fail "docker data-root $_db_dpath not found on $_db_rootspec" \
         "set docker_path= to docker's data-root relative to the partition's top level"; _db_cleanup; return 1; }
-    _db_sub=$(dockerboot_resolve "$_db_data" "$_db_ref") || { _db_cleanup; return 1; }
+    _db_resolve "$_db_data" "$_db_ref" || { _db_cleanup; return 1; }
 
     # Safe swap: the old root stays until the new one is complete.
     _db_new=$_db_top/$_db_rw.new _db_old=$_db_top/$_db_rw.old
@@ -263,18 +284,20 @@ dockerboot_main() {
         _db_fail "leftover $_db_new or $_db_old cannot be deleted" \
             "delete it by hand (btrfs subvolume delete) from the emergency shell"; _db_cleanup; return 1
     fi
-    mkdir -p "$(dirname "$_db_new")"
+    mkdir -p "${_db_new%/*}"
     _db_o=$(btrfs subvolume snapshot "$_db_sub" "$_db_new" 2>&1) || { _db_fail \
         "snapshot of $_db_sub failed: $(printf '%s' "$_db_o" | tail -n 1)" \
         "check free space on $_db_rootspec (btrfs filesystem usage)"; _db_cleanup; return 1; }
     if [ -d "$_db_tl" ]; then
-        _db_o=$($(_db_tool cp) -a "$_db_tl/." "$_db_new/" 2>&1) || { _db_delete "$_db_new"; _db_fail \
+        _db_tool cp
+        _db_o=$("$_db_tp" -a "$_db_tl/." "$_db_new/" 2>&1) || { _db_delete "$_db_new"; _db_fail \
             "copying the top layer $_db_tlpath failed: $(printf '%s' "$_db_o" | tail -n 1)" \
             "fix or remove the file named there in the top layer"; _db_cleanup; return 1; }
         # cp -a of "<top layer>/." also copies the top layer's own 0700 mode onto
         # the new root: give / back the image's mode and owner.
-        chmod "$(stat -c %a "$_db_sub")" "$_db_new"
-        chown "$(stat -c %u:%g "$_db_sub")" "$_db_new"
+        _db_o=$(stat -c '%a %u:%g' "$_db_sub")
+        chmod "${_db_o% *}" "$_db_new"
+        chown "${_db_o#* }" "$_db_new"
         _db_merge_accounts "$_db_tl" "$_db_sub" "$_db_new" || { _db_delete "$_db_new"; _db_fail \
             "merging the image's users and groups into $_db_f of the new root failed" \
             "check free space on $_db_rootspec (btrfs filesystem usage), or remove $_db_f from the top layer"
@@ -295,7 +318,8 @@ dockerboot_main() {
     fi
     _db_cleanup
     [ -z "$_db_note" ] || printf 'dockerboot: %s\n' "$_db_note" >&2
+    _db_uptime _db_t1
     printf 'dockerboot: %s is now a fresh snapshot of %s (uptime %s -> %s)\n' \
-        "$_db_rw" "$_db_ref" "$_db_t0" "$(_db_uptime)" >&2
+        "$_db_rw" "$_db_ref" "$_db_t0" "$_db_t1" >&2
     return 0
 }
