@@ -30,6 +30,7 @@ from wizard.flow import (
     before,
     first,
     has_unsaved_changes,
+    rebuilt_before_back,
 )
 from wizard.services import Services
 
@@ -155,10 +156,7 @@ class DockerbootApp(App[None]):
                     step = after(step, new_state)
                 case Back():
                     here = getattr(screen, "state", self.state)
-                    if step == Step.INITRAMFS and here.staged_initramfs != \
-                            self.state.staged_initramfs:
-                        # Built on this visit but not handed on: nothing can reach it
-                        # any more, and the new build already removed the older one.
+                    if rebuilt_before_back(step, self.state, here):
                         await self.discard_staged(here)
                         self.state = self.state.with_changes(staged_initramfs=None)
                     step = before(step, self.state)

@@ -120,3 +120,15 @@ def has_unsaved_changes(state: WizardState) -> bool:
     """
     return bool(state.toplayer_edits or state.passwords
                 or (state.settings is not None and state.settings != state.saved))
+
+
+def rebuilt_before_back(step: Step, kept: WizardState, on_screen: WizardState) -> bool:
+    """Whether Back from ``step`` leaves a build made on this visit unreachable.
+
+    ``kept`` is the state the step was entered with, ``on_screen`` the step
+    screen's own.  Only the initramfs step builds; once it started a new
+    build, the one ``kept`` refers to is gone (a build removes stale ones)
+    and the new one, never handed on with Next, can no longer be installed:
+    the caller discards ``on_screen``'s build and drops ``kept``'s reference.
+    """
+    return step is Step.INITRAMFS and on_screen.staged_initramfs != kept.staged_initramfs

@@ -12,6 +12,7 @@ from wizard.flow import (
     before,
     first,
     has_unsaved_changes,
+    rebuilt_before_back,
 )
 
 SAVED = Settings(label="dbw", image="desk:1")
@@ -72,3 +73,14 @@ def test_unsaved_changes():
     assert has_unsaved_changes(WizardState(settings=SAVED, saved=SAVED,
                                            toplayer_edits={"etc/hostname": b"x\n"}))
     assert has_unsaved_changes(WizardState(passwords={"ann": "pw"}))
+
+
+def test_back_from_initramfs_after_a_new_build_drops_both_builds():
+    kept = WizardState(staged_initramfs="boot_docker/.build-old")
+    same = kept
+    rebuilt = kept.with_changes(staged_initramfs="boot_docker/.build-new")
+    building = kept.with_changes(staged_initramfs=None)  # "r" pressed, build cancelled
+    assert not rebuilt_before_back(Step.INITRAMFS, kept, same)
+    assert rebuilt_before_back(Step.INITRAMFS, kept, rebuilt)
+    assert rebuilt_before_back(Step.INITRAMFS, kept, building)
+    assert not rebuilt_before_back(Step.BOOTLOADER, kept, rebuilt)  # only that step builds
