@@ -173,32 +173,52 @@ _db_delete() {
 # copied over a newer image they would hide the system users its packages
 # added.  For each file in both TOPLAYER and IMAGE, NEW's copy becomes the top
 # layer's lines in order, then the image's non-empty lines whose name (all
-# before the first ':') the top layer lacks.  Pure shell, no fork per line or
-# file; written in place (only when something is added), so mode, owner and
-# xattrs stay the top layer's.  On failure _db_f names the file and NEW must
-# be discarded (it may hold a partly written file).
+# before the first ':') the top layer lacks.  One grep process reads every
+# file ("path:line" per line, also a last line without a newline): a shell
+# `read` costs two system calls per byte, slow under emulation.  Written in
+# place (only when something is added), so mode, owner and xattrs stay the
+# top layer's.  On failure _db_f names the file(s) and NEW must be discarded
+# (it may hold a partly written file).
 _db_merge_accounts() {
     _db_nl='
 '
     [ -L "$3/etc" ] && return 0     # writing there could leave the new root
+    _db_mt=$1 _db_mi=$2 _db_mn=$3 _db_files= _db_fl=
+    set --
     for _db_f in etc/passwd etc/group etc/shadow etc/gshadow; do
-        [ -f "$1/$_db_f" ] && [ ! -L "$1/$_db_f" ] && [ -f "$2/$_db_f" ] && [ ! -L "$2/$_db_f" ] \
-            && [ -f "$3/$_db_f" ] && [ ! -L "$3/$_db_f" ] || continue
+        [ -f "$_db_mt/$_db_f" ] && [ ! -L "$_db_mt/$_db_f" ] && [ -f "$_db_mi/$_db_f" ] \
+            && [ ! -L "$_db_mi/$_db_f" ] && [ -f "$_db_mn/$_db_f" ] && [ ! -L "$_db_mn/$_db_f" ] \
+            || continue
+        _db_files=$_db_files$_db_nl$_db_f _db_fl="$_db_fl $_db_f"   # for the loop, for errors
+        set -- "$@" "$_db_mt/$_db_f" "$_db_mi/$_db_f"
+    done
+    [ -n "$_db_files" ] || return 0
+    _db_f=${_db_fl# }
+    # grep exits 1 when every file is empty (no line at all), 2 on an error.
+    _db_all=$(grep -H '' "$@" 2>/dev/null) || [ $? = 1 ] || return 1
+    case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
+    _db_ifs=$IFS; IFS=$_db_nl
+    for _db_f in $_db_files; do
         _db_out= _db_names=$_db_nl _db_add=
-        # "|| [ -n …]": a last line without a newline is still a line.
-        { while IFS= read -r _db_l || [ -n "$_db_l" ]; do
+        for _db_l in $_db_all; do   # every line has its "path:" prefix: none is empty
+            case $_db_l in "$_db_mt/$_db_f:"*) ;; *) continue ;; esac
+            _db_l=${_db_l#"$_db_mt/$_db_f:"}
             _db_out=$_db_out$_db_l$_db_nl
             _db_names=$_db_names${_db_l%%:*}$_db_nl
-        done <"$1/$_db_f"; } 2>/dev/null || return 1
-        { while IFS= read -r _db_l || [ -n "$_db_l" ]; do
-            [ -n "$_db_l" ] || continue
+        done
+        for _db_l in $_db_all; do
+            case $_db_l in "$_db_mi/$_db_f:"?*) ;; *) continue ;; esac
+            _db_l=${_db_l#"$_db_mi/$_db_f:"}
             # A quoted pattern matches literally: whole names between newlines.
             case $_db_names in *"$_db_nl${_db_l%%:*}$_db_nl"*) continue ;; esac
             _db_add=$_db_add$_db_l$_db_nl
-        done <"$2/$_db_f"; } 2>/dev/null || return 1
+        done
         [ -z "$_db_add" ] && continue
-        { printf '%s' "$_db_out$_db_add" >"$3/$_db_f"; } 2>/dev/null || return 1
+        { printf '%s' "$_db_out$_db_add" >"$_db_mn/$_db_f"; } 2>/dev/null \
+            || { IFS=$_db_ifs; [ "$_db_noglob" = 1 ] || set +f; return 1; }
     done
+    IFS=$_db_ifs
+    [ "$_db_noglob" = 1 ] || set +f
     return 0
 }
 
