@@ -20,15 +20,13 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Header, Static
 from textual.worker import get_current_worker
 
-from screens.worklog import Relayed, ShowsWork, WorkLog, relay
+from screens.worklog import TAIL_LINES, Relayed, ShowsWork, WorkLog, relay
 from wizard.apply import Plan
 from wizard.errors import Cancelled, WizardError
 from wizard.flow import Back, Next, Outcome, Quit, WizardState
 from wizard.resources import asset
 from wizard.review import STEPS_FOR_MODE, sections
 from wizard.services import Services
-
-_TAIL = 30
 
 
 class ErrorModal(ModalScreen[None]):
@@ -45,7 +43,7 @@ class ErrorModal(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(Text(self.problem), id="problem")
-            log = "\n".join(self.tail[-_TAIL:]) or "(no log output)"
+            log = "\n".join(self.tail[-TAIL_LINES:]) or "(no log output)"
             yield Static(Text(log), id="tail")
             yield Button("Close (esc)", id="close", variant="primary")
         yield Footer()

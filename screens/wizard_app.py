@@ -116,8 +116,12 @@ class DockerbootApp(App[None]):
 
     async def discard_staged(self, *states: WizardState) -> None:
         """Remove staged initramfs builds of ``states`` that will never be installed."""
-        for staged in dict.fromkeys(s.staged_initramfs for s in states if s.staged_initramfs):
-            state = next(s for s in states if s.staged_initramfs == staged)
+        done: set[str] = set()
+        for state in states:
+            staged = state.staged_initramfs
+            if not staged or staged in done:
+                continue
+            done.add(staged)
             try:
                 await asyncio.to_thread(self.services.discard_staged, state)
             except (WizardError, OSError) as e:  # leaving anyway; the next build cleans up

@@ -89,18 +89,22 @@ class ShowsWork:
         """Show what runs now (the screen's status line)."""
 
 
+TAIL_LINES = 30
+"""Log lines kept for an error dialog."""
+
+
 @dataclass
 class Relayed:
     """What a relayed job left behind, also when it failed: for the screen's last message."""
 
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=30))
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     """The last log lines (for an error dialog)."""
     last_done: str = ""
     """Detail of the last ``StepDone`` (e.g. where the build went)."""
 
 
 def relay(events: Iterator[Event] | Generator[Event, None, Any], screen: MessagePump, *,
-          steps: int = 1, seen: Relayed | None = None) -> Any:
+          steps: int = 1, seen: Relayed) -> Any:
     """Run ``events`` to the end in the calling worker thread, posting each to ``screen``.
 
     Progress is ``(steps done + fraction of the current step) / steps``; each
@@ -112,7 +116,6 @@ def relay(events: Iterator[Event] | Generator[Event, None, Any], screen: Message
         The generator's return value (e.g. the staged build's directory).
 
     """
-    seen = seen if seen is not None else Relayed()
     done = 0
     try:
         while True:

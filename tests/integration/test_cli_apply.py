@@ -6,10 +6,8 @@ change on disk; ``--dry-run`` prints the plan and changes nothing.
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,21 +41,13 @@ def snapshot(env: Env) -> dict[str, bytes]:
     return files
 
 
-def tiny_tar(path: Path) -> Path:
-    with tarfile.open(path, "w") as tar:
-        data = b"tiny image without a kernel\n"
-        info = tarfile.TarInfo("etc/tiny")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return path
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     work = tmp_path_factory.mktemp("cli")
     with lab.docker_disk(work) as dd:
         lab.import_rootfs(dd.daemon, IMAGE)
-        dd.daemon.docker("import", tiny_tar(work / "tiny.tar"), TINY)
+        tiny = lab.tar_of(work / "tiny.tar", {"etc/tiny": "tiny image without a kernel\n"})
+        dd.daemon.docker("import", tiny, TINY)
         esp = work / "esp"
         qemu.make_esp(esp)
         yield Env(dd.disk, dd.top, dd.daemon, esp)

@@ -7,8 +7,6 @@ dockerd keeps its data-root.
 
 from __future__ import annotations
 
-import io
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,16 +46,6 @@ def client(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[docker.DockerC
     c = docker_daemon.connect()
     yield c
     c.close()
-
-
-def tiny_tar(path: Path, files: dict[str, str]) -> Path:
-    with tarfile.open(path, "w") as tf:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return path
 
 
 def test_connect_honours_docker_host(env: Env, client: docker.DockerClient) -> None:
@@ -109,10 +97,10 @@ def test_docker_path_top_level_is_refused(env: Env) -> None:
 
 
 def test_list_images_tags_only(env: Env, client: docker.DockerClient, tmp_path: Path) -> None:
-    tar = tiny_tar(tmp_path / "t.tar", {"hello": "world\n"})
+    tar = lab.tar_of(tmp_path / "t.tar", {"hello": "world\n"})
     env.daemon.docker("import", tar, "dbw-list/one:1.0")
     env.daemon.docker("tag", "dbw-list/one:1.0", "localhost:5000/ns/one")
-    other = tiny_tar(tmp_path / "u.tar", {"untagged": "yes\n"})
+    other = lab.tar_of(tmp_path / "u.tar", {"untagged": "yes\n"})
     untagged_id = env.daemon.docker("import", other).stdout.strip()
 
     found = docker_daemon.list_images(client)

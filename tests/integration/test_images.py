@@ -6,9 +6,7 @@ build`` with COPY only for more layers, then ``docker tag`` for other names.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,24 +31,13 @@ class Env:
     marker: str
 
 
-def tiny_tar(path: Path, files: dict[str, str]) -> Path:
-    with tarfile.open(path, "w") as tf:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tf.addfile(info, io.BytesIO(data))
-    return path
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     work = tmp_path_factory.mktemp("images")
     with lab.docker_disk(work, size="2G") as dd:
         disk, top, daemon = dd.disk, dd.top, dd.daemon
         d = daemon.docker
-        d("import", tiny_tar(work / "base.tar", {"etc/base-marker": "base\n"}), BASE)
+        d("import", lab.tar_of(work / "base.tar", {"etc/base-marker": "base\n"}), BASE)
         ctx = work / "ctx"
         ctx.mkdir()
         marker = f"top {disk.label}\n"
@@ -129,7 +116,7 @@ def test_wrong_data_root(env: Env, tmp_path: Path) -> None:
 
 def test_removed_image_is_no_longer_resolvable(env: Env, tmp_path: Path) -> None:
     ref = "dbw-img-gone:1"
-    env.daemon.docker("import", tiny_tar(tmp_path / "g.tar", {"gone": "1\n"}), ref)
+    env.daemon.docker("import", lab.tar_of(tmp_path / "g.tar", {"gone": "1\n"}), ref)
     sub = images.resolve_subvolume(env.data_root, ref)
     assert (sub / "gone").exists()
     env.daemon.docker("rmi", ref)

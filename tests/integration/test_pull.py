@@ -9,9 +9,7 @@ screen shows), stop when cancelled, and fail in one line for an unknown tag.
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,13 +39,7 @@ class PullLab:
 
 def layer_tar(path: Path) -> Path:
     """One layer: a marker file and 3 MiB that gzip cannot shrink (a visible download)."""
-    with tarfile.open(path, "w") as tf:
-        for name, data in (("etc/dbw-pulled-marker", MARKER.encode()),
-                           ("opt/noise.bin", os.urandom(3 << 20))):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return path
+    return lab.tar_of(path, {"etc/dbw-pulled-marker": MARKER, "opt/noise.bin": os.urandom(3 << 20)})
 
 
 @pytest.fixture(scope="module")

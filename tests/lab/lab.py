@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from wizard.sandbox_parts import (
 
 __all__ = ["UDEVD", "CommandError", "Disk", "DockerDisk", "Dockerd", "attach_disk", "docker_disk",
            "dockerd", "ensure_udevd", "import_rootfs", "loop_disk", "mounted", "rootfs_tarball",
-           "run", "udev_settle", "unique_label"]
+           "run", "tar_of", "udev_settle", "unique_label"]
 
 
 @dataclasses.dataclass
@@ -56,3 +58,15 @@ def import_rootfs(daemon: Dockerd, image: str, generator: str = "initramfs-tools
     """Import the cached debootstrapped rootfs as ``image`` (no Docker Hub)."""
     daemon.docker("import", "--change", 'CMD ["/bin/sh"]', rootfs_tarball(generator), image,
                   timeout=900)
+
+
+def tar_of(path: Path, files: dict[str, str | bytes]) -> Path:
+    """Write a tar of ``files`` (path in the tar -> content, mode 0644): a tiny image to import."""
+    with tarfile.open(path, "w") as tf:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tf.addfile(info, io.BytesIO(data))
+    return path
