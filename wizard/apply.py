@@ -24,14 +24,15 @@ from wizard import (
     docker_daemon,
     images,
     initramfs,
+    machine,
     partitions,
     toplayer,
-    users,
+    toplayer_plan,
 )
 from wizard.cmdline import kernel_cmdline
 from wizard.config import Settings
 from wizard.errors import NotRootError, WizardError
-from wizard.events import Event, StepDone, StepStarted, check_cancel
+from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel
 
 STEPS = ("partition", "docker", "image", "toplayer", "initramfs", "bootloader", "config")
 """Step names, shared by the core, the CLI output and the TUI screens."""
@@ -91,6 +92,8 @@ class Plan:
     staged: Path | None = None
     """A kernel/initramfs pair already built with ``initramfs.build(stage_only=True)``:
     ``execute`` installs it instead of building again."""
+    persistent: toplayer_plan.ToplayerPlan = field(default_factory=toplayer_plan.ToplayerPlan)
+    """Subvolumes and home directories to create (only those missing)."""
 
 
 def require_root() -> None:
@@ -136,7 +139,8 @@ def check_steps(steps: tuple[str, ...]) -> None:
 
 def make_plan(session: Session, passwords: dict[str, str], *,
               cancel: threading.Event | None = None,
-              steps: tuple[str, ...] = EXECUTE_STEPS, staged: Path | None = None) -> Plan:
+              steps: tuple[str, ...] = EXECUTE_STEPS, staged: Path | None = None,
+              edits: dict[str, bytes] | None = None) -> Plan:
     """Work out every change; runs throwaway containers but writes nothing outside them.
 
     Only what ``steps`` will write is planned, so ``TOPLAYER_ONLY`` needs no
@@ -149,6 +153,8 @@ def make_plan(session: Session, passwords: dict[str, str], *,
         cancel: set it to stop between the parts of the plan.
         steps: the ``EXECUTE_STEPS`` that ``execute`` will run with this plan.
         staged: a ``build(stage_only=True)`` result to install: no probe needed.
+        edits: top-layer files edited in the TUI (relative path -> content):
+            the machine files (fstab, hosts, daemon.json) are merged into them.
 
     Raises:
         WizardError: a precondition fails (image, initramfs, ESP/refind.conf, …).
@@ -164,32 +170,34 @@ def make_plan(session: Session, passwords: dict[str, str], *,
         target = initramfs.detect(session.client, image)
     check_cancel(cancel)
 
-    top_dir = session.top / s.toplayer_path
-    changes: list[toplayer.FileChange] = []
-    if "toplayer" not in steps:
+    saved = config.config_path(session.top, s)
+    old_settings = config.load(session.top, s.boot_dir) if saved.exists() else None
+    if "toplayer" in steps:
+        top_plan = toplayer_plan.plan_toplayer(
+            session.client, image, s, session.top, subvolume, passwords, edits,
+            old_settings=old_settings, cancel=cancel)
+    else:
         passwords = {}  # users are created in the top layer: not in this plan
-    if s.hostname and "toplayer" in steps:
-        changes.append(toplayer.plan_hostname(top_dir, s.hostname))
-    if passwords:
-        changes += users.create_users(session.client, image, list(passwords.items()),
-                                         top_dir, cancel=cancel)
+        top_plan = toplayer_plan.ToplayerPlan()
     check_cancel(cancel)
 
     cmdline = kernel_cmdline(s.with_changes(image=image))
     conf = old = new = None
-    warnings: list[str] = []
+    warnings = machine.image_warnings(s.with_changes(image=image), subvolume)
     if "bootloader" in steps:
-        conf, warnings = locate_refind(s)
+        conf, esp_warnings = locate_refind(s)
+        warnings += esp_warnings
         entry = bootloader.render_entry(s.with_changes(image=image), cmdline)
         old, new = bootloader.plan_refind(conf, entry)
 
-    saved = config.config_path(session.top, s)
     final = s.with_changes(image=image,
                            users=tuple(dict.fromkeys([*s.users, *passwords])))
     return Plan(session=session, cmdline=cmdline, image_subvolume=subvolume, target=target,
-                toplayer_changes=changes, refind_conf=conf, refind_old=old, refind_new=new,
+                toplayer_changes=top_plan.changes, refind_conf=conf, refind_old=old,
+                refind_new=new,
                 config_old=saved.read_bytes() if saved.exists() else None,
-                config_new=config.to_toml(final).encode(), warnings=warnings, staged=staged)
+                config_new=config.to_toml(final).encode(), warnings=warnings, staged=staged,
+                persistent=top_plan)
 
 
 def execute(plan: Plan, *, cancel: threading.Event | None = None,
@@ -255,6 +263,8 @@ def _write_toplayer(plan: Plan) -> Iterator[Event]:
     session, s = plan.session, plan.session.settings
     yield StepStarted("toplayer", f"writing the top layer ({len(plan.toplayer_changes)} files)")
     toplayer.ensure_toplayer(session.top, s)
+    for made in toplayer_plan.install(session.top, plan.persistent):
+        yield LogLine(f"created {made}")
     toplayer.apply_changes(session.top, s, plan.toplayer_changes)
     yield StepDone("toplayer", str(toplayer.toplayer_dir(session.top, s)))
 

@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--user", action="append", default=[], help="create this user")
     ap.add_argument("--password-file", action="append", default=[],
                     help="file with the user's password on its first line, or - for stdin")
+    ap.add_argument("--admin", action="append", default=[], metavar="NAME",
+                    help="make this user an administrator (the image's sudo or wheel group)")
+    for flag, text in (("home", "a persistent /home subvolume holding the users' homes"),
+                       ("journal", "a persistent journal (/var/log/journal subvolume)"),
+                       ("docker-store", "the booted system's docker uses the store it boots "
+                                        "from (fstab line and daemon.json)")):
+        ap.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"{text} (default: on)")
     ap.add_argument("--kernel-options", help="extra kernel parameters, appended")
     ap.add_argument("--toplayer-only", action="store_true",
                     help="reconfigure only the top layer (and the saved config) from the "
@@ -88,6 +96,11 @@ def settings_from_args(args: argparse.Namespace, saved: Settings | None) -> Sett
         value = getattr(args, opt)
         if value is not None:
             changes[key] = value
+    for key in ("home", "journal", "docker_store"):
+        if getattr(args, key, None) is not None:
+            changes[key] = getattr(args, key)
+    if getattr(args, "admin", None):
+        changes["admins"] = tuple(dict.fromkeys([*base.admins, *args.admin]))
     return base.with_changes(**changes)
 
 

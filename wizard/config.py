@@ -41,6 +41,14 @@ class Settings:
     """Hostname written to the top layer's ``etc/hostname``; None leaves it alone."""
     users: tuple[str, ...] = ()
     """Users created in the top layer with the image's own tools (names only)."""
+    admins: tuple[str, ...] = ()
+    """Users put in the image's administrators' group (``sudo`` or ``wheel``)."""
+    home: bool = True
+    """Persistent ``/home`` on its own subvolume, users' homes made there from ``/etc/skel``."""
+    journal: bool = True
+    """Persistent ``/var/log/journal`` on its own subvolume (``journalctl -b -1``)."""
+    docker_store: bool = True
+    """The booted system's docker uses the store it boots from (fstab + daemon.json)."""
     kernel_options: str = ""
     """Extra kernel parameters appended to the generated ones."""
     esp: str | None = None
@@ -72,6 +80,7 @@ def to_toml(settings: Settings) -> str:
     """Serialise settings to TOML text (None values are left out)."""
     data = {k: v for k, v in asdict(settings).items() if v is not None and k != "extra"}
     data["users"] = list(settings.users)
+    data["admins"] = list(settings.admins)
     data = {"schema": SCHEMA_VERSION, **data, **settings.extra}
     return tomli_w.dumps(data)
 
@@ -88,7 +97,14 @@ def from_toml(text: str) -> Settings:
     kwargs = {k: v for k, v in data.items() if k in known}
     if "label" not in kwargs or "image" not in kwargs:
         raise ConfigError("config lacks 'label' or 'image'", "run 'dockerboot-wizard apply' again")
-    kwargs["users"] = tuple(kwargs.get("users", ()))
+    for key in ("users", "admins"):
+        value = kwargs.get(key, ())
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"config's {key!r} is not a list of names", "fix or delete the file")
+        kwargs[key] = tuple(value)
+    for key in ("home", "journal", "docker_store"):
+        if not isinstance(kwargs.get(key, True), bool):
+            raise ConfigError(f"config's {key!r} is not true or false", "fix or delete the file")
     settings = Settings(**kwargs, extra=extra)
     settings.validate()
     return settings

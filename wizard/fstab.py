@@ -15,6 +15,8 @@ from wizard.partitions import Partition
 
 HOME_SUBVOLUME = "home"
 """Default name of the persistent ``/home`` subvolume at the partition's top level."""
+JOURNAL_SUBVOLUME = "journal"
+"""Name of the persistent ``/var/log/journal`` subvolume at the partition's top level."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,8 @@ def suggestions(partitions: list[Partition], boot_label: str | None,
     for p in boot[:1]:
         out.append(Suggestion(line(p, "/var/lib/docker", docker_path),
                               "docker's data-root: `docker pull` here updates what boots next"))
-        out.append(Suggestion(line(p, "/home", HOME_SUBVOLUME),
-                              f"persistent /home (create subvolume {HOME_SUBVOLUME!r} first)"))
+        out.append(Suggestion(line(p, "/home", HOME_SUBVOLUME, "nofail"),
+                              f"persistent /home (apply creates subvolume {HOME_SUBVOLUME!r})"))
     for p in partitions:
         if p in boot[:1]:
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wizard import bootloader, images
+from wizard import bootloader, images, machine
 from wizard.apply import EXECUTE_STEPS, TOPLAYER_ONLY, Plan
 from wizard.cmdline import kernel_cmdline
 from wizard.config import Settings
@@ -75,7 +75,10 @@ def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section
            Section("Subvolumes",
                    f"{s.docker_path}: docker's data-root (exists, kept)\n"
                    f"{s.rwlayer}: recreated at EVERY boot from the image; everything outside "
-                   "the top layer and persistent mounts is reset at each boot")]
+                   "the top layer and persistent mounts is reset at each boot"
+                   + "".join(f"\n{m.subvolume}: created now, mounted at {m.mountpoint} "
+                             f"({m.why})" for m in machine.PERSISTENT
+                             if m.subvolume in plan.persistent.subvolumes))]
     if "initramfs" in steps:
         how = ("already built, installed now" if plan.staged is not None
                else "built now inside a container of the image")
@@ -84,6 +87,10 @@ def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section
         out.append(Section(f"{boot}/vmlinuz, {boot}/initrd.img",
                            f"{what}{how} (the old pair stays until the new one is complete)"))
     if "toplayer" in steps:
+        if plan.persistent.homes:
+            out.append(Section("Home directories", "\n".join(
+                f"{h.path} of {h.user}: made from the image's /etc/skel (an existing one "
+                "is never touched)" for h in plan.persistent.homes)))
         for change in plan.toplayer_changes:
             out.append(Section(f"{top}/{s.toplayer_path}/{change.relpath}",
                                diff_text(change) or "(unchanged)"))

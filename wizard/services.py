@@ -363,10 +363,15 @@ class RealServices:
             # Only what the mode writes is planned: reconfiguring the top layer
             # needs neither the probe container nor the ESP.
             plan = apply.make_plan(session, state.passwords, cancel=cancel, steps=steps,
-                                   staged=staged if "initramfs" in steps else None)
+                                   staged=staged if "initramfs" in steps else None,
+                                   edits=state.toplayer_edits)
             if "toplayer" in steps:
-                plan.toplayer_changes += apply.edit_changes(
-                    toplayer.toplayer_dir(session.top, session.settings), state.toplayer_edits)
+                # The machine files were merged into the edits: one change per file.
+                planned = {c.relpath for c in plan.toplayer_changes}
+                plan.toplayer_changes += [
+                    c for c in apply.edit_changes(
+                        toplayer.toplayer_dir(session.top, session.settings),
+                        state.toplayer_edits) if c.relpath not in planned]
         except BaseException:
             stack.close()
             raise

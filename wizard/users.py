@@ -15,11 +15,13 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from wizard.errors import ToplayerError
 from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel
+from wizard.machine import ADMIN_GROUPS
 from wizard.toplayer import ACCOUNT_FILES, SECRET_FILES, STEP, FileChange, FileInfo
 
 if TYPE_CHECKING:
@@ -28,21 +30,68 @@ if TYPE_CHECKING:
 # shadow-utils' default NAME_REGEX, plus the trailing '$' it allows for machine accounts.
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,30}\$?$")
 _MISSING_TOOL = "dockerboot-wizard: missing "
-# Runs as root inside the throwaway container; user names arrive as "$@"
-# (validated above), passwords only on stdin for chpasswd.
+_NO_USER = "dockerboot-wizard: no user "
+_NO_ADMIN_GROUP = "dockerboot-wizard: no administrators' group"
+# Runs as root inside the throwaway container.  Arguments are "passwords"
+# (chpasswd reads name:password lines from stdin, the only way passwords
+# travel) and "user:NAME", "admin:NAME", "home:NAME" (names validated above).
 _USERS_SCRIPT = f"""set -e
-for t in useradd chpasswd; do
-  command -v "$t" >/dev/null 2>&1 || {{ echo "{_MISSING_TOOL}$t" >&2; exit 127; }}
-done
+need() {{ command -v "$1" >/dev/null 2>&1 || {{ echo "{_MISSING_TOOL}$1" >&2; exit 127; }}; }}
 shell=/bin/sh
 [ -x /bin/bash ] && shell=/bin/bash
-for u in "$@"; do
-  if grep -q "^$u:" /etc/passwd; then echo "user $u exists, setting its password"
-  else useradd -m -s "$shell" "$u" && echo "created user $u (shell $shell)"; fi
+for a in "$@"; do
+  case $a in user:*) u=${{a#user:}}
+    if grep -q "^$u:" /etc/passwd; then echo "user $u exists, setting its password"
+    else need useradd; useradd -m -s "$shell" "$u" && echo "created user $u (shell $shell)"; fi ;;
+  esac
 done
-chpasswd
-echo "passwords set"
+case " $* " in *" passwords "*) need chpasswd; chpasswd; echo "passwords set" ;; esac
+group=
+for a in "$@"; do
+  u=${{a#*:}}
+  case $a in
+  admin:*)
+    grep -q "^$u:" /etc/passwd || {{ echo "{_NO_USER}$u" >&2; exit 3; }}
+    if [ -z "$group" ]; then
+      for g in {' '.join(ADMIN_GROUPS)}; do
+        grep -q "^$g:" /etc/group && {{ group=$g; break; }}
+      done
+      [ -n "$group" ] || {{ echo "{_NO_ADMIN_GROUP}" >&2; exit 4; }}
+    fi
+    need usermod; usermod -aG "$group" "$u"; echo "$u is an administrator (group $group)" ;;
+  home:*)
+    grep -q "^$u:" /etc/passwd || continue
+    home=$(grep "^$u:" /etc/passwd | cut -d: -f6)
+    [ -e "$home" ] && continue
+    if command -v mkhomedir_helper >/dev/null 2>&1; then mkhomedir_helper "$u"
+    else
+      mkdir -p "$home"; cp -a /etc/skel/. "$home/" 2>/dev/null || true
+      chown -R "$u:$(id -g "$u")" "$home"; chmod 700 "$home"
+    fi
+    echo "made the home $home of $u from /etc/skel" ;;
+  esac
+done
 """
+
+
+@dataclass(frozen=True)
+class HomeDir:
+    """A user's new home directory, made in the container from the image's skel."""
+
+    user: str
+    path: str
+    """The home's path in the booted system (``/home/<user>``)."""
+    archive: bytes
+    """A tar of it as ``docker cp`` gives it: one top directory named like the home."""
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """What the throwaway container made: account file changes and new homes."""
+
+    changes: list[FileChange]
+    homes: list[HomeDir]
+
 
 T = TypeVar("T")
 
@@ -136,18 +185,17 @@ def _wait(container: docker.models.containers.Container,
 
 
 def _run_users_container(
-        client: docker.DockerClient, image: str, users: list[tuple[str, str]],
-        base_files: dict[str, FileInfo], cancel: threading.Event | None,
-) -> Generator[Event, None, tuple[dict[str, FileInfo], dict[str, FileInfo]]]:
-    """Run useradd/chpasswd in a throwaway container; return (files, image's files)."""
+        client: docker.DockerClient, image: str, args: list[str], stdin: bytes,
+        secrets: list[str], base_files: dict[str, FileInfo], homes: list[str],
+        cancel: threading.Event | None,
+) -> Generator[Event, None, tuple[dict[str, FileInfo], dict[str, FileInfo], list[HomeDir]]]:
+    """Run the users script in a throwaway container; return (files, image's files, homes)."""
     import docker.errors
 
-    names = [name for name, _ in users]
-    secrets = [password for _, password in users]
     try:
         container = client.containers.create(
             image, entrypoint=["/bin/sh", "-c", _USERS_SCRIPT, "dockerboot-users"],
-            command=names, user="root", network_disabled=True, network_mode="none",
+            command=args, user="root", network_disabled=True, network_mode="none",
             stdin_open=True, tty=False, working_dir="/",
             labels={"dockerboot-wizard": "create-users"})
     except docker.errors.ImageNotFound as e:
@@ -160,7 +208,7 @@ def _run_users_container(
         if base_files:
             container.put_archive("/etc", _tar(base_files))
         try:
-            _send_stdin(container, "".join(f"{n}:{p}\n" for n, p in users).encode())
+            _send_stdin(container, stdin)
         except docker.errors.APIError as e:
             raise ToplayerError(f"cannot run /bin/sh in {image}: {e.explanation}",
                                 "the image needs a shell (/bin/sh) for user creation") from e
@@ -169,17 +217,9 @@ def _run_users_container(
                        secrets).splitlines()
         for line in lines:
             yield LogLine(line)
-        missing = [x[len(_MISSING_TOOL):] for x in lines if x.startswith(_MISSING_TOOL)]
-        if missing:
-            raise ToplayerError(
-                f"image {image} has no {missing[0]}",
-                "add the 'passwd' package to the Dockerfile (Debian/Ubuntu; 'shadow' on "
-                "Arch/Fedora/Alpine), rebuild, then run again")
-        if code != 0:
-            raise ToplayerError(f"creating users in {image} failed (exit {code}): "
-                                f"{lines[-1] if lines else 'no output'}",
-                                "see the log above; fix the image or the user names")
-        return _get_files(container), image_files
+        _raise_for(image, code, lines)
+        files = _get_files(container)
+        return files, image_files, _take_homes(container, files.get("passwd"), homes)
     finally:
         try:
             container.remove(force=True)
@@ -187,50 +227,133 @@ def _run_users_container(
             pass  # already gone
 
 
-def iter_create_users(client: docker.DockerClient, image: str, users: list[tuple[str, str]],
-                      base: Path | dict[str, FileInfo] | None = None,
-                      cancel: threading.Event | None = None,
-                      ) -> Generator[Event, None, list[FileChange]]:
-    """Create ``users`` with the image's own tools, as a generator of events.
+def _raise_for(image: str, code: int, lines: list[str]) -> None:
+    """Turn the users script's failure into one line naming the fix."""
+    missing = [x[len(_MISSING_TOOL):] for x in lines if x.startswith(_MISSING_TOOL)]
+    if missing:
+        raise ToplayerError(
+            f"image {image} has no {missing[0]}",
+            "add the 'passwd' package to the Dockerfile (Debian/Ubuntu; 'shadow' on "
+            "Arch/Fedora/Alpine), rebuild, then run again")
+    unknown = [x[len(_NO_USER):] for x in lines if x.startswith(_NO_USER)]
+    if unknown:
+        raise ToplayerError(f"{unknown[0]} cannot be an administrator: there is no such user",
+                            f"create the user too: --user {unknown[0]} --password-file FILE")
+    if any(x.startswith(_NO_ADMIN_GROUP) for x in lines):
+        raise ToplayerError(f"image {image} has neither a sudo nor a wheel group for "
+                            "administrators", "add the sudo package to the Dockerfile, rebuild, "
+                            "then run again (or leave out --admin)")
+    if code != 0:
+        raise ToplayerError(f"creating users in {image} failed (exit {code}): "
+                            f"{lines[-1] if lines else 'no output'}",
+                            "see the log above; fix the image or the user names")
 
-    The generator's return value (``changes = yield from …``) is one
+
+def home_of(passwd: bytes | None, user: str) -> str | None:
+    """The home directory of ``user`` in a passwd file (None: no such user)."""
+    for line in (passwd or b"").decode(errors="replace").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 7 and fields[0] == user:
+            return fields[5]
+    return None
+
+
+def _take_homes(container: docker.models.containers.Container, passwd: FileInfo | None,
+                users: list[str]) -> list[HomeDir]:
+    import docker.errors
+
+    out = []
+    for user in users:
+        home = home_of(passwd.data if passwd else None, user)
+        if not home or not home.startswith("/home/") or ".." in home.split("/"):
+            continue  # only homes under /home live on the persistent subvolume
+        try:
+            chunks, _stat = container.get_archive(home)
+        except docker.errors.NotFound:
+            continue
+        out.append(HomeDir(user, home, b"".join(chunks)))
+    return out
+
+
+def iter_accounts(client: docker.DockerClient, image: str, users: list[tuple[str, str]],
+                  base: Path | dict[str, FileInfo] | None = None,
+                  cancel: threading.Event | None = None, *,
+                  admins: Iterable[str] = (), homes: Iterable[str] = (),
+                  ) -> Generator[Event, None, Accounts]:
+    """Create users, make administrators and homes with the image's own tools.
+
+    The generator's return value (``accounts = yield from …``) holds one
     ``FileChange`` per account file (passwd, shadow, group, gshadow), with
-    mode and ownership as the image's tools left them.  ``base`` is the top
-    layer directory (or its account files): files already there are put
-    into the container first, so earlier users are kept.  The container has
-    no network, runs as root and is removed afterwards, also on error or
-    cancel.  Passwords go to ``chpasswd`` over stdin only.
+    mode and ownership as the image's tools left them, and a tar of each
+    new home directory.  ``base`` is the top layer directory (or its account
+    files): files already there are put into the container first, so
+    earlier users are kept.  The container has no network, runs as root and
+    is removed afterwards, also on error or cancel.  Passwords go to
+    ``chpasswd`` over stdin only.
+
+    Args:
+        client: docker client.
+        image: the image whose tools are used.
+        users: (name, password) of users to create or whose password to set.
+        base: the top layer (or its account files).
+        cancel: set it to stop.
+        admins: users to put in the image's ``sudo`` (else ``wheel``) group.
+        homes: users whose home to make from the image's ``/etc/skel``
+            (those whose home already exists in the image are left out).
 
     Raises:
         ToplayerError: bad user name/password, image missing, the image lacks
-            useradd/chpasswd, or the tools failed.
+            useradd/chpasswd/usermod or an administrators' group, or the tools failed.
         Cancelled: ``cancel`` was set.
 
     """
     for name, password in users:
         validate_user(name, password)
-    names = ", ".join(name for name, _ in users)
+    admins, homes = list(dict.fromkeys(admins)), list(dict.fromkeys(homes))
+    for name in [*admins, *homes]:
+        if not _USER.match(name):
+            raise ToplayerError(f"invalid user name {name!r}",
+                                "use lower-case letters, digits, '_' or '-', starting with a "
+                                "letter")
+    names = ", ".join(dict.fromkeys([n for n, _ in users] + admins + homes))
     base_files = read_account_files(base) if isinstance(base, Path) else dict(base or {})
-    yield StepStarted(STEP, f"creating user(s) {names} with {image}'s own tools")
+    yield StepStarted(STEP, f"setting up user(s) {names} with {image}'s own tools")
     check_cancel(cancel)
-    files, image_files = yield from _run_users_container(client, image, users, base_files,
-                                                         cancel)
+    args = ([f"user:{n}" for n, _ in users] + (["passwords"] if users else [])
+            + [f"admin:{n}" for n in admins] + [f"home:{n}" for n in homes])
+    files, image_files, made = yield from _run_users_container(
+        client, image, args, "".join(f"{n}:{p}\n" for n, p in users).encode(),
+        [p for _, p in users], base_files, homes, cancel)
     changes = []
     for name, info in files.items():
         rel, old, image_old = f"etc/{name}", base_files.get(name), image_files.get(name)
+        if old is not None and (old.data, old.mode, old.uid, old.gid) == (
+                info.data, info.mode, info.uid, info.gid):
+            continue
         changes.append(FileChange(
             rel, old.data if old else None, info.data, info.mode, info.uid, info.gid,
             secret=rel in SECRET_FILES, image_old=image_old.data if image_old else None))
     yield StepDone(STEP, f"user(s) {names} ready")
-    return changes
+    return Accounts(changes, made)
+
+
+def iter_create_users(client: docker.DockerClient, image: str, users: list[tuple[str, str]],
+                      base: Path | dict[str, FileInfo] | None = None,
+                      cancel: threading.Event | None = None,
+                      ) -> Generator[Event, None, list[FileChange]]:
+    """``iter_accounts`` for users only; returns the account file changes."""
+    accounts = yield from iter_accounts(client, image, users, base, cancel)
+    return accounts.changes
 
 
 def create_users(client: docker.DockerClient, image: str, users: list[tuple[str, str]],
                  base: Path | dict[str, FileInfo] | None = None,
                  cancel: threading.Event | None = None,
-                 on_event: Callable[[Event], None] | None = None) -> list[FileChange]:
-    """Run ``iter_create_users`` to the end; pass its events to ``on_event``."""
-    return _drive(iter_create_users(client, image, users, base, cancel), on_event)
+                 on_event: Callable[[Event], None] | None = None, *,
+                 admins: Iterable[str] = (), homes: Iterable[str] = ()) -> Accounts:
+    """Run ``iter_accounts`` to the end; pass its events to ``on_event``."""
+    return _drive(iter_accounts(client, image, users, base, cancel, admins=admins, homes=homes),
+                  on_event)
 
 
 def _drive(gen: Generator[Event, None, T], on_event: Callable[[Event], None] | None) -> T:

@@ -297,7 +297,7 @@ async def test_toplayer_fstab_helper_merges_line_into_image_fstab():
         options = screen.query_one("#fstab-options", OptionList)
         ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
         assert ids[0] == "LABEL=dbw-fake /var/lib/docker btrfs subvol=docker 0 0"
-        assert "LABEL=dbw-fake /home btrfs subvol=home 0 0" in ids
+        assert "LABEL=dbw-fake /home btrfs subvol=home,nofail 0 0" in ids
         options.highlighted = 0
         options.action_select()
         await app.workers.wait_for_complete()

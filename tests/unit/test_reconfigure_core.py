@@ -34,8 +34,13 @@ def probes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append("locate_refind")
         raise AssertionError("the ESP must not be looked for")
 
-    monkeypatch.setattr(apply.images, "resolve_subvolume",
-                        lambda root, image: calls.append("resolve") or root / "sub")
+    def resolve(root, image):
+        calls.append("resolve")
+        (root / "sub").mkdir(parents=True, exist_ok=True)  # the image's (empty) root
+        (root / "sub").chmod(0o755)
+        return root / "sub"
+
+    monkeypatch.setattr(apply.images, "resolve_subvolume", resolve)
     monkeypatch.setattr(apply.initramfs, "detect", detect)
     monkeypatch.setattr(apply, "locate_refind", locate)
     return calls
@@ -50,8 +55,12 @@ def test_toplayer_only_plan_needs_no_probe_and_no_esp(tmp_path: Path, probes: li
     assert probes == ["resolve"]  # the image is still proven bootable
     assert plan.target is None and plan.refind_conf is None
     assert plan.refind_old is None and plan.refind_new is None
-    assert [(c.relpath, c.new) for c in plan.toplayer_changes] == [("etc/hostname",
-                                                                     b"desk2\n")]
+    changes = {c.relpath: c.new for c in plan.toplayer_changes}
+    assert changes["etc/hostname"] == b"desk2\n"
+    # The machine files of a real machine come with every top-layer plan.
+    assert sorted(changes) == ["etc/docker/daemon.json", "etc/fstab", "etc/hostname",
+                               "etc/hosts", "etc/machine-id"]
+    assert plan.persistent.subvolumes == ["home", "journal"]
     assert b'hostname = "desk2"' in plan.config_new
     assert "root=LABEL=dbw" in plan.cmdline
 

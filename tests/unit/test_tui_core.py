@@ -29,7 +29,7 @@ TARGET = BuildTarget("initramfs-tools", "6.1.0-18-amd64", "/boot/vmlinuz-6.1.0-1
 def test_fstab_lines_for_boot_partition_by_label_and_others():
     lines = [s.line for s in fstab.suggestions([NOLABEL, PART, SPACED], "dbw", "docker")]
     assert lines[:2] == ["LABEL=dbw /var/lib/docker btrfs subvol=docker 0 0",
-                         "LABEL=dbw /home btrfs subvol=home 0 0"]
+                         "LABEL=dbw /home btrfs subvol=home,nofail 0 0"]
     assert "UUID=cccc-dddd /mnt/cccc-ddd btrfs subvol=/ 0 0" in lines
     assert r"LABEL=my\040disk /mnt/my\040disk btrfs subvol=/ 0 0" in lines
     assert len(lines) == 4
