@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import (
     Button,
+    Checkbox,
     Footer,
     Header,
     Input,
@@ -34,7 +35,9 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 
 from screens.base import quit_asking
-from wizard import fstab
+from screens.machine_form import MachineForm, UsersForm
+from wizard import fstab, machine
+from wizard.config import Settings
 from wizard.diffs import unified_diff
 from wizard.errors import ToplayerError, WizardError
 from wizard.flow import Back, Next, Outcome, WizardState
@@ -97,6 +100,7 @@ class ToplayerScreen(Screen[Outcome]):
         self.files: dict[str, bytes] = {}
         self.edits: dict[str, bytes] = dict(state.toplayer_edits)
         self.passwords: dict[str, str] = dict(state.passwords)
+        self.admins: list[str] = list(state.settings.admins) if state.settings else []
         self.image_files: dict[str, bytes | None] = {}
         self.current: str | None = None
         self.pending: tuple[str, bytes] | None = None
@@ -119,19 +123,9 @@ class ToplayerScreen(Screen[Outcome]):
                         with VerticalScroll(id="diff-box"):
                             yield Static("", id="diff")
             with TabPane("Hostname & users", id="users-tab"):
-                with VerticalScroll():
-                    yield Static("Hostname")
-                    yield Input(value=(s.hostname or "") if s else "", id="hostname",
-                                placeholder="e.g. desk1 (empty: keep the image's)")
-                    yield Static("", id="hostname-error", classes="error")
-                    yield Static("New user (created with the image's own useradd/chpasswd)")
-                    with Horizontal(id="user-row"):
-                        yield Input(placeholder="name", id="user-name")
-                        yield Input(placeholder="password", password=True, id="user-pw")
-                        yield Input(placeholder="again", password=True, id="user-pw2")
-                        yield Button("Add user", id="add-user")
-                    yield Static("", id="user-error", classes="error")
-                    yield Static(self._users_text(), id="users")
+                yield UsersForm(s.hostname if s else None, self._users_text())
+            with TabPane("Machine", id="machine-tab"):
+                yield MachineForm(s, id="machine")
             with TabPane("fstab helper", id="fstab-tab"):
                 yield Static("Lines for the discovered partitions; enter adds the line to "
                              "the top layer's etc/fstab (same mountpoint: replaced).")
@@ -200,7 +194,7 @@ class ToplayerScreen(Screen[Outcome]):
 
     def _image_file_ready(self, rel: str, image: bytes | None, purpose: str) -> None:
         if purpose == "open" and rel == self.current:
-            self._show_in_editor(rel, image or b"")
+            self._show_in_editor(rel, self._generated(rel, image))
         elif purpose in ("diff", "keep") and rel == self.current:
             new = self._editor_bytes()
             diff = unified_diff(image, new, f"{rel} (against the image's own file)")
@@ -274,12 +268,32 @@ class ToplayerScreen(Screen[Outcome]):
             error.update(Text(str(e)))
             return
         self.passwords[name] = pw.value
+        admin = self.query_one("#user-admin", Checkbox)
+        if admin.value and name not in self.admins:
+            self.admins.append(name)
+        admin.value = False
         pw.value = pw2.value = ""
         self.query_one("#user-name", Input).value = ""
         error.update("")
         self.query_one("#users", Static).update(self._users_text())
 
     # --- helpers (widgets only; the logic lives in wizard/) ---
+
+    def _generated(self, rel: str, image: bytes | None) -> bytes:
+        settings = self._settings()
+        try:
+            return machine.generated_file(rel, image, settings) if settings else image or b""
+        except WizardError as e:
+            self.notify(str(e), severity="error", timeout=8)
+            return image or b""
+
+    def _settings(self) -> Settings | None:
+        s = self.state.settings
+        if s is None:
+            return None
+        hostname = self.query_one("#hostname", Input).value.strip() or None
+        return s.with_changes(hostname=hostname, admins=tuple(self.admins),
+                              **self.query_one(MachineForm).values())
 
     def _content(self, rel: str) -> bytes | None:
         return self.edits.get(rel, self.files.get(rel))
@@ -319,8 +333,12 @@ class ToplayerScreen(Screen[Outcome]):
     def _users_text(self) -> Text:
         saved = self.state.settings.users if self.state.settings else ()
         names = list(dict.fromkeys([*saved, *self.passwords]))
-        return Text("Users: " + (", ".join(
-            f"{n} (new password)" if n in self.passwords else n for n in names) or "none"))
+        def about(name: str) -> str:
+            notes = [x for x, on in (("new password", name in self.passwords),
+                                     ("administrator", name in self.admins)) if on]
+            return f"{name} ({', '.join(notes)})" if notes else name
+
+        return Text("Users: " + (", ".join(about(n) for n in names) or "none"))
 
     def _hostname_error(self, hostname: str) -> bool:
         try:
@@ -360,13 +378,9 @@ class ToplayerScreen(Screen[Outcome]):
             self.query_one(TabbedContent).active = "users-tab"
             self.query_one("#hostname", Input).focus()
             return
-        settings = self.state.settings
-        if settings is not None:
-            settings = settings.with_changes(hostname=hostname or None)
-        self.dismiss(Next(self.state.with_changes(settings=settings,
+        self.dismiss(Next(self.state.with_changes(settings=self._settings(),
                                                   toplayer_edits=dict(self.edits),
                                                   passwords=dict(self.passwords))))
-
     def action_back(self) -> None:
         self.dismiss(Back())
 
@@ -374,10 +388,8 @@ class ToplayerScreen(Screen[Outcome]):
         """Typed here but not in ``state`` yet: editor text, kept files, hostname, users."""
         if self.loaded is not None and self.query_one("#editor", TextArea).text != self.loaded:
             return True
-        s = self.state.settings
-        hostname = self.query_one("#hostname", Input).value.strip() or None
         return (self.edits != self.state.toplayer_edits or self.passwords != self.state.passwords
-                or (s is not None and hostname != s.hostname))
+                or self._settings() != self.state.settings)
 
     def action_quit_wizard(self) -> None:
         quit_asking(self, self.state, self.has_pending_edits())

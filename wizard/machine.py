@@ -148,6 +148,24 @@ def merge_hosts(data: bytes | None, hostname: str) -> bytes:
     return (text + f"127.0.1.1\t{' '.join(names)}\n").encode("utf-8", "surrogateescape")
 
 
+def generated_file(rel: str, image: bytes | None, settings: Settings) -> bytes:
+    """What apply writes for ``rel`` when the top layer has none, from the image's copy.
+
+    For ``etc/fstab`` and ``etc/docker/daemon.json`` that is the image's file
+    with the wizard's lines and keys; any other file is the image's as it is.
+
+    Raises:
+        ToplayerError: the image's daemon.json is not a JSON object.
+
+    """
+    if rel == "etc/fstab":
+        text = (image or b"").decode("utf-8", "surrogateescape")
+        return merge_fstab(text, settings).encode("utf-8", "surrogateescape")
+    if rel == "etc/docker/daemon.json" and settings.docker_store:
+        return merge_daemon_json(image)
+    return image or b""
+
+
 def new_machine_id() -> bytes:
     """A fresh machine ID as ``/etc/machine-id`` holds it (32 hex digits, newline)."""
     return uuid.uuid4().hex.encode() + b"\n"

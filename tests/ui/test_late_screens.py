@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from rich.syntax import Syntax
 from textual.app import App
 from textual.screen import Screen
-from textual.widgets import Button, Input, Log, OptionList, Static, TextArea, Tree
+from textual.widgets import Button, Checkbox, Input, Log, OptionList, Static, TextArea, Tree
 
 from screens.bootloader import BootloaderScreen
 from screens.done import DoneScreen
@@ -370,9 +371,57 @@ async def test_toplayer_opens_offered_file_from_image_with_highlighting_language
         await app.workers.wait_for_complete()
         await pilot.pause()
         editor = screen.query_one("#editor", TextArea)
-        assert editor.text == '{"storage-driver": "btrfs"}\n'
+        # What apply will write: the image's keys plus the btrfs store's (wizard.machine).
+        assert json.loads(editor.text) == {"storage-driver": "btrfs",
+                                           "features": {"containerd-snapshotter": False}}
         assert editor.language == "json"
         assert ("image_file", "etc/docker/daemon.json") in services.calls
+
+
+async def test_toplayer_admin_checkbox_and_machine_switches_reach_the_settings():
+    app = Host(lambda: ToplayerScreen(state(), FakeLateServices()))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        screen = app.screen
+        for name, admin in (("alice", True), ("bob", False)):
+            screen.query_one("#user-name", Input).value = name
+            screen.query_one("#user-pw", Input).value = "pw-" + name
+            screen.query_one("#user-pw2", Input).value = "pw-" + name
+            screen.query_one("#user-admin", Checkbox).value = admin
+            screen.query_one("#add-user", Button).press()
+            await pilot.pause()
+        assert not screen.query_one("#user-admin", Checkbox).value  # reset for the next user
+        assert "alice (new password, administrator), bob (new password)" in \
+            text_of(screen, "#users")
+        boxes = {b.id: b for b in screen.query("#machine Checkbox").results(Checkbox)}
+        assert sorted(boxes) == ["machine-docker-store", "machine-home", "machine-journal"]
+        assert all(b.value for b in boxes.values())  # a real machine by default
+        boxes["machine-journal"].value = False
+        assert screen.has_pending_edits()
+        screen.set_focus(None)
+        await pilot.press("n")
+        await pilot.pause()
+    settings = app.outcomes[0].state.settings
+    assert settings.admins == ("alice",)
+    assert (settings.home, settings.journal, settings.docker_store) == (True, False, True)
+
+
+async def test_toplayer_fstab_opened_shows_the_lines_apply_adds():
+    app = Host(lambda: ToplayerScreen(state(), FakeLateServices()))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#machine-home", Checkbox).value = False
+        tree = screen.query_one("#files", Tree)
+        node = next(n for n in tree.root.children[0].children if n.data == "etc/fstab")
+        tree.select_node(node)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        text = screen.query_one("#editor", TextArea).text
+        assert text.startswith("# image fstab\n")  # the image's own lines first
+        assert "LABEL=dbw-fake /var/lib/docker btrfs subvol=docker 0 0" in text
+        assert "/var/log/journal" in text and " /home " not in text
 
 
 # --- the later steps inside the real app, with the shared FakeServices ---

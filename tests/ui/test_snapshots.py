@@ -157,7 +157,7 @@ async def _edit_hostname_file(pilot) -> None:
 
 def test_toplayer(snap_compare):
     """Top layer, Files tab: the warning "Everything outside the top layer … RESET AT EVERY
-    BOOT." on top; tabs Files / Hostname & users / fstab helper; the tree with etc/
+    BOOT." on top; tabs Files / Hostname & users / Machine / fstab helper; the tree with etc/
     (docker/daemon.json (new), fstab (new), hostname, shadow); the editor holding
     etc/hostname edited to "desk1" with line numbers; below it the diff against the
     image's own file (-debian, +desk1) and "ctrl+s again keeps it"."""
@@ -181,11 +181,26 @@ async def _hostname_and_user(pilot) -> None:
 
 def test_toplayer_hostname_users(snap_compare):
     """Top layer, Hostname & users tab: the warning on top, hostname "desk1", the new-user
-    row (name ann, both password fields emptied and masked, Add user), the error
-    "The passwords do not match: type them again." and "Users: none"."""
+    row (name ann, both password fields emptied and masked, an unticked "admin" box,
+    Add user), the error "The passwords do not match: type them again." and "Users: none"."""
     app = app_for(FakeServices(), Step.TOPLAYER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
         ToplayerScreen, lambda s: bool(s.files), _hostname_and_user))
+
+
+async def _machine_tab(pilot) -> None:
+    pilot.app.screen.query_one(TabbedContent).active = "machine-tab"
+    await settle(pilot)
+
+
+def test_toplayer_machine(snap_compare):
+    """Top layer, Machine tab: "Every machine also gets its own machine-id …" and three
+    ticked boxes: persistent /home (subvolume 'home', homes from /etc/skel), persistent
+    journal (subvolume 'journal', journalctl -b -1), and "The booted system's docker uses
+    this store: fstab mounts it, daemon.json picks btrfs", whole on its line."""
+    app = app_for(FakeServices(), Step.TOPLAYER, READY)
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(
+        ToplayerScreen, lambda s: bool(s.files), _machine_tab))
 
 
 def test_initramfs(snap_compare):

@@ -1,0 +1,72 @@
+"""The Top layer step's forms: hostname and users, and what makes the booted image a machine.
+
+``UsersForm`` lays out the hostname and the new-user row (the screen reads
+and handles its fields).  ``MachineForm`` holds three switches over
+``Settings`` (persistent ``/home``, persistent journal, docker on the store it
+boots from); the core (``wizard.machine``) turns them into subvolumes and
+top-layer files at Review.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Checkbox, Input, Static
+
+from wizard.config import Settings
+from wizard.machine import PERSISTENT
+
+SWITCHES = {
+    "home": f"Persistent /home (subvolume '{PERSISTENT[0].subvolume}'): the users' homes, "
+            "made from the image's /etc/skel",
+    "journal": f"Persistent journal (subvolume '{PERSISTENT[1].subvolume}'): "
+               "journalctl -b -1 after a reboot",
+    "docker_store": "The booted system's docker uses this store: fstab mounts it, "
+                    "daemon.json picks btrfs",
+}
+"""``Settings`` flag -> what its checkbox says."""
+
+
+class MachineForm(VerticalScroll):
+    """Checkboxes for the machine set-up; ``values()`` gives the settings they stand for."""
+
+    def __init__(self, settings: Settings | None, **kwargs: str) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+
+    def compose(self) -> ComposeResult:
+        yield Static("Every machine also gets its own machine-id (made once, kept on "
+                     "reconfigure) and an /etc/hosts naming its hostname.")
+        for key, label in SWITCHES.items():
+            value = getattr(self.settings, key) if self.settings else True
+            yield Checkbox(label, value=value, id=f"machine-{key.replace('_', '-')}")
+
+    def values(self) -> dict[str, bool]:
+        """The checkboxes as ``Settings`` fields."""
+        return {key: self.query_one(f"#machine-{key.replace('_', '-')}", Checkbox).value
+                for key in SWITCHES}
+
+
+class UsersForm(VerticalScroll):
+    """Hostname, and a row to add a user (name, password twice, administrator or not)."""
+
+    def __init__(self, hostname: str | None, users: Text) -> None:
+        super().__init__()
+        self.hostname, self.users = hostname, users
+
+    def compose(self) -> ComposeResult:
+        yield Static("Hostname")
+        yield Input(value=self.hostname or "", id="hostname",
+                    placeholder="e.g. desk1 (empty: keep the image's)")
+        yield Static("", id="hostname-error", classes="error")
+        yield Static("New user (created with the image's own useradd/chpasswd; an admin joins "
+                     "the image's sudo or wheel group)")
+        with Horizontal(id="user-row"):
+            yield Input(placeholder="name", id="user-name")
+            yield Input(placeholder="password", password=True, id="user-pw")
+            yield Input(placeholder="again", password=True, id="user-pw2")
+            yield Checkbox("admin", id="user-admin")
+            yield Button("Add user", id="add-user")
+        yield Static("", id="user-error", classes="error")
+        yield Static(self.users, id="users")
