@@ -70,6 +70,42 @@ def sync_esp(esp: Path, disk_image: Path) -> None:
         run("mcopy", "-o", "-s", "-Q", "-i", target, item, "::/")
 
 
+def qemu_missing() -> SandboxError:
+    """The error for a machine without QEMU (every boot raises the same one)."""
+    return SandboxError("qemu-system-x86_64 is not installed",
+                        "install it: `apt-get install qemu-system-x86 ovmf`")
+
+
+def ovmf_vars_copy(log: Path) -> Path:
+    """A fresh copy of OVMF's variable store beside ``log`` (each boot starts from defaults)."""
+    vars_copy = log.with_suffix(".vars.fd")
+    shutil.copy(OVMF_VARS, vars_copy)
+    return vars_copy
+
+
+def qemu_command(disk_image: Path, vars_copy: Path, memory: str,
+                 serial_args: list[str]) -> list[str]:
+    """The one QEMU command line of every boot: q35, TCG, OVMF, the disk on virtio.
+
+    No display, no monitor, no network; ``-no-reboot`` makes a guest reboot
+    end the process like a power-off.
+
+    Args:
+        disk_image: raw GPT disk image.
+        vars_copy: writable OVMF variable store (``ovmf_vars_copy``).
+        memory: guest RAM in MiB.
+        serial_args: where the serial console goes (e.g. ``["-serial", "file:…"]``).
+
+    """
+    return [
+        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", memory, "-smp", "1",
+        "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+        "-drive", f"if=pflash,format=raw,file={vars_copy}",
+        "-drive", f"file={disk_image},format=raw,if=virtio",
+        "-display", "none", *serial_args, "-monitor", "none", "-no-reboot", "-nic", "none",
+    ]
+
+
 def boot(disk_image: Path, log: Path, *, timeout: float = 900, memory: str = "1536",
          echo: TextIO | None = None) -> str:
     """Boot ``disk_image`` with OVMF; return the serial log once the guest powers off.
@@ -90,16 +126,7 @@ def boot(disk_image: Path, log: Path, *, timeout: float = 900, memory: str = "15
         The serial log plus a last line with QEMU's run time and exit code.
 
     """
-    vars_copy = log.with_suffix(".vars.fd")
-    shutil.copy(OVMF_VARS, vars_copy)
-    cmd = [
-        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", memory, "-smp", "1",
-        "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-        "-drive", f"if=pflash,format=raw,file={vars_copy}",
-        "-drive", f"file={disk_image},format=raw,if=virtio",
-        "-display", "none", "-serial", f"file:{log}", "-monitor", "none",
-        "-no-reboot", "-nic", "none",
-    ]
+    cmd = qemu_command(disk_image, ovmf_vars_copy(log), memory, ["-serial", f"file:{log}"])
     started = time.monotonic()
     errors = log.with_suffix(".qemu-stderr.log")
     try:
@@ -107,8 +134,7 @@ def boot(disk_image: Path, log: Path, *, timeout: float = 900, memory: str = "15
         with open(errors, "w") as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     except FileNotFoundError as e:
-        raise SandboxError("qemu-system-x86_64 is not installed",
-                           "install it: `apt-get install qemu-system-x86 ovmf`") from e
+        raise qemu_missing() from e
     shown = 0
     try:
         while proc.poll() is None:

@@ -88,17 +88,21 @@ def docker_on(machine: Machine) -> Iterator[Dockerd]:
         yield daemon
 
 
-def build_image(daemon: Dockerd, generator: str, tag: str, marker: str) -> str:
+def build_image(daemon: Dockerd, generator: str, tag: str, marker: str, *,
+                systemd: bool = False) -> str:
     """Build a bootable sample image (base rootfs + the sample init + a marker file).
 
     The base is the cached debootstrapped rootfs imported once per daemon;
-    the build only COPYs files, so it needs no network.
+    the build only COPYs files, so it needs no network.  Every flavour has
+    the test init (``init=/usr/local/sbin/dbw-test-init``).
 
     Args:
         daemon: the sandbox's dockerd.
         generator: ``initramfs-tools`` or ``dracut`` (dracut with systemd inside).
         tag: name:tag of the result.
         marker: text of ``/etc/dbw-image-marker`` (the boot prints it).
+        systemd: the base with systemd, dbus, sudo and docker.io, whose own
+            init boots to a login prompt on the serial console.
 
     Returns:
         ``tag``.
@@ -108,9 +112,10 @@ def build_image(daemon: Dockerd, generator: str, tag: str, marker: str) -> str:
 
     client = docker.DockerClient(base_url=daemon.host, timeout=600)
     try:
-        base = f"dbw-base/{generator}:latest"
+        variant = f"{generator}-systemd" if systemd else generator
+        base = f"dbw-base/{variant}:latest"
         if not client.images.list(name=base):
-            tarball = rootfs_tarball(generator)
+            tarball = rootfs_tarball(variant)
             daemon.docker("import", "--change", 'CMD ["/bin/sh"]', tarball, base, timeout=900)
         ctx = daemon.data_root.parent / f".ctx-{generator}"
         shutil.rmtree(ctx, ignore_errors=True)

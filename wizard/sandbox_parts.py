@@ -250,6 +250,10 @@ def _tail(path: Path, lines: int = 3) -> str:
     return "(no log)"
 
 
+ROOTFS_VARIANTS = ("initramfs-tools", "dracut", "initramfs-tools-systemd", "dracut-systemd")
+"""What ``assets/sandbox/build-rootfs.sh`` builds."""
+
+
 def cache_dir() -> Path:
     """Where the debootstrapped rootfs tarballs are cached (outside any repository)."""
     return Path(os.environ.get("DOCKERBOOT_CACHE", "/var/cache/dockerboot-wizard"))
@@ -259,7 +263,9 @@ def rootfs_tarball(variant: str) -> Path:
     """The cached debootstrapped Debian rootfs tarball (built on first use: minutes).
 
     Args:
-        variant: ``initramfs-tools`` or ``dracut`` (the generator inside).
+        variant: ``initramfs-tools`` or ``dracut`` (the generator inside), optionally
+            with ``-systemd``: plus systemd, dbus, sudo and docker.io, for a real
+            boot to a login prompt.
 
     Returns:
         ``<cache>/rootfs-<suite>-<variant>.tar``.
@@ -268,9 +274,9 @@ def rootfs_tarball(variant: str) -> Path:
         CommandError: debootstrap or apt failed (e.g. no Debian mirror reachable).
 
     """
-    if variant not in ("initramfs-tools", "dracut"):
+    if variant not in ROOTFS_VARIANTS:
         raise SandboxError(f"unknown sample image variant {variant!r}",
-                           "use initramfs-tools or dracut")
+                           f"use one of: {', '.join(ROOTFS_VARIANTS)}")
     script = asset("sandbox/build-rootfs.sh")
     out = run("sh", script, variant, timeout=3600).stdout.strip().splitlines()[-1]
     return Path(out)

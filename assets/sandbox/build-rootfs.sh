@@ -1,13 +1,27 @@
 #!/bin/sh
 # Build (once) and cache a minimal bootable Debian root filesystem tarball for
-# the test lab and the sandbox demo.  Usage: build-rootfs.sh initramfs-tools|dracut
+# the test lab and the sandbox demo.
+#   Usage: build-rootfs.sh initramfs-tools|dracut|initramfs-tools-systemd|dracut-systemd
 # Prints the tarball path.  The cache lives outside the repo
 # (DOCKERBOOT_CACHE, default /var/cache/dockerboot-wizard) because debootstrap
 # takes minutes and CI reruns on the same machine.
+#   initramfs-tools          debootstrap minbase + kernel, initramfs-tools, btrfs-progs
+#   dracut                   the above, dracut (and systemd-sysv) instead of initramfs-tools
+#   <generator>-systemd      <generator> plus a real systemd boot to a login prompt:
+#                            systemd-sysv, dbus, libpam-systemd, sudo, docker.io
 set -eu
-variant=${1:?usage: build-rootfs.sh initramfs-tools|dracut}
+usage="usage: build-rootfs.sh initramfs-tools|dracut|initramfs-tools-systemd|dracut-systemd"
+variant=${1:?$usage}
 cache=${DOCKERBOOT_CACHE:-/var/cache/dockerboot-wizard}
 suite=${DOCKERBOOT_SUITE:-bookworm}
+case "$variant" in
+  initramfs-tools) base= ; packages= ;;
+  # The kernel pulled initramfs-tools in first; dracut replaces it.
+  dracut) base=initramfs-tools; packages="dracut systemd-sysv" ;;
+  initramfs-tools-systemd|dracut-systemd)
+    base=${variant%-systemd}; packages="systemd-sysv dbus libpam-systemd sudo docker.io" ;;
+  *) echo "$usage" >&2; exit 2 ;;
+esac
 mkdir -p "$cache"
 out="$cache/rootfs-$suite-$variant.tar"
 [ -s "$out" ] && { echo "$out"; exit 0; }
@@ -19,14 +33,17 @@ mirror=$(grep -rhoE '^(deb|URIs:)[[:space:]]+[^[:space:]]+' /etc/apt/sources.lis
 
 work=$(mktemp -d "$cache/.build-$variant.XXXXXX")
 trap 'umount -R "$work/root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
-if [ "$variant" = dracut ]; then
-  base=$("$0" initramfs-tools)
+if [ -n "$base" ]; then
+  base_tar=$("$0" "$base")
   mkdir "$work/root"
-  tar -C "$work/root" -xpf "$base"
+  tar -C "$work/root" -xpf "$base_tar"
   cp /etc/resolv.conf "$work/root/etc/resolv.conf"
   mount -t proc proc "$work/root/proc"
-  # The kernel pulled initramfs-tools in first; dracut replaces it.
-  chroot "$work/root" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dracut systemd-sysv && apt-get clean' >&2
+  # No service may start inside the chroot (docker.io has an init script).
+  printf '#!/bin/sh\nexit 101\n' > "$work/root/usr/sbin/policy-rc.d"
+  chmod 755 "$work/root/usr/sbin/policy-rc.d"
+  chroot "$work/root" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages && apt-get clean" >&2
+  rm -f "$work/root/usr/sbin/policy-rc.d"
   umount "$work/root/proc"
   : > "$work/root/etc/resolv.conf"
 else
