@@ -95,6 +95,55 @@ _db_normalize() {
 # dockerboot_resolve DATA_ROOT REF: print the image's top-layer subvolume.
 dockerboot_resolve() { _db_resolve "$@" && printf '%s\n' "$_db_sub"; }
 
+# _db_diff_ids CONFIG: _db_diffs = the image config's rootfs.diff_ids (as
+# wizard/images.py reads them), one per word; fails when there are none or
+# one is not sha256:<64 hex>.  Other "diff_ids" (an extra field, a label, a
+# history entry) are not looked at.  The JSON is split at its quotes once
+# escapes are blanked out (\" and \\ -> __): the pieces alternate between
+# outside and inside strings, and the outside ones carry the nesting.
+# Whitespace goes first (docker writes none outside strings anyway).  A
+# duplicate key: the last wins, as in Go and Python.
+_db_diff_ids() {
+    _db_o=$(tr -d ' \n\r\t' <"$1" | sed 's/\\./__/g') || return 1
+    case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
+    _db_ifs=$IFS; IFS='"'
+    # shellcheck disable=SC2086 # split at the quotes
+    set -- $_db_o
+    IFS=$_db_ifs
+    [ "$_db_noglob" = 1 ] || set +f
+    # _db_in: inside a string; _db_k: the last string; _db_at: 1 = in the
+    # top-level rootfs, 2 = in its diff_ids array (depth 1 = the top object).
+    _db_in=0 _db_depth=0 _db_at=0 _db_k= _db_diffs= _db_bad=
+    for _db_l do
+        if [ "$_db_in" = 1 ]; then
+            _db_in=0 _db_k=$_db_l
+            if [ "$_db_at" = 2 ]; then
+                case $_db_l in sha256:*[!0-9a-f]*) _db_bad=1 ;; sha256:*) ;; *) _db_bad=1 ;; esac
+                [ "${#_db_l}" = 71 ] || _db_bad=1
+                _db_diffs="$_db_diffs $_db_l"
+            fi
+            continue
+        fi
+        _db_in=1
+        case $_db_depth:$_db_at:$_db_k:$_db_l in
+            '1:0:rootfs::{'*) _db_at=1 _db_diffs= _db_bad= ;;
+            '2:1:diff_ids::['*) _db_at=2 ;;
+        esac
+        case $_db_l in *[][{}]*) ;; *) continue ;; esac
+        while [ -n "$_db_l" ]; do
+            case $_db_l in
+                ['[{']*) _db_depth=$((_db_depth + 1)) ;;
+                [']}']*) _db_depth=$((_db_depth - 1))
+                    [ "$_db_at" = 2 ] && [ "$_db_depth" -lt 3 ] && _db_at=1
+                    [ "$_db_at" = 1 ] && [ "$_db_depth" -lt 2 ] && _db_at=0 ;;
+            esac
+            _db_l=${_db_l#?}
+        done
+    done
+    _db_diffs=${_db_diffs# }
+    [ -n "$_db_diffs" ] && [ -z "$_db_bad" ]
+}
+
 # _db_resolve DATA_ROOT REF: _db_sub = the image's top-layer subvolume.
 # Reads only this image's metadata: repositories.json -> image config ->
 # diff_ids -> ChainID -> layerdb cache-id -> btrfs/subvolumes/<cache-id>.
@@ -117,8 +166,7 @@ _db_resolve() {
     _db_cfg=$_db_img/imagedb/content/sha256/$_db_id
     [ -f "$_db_cfg" ] || { _db_fail "config of image $_db_ref ($_db_cfg) is missing" \
         "the docker store is damaged: pull or build $_db_ref again"; return 1; }
-    _db_diffs=$(tr -d ' \n\t' <"$_db_cfg" | grep -o '"diff_ids":\[[^]]*\]' | grep -o 'sha256:[0-9a-f]*')
-    [ -n "$_db_diffs" ] || { _db_fail "image $_db_ref has no rootfs.diff_ids in $_db_cfg" \
+    _db_diff_ids "$_db_cfg" || { _db_fail "image $_db_ref has no valid rootfs.diff_ids in $_db_cfg" \
         "the docker store is damaged: pull or build $_db_ref again"; return 1; }
     # shellcheck disable=SC2086 # one diff ID per word
     _db_chain_id $_db_diffs
