@@ -19,6 +19,8 @@
 #   DOCKERBOOT_RUNDIR (/run/dockerboot), DOCKERBOOT_CONFIG (/etc/docker-btrfs.json),
 #   DOCKERBOOT_LIBEXEC (/usr/lib/dockerboot: coreutils cp and sha256sum),
 #   DOCKERBOOT_DEVICE_TIMEOUT (30 seconds).
+# Tools besides btrfs and LIBEXEC's: busybox (or coreutils) tr sed grep tail find
+#   readlink mkdir mv rm mount umount.
 # dockerboot_main returns 0, or non-zero after ONE line on stderr:
 #   "dockerboot: <what is wrong> — <what to do>".
 # Every name the core sets starts with _db: the generators' own variables
