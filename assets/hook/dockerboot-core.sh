@@ -312,8 +312,8 @@ _db_legacy() {
 # one line and non-zero.  Nothing is ever deleted without it.
 _db_ours() {
     [ ! -L "$1" ] && _db_show "$1" && { _db_marked "$1" || _db_legacy; } && return 0
-    _db_fail "${1#"$_db_top"/} was not made by dockerboot (no $_db_mark mark), nothing was deleted" \
-        "if it is yours, choose another rootflags=subvol=; if it is an old root, delete it from the emergency shell (btrfs subvolume delete)"
+    _db_fail "${1#"$_db_top"/} was not made by dockerboot" \
+        "nothing was deleted (no $_db_mark mark); if it is yours choose another rootflags=subvol=, if it is an old root delete it by hand (mount the partition with -o subvolid=5, btrfs subvolume delete)"
 }
 
 # _db_delete PATH: delete the rw layer PATH (checked by _db_ours) and the
