@@ -5,7 +5,9 @@
 #
 # Kernel parameters (names of the original mkinitcpio-docker-hooks):
 #   root=LABEL=x|UUID=u|PARTUUID=p|/dev/…  btrfs partition holding docker's data-root
-#   rootflags=…,subvol=<rw>,…  rw root subvolume rebuilt at every boot (docker_rwlayer)
+#   rootflags=…,subvol=<rw>,…  rw root subvolume rebuilt at every boot (docker_rwlayer);
+#                              never the top level, docker's data-root, boot_docker
+#                              or the top layer, nor a path containing or inside them
 #   docker_path=<dir>          data-root relative to the top level (docker)
 #   docker_image=<name:tag>    image to boot (default: /etc/docker-btrfs.json)
 #   toplayer=<dev spec>        partition holding the top layer (default: root)
@@ -17,12 +19,24 @@
 #   DOCKERBOOT_RUNDIR (/run/dockerboot), DOCKERBOOT_CONFIG (/etc/docker-btrfs.json),
 #   DOCKERBOOT_LIBEXEC (/usr/lib/dockerboot: coreutils cp and sha256sum),
 #   DOCKERBOOT_DEVICE_TIMEOUT (30 seconds).
+# Tools besides btrfs and LIBEXEC's: busybox (or coreutils) tr sed grep tail find
+#   readlink mkdir mv rm mount umount.
 # dockerboot_main returns 0, or non-zero after ONE line on stderr:
 #   "dockerboot: <what is wrong> — <what to do>".
 # Every name the core sets starts with _db: the generators' own variables
 # (mkinitcpio's $root, initramfs-tools' $ROOT, …) must stay untouched.
+#
+# The hook deletes only what it made: every rw layer it makes carries the
+# marker file /.dockerboot-rwlayer holding "dockerboot-rwlayer v1 <UUID>",
+# the subvolume's own btrfs UUID.  A copy of the file (cp -a of the root, a
+# snapshot, docker export + import) names another UUID and is no mark.
 
 _db_fail() { printf 'dockerboot: %s — %s\n' "$1" "$2" >&2; return 1; }
+
+_db_nl='
+'
+_db_mark=.dockerboot-rwlayer
+_db_magic='dockerboot-rwlayer v1'
 
 # Helpers set a variable instead of printing: under a slow CPU every "$(…)"
 # is a fork, and the hook's time is measured (benchmarks/hook_time.py).
@@ -83,6 +97,55 @@ _db_normalize() {
 # dockerboot_resolve DATA_ROOT REF: print the image's top-layer subvolume.
 dockerboot_resolve() { _db_resolve "$@" && printf '%s\n' "$_db_sub"; }
 
+# _db_diff_ids CONFIG: _db_diffs = the image config's rootfs.diff_ids (as
+# wizard/images.py reads them), one per word; fails when there are none or
+# one is not sha256:<64 hex>.  Other "diff_ids" (an extra field, a label, a
+# history entry) are not looked at.  The JSON is split at its quotes once
+# escapes are blanked out (\" and \\ -> __): the pieces alternate between
+# outside and inside strings, and the outside ones carry the nesting.
+# Whitespace goes first (docker writes none outside strings anyway).  A
+# duplicate key: the last wins, as in Go and Python.
+_db_diff_ids() {
+    _db_o=$(tr -d ' \n\r\t' <"$1" | sed 's/\\./__/g') || return 1
+    case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
+    _db_ifs=$IFS; IFS='"'
+    # shellcheck disable=SC2086 # split at the quotes
+    set -- $_db_o
+    IFS=$_db_ifs
+    [ "$_db_noglob" = 1 ] || set +f
+    # _db_in: inside a string; _db_k: the last string; _db_at: 1 = in the
+    # top-level rootfs, 2 = in its diff_ids array (depth 1 = the top object).
+    _db_in=0 _db_depth=0 _db_at=0 _db_k= _db_diffs= _db_bad=
+    for _db_l do
+        if [ "$_db_in" = 1 ]; then
+            _db_in=0 _db_k=$_db_l
+            if [ "$_db_at" = 2 ]; then
+                case $_db_l in sha256:*[!0-9a-f]*) _db_bad=1 ;; sha256:*) ;; *) _db_bad=1 ;; esac
+                [ "${#_db_l}" = 71 ] || _db_bad=1
+                _db_diffs="$_db_diffs $_db_l"
+            fi
+            continue
+        fi
+        _db_in=1
+        case $_db_depth:$_db_at:$_db_k:$_db_l in
+            '1:0:rootfs::{'*) _db_at=1 _db_diffs= _db_bad= ;;
+            '2:1:diff_ids::['*) _db_at=2 ;;
+        esac
+        case $_db_l in *[][{}]*) ;; *) continue ;; esac
+        while [ -n "$_db_l" ]; do
+            case $_db_l in
+                ['[{']*) _db_depth=$((_db_depth + 1)) ;;
+                [']}']*) _db_depth=$((_db_depth - 1))
+                    [ "$_db_at" = 2 ] && [ "$_db_depth" -lt 3 ] && _db_at=1
+                    [ "$_db_at" = 1 ] && [ "$_db_depth" -lt 2 ] && _db_at=0 ;;
+            esac
+            _db_l=${_db_l#?}
+        done
+    done
+    _db_diffs=${_db_diffs# }
+    [ -n "$_db_diffs" ] && [ -z "$_db_bad" ]
+}
+
 # _db_resolve DATA_ROOT REF: _db_sub = the image's top-layer subvolume.
 # Reads only this image's metadata: repositories.json -> image config ->
 # diff_ids -> ChainID -> layerdb cache-id -> btrfs/subvolumes/<cache-id>.
@@ -105,8 +168,7 @@ _db_resolve() {
     _db_cfg=$_db_img/imagedb/content/sha256/$_db_id
     [ -f "$_db_cfg" ] || { _db_fail "config of image $_db_ref ($_db_cfg) is missing" \
         "the docker store is damaged: pull or build $_db_ref again"; return 1; }
-    _db_diffs=$(tr -d ' \n\t' <"$_db_cfg" | grep -o '"diff_ids":\[[^]]*\]' | grep -o 'sha256:[0-9a-f]*')
-    [ -n "$_db_diffs" ] || { _db_fail "image $_db_ref has no rootfs.diff_ids in $_db_cfg" \
+    _db_diff_ids "$_db_cfg" || { _db_fail "image $_db_ref has no valid rootfs.diff_ids in $_db_cfg" \
         "the docker store is damaged: pull or build $_db_ref again"; return 1; }
     # shellcheck disable=SC2086 # one diff ID per word
     _db_chain_id $_db_diffs
@@ -153,19 +215,124 @@ _db_mount() {
         "check that it is ${2:-a valid filesystem} and the ${5}flags= options"; return 1; }
 }
 
-# _db_delete PATH: delete a subvolume and the subvolumes nested in it
-# (deepest first), or a plain directory.
+# _db_norm PATH: _db_n = PATH without empty and "." components, no leading
+# or trailing slash ('' for the top level); fails on a ".." component.
+_db_norm() {
+    _db_n= _db_rest=$1
+    while [ -n "$_db_rest" ]; do
+        _db_c=${_db_rest%%/*}
+        case $_db_rest in */*) _db_rest=${_db_rest#*/} ;; *) _db_rest= ;; esac
+        case $_db_c in '' | .) ;; ..) return 1 ;; *) _db_n=${_db_n:+$_db_n/}$_db_c ;; esac
+    done
+}
+
+# _db_overlap A B: A and B (normalized) are the same path, or one holds the other.
+_db_overlap() {
+    [ -z "$2" ] && return 0
+    case $1/ in "$2"/*) return 0 ;; esac
+    case $2/ in "$1"/*) return 0 ;; esac
+    return 1
+}
+
+# _db_check_rw RAW: refuse a rootflags=subvol= that could name anything but a
+# root this hook makes; _db_rw = the normalized name.  Only names: it runs
+# before anything is mounted.
+_db_check_rw() {
+    _db_use="use the rw layer's own name, e.g. rootflags=subvol=docker_rwlayer"
+    _db_norm "$1" || { _db_fail "rootflags=subvol=$1 contains .." "$_db_use"; return 1; }
+    _db_rw=$_db_n
+    [ -n "$_db_rw" ] || { _db_fail "rootflags=subvol=$1 names the partition's top level, which the hook would delete" \
+        "$_db_use"; return 1; }
+    _db_norm "$_db_dpath" || _db_n=$_db_dpath
+    _db_overlap "$_db_rw" "$_db_n" && { _db_fail \
+        "rootflags=subvol=$1 is, holds or lies inside docker's data-root (docker_path=$_db_dpath), which the hook would delete" \
+        "$_db_use"; return 1; }
+    _db_norm "$_db_tlpath" || _db_n=$_db_tlpath
+    # boot_docker holds kernel, initramfs and config: fixed name, and the top layer's directory.
+    for _db_x in boot_docker "${_db_n%/*}" "$_db_n"; do
+        [ -n "$_db_x" ] && _db_overlap "$_db_rw" "$_db_x" && { _db_fail \
+            "rootflags=subvol=$1 is, holds or lies inside $_db_x (kernel, initramfs, top layer), which the hook would delete" \
+            "$_db_use"; return 1; }
+    done
+    return 0
+}
+
+# _db_show PATH: PATH is a btrfs subvolume; _db_uuid, _db_puuid (- when it is
+# no snapshot) and _db_flags (readonly or -) from `btrfs subvolume show`.
+# The first line (the path) and the Snapshot(s) list are names: skipped.
+_db_show() {
+    _db_uuid= _db_puuid= _db_flags=
+    _db_o=$(btrfs subvolume show "$1" 2>/dev/null) || return 1
+    case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
+    _db_ifs=$IFS; IFS=$_db_nl
+    for _db_l in ${_db_o#*"$_db_nl"}; do
+        _db_l=${_db_l#"${_db_l%%[! 	]*}"}
+        case $_db_l in
+            UUID:*) _db_uuid=${_db_l##*[ 	]} ;;
+            'Parent UUID:'*) _db_puuid=${_db_l##*[ 	]} ;;
+            Flags:*) _db_flags=${_db_l##*[ 	]} ;;
+            Snapshot*) break ;;
+        esac
+    done
+    IFS=$_db_ifs
+    [ "$_db_noglob" = 1 ] || set +f
+    [ -n "$_db_uuid" ]
+}
+
+# _db_marked PATH: PATH (just shown by _db_show) carries this hook's mark.
+_db_marked() {
+    [ -f "$1/$_db_mark" ] && [ ! -L "$1/$_db_mark" ] || return 1
+    _db_l=
+    { read -r _db_l <"$1/$_db_mark"; } 2>/dev/null
+    [ "$_db_l" = "$_db_magic $_db_uuid" ]
+}
+
+# _db_legacy: the subvolume just shown by _db_show is a rw layer made before
+# marks existed.  Migration rule: the hook of the first release made rw
+# layers without a mark, and refusing them would stop every installed
+# machine at the emergency shell after an upgrade.  An unmarked one is
+# accepted (and replaced by a marked one) only when it can be nothing else:
+# its name passed _db_check_rw (not the top level, docker's data-root,
+# boot_docker or the top layer, nor holding them), it is a subvolume (not a
+# plain directory), writable, a snapshot (`btrfs subvolume create` makes
+# none: a user's own subvolume is refused), and its origin lies inside
+# docker's data-root or no longer exists (docker deletes the layers of
+# removed images).  A snapshot of anything else is refused.
+_db_legacy() {
+    [ "$_db_flags" != readonly ] && [ -n "$_db_puuid" ] && [ "$_db_puuid" != - ] || return 1
+    _db_o=$(btrfs subvolume show -u "$_db_puuid" "$_db_top" 2>/dev/null) || return 0
+    _db_o=${_db_o%%"$_db_nl"*}
+    _db_o=${_db_o#'<FS_TREE>/'}
+    _db_norm "$_db_dpath" || return 1
+    case $_db_o/ in "$_db_n"/?*) return 0 ;; esac
+    return 1
+}
+
+# _db_ours PATH: PATH is a rw layer this hook made (or a legacy one); else
+# one line and non-zero.  Nothing is ever deleted without it.
+_db_ours() {
+    [ ! -L "$1" ] && _db_show "$1" && { _db_marked "$1" || _db_legacy; } && return 0
+    _db_fail "${1#"$_db_top"/} was not made by dockerboot" \
+        "nothing was deleted (no $_db_mark mark); if it is yours choose another rootflags=subvol=, if it is an old root delete it by hand (mount the partition with -o subvolid=5, btrfs subvolume delete)"
+}
+
+# _db_delete PATH: delete the rw layer PATH (checked by _db_ours) and the
+# subvolumes nested in it (the booted system's, e.g. systemd's
+# /var/lib/machines), which make a plain delete fail.  find walks PATH
+# without following symlinks, deepest first (-depth); inode 256 is a
+# subvolume's root and no other directory's; names are never split.
 _db_delete() {
-    if btrfs subvolume show "$1" >/dev/null 2>&1; then
-        _db_rel=${1#"$_db_top"/}
-        for _db_s in $(btrfs subvolume list "$_db_top" 2>/dev/null | sed -n 's/.* path //p' \
-                | sed 's|^<FS_TREE>/||' | sort -r); do
-            case $_db_s in "$_db_rel"/*) btrfs subvolume delete "$_db_top/$_db_s" >/dev/null 2>&1 || return 1 ;; esac
-        done
-        btrfs subvolume delete "$1" >/dev/null 2>&1
-    else
-        rm -rf "$1"
-    fi
+    btrfs subvolume delete "$1" >/dev/null 2>&1 && return 0
+    find "$1" -mindepth 1 -depth -type d -inum 256 -exec btrfs subvolume delete {} \; >/dev/null 2>&1
+    btrfs subvolume delete "$1" >/dev/null 2>&1
+}
+
+# _db_remove PATH: delete PATH if it exists and this hook made it.
+_db_remove() {
+    [ -e "$1" ] || [ -L "$1" ] || return 0
+    _db_ours "$1" || return 1
+    _db_delete "$1" || _db_fail "${1#"$_db_top"/} cannot be deleted" \
+        "delete it by hand (btrfs subvolume delete) from the emergency shell"
 }
 
 # _db_merge_accounts TOPLAYER IMAGE NEW: give the image's users and groups back.
@@ -222,6 +389,115 @@ _db_merge_accounts() {
     return 0
 }
 
+# --- the top layer over the new root, never through the image's symlinks ---
+# The new root is an image: its symlinks (etc/resolv.conf -> ../run/…,
+# etc/localtime -> /usr/share/…, lib -> usr/lib, or a hostile etc/x -> /)
+# point outside it once read from the initramfs.  So the copy walks the top
+# layer itself and writes each entry at a real place inside the new root:
+# a symlinked directory of the image is followed within the new root only
+# (_db_follow), a file replaces a symlink (cp --remove-destination: never
+# written through), a directory the image has keeps its mode and owner (only
+# a directory new to the image is copied with its own), "." itself is never
+# copied (/ keeps the image's mode), and the top layer's own symlinks are
+# copied as symlinks.  One cp per top-layer directory, shell tests elsewhere,
+# readlink only for an actual symlink: the hook's time is measured.
+
+# _db_follow DIR TARGET: _db_T = where the symlink TARGET, found in the new
+# root's real directory DIR ('' = its /), leads inside the new root: an
+# absolute target starts at the new root, ".." stops there, symlinks met on
+# the way are followed the same way (at most 40), components that do not
+# exist are kept as they are.  _db_T is relative to the new root and has no
+# symlink in it, but its last component may not exist.
+_db_follow() {
+    _db_hops=0
+    case $2 in /*) _db_T= ;; *) _db_T=$1 ;; esac
+    _db_rest=$2
+    while [ -n "$_db_rest" ]; do
+        _db_c=${_db_rest%%/*}
+        case $_db_rest in */*) _db_rest=${_db_rest#*/} ;; *) _db_rest= ;; esac
+        case $_db_c in
+            '' | .) continue ;;
+            ..) case $_db_T in */*) _db_T=${_db_T%/*} ;; *) _db_T= ;; esac; continue ;;
+        esac
+        _db_x=${_db_T:+$_db_T/}$_db_c
+        if [ -L "$_db_new/$_db_x" ]; then
+            _db_hops=$((_db_hops + 1))
+            [ "$_db_hops" -le 40 ] || return 1
+            _db_l=$(readlink "$_db_new/$_db_x") && [ -n "$_db_l" ] || return 1
+            case $_db_l in /*) _db_T= ;; esac
+            _db_rest=$_db_l${_db_rest:+/$_db_rest}
+        else
+            _db_T=$_db_x
+        fi
+    done
+}
+
+# _db_batch SRCDIR DESTDIR ENTRY…: copy in one cp the ENTRYs (paths in SRCDIR)
+# that _db_walk does not walk into, into the new root's real directory DESTDIR.
+_db_batch() {
+    _db_bd=$_db_new${2:+/$2}
+    shift 2
+    for _db_e do
+        shift
+        [ -e "$_db_e" ] || [ -L "$_db_e" ] || continue      # a glob that matched nothing
+        _db_d=$_db_bd/${_db_e##*/}
+        [ -d "$_db_e" ] && [ ! -L "$_db_e" ] && { [ -e "$_db_d" ] || [ -L "$_db_d" ]; } && continue
+        set -- "$@" "$_db_e"
+    done
+    [ "$#" = 0 ] && return 0
+    _db_o=$("$_db_cp" -a --remove-destination "$@" "$_db_bd/" 2>&1) || _db_fail \
+        "copying the top layer $_db_tlpath failed: $(printf '%s' "$_db_o" | tail -n 1)" \
+        "fix or remove the file named there in the top layer"
+}
+
+# _db_walk SRCDIR DESTDIR: lay the top layer's directory SRCDIR over the new
+# root's real directory DESTDIR ('' = /).  Entries stay in "$@" after $1 $2
+# (the only variables a recursive call leaves alone).
+_db_walk() {
+    set -- "$1" "$2" "$1"/* "$1"/.[!.]* "$1"/..?*
+    _db_batch "$@" || return 1
+    while [ "$#" -gt 2 ]; do
+        _db_e=$3 _db_d=${2:+$2/}${3##*/}
+        if [ -d "$_db_e" ] && [ ! -L "$_db_e" ] && { [ -e "$_db_new/$_db_d" ] || [ -L "$_db_new/$_db_d" ]; }; then
+            _db_T=$_db_d _db_go=1
+            if [ -L "$_db_new/$_db_d" ]; then
+                _db_l=$(readlink "$_db_new/$_db_d")
+                _db_follow "$2" "$_db_l" || { _db_fail \
+                    "the top layer's ${_db_e#"$_db_tl"/} meets a symlink loop in the image (/$_db_d)" \
+                    "remove it from the top layer or fix the image's symlink"; return 1; }
+                if [ ! -e "$_db_new/$_db_T" ] && [ ! -L "$_db_new/$_db_T" ]; then
+                    # Where the link leads is new: the whole directory goes there.
+                    case $_db_T in */*) mkdir -p "$_db_new/${_db_T%/*}" 2>/dev/null ;; esac
+                    _db_o=$("$_db_cp" -a "$_db_e" "$_db_new/$_db_T" 2>&1) || { _db_fail \
+                        "copying the top layer $_db_tlpath failed: $(printf '%s' "$_db_o" | tail -n 1)" \
+                        "fix or remove the file named there in the top layer"; return 1; }
+                    _db_go=0
+                fi
+            fi
+            if [ "$_db_go" = 1 ]; then
+                [ -d "$_db_new/$_db_T" ] && [ ! -L "$_db_new/$_db_T" ] || { _db_fail \
+                    "the top layer's directory ${_db_e#"$_db_tl"/} is a file in the image (/$_db_T)" \
+                    "remove it from the top layer or from the image"; return 1; }
+                _db_walk "$_db_e" "$_db_T" || return 1
+            fi
+        fi
+        _db_a=$1 _db_b=$2
+        shift 3
+        set -- "$_db_a" "$_db_b" "$@"
+    done
+}
+
+# _db_copy_top: the whole top layer over the new root.
+_db_copy_top() {
+    _db_tool cp
+    _db_cp=$_db_tp
+    case $- in *f*) _db_noglob=1; set +f ;; *) _db_noglob=0 ;; esac   # the walk globs
+    _db_walk "$_db_tl" ''
+    _db_rc=$?
+    [ "$_db_noglob" = 0 ] || set -f
+    return "$_db_rc"
+}
+
 _db_cleanup() {
     [ "$_db_tl_mounted" = 1 ] && { umount "$_db_run/toplayer" 2>/dev/null; rmdir "$_db_run/toplayer" 2>/dev/null; }
     [ "$_db_root_mounted" = 1 ] && { umount "$_db_run/root" 2>/dev/null; rmdir "$_db_run/root" 2>/dev/null; }
@@ -229,7 +505,6 @@ _db_cleanup() {
     return 0
 }
 
-# dockerboot_main: rebuild the rw root subvolume from the configured image.
 # Seconds since boot, for the hook's own timing line (benchmarks read it).
 # _db_uptime VAR: VAR = seconds since boot (read is a shell built-in: no fork).
 _db_uptime() {
@@ -238,30 +513,55 @@ _db_uptime() {
     eval "$1=\$_db_u"
 }
 
+# dockerboot_main: rebuild the rw root subvolume from the configured image.
+# The one exit path: a half-made new root is deleted, everything mounted is
+# unmounted, whatever failed.
 dockerboot_main() {
+    _db_run=${DOCKERBOOT_RUNDIR:-/run/dockerboot}
+    _db_tl_mounted=0 _db_root_mounted=0 _db_note= _db_new=
+    _db_uptime _db_t0
+    if _db_main; then
+        _db_cleanup
+        [ -z "$_db_note" ] || printf 'dockerboot: %s\n' "$_db_note" >&2
+        _db_uptime _db_t1
+        printf 'dockerboot: %s is now a fresh snapshot of %s (uptime %s -> %s)\n' \
+            "$_db_rw" "$_db_ref" "$_db_t0" "$_db_t1" >&2
+        return 0
+    fi
+    # _db_new is set only while it holds a new root this run made.
+    [ -n "$_db_new" ] && [ -e "$_db_new" ] && _db_delete "$_db_new"
+    _db_cleanup
+    return 1
+}
+
+_db_main() {
     if [ -n "${DOCKERBOOT_CMDLINE+set}" ]; then
         _db_cmdline=$DOCKERBOOT_CMDLINE
     else
         _db_cmdline=
         { read -r _db_cmdline </proc/cmdline; } 2>/dev/null
     fi
-    _db_run=${DOCKERBOOT_RUNDIR:-/run/dockerboot}
-    _db_tl_mounted=0 _db_root_mounted=0 _db_note=
-    _db_uptime _db_t0
     _db_arg root ''; _db_rootspec=$_db_v
     [ -n "$_db_rootspec" ] || { _db_fail "no root= on the kernel command line" \
         "add root=LABEL=<btrfs label> to the boot entry"; return 1; }
-    _db_rw=
+    # subvol= among the other rootflags options (compress=zstd,…); the last wins.
+    _db_rw=docker_rwlayer
     _db_arg rootflags ''
+    case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
     _db_ifs=$IFS; IFS=,
     for _db_o in $_db_v; do
         case $_db_o in subvol=*) _db_rw=${_db_o#subvol=} ;; esac
     done
     IFS=$_db_ifs
-    _db_rw=${_db_rw#/}
-    _db_rw=${_db_rw:-docker_rwlayer}
+    [ "$_db_noglob" = 1 ] || set +f
     _db_arg docker_path docker; _db_dpath=$_db_v
     _db_arg docker_image ''; _db_ref=$_db_v
+    _db_arg toplayer "$_db_rootspec"; _db_tlspec=$_db_v
+    _db_arg toplayerflags ''; _db_tlflags=$_db_v
+    _db_arg toplayerfstype ''; _db_tlfs=$_db_v
+    _db_arg toplayer_path boot_docker/toplayer; _db_tlpath=$_db_v
+    # Before anything else: a reserved name is refused, nothing is touched.
+    _db_check_rw "$_db_rw" || return 1
     if [ -z "$_db_ref" ] && [ -f "${DOCKERBOOT_CONFIG:-/etc/docker-btrfs.json}" ]; then
         _db_json=$(tr -d '\n\t' <"${DOCKERBOOT_CONFIG:-/etc/docker-btrfs.json}")
         _db_ref=$(printf '%s' "$_db_json" | sed -n 's/.*"docker_image": *"\([^"]*\)".*/\1/p')
@@ -270,10 +570,6 @@ dockerboot_main() {
     fi
     [ -n "$_db_ref" ] || { _db_fail "no image configured" \
         "add docker_image=<name:tag> to the kernel command line or rebuild the initramfs"; return 1; }
-    _db_arg toplayer "$_db_rootspec"; _db_tlspec=$_db_v
-    _db_arg toplayerflags ''; _db_tlflags=$_db_v
-    _db_arg toplayerfstype ''; _db_tlfs=$_db_v
-    _db_arg toplayer_path boot_docker/toplayer; _db_tlpath=$_db_v
 
     modprobe btrfs >/dev/null 2>&1
     btrfs device scan >/dev/null 2>&1
@@ -285,61 +581,63 @@ dockerboot_main() {
     else
         [ "$_db_tlspec" = "$_db_rootspec" ] && _db_tlfs=${_db_tlfs:-btrfs} \
             && _db_tlflags=${_db_tlflags:-subvolid=5}
-        _db_mount "$_db_tlspec" "$_db_tlfs" "$_db_tlflags" "$_db_run/toplayer" toplayer \
-            || { _db_cleanup; return 1; }
+        _db_mount "$_db_tlspec" "$_db_tlfs" "$_db_tlflags" "$_db_run/toplayer" toplayer || return 1
         _db_tl_mounted=1
         _db_tl=$_db_run/toplayer/$_db_tlpath
     fi
 
     _db_data=$_db_top/$_db_dpath
     [ -d "$_db_data" ] || { _db_fail "docker data-root $_db_dpath not found on $_db_rootspec" \
-        "set docker_path= to docker's data-root relative to the partition's top level"; _db_cleanup; return 1; }
-    _db_resolve "$_db_data" "$_db_ref" || { _db_cleanup; return 1; }
+        "set docker_path= to docker's data-root relative to the partition's top level"; return 1; }
+    # A symlink on the way could lead the rw name anywhere (docker's store).
+    _db_x=$_db_top _db_rest=$_db_rw
+    while [ -n "$_db_rest" ]; do
+        _db_x=$_db_x/${_db_rest%%/*}
+        case $_db_rest in */*) _db_rest=${_db_rest#*/} ;; *) _db_rest= ;; esac
+        [ -L "$_db_x" ] && { _db_fail "rootflags=subvol=$_db_rw goes through the symlink ${_db_x#"$_db_top"/}" \
+            "name the rw layer's real path"; return 1; }
+    done
+    _db_resolve "$_db_data" "$_db_ref" || return 1
 
-    # Safe swap: the old root stays until the new one is complete.
-    _db_new=$_db_top/$_db_rw.new _db_old=$_db_top/$_db_rw.old
-    [ -e "$_db_new" ] && _db_delete "$_db_new"
-    [ -e "$_db_old" ] && _db_delete "$_db_old"
-    if [ -e "$_db_new" ] || [ -e "$_db_old" ]; then
-        _db_fail "leftover $_db_new or $_db_old cannot be deleted" \
-            "delete it by hand (btrfs subvolume delete) from the emergency shell"; _db_cleanup; return 1
-    fi
-    mkdir -p "${_db_new%/*}"
-    _db_o=$(btrfs subvolume snapshot "$_db_sub" "$_db_new" 2>&1) || { _db_fail \
+    # Safe swap: the old root stays until the new one is complete.  Each of
+    # the three is deleted only if this hook made it (_db_ours).
+    _db_rwp=$_db_top/$_db_rw
+    _db_newp=$_db_rwp.new _db_old=$_db_rwp.old
+    if [ -e "$_db_rwp" ]; then _db_ours "$_db_rwp" || return 1; fi
+    _db_remove "$_db_newp" && _db_remove "$_db_old" || return 1
+    mkdir -p "${_db_newp%/*}"
+    _db_o=$(btrfs subvolume snapshot "$_db_sub" "$_db_newp" 2>&1) || { _db_fail \
         "snapshot of $_db_sub failed: $(printf '%s' "$_db_o" | tail -n 1)" \
-        "check free space on $_db_rootspec (btrfs filesystem usage)"; _db_cleanup; return 1; }
+        "check free space on $_db_rootspec (btrfs filesystem usage)"; return 1; }
+    _db_new=$_db_newp
     if [ -d "$_db_tl" ]; then
-        _db_tool cp
-        _db_o=$("$_db_tp" -a "$_db_tl/." "$_db_new/" 2>&1) || { _db_delete "$_db_new"; _db_fail \
-            "copying the top layer $_db_tlpath failed: $(printf '%s' "$_db_o" | tail -n 1)" \
-            "fix or remove the file named there in the top layer"; _db_cleanup; return 1; }
-        # cp -a of "<top layer>/." also copies the top layer's own 0700 mode onto
-        # the new root: give / back the image's mode and owner.
-        _db_o=$(stat -c '%a %u:%g' "$_db_sub")
-        chmod "${_db_o% *}" "$_db_new"
-        chown "${_db_o#* }" "$_db_new"
-        _db_merge_accounts "$_db_tl" "$_db_sub" "$_db_new" || { _db_delete "$_db_new"; _db_fail \
+        _db_copy_top || return 1
+        _db_merge_accounts "$_db_tl" "$_db_sub" "$_db_new" || { _db_fail \
             "merging the image's users and groups into $_db_f of the new root failed" \
             "check free space on $_db_rootspec (btrfs filesystem usage), or remove $_db_f from the top layer"
-            _db_cleanup; return 1; }
+            return 1; }
     else
         _db_note="no top layer at $_db_tlpath, the image boots unchanged"
     fi
-    if [ -e "$_db_top/$_db_rw" ]; then
-        mv "$_db_top/$_db_rw" "$_db_old" 2>/dev/null || { _db_delete "$_db_new"; _db_fail \
+    # The mark comes last, after the top layer (which cannot forge it): an
+    # unmarked leftover .new of a crash is a snapshot of a docker layer,
+    # which _db_legacy accepts.
+    _db_show "$_db_new" && { [ ! -e "$_db_new/$_db_mark" ] && [ ! -L "$_db_new/$_db_mark" ] \
+        || rm -f "$_db_new/$_db_mark"; } && { printf '%s\n' "$_db_magic $_db_uuid" >"$_db_new/$_db_mark"; } 2>/dev/null || { _db_fail \
+        "cannot mark the new root $_db_rw.new as dockerboot's" \
+        "check free space on $_db_rootspec (btrfs filesystem usage)"; return 1; }
+    if [ -e "$_db_rwp" ]; then
+        mv "$_db_rwp" "$_db_old" 2>/dev/null || { _db_fail \
             "cannot move the old rw layer $_db_rw aside" "delete $_db_rw by hand from the emergency shell"
-            _db_cleanup; return 1; }
+            return 1; }
     fi
-    mv "$_db_new" "$_db_top/$_db_rw" 2>/dev/null || { mv "$_db_old" "$_db_top/$_db_rw" 2>/dev/null
+    mv "$_db_new" "$_db_rwp" 2>/dev/null || { mv "$_db_old" "$_db_rwp" 2>/dev/null
         _db_fail "cannot rename $_db_rw.new to $_db_rw" "rename it by hand from the emergency shell"
-        _db_cleanup; return 1; }
+        return 1; }
+    _db_new=
+    # .old is the rw layer checked by _db_ours above, moved aside.
     if [ -e "$_db_old" ] && ! _db_delete "$_db_old"; then
         _db_note="${_db_note:+$_db_note; }warning: could not delete $_db_rw.old (deleted next boot)"
     fi
-    _db_cleanup
-    [ -z "$_db_note" ] || printf 'dockerboot: %s\n' "$_db_note" >&2
-    _db_uptime _db_t1
-    printf 'dockerboot: %s is now a fresh snapshot of %s (uptime %s -> %s)\n' \
-        "$_db_rw" "$_db_ref" "$_db_t0" "$_db_t1" >&2
     return 0
 }

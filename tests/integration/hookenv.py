@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import subprocess
 import tarfile
@@ -27,6 +28,20 @@ BASE_MARKER = "dbw-base-marker"
 SINGLE = "myimg"                          # one layer, implicit :latest
 MULTI = "localhost:5000/ns/app:1.0"       # three layers, registry host:port
 LIBRARY = "docker.io/library/dbwlib:2"    # docker stores it as dbwlib:2
+LINKS = "dbw-links:1"                     # symlinks where top layers write (merged /usr, …)
+DECOY = "dbw-decoy:1"                     # image config with diff_ids outside rootfs
+
+# The LINKS image: the symlinks a real image has where a top layer writes,
+# and a hostile one (etc/evil -> /).
+LINKS_SYMLINKS = {
+    "etc/resolv.conf": "../run/systemd/resolve/stub-resolv.conf",   # dangling
+    "etc/localtime": "/usr/share/zoneinfo/Etc/UTC",                 # absolute
+    "lib": "usr/lib",                                               # merged /usr
+    "etc/abs": "/usr/lib",                                          # absolute, to a dir
+    "etc/evil": "/",
+    "etc/loop": "loop2", "etc/loop2": "loop",
+}
+LINKS_DIRS = {"etc": 0o755, "usr": 0o755, "usr/lib": 0o755, "tmp": 0o1777, "run": 0o755}
 
 # The image's account files (every test image has them): root, alice (the
 # top layers of the tests have a different alice) and a system user newsvc
@@ -68,12 +83,13 @@ class HookEnv:
 
     def run_core(self, cmdline: str, *, func: str = "dockerboot_main", args: tuple[str, ...] = (),
                  timeout_s: int = 2, extra_env: dict[str, str] | None = None,
+                 shell: tuple[str, ...] = ("busybox", "sh"),
                  ) -> subprocess.CompletedProcess:
-        """Source the core under busybox ash with ``set -u`` and call ``func``."""
+        """Source the core under ``shell`` (busybox ash) with ``set -u`` and call ``func``."""
         env = core_env(self.workdir, cmdline, timeout_s)
         env.update(extra_env or {})
         script = f'set -u; . "{CORE}"; {func} "$@"'
-        return subprocess.run(["busybox", "sh", "-c", script, "core", *args], env=env,
+        return subprocess.run([*shell, "-c", script, "core", *args], env=env,
                               text=True, capture_output=True, timeout=120)
 
 
@@ -110,10 +126,20 @@ def core_env(workdir: Path, cmdline: str | None, timeout_s: int = 2) -> dict[str
     return env
 
 
-def _tar(files: dict[str, str], modes: dict[str, tuple[int, int]] | None = None) -> bytes:
-    """A tar of text files, 0644 root:root unless ``modes`` gives (mode, gid)."""
+def _tar(files: dict[str, str], modes: dict[str, tuple[int, int]] | None = None,
+         symlinks: dict[str, str] | None = None, dirs: dict[str, int] | None = None) -> bytes:
+    """A tar of text files, 0644 root:root unless ``modes`` gives (mode, gid);
+    ``dirs`` (name -> mode) and ``symlinks`` (name -> target) come first."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, mode in (dirs or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, mode
+            tar.addfile(info)
+        for name, target in (symlinks or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
+            tar.addfile(info)
         for name, text in files.items():
             data = text.encode()
             info = tarfile.TarInfo(name)
@@ -121,6 +147,39 @@ def _tar(files: dict[str, str], modes: dict[str, tuple[int, int]] | None = None)
             info.mode, info.gid = (modes or {}).get(name, (0o644, 0))
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def _decoy_image_tar(workdir: Path, accounts: dict[str, str]) -> Path:
+    """A ``docker load`` archive whose config has ``diff_ids`` outside ``rootfs``.
+
+    docker keeps a loaded config byte for byte (its ID is the config's
+    digest), so the decoys reach the store: an extra top-level object with
+    its own ``rootfs``/``diff_ids`` placed BEFORE the real ``rootfs``, a label
+    and a history entry whose text holds ``"diff_ids":[…]``.
+    """
+    layer = _tar({"etc/dbw-image-marker": "decoy\n", **accounts})
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    fake = "sha256:" + "0" * 64
+    text = f'"diff_ids":["{fake}"]'
+    config = {
+        "architecture": "amd64", "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "aaa_decoy": {"diff_ids": [fake], "rootfs": {"type": "layers", "diff_ids": [fake]}},
+        "config": {"Labels": {"x": text, "diff_ids": text}},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": text}],
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }
+    raw = json.dumps(config).encode()          # keys in this order: the decoy first
+    cfg_name = hashlib.sha256(raw).hexdigest() + ".json"
+    manifest = [{"Config": cfg_name, "RepoTags": [DECOY], "Layers": ["layer/layer.tar"]}]
+    out = workdir / "decoy.tar"
+    with tarfile.open(out, "w") as tar:
+        for name, data in ((cfg_name, raw), ("layer/layer.tar", layer),
+                           ("manifest.json", json.dumps(manifest).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out
 
 
 def _make_images(d: lab.Dockerd, workdir: Path) -> dict[str, list[str]]:
@@ -141,8 +200,15 @@ def _make_images(d: lab.Dockerd, workdir: Path) -> dict[str, list[str]]:
     d.docker("tag", "dbw-hook-base:1", SINGLE)
     d.docker("tag", MULTI, LIBRARY)
     d.docker("tag", "dbw-hook-base:1", "library/dbwlibshort:3")
+    links_tar = workdir / "links.tar"
+    links_tar.write_bytes(_tar({"usr/share/zoneinfo/Etc/UTC": "image-utc\n",
+                                "usr/lib/keep": "image-lib\n", "etc/hostname": "links\n",
+                                **accounts},
+                               symlinks=LINKS_SYMLINKS, dirs=LINKS_DIRS))
+    d.docker("import", links_tar, LINKS)
+    d.docker("load", "-i", _decoy_image_tar(workdir, accounts))
     layers = {}
-    for ref in ("dbw-hook-base:1", SINGLE, MULTI, LIBRARY, "dbwlibshort:3"):
+    for ref in ("dbw-hook-base:1", SINGLE, MULTI, LIBRARY, "dbwlibshort:3", LINKS, DECOY):
         out = d.docker("image", "inspect", "-f", "{{range .RootFS.Layers}}{{.}} {{end}}", ref)
         layers[ref] = out.stdout.split()
     assert len(layers[SINGLE]) == 1 and len(layers[MULTI]) == 3

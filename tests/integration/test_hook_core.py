@@ -311,8 +311,11 @@ def test_failed_account_merge_fails_with_one_line(env: HookEnv) -> None:
     lx = env.workdir / "libexec-immutable"
     lx.mkdir()
     (lx / "sha256sum").symlink_to("/usr/bin/sha256sum")
+    # The core copies each top-layer directory with one cp into the real
+    # directory of the new root: the one for etc/ ends with ".../etc/".
     (lx / "cp").write_text('#!/bin/sh\n/usr/bin/cp "$@" || exit\n'
-                           'for last; do :; done\nchattr +i "${last%/}/etc/shadow"\n')
+                           'for last; do :; done\n'
+                           'case $last in */etc/) chattr +i "${last}shadow" ;; esac\n')
     (lx / "cp").chmod(0o755)
     before = _show_field(env.top / RW, "UUID"), (env.top / RW / "etc/passwd").read_bytes()
     new = env.top / f"{RW}.new"

@@ -132,7 +132,7 @@ def test_build_systemd_variant(tmp_path: Path, installed_core: dict[str, str]) -
     execs = [line.split()[1] for line in log.splitlines() if line.startswith("exec ")]
     assert execs == ["/usr/lib/initcpio/busybox"]
     assert (root / execs[0].lstrip("/")).is_file()
-    for applet in ("grep", "tr", "sed", "sort", "mount"):
+    for applet in ("grep", "tr", "sed", "sort", "mount", "find", "readlink"):
         assert (root / "usr/lib/dockerboot/bin" / applet).is_symlink(), applet
 
 

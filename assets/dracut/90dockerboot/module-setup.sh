@@ -35,7 +35,7 @@ install() {
     # else in the initramfs changes.
     inst "$(command -v cp)" /usr/lib/dockerboot/cp
     inst "$(command -v sha256sum)" /usr/lib/dockerboot/sha256sum
-    inst_multiple btrfs mount umount mkdir rmdir mv rm cat grep sed tr cut sort tail dirname sleep \
+    inst_multiple btrfs mount umount mkdir rmdir mv rm cat grep sed tr cut sort tail dirname sleep find readlink \
         stat chmod chown
     inst_multiple -o blkid modprobe
     inst_hook pre-mount 10 "$moddir/dockerboot-pre-mount.sh"
