@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Markdown
 
 from wizard.flow import Mode, Next, Outcome, Quit, WizardState
+from wizard.machine import PERSISTENT
 from wizard.resources import asset
 from wizard.services import Services
 
@@ -23,6 +24,11 @@ def _text(state: WizardState) -> str:
     what = ("The top layer was updated; kernel, initramfs and boot entry are unchanged."
             if state.mode is Mode.RECONFIGURE_TOPLAYER else
             f"Kernel, initramfs and the rEFInd entry for `{image}` are in place.")
+    kept = [f"`{m.mountpoint}` (subvolume `{m.subvolume}`)" for m in PERSISTENT
+            if s is None or getattr(s, m.setting)]
+    if s is None or s.docker_store:
+        kept.append(f"`/var/lib/docker`: the store this machine boots from (`{label}`)")
+    persists = ", ".join(kept) if kept else "nothing but the top layer"
     return f"""\
 # Done
 
@@ -32,7 +38,7 @@ def _text(state: WizardState) -> str:
 Pick **dockerboot {image}** in rEFInd. The initramfs resolves `{image}` on `LABEL={label}`,
 snapshots it as a fresh `{rw}`, copies the top layer (`{top}`) over it and boots it.
 **Everything outside the top layer and the persistent mounts in its fstab is reset at
-every boot.**
+every boot.** What persists: {persists}.
 
 ## To update
 Inside the booted system: `docker pull {image}` (or `docker build`), then reboot.

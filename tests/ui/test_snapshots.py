@@ -244,7 +244,8 @@ def test_review(snap_compare):
 def test_done(snap_compare):
     """Done after a full setup: "Done", "Kernel, initramfs and the rEFInd entry for
     desk:1 are in place.", At the next boot (pick dockerboot desk:1, reset at every
-    boot), To update (docker pull desk:1), To come back; the Finish button."""
+    boot; what persists: /home, /var/log/journal, /var/lib/docker with their
+    subvolumes), To update (docker pull desk:1), To come back; the Finish button."""
     app = app_for(FakeServices(), Step.DONE, READY.with_changes(mode=Mode.FULL))
     assert snap_compare(app, terminal_size=SIZE, run_before=until(DoneScreen))
 

@@ -1,0 +1,120 @@
+"""A real machine after the first boot, proven with the image's own systemd and a real login.
+
+One headless ``apply`` (two users, alice an administrator; everything else
+default), then two UEFI boots through rEFInd of the sample image with
+systemd, sudo and docker.io, for initramfs-tools and for dracut.  On the
+serial console, as the wizard's users:
+
+- boot 1: bob (a plain user) is refused by sudo; alice's ``HOME`` is
+  ``/home/alice`` with the image's skel files, owned by her; sudo works and
+  never says "unable to resolve host"; ``/var/lib/docker``, ``/home`` and
+  ``/var/log/journal`` are the partition's subvolumes; ``docker info`` says
+  btrfs; no failed unit; the machine-id is the one apply made.  Then a file
+  in ``$HOME``, one in ``/``, a journal line, and ``docker commit`` of a new
+  image to the configured tag, inside the VM.
+- boot 2: the committed image boots (nothing added by hand), ``$HOME``'s
+  file and the journal line of boot 1 are there, the file in ``/`` is not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+
+from tests.lab import qemu, scenario
+from wizard.serial_console import Console, booted
+
+pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+
+PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-2"}
+HOSTNAME = "lifemachine"
+
+
+def sudo(console: Console, command: str, user: str = "alice",
+         timeout: float = 120) -> tuple[int, str]:
+    return console.run(f"echo {PASSWORDS[user]} | sudo -S -p '' {command}", timeout=timeout)
+
+
+def poweroff(console: Console) -> None:
+    # sudo may have cached alice's credentials (no prompt): feed the password on stdin.
+    console.sendline(f"echo {PASSWORDS['alice']} | sudo -S -p '' systemctl poweroff")
+    console.wait_exit(300)
+
+
+def ok(console: Console, command: str, timeout: float = 120) -> str:
+    status, out = console.run(command, timeout=timeout)
+    assert status == 0, f"{command}: exit {status}: {out}"
+    return out
+
+
+@pytest.mark.parametrize("generator", ["initramfs-tools", "dracut"])
+def test_real_machine_two_boots(generator, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp(f"machine-{generator}")
+    machine = scenario.new_machine(workdir)
+    image = f"dbw-machine/{generator}:desk"
+    args = ["--image", image, "--hostname", HOSTNAME, "--admin", "alice",
+            "--kernel-options", "console=ttyS0", "--yes"]
+    for user, password in PASSWORDS.items():
+        pw = workdir / f"pw-{user}"
+        pw.write_text(password + "\n")
+        os.chmod(pw, 0o600)
+        args += ["--user", user, "--password-file", str(pw)]
+    with scenario.docker_on(machine) as daemon:
+        scenario.build_image(daemon, generator, image, marker=f"{generator}-v1", systemd=True)
+        result = scenario.run_apply(daemon, machine, *args)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+        toplayer = machine.workdir / "mnt/boot_docker/toplayer"
+        machine_id = (toplayer / "etc/machine-id").read_text().strip()
+    qemu.sync_esp(machine.esp, machine.image)
+
+    with booted(machine.image, workdir / "boot1.serial.log") as console:
+        console.expect(f"{HOSTNAME} login: ", timeout=900)
+        print(f"\n{generator}: login prompt after {time.monotonic() - console.started:.0f}s")
+        console.login("bob", PASSWORDS["bob"])
+        status, out = sudo(console, "true", user="bob")
+        assert status != 0 and "not in the sudoers file" in out, out
+        console.logout()
+
+        console.login("alice", PASSWORDS["alice"])
+        assert ok(console, "echo $HOME; id -un; stat -c '%U %a' $HOME") in (
+            "/home/alice\nalice\nalice 700", "/home/alice\nalice\nalice 755")
+        skel = ok(console, "ls -A /etc/skel").split()
+        home = ok(console, "ls -A $HOME").split()
+        assert ".bashrc" in skel and set(skel) <= set(home), (skel, home)
+        status, out = sudo(console, "id -un")
+        assert (status, out) == (0, "root"), out  # no "unable to resolve host" either
+        assert ok(console, "findmnt -n -o FSROOT /var/lib/docker") == "/docker"
+        assert ok(console, "findmnt -n -o FSROOT /home") == "/home"
+        assert ok(console, "findmnt -n -o FSROOT /var/log/journal") == "/journal"
+        assert ok(console, "findmnt -n -o FSROOT /") == "/docker_rwlayer"
+        state = console.run("systemctl is-system-running --wait", timeout=600)[1]
+        failed = ok(console, "systemctl --failed --no-legend --plain")
+        assert (state, failed) == ("running", ""), f"{state}: {failed}"
+        assert sudo(console, "docker info --format '{{.Driver}}'") == (0, "btrfs")
+        assert ok(console, "cat /etc/machine-id") == machine_id
+        assert ok(console, "cat /etc/dbw-image-marker") == f"{generator}-v1"
+
+        ok(console, "echo kept > $HOME/kept.txt")
+        assert sudo(console, "touch /dbw-root-file")[0] == 0
+        ok(console, "logger -t dbwtest journal-line-of-boot-1")
+        # The booted system's docker moves the configured tag: what the next boot takes.
+        ok(console, f"echo {generator}-v2-committed > /tmp/marker")
+        assert sudo(console, f"docker create --name dbwnext {image} /bin/true")[0] == 0
+        assert sudo(console, "docker cp /tmp/marker dbwnext:/etc/dbw-image-marker")[0] == 0
+        status, out = sudo(console, f"docker commit dbwnext {image}", timeout=300)
+        assert status == 0 and re.search(r"sha256:[0-9a-f]{64}", out), out
+        assert sudo(console, "journalctl --sync")[0] == 0
+        poweroff(console)
+
+    with booted(machine.image, workdir / "boot2.serial.log") as console:
+        console.login("alice", PASSWORDS["alice"], timeout=900)
+        assert ok(console, "cat /etc/dbw-image-marker") == f"{generator}-v2-committed"
+        assert ok(console, "cat $HOME/kept.txt") == "kept"
+        assert console.run("test -e /dbw-root-file")[0] == 1  # the root is reset at boot
+        status, out = sudo(console, "journalctl -b -1 -t dbwtest --no-pager -o cat")
+        assert status == 0 and "journal-line-of-boot-1" in out, out
+        assert ok(console, "cat /etc/machine-id") == machine_id
+        poweroff(console)
