@@ -41,10 +41,9 @@ NUDGE = 30.0
 
 
 class SerialTimeout(SandboxError, AssertionError):
-    """Awaited text did not appear on the serial console, or QEMU exited first.
+    """Awaited text did not come on the serial console, or QEMU exited first.
 
-    ``str()`` is the problem and the fix, then the console's last ``TAIL``
-    characters (``tail``); ``problem`` alone is one line.
+    ``str()`` is problem and fix, then the console's last ``TAIL`` characters (``tail``).
     """
 
     def __init__(self, problem: str, fix: str, tail: str) -> None:
@@ -103,14 +102,11 @@ class Console:
         child.logfile_read = sink
         return cls(child, log, sink, time.monotonic() + timeout)
 
-    def tail(self) -> str:
-        """The console's last ``TAIL`` characters, carriage returns dropped."""
-        with contextlib.suppress(ValueError):
-            self._sink.flush()
-        return self.log.read_text(errors="replace").replace("\r", "")[-TAIL:]
-
     def _fail(self, problem: str) -> SerialTimeout:
-        return SerialTimeout(problem, f"read the console log {self.log}", self.tail())
+        with contextlib.suppress(ValueError):  # already closed
+            self._sink.flush()
+        tail = self.log.read_text(errors="replace").replace("\r", "")[-TAIL:]
+        return SerialTimeout(problem, f"read the console log {self.log}", tail)
 
     def _wait(self, patterns: list[str], timeout: float, what: str = "") -> int | None:
         """Index of the first pattern seen within ``timeout`` (None: nothing came)."""
@@ -210,14 +206,7 @@ class Console:
         self.expect(LOGIN, 120, "login prompt")
 
     def poweroff(self, password: str | None = None, timeout: float = 300) -> int:
-        """Power the guest off and wait for QEMU to end; return its exit status.
-
-        Args:
-            password: the user's password for ``sudo`` (None: run
-                ``systemctl poweroff`` directly, e.g. as root).
-            timeout: seconds for the shutdown.
-
-        """
+        """``systemctl poweroff`` (through ``sudo -S`` with ``password``); QEMU's exit status."""
         if password is None:
             self.sendline("systemctl poweroff")
         else:
@@ -228,7 +217,7 @@ class Console:
         return self.wait_exit(timeout)
 
     def wait_exit(self, timeout: float = 300) -> int:
-        """Wait until QEMU exits (a power-off, or a reboot under ``-no-reboot``).
+        """Wait until QEMU exits (a power-off, or a reboot under ``-no-reboot``): its status.
 
         Raises:
             SerialTimeout: still running after ``timeout`` seconds.
@@ -260,16 +249,10 @@ def booted(disk_image: Path, log: Path, *, memory: str = "1536", timeout: float 
            echo: TextIO | None = None) -> Iterator[Console]:
     """Boot ``disk_image`` with OVMF, the serial console on a pty; yield a ``Console``.
 
-    QEMU runs with ``qemu_boot.qemu_command`` (the same machine as
-    ``qemu_boot.boot``) and is killed when the block ends.  The disk must not
-    be attached to a loop device meanwhile.
-
-    Args:
-        disk_image: raw GPT disk image.
-        log: file that receives everything the guest prints.
-        memory: guest RAM in MiB.
-        timeout: seconds all of the console's waits may take together.
-        echo: stream that shows the console live (e.g. ``sys.stdout``; not during ``interact``).
+    QEMU runs with ``qemu_boot.qemu_command`` (the machine of ``qemu_boot.boot``) and is
+    killed when the block ends; the disk must not be on a loop device meanwhile.  ``log``
+    receives everything the guest prints, ``memory`` is in MiB, ``timeout`` bounds all
+    waits on the console together, ``echo`` shows the console live (not in ``interact``).
 
     Raises:
         SandboxError: QEMU is not installed.

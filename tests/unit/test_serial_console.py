@@ -98,3 +98,28 @@ def test_qemu_exit_is_reported(tmp_path: Path) -> None:
         assert c.wait_exit(5) == 0
     finally:
         c.close()
+
+
+def test_headless_demo_without_login_prompt_fails_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+    import io
+
+    from wizard import sandbox_cli
+
+    class Box:  # a sandbox whose "VM" prints firmware noise and powers off
+        @contextlib.contextmanager
+        def console(self, **_kw):
+            c = Console.spawn(["sh", "-c", "echo BdsDxe: loading"], tmp_path / "log", timeout=10)
+            try:
+                yield c
+            finally:
+                c.close()
+
+    monkeypatch.setattr("sys.stdin", io.StringIO())  # no terminal: the demo logs in itself
+    with pytest.raises(SandboxError) as err:
+        sandbox_cli._console(Box(), ("alice",), lambda _line: None)
+    assert not isinstance(err.value, SerialTimeout)
+    assert "\n" not in str(err.value)
+    assert "no shell on the sandbox's serial console" in str(err.value)
+    assert str(tmp_path / "log") in str(err.value)
