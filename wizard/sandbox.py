@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from wizard import qemu_boot
+from wizard import qemu_boot, serial_console
 from wizard.config import Settings
 from wizard.errors import SandboxError
 from wizard.resources import asset
@@ -39,8 +39,10 @@ from wizard.sandbox_parts import (
 
 SAMPLE_IMAGE = "dockerboot/sample:latest"
 """Tag of the sample image the sandbox builds."""
-SAMPLE_KERNEL_OPTIONS = "console=ttyS0 init=/usr/local/sbin/dbw-test-init panic=10"
-"""Kernel options that show the sample image's boot on the serial console and power off."""
+SAMPLE_KERNEL_OPTIONS = "console=ttyS0"
+"""Kernel options of the demo: the image's own init, its console (and login) on the serial line."""
+TEST_INIT_KERNEL_OPTIONS = "console=ttyS0 init=/usr/local/sbin/dbw-test-init panic=10"
+"""The fast test init instead: it prints ``DBW-FACT`` lines and powers off (``qemu_boot.facts``)."""
 SYSTEMD_DRACUT_CONF = 'add_dracutmodules+=" systemd "\n'
 GENERATORS = ("initramfs-tools", "dracut")
 
@@ -146,6 +148,8 @@ class Sandbox:
     image: str
     """The sample image's name:tag."""
     generator: str
+    systemd: bool = True
+    """Whether the sample image has systemd (and boots to a login prompt)."""
     _stack: contextlib.ExitStack = field(repr=False, default_factory=contextlib.ExitStack)
 
     @property
@@ -173,9 +177,13 @@ class Sandbox:
         return {"DOCKER_HOST": self.docker_host}
 
     def settings(self) -> Settings:
-        """Settings for the wizard: this partition, the sample image, the ESP directory."""
+        """Settings for the wizard: this partition, the sample image, the ESP directory.
+
+        The kernel options boot the image's own init when it has systemd, else the test init.
+        """
+        options = SAMPLE_KERNEL_OPTIONS if self.systemd else TEST_INIT_KERNEL_OPTIONS
         return Settings(label=self.label, image=self.image, esp=str(self.esp),
-                        kernel_options=SAMPLE_KERNEL_OPTIONS)
+                        kernel_options=options)
 
     def stop(self) -> None:
         """Stop dockerd, unmount and detach the disk (idempotent); the files stay."""
@@ -197,10 +205,28 @@ class Sandbox:
         return qemu_boot.boot(self.machine.image, self.machine.workdir / "boot.serial.log",
                               timeout=timeout, echo=echo)
 
+    @contextlib.contextmanager
+    def console(self, *, echo: TextIO | None = None,
+                timeout: float = 900) -> Iterator[serial_console.Console]:
+        """Stop the daemon, copy the ESP into the disk, boot it and yield its serial console.
+
+        Args:
+            echo: stream that shows the console live (not while ``interact`` runs).
+            timeout: seconds all waits on the console may take together.
+
+        """
+        self.stop()
+        qemu_boot.sync_esp(self.esp, self.machine.image)
+        with serial_console.booted(self.machine.image,
+                                   self.machine.workdir / "console.serial.log",
+                                   timeout=timeout, echo=echo) as console:
+            yield console
+
 
 @contextlib.contextmanager
 def sandbox(*, generator: str = "initramfs-tools", image: str = SAMPLE_IMAGE,
             workdir: Path | None = None, keep: bool = False, size: str = "8G",
+            systemd: bool = True,
             log: Callable[[str], None] | None = None) -> Iterator[Sandbox]:
     """Create the sandbox, start its dockerd and build the sample image.
 
@@ -211,6 +237,8 @@ def sandbox(*, generator: str = "initramfs-tools", image: str = SAMPLE_IMAGE,
             in ``/var/tmp``, which stays a real filesystem where ``/tmp`` may be RAM).
         keep: leave the disk image and ESP after the block (dockerd stops anyway).
         size: size of the sparse disk image.
+        systemd: the sample image with systemd, booting to a login prompt (False:
+            the smaller image, for boots with the test init only).
         log: called with one line per stage (the first run debootstraps: minutes).
 
     Yields:
@@ -240,8 +268,10 @@ def sandbox(*, generator: str = "initramfs-tools", image: str = SAMPLE_IMAGE,
             say(f"starting a private dockerd on LABEL={machine.label}")
             daemon = stack.enter_context(docker_on(machine))
             say(f"building the sample image {image} (first run: debootstrap, minutes)")
-            build_image(daemon, generator, image, marker=f"sandbox sample image ({generator})")
-            box = Sandbox(machine=machine, daemon=daemon, image=image, generator=generator)
+            build_image(daemon, generator, image, marker=f"sandbox sample image ({generator})",
+                        systemd=systemd)
+            box = Sandbox(machine=machine, daemon=daemon, image=image, generator=generator,
+                          systemd=systemd)
             box._stack = stack.pop_all()
             with box._stack:
                 yield box

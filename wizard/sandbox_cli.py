@@ -4,8 +4,11 @@ Creates the sandbox (``wizard.sandbox``), points ``DOCKER_HOST`` at its
 private dockerd and opens the wizard pre-filled with its partition, sample
 image and ESP directory (or, with ``--apply-demo``, runs the headless
 ``apply`` instead).  With ``--boot`` the disk is then booted through rEFInd
-and the console shown.  Everything is removed on exit, also on Ctrl-C,
-SIGTERM or SIGHUP (a closed terminal), unless ``--keep`` is given.
+to the sample image's login prompt: in a terminal the serial console is
+handed to the user (Ctrl-] leaves and powers the VM off); without one the
+demo user logs in by itself and runs two commands.  Everything is removed on
+exit, also on Ctrl-C, SIGTERM or SIGHUP (a closed terminal), unless
+``--keep`` is given.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from wizard.flow import WizardState
 from wizard.sandbox import GENERATORS, SAMPLE_KERNEL_OPTIONS, Sandbox
 
 DEMO_USER = "alice"
-"""User the headless demo creates (the sample image's init reports this name)."""
+"""User the headless demo creates and logs in as."""
 DEMO_PASSWORD = "sandbox"
+ESCAPE = "\x1d"
+"""Ctrl-]: leaves the console (and powers the VM off)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -114,9 +119,34 @@ def wants_boot(args: argparse.Namespace, ask: Callable[[str], str] | None) -> bo
     return answer.strip().lower() in ("", "y", "yes")
 
 
+def _console(box: Sandbox, users: tuple[str, ...], say: Callable[[str], None]) -> None:
+    """Boot to the login prompt: the terminal gets the console, or the demo user logs in."""
+    from wizard.serial_console import SerialTimeout
+
+    if sys.stdin.isatty():
+        who = ", ".join(users) or "(nobody: no user was created in the wizard)"
+        say(f"log in as {who} with the password you chose (the headless demo: "
+            f"{DEMO_USER} / {DEMO_PASSWORD}); Ctrl-] leaves the console and powers the VM off")
+        with box.console() as console:
+            console.interact(ESCAPE)
+        say("left the console; the VM is off")
+        return
+    with box.console(echo=sys.stdout) as console:
+        try:
+            console.login(DEMO_USER, DEMO_PASSWORD)
+            user = console.run("id -un")[1]
+            hostname = console.run("cat /etc/hostname")[1]
+        except SerialTimeout as e:
+            raise SandboxError(f"no shell on the sandbox's serial console: {e.problem}",
+                               f"read the console above (saved in {console.log})") from e
+    print(flush=True)
+    say(f"logged in on the serial console: id -un → {user}, /etc/hostname → {hostname}")
+    say("the VM is off")
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     """Create the sandbox, run the wizard on it, optionally boot the result."""
-    from wizard import qemu_boot, sandbox
+    from wizard import sandbox
 
     def say(line: str) -> None:
         print(f"sandbox: {line}", flush=True)
@@ -138,11 +168,5 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             say("not booted (`dockerboot-wizard sandbox --boot` boots without asking)")
             return 0
         say("booting the sandbox disk in QEMU through rEFInd (no KVM: a minute or two)…")
-        serial = box.boot(echo=sys.stdout)
-        facts = qemu_boot.facts(serial)
-        if facts.get("done") != "yes":
-            raise SandboxError("the sandbox disk did not finish booting",
-                               "read the console above for the first error")
-        say(f"booted {facts.get('image_marker', '?')} on {facts.get('root_subvol', '?')} "
-            f"as host {facts.get('hostname') or '?'}")
+        _console(box, saved.users, say)
     return 0

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import pexpect
 
@@ -40,10 +41,9 @@ NUDGE = 30.0
 
 
 class SerialTimeout(SandboxError, AssertionError):
-    """Awaited text did not appear on the serial console, or QEMU exited first.
+    """Awaited text did not come on the serial console, or QEMU exited first.
 
-    ``str()`` is the problem and the fix, then the console's last ``TAIL``
-    characters (``tail``); ``problem`` alone is one line.
+    ``str()`` is problem and fix, then the console's last ``TAIL`` characters (``tail``).
     """
 
     def __init__(self, problem: str, fix: str, tail: str) -> None:
@@ -55,13 +55,18 @@ class SerialTimeout(SandboxError, AssertionError):
 
 
 class _Log:
-    """``logfile_read`` for pexpect: ``expect`` writes text, ``interact`` writes bytes."""
+    """pexpect's ``logfile_read`` (text from ``expect``, bytes from ``interact``), and ``echo``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, echo: TextIO | None) -> None:
         self._file = open(path, "wb")  # closed by Console.close
+        self.echo = echo
 
     def write(self, data: str | bytes) -> None:
-        self._file.write(data if isinstance(data, bytes) else data.encode(errors="replace"))
+        raw = data if isinstance(data, bytes) else data.encode(errors="replace")
+        self._file.write(raw)
+        if self.echo is not None:
+            self.echo.write(raw.decode(errors="replace").replace("\r", ""))
+            self.echo.flush()
 
     def flush(self) -> None:
         self._file.flush()
@@ -83,35 +88,50 @@ class Console:
         """When QEMU started (``time.monotonic``)."""
         self._at_login = False
 
-    def tail(self) -> str:
-        """The console's last ``TAIL`` characters, carriage returns dropped."""
-        with contextlib.suppress(ValueError):
-            self._sink.flush()
-        return self.log.read_text(errors="replace").replace("\r", "")[-TAIL:]
+    @classmethod
+    def spawn(cls, cmd: list[str], log: Path, *, timeout: float = 900,
+              echo: TextIO | None = None) -> Console:
+        """Start ``cmd`` on a pty (``booted`` starts QEMU; tests start a fake getty)."""
+        sink = _Log(log, echo)
+        try:
+            child = pexpect.spawn(cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace",
+                                  dimensions=(50, 250), echo=False)
+        except BaseException:
+            sink.close()
+            raise
+        child.logfile_read = sink
+        return cls(child, log, sink, time.monotonic() + timeout)
 
     def _fail(self, problem: str) -> SerialTimeout:
-        return SerialTimeout(problem, f"read the console log {self.log}", self.tail())
+        with contextlib.suppress(ValueError):  # already closed
+            self._sink.flush()
+        tail = self.log.read_text(errors="replace").replace("\r", "")[-TAIL:]
+        return SerialTimeout(problem, f"read the console log {self.log}", tail)
 
-    def _wait(self, patterns: list[str], timeout: float) -> int | None:
+    def _wait(self, patterns: list[str], timeout: float, what: str = "") -> int | None:
         """Index of the first pattern seen within ``timeout`` (None: nothing came)."""
+        what = what or repr(patterns[0])
         left = self._deadline - time.monotonic()
         if left <= 0:
-            raise self._fail("the session's time on the serial console ran out")
+            raise self._fail(f"the time for the serial console ran out waiting for {what}")
         i = self.child.expect([*patterns, pexpect.EOF, pexpect.TIMEOUT],
                               timeout=min(timeout, left))
         if i == len(patterns):
-            raise self._fail(f"QEMU exited while waiting for {patterns[0]!r} on the console")
+            raise self._fail(f"QEMU exited while waiting for {what} on the serial console")
         return None if i == len(patterns) + 1 else i
 
-    def expect(self, pattern: str, timeout: float = 300) -> str:
+    def expect(self, pattern: str, timeout: float = 300, what: str = "") -> str:
         """Wait for the regex ``pattern``; return the text before it plus the match.
+
+        ``what`` names the awaited text in the error (default: the pattern).
 
         Raises:
             SerialTimeout: not seen within ``timeout`` seconds, or QEMU exited.
 
         """
-        if self._wait([pattern], timeout) is None:
-            raise self._fail(f"no {pattern!r} on the serial console within {timeout:.0f}s")
+        if self._wait([pattern], timeout, what) is None:
+            raise self._fail(f"no {what or repr(pattern)} on the serial console "
+                             f"within {timeout:.0f}s")
         # A caller that waited for the login prompt itself: login() need not wait again.
         self._at_login = re.search(LOGIN + "$", self.child.after) is not None
         return self.child.before + self.child.after
@@ -135,21 +155,21 @@ class Console:
         """
         deadline = time.monotonic() + timeout
         if not self._at_login:
-            self.expect(LOGIN, timeout)
+            self.expect(LOGIN, timeout, "login prompt")
         while True:
             if time.monotonic() > deadline:
                 raise self._fail(f"no password prompt for {user} within {timeout:.0f}s")
             self.sendline(user)
-            seen = self._wait([PASSWORD, LOGIN], NUDGE)
+            seen = self._wait([PASSWORD, LOGIN], NUDGE, "password prompt")
             if seen == 0:
                 break
             if seen is None:
                 self.sendline("")
-                self._wait([LOGIN], NUDGE)
+                self._wait([LOGIN], NUDGE, "login prompt")
         self.sendline(password)
         self.sendline(SETUP)
         while True:
-            seen = self._wait([READY, "Login incorrect", LOGIN], NUDGE)
+            seen = self._wait([READY, "Login incorrect", LOGIN], NUDGE, "a shell")
             if seen == 0:
                 return
             if seen is not None:
@@ -174,8 +194,8 @@ class Console:
         # The braces make the shell parse the whole command before running it,
         # so the end marker is never read as the command's input.
         self.sendline(f"echo DBW-B''{token}; {{ {command}\n}}; echo DBW-E''{token}:$?")
-        self.expect(f"DBW-B{token}\r*\n", timeout)
-        self.expect(f"DBW-E{token}:(\\d+)\r*\n", timeout)
+        self.expect(f"DBW-B{token}\r*\n", timeout, f"the start of {command!r}")
+        self.expect(f"DBW-E{token}:(\\d+)\r*\n", timeout, f"the end of {command!r}")
         status = int(self.child.match.group(1))
         output = KERNEL_LINE.sub("", self.child.before.replace("\r", "")).rstrip("\n")
         return status, output
@@ -183,27 +203,21 @@ class Console:
     def logout(self) -> None:
         """Leave the shell; getty shows a login prompt again."""
         self.sendline("exit")
-        self.expect(LOGIN, 120)
+        self.expect(LOGIN, 120, "login prompt")
 
     def poweroff(self, password: str | None = None, timeout: float = 300) -> int:
-        """Power the guest off and wait for QEMU to end; return its exit status.
-
-        Args:
-            password: the user's password for ``sudo`` (None: run
-                ``systemctl poweroff`` directly, e.g. as root).
-            timeout: seconds for the shutdown.
-
-        """
+        """``systemctl poweroff`` (through ``sudo -S`` with ``password``); QEMU's exit status."""
         if password is None:
             self.sendline("systemctl poweroff")
         else:
             self.sendline("sudo -S -p 'DBW-SUDO''-PW:' systemctl poweroff")
-            if self._wait(["DBW-SUDO-PW:"], 60) == 0:
+            # No prompt when sudo needs no password: the guest just goes down.
+            if self.child.expect(["DBW-SUDO-PW:", pexpect.EOF, pexpect.TIMEOUT], 60) == 0:
                 self.sendline(password)
         return self.wait_exit(timeout)
 
     def wait_exit(self, timeout: float = 300) -> int:
-        """Wait until QEMU exits (a power-off, or a reboot under ``-no-reboot``).
+        """Wait until QEMU exits (a power-off, or a reboot under ``-no-reboot``): its status.
 
         Raises:
             SerialTimeout: still running after ``timeout`` seconds.
@@ -219,6 +233,7 @@ class Console:
 
         Then QEMU is killed: leaving the console powers the VM off.
         """
+        self._sink.echo = None  # the terminal shows the console itself now
         self.child.interact(escape_character=escape)
         self.close()
 
@@ -230,19 +245,14 @@ class Console:
 
 
 @contextlib.contextmanager
-def booted(disk_image: Path, log: Path, *, memory: str = "1536",
-           timeout: float = 900) -> Iterator[Console]:
+def booted(disk_image: Path, log: Path, *, memory: str = "1536", timeout: float = 900,
+           echo: TextIO | None = None) -> Iterator[Console]:
     """Boot ``disk_image`` with OVMF, the serial console on a pty; yield a ``Console``.
 
-    QEMU runs with ``qemu_boot.qemu_command`` (the same machine as
-    ``qemu_boot.boot``) and is killed when the block ends.  The disk must not
-    be attached to a loop device meanwhile.
-
-    Args:
-        disk_image: raw GPT disk image.
-        log: file that receives everything the guest prints.
-        memory: guest RAM in MiB.
-        timeout: seconds all of the console's waits may take together.
+    QEMU runs with ``qemu_boot.qemu_command`` (the machine of ``qemu_boot.boot``) and is
+    killed when the block ends; the disk must not be on a loop device meanwhile.  ``log``
+    receives everything the guest prints, ``memory`` is in MiB, ``timeout`` bounds all
+    waits on the console together, ``echo`` shows the console live (not in ``interact``).
 
     Raises:
         SandboxError: QEMU is not installed.
@@ -253,15 +263,7 @@ def booted(disk_image: Path, log: Path, *, memory: str = "1536",
     # Ctrl-C typed on the console goes to the guest, not to QEMU (signal=off).
     serial = ["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]
     cmd = qemu_boot.qemu_command(disk_image, qemu_boot.ovmf_vars_copy(log), memory, serial)
-    sink = _Log(log)
-    try:
-        child = pexpect.spawn(cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace",
-                              dimensions=(50, 250), echo=False)
-    except BaseException:
-        sink.close()
-        raise
-    child.logfile_read = sink
-    console = Console(child, log, sink, time.monotonic() + timeout)
+    console = Console.spawn(cmd, log, timeout=timeout, echo=echo)
     try:
         yield console
     finally:

@@ -38,12 +38,6 @@ def sudo(console: Console, command: str, user: str = "alice",
     return console.run(f"echo {PASSWORDS[user]} | sudo -S -p '' {command}", timeout=timeout)
 
 
-def poweroff(console: Console) -> None:
-    # sudo may have cached alice's credentials (no prompt): feed the password on stdin.
-    console.sendline(f"echo {PASSWORDS['alice']} | sudo -S -p '' systemctl poweroff")
-    console.wait_exit(300)
-
-
 def ok(console: Console, command: str, timeout: float = 120) -> str:
     status, out = console.run(command, timeout=timeout)
     assert status == 0, f"{command}: exit {status}: {out}"
@@ -90,6 +84,8 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         assert ok(console, "findmnt -n -o FSROOT /home") == "/home"
         assert ok(console, "findmnt -n -o FSROOT /var/log/journal") == "/journal"
         assert ok(console, "findmnt -n -o FSROOT /") == "/docker_rwlayer"
+        cmdline = ok(console, "cat /proc/cmdline")
+        assert f"docker_image={image}" in cmdline and "init=" not in cmdline  # its own init
         state = console.run("systemctl is-system-running --wait", timeout=600)[1]
         failed = ok(console, "systemctl --failed --no-legend --plain")
         assert (state, failed) == ("running", ""), f"{state}: {failed}"
@@ -107,7 +103,7 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         status, out = sudo(console, f"docker commit dbwnext {image}", timeout=300)
         assert status == 0 and re.search(r"sha256:[0-9a-f]{64}", out), out
         assert sudo(console, "journalctl --sync")[0] == 0
-        poweroff(console)
+        console.poweroff(PASSWORDS["alice"])
 
     with booted(machine.image, workdir / "boot2.serial.log") as console:
         console.login("alice", PASSWORDS["alice"], timeout=900)
@@ -117,4 +113,4 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         status, out = sudo(console, "journalctl -b -1 -t dbwtest --no-pager -o cat")
         assert status == 0 and "journal-line-of-boot-1" in out, out
         assert ok(console, "cat /etc/machine-id") == machine_id
-        poweroff(console)
+        console.poweroff(PASSWORDS["alice"])

@@ -70,7 +70,8 @@ async def type_into(pilot, selector: str, text: str) -> None:
 
 async def test_full_setup_in_the_tui_then_boot(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    with sandbox(workdir=tmp_path / "box") as box:
+    # The smaller image without systemd: box.settings() boots it with the fast test init.
+    with sandbox(workdir=tmp_path / "box", systemd=False) as box:
         monkeypatch.setenv("DOCKER_HOST", box.docker_host)
         conf_before = box.machine.refind_conf.read_bytes()
         app = make_app(RealServices(), state=WizardState(settings=box.settings()))
