@@ -86,6 +86,7 @@ def _apply_demo(box: Sandbox) -> int:
     os.chmod(password, 0o600)
     argv = ["apply", "--label", box.label, "--esp", str(box.esp), "--image", box.image,
             "--hostname", "sandbox-box", "--user", DEMO_USER, "--password-file", str(password),
+            "--admin", DEMO_USER,
             "--kernel-options", SAMPLE_KERNEL_OPTIONS, "--yes"]
     print("$ dockerboot-wizard " + " ".join(a if a != str(password) else "…" for a in argv),
           flush=True)

@@ -173,10 +173,14 @@ def test_demo_in_tmux_applies_then_logs_in_on_the_booted_console(pane: Pane) -> 
         time.sleep(0.5)
         pane.type(password)
     time.sleep(0.5)
+    pane.keys("Tab")  # the "admin" box: space ticks it
+    time.sleep(0.5)
+    pane.keys("Space")
+    time.sleep(0.5)
     pane.keys("Tab")
     time.sleep(0.5)
     pane.keys("Enter")  # the "Add user" button
-    pane.wait_for(f"{user} (new password)")
+    pane.wait_for(f"{user} (new password, administrator)")
     pane.keys("n")
     pane.wait_for("Built (installed at Review)", timeout=900)
     pane.keys("n")
@@ -198,9 +202,10 @@ def test_demo_in_tmux_applies_then_logs_in_on_the_booted_console(pane: Pane) -> 
     pane.type(password)
     pane.keys("Enter")
     pane.wait_for(f"{user}@{hostname}", timeout=120)  # the shell's prompt
-    pane.type("id -un; hostname")
+    pane.type("id -un; hostname; echo $HOME; id -nG")
     pane.keys("Enter")
-    answer = re.compile(rf"^{user} *\n{hostname} *$", re.MULTILINE)
+    # Her home on the persistent /home, and the image's sudo group: an administrator.
+    answer = re.compile(rf"^{user} *\n{hostname} *\n/home/{user} *\n.*\bsudo\b", re.MULTILINE)
     pane.wait_for(lambda s: answer.search(s) is not None, timeout=120)
 
     pane.keys("C-]")
