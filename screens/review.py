@@ -22,7 +22,8 @@ from textual.worker import get_current_worker
 
 from screens.worklog import TAIL_LINES, Relayed, ShowsWork, WorkLog, relay
 from wizard.apply import Plan
-from wizard.errors import Cancelled, WizardError
+from wizard.errors import Cancelled
+from wizard.faults import message as fault_line
 from wizard.flow import Back, Next, Outcome, Quit, WizardState
 from wizard.resources import asset
 from wizard.review import STEPS_FOR_MODE, sections
@@ -120,8 +121,8 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
         except Cancelled as e:
             self.post_message(self.Failed(str(e), [], cancelled=True))
             return
-        except WizardError as e:
-            self.post_message(self.Failed(str(e), getattr(e, "log_tail", [])))
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.Failed(fault_line(e), getattr(e, "log_tail", [])))
             return
         self.post_message(self.Planned(plan))
 
@@ -135,8 +136,9 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
         except Cancelled as e:
             self.post_message(self.Failed(str(e), list(seen.tail), cancelled=True))
             return
-        except WizardError as e:
-            self.post_message(self.Failed(str(e), [*seen.tail, *getattr(e, "log_tail", [])]))
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.Failed(fault_line(e),
+                                          [*seen.tail, *getattr(e, "log_tail", [])]))
             return
         self.post_message(self.Applied())
 

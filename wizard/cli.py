@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
+
+import docker.errors
+import requests.exceptions
 
 from wizard import apply as apply_mod
 from wizard import config
@@ -18,6 +22,7 @@ from wizard.cli_input import PLACEHOLDER_IMAGE, precheck, read_passwords
 from wizard.config import Settings
 from wizard.errors import ConfigError, WizardError
 from wizard.events import Event, LogLine, Progress, StepDone, StepStarted
+from wizard.faults import message, one_line
 from wizard.flow import WizardState
 
 EXIT_ERROR = 1
@@ -207,7 +212,17 @@ def main(argv: Sequence[str] | None = None, *,
     try:
         return handlers[args.command](args)
     except WizardError as e:
-        print(f"dockerboot-wizard: {e}", file=sys.stderr)
+        print(f"dockerboot-wizard: {one_line(str(e))}", file=sys.stderr)
+        return EXIT_ERROR
+    except (OSError, docker.errors.DockerException,
+            requests.exceptions.RequestException) as e:
+        # A full disk, an I/O error, a read-only ESP, a daemon gone mid-run: one line too.
+        print(f"dockerboot-wizard: {message(e)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:  # noqa: BLE001 — a bug still ends in one line, not a traceback
+        if os.environ.get("DOCKERBOOT_WIZARD_DEBUG"):
+            raise
+        print(f"dockerboot-wizard: {message(e)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("dockerboot-wizard: interrupted; nothing after the last finished step changed",
