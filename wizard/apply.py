@@ -33,6 +33,7 @@ from wizard.cmdline import kernel_cmdline
 from wizard.config import Settings
 from wizard.errors import NotRootError, WizardError
 from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel
+from wizard.lock import partition_lock
 
 STEPS = ("partition", "docker", "image", "toplayer", "initramfs", "bootloader", "config")
 """Step names, shared by the core, the CLI output and the TUI screens."""
@@ -44,6 +45,10 @@ TOPLAYER_ONLY = ("toplayer", "config")
 
 class PlanError(WizardError):
     """``execute`` was asked to run a step the plan was not made for."""
+
+
+class TargetGoneError(WizardError):
+    """The plan's top level is no longer the partition's mount: writing would miss it."""
 
 
 @dataclass
@@ -60,6 +65,11 @@ class Session:
     """SDK client for the daemon whose data-root is on the partition."""
     data_root: Path
     """The daemon's data-root as seen from this process."""
+    top_dev: int | None = None
+    """``st_dev`` of ``top`` when it was mounted: ``execute`` refuses to write
+    when ``top`` is no longer that mount (None: not checked, e.g. test fakes)."""
+    locked: bool = False
+    """Whether this session holds the partition's lock (``boot_docker/.lock``)."""
 
 
 @dataclass
@@ -103,8 +113,18 @@ def require_root() -> None:
 
 
 @contextlib.contextmanager
-def open_session(settings: Settings) -> Iterator[Session]:
-    """Find the partition, check the daemon, and keep the top level mounted meanwhile."""
+def open_session(settings: Settings, *, lock: bool = True) -> Iterator[Session]:
+    """Find the partition, check the daemon, and keep the top level mounted meanwhile.
+
+    With ``lock`` (every run that may write) the partition's lock is held
+    for the whole session, from the plan to the last write; a dry run
+    changes nothing and takes none.
+
+    Raises:
+        LockedError: another dockerboot-wizard works on the partition.
+        WizardError: no such partition, the daemon is unusable, bad settings.
+
+    """
     settings.validate()
     partition = partitions.find_by_label(settings.label)
     client = docker_daemon.connect()
@@ -112,9 +132,11 @@ def open_session(settings: Settings) -> Iterator[Session]:
     docker_daemon.check_storage(info)
     data_root = Path(info.docker_root_dir)
     docker_path = docker_daemon.docker_path_for(data_root, partition)
-    with partitions.top_level(partition) as top:
+    with partitions.top_level(partition) as top, contextlib.ExitStack() as held:
+        if lock:
+            held.enter_context(partition_lock(top / settings.boot_dir, settings.label))
         yield Session(settings.with_changes(docker_path=docker_path), partition, top, client,
-                      data_root)
+                      data_root, top_dev=os.stat(top).st_dev, locked=lock)
 
 
 def locate_refind(settings: Settings) -> tuple[Path, list[str]]:
@@ -220,6 +242,7 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
     _check_planned(plan, steps)
     session, s = plan.session, plan.session.settings
     image = images.normalize_ref(s.image)
+    check_target(session)
     boot_dir = session.top / s.boot_dir
     boot_dir.mkdir(parents=True, exist_ok=True)
     name, _, tag = image.rpartition(":")
@@ -234,16 +257,38 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
                                    cancel=cancel or threading.Event())
     check_cancel(cancel)
     if "toplayer" in steps:
+        check_target(session)
         yield from _write_toplayer(plan)
     if "bootloader" in steps:
+        check_target(session)  # the ESP is elsewhere, but a half-applied partition is not
         assert plan.refind_conf is not None and plan.refind_new is not None  # _check_planned
         yield StepStarted("bootloader", f"writing the rEFInd entry in {plan.refind_conf}")
         backup = bootloader.write_refind(plan.refind_conf, plan.refind_new)
         yield StepDone("bootloader", f"backup: {backup}" if backup else "entry unchanged")
     if "config" in steps:
+        check_target(session)
         yield StepStarted("config", "saving the configuration")
         path = config.save(session.top, config.from_toml(plan.config_new.decode()))
         yield StepDone("config", str(path))
+
+
+def check_target(session: Session) -> None:
+    """Raise ``TargetGoneError`` unless ``session.top`` is still the mount made for it.
+
+    A plan outlives its mount when its session was closed (a failed or
+    cancelled apply, the partition unplugged): ``mkdir(parents=True)`` would
+    then recreate the temporary mountpoint on the host and "succeed" there.
+    """
+    if session.top_dev is None:
+        return
+    top = session.top
+    try:
+        same = os.path.ismount(top) and os.stat(top).st_dev == session.top_dev
+    except OSError:
+        same = False
+    if not same:
+        raise TargetGoneError(f"the partition {session.settings.label} is no longer mounted "
+                              f"at {top}", "run apply again")
 
 
 def _check_planned(plan: Plan, steps: tuple[str, ...]) -> None:

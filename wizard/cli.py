@@ -131,7 +131,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     precheck(args)
     passwords = read_passwords(args.user, args.password_file)
     probe = Settings(label=args.label, image=args.image or PLACEHOLDER_IMAGE)
-    with apply_mod.open_session(probe) as session:
+    with apply_mod.open_session(probe, lock=not args.dry_run) as session:
         saved = config.load(session.top)
         if args.toplayer_only and saved is None:
             raise ConfigError(f"no saved config on LABEL={args.label}, so there is no setup "
