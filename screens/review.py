@@ -123,6 +123,10 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
     def make_plan(self) -> None:
         cancel = get_current_worker().cancelled_event
         try:
+            if self.state.settings is not None:
+                # The same checks as the CLI's, before anything is mounted (e.g. a
+                # reserved kernel option in a saved config).
+                self.state.settings.validate()
             plan = self.services.plan(self.state, cancel=cancel)
         except Cancelled as e:
             self.post_message(self.Failed(str(e), [], cancelled=True))

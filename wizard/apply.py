@@ -152,6 +152,33 @@ def locate_refind(settings: Settings) -> tuple[Path, list[str]]:
     return bootloader.find_refind_conf(esp), [warning] if warning else []
 
 
+ESP_SLACK = 64 << 10
+"""Room beyond the new refind.conf and its backup: FAT clusters, directory entries."""
+
+
+def check_esp_writable(conf: Path, size: int) -> None:
+    """Refuse at plan time an ESP that apply could not write: read-only, or too full.
+
+    Found now, the apply stops before the minutes-long build and before the
+    partition changes, instead of failing at the boot entry after both.
+
+    Raises:
+        BootloaderError: the directory of ``conf`` is not writable, or has less
+            than ``size`` (the new file and the backup) plus some slack free.
+
+    """
+    where = conf.parent
+    if not os.access(where, os.W_OK) or (conf.exists() and not os.access(conf, os.W_OK)):
+        raise bootloader.BootloaderError(f"cannot write {conf}: the ESP is read-only",
+                                         "mount the ESP read-write (mount -o remount,rw "
+                                         "MOUNTPOINT), then run apply again")
+    free = free_space(where)
+    if free < size + ESP_SLACK:
+        raise bootloader.BootloaderError(
+            f"no space on the ESP for {conf} and its backup ({free} bytes free, "
+            f"{size + ESP_SLACK} needed)", "free space on the ESP, then run apply again")
+
+
 def check_steps(steps: tuple[str, ...]) -> None:
     """Raise ``ValueError`` for a step name ``execute`` does not know."""
     unknown = set(steps) - set(EXECUTE_STEPS)
@@ -211,6 +238,7 @@ def make_plan(session: Session, passwords: dict[str, str], *,
         warnings += esp_warnings
         entry = bootloader.render_entry(s.with_changes(image=image), cmdline)
         old, new = bootloader.plan_refind(conf, entry)
+        check_esp_writable(conf, len(old) + len(new))
 
     final = s.with_changes(image=image,
                            users=tuple(dict.fromkeys([*s.users, *passwords])))

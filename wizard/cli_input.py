@@ -40,7 +40,7 @@ def first_line(data: bytes, source: str) -> str:
     try:
         return line.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"password file {source} is not UTF-8 text (byte {e.start + 1} of "
+        raise ConfigError(f"the password in {source} is not UTF-8 text (byte {e.start + 1} of "
                           "its first line)", "save it as UTF-8, then run again") from e
 
 
@@ -100,7 +100,7 @@ def read_passwords(users: Sequence[str], files: Sequence[str], *,
         password = read_password_file(name, user, stdin=stdin, ask=ask)
         if not password:
             raise ConfigError(f"the password for {user} is empty",
-                              "put it on the first line of the file")
+                              f"put it on the first line of {'stdin' if name == '-' else name}")
         out[user] = check_password(user, password)
     return out
 

@@ -25,7 +25,7 @@ RESERVED: dict[str, str] = {
     "toplayer_path": "toplayer_path in the saved config",
 }
 """Parameters the wizard generates -> the setting that does it."""
-SUBVOL_SETTING = "the saved rwlayer (rwlayer in the saved config, default docker_rwlayer)"
+SUBVOL_SETTING = "from rwlayer in the saved config, default docker_rwlayer"
 """What sets ``rootflags=subvol=``."""
 NAMESPACE = "dockerboot."
 """New parameters of the wizard are namespaced; the user may not set them."""
@@ -59,7 +59,7 @@ def check_kernel_options(options: str) -> None:
     for word in split_options(options):
         key, eq, value = word.partition("=")
         if key in RESERVED:
-            raise ConfigError(f"{key}= is set by the wizard ({RESERVED[key]})", _fix(f"{key}="))
+            raise ConfigError(f"{key}= is set by the wizard ({RESERVED[key]})", _fix(word))
         if key.startswith(NAMESPACE):
             raise ConfigError(f"{key} is reserved for the wizard's own dockerboot.* "
                               "parameters", _fix(key))
@@ -68,7 +68,9 @@ def check_kernel_options(options: str) -> None:
             hit = next((n for n in names if n in _SUBVOL_OPTIONS), None)
             if hit:
                 raise ConfigError(f"rootflags={hit}= is set by the wizard ({SUBVOL_SETTING})",
-                                  _fix(f"{hit}= (keep the other rootflags options)"))
+                                  f"remove {hit}= from rootflags= in --kernel-options (or "
+                                  "kernel_options in the saved config); other rootflags "
+                                  "options are merged into the wizard's")
             if not eq or not value or "" in value.split(","):
                 raise ConfigError(f"kernel option {word!r} has an empty mount option",
                                   "give rootflags=OPT[,OPT…], e.g. rootflags=compress=zstd")
