@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.syntax import Syntax
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,7 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Static
 
-from wizard.errors import WizardError
+from wizard.faults import message as fault_line
 from wizard.flow import Back, Next, Outcome, Quit, WizardState
 from wizard.resources import asset
 from wizard.review import RefindPreview, refind_preview
@@ -84,8 +85,8 @@ class BootloaderScreen(Screen[Outcome]):
         try:
             conf, old = self.services.find_refind(settings)
             preview = refind_preview(settings, str(conf), old)
-        except WizardError as e:
-            self.post_message(self.Failed(str(e)))
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.Failed(fault_line(e)))
             return
         self.post_message(self.Found(conf, preview))
 
@@ -111,7 +112,7 @@ class BootloaderScreen(Screen[Outcome]):
         self.found = None
         where = self.query_one("#where", Static)
         where.add_class("error")
-        where.update(f"{message.problem}\nType the ESP directory or refind.conf path below.")
+        where.update(Text(f"{message.problem}\nType the ESP directory or refind.conf path below."))
         self.query_one("#entry", Static).update("")
         self.query_one("#diff", Static).update("")
         self.query_one("#next", Button).disabled = True

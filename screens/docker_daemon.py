@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from screens.base import StepScreen, css
+from wizard.faults import message as fault_line
 from wizard.flow import WizardState
 from wizard.services import DockerStatus
 
@@ -54,13 +55,17 @@ class DockerDaemonScreen(StepScreen):
     def run_check(self) -> None:
         settings = self.state.settings
         label = settings.label if settings else ""
-        part = next((p for p in self.services.partitions() if label and p.label == label), None)
-        if part is None:
-            status = DockerStatus(reachable=False, problem=(
-                f"no btrfs partition labelled {label or '(none chosen)'} is present — "
-                "plug the disk in, or go back (b) and pick a partition"))
-        else:
-            status = self.services.docker_status(part)
+        try:
+            part = next((p for p in self.services.partitions()
+                         if label and p.label == label), None)
+            if part is None:
+                status = DockerStatus(reachable=False, problem=(
+                    f"no btrfs partition labelled {label or '(none chosen)'} is present — "
+                    "plug the disk in, or go back (b) and pick a partition"))
+            else:
+                status = self.services.docker_status(part)
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            status = DockerStatus(reachable=False, problem=fault_line(e))
         self.post_message(self.Checked(status))
 
     @on(Checked)

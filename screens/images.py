@@ -18,8 +18,9 @@ from textual.worker import get_current_worker
 from screens.base import StepScreen, css
 from screens.partition import human_size
 from wizard.docker_daemon import ImageSummary
-from wizard.errors import Cancelled, WizardError
+from wizard.errors import Cancelled
 from wizard.events import Event, LogLine, Progress
+from wizard.faults import message as fault_line
 from wizard.flow import WizardState
 
 COLUMNS = ("Image", "Size", "Created", "ID")
@@ -98,8 +99,8 @@ class ImagesScreen(StepScreen):
     def run_list(self) -> None:
         try:
             self.post_message(self.Listed(self.services.images()))
-        except WizardError as e:
-            self.post_message(self.Listed([], str(e)))
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.Listed([], fault_line(e)))
 
     def action_reload(self) -> None:
         self.run_list()
@@ -164,8 +165,8 @@ class ImagesScreen(StepScreen):
     def run_resolve(self, ref: str) -> None:
         try:
             self.post_message(self.Resolved(ref, self.services.resolve(ref)))
-        except WizardError as e:
-            self.post_message(self.Resolved(ref, None, str(e)))
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.Resolved(ref, None, fault_line(e)))
 
     @on(Resolved)
     def resolved_message(self, message: Resolved) -> None:
@@ -228,8 +229,8 @@ class ImagesScreen(StepScreen):
                 self.post_message(self.PullProgressed(event))
             if worker.is_cancelled:
                 raise Cancelled("pull cancelled", "nothing was changed")
-        except WizardError as e:
-            self.post_message(self.PullEnded(ref, str(e)))
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.PullEnded(ref, fault_line(e)))
             return
         self.post_message(self.PullEnded(ref))
 

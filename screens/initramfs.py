@@ -19,7 +19,8 @@ from textual.widgets import Button, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from screens.worklog import Relayed, ShowsWork, WorkLog, relay
-from wizard.errors import Cancelled, WizardError
+from wizard.errors import Cancelled
+from wizard.faults import message as fault_line
 from wizard.flow import Back, Next, Outcome, Quit, WizardState
 from wizard.initramfs import BuildTarget, InitramfsBuildError
 from wizard.resources import asset
@@ -92,8 +93,8 @@ class InitramfsScreen(ShowsWork, Screen[Outcome]):
         assert self.state.settings is not None
         try:
             target = self.services.detect_initramfs(self.state.settings.image)
-        except WizardError as e:
-            self.post_message(self.Failed(str(e)))
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.Failed(fault_line(e)))
             return
         self.post_message(self.Detected(target))
 
@@ -111,8 +112,8 @@ class InitramfsScreen(ShowsWork, Screen[Outcome]):
             for line in e.log_tail[-5:]:
                 self.post_message(WorkLog.Line(line))
             self.post_message(self.Failed(str(e)))
-        except WizardError as e:
-            self.post_message(self.Failed(str(e)))
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.Failed(fault_line(e)))
         else:
             self.post_message(self.Built(str(staged), seen.last_done))
 

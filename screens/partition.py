@@ -14,7 +14,10 @@ from textual.widgets import DataTable, Static
 
 from screens.base import StepScreen, css
 from wizard.config import Settings
+from wizard.errors import WizardError
+from wizard.faults import message as fault_line
 from wizard.flow import Next, WizardState
+from wizard.names import check_label
 from wizard.partitions import BlockEvent, Partition
 
 COLUMNS = ("Label", "UUID", "Size", "Device", "Docker data-root", "Mountpoint")
@@ -29,6 +32,15 @@ def human_size(size: int) -> str:
             return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
         value /= 1024
     return f"{value:.1f}T"
+
+
+def label_problem(label: str) -> str | None:
+    """Why the boot entry cannot carry ``label`` (one line), or None."""
+    try:
+        check_label(label)
+    except WizardError as e:
+        return str(e)
+    return None
 
 
 def mount_summary(part: Partition) -> str:
@@ -55,6 +67,8 @@ class PartitionScreen(StepScreen):
 
         rows: list[tuple[Partition, bool]]
         """Each partition and whether it holds a Docker data-root."""
+        problem: str | None = None
+        """Listing failed (or a partition could not be read): problem — fix."""
 
     @dataclass
     class Hotplugged(Message):
@@ -89,8 +103,20 @@ class PartitionScreen(StepScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="list")
     def run_list(self) -> None:
-        found = self.services.partitions()
-        self.post_message(self.Listed([(p, self.services.has_data_root(p)) for p in found]))
+        try:
+            found = self.services.partitions()
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.Listed([], fault_line(e)))
+            return
+        rows, problems = [], []
+        for part in found:
+            try:
+                rows.append((part, self.services.has_data_root(part)))
+            except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+                # One unreadable partition costs its own "Docker data-root" cell only.
+                rows.append((part, False))
+                problems.append(f"{part.label or part.device}: {fault_line(e)}")
+        self.post_message(self.Listed(rows, "; ".join(problems) or None))
 
     def action_refresh(self) -> None:
         self.run_list()
@@ -120,7 +146,10 @@ class PartitionScreen(StepScreen):
         uuids = [p.uuid for p, _ in message.rows]
         if wanted in uuids:
             table.move_cursor(row=uuids.index(wanted))
-        if not message.rows:
+        if message.problem:
+            self.query_one("#status", Static).update(
+                Text(f"{message.problem} (r retries)", style="bold red"))
+        elif not message.rows:
             self.query_one("#status", Static).update(
                 "No btrfs partition: create one with `mkfs.btrfs -L NAME /dev/…` or plug in "
                 "the disk; the list refreshes by itself.")
@@ -139,6 +168,8 @@ class PartitionScreen(StepScreen):
             self.query_one("#status", Static).update(
                 f"{part.device} has no label, and the boot entry finds the partition by "
                 f"label — give it one: `btrfs filesystem label {part.device} NAME`")
+        elif part is not None and label_problem(part.label):
+            self.query_one("#status", Static).update(Text(label_problem(part.label) or ""))
         self.update_nav()
 
     @on(DataTable.RowSelected)
@@ -149,7 +180,8 @@ class PartitionScreen(StepScreen):
         if not self.is_mounted:
             return False
         part = self.selected()
-        return part is not None and bool(part.label)
+        # Refused here, not at Review after the initramfs build.
+        return part is not None and bool(part.label) and label_problem(part.label) is None
 
     def next_state(self) -> WizardState:
         part = self.selected()

@@ -22,7 +22,8 @@ from textual.worker import get_current_worker
 
 from screens.worklog import TAIL_LINES, Relayed, ShowsWork, WorkLog, relay
 from wizard.apply import Plan
-from wizard.errors import Cancelled, WizardError
+from wizard.errors import Cancelled
+from wizard.faults import message as fault_line
 from wizard.flow import Back, Next, Outcome, Quit, WizardState
 from wizard.resources import asset
 from wizard.review import STEPS_FOR_MODE, sections
@@ -84,6 +85,8 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
         problem: str
         tail: list[str]
         cancelled: bool = False
+        applying: bool = False
+        """The failure ended an Apply attempt (not the planning)."""
 
     def __init__(self, state: WizardState, services: Services) -> None:
         super().__init__()
@@ -91,6 +94,10 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
         self.services = services
         self.steps = STEPS_FOR_MODE[state.mode]
         self.plan: Plan | None = None
+        self.applying = False
+        """An Apply attempt is running (Back and Quit wait for it or its cancel)."""
+        self.retry_note = ""
+        """Set after a failed or cancelled Apply: shown with the new plan."""
         self.busy = False
         self.work_log = WorkLog(id="work")
         self.work_log.display = False  # room for the plan until Apply starts
@@ -116,12 +123,16 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
     def make_plan(self) -> None:
         cancel = get_current_worker().cancelled_event
         try:
+            if self.state.settings is not None:
+                # The same checks as the CLI's, before anything is mounted (e.g. a
+                # reserved kernel option in a saved config).
+                self.state.settings.validate()
             plan = self.services.plan(self.state, cancel=cancel)
         except Cancelled as e:
             self.post_message(self.Failed(str(e), [], cancelled=True))
             return
-        except WizardError as e:
-            self.post_message(self.Failed(str(e), getattr(e, "log_tail", [])))
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.Failed(fault_line(e), getattr(e, "log_tail", [])))
             return
         self.post_message(self.Planned(plan))
 
@@ -133,10 +144,13 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
             relay(self.services.execute(plan, steps=self.steps, cancel=cancel),
                   self, steps=len(self.steps), seen=seen)
         except Cancelled as e:
-            self.post_message(self.Failed(str(e), list(seen.tail), cancelled=True))
+            self.post_message(self.Failed(str(e), list(seen.tail), cancelled=True,
+                                          applying=True))
             return
-        except WizardError as e:
-            self.post_message(self.Failed(str(e), [*seen.tail, *getattr(e, "log_tail", [])]))
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.Failed(fault_line(e),
+                                          [*seen.tail, *getattr(e, "log_tail", [])],
+                                          applying=True))
             return
         self.post_message(self.Applied())
 
@@ -146,13 +160,18 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
         self.busy = False
         self.plan = message.plan
         box = self.query_one("#sections", VerticalScroll)
+        box.remove_children()  # a plan made again after a failed attempt replaces the old
         for section in sections(message.plan, self.steps):
             box.mount(Static(Text(section.title, style="bold"), classes="title"))
             body = (Syntax(section.body, "diff", theme="ansi_dark", word_wrap=True)
                     if section.body.startswith(("---", "Binary")) else Text(section.body))
             box.mount(Static(body, classes="body"))
         what = ", ".join(self.steps)
-        self._status(f"Nothing has been written yet. Apply (a) writes: {what}.")
+        if self.retry_note:
+            self._status(f"{self.retry_note} The plan was made again from what is on disk "
+                         f"now: Apply (a) writes: {what}.")
+        else:
+            self._status(f"Nothing has been written yet. Apply (a) writes: {what}.")
         self.query_one("#apply", Button).disabled = False
         self.refresh_bindings()
 
@@ -160,7 +179,7 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
         self._status(f"Applying… {label}")
 
     def on_review_screen_applied(self, message: Applied) -> None:
-        self.busy = False
+        self.busy = self.applying = False
         # Passwords served their purpose; the staged build is installed now.
         settings = self.state.settings
         self.dismiss(Next(self.state.with_changes(saved=settings, passwords={},
@@ -168,14 +187,24 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
 
     def on_review_screen_failed(self, message: Failed) -> None:
         self.busy = False
+        self.applying = self.applying and not message.applying
+        if message.applying:
+            # The attempt used up its plan (its session, mount and lock are gone, and
+            # part of it may be written): Apply again works from a new plan only.
+            self.plan = None
+            self.retry_note = (f"Cancelled: {message.problem}." if message.cancelled
+                               else f"Failed: {message.problem}.")
         self.query_one("#apply", Button).disabled = self.plan is None
         self.refresh_bindings()
         if message.cancelled:
             self._status(f"Cancelled: {message.problem}")
-            return
-        self._status(f"Failed: {message.problem}")
-        self.query_one("#status", Static).add_class("error")
-        self.app.push_screen(ErrorModal(message.problem, message.tail))
+        else:
+            self._status(f"Failed: {message.problem}")
+            self.query_one("#status", Static).add_class("error")
+            self.app.push_screen(ErrorModal(message.problem, message.tail))
+        if message.applying:
+            self.busy = True
+            self.make_plan()
 
     def _status(self, text: str) -> None:
         self.query_one("#status", Static).update(Text(text))
@@ -192,13 +221,14 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
     def action_apply(self) -> None:
         if self.plan is None or self.busy:
             return
-        self.busy = True
+        self.busy = self.applying = True
         self.query_one("#status", Static).remove_class("error")
         self.query_one("#apply", Button).disabled = True
         self.refresh_bindings()
         self._status("Applying…")
         self.work_log.display = True
-        self.run_apply(self.plan)
+        plan, self.plan = self.plan, None  # one plan, one attempt
+        self.run_apply(plan)
 
     def action_cancel(self) -> None:
         if self.busy:
@@ -206,13 +236,17 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
             self.workers.cancel_group(self, "review")
 
     def action_back(self) -> None:
-        if self.busy and self.plan is not None:
+        if self.applying:
             return  # applying: cancel (escape) first, leaving mid-write helps no one
         self.workers.cancel_group(self, "review")
+        self.services.release_plan()  # unmount and unlock: other steps may write again
         self.dismiss(Back())
 
     def action_quit_wizard(self) -> None:
+        if self.applying:
+            return  # applying: cancel (escape) first
         self.workers.cancel_group(self, "review")
+        self.services.release_plan()
         self.dismiss(Quit())
 
     @on(Button.Pressed, "#back")

@@ -40,6 +40,7 @@ from wizard import fstab, machine
 from wizard.config import Settings
 from wizard.diffs import unified_diff
 from wizard.errors import ToplayerError, WizardError
+from wizard.faults import message as fault_line
 from wizard.flow import Back, Next, Outcome, WizardState
 from wizard.resources import asset
 from wizard.services import Services
@@ -144,9 +145,9 @@ class ToplayerScreen(Screen[Outcome]):
         try:
             offers = fstab.suggestions(self.services.partitions(), s.label if s else None,
                                        s.docker_path if s else "docker")
-        except WizardError as e:
+        except Exception as e:  # noqa: BLE001 — the helper is optional, the screen is not
             offers = []
-            self.query_one("#fstab-diff", Static).update(Text(str(e)))
+            self.query_one("#fstab-diff", Static).update(Text(fault_line(e)))
         for offer in offers:
             options.add_option(Option(f"{offer.line}\n  # {offer.why}", id=offer.line))
         self.load_files()
@@ -157,8 +158,8 @@ class ToplayerScreen(Screen[Outcome]):
     def load_files(self) -> None:
         try:
             files = self.services.toplayer_files(self.state)
-        except WizardError as e:
-            self.post_message(self.Failed(str(e)))
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.Failed(fault_line(e)))
             files = {}
         self.post_message(self.FilesLoaded(files))
 
@@ -167,8 +168,8 @@ class ToplayerScreen(Screen[Outcome]):
         assert self.state.settings is not None
         try:
             data = self.services.image_file(self.state.settings.image, relpath)
-        except WizardError as e:
-            self.post_message(self.Failed(str(e)))
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            self.post_message(self.Failed(fault_line(e)))
             data = None
         self.post_message(self.ImageFileLoaded(relpath, data, purpose))
 

@@ -12,7 +12,7 @@ from textual.widgets.option_list import Option
 
 from screens.base import StepScreen, css
 from wizard.config import Settings
-from wizard.errors import WizardError
+from wizard.faults import message as fault_line
 from wizard.flow import Mode, Next, WizardState
 
 MODE_TEXT = {
@@ -58,11 +58,15 @@ class WelcomeScreen(StepScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
     def run_scan(self) -> None:
         found, problems = [], []
-        for partition in self.services.partitions():
+        try:
+            partitions = self.services.partitions()
+        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            partitions, problems = [], [fault_line(e)]
+        for partition in partitions:
             try:
                 saved = self.services.saved_config(partition)
-            except WizardError as e:
-                problems.append(f"{partition.label or partition.device}: {e}")
+            except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+                problems.append(f"{partition.label or partition.device}: {fault_line(e)}")
                 continue
             if saved is not None:
                 found.append((partition.label, saved))

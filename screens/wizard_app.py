@@ -132,6 +132,9 @@ class DockerbootApp(App[None]):
         """Exit; a staged build not installed yet (here or on the step screen) goes first."""
         step_screen = self._step_screen()
         states = [self.state, *([step_screen.state] if step_screen is not None else [])]
+        # A plan made at Review holds the partition's lock: release it before the
+        # staged build is removed (that takes the lock too).
+        await asyncio.to_thread(self.services.release_plan)
         await self.discard_staged(*states)  # type: ignore[arg-type]
         self.exit()
 

@@ -33,6 +33,7 @@ from wizard.cmdline import kernel_cmdline
 from wizard.config import Settings
 from wizard.errors import NotRootError, WizardError
 from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel
+from wizard.lock import partition_lock
 
 STEPS = ("partition", "docker", "image", "toplayer", "initramfs", "bootloader", "config")
 """Step names, shared by the core, the CLI output and the TUI screens."""
@@ -44,6 +45,10 @@ TOPLAYER_ONLY = ("toplayer", "config")
 
 class PlanError(WizardError):
     """``execute`` was asked to run a step the plan was not made for."""
+
+
+class TargetGoneError(WizardError):
+    """The plan's top level is no longer the partition's mount: writing would miss it."""
 
 
 @dataclass
@@ -60,6 +65,11 @@ class Session:
     """SDK client for the daemon whose data-root is on the partition."""
     data_root: Path
     """The daemon's data-root as seen from this process."""
+    top_dev: int | None = None
+    """``st_dev`` of ``top`` when it was mounted: ``execute`` refuses to write
+    when ``top`` is no longer that mount (None: not checked, e.g. test fakes)."""
+    locked: bool = False
+    """Whether this session holds the partition's lock (``boot_docker/.lock``)."""
 
 
 @dataclass
@@ -103,8 +113,18 @@ def require_root() -> None:
 
 
 @contextlib.contextmanager
-def open_session(settings: Settings) -> Iterator[Session]:
-    """Find the partition, check the daemon, and keep the top level mounted meanwhile."""
+def open_session(settings: Settings, *, lock: bool = True) -> Iterator[Session]:
+    """Find the partition, check the daemon, and keep the top level mounted meanwhile.
+
+    With ``lock`` (every run that may write) the partition's lock is held
+    for the whole session, from the plan to the last write; a dry run
+    changes nothing and takes none.
+
+    Raises:
+        LockedError: another dockerboot-wizard works on the partition.
+        WizardError: no such partition, the daemon is unusable, bad settings.
+
+    """
     settings.validate()
     partition = partitions.find_by_label(settings.label)
     client = docker_daemon.connect()
@@ -112,9 +132,11 @@ def open_session(settings: Settings) -> Iterator[Session]:
     docker_daemon.check_storage(info)
     data_root = Path(info.docker_root_dir)
     docker_path = docker_daemon.docker_path_for(data_root, partition)
-    with partitions.top_level(partition) as top:
+    with partitions.top_level(partition) as top, contextlib.ExitStack() as held:
+        if lock:
+            held.enter_context(partition_lock(top / settings.boot_dir, settings.label))
         yield Session(settings.with_changes(docker_path=docker_path), partition, top, client,
-                      data_root)
+                      data_root, top_dev=os.stat(top).st_dev, locked=lock)
 
 
 def locate_refind(settings: Settings) -> tuple[Path, list[str]]:
@@ -128,6 +150,33 @@ def locate_refind(settings: Settings) -> tuple[Path, list[str]]:
     esp = Path(settings.esp) if settings.esp else bootloader.find_esp()
     warning = bootloader.esp_warning(esp)
     return bootloader.find_refind_conf(esp), [warning] if warning else []
+
+
+ESP_SLACK = 64 << 10
+"""Room beyond the new refind.conf and its backup: FAT clusters, directory entries."""
+
+
+def check_esp_writable(conf: Path, size: int) -> None:
+    """Refuse at plan time an ESP that apply could not write: read-only, or too full.
+
+    Found now, the apply stops before the minutes-long build and before the
+    partition changes, instead of failing at the boot entry after both.
+
+    Raises:
+        BootloaderError: the directory of ``conf`` is not writable, or has less
+            than ``size`` (the new file and the backup) plus some slack free.
+
+    """
+    where = conf.parent
+    if not os.access(where, os.W_OK) or (conf.exists() and not os.access(conf, os.W_OK)):
+        raise bootloader.BootloaderError(f"cannot write {conf}: the ESP is read-only",
+                                         "mount the ESP read-write (mount -o remount,rw "
+                                         "MOUNTPOINT), then run apply again")
+    free = free_space(where)
+    if free < size + ESP_SLACK:
+        raise bootloader.BootloaderError(
+            f"no space on the ESP for {conf} and its backup ({free} bytes free, "
+            f"{size + ESP_SLACK} needed)", "free space on the ESP, then run apply again")
 
 
 def check_steps(steps: tuple[str, ...]) -> None:
@@ -189,6 +238,7 @@ def make_plan(session: Session, passwords: dict[str, str], *,
         warnings += esp_warnings
         entry = bootloader.render_entry(s.with_changes(image=image), cmdline)
         old, new = bootloader.plan_refind(conf, entry)
+        check_esp_writable(conf, len(old) + len(new))
 
     final = s.with_changes(image=image,
                            users=tuple(dict.fromkeys([*s.users, *passwords])))
@@ -220,6 +270,7 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
     _check_planned(plan, steps)
     session, s = plan.session, plan.session.settings
     image = images.normalize_ref(s.image)
+    check_target(session)
     boot_dir = session.top / s.boot_dir
     boot_dir.mkdir(parents=True, exist_ok=True)
     name, _, tag = image.rpartition(":")
@@ -234,16 +285,38 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
                                    cancel=cancel or threading.Event())
     check_cancel(cancel)
     if "toplayer" in steps:
+        check_target(session)
         yield from _write_toplayer(plan)
     if "bootloader" in steps:
+        check_target(session)  # the ESP is elsewhere, but a half-applied partition is not
         assert plan.refind_conf is not None and plan.refind_new is not None  # _check_planned
         yield StepStarted("bootloader", f"writing the rEFInd entry in {plan.refind_conf}")
         backup = bootloader.write_refind(plan.refind_conf, plan.refind_new)
         yield StepDone("bootloader", f"backup: {backup}" if backup else "entry unchanged")
     if "config" in steps:
+        check_target(session)
         yield StepStarted("config", "saving the configuration")
         path = config.save(session.top, config.from_toml(plan.config_new.decode()))
         yield StepDone("config", str(path))
+
+
+def check_target(session: Session) -> None:
+    """Raise ``TargetGoneError`` unless ``session.top`` is still the mount made for it.
+
+    A plan outlives its mount when its session was closed (a failed or
+    cancelled apply, the partition unplugged): ``mkdir(parents=True)`` would
+    then recreate the temporary mountpoint on the host and "succeed" there.
+    """
+    if session.top_dev is None:
+        return
+    top = session.top
+    try:
+        same = os.path.ismount(top) and os.stat(top).st_dev == session.top_dev
+    except OSError:
+        same = False
+    if not same:
+        raise TargetGoneError(f"the partition {session.settings.label} is no longer mounted "
+                              f"at {top}", "run apply again")
 
 
 def _check_planned(plan: Plan, steps: tuple[str, ...]) -> None:

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
+
+import docker.errors
+import requests.exceptions
 
 from wizard import apply as apply_mod
 from wizard import config
+from wizard.cli_input import PLACEHOLDER_IMAGE, precheck, read_passwords
 from wizard.config import Settings
 from wizard.errors import ConfigError, WizardError
 from wizard.events import Event, LogLine, Progress, StepDone, StepStarted
+from wizard.faults import message, one_line
 from wizard.flow import WizardState
 
 EXIT_ERROR = 1
@@ -61,27 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sandbox_parser(sub)
     return parser
-
-
-def read_passwords(users: Sequence[str], files: Sequence[str]) -> dict[str, str]:
-    """Pair each ``--user`` with its ``--password-file`` and read the passwords."""
-    if len(users) != len(files):
-        raise ConfigError("each --user needs its own --password-file",
-                          "give --password-file FILE (or -) right after --user NAME")
-    if list(files).count("-") > 1:
-        raise ConfigError("only one password can come from stdin", "use files for the others")
-    out = {}
-    for user, name in zip(users, files, strict=True):
-        try:
-            text = sys.stdin.readline() if name == "-" else Path(name).read_text()
-        except OSError as e:
-            raise ConfigError(f"cannot read password file {name}: {e.strerror}",
-                              "give a readable file") from e
-        password = text.splitlines()[0] if text.strip() else ""
-        if not password:
-            raise ConfigError(f"the password for {user} is empty", "put it on the first line")
-        out[user] = password
-    return out
 
 
 def settings_from_args(args: argparse.Namespace, saved: Settings | None) -> Settings:
@@ -143,9 +127,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     steps = apply_mod.TOPLAYER_ONLY if args.toplayer_only else apply_mod.EXECUTE_STEPS
     if args.toplayer_only:
         check_toplayer_only(args)
+    # Every name and password before any daemon call or mount: a typo costs nothing.
+    precheck(args)
     passwords = read_passwords(args.user, args.password_file)
-    probe = Settings(label=args.label, image=args.image or "unset:unset")
-    with apply_mod.open_session(probe) as session:
+    probe = Settings(label=args.label, image=args.image or PLACEHOLDER_IMAGE)
+    with apply_mod.open_session(probe, lock=not args.dry_run) as session:
         saved = config.load(session.top)
         if args.toplayer_only and saved is None:
             raise ConfigError(f"no saved config on LABEL={args.label}, so there is no setup "
@@ -226,7 +212,17 @@ def main(argv: Sequence[str] | None = None, *,
     try:
         return handlers[args.command](args)
     except WizardError as e:
-        print(f"dockerboot-wizard: {e}", file=sys.stderr)
+        print(f"dockerboot-wizard: {one_line(str(e))}", file=sys.stderr)
+        return EXIT_ERROR
+    except (OSError, docker.errors.DockerException,
+            requests.exceptions.RequestException) as e:
+        # A full disk, an I/O error, a read-only ESP, a daemon gone mid-run: one line too.
+        print(f"dockerboot-wizard: {message(e)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:  # noqa: BLE001 — a bug still ends in one line, not a traceback
+        if os.environ.get("DOCKERBOOT_WIZARD_DEBUG"):
+            raise
+        print(f"dockerboot-wizard: {message(e)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("dockerboot-wizard: interrupted; nothing after the last finished step changed",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 
 from wizard.config import Settings
+from wizard.kernel_options import merge_rootflags
 
 
 def kernel_cmdline(settings: Settings) -> str:
@@ -13,18 +14,20 @@ def kernel_cmdline(settings: Settings) -> str:
     The top layer lives on the same partition as the root; ``docker_image``
     is given explicitly so the entry says what it boots (it overrides the
     default baked into the initramfs).  ``settings.kernel_options`` come
-    last so the user can append anything.
+    last so the user can append anything; their ``rootflags=`` options are
+    merged into the generated one (subvol first), the reserved parameters
+    are refused earlier by ``Settings.validate``.
     """
+    rootflags, extra = merge_rootflags(settings.rwlayer, settings.kernel_options)
     params = [
         f"root=LABEL={settings.label}",
-        f"rootflags=subvol={settings.rwlayer}",
+        rootflags,
         "rw",
         f"docker_path={settings.docker_path}",
         f"docker_image={settings.image}",
         f"toplayer=LABEL={settings.label}",
         f"toplayer_path={settings.toplayer_path}",
     ]
-    extra = settings.kernel_options.strip()
     return " ".join(params + ([extra] if extra else []))
 
 

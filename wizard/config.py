@@ -15,10 +15,15 @@ import tomli_w
 
 from wizard.atomic import write_atomic
 from wizard.errors import ConfigError
+from wizard.images import normalize_ref
+from wizard.kernel_options import check_kernel_options
+from wizard.names import check_hostname, check_label, check_user_name
 
 CONFIG_NAME = "dockerboot-wizard.toml"
 SCHEMA_VERSION = 1
-_LABEL_RE = re.compile(r"^[A-Za-z0-9._+-]{1,255}$")
+# Blanks, quotes, commas and control characters: the kernel command line and
+# the rEFInd entry carry these paths unquoted.
+_UNSAFE_PATH = re.compile(r'[\s",\x00-\x1f\x7f]')
 
 
 @dataclass(frozen=True)
@@ -63,17 +68,31 @@ class Settings:
         return replace(self, **changes)
 
     def validate(self) -> None:
-        """Raise ``ConfigError`` naming the first invalid field."""
-        if not _LABEL_RE.match(self.label):
-            raise ConfigError(f"invalid partition label {self.label!r}",
-                              "use letters, digits, '.', '_', '+' or '-' only")
+        """Raise a ``WizardError`` (one line) naming the first invalid field.
+
+        Only syntax: nothing is asked of the daemon or the disk, so the CLI and
+        the TUI call it before any mount.  Checked: the label, the relative
+        paths, the image reference, the hostname, user and administrator
+        names, and the extra kernel options (reserved parameters refused,
+        nothing the rEFInd entry cannot carry).
+        """
+        check_label(self.label)
         for name in ("docker_path", "rwlayer", "boot_dir", "toplayer_path"):
             value = getattr(self, name)
-            if not value or value.startswith("/") or ".." in value.split("/") or " " in value:
+            if (not value or value.startswith("/") or ".." in value.split("/")
+                    or _UNSAFE_PATH.search(value)):
                 raise ConfigError(f"invalid {name} {value!r}",
-                                  "give a relative path without spaces or '..'")
+                                  "give a relative path without blanks, quotes or '..'")
         if not self.image or " " in self.image:
             raise ConfigError(f"invalid image {self.image!r}", "give NAME:TAG, e.g. debian:12")
+        normalize_ref(self.image)
+        if self.hostname is not None:
+            check_hostname(self.hostname)
+        for user in self.users:
+            check_user_name(user)
+        for admin in self.admins:
+            check_user_name(admin, "administrator name")
+        check_kernel_options(self.kernel_options)
 
 
 def to_toml(settings: Settings) -> str:

@@ -28,6 +28,7 @@ from wizard.errors import ImageError, NotRootError, PartitionError, WizardError
 from wizard.events import Event, LogLine, Progress, check_cancel
 from wizard.flow import WizardState
 from wizard.initramfs import BuildTarget
+from wizard.lock import partition_lock
 from wizard.partitions import BlockEvent, Partition
 from wizard.review import STEPS_FOR_MODE
 
@@ -137,7 +138,11 @@ class Services(Protocol):
 
     def execute(self, plan: Plan, *, steps: tuple[str, ...],
                 cancel: threading.Event) -> Iterator[Event]:
-        """``apply.execute(plan, steps=steps, cancel=cancel)``."""
+        """``apply.execute(plan, steps=steps, cancel=cancel)``; the plan is used up after it."""
+        ...
+
+    def release_plan(self) -> None:
+        """Drop the last plan without applying it (its mount and the partition's lock)."""
         ...
 
 
@@ -328,9 +333,9 @@ class RealServices:
         image = images.normalize_ref(s.image)
         target = initramfs.detect(client, image)
         name, tag = images.split_ref(image)
-        with partitions.top_level(partitions.find_by_label(s.label)) as top:
+        with partitions.top_level(partitions.find_by_label(s.label)) as top, \
+                partition_lock(top / s.boot_dir, s.label):
             boot = top / s.boot_dir
-            boot.mkdir(parents=True, exist_ok=True)
             staged = yield from initramfs.build(client, image, target, boot, image_name=name,
                                                 image_tag=tag, cancel=cancel, stage_only=True)
             assert staged is not None
@@ -345,7 +350,8 @@ class RealServices:
         s, staged = state.settings, state.staged_initramfs
         if s is None or not staged:
             return
-        with partitions.top_level(partitions.find_by_label(s.label)) as top:
+        with partitions.top_level(partitions.find_by_label(s.label)) as top, \
+                partition_lock(top / s.boot_dir, s.label):
             initramfs.discard_staged(top / s.boot_dir, top / staged)
 
     def plan(self, state: WizardState, *, cancel: threading.Event) -> Plan:
@@ -385,6 +391,10 @@ class RealServices:
             yield from apply.execute(plan, steps=steps, cancel=cancel)
         finally:
             self._close_session()
+
+    def release_plan(self) -> None:
+        """Forget the last plan: unmount its top level and release the partition's lock."""
+        self._close_session()
 
     def _close_session(self) -> None:
         stack, self._session = self._session, None

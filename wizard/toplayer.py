@@ -14,7 +14,6 @@ never next to the file: anything inside the top layer ends up in the root.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ from wizard.atomic import write_atomic
 from wizard.config import Settings
 from wizard.diffs import unified_diff
 from wizard.errors import ToplayerError
+from wizard.names import check_hostname
 
 if TYPE_CHECKING:
     pass
@@ -34,7 +34,6 @@ TOPLAYER_MODE = 0o700
 ACCOUNT_FILES = ("passwd", "shadow", "group", "gshadow")
 SECRET_FILES = frozenset({"etc/shadow", "etc/gshadow"})
 STEP = "toplayer"
-_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 @dataclass(frozen=True)
 class FileInfo:
     """A file's content and metadata, as taken out of a container."""
@@ -93,12 +92,7 @@ def ensure_toplayer(top: Path, settings: Settings) -> Path:
 
 def validate_hostname(hostname: str) -> str:
     """Return ``hostname`` if it follows RFC 1123, else raise ``ToplayerError``."""
-    labels = hostname.split(".")
-    if not hostname or len(hostname) > 253 or not all(_LABEL.match(x) for x in labels):
-        raise ToplayerError(
-            f"invalid hostname {hostname!r}",
-            "use labels of 1-63 letters, digits or '-' (not at either end), joined by '.'")
-    return hostname
+    return check_hostname(hostname)
 
 
 def plan_hostname(toplayer: Path, hostname: str) -> FileChange:

@@ -9,7 +9,6 @@ with their modes and ownership, as ``FileChange`` values for the top layer.
 from __future__ import annotations
 
 import io
-import re
 import socket
 import tarfile
 import threading
@@ -22,13 +21,13 @@ from typing import TYPE_CHECKING, TypeVar
 from wizard.errors import ToplayerError
 from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel
 from wizard.machine import ADMIN_GROUPS
+from wizard.names import check_password, check_user_name
 from wizard.toplayer import ACCOUNT_FILES, SECRET_FILES, STEP, FileChange, FileInfo
 
 if TYPE_CHECKING:
     import docker
 
 # shadow-utils' default NAME_REGEX, plus the trailing '$' it allows for machine accounts.
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,30}\$?$")
 _MISSING_TOOL = "dockerboot-wizard: missing "
 _NO_USER = "dockerboot-wizard: no user "
 _NO_ADMIN_GROUP = "dockerboot-wizard: no administrators' group"
@@ -98,14 +97,8 @@ T = TypeVar("T")
 
 def validate_user(name: str, password: str) -> None:
     """Raise ``ToplayerError`` for a bad user name or an unusable password."""
-    if not _USER.match(name):
-        raise ToplayerError(f"invalid user name {name!r}",
-                            "use lower-case letters, digits, '_' or '-', starting with a letter")
-    if not password:
-        raise ToplayerError(f"empty password for {name}", "give a password")
-    if "\n" in password or "\r" in password or "\0" in password:
-        raise ToplayerError(f"the password for {name} contains a line break or NUL",
-                            "choose a password without control characters")
+    check_user_name(name)
+    check_password(name, password)
 
 
 def read_account_files(toplayer: Path) -> dict[str, FileInfo]:
@@ -311,10 +304,7 @@ def iter_accounts(client: docker.DockerClient, image: str, users: list[tuple[str
         validate_user(name, password)
     admins, homes = list(dict.fromkeys(admins)), list(dict.fromkeys(homes))
     for name in [*admins, *homes]:
-        if not _USER.match(name):
-            raise ToplayerError(f"invalid user name {name!r}",
-                                "use lower-case letters, digits, '_' or '-', starting with a "
-                                "letter")
+        check_user_name(name)
     names = ", ".join(dict.fromkeys([n for n, _ in users] + admins + homes))
     base_files = read_account_files(base) if isinstance(base, Path) else dict(base or {})
     yield StepStarted(STEP, f"setting up user(s) {names} with {image}'s own tools")

@@ -123,6 +123,10 @@ class LateFakesMixin:
             yield StepDone(step, f"{step} ok")
 
 
+    def release_plan(self) -> None:
+        self.calls.append(("release_plan", None))
+
+
 class FakeLateServices(LateFakesMixin):
     """A standalone fake for the later screens' tests."""
 

@@ -1,0 +1,180 @@
+"""Any fault of a worker (OSError, docker error, a bug) shows one line; no screen waits."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import docker.errors
+import pytest
+from textual.widgets import Button, DataTable, Static
+
+from screens.bootloader import BootloaderScreen
+from screens.initramfs import InitramfsScreen
+from screens.review import ErrorModal, ReviewScreen
+from screens.toplayer import ToplayerScreen
+from screens.wizard_app import make_app
+from tests.ui.conftest import SIZE, settle
+from tests.ui.fakes import PART, FakeServices
+from tests.ui.fakes_late import FakeLateServices
+from tests.ui.test_late_screens import Host, state, text_of
+from wizard.config import Settings
+from wizard.flow import Step, WizardState
+
+ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/mnt/top/boot_docker/initrd.img")
+EIO = OSError(errno.EIO, os.strerror(errno.EIO))
+FAULTS = {
+    "oserror": (ENOSPC, "No space left on device writing /mnt/top/boot_docker/initrd.img"),
+    "eio": (EIO, "Input/output error"),
+    "docker": (docker.errors.APIError("500 Server Error: boom"), "the Docker daemon failed"),
+    "bug": (RuntimeError("something odd"), "unexpected RuntimeError: something odd"),
+}
+
+
+def raising(exc: BaseException):
+    def method(*args: object, **kwargs: object):
+        raise exc
+    return method
+
+
+def one_line(text: str, words: str) -> None:
+    assert words in text, text
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+async def test_partition_list_fault_is_shown_and_r_retries(kind: str) -> None:
+    exc, words = FAULTS[kind]
+    fake = FakeServices()
+    good = fake.partitions
+    fake.partitions = raising(exc)  # type: ignore[method-assign]
+    app = make_app(fake, start_at=Step.PARTITION)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        status = str(app.screen.query_one("#status", Static).render())
+        one_line(status, words)
+        assert "r retries" in status
+        assert app.screen.query_one("#partitions", DataTable).row_count == 0
+        fake.partitions = good  # type: ignore[method-assign]
+        await pilot.press("r")
+        await settle(pilot)
+        assert app.screen.query_one("#partitions", DataTable).row_count == 2
+
+
+async def test_one_unreadable_partition_keeps_the_others() -> None:
+    fake = FakeServices()
+    fake.has_data_root = lambda p: (_ for _ in ()).throw(EIO) if p.label == "data" \
+        else p.label == PART.label  # type: ignore[method-assign]
+    app = make_app(fake, start_at=Step.PARTITION)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.screen.query_one("#partitions", DataTable).row_count == 2
+        one_line(str(app.screen.query_one("#status", Static).render()), "data: Input/output")
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+async def test_images_list_fault_is_shown(kind: str) -> None:
+    exc, words = FAULTS[kind]
+    fake = FakeServices()
+    fake.images = raising(exc)  # type: ignore[method-assign]
+    chosen = WizardState(settings=Settings(label=PART.label, image=""))
+    app = make_app(fake, start_at=Step.IMAGE, state=chosen)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        one_line(str(app.screen.query_one("#resolved", Static).render()), words)
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+async def test_initramfs_detect_fault_is_shown(kind: str) -> None:
+    exc, words = FAULTS[kind]
+    services = FakeLateServices()
+    services.detect_initramfs = raising(exc)  # type: ignore[method-assign]
+    app = Host(lambda: InitramfsScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        one_line(text_of(app.screen, "#status"), words)
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+async def test_initramfs_build_fault_is_shown(kind: str) -> None:
+    exc, words = FAULTS[kind]
+    services = FakeLateServices()
+    services.build_initramfs = raising(exc)  # type: ignore[method-assign]
+    app = Host(lambda: InitramfsScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        one_line(text_of(app.screen, "#status"), words)
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+async def test_bootloader_lookup_fault_is_shown(kind: str) -> None:
+    exc, words = FAULTS[kind]
+    services = FakeLateServices()
+    services.find_refind = raising(exc)  # type: ignore[method-assign]
+    app = Host(lambda: BootloaderScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        one_line(text_of(app.screen, "#where"), words)
+
+
+@pytest.mark.parametrize("method", ["toplayer_files", "image_file"])
+@pytest.mark.parametrize("kind", list(FAULTS))
+async def test_toplayer_lookups_fault_notifies_and_never_stays_loading(
+        kind: str, method: str) -> None:
+    exc, words = FAULTS[kind]
+    services = FakeLateServices()
+    setattr(services, method, raising(exc))
+    app = Host(lambda: ToplayerScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if method == "image_file":
+            screen = app.screen
+            screen._with_image_file("etc/fstab", "open")
+            screen.current = "etc/fstab"
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert "loading" not in text_of(screen, "#path")
+        shown = [str(n.message) for n in app._notifications]
+        assert any(words in n for n in shown), shown
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+async def test_review_apply_fault_opens_the_error_view(kind: str) -> None:
+    exc, words = FAULTS[kind]
+    services = FakeLateServices()
+
+    def execute(plan, *, steps, cancel):
+        yield from ()
+        raise exc
+
+    services.execute = execute  # type: ignore[method-assign]
+    app = Host(lambda: ReviewScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.press("a")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, ErrorModal)
+        one_line(text_of(app.screen, "#problem"), words)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "Applying" not in text_of(app.screen, "#status")
+        assert not app.screen.query_one("#apply", Button).disabled
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+async def test_review_plan_fault_opens_the_error_view(kind: str) -> None:
+    exc, words = FAULTS[kind]
+    services = FakeLateServices()
+    services.plan = raising(exc)  # type: ignore[method-assign]
+    app = Host(lambda: ReviewScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, ErrorModal)
+        one_line(text_of(app.screen, "#problem"), words)

@@ -1,0 +1,85 @@
+"""Reserved kernel parameters are refused in one line; other rootflags are merged."""
+
+from __future__ import annotations
+
+import pytest
+
+from wizard import config
+from wizard.cmdline import kernel_cmdline
+from wizard.config import Settings
+from wizard.errors import ConfigError, WizardError
+from wizard.kernel_options import check_kernel_options, merge_rootflags
+
+S = Settings(label="linux", image="desk:1")
+
+RESERVED_CASES = [
+    ("root=/dev/sda2", "root= is set by the wizard", "--label"),
+    ("root=LABEL=x", "root=", "--label"),
+    ("rootflags=subvol=docker", "rootflags=subvol= is set by the wizard", "rwlayer"),
+    ("rootflags=compress=zstd,subvol=boot_docker", "rootflags=subvol=", "rwlayer"),
+    ("rootflags=subvolid=5", "rootflags=subvolid=", "rwlayer"),
+    ("docker_path=elsewhere", "docker_path= is set by the wizard", "data-root"),
+    ("docker_image=evil:1", "docker_image= is set by the wizard", "--image"),
+    ("toplayer=LABEL=other", "toplayer= is set by the wizard", "--label"),
+    ("toplayerflags=subvol=x", "toplayerflags=", "top level"),
+    ("toplayerfstype=ext4", "toplayerfstype=", "btrfs"),
+    ("toplayer_path=etc", "toplayer_path= is set by the wizard", "toplayer_path"),
+    ("dockerboot.anything=1", "dockerboot.anything", "reserved"),
+    ("quiet docker_image=x:1 splash", "docker_image=", "--image"),
+]
+
+
+@pytest.mark.parametrize(("options", "word", "setting"), RESERVED_CASES)
+def test_reserved_parameters_are_refused_in_one_line(options: str, word: str,
+                                                     setting: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        S.with_changes(kernel_options=options).validate()
+    line = str(e.value)
+    assert "\n" not in line
+    assert word in line and setting in line
+    assert "remove" in line and "--kernel-options" in line
+
+
+@pytest.mark.parametrize("options", ['quiet "x"', "a\nb", "a\rb", "x\x00y", "x\x1bz"])
+def test_what_the_refind_entry_cannot_carry_is_refused(options: str) -> None:
+    with pytest.raises(ConfigError, match="cannot carry"):
+        check_kernel_options(options)
+
+
+@pytest.mark.parametrize("options", ["rootflags=", "rootflags", "rootflags=compress=zstd,,ssd"])
+def test_empty_rootflags_are_refused(options: str) -> None:
+    with pytest.raises(ConfigError, match="empty mount option"):
+        check_kernel_options(options)
+
+
+@pytest.mark.parametrize("options", ["", "quiet splash", "console=ttyS0 init=/sbin/x panic=10",
+                                     "rootflags=compress=zstd", "ro\tquiet", "rw",
+                                     "rootfstype=btrfs", "rootwait", "my_root=1",
+                                     "subvol=x", "systemd.unit=rescue.target"])
+def test_ordinary_options_pass(options: str) -> None:
+    check_kernel_options(options)
+    S.with_changes(kernel_options=options).validate()
+
+
+def test_user_rootflags_are_merged_after_subvol() -> None:
+    line = kernel_cmdline(S.with_changes(kernel_options="quiet rootflags=compress=zstd splash"))
+    assert line.count("rootflags=") == 1
+    assert "rootflags=subvol=docker_rwlayer,compress=zstd " in line
+    assert line.endswith(" quiet splash")
+
+
+def test_several_user_rootflags_merge_into_one() -> None:
+    flags, rest = merge_rootflags("rw1", "rootflags=compress=zstd rootflags=ssd,noatime x")
+    assert flags == "rootflags=subvol=rw1,compress=zstd,ssd,noatime"
+    assert rest == "x"
+
+
+def test_without_rootflags_the_options_stay_verbatim() -> None:
+    assert merge_rootflags("rw", " quiet  splash ") == ("rootflags=subvol=rw", "quiet  splash")
+
+
+def test_saved_config_with_a_reserved_option_is_refused_on_load() -> None:
+    text = config.to_toml(S).replace('kernel_options = ""',
+                                     'kernel_options = "rootflags=subvol=docker"')
+    with pytest.raises(WizardError, match="rootflags=subvol="):
+        config.from_toml(text)
