@@ -91,6 +91,10 @@ def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section
             out.append(Section("Home directories", "\n".join(
                 f"{h.path} of {h.user}: made from the image's /etc/skel (an existing one "
                 "is never touched)" for h in plan.persistent.homes)))
+        if plan.persistent.landings:
+            out.append(Section("Top layer over the image (never written through a symlink)",
+                               "\n".join(f"{x.relpath}: {x.note}"
+                                         for x in plan.persistent.landings)))
         for change in plan.toplayer_changes:
             out.append(Section(f"{top}/{s.toplayer_path}/{change.relpath}",
                                diff_text(change) or "(unchanged)"))

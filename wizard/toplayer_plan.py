@@ -44,6 +44,8 @@ class ToplayerPlan:
     changes: list[FileChange] = field(default_factory=list)
     homes: list[users.HomeDir] = field(default_factory=list)
     subvolumes: list[str] = field(default_factory=list)
+    landings: list[rootfs.Landing] = field(default_factory=list)
+    """Top-layer files the hook lays over an image symlink (``rootfs.overlay``)."""
 
 
 def _current(toplayer_dir: Path, edits: Mapping[str, bytes]) -> dict[str, bytes | None]:
@@ -72,7 +74,8 @@ def plan_toplayer(client: docker.DockerClient, image: str, settings: Settings, t
 
     Raises:
         ToplayerError: an administrator who is no user, an image without an
-            administrators' group, a bad hostname, daemon.json or user.
+            administrators' group, a bad hostname, daemon.json or user, or a
+            top-layer entry the boot hook cannot lay over the image.
 
     """
     edits = dict(edits or {})
@@ -110,6 +113,8 @@ def plan_toplayer(client: docker.DockerClient, image: str, settings: Settings, t
                                         old_settings, on_disk=_current(top_dir, {}))
     out.changes += machine_plan.changes
     out.subvolumes = machine_plan.subvolumes
+    out.landings = rootfs.overlay(top_dir, image_root,
+                                  [*(c.relpath for c in out.changes), *edits])
     return out
 
 

@@ -14,23 +14,64 @@ serial console, as the wizard's users:
   image to the configured tag, inside the VM.
 - boot 2: the committed image boots (nothing added by hand), ``$HOME``'s
   file and the journal line of boot 1 are there, the file in ``/`` is not.
+
+The top layer also holds files where the image has symlinks (issue "never
+harm"): ``etc/resolv.conf`` (a dangling relative symlink in the image),
+``etc/localtime`` (absolute), ``lib/dbw-test/marker.conf`` (``lib -> usr/lib``)
+and a ``tmp/`` directory of mode 0700: apply's plan says where each lands,
+the booted system has them in place, ``/tmp`` keeps 1777, and the image's own
+subvolume is unchanged afterwards.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.lab import qemu, scenario
+from wizard import images
 from wizard.serial_console import Console, booted
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
 PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-2"}
 HOSTNAME = "lifemachine"
+ZONE = Path("/usr/share/zoneinfo/Europe/Berlin")
+TOP_FILES = {"etc/resolv.conf": b"nameserver 192.0.2.53\n",
+             "etc/localtime": ZONE.read_bytes() if ZONE.exists() else b"TZif-test\n",
+             "lib/dbw-test/marker.conf": b"from the top layer\n"}
+
+
+def with_symlinks(daemon, image: str, workdir: Path) -> None:
+    """``image`` again, with ``etc/resolv.conf`` a (dangling) symlink as systemd-resolved has it."""
+    ctx = workdir / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {image}\nRUN ln -sf ../run/systemd/resolve/stub-resolv.conf /etc/resolv.conf"
+        " && test -L /etc/localtime && test -L /lib\n")
+    daemon.docker("build", "--network", "none", "-t", image, ctx, timeout=600)
+
+
+def fill_toplayer(toplayer: Path) -> None:
+    toplayer.mkdir(mode=0o700, parents=True)
+    for rel, data in TOP_FILES.items():
+        (toplayer / rel).parent.mkdir(parents=True, exist_ok=True)
+        (toplayer / rel).write_bytes(data)
+    (toplayer / "tmp").mkdir(mode=0o700)
+
+
+def image_unchanged(root: Path) -> None:
+    """What the hook must never write through: the image's own subvolume."""
+    assert os.readlink(root / "etc/resolv.conf") == "../run/systemd/resolve/stub-resolv.conf"
+    assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Etc/UTC"
+    assert os.readlink(root / "lib") == "usr/lib"
+    assert not (root / "usr/lib/dbw-test").exists()
+    assert (root / "tmp").stat().st_mode & 0o7777 == 0o1777
 
 
 def sudo(console: Console, command: str, user: str = "alice",
@@ -58,9 +99,15 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         args += ["--user", user, "--password-file", str(pw)]
     with scenario.docker_on(machine) as daemon:
         scenario.build_image(daemon, generator, image, marker=f"{generator}-v1", systemd=True)
+        with_symlinks(daemon, image, workdir)
+        toplayer = machine.workdir / "mnt/boot_docker/toplayer"
+        fill_toplayer(toplayer)
         result = scenario.run_apply(daemon, machine, *args)
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr
-        toplayer = machine.workdir / "mnt/boot_docker/toplayer"
+        for line in ("etc/resolv.conf: replaces the image's symlink (-> ../run/systemd/",
+                     "etc/localtime: replaces the image's symlink (-> /usr/share/zoneinfo/",
+                     "lib/dbw-test/marker.conf: lands at usr/lib/dbw-test/marker.conf"):
+            assert line in result.stdout, result.stdout[-4000:]
         machine_id = (toplayer / "etc/machine-id").read_text().strip()
     qemu.sync_esp(machine.esp, machine.image)
 
@@ -92,6 +139,14 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         assert sudo(console, "docker info --format '{{.Driver}}'") == (0, "btrfs")
         assert ok(console, "cat /etc/machine-id") == machine_id
         assert ok(console, "cat /etc/dbw-image-marker") == f"{generator}-v1"
+        # The top layer laid over the image's symlinks, never through them.
+        assert ok(console, "cat /etc/resolv.conf; test ! -L /etc/resolv.conf && echo file") == \
+            "nameserver 192.0.2.53\nfile"
+        assert ok(console, "test ! -L /etc/localtime && md5sum < /etc/localtime").split()[0] \
+            == hashlib.md5(TOP_FILES["etc/localtime"]).hexdigest()
+        assert ok(console, "test -L /lib && cat /usr/lib/dbw-test/marker.conf") == \
+            "from the top layer"
+        assert ok(console, "stat -c %a /tmp") == "1777"
 
         ok(console, "echo kept > $HOME/kept.txt")
         assert sudo(console, "touch /dbw-root-file")[0] == 0
@@ -114,3 +169,9 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         assert status == 0 and "journal-line-of-boot-1" in out, out
         assert ok(console, "cat /etc/machine-id") == machine_id
         console.poweroff(PASSWORDS["alice"])
+
+    with scenario.docker_on(machine) as daemon:
+        data_root = machine.workdir / "mnt/docker"
+        image_unchanged(images.resolve_subvolume(data_root, image))
+        for rel, data in TOP_FILES.items():
+            assert (toplayer / rel).read_bytes() == data  # the top layer itself untouched

@@ -150,3 +150,38 @@ def test_admin_group_and_members():
     assert machine.admin_group(b"wheel:x:10:\n") == "wheel"
     assert machine.admin_group(b"root:x:0:\n") is None
     assert machine.members(group, "sudo") == {"alice", "carol"}
+
+
+def test_overlay_says_where_top_layer_files_land(image: Path, tmp_path: Path):
+    (image / "usr/lib").mkdir(exist_ok=True)
+    (image / "lib").symlink_to("usr/lib")
+    (image / "etc/resolv.conf").symlink_to("../run/systemd/resolve/stub-resolv.conf")
+    (image / "etc/localtime").symlink_to("/usr/share/zoneinfo/Etc/UTC")
+    (image / "etc/evil").symlink_to("/")
+    (image / "tmp").mkdir(mode=0o1777)
+    top = tmp_path / "top"
+    for rel in ("etc/resolv.conf", "etc/localtime", "lib/dbw/x.conf", "etc/evil/y", "etc/plain"):
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_text("top layer\n")
+    (top / "tmp").mkdir(mode=0o700)
+    notes = {x.relpath: x.note for x in rootfs.overlay(top, image, ["etc/new-from-plan"])}
+    assert notes == {
+        "etc/resolv.conf": "replaces the image's symlink (-> ../run/systemd/resolve/"
+                           "stub-resolv.conf)",
+        "etc/localtime": "replaces the image's symlink (-> /usr/share/zoneinfo/Etc/UTC)",
+        "lib/dbw/x.conf": "lands at usr/lib/dbw/x.conf (a directory on its way is a symlink "
+                          "in the image)",
+        "etc/evil/y": "lands at y (a directory on its way is a symlink in the image)",
+    }
+
+
+def test_overlay_refuses_a_directory_over_a_file(image: Path, tmp_path: Path):
+    top = tmp_path / "top"
+    (top / "etc/fstab").mkdir(parents=True)  # the image's etc/fstab is a file
+    with pytest.raises(ToplayerError, match="etc/fstab is a directory but the image has a file"):
+        rootfs.overlay(top, image)
+    (top / "etc/fstab").rmdir()
+    (top / "usr").mkdir()
+    (top / "usr/bin").write_text("a file where the image has a directory\n")
+    with pytest.raises(ToplayerError, match="usr/bin is a file but the image has a directory"):
+        rootfs.overlay(top, image)
