@@ -19,11 +19,13 @@ from pathlib import Path
 import docker
 
 from wizard import (
+    atomic,
     bootloader,
     config,
     docker_daemon,
     images,
     initramfs,
+    leftovers,
     machine,
     partitions,
     toplayer,
@@ -108,6 +110,8 @@ def open_session(settings: Settings) -> Iterator[Session]:
     settings.validate()
     partition = partitions.find_by_label(settings.label)
     client = docker_daemon.connect()
+    # Containers a killed earlier run left (one may hold a new shadow file): gone now.
+    leftovers.remove_leftover_containers(client)
     info = docker_daemon.daemon_info(client)
     docker_daemon.check_storage(info)
     data_root = Path(info.docker_root_dir)
@@ -244,6 +248,10 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
         yield StepStarted("config", "saving the configuration")
         path = config.save(session.top, config.from_toml(plan.config_new.decode()))
         yield StepDone("config", str(path))
+    # Everything is on disk before "done" is reported: the partition, then the ESP.
+    atomic.syncfs(session.top)
+    if "bootloader" in steps and plan.refind_conf is not None:
+        atomic.syncfs(plan.refind_conf.parent)
 
 
 def _check_planned(plan: Plan, steps: tuple[str, ...]) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pyudev
 
+from wizard import leftovers
 from wizard.errors import PartitionError
 
 MOUNTINFO = Path("/proc/self/mountinfo")
@@ -223,24 +224,34 @@ def _run(*cmd: str) -> None:
 
 
 @contextlib.contextmanager
-def top_level(partition: Partition) -> Iterator[Path]:
+def top_level(partition: Partition, *, read_only: bool = False) -> Iterator[Path]:
     """Yield a path where the partition's btrfs top level (subvolid=5) is mounted.
 
-    An existing writable mount of the top level is reused; otherwise the top
-    level is mounted on a private temporary directory, which is unmounted
-    and removed afterwards, also when the block raises.
+    An existing mount of the top level is reused (a writable one unless
+    ``read_only``); otherwise the top level is mounted (``ro`` with
+    ``read_only``) on a private directory in ``leftovers.RUN_DIR``, which is
+    unmounted and removed afterwards, also when the block raises.  What a
+    killed wizard left there is cleaned first (``leftovers.remove_stale_mounts``).
+
+    Args:
+        partition: the btrfs partition.
+        read_only: the caller only reads (discovery): never mount read-write.
 
     Raises:
         PartitionError: the mount failed.
 
     """
+    leftovers.remove_stale_mounts()
     for entry in reversed(read_mountinfo()):  # last = topmost on a stacked mountpoint
-        if is_on(entry, partition) and entry.root == "/" and not entry.read_only:
+        if entry.mountpoint.startswith(f"{leftovers.RUN_DIR}/"):
+            continue  # another wizard's mount: it goes when that wizard ends
+        if is_on(entry, partition) and entry.root == "/" and (read_only or not entry.read_only):
             yield Path(entry.mountpoint)
             return
-    tmp = tempfile.mkdtemp(prefix="dockerboot-top-")  # mode 0700: nobody else walks in
+    tmp = tempfile.mkdtemp(prefix=leftovers.mount_dir_prefix(), dir=leftovers.private_run_dir())
     try:
-        _run("mount", "-t", "btrfs", "-o", "subvolid=5", partition.device, tmp)
+        _run("mount", "-t", "btrfs", "-o", "subvolid=5,ro" if read_only else "subvolid=5",
+             partition.device, tmp)
         try:
             yield Path(tmp)
         finally:

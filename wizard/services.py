@@ -20,7 +20,16 @@ from typing import Protocol
 import docker
 import docker.errors
 
-from wizard import apply, config, docker_daemon, images, initramfs, partitions, toplayer
+from wizard import (
+    apply,
+    config,
+    docker_daemon,
+    images,
+    initramfs,
+    leftovers,
+    partitions,
+    toplayer,
+)
 from wizard.apply import Plan
 from wizard.config import Settings
 from wizard.docker_daemon import ImageSummary
@@ -197,6 +206,8 @@ class RealServices:
         with self._lock:
             if self._client is None:
                 self._client = docker_daemon.connect()
+                # The first docker use of this run: containers of a killed run go now.
+                leftovers.remove_leftover_containers(self._client)
             return self._client
 
     def environment(self) -> Environment:
@@ -231,12 +242,12 @@ class RealServices:
 
     def saved_config(self, partition: Partition) -> Settings | None:
         """Load ``boot_docker/dockerboot-wizard.toml`` from the partition's top level."""
-        with partitions.top_level(partition) as top:
+        with partitions.top_level(partition, read_only=True) as top:
             return config.load(top)
 
     def has_data_root(self, partition: Partition) -> bool:
         """Whether some directory at the top level is a btrfs-driver data-root."""
-        with partitions.top_level(partition) as top:
+        with partitions.top_level(partition, read_only=True) as top:
             with contextlib.suppress(OSError):
                 return any((d / "image" / "btrfs" / "repositories.json").is_file()
                            for d in top.iterdir() if d.is_dir())
@@ -292,7 +303,7 @@ class RealServices:
         s = state.settings
         if s is None:
             return {}
-        with partitions.top_level(partitions.find_by_label(s.label)) as top:
+        with partitions.top_level(partitions.find_by_label(s.label), read_only=True) as top:
             root = toplayer.toplayer_dir(top, s)
             if not root.is_dir():
                 return {}
@@ -301,8 +312,9 @@ class RealServices:
 
     def image_file(self, image: str, path: str) -> bytes | None:
         """The image's own ``path``, read from a created (never started) container."""
-        container = self._docker().containers.create(image, command=["true"],
-                                                     network_disabled=True)
+        container = self._docker().containers.create(
+            image, command=["true"], network_disabled=True,
+            labels=leftovers.container_labels("image-file"))
         try:
             chunks, _ = container.get_archive("/" + path.lstrip("/"))
             with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tf:
