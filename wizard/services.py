@@ -233,8 +233,8 @@ class RealServices:
         return Environment(True, None)
 
     def partitions(self) -> list[Partition]:
-        """Btrfs partitions from udev."""
-        return partitions.list_btrfs()
+        """Btrfs partitions from udev; one whose top level cannot be read has ``error`` set."""
+        return partitions.list_btrfs(probe=True)
 
     def watch_partitions(self, callback: Callable[[BlockEvent], None]) -> Callable[[], None]:
         """Start a udev observer thread; return its ``stop``."""
@@ -246,8 +246,15 @@ class RealServices:
             return config.load(top)
 
     def has_data_root(self, partition: Partition) -> bool:
-        """Whether some directory at the top level is a btrfs-driver data-root."""
-        with partitions.top_level(partition, read_only=True) as top:
+        """Whether some directory at the top level is a btrfs-driver data-root.
+
+        False, never an error, for a partition that cannot be mounted (its
+        ``error`` says why): one bad filesystem must not hide the others.
+        """
+        if partition.error:
+            return False
+        with contextlib.suppress(PartitionError), \
+                partitions.top_level(partition, read_only=True) as top:
             with contextlib.suppress(OSError):
                 return any((d / "image" / "btrfs" / "repositories.json").is_file()
                            for d in top.iterdir() if d.is_dir())
