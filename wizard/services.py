@@ -20,16 +20,7 @@ from typing import Protocol
 import docker
 import docker.errors
 
-from wizard import (
-    apply,
-    config,
-    docker_daemon,
-    images,
-    initramfs,
-    leftovers,
-    partitions,
-    toplayer,
-)
+from wizard import apply, config, docker_daemon, images, initramfs, leftovers, partitions, toplayer
 from wizard.apply import Plan
 from wizard.config import Settings
 from wizard.docker_daemon import ImageSummary

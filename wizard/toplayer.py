@@ -194,6 +194,7 @@ def apply_change(toplayer: Path, change: FileChange, backups: Path,
 def apply_changes(top: Path, settings: Settings, changes: Iterable[FileChange]) -> list[Path]:
     """Apply ``changes`` to the top layer (created if needed); return the backups made."""
     toplayer = ensure_toplayer(top, settings)
+    remove_temp_files(staging_dir(toplayer))  # a killed run's, never inside the top layer
     stamp = new_stamp(backup_root(top, settings))
     made = [apply_change(toplayer, c, backup_root(top, settings), stamp) for c in changes]
     prune_backups(backup_root(top, settings))
@@ -203,6 +204,25 @@ def apply_changes(top: Path, settings: Settings, changes: Iterable[FileChange]) 
 KEEP_STAMPS = 3
 """How many applies' worth of top-layer backups (``backups/toplayer/<stamp>/``) are kept."""
 _STAMP_DIR = re.compile(r"^\d{8}T\d{6}Z(?:-\d+)?$")
+
+
+_TEMP_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_temp_files(directory: Path) -> list[Path]:
+    """Remove temp files named like ``write_atomic``/``copy_durable``'s under ``directory``.
+
+    Only for directories the wizard owns (the staging dir, backup stamps);
+    regular files only, and symlinked directories are never entered.
+    """
+    gone = []
+    for root, _dirs, files in os.walk(directory, followlinks=False):
+        for name in files:
+            path = Path(root, name)
+            if _TEMP_FILE.match(name) and path.is_file() and not path.is_symlink():
+                path.unlink()
+                gone.append(path)
+    return gone
 
 
 def new_stamp(backups: Path) -> str:
@@ -227,9 +247,10 @@ def prune_backups(backups: Path, keep: int = KEEP_STAMPS) -> list[Path]:
     Keeps the newest ``keep`` stamp directories; older ones go whole.  Old
     password hashes are not kept: of ``etc/shadow`` and ``etc/gshadow`` only
     the most recent backup stays (enough to undo the last change of users).
-    Only directories named like a stamp (``20250101T120000Z``, ``…-1``) are
-    touched; anything else in ``backups`` (a user's notes) stays, and
-    symlinks are never followed.
+    Unfinished backup copies of a killed run (``.<name>.XXXXXXXX.tmp``) in
+    the kept stamps go too.  Only directories named like a stamp
+    (``20250101T120000Z``, ``…-1``) are touched; anything else in
+    ``backups`` (a user's notes) stays, and symlinks are never followed.
     """
     backups = Path(backups)
     if not backups.is_dir() or backups.is_symlink():
@@ -243,6 +264,7 @@ def prune_backups(backups: Path, keep: int = KEEP_STAMPS) -> list[Path]:
         gone.append(old)
     seen: set[str] = set()
     for d in stamps[:keep]:
+        gone += remove_temp_files(d)  # a backup copy a killed run never finished
         for rel in sorted(SECRET_FILES):
             f = d / rel
             if f.parent.is_symlink() or f.is_symlink() or not f.is_file():

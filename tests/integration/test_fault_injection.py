@@ -58,6 +58,7 @@ class Rig:
     tmpdir: Path
     cwd: Path
     user_conf: bytes
+    stack: contextlib.ExitStack
     runs: int = 0
     case: int = 0
     reference: dict[str, dict[str, bytes]] = field(default_factory=dict)
@@ -238,12 +239,13 @@ def kill_and_rerun(rig: Rig, boundary: str, toplayer_only: bool) -> None:
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     work = tmp_path_factory.mktemp("fault")
     machine = scenario.new_machine(work)
-    with real_layout(machine) as (daemon, top, device):
+    with contextlib.ExitStack() as stack:
+        daemon, top, device = stack.enter_context(real_layout(machine))
         scenario.build_image(daemon, "initramfs-tools", IMAGE, marker="fault-v1")
         (work / "tmpdir").mkdir()
         (work / "cwd").mkdir()
         r = Rig(machine, daemon, top, device, work / "tmpdir", work / "cwd",
-                machine.refind_conf.read_bytes())
+                machine.refind_conf.read_bytes(), stack)
         # The baseline: one uninterrupted apply, the reference for hostname A.
         code, out = run(r, _apply_cmd(r, 0, False))
         _check_converged(r, 0, False, code, out)
@@ -266,3 +268,27 @@ def test_kill_full_apply_at_every_boundary(rig: Rig) -> None:
 def test_kill_toplayer_only_apply_at_every_boundary(rig: Rig) -> None:
     for boundary in _boundaries(TOPLAYER_BOUNDARIES):
         kill_and_rerun(rig, boundary, toplayer_only=True)
+
+
+def test_kill_at_worst_point_still_boots(rig: Rig) -> None:
+    """Kill right after the new kernel + initramfs are installed, then boot without a rerun.
+
+    The worst point: it is the only boundary where the boot set mixes
+    generations (new kernel and initramfs with its hook, old boot entry with
+    the old kernel options, old top layer and saved config).  Earlier kills
+    leave the old set whole, later ones only add files that are each
+    replaced atomically.  The machine must boot as it is, before any rerun.
+    """
+    rig.case += 1
+    before, conf_before = _files(rig.toplayer), rig.machine.refind_conf.read_bytes()
+    code, out = run(rig, _apply_cmd(rig, rig.case, False), kill_at="    [initramfs] done")
+    assert code == -signal.SIGKILL, out[-3000:]
+    _check_after_kill(rig, before, conf_before, _dockerboot_entries())
+    leftovers.remove_stale_mounts()  # what the next run (or a reboot) does with its mount
+    rig.stack.close()  # stop dockerd, detach the disk
+    serial, facts = scenario.boot(rig.machine, "worst")
+    assert facts.get("done") == "yes", serial[-5000:]
+    assert facts["root_subvol"] == "/docker_rwlayer"
+    assert facts["image_marker"] == "fault-v1"
+    assert facts["hostname"] in HOSTNAMES
+    assert facts["user"].startswith("alice:")

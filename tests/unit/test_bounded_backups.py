@@ -120,3 +120,18 @@ def test_temp_name_pattern_is_strict() -> None:
     assert p.match(".shadow.abcd_12X.tmp")
     assert not p.match(".shadow.tmp") and not p.match("shadow.abcd1234.tmp")
     assert not p.match(".shadow.abcd1234.tmp.x")
+
+
+def test_unfinished_backup_copies_and_staging_temps_are_removed(tmp_path: Path) -> None:
+    from wizard.config import Settings
+
+    s = Settings(label="x", image="i:t")
+    root = toplayer.backup_root(tmp_path, s)
+    half = root / "20240101T000000Z" / "etc" / ".hostname.abcd1234.tmp"
+    half.parent.mkdir(parents=True)
+    half.write_text("ha")
+    staging = toplayer.staging_dir(toplayer.toplayer_dir(tmp_path, s))
+    staging.mkdir(parents=True)
+    (staging / ".shadow.zz_z1234.tmp").write_text("half a shadow")
+    toplayer.apply_changes(tmp_path, s, [toplayer.FileChange("etc/hostname", None, b"h\n")])
+    assert not half.exists() and not list(staging.iterdir())
