@@ -141,7 +141,9 @@ class PartitionScreen(StepScreen):
             mounts = mount_summary(part)
             # Text, not str: a subvolume like "[/docker]" must not be read as markup.
             cells = (part.label or "(no label)", part.uuid, human_size(part.size),
-                     part.device, "yes" if has_root else "no", mounts)
+                     part.device,
+                     f"unreadable: {part.error}" if part.error else "yes" if has_root else "no",
+                     mounts)
             table.add_row(*map(Text, cells), key=part.uuid)
         uuids = [p.uuid for p, _ in message.rows]
         if wanted in uuids:

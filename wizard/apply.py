@@ -19,11 +19,13 @@ from pathlib import Path
 import docker
 
 from wizard import (
+    atomic,
     bootloader,
     config,
     docker_daemon,
     images,
     initramfs,
+    leftovers,
     machine,
     partitions,
     toplayer,
@@ -128,6 +130,8 @@ def open_session(settings: Settings, *, lock: bool = True) -> Iterator[Session]:
     settings.validate()
     partition = partitions.find_by_label(settings.label)
     client = docker_daemon.connect()
+    # Containers a killed earlier run left (one may hold a new shadow file): gone now.
+    leftovers.remove_leftover_containers(client)
     info = docker_daemon.daemon_info(client)
     docker_daemon.check_storage(info)
     data_root = Path(info.docker_root_dir)
@@ -298,6 +302,10 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
         yield StepStarted("config", "saving the configuration")
         path = config.save(session.top, config.from_toml(plan.config_new.decode()))
         yield StepDone("config", str(path))
+    # Everything is on disk before "done" is reported: the partition, then the ESP.
+    atomic.syncfs(session.top)
+    if "bootloader" in steps and plan.refind_conf is not None:
+        atomic.syncfs(plan.refind_conf.parent)
 
 
 def check_target(session: Session) -> None:

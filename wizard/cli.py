@@ -166,7 +166,7 @@ def cmd_partitions(args: argparse.Namespace) -> int:
     """List btrfs partitions from udev."""
     from wizard import partitions
 
-    found = partitions.list_btrfs()
+    found = partitions.list_btrfs(probe=True)
     if args.json:
         print(json.dumps([p.to_json() for p in found], indent=2))
     elif not found:
@@ -174,7 +174,8 @@ def cmd_partitions(args: argparse.Namespace) -> int:
     else:
         for p in found:
             mounts = ",".join(m.mountpoint for m in p.mountpoints) or "-"
-            print(f"{p.label or '-':20} {p.uuid} {p.device:18} {p.size / 2**30:8.1f}G  {mounts}")
+            print(f"{p.label or '-':20} {p.uuid} {p.device:18} {p.size / 2**30:8.1f}G  {mounts}"
+                  + (f"  error: {p.error}" if p.error else ""))
     return 0
 
 

@@ -35,6 +35,7 @@ from wizard.initramfs_detect import detect as detect
 from wizard.initramfs_detect import newest_kernel as newest_kernel
 from wizard.initramfs_detect import parse_probe as parse_probe
 from wizard.initramfs_detect import version_key as version_key
+from wizard.leftovers import container_labels
 from wizard.resources import assets_dir
 
 # Phases announced by assets/build-initramfs.sh, mapped to coarse progress.
@@ -153,7 +154,7 @@ def build(client: docker.DockerClient, image: str, target: BuildTarget, boot_dir
                 image, ["/dockerboot/build-initramfs.sh", target.generator, target.kver, "/out",
                         image_name, image_tag],
                 entrypoint="/bin/sh", user="0:0", network_mode="none",
-                labels={"dockerboot-wizard": "initramfs"},
+                labels=container_labels("initramfs"),
                 volumes={str(assets): {"bind": "/dockerboot", "mode": "ro"},
                          str(scratch): {"bind": "/out", "mode": "rw"}})
             container.start()

@@ -16,6 +16,7 @@ import docker
 import docker.errors
 
 from wizard.errors import DockerError, ImageError, InitramfsError
+from wizard.leftovers import container_labels
 
 GENERATORS = ("dracut", "mkinitcpio", "initramfs-tools")
 """Supported generators, in the order preferred when an image has several.
@@ -168,7 +169,7 @@ def detect(client: docker.DockerClient, image: str, *, generator: str | None = N
     try:
         container = client.containers.create(
             image, ["-c", PROBE], entrypoint="/bin/sh", user="0:0", network_mode="none",
-            labels={"dockerboot-wizard": "probe"})
+            labels=container_labels("probe"))
         container.start()
         status = container.wait().get("StatusCode", -1)
         out = container.logs(stdout=True, stderr=False)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pyudev
 
+from wizard import leftovers
 from wizard.errors import PartitionError
 
 MOUNTINFO = Path("/proc/self/mountinfo")
@@ -72,6 +73,9 @@ class Partition:
     """Major and minor number of the block device."""
     mountpoints: tuple[MountEntry, ...] = ()
     """Current mounts of this device (one per mounted subvolume or bind mount)."""
+    error: str | None = None
+    """Why its top level cannot be read (one line: problem — fix), set by
+    ``check_readable``; None when readable or not checked."""
 
     def to_json(self) -> dict[str, object]:
         """A JSON-serialisable dict (for ``dockerboot-wizard partitions --json``)."""
@@ -173,11 +177,14 @@ def _partition(dev: pyudev.Device, mounts: list[MountEntry]) -> Partition:
     return replace(part, mountpoints=own)
 
 
-def list_btrfs(context: pyudev.Context | None = None) -> list[Partition]:
+def list_btrfs(context: pyudev.Context | None = None, *,
+               probe: bool = False) -> list[Partition]:
     """All block devices udev knows to carry btrfs, sorted by label then device.
 
     Args:
         context: a pyudev context (a new one by default).
+        probe: also try to read each top level (read-only): one that
+            cannot be mounted is still listed, with its ``error`` set (``check_readable``).
 
     """
     context = context or pyudev.Context()
@@ -185,7 +192,27 @@ def list_btrfs(context: pyudev.Context | None = None) -> list[Partition]:
     devices = context.list_devices(subsystem="block", ID_FS_TYPE="btrfs")
     found = [_partition(d, mounts) for d in devices
              if d.properties.get("ID_FS_TYPE") == "btrfs" and d.device_node]
+    if probe:
+        found = [check_readable(p) for p in found]
     return sorted(found, key=lambda p: (p.label, p.device))
+
+
+def check_readable(partition: Partition) -> Partition:
+    """``partition``, with ``error`` set when its top level cannot be read.
+
+    The top level is mounted read-only for the check (or an existing mount
+    is read); nothing is ever written.
+    """
+    try:
+        with top_level(partition, read_only=True) as top:
+            os.listdir(top)
+    except PartitionError as e:
+        return replace(partition, error=str(e))
+    except OSError as e:
+        return replace(partition, error=str(PartitionError(
+            f"cannot read the top level of {partition.device}: {e.strerror}",
+            "check the partition with `btrfs check`")))
+    return replace(partition, error=None)
 
 
 def find_by_label(label: str, context: pyudev.Context | None = None) -> Partition:
@@ -218,29 +245,40 @@ def find_by_label(label: str, context: pyudev.Context | None = None) -> Partitio
 def _run(*cmd: str) -> None:
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise PartitionError(f"{' '.join(cmd)} failed: {result.stderr.strip()}",
+        why = "; ".join(ln.strip() for ln in result.stderr.splitlines() if ln.strip())
+        raise PartitionError(f"{' '.join(cmd)} failed: {why}",
                              "check the partition with `btrfs check` and that you are root")
 
 
 @contextlib.contextmanager
-def top_level(partition: Partition) -> Iterator[Path]:
+def top_level(partition: Partition, *, read_only: bool = False) -> Iterator[Path]:
     """Yield a path where the partition's btrfs top level (subvolid=5) is mounted.
 
-    An existing writable mount of the top level is reused; otherwise the top
-    level is mounted on a private temporary directory, which is unmounted
-    and removed afterwards, also when the block raises.
+    An existing mount of the top level is reused (a writable one unless
+    ``read_only``); otherwise the top level is mounted (``ro`` with
+    ``read_only``) on a private directory in ``leftovers.RUN_DIR``, which is
+    unmounted and removed afterwards, also when the block raises.  What a
+    killed wizard left there is cleaned first (``leftovers.remove_stale_mounts``).
+
+    Args:
+        partition: the btrfs partition.
+        read_only: the caller only reads (discovery): never mount read-write.
 
     Raises:
         PartitionError: the mount failed.
 
     """
+    leftovers.remove_stale_mounts()
     for entry in reversed(read_mountinfo()):  # last = topmost on a stacked mountpoint
-        if is_on(entry, partition) and entry.root == "/" and not entry.read_only:
+        if entry.mountpoint.startswith(f"{leftovers.RUN_DIR}/"):
+            continue  # another wizard's mount: it goes when that wizard ends
+        if is_on(entry, partition) and entry.root == "/" and (read_only or not entry.read_only):
             yield Path(entry.mountpoint)
             return
-    tmp = tempfile.mkdtemp(prefix="dockerboot-top-")  # mode 0700: nobody else walks in
+    tmp = tempfile.mkdtemp(prefix=leftovers.mount_dir_prefix(), dir=leftovers.private_run_dir())
     try:
-        _run("mount", "-t", "btrfs", "-o", "subvolid=5", partition.device, tmp)
+        _run("mount", "-t", "btrfs", "-o", "subvolid=5,ro" if read_only else "subvolid=5",
+             partition.device, tmp)
         try:
             yield Path(tmp)
         finally:

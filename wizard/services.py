@@ -20,7 +20,7 @@ from typing import Protocol
 import docker
 import docker.errors
 
-from wizard import apply, config, docker_daemon, images, initramfs, partitions, toplayer
+from wizard import apply, config, docker_daemon, images, initramfs, leftovers, partitions, toplayer
 from wizard.apply import Plan
 from wizard.config import Settings
 from wizard.docker_daemon import ImageSummary
@@ -202,6 +202,8 @@ class RealServices:
         with self._lock:
             if self._client is None:
                 self._client = docker_daemon.connect()
+                # The first docker use of this run: containers of a killed run go now.
+                leftovers.remove_leftover_containers(self._client)
             return self._client
 
     def environment(self) -> Environment:
@@ -227,8 +229,8 @@ class RealServices:
         return Environment(True, None)
 
     def partitions(self) -> list[Partition]:
-        """Btrfs partitions from udev."""
-        return partitions.list_btrfs()
+        """Btrfs partitions from udev; one whose top level cannot be read has ``error`` set."""
+        return partitions.list_btrfs(probe=True)
 
     def watch_partitions(self, callback: Callable[[BlockEvent], None]) -> Callable[[], None]:
         """Start a udev observer thread; return its ``stop``."""
@@ -236,12 +238,19 @@ class RealServices:
 
     def saved_config(self, partition: Partition) -> Settings | None:
         """Load ``boot_docker/dockerboot-wizard.toml`` from the partition's top level."""
-        with partitions.top_level(partition) as top:
+        with partitions.top_level(partition, read_only=True) as top:
             return config.load(top)
 
     def has_data_root(self, partition: Partition) -> bool:
-        """Whether some directory at the top level is a btrfs-driver data-root."""
-        with partitions.top_level(partition) as top:
+        """Whether some directory at the top level is a btrfs-driver data-root.
+
+        False, never an error, for a partition that cannot be mounted (its
+        ``error`` says why): one bad filesystem must not hide the others.
+        """
+        if partition.error:
+            return False
+        with contextlib.suppress(PartitionError), \
+                partitions.top_level(partition, read_only=True) as top:
             with contextlib.suppress(OSError):
                 return any((d / "image" / "btrfs" / "repositories.json").is_file()
                            for d in top.iterdir() if d.is_dir())
@@ -297,7 +306,7 @@ class RealServices:
         s = state.settings
         if s is None:
             return {}
-        with partitions.top_level(partitions.find_by_label(s.label)) as top:
+        with partitions.top_level(partitions.find_by_label(s.label), read_only=True) as top:
             root = toplayer.toplayer_dir(top, s)
             if not root.is_dir():
                 return {}
@@ -306,8 +315,9 @@ class RealServices:
 
     def image_file(self, image: str, path: str) -> bytes | None:
         """The image's own ``path``, read from a created (never started) container."""
-        container = self._docker().containers.create(image, command=["true"],
-                                                     network_disabled=True)
+        container = self._docker().containers.create(
+            image, command=["true"], network_disabled=True,
+            labels=leftovers.container_labels("image-file"))
         try:
             chunks, _ = container.get_archive("/" + path.lstrip("/"))
             with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tf:

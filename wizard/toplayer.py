@@ -13,6 +13,7 @@ never next to the file: anything inside the top layer ends up in the root.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wizard.atomic import write_atomic
+from wizard.atomic import copy_durable, write_atomic
 from wizard.config import Settings
 from wizard.diffs import unified_diff
 from wizard.errors import ToplayerError
@@ -120,6 +121,12 @@ def backup_root(top: Path, settings: Settings) -> Path:
     return root
 
 
+def staging_dir(toplayer: Path) -> Path:
+    """Where temp files of the top layer's writes go: beside it (same filesystem), never in it."""
+    toplayer = Path(toplayer)
+    return toplayer.parent / f".{toplayer.name}-tmp"
+
+
 def _target(toplayer: Path, relpath: str) -> Path:
     """Resolve ``relpath`` inside the top layer, refusing escapes and symlinked dirs."""
     parts = Path(relpath).parts
@@ -171,18 +178,98 @@ def apply_change(toplayer: Path, change: FileChange, backups: Path,
             saved, n = backups / f"{stamp}-{n}" / change.relpath, n + 1
         saved.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(backups, 0o700)  # backups may hold shadow: keep them private
-        shutil.copy2(target, saved)
+        copy_durable(target, saved)
         os.chown(saved, st.st_uid, st.st_gid)
     write_atomic(target, change.new, mode=change.mode, uid=change.uid, gid=change.gid,
-                 backup=False)
+                 backup=False, tmp_dir=staging_dir(toplayer))
     return saved
 
 
 def apply_changes(top: Path, settings: Settings, changes: Iterable[FileChange]) -> list[Path]:
     """Apply ``changes`` to the top layer (created if needed); return the backups made."""
     toplayer = ensure_toplayer(top, settings)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    remove_temp_files(staging_dir(toplayer))  # a killed run's, never inside the top layer
+    stamp = new_stamp(backup_root(top, settings))
     made = [apply_change(toplayer, c, backup_root(top, settings), stamp) for c in changes]
+    prune_backups(backup_root(top, settings))
     return [p for p in made if p is not None]
+
+
+KEEP_STAMPS = 3
+"""How many applies' worth of top-layer backups (``backups/toplayer/<stamp>/``) are kept."""
+_STAMP_DIR = re.compile(r"^\d{8}T\d{6}Z(?:-\d+)?$")
+
+
+_TEMP_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def remove_temp_files(directory: Path) -> list[Path]:
+    """Remove temp files named like ``write_atomic``/``copy_durable``'s under ``directory``.
+
+    Only for directories the wizard owns (the staging dir, backup stamps);
+    regular files only, and symlinked directories are never entered.
+    """
+    gone = []
+    for root, _dirs, files in os.walk(directory, followlinks=False):
+        for name in files:
+            path = Path(root, name)
+            if _TEMP_FILE.match(name) and path.is_file() and not path.is_symlink():
+                path.unlink()
+                gone.append(path)
+    return gone
+
+
+def new_stamp(backups: Path) -> str:
+    """A backup stamp for this apply, later than every stamp directory already there."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    with contextlib.suppress(OSError):
+        taken = [_stamp_key(d.name)[1] for d in Path(backups).iterdir()
+                 if _STAMP_DIR.match(d.name) and _stamp_key(d.name)[0] == stamp]
+        if taken:
+            return f"{stamp}-{max(taken) + 1}"
+    return stamp
+
+
+def _stamp_key(name: str) -> tuple[str, int]:
+    stamp, _, n = name.partition("-")
+    return stamp, int(n or 0)
+
+
+def prune_backups(backups: Path, keep: int = KEEP_STAMPS) -> list[Path]:
+    """Bound the top-layer backups; return what was deleted.
+
+    Keeps the newest ``keep`` stamp directories; older ones go whole.  Old
+    password hashes are not kept: of ``etc/shadow`` and ``etc/gshadow`` only
+    the most recent backup stays (enough to undo the last change of users).
+    Unfinished backup copies of a killed run (``.<name>.XXXXXXXX.tmp``) in
+    the kept stamps go too.  Only directories named like a stamp
+    (``20250101T120000Z``, ``…-1``) are touched; anything else in
+    ``backups`` (a user's notes) stays, and symlinks are never followed.
+    """
+    backups = Path(backups)
+    if not backups.is_dir() or backups.is_symlink():
+        return []
+    stamps = sorted((d for d in backups.iterdir()
+                     if _STAMP_DIR.match(d.name) and d.is_dir() and not d.is_symlink()),
+                    key=lambda d: _stamp_key(d.name), reverse=True)
+    gone = []
+    for old in stamps[keep:]:
+        shutil.rmtree(old)  # rmtree never follows symlinks inside
+        gone.append(old)
+    seen: set[str] = set()
+    for d in stamps[:keep]:
+        gone += remove_temp_files(d)  # a backup copy a killed run never finished
+        for rel in sorted(SECRET_FILES):
+            f = d / rel
+            if f.parent.is_symlink() or f.is_symlink() or not f.is_file():
+                continue  # a symlinked etc/ could point anywhere: never through it
+            if rel in seen:
+                f.unlink()
+                gone.append(f)
+                with contextlib.suppress(OSError):
+                    f.parent.rmdir()  # only when empty
+                    d.rmdir()
+            seen.add(rel)
+    return gone
 
 

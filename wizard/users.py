@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from wizard.errors import ToplayerError
 from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel
+from wizard.leftovers import container_labels
 from wizard.machine import ADMIN_GROUPS
 from wizard.names import check_password, check_user_name
 from wizard.toplayer import ACCOUNT_FILES, SECRET_FILES, STEP, FileChange, FileInfo
@@ -190,7 +191,7 @@ def _run_users_container(
             image, entrypoint=["/bin/sh", "-c", _USERS_SCRIPT, "dockerboot-users"],
             command=args, user="root", network_disabled=True, network_mode="none",
             stdin_open=True, tty=False, working_dir="/",
-            labels={"dockerboot-wizard": "create-users"})
+            labels=container_labels("create-users"))
     except docker.errors.ImageNotFound as e:
         raise ToplayerError(f"image {image} not found", "pull or build it first") from e
     except docker.errors.APIError as e:
