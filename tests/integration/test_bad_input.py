@@ -49,12 +49,7 @@ class Env:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     work = tmp_path_factory.mktemp("bad")
-    with lab.docker_disk(work) as dd:
-        lab.import_rootfs(dd.daemon, IMAGE)
-        tiny = lab.tar_of(work / "tiny.tar", {"etc/tiny": "tiny image without a kernel\n"})
-        dd.daemon.docker("import", tiny, TINY)
-        esp = work / "esp"
-        qemu.make_esp(esp)
+    with lab.cli_lab(work, IMAGE, TINY) as (dd, esp):
         yield Env(dd.disk.label, dd.top, dd.daemon, esp, work)
     if WRITE_DOC:
         write_doc()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab import lab, qemu, scenario
+from tests.lab import lab, scenario
 
 pytestmark = pytest.mark.lab
 
@@ -44,12 +44,7 @@ def snapshot(env: Env) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     work = tmp_path_factory.mktemp("cli")
-    with lab.docker_disk(work) as dd:
-        lab.import_rootfs(dd.daemon, IMAGE)
-        tiny = lab.tar_of(work / "tiny.tar", {"etc/tiny": "tiny image without a kernel\n"})
-        dd.daemon.docker("import", tiny, TINY)
-        esp = work / "esp"
-        qemu.make_esp(esp)
+    with lab.cli_lab(work, IMAGE, TINY) as (dd, esp):
         yield Env(dd.disk, dd.top, dd.daemon, esp)
 
 

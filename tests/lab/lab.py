@@ -70,3 +70,18 @@ def tar_of(path: Path, files: dict[str, str | bytes]) -> Path:
             info.mode = 0o644
             tf.addfile(info, io.BytesIO(data))
     return path
+
+
+@contextlib.contextmanager
+def cli_lab(work: Path, image: str, tiny: str) -> Iterator[tuple[DockerDisk, Path]]:
+    """``docker_disk`` with the sample rootfs as ``image``, a kernel-less ``tiny`` image and
+    an ESP directory with rEFInd: what the CLI tests run ``apply`` against."""
+    from wizard.qemu_boot import make_esp
+
+    with docker_disk(work) as dd:
+        import_rootfs(dd.daemon, image)
+        dd.daemon.docker("import", tar_of(work / "tiny.tar",
+                                          {"etc/tiny": "tiny image without a kernel\n"}), tiny)
+        esp = work / "esp"
+        make_esp(esp)
+        yield dd, esp

@@ -84,40 +84,22 @@ async def test_images_list_fault_is_shown(kind: str) -> None:
         one_line(str(app.screen.query_one("#resolved", Static).render()), words)
 
 
+@pytest.mark.parametrize(("screen", "method", "where"), [
+    (InitramfsScreen, "detect_initramfs", "#status"),
+    (InitramfsScreen, "build_initramfs", "#status"),
+    (BootloaderScreen, "find_refind", "#where"),
+])
 @pytest.mark.parametrize("kind", list(FAULTS))
-async def test_initramfs_detect_fault_is_shown(kind: str) -> None:
+async def test_late_screen_worker_fault_is_shown(kind: str, screen, method: str,
+                                                 where: str) -> None:
     exc, words = FAULTS[kind]
     services = FakeLateServices()
-    services.detect_initramfs = raising(exc)  # type: ignore[method-assign]
-    app = Host(lambda: InitramfsScreen(state(), services))
+    setattr(services, method, raising(exc))
+    app = Host(lambda: screen(state(), services))
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
-        one_line(text_of(app.screen, "#status"), words)
-
-
-@pytest.mark.parametrize("kind", list(FAULTS))
-async def test_initramfs_build_fault_is_shown(kind: str) -> None:
-    exc, words = FAULTS[kind]
-    services = FakeLateServices()
-    services.build_initramfs = raising(exc)  # type: ignore[method-assign]
-    app = Host(lambda: InitramfsScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        one_line(text_of(app.screen, "#status"), words)
-
-
-@pytest.mark.parametrize("kind", list(FAULTS))
-async def test_bootloader_lookup_fault_is_shown(kind: str) -> None:
-    exc, words = FAULTS[kind]
-    services = FakeLateServices()
-    services.find_refind = raising(exc)  # type: ignore[method-assign]
-    app = Host(lambda: BootloaderScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        one_line(text_of(app.screen, "#where"), words)
+        one_line(text_of(app.screen, where), words)
 
 
 @pytest.mark.parametrize("method", ["toplayer_files", "image_file"])
