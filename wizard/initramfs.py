@@ -23,6 +23,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests.exceptions
 
 from wizard.atomic import replace_atomic
 from wizard.errors import DockerError, ImageError, InitramfsError
@@ -208,8 +209,11 @@ def build(client: docker.DockerClient, image: str, target: BuildTarget, boot_dir
         # no scratch files left behind, the old pair untouched.
         finished.set()
         if container is not None:
-            # Already gone or being removed by the daemon: nothing left to do.
-            with contextlib.suppress(docker.errors.APIError):
+            # Already gone, being removed, or the daemon itself is gone: nothing
+            # left to do here (the next run removes a leftover labelled container),
+            # and the scratch directory below must go all the same.
+            with contextlib.suppress(docker.errors.DockerException,
+                                     requests.exceptions.RequestException):
                 container.remove(force=True)
         if not keep_scratch:
             shutil.rmtree(scratch, ignore_errors=True)
