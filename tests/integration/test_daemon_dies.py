@@ -24,20 +24,33 @@ IMAGE = "dbw-dies/debian:12"
 
 
 def kill_daemon(daemon: lab.Dockerd) -> None:
-    """SIGKILL dockerd and every process of its private state (containerd, shims, build)."""
+    """SIGKILL dockerd, its containerd and shims, and the containers' processes.
+
+    A daemon dying alone leaves its containers running (they hold mounts of
+    the test disk): their init processes are looked up first and killed too,
+    so the lab's teardown can unmount and detach as after any test.
+    """
+    ids = daemon.docker("ps", "-q").stdout.split()
+    inits = [int(daemon.docker("inspect", "-f", "{{.State.Pid}}", i).stdout) for i in ids]
     state = str(Path(daemon.host.removeprefix("unix://")).parent)
     daemon.process.kill()
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+    doomed = set(inits)
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            if state in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                doomed.add(pid)
         except OSError:
             continue
-        if state in cmdline and int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    for pid in doomed - {os.getpid(), 0}:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     daemon.process.wait(30)
+    time.sleep(1)  # the kernel tears the killed containers' namespaces down
+    # dockerd bind-mounts its data-root (and btrfs/) over itself; a killed one leaves them.
+    if os.path.ismount(daemon.data_root):
+        lab.run("umount", "-R", "-l", daemon.data_root, check=False)
 
 
 def state(esp: Path, top: Path) -> tuple[list[str], dict[str, bytes]]:
