@@ -75,17 +75,40 @@ _db_rd() {
 # _db_id12 ID: _db_v = the first 12 hex digits of ID (as `docker images`).
 _db_id12() { _db_v=${1#sha256:}; _db_v=${_db_v%"${_db_v#????????????}"}; }
 
+# _db_inside SUB DIR: _db_T = the directory DIR of the image SUB as the
+# kernel resolves it (cd -P: a built-in, no process) when that stays inside
+# SUB; else non-zero, and _db_follow decides (one readlink per symlink).
+_db_inside() {
+    _db_pwd=$PWD
+    cd -P "$1/$2" 2>/dev/null || return 1
+    _db_T=$PWD
+    cd "$_db_pwd" 2>/dev/null
+    case $_db_T in "$1") _db_T= ;; "$1"/*) _db_T=${_db_T#"$1"/} ;; *) return 1 ;; esac
+}
+
 # _db_bootable SUB: the image resolved to SUB (named _db_ref) has its init
-# and the running kernel's modules; else _db_why and _db_err (via _db_fail).
+# and the running kernel's modules, both resolved inside SUB (an absolute
+# symlink starts at SUB); else _db_why and _db_err (via _db_fail).
 _db_bootable() {
-    _db_fr=$1
-    { _db_follow '' "$_db_init" && [ -f "$1/$_db_T" ] && [ -x "$1/$_db_T" ]; } || {
+    _db_fr=$1 _db_x=${_db_init%/*}
+    if _db_inside "$1" "${_db_x:-/}"; then
+        _db_x=${_db_T:+$_db_T/}${_db_init##*/}
+        if [ -L "$1/$_db_x" ]; then
+            _db_l=$(readlink "$1/$_db_x") && [ -n "$_db_l" ] && _db_follow "$_db_T" "$_db_l" || _db_T=/
+        else
+            _db_T=$_db_x
+        fi
+    else
+        _db_follow '' "$_db_init" || _db_T=/
+    fi
+    { [ -f "$1/$_db_T" ] && [ -x "$1/$_db_T" ]; } || {
         _db_why="has no init ($_db_init)"
         _db_fail "image $_db_ref has no executable init $_db_init" \
             "install an init system in the image (e.g. systemd-sysv), or name its init with init="
         return 1; }
     [ -z "$_db_kver" ] && return 0
-    { _db_follow '' "lib/modules/$_db_kver" && [ -d "$1/$_db_T" ]; } || {
+    _db_inside "$1" "lib/modules/$_db_kver" \
+        || { _db_follow '' "lib/modules/$_db_kver" && [ -d "$1/$_db_T" ]; } || {
         _db_why="has no /lib/modules/$_db_kver for the running kernel"
         _db_fail "image $_db_ref has no /lib/modules/$_db_kver for the running kernel $_db_kver" \
             "build the kernel and initramfs from this image again (dockerboot-wizard), or boot an image that has them"
@@ -145,16 +168,12 @@ _db_assess() {
     return 0
 }
 
-# _db_put DIR NAME TEXT: write TEXT to DIR/NAME of the new root, DIR resolved
-# inside it (_db_follow), an existing NAME replaced, never written through.
+# _db_put FILE TEXT: write TEXT to FILE, a path in the new root whose
+# directory is real (resolved by _db_follow); an existing FILE is replaced,
+# never written through.
 _db_put() {
-    _db_fr=$_db_new
-    _db_follow '' "$1" || return 1
-    _db_pf=$_db_new/$_db_T
-    [ -d "$_db_pf" ] || { [ ! -e "$_db_pf" ] && [ ! -L "$_db_pf" ] && mkdir -p "$_db_pf"; } || return 1
-    _db_pf=$_db_pf/$2
-    { [ ! -e "$_db_pf" ] && [ ! -L "$_db_pf" ]; } || rm -f "$_db_pf" 2>/dev/null || return 1
-    { printf '%s' "$3" >"$_db_pf"; } 2>/dev/null
+    { [ ! -e "$1" ] && [ ! -L "$1" ]; } || rm -f "$1" 2>/dev/null || return 1
+    { printf '%s' "$2" >"$1"; } 2>/dev/null
 }
 
 # _db_q TEXT: _db_v = TEXT in single quotes for a shell script.
@@ -171,59 +190,67 @@ _db_q() {
 # _db_assess_root: tell the new root about this boot: /etc/dockerboot/boot,
 # the login message of a fallback, and the unit that marks the boot good
 # (when the image has systemd).  The rw layer is new at every boot: all of
-# it is done again every time.
+# it is done again every time.  Directories are resolved inside the new
+# root, the missing ones made by one mkdir; files are written by the shell.
 _db_assess_root() {
     _db_kv="ref=$_db_cref${_db_nl}id=$_db_bid${_db_nl}configured_id=$_db_conf${_db_nl}fallback=$_db_fb$_db_nl"
     _db_kv="${_db_kv}kernel=$_db_kver${_db_nl}tries=$_db_tries$_db_nl"
-    _db_put etc/dockerboot boot "$_db_kv" || { _db_fail "cannot write /etc/dockerboot/boot into the new root" \
-        "check free space on $_db_rootspec (btrfs filesystem usage), or what the image has at /etc/dockerboot"
-        return 1; }
-    _db_msg=/etc/profile.d/dockerboot-fallback.sh
+    _db_fr=$_db_new _db_unit=dockerboot-mark-good.service _db_sdl=
+    # systemd: its unit directory, or systemd itself.
+    if { _db_follow '' etc/systemd/system && [ -d "$_db_new/$_db_T" ]; } \
+        || { _db_follow '' lib/systemd/systemd && [ -f "$_db_new/$_db_T" ]; }; then
+        if [ -f "$_db_lx/dockerboot-mark-good" ] && [ -f "$_db_lx/$_db_unit" ]; then
+            _db_sdl="usr/local/lib/dockerboot etc/systemd/system etc/systemd/system/multi-user.target.wants"
+        else
+            _db_note="${_db_note:+$_db_note; }warning: the initramfs lacks $_db_lx/dockerboot-mark-good or $_db_unit: this boot will not be marked good"
+        fi
+    fi
+    _db_use="check free space on $_db_rootspec (btrfs filesystem usage), or what the image has there"
+    set --
+    for _db_x in etc/dockerboot ${_db_fb:+etc/profile.d} $_db_sdl; do
+        _db_follow '' "$_db_x" || { _db_fail "cannot write /$_db_x of the new root: the image has a symlink loop there" \
+            "fix the image's symlink"; return 1; }
+        case $_db_x in
+            etc/dockerboot) _db_dk=$_db_new/$_db_T ;;
+            etc/profile.d) _db_dp=$_db_new/$_db_T ;;
+            usr/local/lib/dockerboot) _db_d1=$_db_new/$_db_T ;;
+            etc/systemd/system) _db_d2=$_db_new/$_db_T ;;
+            *) _db_d3=$_db_new/$_db_T ;;
+        esac
+        [ -d "$_db_new/$_db_T" ] || set -- "$@" "$_db_new/$_db_T"
+    done
+    { [ "$#" = 0 ] || mkdir -p "$@" 2>/dev/null; } && _db_put "$_db_dk/boot" "$_db_kv" \
+        || { _db_fail "cannot write /etc/dockerboot/boot into the new root" "$_db_use"; return 1; }
+    _db_msg=etc/profile.d/dockerboot-fallback.sh
     if [ -n "$_db_fb" ]; then
         _db_id12 "$_db_bid"
         _db_q "dockerboot: this boot fell back to the last good image $_db_v: $_db_fb"
-        _db_put etc/profile.d dockerboot-fallback.sh \
+        _db_put "$_db_dp/${_db_msg##*/}" \
             "# Written by the dockerboot hook at boot: this boot is a fallback.${_db_nl}printf '%s\\n' $_db_v >&2$_db_nl" \
-            || { _db_fail "cannot write $_db_msg into the new root" \
-            "check free space on $_db_rootspec (btrfs filesystem usage)"; return 1; }
-    else
+            || { _db_fail "cannot write /$_db_msg into the new root" "$_db_use"; return 1; }
+    elif _db_follow '' "$_db_msg" && { [ -e "$_db_new/$_db_T" ] || [ -L "$_db_new/$_db_T" ]; }; then
         # An image made from a booted system may carry yesterday's message.
-        _db_fr=$_db_new
-        _db_follow '' "$_db_msg" && { [ -e "$_db_new/$_db_T" ] || [ -L "$_db_new/$_db_T" ]; } \
-            && rm -f "$_db_new/$_db_T" 2>/dev/null
+        rm -f "$_db_new/$_db_T" 2>/dev/null
     fi
-    _db_fr=$_db_new
-    { _db_follow '' etc/systemd/system && [ -d "$_db_new/$_db_T" ]; } \
-        || { _db_follow '' lib/systemd/systemd && [ -f "$_db_new/$_db_T" ]; } || return 0
-    _db_unit=dockerboot-mark-good.service
-    [ -f "$_db_lx/dockerboot-mark-good" ] && [ -f "$_db_lx/$_db_unit" ] || {
-        _db_note="${_db_note:+$_db_note; }warning: the initramfs lacks $_db_lx/dockerboot-mark-good or $_db_unit: this boot will not be marked good"
-        return 0; }
-    _db_follow '' usr/local/lib/dockerboot; _db_d1=$_db_new/$_db_T
-    _db_follow '' etc/systemd/system; _db_d2=$_db_new/$_db_T
-    _db_follow '' etc/systemd/system/multi-user.target.wants; _db_d3=$_db_new/$_db_T
+    [ -n "$_db_sdl" ] || return 0
     _db_tool cp
-    # Three directories in one mkdir, a replaced file never written through.
-    { mkdir -p "$_db_d1" "$_db_d2" "$_db_d3" \
-        && "$_db_tp" --remove-destination "$_db_lx/dockerboot-mark-good" "$_db_d1/mark-good" \
+    { "$_db_tp" --remove-destination "$_db_lx/dockerboot-mark-good" "$_db_d1/mark-good" \
         && "$_db_tp" --remove-destination "$_db_lx/$_db_unit" "$_db_d2/$_db_unit" \
-        && { [ ! -e "$_db_d3/$_db_unit" ] && [ ! -L "$_db_d3/$_db_unit" ] || rm -f "$_db_d3/$_db_unit"; } \
-        && ln -s "/etc/systemd/system/$_db_unit" "$_db_d3/$_db_unit"; } >/dev/null 2>&1 || {
-        _db_fail "cannot install $_db_unit into the new root" \
-            "check free space on $_db_rootspec (btrfs filesystem usage), or what the image has at /etc/systemd/system"
-        return 1; }
-}
-
-# _db_put_state NAME TEXT: the state file NAME, written whole (tmp + mv).
-_db_put_state() {
-    { printf '%s' "$2" >"$_db_sdir/.$1.tmp"; } 2>/dev/null && mv -f "$_db_sdir/.$1.tmp" "$_db_sdir/$1" 2>/dev/null
+        && { { [ ! -e "$_db_d3/$_db_unit" ] && [ ! -L "$_db_d3/$_db_unit" ]; } || rm -f "$_db_d3/$_db_unit"; } \
+        && ln -s "/etc/systemd/system/$_db_unit" "$_db_d3/$_db_unit"; } >/dev/null 2>&1 \
+        || { _db_fail "cannot install $_db_unit into the new root" "$_db_use"; return 1; }
 }
 
 # _db_assess_state: record this boot on the partition (after the swap: a
-# boot that stops earlier is no attempt).  A failure is a warning only.
+# boot that stops earlier is no attempt).  Each file is written in .new,
+# then all are renamed by one mv (each rename is atomic).  A failure is a
+# warning only.
 _db_assess_state() {
-    { [ -d "$_db_sdir" ] || mkdir -p -m 0700 "$_db_sdir" 2>/dev/null; } \
-        && _db_put_state attempt "$_db_bid $_db_tries$_db_nl" && _db_put_state boot "$_db_kv" \
-        && { [ -z "$_db_newfail" ] || _db_put_state failed "$_db_newfail$_db_nl"; } \
+    _db_x=$_db_sdir/.new
+    set -- "$_db_x/attempt" "$_db_x/boot" ${_db_newfail:+"$_db_x/failed"}
+    { [ -d "$_db_x" ] || mkdir -p -m 0700 "$_db_sdir" "$_db_x" 2>/dev/null; } \
+        && { printf '%s\n' "$_db_bid $_db_tries" >"$1" && printf '%s' "$_db_kv" >"$2" \
+            && { [ -z "$_db_newfail" ] || printf '%s\n' "$_db_newfail" >"$3"; }; } 2>/dev/null \
+        && mv -f "$@" "$_db_sdir/" 2>/dev/null \
         || _db_note="${_db_note:+$_db_note; }warning: cannot record this boot in $_db_state (no boot assessment, no fallback)"
 }

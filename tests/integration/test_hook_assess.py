@@ -116,7 +116,9 @@ def test_boot_records_attempt_and_boot_on_the_partition_and_in_the_root(env: Hoo
     assert (rw / "etc/dockerboot/boot").read_text() == boot
     assert not (rw / MESSAGE).exists()
     assert _read(env, st, "good") is None and _read(env, st, "failed") is None
-    assert sorted(p.name for p in (env.top / st).iterdir()) == ["attempt", "boot"]   # no tmp left
+    # Nothing else, and nothing left in the hook's scratch directory.
+    assert sorted(p.name for p in (env.top / st).iterdir()) == [".new", "attempt", "boot"]
+    assert list((env.top / st / ".new").iterdir()) == []
     # No systemd in this image: no unit, nothing of it.
     assert not (rw / "etc/systemd").exists() and not (rw / "usr/local/lib/dockerboot").exists()
 
@@ -130,11 +132,15 @@ FALLBACKS = [
     (SINGLE, {"init": "/lib/systemd/systemd"}, "has no init (/lib/systemd/systemd)", SYSTEMD),
     (NOMODS, {}, f"has no /lib/modules/{KVER} for the running kernel", LINKS),
 ]
+FALLBACK_IDS = ["missing", "noinit", "init=", "nomodules"]
+# etc/evil -> / : the kernel would find the host's /bin/sh; inside the image there is none
+# (init= applies to the good image too, so this one only stops the boot).
+STOPS = [*FALLBACKS, (LINKS, {"init": "/etc/evil/bin/sh"}, "has no init", SINGLE)]
 
 
 @pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0])
 @pytest.mark.parametrize("configured, extra, reason, good", FALLBACKS,
-                         ids=["missing", "noinit", "init=", "nomodules"])
+                         ids=FALLBACK_IDS)
 def test_fallback_boots_the_last_good_image_with_one_line(
         env: HookEnv, st: str, shell: tuple[str, ...], configured: str, extra: dict[str, str],
         reason: str, good: str) -> None:
@@ -164,8 +170,8 @@ def test_fallback_boots_the_last_good_image_with_one_line(
     assert _unmounted(env)
 
 
-@pytest.mark.parametrize("configured, extra, reason, _good", FALLBACKS,
-                         ids=["missing", "noinit", "init=", "nomodules"])
+@pytest.mark.parametrize("configured, extra, reason, _good", STOPS,
+                         ids=[*FALLBACK_IDS, "init-escapes"])
 def test_without_a_good_image_the_original_error_stops_the_boot(
         env: HookEnv, st: str, configured: str, extra: dict[str, str], reason: str,
         _good: str) -> None:
@@ -318,7 +324,8 @@ def test_mark_good_script_for_real(env: HookEnv, st: str, shell: tuple[str, ...]
         assert _read(env, st, "good") == f"{cid}\n"
         assert _read(env, st, "attempt") == f"{cid} 0\n"
         assert _read(env, st, "failed") is None
-        assert sorted(p.name for p in (env.top / st).iterdir()) == ["attempt", "boot", "good"]
+        assert sorted(p.name for p in (env.top / st).iterdir()) == [".new", "attempt", "boot",
+                                                                      "good"]
         mnt = env.workdir / "mark-good-mnt"
         assert str(mnt) not in Path("/proc/self/mounts").read_text() and not mnt.exists()
 
