@@ -196,9 +196,14 @@ _db_assess_root() {
     _db_kv="ref=$_db_cref${_db_nl}id=$_db_bid${_db_nl}configured_id=$_db_conf${_db_nl}fallback=$_db_fb$_db_nl"
     _db_kv="${_db_kv}kernel=$_db_kver${_db_nl}tries=$_db_tries$_db_nl"
     _db_fr=$_db_new _db_unit=dockerboot-mark-good.service _db_sdl=
-    # systemd: its unit directory, or systemd itself.
-    if { _db_follow '' etc/systemd/system && [ -d "$_db_new/$_db_T" ]; } \
-        || { _db_follow '' lib/systemd/systemd && [ -f "$_db_new/$_db_T" ]; }; then
+    # systemd: its unit directory, or systemd itself (cd -P first: no process
+    # unless the kernel's answer leaves the new root).
+    if _db_inside "$_db_new" etc/systemd/system \
+        || { [ -d "$_db_new/etc/systemd/system" ] && _db_follow '' etc/systemd/system \
+            && [ -d "$_db_new/$_db_T" ]; } \
+        || { _db_inside "$_db_new" lib/systemd && [ -f "$_db_new/$_db_T/systemd" ]; } \
+        || { [ -f "$_db_new/lib/systemd/systemd" ] && _db_follow '' lib/systemd/systemd \
+            && [ -f "$_db_new/$_db_T" ]; }; then
         if [ -f "$_db_lx/dockerboot-mark-good" ] && [ -f "$_db_lx/$_db_unit" ]; then
             _db_sdl="usr/local/lib/dockerboot etc/systemd/system etc/systemd/system/multi-user.target.wants"
         else
