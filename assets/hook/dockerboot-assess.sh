@@ -21,7 +21,8 @@
 #   failed   "<id> <n>": a configured image that reached N boots without
 #            being marked good.  While it stays configured the good image
 #            boots instead and its count stays at n: it is not tried again
-#            until the tag moves to another image (or this file is deleted).
+#            until the tag moves to another image, this file is deleted or
+#            dockerboot.tries= is raised above n.
 #   boot     key=value lines about this boot (ref, id, configured_id,
 #            fallback, kernel, tries); also /etc/dockerboot/boot in the new root.
 #
@@ -131,7 +132,7 @@ _db_assess() {
     if _db_resolve "$_db_data" "$_db_ref"; then
         _db_conf=sha256:$_db_id _db_csub=$_db_sub _db_cnref=$_db_ref
         if _db_bootable "$_db_sub" && [ "$_db_conf" != "$_db_good" ] && [ "$_db_max" -gt 0 ]; then
-            if [ "$_db_fid" = "$_db_conf" ]; then
+            if [ "$_db_fid" = "$_db_conf" ] && [ "$_db_fn" -ge "$_db_max" ]; then
                 _db_out=$_db_fn
             elif [ "$_db_aid" = "$_db_conf" ] && [ "$_db_an" -ge "$_db_max" ]; then
                 _db_out=$_db_an _db_newfail="$_db_conf $_db_an"

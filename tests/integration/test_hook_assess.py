@@ -238,6 +238,10 @@ def test_tries_count_up_then_fall_back_and_stay_there(env: HookEnv, st: str) -> 
     r = _boot(env, MULTI, st)
     assert "was tried 2 times" in r.stderr and r.returncode == 0
     assert _read(env, st, "attempt") == f"{gid} 1\n" and _read(env, st, "failed") == f"{cid} 2\n"
+    # More tries on the command line: MULTI is tried again (from 1: SINGLE ran last).
+    r = _boot(env, MULTI, st, **{"dockerboot.tries": "3"})
+    assert r.returncode == 0 and "last good" not in r.stderr, r.stderr
+    assert _read(env, st, "attempt") == f"{cid} 1\n"
     # The tag moves to another image: that one is tried.
     r = _boot(env, LINKS, st)
     assert r.returncode == 0 and "last good" not in r.stderr, r.stderr
