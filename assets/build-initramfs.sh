@@ -35,6 +35,11 @@ install_file() {
 
 say "installing the dockerboot hook for $generator"
 install_file "$assets/hook/dockerboot-core.sh" /usr/lib/dockerboot/dockerboot-core.sh 0755
+# Sourced by the core: boot assessment and fallback to the last good image.
+install_file "$assets/hook/dockerboot-assess.sh" /usr/lib/dockerboot/dockerboot-assess.sh 0755
+# The hook installs these into the booted root: they mark a boot good.
+install_file "$assets/hook/dockerboot-mark-good" /usr/lib/dockerboot/dockerboot-mark-good 0755
+install_file "$assets/hook/dockerboot-mark-good.service" /usr/lib/dockerboot/dockerboot-mark-good.service 0644
 # The default image the hook boots when the command line names none.
 printf '{"docker_image": "%s", "docker_tag": "%s"}\n' "$image_name" "$image_tag" >/etc/docker-btrfs.json
 

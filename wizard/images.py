@@ -122,12 +122,40 @@ def _hex(value: object, what: str, path: Path) -> str:
     return value.removeprefix("sha256:")
 
 
+def _pinned_id(image_root: Path, ref: str) -> str:
+    # Pinned by ID: no tag to look up, the config is named by the ID itself.
+    if not _ID_RE.match(ref):
+        raise ImageError(f"{ref!r} is not a full image ID (sha256: and 64 hex digits)",
+                         "`docker images --no-trunc` lists the IDs; a short ID is not accepted")
+    image_hex = ref.removeprefix("sha256:")
+    if not (image_root / "imagedb" / "content" / "sha256" / image_hex).is_file():
+        raise ImageError(f"image {ref} is not in the docker store",
+                         "`docker images --no-trunc` lists the IDs there; pin one that exists")
+    return image_hex
+
+
+def _tagged_id(data_root: Path, image_root: Path, ref: str) -> str:
+    # repositories.json: {"Repositories": {name: {ref: "sha256:<id>"}}}.
+    name = ref.partition("@")[0] if "@" in ref else split_ref(ref)[0]
+    repositories = image_root / "repositories.json"
+    data = _read_json(repositories, "image list", f"is {data_root} the data-root of a "
+                      "dockerd using the btrfs storage driver? see `docker info`")
+    repos = data.get("Repositories") if isinstance(data, dict) else None
+    image_id = repos.get(name, {}).get(ref) if isinstance(repos, dict) else None
+    if image_id is None:
+        raise ImageError(f"image {ref} is not in {repositories}",
+                         "pull or build it first; `dockerboot-wizard images` lists them")
+    return _hex(image_id, "image ID", repositories)
+
+
 def resolve_subvolume(data_root: Path, ref: str) -> Path:
     """The btrfs subvolume holding the image's complete root filesystem.
 
     Args:
         data_root: docker's data-root (``DockerRootDir``) as seen from here.
-        ref: image reference; normalised with ``normalize_ref`` first.
+        ref: image reference, normalised with ``normalize_ref`` first; or
+            ``sha256:<64 hex>``, an image pinned by its full ID (as the hook's
+            ``docker_image=sha256:…``; a short ID is refused).
 
     Returns:
         ``<data_root>/btrfs/subvolumes/<cache-id>`` of the image's top layer.
@@ -136,20 +164,13 @@ def resolve_subvolume(data_root: Path, ref: str) -> Path:
         ImageError: any step fails; the message names the file and the fix.
 
     """
-    ref = normalize_ref(ref)
-    name = ref.partition("@")[0] if "@" in ref else split_ref(ref)[0]
     image_root = data_root / "image" / "btrfs"
-    repositories = image_root / "repositories.json"
+    if ref.startswith("sha256:"):
+        image_hex = _pinned_id(image_root, ref)
+    else:
+        ref = normalize_ref(ref)
+        image_hex = _tagged_id(data_root, image_root, ref)
     again = f"pull or build {ref} again"
-
-    data = _read_json(repositories, "image list", f"is {data_root} the data-root of a "
-                      "dockerd using the btrfs storage driver? see `docker info`")
-    repos = data.get("Repositories") if isinstance(data, dict) else None
-    image_id = repos.get(name, {}).get(ref) if isinstance(repos, dict) else None
-    if image_id is None:
-        raise ImageError(f"image {ref} is not in {repositories}",
-                         "pull or build it first; `dockerboot-wizard images` lists them")
-    image_hex = _hex(image_id, "image ID", repositories)
 
     config_path = image_root / "imagedb" / "content" / "sha256" / image_hex
     config = _read_json(config_path, "image config", again)

@@ -15,10 +15,15 @@
 #   toplayerfstype=<type>      its filesystem type (btrfs on the root device)
 #   toplayer_path=<dir>        top-layer directory there (boot_docker/toplayer);
 #                              when missing, no top layer is copied (a note)
+#   docker_image=sha256:<id>   pins an image by its full ID (no tag lookup)
+#   dockerboot.state=, dockerboot.tries=, init=: boot assessment and fallback to
+#                              the last good image, see dockerboot-assess.sh
 # Environment (tests, adapters): DOCKERBOOT_CMDLINE (instead of /proc/cmdline),
 #   DOCKERBOOT_RUNDIR (/run/dockerboot), DOCKERBOOT_CONFIG (/etc/docker-btrfs.json),
 #   DOCKERBOOT_LIBEXEC (/usr/lib/dockerboot: coreutils cp and sha256sum),
-#   DOCKERBOOT_DEVICE_TIMEOUT (30 seconds).
+#   DOCKERBOOT_DEVICE_TIMEOUT (30 seconds), DOCKERBOOT_KVER (the running kernel).
+# LIBEXEC also holds dockerboot-assess.sh (sourced by dockerboot_main) and
+#   the booted system's dockerboot-mark-good script and unit.
 # Tools besides btrfs and LIBEXEC's: busybox (or coreutils) tr sed grep tail find
 #   readlink mkdir mv rm mount umount.
 # dockerboot_main returns 0, or non-zero after ONE line on stderr:
@@ -31,7 +36,13 @@
 # the subvolume's own btrfs UUID.  A copy of the file (cp -a of the root, a
 # snapshot, docker export + import) names another UUID and is no mark.
 
-_db_fail() { printf 'dockerboot: %s — %s\n' "$1" "$2" >&2; return 1; }
+# _db_fail WHAT FIX: the one line; _db_err keeps it.  With _db_quiet=1 it is
+# only kept (the assessment tries an image before it knows what to say).
+_db_fail() {
+    _db_err="dockerboot: $1 — $2"
+    [ "${_db_quiet:-0}" = 1 ] || printf '%s\n' "$_db_err" >&2
+    return 1
+}
 
 _db_nl='
 '
@@ -146,15 +157,33 @@ _db_diff_ids() {
     [ -n "$_db_diffs" ] && [ -z "$_db_bad" ]
 }
 
-# _db_resolve DATA_ROOT REF: _db_sub = the image's top-layer subvolume.
-# Reads only this image's metadata: repositories.json -> image config ->
-# diff_ids -> ChainID -> layerdb cache-id -> btrfs/subvolumes/<cache-id>.
+# _db_resolve DATA_ROOT REF: _db_sub = the image's top-layer subvolume,
+# _db_id = its ID (64 hex).  Reads only this image's metadata:
+# repositories.json -> image config -> diff_ids -> ChainID -> layerdb
+# cache-id -> btrfs/subvolumes/<cache-id>.  REF "sha256:<64 hex>" pins an
+# image by ID (no tag, no repositories.json; a short ID is refused).  On
+# failure _db_why says it in a few words ("is not in the docker store").
 _db_resolve() {
     _db_img=$1/image/btrfs
+    case $2 in
+        sha256:*)
+            _db_ref=$2 _db_id=${2#sha256:}
+            case $_db_id in *[!0-9a-f]*) _db_id= ;; esac
+            [ "${#_db_id}" = 64 ] || { _db_why="is not a full image ID"; _db_fail \
+                "docker_image=$2 is not a full image ID (sha256: and 64 hex digits)" \
+                "docker images --no-trunc lists the IDs; a short ID is not accepted"; return 1; }
+            [ -f "$_db_img/imagedb/content/sha256/$_db_id" ] || { _db_why="is not in the docker store"
+                _db_fail "image $2 is not in the docker store ($_db_img/imagedb/content/sha256 has no such ID)" \
+                "docker images --no-trunc lists the IDs there; pin an image that exists"; return 1; }
+            _db_resolve_id "$1"
+            return
+            ;;
+    esac
     _db_normalize "$2"
     _db_ref=$_db_r
-    [ -f "$_db_img/repositories.json" ] || _db_fail "$1 has no $_db_img/repositories.json" \
-        "check docker_path= and that docker uses the btrfs storage driver" || return 1
+    [ -f "$_db_img/repositories.json" ] || { _db_why="cannot be looked up (no repositories.json)"; _db_fail \
+        "$1 has no $_db_img/repositories.json" \
+        "check docker_path= and that docker uses the btrfs storage driver"; return 1; }
     # Split the compact JSON into "key":"value" lines and match the ref
     # literally (a case pattern from a quoted variable): no regex escaping.
     _db_id=
@@ -162,9 +191,18 @@ _db_resolve() {
         case $_db_l in "\"$_db_ref\":\"sha256:"*) _db_id=${_db_l#*\"sha256:}; _db_id=${_db_id%\"} ;; esac
     done
     case $_db_id in
-        '' | *[!0-9a-f]*) _db_fail "image $_db_ref is not in $_db_img/repositories.json" \
+        '' | *[!0-9a-f]*) _db_why="is not in the docker store"; _db_fail \
+            "image $_db_ref is not in $_db_img/repositories.json" \
             "docker pull/build it, or fix docker_image= (docker images lists what is there)"; return 1 ;;
     esac
+    _db_resolve_id "$1"
+}
+
+# _db_resolve_id DATA_ROOT: _db_sub for the image whose ID is _db_id (named
+# _db_ref in messages): image config -> diff_ids -> ChainID -> cache-id.
+_db_resolve_id() {
+    _db_img=$1/image/btrfs
+    _db_why="is damaged in the docker store"
     _db_cfg=$_db_img/imagedb/content/sha256/$_db_id
     [ -f "$_db_cfg" ] || { _db_fail "config of image $_db_ref ($_db_cfg) is missing" \
         "the docker store is damaged: pull or build $_db_ref again"; return 1; }
@@ -181,7 +219,7 @@ _db_resolve() {
     esac
     [ -d "$1/btrfs/subvolumes/$_db_cid" ] || { _db_fail "subvolume $1/btrfs/subvolumes/$_db_cid of image $_db_ref is missing" \
         "the docker store is damaged: pull or build $_db_ref again"; return 1; }
-    _db_sub=$1/btrfs/subvolumes/$_db_cid
+    _db_sub=$1/btrfs/subvolumes/$_db_cid _db_why=
 }
 
 # _db_device SPEC: _db_p = the block device, polling up to the timeout.
@@ -232,6 +270,18 @@ _db_overlap() {
     case $1/ in "$2"/*) return 0 ;; esac
     case $2/ in "$1"/*) return 0 ;; esac
     return 1
+}
+
+# _db_nolink REL: no component of REL (normalized) below the mounted top
+# level is a symlink; else _db_x = the first one (relative) and non-zero.
+_db_nolink() {
+    _db_x= _db_rest=$1
+    while [ -n "$_db_rest" ]; do
+        _db_x=${_db_x:+$_db_x/}${_db_rest%%/*}
+        case $_db_rest in */*) _db_rest=${_db_rest#*/} ;; *) _db_rest= ;; esac
+        [ -L "$_db_top/$_db_x" ] && return 1
+    done
+    return 0
 }
 
 # _db_check_rw RAW: refuse a rootflags=subvol= that could name anything but a
@@ -402,11 +452,12 @@ _db_merge_accounts() {
 # copied as symlinks.  One cp per top-layer directory, shell tests elsewhere,
 # readlink only for an actual symlink: the hook's time is measured.
 
-# _db_follow DIR TARGET: _db_T = where the symlink TARGET, found in the new
-# root's real directory DIR ('' = its /), leads inside the new root: an
+# _db_follow DIR TARGET: _db_T = where the symlink TARGET, found in the real
+# directory DIR ('' = its /) of the root _db_fr (the new root for the top
+# layer, an image's subvolume for the assessment), leads inside it: an
 # absolute target starts at the new root, ".." stops there, symlinks met on
 # the way are followed the same way (at most 40), components that do not
-# exist are kept as they are.  _db_T is relative to the new root and has no
+# exist are kept as they are.  _db_T is relative to _db_fr and has no
 # symlink in it, but its last component may not exist.
 _db_follow() {
     _db_hops=0
@@ -420,10 +471,10 @@ _db_follow() {
             ..) case $_db_T in */*) _db_T=${_db_T%/*} ;; *) _db_T= ;; esac; continue ;;
         esac
         _db_x=${_db_T:+$_db_T/}$_db_c
-        if [ -L "$_db_new/$_db_x" ]; then
+        if [ -L "$_db_fr/$_db_x" ]; then
             _db_hops=$((_db_hops + 1))
             [ "$_db_hops" -le 40 ] || return 1
-            _db_l=$(readlink "$_db_new/$_db_x") && [ -n "$_db_l" ] || return 1
+            _db_l=$(readlink "$_db_fr/$_db_x") && [ -n "$_db_l" ] || return 1
             case $_db_l in /*) _db_T= ;; esac
             _db_rest=$_db_l${_db_rest:+/$_db_rest}
         else
@@ -490,7 +541,7 @@ _db_walk() {
 # _db_copy_top: the whole top layer over the new root.
 _db_copy_top() {
     _db_tool cp
-    _db_cp=$_db_tp
+    _db_cp=$_db_tp _db_fr=$_db_new
     case $- in *f*) _db_noglob=1; set +f ;; *) _db_noglob=0 ;; esac   # the walk globs
     _db_walk "$_db_tl" ''
     _db_rc=$?
@@ -518,6 +569,7 @@ _db_uptime() {
 # unmounted, whatever failed.
 dockerboot_main() {
     _db_run=${DOCKERBOOT_RUNDIR:-/run/dockerboot}
+    _db_lx=${DOCKERBOOT_LIBEXEC:-/usr/lib/dockerboot}
     _db_tl_mounted=0 _db_root_mounted=0 _db_note= _db_new=
     _db_uptime _db_t0
     if _db_main; then
@@ -562,6 +614,17 @@ _db_main() {
     _db_arg toplayer_path boot_docker/toplayer; _db_tlpath=$_db_v
     # Before anything else: a reserved name is refused, nothing is touched.
     _db_check_rw "$_db_rw" || return 1
+    # Boot assessment and fallback (dockerboot-assess.sh, shipped beside the
+    # core).  Without it the configured image boots as before, with a warning.
+    _db_assess_on=0
+    command -v _db_assess >/dev/null 2>&1 \
+        || { [ -f "$_db_lx/dockerboot-assess.sh" ] && . "$_db_lx/dockerboot-assess.sh"; }
+    if command -v _db_assess >/dev/null 2>&1; then
+        _db_assess_on=1
+        _db_assess_args || return 1
+    else
+        _db_note="warning: no $_db_lx/dockerboot-assess.sh in the initramfs: no boot assessment, no fallback (rebuild the initramfs with dockerboot-wizard)"
+    fi
     if [ -z "$_db_ref" ] && [ -f "${DOCKERBOOT_CONFIG:-/etc/docker-btrfs.json}" ]; then
         _db_json=$(tr -d '\n\t' <"${DOCKERBOOT_CONFIG:-/etc/docker-btrfs.json}")
         _db_ref=$(printf '%s' "$_db_json" | sed -n 's/.*"docker_image": *"\([^"]*\)".*/\1/p')
@@ -590,14 +653,13 @@ _db_main() {
     [ -d "$_db_data" ] || { _db_fail "docker data-root $_db_dpath not found on $_db_rootspec" \
         "set docker_path= to docker's data-root relative to the partition's top level"; return 1; }
     # A symlink on the way could lead the rw name anywhere (docker's store).
-    _db_x=$_db_top _db_rest=$_db_rw
-    while [ -n "$_db_rest" ]; do
-        _db_x=$_db_x/${_db_rest%%/*}
-        case $_db_rest in */*) _db_rest=${_db_rest#*/} ;; *) _db_rest= ;; esac
-        [ -L "$_db_x" ] && { _db_fail "rootflags=subvol=$_db_rw goes through the symlink ${_db_x#"$_db_top"/}" \
-            "name the rw layer's real path"; return 1; }
-    done
-    _db_resolve "$_db_data" "$_db_ref" || return 1
+    _db_nolink "$_db_rw" || { _db_fail "rootflags=subvol=$_db_rw goes through the symlink $_db_x" \
+        "name the rw layer's real path"; return 1; }
+    if [ "$_db_assess_on" = 1 ]; then
+        _db_assess || return 1
+    else
+        _db_resolve "$_db_data" "$_db_ref" || return 1
+    fi
 
     # Safe swap: the old root stays until the new one is complete.  Each of
     # the three is deleted only if this hook made it (_db_ours).
@@ -617,8 +679,10 @@ _db_main() {
             "check free space on $_db_rootspec (btrfs filesystem usage), or remove $_db_f from the top layer"
             return 1; }
     else
-        _db_note="no top layer at $_db_tlpath, the image boots unchanged"
+        _db_note="${_db_note:+$_db_note; }no top layer at $_db_tlpath, the image boots unchanged"
     fi
+    # After the top layer, which cannot forge what the hook says about this boot.
+    if [ "$_db_assess_on" = 1 ]; then _db_assess_root || return 1; fi
     # The mark comes last, after the top layer (which cannot forge it): an
     # unmarked leftover .new of a crash is a snapshot of a docker layer,
     # which _db_legacy accepts.
@@ -639,5 +703,6 @@ _db_main() {
     if [ -e "$_db_old" ] && ! _db_delete "$_db_old"; then
         _db_note="${_db_note:+$_db_note; }warning: could not delete $_db_rw.old (deleted next boot)"
     fi
+    if [ "$_db_assess_on" = 1 ]; then _db_assess_state; fi
     return 0
 }

@@ -23,6 +23,10 @@ from tests.lab import lab
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 CORE = ASSETS / "hook" / "dockerboot-core.sh"
+ASSESS = ASSETS / "hook" / "dockerboot-assess.sh"
+MARK_GOOD = ASSETS / "hook" / "dockerboot-mark-good"
+MARK_GOOD_UNIT = ASSETS / "hook" / "dockerboot-mark-good.service"
+KVER = "6.1.0-dbw-test"                   # the "running kernel" of the hook tests
 
 BASE_MARKER = "dbw-base-marker"
 SINGLE = "myimg"                          # one layer, implicit :latest
@@ -30,6 +34,14 @@ MULTI = "localhost:5000/ns/app:1.0"       # three layers, registry host:port
 LIBRARY = "docker.io/library/dbwlib:2"    # docker stores it as dbwlib:2
 LINKS = "dbw-links:1"                     # symlinks where top layers write (merged /usr, …)
 DECOY = "dbw-decoy:1"                     # image config with diff_ids outside rootfs
+SYSTEMD = "dbw-systemd:1"                 # merged /usr, /sbin/init -> systemd, etc/systemd/system
+NOINIT = "dbw-noinit:1"                   # modules, but sbin/init -> /bin/sh (outside the image)
+NOMODS = "dbw-nomods:1"                   # an init, but modules only for another kernel
+
+# What makes a test image bootable for the assessment (dockerboot-assess.sh):
+# an executable /sbin/init and /lib/modules/<KVER>.
+BOOT_FILES = {"sbin/init": "#!/bin/sh\n", f"lib/modules/{KVER}/modules.dep": ""}
+BOOT_MODES = {"sbin/init": (0o755, 0)}
 
 # The LINKS image: the symlinks a real image has where a top layer writes,
 # and a hostile one (etc/evil -> /).
@@ -66,6 +78,7 @@ class HookEnv:
     disk: lab.Disk
     top: Path                               # the partition's top level, mounted
     layers: dict[str, list[str]] = field(default_factory=dict)   # ref -> diff IDs
+    ids: dict[str, str] = field(default_factory=dict)            # ref -> "sha256:<id>"
 
     @property
     def data_root(self) -> Path:
@@ -109,8 +122,9 @@ def libexec(workdir: Path) -> Path:
         link = d / tool
         if not link.exists():
             link.symlink_to(f"/usr/bin/{tool}")
-    if not (d / CORE.name).exists():
-        (d / CORE.name).symlink_to(CORE)    # where adapters source it from
+    for f in (CORE, ASSESS, MARK_GOOD, MARK_GOOD_UNIT):
+        if not (d / f.name).exists():
+            (d / f.name).symlink_to(f)      # where adapters source them from
     return d
 
 
@@ -120,7 +134,7 @@ def core_env(workdir: Path, cmdline: str | None, timeout_s: int = 2) -> dict[str
     env.update(DOCKERBOOT_RUNDIR=str(workdir / "run"),
                DOCKERBOOT_CONFIG=str(workdir / "docker-btrfs.json"),
                DOCKERBOOT_LIBEXEC=str(libexec(workdir)),
-               DOCKERBOOT_DEVICE_TIMEOUT=str(timeout_s))
+               DOCKERBOOT_DEVICE_TIMEOUT=str(timeout_s), DOCKERBOOT_KVER=KVER)
     if cmdline is not None:
         env["DOCKERBOOT_CMDLINE"] = cmdline
     return env
@@ -157,7 +171,7 @@ def _decoy_image_tar(workdir: Path, accounts: dict[str, str]) -> Path:
     its own ``rootfs``/``diff_ids`` placed BEFORE the real ``rootfs``, a label
     and a history entry whose text holds ``"diff_ids":[…]``.
     """
-    layer = _tar({"etc/dbw-image-marker": "decoy\n", **accounts})
+    layer = _tar({"etc/dbw-image-marker": "decoy\n", **accounts, **BOOT_FILES}, BOOT_MODES)
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     fake = "sha256:" + "0" * 64
     text = f'"diff_ids":["{fake}"]'
@@ -182,13 +196,33 @@ def _decoy_image_tar(workdir: Path, accounts: dict[str, str]) -> Path:
     return out
 
 
-def _make_images(d: lab.Dockerd, workdir: Path) -> dict[str, list[str]]:
+def _assess_tars(accounts: dict[str, str]) -> dict[str, bytes]:
+    """The images of the boot assessment: a systemd one as Debian has it, and two
+    that must not boot (their init or modules only outside the image)."""
+    return {
+        SYSTEMD: _tar({"etc/dbw-image-marker": "systemd\n",
+                       "usr/lib/systemd/systemd": "#!/bin/sh\n",
+                       f"usr/lib/modules/{KVER}/modules.dep": "", **accounts},
+                      {"usr/lib/systemd/systemd": (0o755, 0)},
+                      symlinks={"sbin": "usr/sbin", "lib": "usr/lib",
+                                "usr/sbin/init": "../lib/systemd/systemd"},
+                      dirs={"usr": 0o755, "usr/lib": 0o755, "usr/sbin": 0o755, "etc": 0o755,
+                            "etc/systemd": 0o755, "etc/systemd/system": 0o755}),
+        NOINIT: _tar({"etc/dbw-image-marker": "noinit\n",
+                      f"lib/modules/{KVER}/modules.dep": "", **accounts},
+                     symlinks={"sbin/init": "/bin/sh"}, dirs={"sbin": 0o755}),
+        NOMODS: _tar({"etc/dbw-image-marker": "nomods\n", "lib/modules/5.10.0-other/x": "",
+                      **accounts, "sbin/init": "#!/bin/sh\n"}, BOOT_MODES),
+    }
+
+
+def _make_images(d: lab.Dockerd, workdir: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
     base_tar = workdir / "base.tar"
     accounts = {f"etc/{n}": text for n, text in IMAGE_ACCOUNTS.items()}
     base_tar.write_bytes(_tar({"etc/dbw-image-marker": BASE_MARKER + "\n",
-                               "etc/hostname": "from-image\n", **accounts},
+                               "etc/hostname": "from-image\n", **accounts, **BOOT_FILES},
                               {"etc/shadow": IMAGE_SHADOW_MODE,
-                               "etc/gshadow": IMAGE_SHADOW_MODE}))
+                               "etc/gshadow": IMAGE_SHADOW_MODE, **BOOT_MODES}))
     d.docker("import", base_tar, "dbw-hook-base:1")
     ctx = workdir / "ctx"
     ctx.mkdir()
@@ -203,16 +237,23 @@ def _make_images(d: lab.Dockerd, workdir: Path) -> dict[str, list[str]]:
     links_tar = workdir / "links.tar"
     links_tar.write_bytes(_tar({"usr/share/zoneinfo/Etc/UTC": "image-utc\n",
                                 "usr/lib/keep": "image-lib\n", "etc/hostname": "links\n",
+                                "sbin/init": "#!/bin/sh\n",
+                                f"usr/lib/modules/{KVER}/modules.dep": "",   # via lib -> usr/lib
                                 **accounts},
-                               symlinks=LINKS_SYMLINKS, dirs=LINKS_DIRS))
+                               BOOT_MODES, symlinks=LINKS_SYMLINKS, dirs=LINKS_DIRS))
     d.docker("import", links_tar, LINKS)
     d.docker("load", "-i", _decoy_image_tar(workdir, accounts))
-    layers = {}
-    for ref in ("dbw-hook-base:1", SINGLE, MULTI, LIBRARY, "dbwlibshort:3", LINKS, DECOY):
+    for ref, tar in _assess_tars(accounts).items():
+        (workdir / "assess.tar").write_bytes(tar)
+        d.docker("import", workdir / "assess.tar", ref)
+    layers, ids = {}, {}
+    for ref in ("dbw-hook-base:1", SINGLE, MULTI, LIBRARY, "dbwlibshort:3", LINKS, DECOY,
+                SYSTEMD, NOINIT, NOMODS):
         out = d.docker("image", "inspect", "-f", "{{range .RootFS.Layers}}{{.}} {{end}}", ref)
         layers[ref] = out.stdout.split()
+        ids[ref] = d.docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip()
     assert len(layers[SINGLE]) == 1 and len(layers[MULTI]) == 3
-    return layers
+    return layers, ids
 
 
 def make_toplayer(top: Path) -> Path:
@@ -238,12 +279,12 @@ def hook_env() -> Iterator[HookEnv]:
         with lab.mounted(disk.btrfs_dev, top):
             lab.run("btrfs", "subvolume", "create", top / "docker")
             with lab.dockerd(top / "docker") as d:
-                layers = _make_images(d, workdir)
+                layers, ids = _make_images(d, workdir)
             lab.run("sync")
             make_toplayer(top)
             (workdir / "docker-btrfs.json").write_text(
                 '{"docker_image": "localhost:5000/ns/app", "docker_tag": "1.0"}\n')
-            env = HookEnv(workdir=workdir, disk=disk, top=top, layers=layers)
+            env = HookEnv(workdir=workdir, disk=disk, top=top, layers=layers, ids=ids)
             try:
                 yield env
             finally:

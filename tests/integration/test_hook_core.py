@@ -80,7 +80,8 @@ def test_chain_id_matches_hashlib(tmp_path: Path, diff_ids: list[str]) -> None:
 
 
 def test_all_scripts_parse_with_busybox_sh() -> None:
-    scripts = [CORE, ASSETS / "initramfs-tools/hooks/dockerboot",
+    scripts = [CORE, ASSETS / "hook/dockerboot-assess.sh", ASSETS / "hook/dockerboot-mark-good",
+               ASSETS / "initramfs-tools/hooks/dockerboot",
                ASSETS / "initramfs-tools/scripts/local-premount/dockerboot",
                ASSETS / "dracut/90dockerboot/dockerboot-pre-mount.sh",
                ASSETS / "mkinitcpio/hooks/dockerboot"]
@@ -215,8 +216,10 @@ ACCOUNT_FILES = ("passwd", "group", "shadow", "gshadow")
 
 def test_core_parses_with_dash_and_bash() -> None:
     for shell in SHELLS[1:]:
-        r = subprocess.run([*shell, "-n", str(CORE)], capture_output=True, text=True)
-        assert r.returncode == 0, f"{shell}: {r.stderr}"
+        for script in (CORE, ASSETS / "hook/dockerboot-assess.sh",
+                       ASSETS / "hook/dockerboot-mark-good"):
+            r = subprocess.run([*shell, "-n", str(script)], capture_output=True, text=True)
+            assert r.returncode == 0, f"{shell} {script.name}: {r.stderr}"
 
 
 def _etc(root: Path, files: dict[str, str]) -> Path:

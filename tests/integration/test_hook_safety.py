@@ -27,6 +27,7 @@ from tests.integration.hookenv import (
     hook_env,
     subvolume_show,
 )
+from wizard.errors import ImageError
 from wizard.images import resolve_subvolume
 
 pytestmark = pytest.mark.lab
@@ -331,3 +332,42 @@ def test_toplayer_conflicts_fail_with_one_line(env: HookEnv, entry: str, why: st
     assert why in line and entry.rsplit("/", 1)[0] in line
     assert _uuid(rw) == uuid                   # the previous root stays
     assert not (env.top / f"{RW}.new").exists() and _unmounted(env)
+
+
+# --- pinned by image ID: docker_image=sha256:<id> (the "previous" boot entry) ---
+
+@pytest.mark.parametrize("ref", [SINGLE, MULTI, LINKS, DECOY])
+def test_hook_and_python_resolve_a_pinned_id_alike(env: HookEnv, ref: str) -> None:
+    image_id = env.ids[ref]
+    r = env.run_core("", func="dockerboot_resolve", args=(str(env.data_root), image_id))
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()) == resolve_subvolume(env.data_root, image_id) \
+        == resolve_subvolume(env.data_root, ref) == env.subvolume(ref)
+
+
+@pytest.mark.parametrize("pin, why", [
+    ("short", "not a full image ID"), ("upper", "not a full image ID"),
+    ("absent", "not in the docker store"),
+])
+def test_a_pin_that_is_no_full_known_id_is_refused(env: HookEnv, pin: str, why: str) -> None:
+    full = env.ids[SINGLE]
+    image_id = {"short": full[:19], "upper": full.upper().replace("SHA256:", "sha256:"),
+                "absent": "sha256:" + "0" * 64}[pin]
+    r = env.run_core("", func="dockerboot_resolve", args=(str(env.data_root), image_id))
+    assert why in _one_line(r) and r.stdout == ""
+    with pytest.raises(ImageError, match=why):
+        resolve_subvolume(env.data_root, image_id)
+
+
+def test_boot_pinned_by_id(env: HookEnv) -> None:
+    # Whatever the tags say: the ID names the image (repositories.json unread).
+    repos = env.data_root / "image/btrfs/repositories.json"
+    saved = repos.read_bytes()
+    repos.write_text('{"Repositories": {}}')
+    try:
+        r = env.run_core(_cmdline(env, image=env.ids[MULTI]))
+    finally:
+        repos.write_bytes(saved)
+    assert r.returncode == 0, r.stderr
+    assert (env.top / RW / "opt/two.txt").exists()
+    assert f"fresh snapshot of {env.ids[MULTI]}" in r.stderr

@@ -149,6 +149,9 @@ def test_build_puts_kernel_initramfs_and_hook_in_boot_dir(env, variant, lister, 
 
     entries = _listing(env, image, boot, lister)
     for needed in ("usr/lib/dockerboot/dockerboot-core.sh", "usr/lib/dockerboot/cp",
+                   "usr/lib/dockerboot/dockerboot-assess.sh",
+                   "usr/lib/dockerboot/dockerboot-mark-good",
+                   "usr/lib/dockerboot/dockerboot-mark-good.service",
                    "etc/docker-btrfs.json", "/btrfs.ko", "bin/btrfs", hook_entry):
         assert any(needed in e for e in entries), f"{needed} missing from the {variant} initramfs"
     if variant == "dracut":
@@ -247,7 +250,8 @@ def test_missing_image_is_an_image_error(env):
 def test_assets_are_the_real_ones():
     # The build above mounted these; they must hold every adapter the script installs.
     root = assets_dir()
-    for rel in ("build-initramfs.sh", "hook/dockerboot-core.sh",
+    for rel in ("build-initramfs.sh", "hook/dockerboot-core.sh", "hook/dockerboot-assess.sh",
+                "hook/dockerboot-mark-good", "hook/dockerboot-mark-good.service",
                 "initramfs-tools/hooks/dockerboot",
                 "initramfs-tools/scripts/local-premount/dockerboot",
                 "dracut/90dockerboot/module-setup.sh"):

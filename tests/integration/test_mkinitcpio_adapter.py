@@ -21,6 +21,9 @@ from tests.integration.hookenv import ASSETS, MULTI, SINGLE, HookEnv, core_env, 
 pytestmark = pytest.mark.lab
 
 MK = ASSETS / "mkinitcpio"
+# The core, what it sources, and what it installs into the booted root.
+HOOK_FILES = ("dockerboot-core.sh", "dockerboot-assess.sh", "dockerboot-mark-good",
+              "dockerboot-mark-good.service")
 
 # build()-time helpers, as documented in mkinitcpio(8) "About install hooks".
 BUILD_HARNESS = r'''
@@ -90,7 +93,8 @@ def installed_core(tmp_path: Path) -> dict[str, str]:
     """What build-initramfs.sh installs before the generator runs, in a private dir."""
     lib = tmp_path / "libexec"
     lib.mkdir()
-    (lib / "dockerboot-core.sh").write_text((ASSETS / "hook/dockerboot-core.sh").read_text())
+    for name in HOOK_FILES:
+        (lib / name).write_text((ASSETS / "hook" / name).read_text())
     (tmp_path / "docker-btrfs.json").write_text('{"docker_image": "x", "docker_tag": "1"}\n')
     return {"DOCKERBOOT_LIBEXEC": str(lib),
             "DOCKERBOOT_CONFIG": str(tmp_path / "docker-btrfs.json")}
@@ -98,9 +102,12 @@ def installed_core(tmp_path: Path) -> dict[str, str]:
 
 def _common_asserts(root: Path, log: str) -> None:
     assert "module btrfs" in log
-    for rel in ("usr/lib/dockerboot/dockerboot-core.sh", "etc/docker-btrfs.json",
-                "usr/lib/dockerboot/cp", "usr/lib/dockerboot/sha256sum", "usr/bin/btrfs"):
+    for rel in ("etc/docker-btrfs.json", "usr/lib/dockerboot/cp", "usr/lib/dockerboot/sha256sum",
+                "usr/bin/btrfs", *(f"usr/lib/dockerboot/{n}" for n in HOOK_FILES)):
         assert (root / rel).is_file(), rel
+    # The hook installs the mark-good script into the booted root as it is here.
+    assert "file" in log and f"/usr/lib/dockerboot/{HOOK_FILES[2]} 0755" in log
+    assert f"/usr/lib/dockerboot/{HOOK_FILES[3]} 0644" in log
     # Coreutils cp, not busybox: it is what keeps xattrs and capabilities.
     ver = subprocess.run([root / "usr/lib/dockerboot/cp", "--version"], text=True,
                          capture_output=True).stdout

@@ -30,13 +30,18 @@ installkernel() {
 
 install() {
     inst_simple /usr/lib/dockerboot/dockerboot-core.sh
+    # Sourced by the core (assessment, fallback); the other two go into the
+    # booted root (they mark a boot good).
+    inst_simple /usr/lib/dockerboot/dockerboot-assess.sh
+    inst_simple /usr/lib/dockerboot/dockerboot-mark-good
+    inst_simple /usr/lib/dockerboot/dockerboot-mark-good.service
     inst_simple /etc/docker-btrfs.json
     # Coreutils cp keeps xattrs/capabilities; beside the core so nothing
     # else in the initramfs changes.
     inst "$(command -v cp)" /usr/lib/dockerboot/cp
     inst "$(command -v sha256sum)" /usr/lib/dockerboot/sha256sum
     inst_multiple btrfs mount umount mkdir rmdir mv rm cat grep sed tr cut sort tail dirname sleep find readlink \
-        stat chmod chown
+        stat chmod chown ln
     inst_multiple -o blkid modprobe
     inst_hook pre-mount 10 "$moddir/dockerboot-pre-mount.sh"
 }

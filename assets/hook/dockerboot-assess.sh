@@ -1,0 +1,262 @@
+# dockerboot-assess.sh — boot assessment and fallback to the last good image
+# (DESIGN §4b).  Sourced by dockerboot_main (dockerboot-core.sh) from
+# DOCKERBOOT_LIBEXEC; defines functions only.  POSIX sh, busybox ash
+# compatible, `set -u` clean; names start with _db like the core's.
+#
+# Kernel parameters:
+#   dockerboot.state=<dir>  state directory relative to the partition's top
+#                           level (boot_docker/state, made mode 0700)
+#   dockerboot.tries=<N>    boots in a row an image may take without being
+#                           marked good (2; 0 turns the count off)
+#   init=<path>             the init an image must have (/sbin/init)
+# Environment (tests): DOCKERBOOT_KVER, the running kernel's version
+#   (default /proc/sys/kernel/osrelease, what `uname -r` prints).
+#
+# State files, each written whole (a temporary file, then mv); image IDs are
+# "sha256:<64 hex>", as `docker images --no-trunc` shows them:
+#   attempt  "<id> <n>": the image this hook booted last and how many boots
+#            in a row tried it without it being marked good
+#   good     "<id>": the image of the last boot the booted system marked good
+#            (dockerboot-mark-good, which also writes attempt "<id> 0")
+#   failed   "<id> <n>": a configured image that reached N boots without
+#            being marked good.  While it stays configured the good image
+#            boots instead and its count stays at n: it is not tried again
+#            until the tag moves to another image, this file is deleted or
+#            dockerboot.tries= is raised above n.
+#   boot     key=value lines about this boot (ref, id, configured_id,
+#            fallback, kernel, tries); also /etc/dockerboot/boot in the new root.
+#
+# An image is bootable when it resolves, has an executable init (the init=
+# path, /sbin/init by default) and a lib/modules/<running kernel> directory,
+# both resolved inside its own subvolume (_db_follow).  The configured image
+# boots when it is bootable and not failed; else the good image boots when
+# it is bootable, with ONE line saying why; else the original one-line error
+# stops the boot (a configured image that only ran out of tries still boots,
+# there being nothing better).  The image equal to good never runs out.
+
+# _db_assess_args: read and check the parameters (nothing is mounted yet).
+_db_assess_args() {
+    _db_arg dockerboot.state boot_docker/state
+    _db_use="use a directory of its own below the top level, e.g. dockerboot.state=boot_docker/state"
+    { _db_norm "$_db_v" && [ -n "$_db_n" ]; } || { _db_fail \
+        "dockerboot.state=$_db_v names the top level or contains .." "$_db_use"; return 1; }
+    _db_state=$_db_n
+    _db_norm "$_db_dpath" || _db_n=$_db_dpath
+    { _db_overlap "$_db_state" "$_db_n" || _db_overlap "$_db_state" "$_db_rw"; } && { _db_fail \
+        "dockerboot.state=$_db_v is, holds or lies inside docker's data-root or the rw layer" \
+        "$_db_use"; return 1; }
+    _db_arg dockerboot.tries 2
+    _db_num "$_db_v" 2; _db_max=$_db_v
+    _db_arg init /sbin/init; _db_init=$_db_v
+    _db_kver=${DOCKERBOOT_KVER:-}
+    [ -n "$_db_kver" ] || { read -r _db_kver </proc/sys/kernel/osrelease; } 2>/dev/null
+    _db_kver=${_db_kver:-}
+    return 0
+}
+
+# _db_num TEXT DEFAULT: _db_v = TEXT as a decimal number, else DEFAULT.
+_db_num() {
+    _db_v=$1
+    case $_db_v in '' | *[!0-9]*) _db_v=$2; return 0 ;; esac
+    while :; do case $_db_v in 0?*) _db_v=${_db_v#0} ;; *) break ;; esac; done
+}
+
+# _db_rd FILE: _db_sid (a valid image ID or '') and _db_sn (a number, 0 when
+# absent) from the state file FILE.  `read` is a built-in: no process.
+_db_rd() {
+    _db_sid= _db_sn= _db_x=
+    { read -r _db_sid _db_sn _db_x <"$_db_sdir/$1"; } 2>/dev/null
+    _db_x=${_db_sid#sha256:}
+    case $_db_sid in sha256:*) ;; *) _db_sid= ;; esac
+    case $_db_x in *[!0-9a-f]*) _db_sid= ;; esac
+    [ "${#_db_x}" = 64 ] || _db_sid=
+    _db_num "${_db_sn:-}" 0; _db_sn=$_db_v
+}
+
+# _db_id12 ID: _db_v = the first 12 hex digits of ID (as `docker images`).
+_db_id12() { _db_v=${1#sha256:}; _db_v=${_db_v%"${_db_v#????????????}"}; }
+
+# _db_inside SUB DIR: _db_T = the directory DIR of the image SUB as the
+# kernel resolves it (cd -P: a built-in, no process) when that stays inside
+# SUB; else non-zero, and _db_follow decides (one readlink per symlink).
+_db_inside() {
+    _db_pwd=$PWD
+    cd -P "$1/$2" 2>/dev/null || return 1
+    _db_T=$PWD
+    cd "$_db_pwd" 2>/dev/null
+    case $_db_T in "$1") _db_T= ;; "$1"/*) _db_T=${_db_T#"$1"/} ;; *) return 1 ;; esac
+}
+
+# _db_bootable SUB: the image resolved to SUB (named _db_ref) has its init
+# and the running kernel's modules, both resolved inside SUB (an absolute
+# symlink starts at SUB); else _db_why and _db_err (via _db_fail).
+_db_bootable() {
+    _db_fr=$1 _db_x=${_db_init%/*}
+    if _db_inside "$1" "${_db_x:-/}"; then
+        _db_x=${_db_T:+$_db_T/}${_db_init##*/}
+        if [ -L "$1/$_db_x" ]; then
+            _db_l=$(readlink "$1/$_db_x") && [ -n "$_db_l" ] && _db_follow "$_db_T" "$_db_l" || _db_T=/
+        else
+            _db_T=$_db_x
+        fi
+    else
+        _db_follow '' "$_db_init" || _db_T=/
+    fi
+    { [ -f "$1/$_db_T" ] && [ -x "$1/$_db_T" ]; } || {
+        _db_why="has no init ($_db_init)"
+        _db_fail "image $_db_ref has no executable init $_db_init" \
+            "install an init system in the image (e.g. systemd-sysv), or name its init with init="
+        return 1; }
+    [ -z "$_db_kver" ] && return 0
+    _db_inside "$1" "lib/modules/$_db_kver" \
+        || { _db_follow '' "lib/modules/$_db_kver" && [ -d "$1/$_db_T" ]; } || {
+        _db_why="has no /lib/modules/$_db_kver for the running kernel"
+        _db_fail "image $_db_ref has no /lib/modules/$_db_kver for the running kernel $_db_kver" \
+            "build the kernel and initramfs from this image again (dockerboot-wizard), or boot an image that has them"
+        return 1; }
+}
+
+# _db_assess: choose the image to boot.  Sets _db_sub and _db_ref (the image
+# to snapshot), _db_bid (its ID), _db_cref/_db_conf (the configured ref and
+# its ID or ''), _db_fb (why this boot fell back, or ''), _db_tries and
+# _db_newfail (a "failed" line to write, or '').  Non-zero after one line.
+_db_assess() {
+    _db_sdir=$_db_top/$_db_state
+    _db_nolink "$_db_state" || { _db_fail "dockerboot.state=$_db_state goes through the symlink $_db_x" \
+        "name the state directory's real path"; return 1; }
+    _db_rd good; _db_good=$_db_sid
+    _db_rd attempt; _db_aid=$_db_sid _db_an=$_db_sn
+    _db_rd failed; _db_fid=$_db_sid _db_fn=$_db_sn
+    _db_cref=$_db_ref _db_conf= _db_fb= _db_why= _db_err= _db_newfail= _db_out=0
+    _db_quiet=1
+    if _db_resolve "$_db_data" "$_db_ref"; then
+        _db_conf=sha256:$_db_id _db_csub=$_db_sub _db_cnref=$_db_ref
+        if _db_bootable "$_db_sub" && [ "$_db_conf" != "$_db_good" ] && [ "$_db_max" -gt 0 ]; then
+            if [ "$_db_fid" = "$_db_conf" ] && [ "$_db_fn" -ge "$_db_max" ]; then
+                _db_out=$_db_fn
+            elif [ "$_db_aid" = "$_db_conf" ] && [ "$_db_an" -ge "$_db_max" ]; then
+                _db_out=$_db_an _db_newfail="$_db_conf $_db_an"
+            fi
+            [ "$_db_out" = 0 ] || _db_why="was tried $_db_out times and never marked good"
+        fi
+    fi
+    _db_quiet=0
+    if [ -n "$_db_why" ]; then
+        _db_cwhy=$_db_why _db_cerr=$_db_err
+        # The good image, pinned by ID, must be bootable itself.
+        _db_quiet=1
+        if [ -n "$_db_good" ] && [ "$_db_good" != "$_db_conf" ] && _db_resolve "$_db_data" "$_db_good" \
+            && _db_bootable "$_db_sub"; then
+            _db_quiet=0
+            _db_id12 "$_db_good"
+            printf 'dockerboot: %s: %s — booting the last good image %s instead\n' \
+                "$_db_cref" "$_db_cwhy" "$_db_v" >&2
+            _db_fb="$_db_cref $_db_cwhy" _db_bid=$_db_good
+        elif [ "$_db_out" != 0 ]; then
+            # Out of tries but sound, and nothing better: boot it anyway.
+            _db_quiet=0 _db_newfail= _db_sub=$_db_csub _db_ref=$_db_cnref _db_bid=$_db_conf
+            _db_note="${_db_note:+$_db_note; }warning: $_db_cref $_db_cwhy, and there is no good image to fall back to"
+        else
+            _db_quiet=0
+            printf '%s\n' "$_db_cerr" >&2
+            return 1
+        fi
+    else
+        _db_bid=$_db_conf
+    fi
+    _db_tries=1
+    [ "$_db_aid" = "$_db_bid" ] && _db_tries=$((_db_an + 1))
+    return 0
+}
+
+# _db_put FILE TEXT: write TEXT to FILE, a path in the new root whose
+# directory is real (resolved by _db_follow); an existing FILE is replaced,
+# never written through.
+_db_put() {
+    { [ ! -e "$1" ] && [ ! -L "$1" ]; } || rm -f "$1" 2>/dev/null || return 1
+    { printf '%s' "$2" >"$1"; } 2>/dev/null
+}
+
+# _db_q TEXT: _db_v = TEXT in single quotes for a shell script.
+_db_q() {
+    _db_v= _db_rest=$1
+    while :; do
+        case $_db_rest in
+            *\'*) _db_v="$_db_v${_db_rest%%\'*}'\\''"; _db_rest=${_db_rest#*\'} ;;
+            *) _db_v="'$_db_v$_db_rest'"; return 0 ;;
+        esac
+    done
+}
+
+# _db_assess_root: tell the new root about this boot: /etc/dockerboot/boot,
+# the login message of a fallback, and the unit that marks the boot good
+# (when the image has systemd).  The rw layer is new at every boot: all of
+# it is done again every time.  Directories are resolved inside the new
+# root, the missing ones made by one mkdir; files are written by the shell.
+_db_assess_root() {
+    _db_kv="ref=$_db_cref${_db_nl}id=$_db_bid${_db_nl}configured_id=$_db_conf${_db_nl}fallback=$_db_fb$_db_nl"
+    _db_kv="${_db_kv}kernel=$_db_kver${_db_nl}tries=$_db_tries$_db_nl"
+    _db_fr=$_db_new _db_unit=dockerboot-mark-good.service _db_sdl=
+    # systemd: its unit directory, or systemd itself (cd -P first: no process
+    # unless the kernel's answer leaves the new root).
+    if _db_inside "$_db_new" etc/systemd/system \
+        || { [ -d "$_db_new/etc/systemd/system" ] && _db_follow '' etc/systemd/system \
+            && [ -d "$_db_new/$_db_T" ]; } \
+        || { _db_inside "$_db_new" lib/systemd && [ -f "$_db_new/$_db_T/systemd" ]; } \
+        || { [ -f "$_db_new/lib/systemd/systemd" ] && _db_follow '' lib/systemd/systemd \
+            && [ -f "$_db_new/$_db_T" ]; }; then
+        if [ -f "$_db_lx/dockerboot-mark-good" ] && [ -f "$_db_lx/$_db_unit" ]; then
+            _db_sdl="usr/local/lib/dockerboot etc/systemd/system etc/systemd/system/multi-user.target.wants"
+        else
+            _db_note="${_db_note:+$_db_note; }warning: the initramfs lacks $_db_lx/dockerboot-mark-good or $_db_unit: this boot will not be marked good"
+        fi
+    fi
+    _db_use="check free space on $_db_rootspec (btrfs filesystem usage), or what the image has there"
+    set --
+    for _db_x in etc/dockerboot ${_db_fb:+etc/profile.d} $_db_sdl; do
+        _db_follow '' "$_db_x" || { _db_fail "cannot write /$_db_x of the new root: the image has a symlink loop there" \
+            "fix the image's symlink"; return 1; }
+        case $_db_x in
+            etc/dockerboot) _db_dk=$_db_new/$_db_T ;;
+            etc/profile.d) _db_dp=$_db_new/$_db_T ;;
+            usr/local/lib/dockerboot) _db_d1=$_db_new/$_db_T ;;
+            etc/systemd/system) _db_d2=$_db_new/$_db_T ;;
+            *) _db_d3=$_db_new/$_db_T ;;
+        esac
+        [ -d "$_db_new/$_db_T" ] || set -- "$@" "$_db_new/$_db_T"
+    done
+    { [ "$#" = 0 ] || mkdir -p "$@" 2>/dev/null; } && _db_put "$_db_dk/boot" "$_db_kv" \
+        || { _db_fail "cannot write /etc/dockerboot/boot into the new root" "$_db_use"; return 1; }
+    _db_msg=etc/profile.d/dockerboot-fallback.sh
+    if [ -n "$_db_fb" ]; then
+        _db_id12 "$_db_bid"
+        _db_q "dockerboot: this boot fell back to the last good image $_db_v: $_db_fb"
+        _db_put "$_db_dp/${_db_msg##*/}" \
+            "# Written by the dockerboot hook at boot: this boot is a fallback.${_db_nl}printf '%s\\n' $_db_v >&2$_db_nl" \
+            || { _db_fail "cannot write /$_db_msg into the new root" "$_db_use"; return 1; }
+    elif _db_follow '' "$_db_msg" && { [ -e "$_db_new/$_db_T" ] || [ -L "$_db_new/$_db_T" ]; }; then
+        # An image made from a booted system may carry yesterday's message.
+        rm -f "$_db_new/$_db_T" 2>/dev/null
+    fi
+    [ -n "$_db_sdl" ] || return 0
+    _db_tool cp
+    { "$_db_tp" --remove-destination "$_db_lx/dockerboot-mark-good" "$_db_d1/mark-good" \
+        && "$_db_tp" --remove-destination "$_db_lx/$_db_unit" "$_db_d2/$_db_unit" \
+        && { { [ ! -e "$_db_d3/$_db_unit" ] && [ ! -L "$_db_d3/$_db_unit" ]; } || rm -f "$_db_d3/$_db_unit"; } \
+        && ln -s "/etc/systemd/system/$_db_unit" "$_db_d3/$_db_unit"; } >/dev/null 2>&1 \
+        || { _db_fail "cannot install $_db_unit into the new root" "$_db_use"; return 1; }
+}
+
+# _db_assess_state: record this boot on the partition (after the swap: a
+# boot that stops earlier is no attempt).  Each file is written in .new,
+# then all are renamed by one mv (each rename is atomic).  A failure is a
+# warning only.
+_db_assess_state() {
+    _db_x=$_db_sdir/.new
+    set -- "$_db_x/attempt" "$_db_x/boot" ${_db_newfail:+"$_db_x/failed"}
+    { [ -d "$_db_x" ] || mkdir -p -m 0700 "$_db_sdir" "$_db_x" 2>/dev/null; } \
+        && { printf '%s\n' "$_db_bid $_db_tries" >"$1" && printf '%s' "$_db_kv" >"$2" \
+            && { [ -z "$_db_newfail" ] || printf '%s\n' "$_db_newfail" >"$3"; }; } 2>/dev/null \
+        && mv -f "$@" "$_db_sdir/" 2>/dev/null \
+        || _db_note="${_db_note:+$_db_note; }warning: cannot record this boot in $_db_state (no boot assessment, no fallback)"
+}

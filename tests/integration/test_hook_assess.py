@@ -1,0 +1,364 @@
+"""Boot assessment and fallback to the last good image (assets/hook/dockerboot-assess.sh).
+
+The core runs under busybox ash (and dash) with ``set -u`` on a real loop
+btrfs whose docker store a real (then stopped) dockerd filled; each test
+keeps its state in its own ``dockerboot.state=`` directory on that partition.
+The mark-good script runs for real too: it mounts the partition's top level.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.hookenv import (
+    KVER,
+    LINKS,
+    MARK_GOOD,
+    MARK_GOOD_UNIT,
+    MULTI,
+    NOINIT,
+    NOMODS,
+    SINGLE,
+    SYSTEMD,
+    HookEnv,
+    hook_env,
+)
+
+pytestmark = pytest.mark.lab
+
+RW = "docker_rwlayer"
+SHELLS = [("busybox", "sh"), ("dash",)]
+UNIT = "dockerboot-mark-good.service"
+MESSAGE = "etc/profile.d/dockerboot-fallback.sh"
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[HookEnv]:
+    with hook_env() as e:
+        yield e
+
+
+@pytest.fixture
+def st(env: HookEnv, request: pytest.FixtureRequest) -> str:
+    """A state directory of this test's own (relative to the top level)."""
+    name = "boot_docker/st-" + "".join(c if c.isalnum() else "-" for c in request.node.name)
+    return name[:120]
+
+
+def _boot(env: HookEnv, image: str, state: str, *, shell: tuple[str, ...] = SHELLS[0],
+          **extra: str) -> subprocess.CompletedProcess:
+    params = {"root": f"LABEL={env.disk.label}", "rootflags": f"subvol={RW}",
+              "docker_image": image, "dockerboot.state": state, **extra}
+    return env.run_core(" ".join(f"{k}={v}" for k, v in params.items()), shell=shell)
+
+
+def _read(env: HookEnv, state: str, name: str) -> str | None:
+    path = env.top / state / name
+    return path.read_text() if path.exists() else None
+
+
+def _set_good(env: HookEnv, state: str, ref: str | None = None, *, raw: str = "") -> None:
+    d = env.top / state
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (d / "good").write_text((raw or env.ids[str(ref)]) + "\n")
+
+
+def _kv(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
+def _one_line(r: subprocess.CompletedProcess) -> str:
+    lines = r.stderr.splitlines()
+    assert r.returncode != 0, r.stderr
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("dockerboot: ") and " — " in lines[0]
+    return lines[0]
+
+
+def _uuid(path: Path, key: str = "UUID") -> str:
+    out = subprocess.run(["btrfs", "subvolume", "show", str(path)], text=True,
+                         capture_output=True, check=True).stdout
+    return next(v.strip() for k, _, v in (x.strip().partition(":") for x in out.splitlines())
+                if k == key)
+
+
+def _snapshot_of(env: HookEnv) -> Path:
+    """The image subvolume the rw layer is a snapshot of (the kernel's word)."""
+    parent = _uuid(env.top / RW, "Parent UUID")
+    return next(p for p in (env.data_root / "btrfs/subvolumes").iterdir()
+                if p.name in {env.cache_id(r) for r in env.layers} and _uuid(p) == parent)
+
+
+def _unmounted(env: HookEnv) -> bool:
+    return str(env.workdir / "run") not in Path("/proc/self/mounts").read_text()
+
+
+# --- an ordinary boot records what it booted ---
+
+def test_boot_records_attempt_and_boot_on_the_partition_and_in_the_root(env: HookEnv,
+                                                                         st: str) -> None:
+    r = _boot(env, MULTI, st)
+    assert r.returncode == 0, r.stderr
+    assert "last good" not in r.stderr and "warning" not in r.stderr
+    assert stat.S_IMODE((env.top / st).stat().st_mode) == 0o700
+    image_id = env.ids[MULTI]
+    assert _read(env, st, "attempt") == f"{image_id} 1\n"
+    boot = _read(env, st, "boot")
+    assert _kv(str(boot)) == {"ref": MULTI, "id": image_id, "configured_id": image_id,
+                              "fallback": "", "kernel": KVER, "tries": "1"}
+    rw = env.top / RW
+    assert (rw / "etc/dockerboot/boot").read_text() == boot
+    assert not (rw / MESSAGE).exists()
+    assert _read(env, st, "good") is None and _read(env, st, "failed") is None
+    # Nothing else, and nothing left in the hook's scratch directory.
+    assert sorted(p.name for p in (env.top / st).iterdir()) == [".new", "attempt", "boot"]
+    assert list((env.top / st / ".new").iterdir()) == []
+    # No systemd in this image: no unit, nothing of it.
+    assert not (rw / "etc/systemd").exists() and not (rw / "usr/local/lib/dockerboot").exists()
+
+
+# --- fallback (a)-(c): the configured image cannot boot, the good one can ---
+
+FALLBACKS = [
+    # (configured, extra params, reason, good image)
+    ("nosuch/image:9", {}, "is not in the docker store", SINGLE),
+    (NOINIT, {}, "has no init (/sbin/init)", SINGLE),
+    (SINGLE, {"init": "/lib/systemd/systemd"}, "has no init (/lib/systemd/systemd)", SYSTEMD),
+    (NOMODS, {}, f"has no /lib/modules/{KVER} for the running kernel", LINKS),
+]
+FALLBACK_IDS = ["missing", "noinit", "init=", "nomodules"]
+# etc/evil -> / : the kernel would find the host's /bin/sh; inside the image there is none
+# (init= applies to the good image too, so this one only stops the boot).
+STOPS = [*FALLBACKS, (LINKS, {"init": "/etc/evil/bin/sh"}, "has no init", SINGLE)]
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0])
+@pytest.mark.parametrize("configured, extra, reason, good", FALLBACKS,
+                         ids=FALLBACK_IDS)
+def test_fallback_boots_the_last_good_image_with_one_line(
+        env: HookEnv, st: str, shell: tuple[str, ...], configured: str, extra: dict[str, str],
+        reason: str, good: str) -> None:
+    _set_good(env, st, good)
+    good_id = env.ids[good]
+    id12 = good_id.removeprefix("sha256:")[:12]
+    r = _boot(env, configured, st, shell=shell, **extra)
+    assert r.returncode == 0, r.stderr
+    lines = [x for x in r.stderr.splitlines() if "last good" in x]
+    assert lines == [f"dockerboot: {configured}: {reason} — booting the last good image "
+                     f"{id12} instead"]
+    assert f"fresh snapshot of {good_id}" in r.stderr
+    # The good image's own subvolume was snapshotted.
+    rw = env.top / RW
+    assert _snapshot_of(env) == env.subvolume(good)
+    boot = _kv(str(_read(env, st, "boot")))
+    assert boot == {"ref": configured, "id": good_id,
+                    "configured_id": env.ids.get(configured, ""),
+                    "fallback": f"{configured} {reason}", "kernel": KVER, "tries": "1"}
+    assert (rw / "etc/dockerboot/boot").read_text() == _read(env, st, "boot")
+    assert _read(env, st, "attempt") == f"{good_id} 1\n"
+    assert _read(env, st, "good") == f"{good_id}\n"
+    # The login message says it once, for login shells.
+    out = subprocess.run(["sh", str(rw / MESSAGE)], capture_output=True, text=True)
+    assert out.stderr == (f"dockerboot: this boot fell back to the last good image {id12}: "
+                          f"{configured} {reason}\n")
+    assert _unmounted(env)
+
+
+@pytest.mark.parametrize("configured, extra, reason, _good", STOPS,
+                         ids=[*FALLBACK_IDS, "init-escapes"])
+def test_without_a_good_image_the_original_error_stops_the_boot(
+        env: HookEnv, st: str, configured: str, extra: dict[str, str], reason: str,
+        _good: str) -> None:
+    rw_before = (env.top / RW / ".dockerboot-rwlayer").read_text()
+    line = _one_line(_boot(env, configured, st, **extra))
+    assert "last good" not in line
+    expected = {"missing": "is not in", "noinit": "has no executable init",
+                "nomodules": f"has no /lib/modules/{KVER} for the running kernel {KVER}"}
+    key = "missing" if "nosuch" in configured else "noinit" if "init" in reason else "nomodules"
+    assert expected[key] in line and configured.split(":")[0] in line
+    assert (env.top / RW / ".dockerboot-rwlayer").read_text() == rw_before   # root untouched
+    assert _read(env, st, "attempt") is None and _unmounted(env)
+
+
+@pytest.mark.parametrize("good", ["deleted", "nomodules", "noinit"])
+def test_a_good_image_that_cannot_boot_is_no_fallback(env: HookEnv, st: str, good: str) -> None:
+    if good == "deleted":
+        _set_good(env, st, raw="sha256:" + "1" * 64)
+    else:
+        _set_good(env, st, NOMODS if good == "nomodules" else NOINIT)
+    line = _one_line(_boot(env, "nosuch/image:9", st))
+    assert "nosuch/image:9 is not in" in line
+
+
+def test_a_broken_good_file_is_ignored(env: HookEnv, st: str) -> None:
+    _set_good(env, st, raw="sha256:" + "z" * 64)
+    assert "nosuch/image:9 is not in" in _one_line(_boot(env, "nosuch/image:9", st))
+
+
+# --- (d): tried N times in a row without being marked good ---
+
+def _mark_good(env: HookEnv, state: str, *, shell: tuple[str, ...] = SHELLS[0],
+               bootfile: Path | None = None) -> subprocess.CompletedProcess:
+    cmdline = env.workdir / "mark-good-cmdline"
+    cmdline.write_text(f"BOOT_IMAGE=/boot_docker/vmlinuz root=LABEL={env.disk.label} "
+                       f"rootflags=subvol={RW} dockerboot.state={state} quiet\n")
+    e = {"PATH": os.environ["PATH"], "DOCKERBOOT_CMDLINE_FILE": str(cmdline),
+         "DOCKERBOOT_BOOTFILE": str(bootfile or env.top / RW / "etc/dockerboot/boot"),
+         "DOCKERBOOT_MNT": str(env.workdir / "mark-good-mnt")}
+    return subprocess.run([*shell, str(MARK_GOOD)], env=e, text=True, capture_output=True,
+                          timeout=60)
+
+
+def test_tries_count_up_then_fall_back_and_stay_there(env: HookEnv, st: str) -> None:
+    _set_good(env, st, SINGLE)
+    cid, gid = env.ids[MULTI], env.ids[SINGLE]
+    for n in (1, 2):
+        r = _boot(env, MULTI, st)
+        assert r.returncode == 0 and "last good" not in r.stderr, r.stderr
+        assert _read(env, st, "attempt") == f"{cid} {n}\n"
+        assert _snapshot_of(env) == env.subvolume(MULTI)
+        assert (env.top / RW / "opt/two.txt").exists()
+    r = _boot(env, MULTI, st)                          # the 3rd boot: N=2 reached
+    assert r.returncode == 0, r.stderr
+    assert [x for x in r.stderr.splitlines() if "last good" in x] == [
+        f"dockerboot: {MULTI}: was tried 2 times and never marked good — booting the last "
+        f"good image {gid.removeprefix('sha256:')[:12]} instead"]
+    assert _snapshot_of(env) == env.subvolume(SINGLE)
+    assert _read(env, st, "attempt") == f"{gid} 1\n"
+    assert _read(env, st, "failed") == f"{cid} 2\n"
+    # The fallback is marked good: MULTI is still not tried again, its count stays.
+    assert _mark_good(env, st).returncode == 0
+    assert _read(env, st, "attempt") == f"{gid} 0\n"
+    r = _boot(env, MULTI, st)
+    assert "was tried 2 times" in r.stderr and r.returncode == 0
+    assert _read(env, st, "attempt") == f"{gid} 1\n" and _read(env, st, "failed") == f"{cid} 2\n"
+    # More tries on the command line: MULTI is tried again (from 1: SINGLE ran last).
+    r = _boot(env, MULTI, st, **{"dockerboot.tries": "3"})
+    assert r.returncode == 0 and "last good" not in r.stderr, r.stderr
+    assert _read(env, st, "attempt") == f"{cid} 1\n"
+    # The tag moves to another image: that one is tried.
+    r = _boot(env, LINKS, st)
+    assert r.returncode == 0 and "last good" not in r.stderr, r.stderr
+    assert _read(env, st, "attempt") == f"{env.ids[LINKS]} 1\n"
+
+
+def test_tries_parameter_and_marking_good_resets(env: HookEnv, st: str) -> None:
+    _set_good(env, st, SINGLE)
+    cid = env.ids[MULTI]
+    assert _boot(env, MULTI, st, **{"dockerboot.tries": "1"}).returncode == 0
+    assert _read(env, st, "attempt") == f"{cid} 1\n"
+    r = _boot(env, MULTI, st, **{"dockerboot.tries": "1"})
+    assert "was tried 1 times and never marked good" in r.stderr
+    # A fresh state: MULTI boots once, is marked good, and never runs out again.
+    st2 = st + "-2"
+    _set_good(env, st2, SINGLE)
+    assert _boot(env, MULTI, st2).returncode == 0
+    r = _mark_good(env, st2)
+    assert r.returncode == 0, r.stderr
+    assert _read(env, st2, "good") == f"{cid}\n" and _read(env, st2, "attempt") == f"{cid} 0\n"
+    for n in (1, 2, 3, 4):
+        r = _boot(env, MULTI, st2)
+        assert r.returncode == 0 and "last good" not in r.stderr, r.stderr
+        assert _read(env, st2, "attempt") == f"{cid} {n}\n"
+
+
+def test_out_of_tries_without_a_good_image_still_boots(env: HookEnv, st: str) -> None:
+    for n in (1, 2, 3):
+        r = _boot(env, MULTI, st)
+        assert r.returncode == 0, r.stderr
+        assert _read(env, st, "attempt") == f"{env.ids[MULTI]} {n}\n"
+    assert "warning: " + MULTI + " was tried 2 times and never marked good, and there is no " \
+        "good image to fall back to" in r.stderr
+    assert _read(env, st, "failed") is None
+
+
+def test_tries_zero_turns_the_count_off(env: HookEnv, st: str) -> None:
+    _set_good(env, st, SINGLE)
+    for _ in range(3):
+        r = _boot(env, MULTI, st, **{"dockerboot.tries": "0"})
+        assert r.returncode == 0 and "last good" not in r.stderr, r.stderr
+    assert _read(env, st, "attempt") == f"{env.ids[MULTI]} 3\n"
+
+
+# --- the booted system marks the boot good ---
+
+def test_unit_and_script_installed_only_when_the_image_has_systemd(env: HookEnv,
+                                                                   st: str) -> None:
+    r = _boot(env, SYSTEMD, st)
+    assert r.returncode == 0, r.stderr
+    rw = env.top / RW
+    script = rw / "usr/local/lib/dockerboot/mark-good"
+    assert script.is_file() and not script.is_symlink()
+    assert stat.S_IMODE(script.stat().st_mode) == 0o755
+    assert script.read_bytes() == MARK_GOOD.read_bytes()
+    unit = rw / "etc/systemd/system" / UNIT
+    assert unit.read_bytes() == MARK_GOOD_UNIT.read_bytes() and not unit.is_symlink()
+    wants = rw / "etc/systemd/system/multi-user.target.wants" / UNIT
+    assert os.readlink(wants) == f"/etc/systemd/system/{UNIT}"
+    text = unit.read_text()
+    assert "Type=oneshot" in text and "After=multi-user.target" in text
+    assert "WantedBy=multi-user.target" in text
+    assert "ExecStart=/usr/local/lib/dockerboot/mark-good" in text
+    # The image itself is untouched (its lib -> usr/lib etc. were followed inside).
+    assert not (env.subvolume(SYSTEMD) / "usr/local/lib/dockerboot").exists()
+    # An image without systemd gets none of it.
+    assert _boot(env, SINGLE, st).returncode == 0
+    assert not (rw / "usr/local/lib/dockerboot").exists() and not (rw / "etc/systemd").exists()
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0])
+def test_mark_good_script_for_real(env: HookEnv, st: str, shell: tuple[str, ...]) -> None:
+    _set_good(env, st, SINGLE)
+    cid = env.ids[MULTI]
+    for _ in range(2):
+        assert _boot(env, MULTI, st).returncode == 0
+    (env.top / st / "failed").write_text(f"{cid} 2\n")         # as if it had run out
+    for _ in range(2):                                          # safe to run twice
+        r = _mark_good(env, st, shell=shell)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines() == [
+            f"dockerboot-mark-good: image {cid.removeprefix('sha256:')[:12]} ({MULTI}) marked "
+            "good: the next boots fall back to it when needed"]
+        assert _read(env, st, "good") == f"{cid}\n"
+        assert _read(env, st, "attempt") == f"{cid} 0\n"
+        assert _read(env, st, "failed") is None
+        assert sorted(p.name for p in (env.top / st).iterdir()) == [".new", "attempt", "boot",
+                                                                      "good"]
+        mnt = env.workdir / "mark-good-mnt"
+        assert str(mnt) not in Path("/proc/self/mounts").read_text() and not mnt.exists()
+
+
+def test_mark_good_without_a_boot_file_does_nothing(env: HookEnv, st: str) -> None:
+    r = _mark_good(env, st, bootfile=env.workdir / "no-boot-file")
+    assert r.returncode == 0 and "nothing to do" in r.stdout
+    assert not (env.top / st).exists()
+
+
+# --- the login message only on a fallback ---
+
+def test_login_message_only_on_fallback(env: HookEnv, st: str) -> None:
+    _set_good(env, st, SINGLE)
+    assert _boot(env, NOINIT, st).returncode == 0
+    assert (env.top / RW / MESSAGE).exists()
+    assert _boot(env, MULTI, st).returncode == 0
+    assert not (env.top / RW / MESSAGE).exists()
+    assert _kv(str(_read(env, st, "boot")))["fallback"] == ""
+
+
+# --- the state directory is checked like the rw layer's name ---
+
+@pytest.mark.parametrize("state, why", [
+    ("docker/x", "data-root"), ("docker", "data-root"), (f"{RW}/state", "rw layer"),
+    ("a/../b", ".."), ("/", "top level"),
+])
+def test_bad_state_directory_is_refused(env: HookEnv, state: str, why: str) -> None:
+    before = (env.top / RW / ".dockerboot-rwlayer").read_text()
+    line = _one_line(_boot(env, SINGLE, state))
+    assert "dockerboot.state=" in line and why in line
+    assert (env.top / RW / ".dockerboot-rwlayer").read_text() == before
