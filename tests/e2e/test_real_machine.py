@@ -163,6 +163,9 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         assert sudo(console, "docker cp /tmp/marker dbwnext:/etc/dbw-image-marker")[0] == 0
         status, out = sudo(console, f"docker commit dbwnext {image}", timeout=300)
         assert status == 0 and re.search(r"sha256:[0-9a-f]{64}", out), out
+        # Boot assessment: the hook's record, and the unit that marks this image good.
+        assert f"ref={image}" in ok(console, "cat /etc/dockerboot/boot")
+        assert ok(console, "systemctl show -p Result --value dockerboot-mark-good") == "success"
         assert sudo(console, "journalctl --sync")[0] == 0
         console.poweroff(PASSWORDS["alice"])
 
@@ -179,5 +182,10 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
     with scenario.docker_on(machine) as daemon:
         data_root = machine.workdir / "mnt/docker"
         image_unchanged(images.resolve_subvolume(data_root, image))
+        # The committed image booted and its own systemd marked it good.
+        committed = daemon.docker("inspect", "-f", "{{.Id}}", image).stdout.strip()
+        state = machine.workdir / "mnt/boot_docker/state"
+        assert (state / "good").read_text().split() == [committed]
+        assert f"id={committed}" in (state / "boot").read_text()
         for rel, data in TOP_FILES.items():
             assert (toplayer / rel).read_bytes() == data  # the top layer itself untouched
