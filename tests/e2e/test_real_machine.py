@@ -177,6 +177,9 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         status, out = sudo(console, "journalctl -b -1 -t dbwtest --no-pager -o cat")
         assert status == 0 and "journal-line-of-boot-1" in out, out
         assert ok(console, "cat /etc/machine-id") == machine_id
+        # Up, so its own unit marks the committed image good before the power-off.
+        assert console.run("systemctl is-system-running --wait", timeout=600)[1] == "running"
+        assert ok(console, "systemctl show -p Result --value dockerboot-mark-good") == "success"
         console.poweroff(PASSWORDS["alice"])
 
     with scenario.docker_on(machine) as daemon:
