@@ -28,7 +28,10 @@ RESERVED: dict[str, str] = {
 SUBVOL_SETTING = "from rwlayer in the saved config, default docker_rwlayer"
 """What sets ``rootflags=subvol=``."""
 NAMESPACE = "dockerboot."
-"""New parameters of the wizard are namespaced; the user may not set them."""
+"""New parameters of the wizard are namespaced; the user may not set them…"""
+USER_SETTABLE = frozenset({"dockerboot.tries", "dockerboot.state"})
+"""…except the boot hook's own settings (boot assessment: tries before a fallback,
+where its state lives), which the wizard never generates."""
 _SUBVOL_OPTIONS = ("subvol", "subvolid")
 # rEFInd's options "…" has no escape: a quote or a control character ends or breaks it.
 _UNSAFE = re.compile(r'["\x00-\x1f\x7f]')
@@ -49,7 +52,8 @@ def check_kernel_options(options: str) -> None:
     Refused: a double quote or control character (the boot entry cannot carry
     it), ``root=``, ``rootflags=`` with ``subvol=``/``subvolid=``,
     ``docker_path=``, ``docker_image=``, ``toplayer=``, ``toplayerflags=``,
-    ``toplayerfstype=``, ``toplayer_path=`` and any ``dockerboot.*``.
+    ``toplayerfstype=``, ``toplayer_path=`` and any ``dockerboot.*`` but the
+    hook's own settings in ``USER_SETTABLE``.
     """
     bad = _UNSAFE.search(options.replace("\t", " "))  # a tab is a blank to the kernel
     if bad:
@@ -60,7 +64,7 @@ def check_kernel_options(options: str) -> None:
         key, eq, value = word.partition("=")
         if key in RESERVED:
             raise ConfigError(f"{key}= is set by the wizard ({RESERVED[key]})", _fix(word))
-        if key.startswith(NAMESPACE):
+        if key.startswith(NAMESPACE) and key not in USER_SETTABLE:
             raise ConfigError(f"{key} is reserved for the wizard's own dockerboot.* "
                               "parameters", _fix(key))
         if key == "rootflags":

@@ -55,7 +55,8 @@ def test_empty_rootflags_are_refused(options: str) -> None:
 @pytest.mark.parametrize("options", ["", "quiet splash", "console=ttyS0 init=/sbin/x panic=10",
                                      "rootflags=compress=zstd", "ro\tquiet", "rw",
                                      "rootfstype=btrfs", "rootwait", "my_root=1",
-                                     "subvol=x", "systemd.unit=rescue.target"])
+                                     "subvol=x", "systemd.unit=rescue.target",
+                                     "dockerboot.tries=3 dockerboot.state=boot_docker/st"])
 def test_ordinary_options_pass(options: str) -> None:
     check_kernel_options(options)
     S.with_changes(kernel_options=options).validate()
