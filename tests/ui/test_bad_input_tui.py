@@ -1,14 +1,41 @@
-"""A subset of the bad-input corpus through the TUI: each shows one error line."""
+"""The bad-input corpus's hostnames, user names and kernel options through the TUI.
+
+The rows of ``tests/integration/bad_input_cases.py`` that a TUI field (or the
+saved config the TUI applies) can carry: each shows one error line, and
+nothing goes further (no Next, no user added, no plan).
+"""
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import Button, Input
 
 from screens.review import ErrorModal, ReviewScreen
 from screens.toplayer import ToplayerScreen
+from tests.integration.bad_input_cases import CASES
 from tests.ui.conftest import SIZE
 from tests.ui.fakes_late import SETTINGS, FakeLateServices
 from tests.ui.test_late_screens import Host, state, text_of
+from wizard.errors import ConfigError
+from wizard.kernel_options import check_kernel_options
+
+
+def _values(flag: str, prefix: str) -> list[str]:
+    """What the corpus rows named ``prefix…`` give ``flag`` (``--flag V`` or ``--flag=V``)."""
+    out = []
+    for case in (c for c in CASES if c.id.startswith(prefix)):
+        for i, arg in enumerate(case.args):
+            if arg == flag and i + 1 < len(case.args):
+                out.append(case.args[i + 1])
+            elif arg.startswith(flag + "="):
+                out.append(arg.split("=", 1)[1])
+    return out
+
+
+# An empty hostname is no mistake in the form: it keeps the image's.
+HOSTNAMES = [h for h in _values("--hostname", "hostname") if h]
+USERS = _values("--user", "user name")
+KERNEL_OPTIONS = _values("--kernel-options", "kernel option")
 
 
 def one_line(text: str, *words: str) -> None:
@@ -26,42 +53,47 @@ async def _users_tab(app: Host, pilot) -> ToplayerScreen:
     return screen
 
 
-async def test_tui_bad_hostname_one_line_and_next_blocked() -> None:
+@pytest.mark.parametrize("hostname", HOSTNAMES)
+async def test_tui_bad_hostname_one_line_and_next_blocked(hostname: str) -> None:
     services = FakeLateServices()
     app = Host(lambda: ToplayerScreen(state(), services))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _users_tab(app, pilot)
-        screen.query_one("#hostname", Input).value = "bad_host!"
+        screen.query_one("#hostname", Input).value = hostname
         await pilot.pause()
         screen.action_next()
         await pilot.pause()
-        one_line(text_of(screen, "#hostname-error"), "invalid hostname 'bad_host!'")
+        one_line(text_of(screen, "#hostname-error"), "hostname")
     assert app.outcomes == []
 
 
-async def test_tui_bad_user_name_one_line_and_not_added() -> None:
+@pytest.mark.parametrize("name", [*USERS, "Bad User"])
+async def test_tui_bad_user_name_one_line_and_not_added(name: str) -> None:
     services = FakeLateServices()
     app = Host(lambda: ToplayerScreen(state(), services))
     async with app.run_test(size=SIZE) as pilot:
         screen = await _users_tab(app, pilot)
-        screen.query_one("#user-name", Input).value = "Bad User"
+        screen.query_one("#user-name", Input).value = name
         screen.query_one("#user-pw", Input).value = "pw"
         screen.query_one("#user-pw2", Input).value = "pw"
         screen.query_one("#add-user", Button).press()
         await pilot.pause()
-        one_line(text_of(screen, "#user-error"), "invalid user name 'Bad User'")
+        one_line(text_of(screen, "#user-error"), f"invalid user name {name!r}")
         assert screen.passwords == {}
 
 
-async def test_tui_reserved_kernel_option_in_the_saved_config_stops_review() -> None:
+@pytest.mark.parametrize("options", KERNEL_OPTIONS)
+async def test_tui_bad_kernel_option_in_the_saved_config_stops_review(options: str) -> None:
     services = FakeLateServices()
-    bad = SETTINGS.with_changes(kernel_options="quiet rootflags=subvol=docker")
+    bad = SETTINGS.with_changes(kernel_options=options)
     app = Host(lambda: ReviewScreen(state(settings=bad), services))
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert isinstance(app.screen, ErrorModal)
-        one_line(text_of(app.screen, "#problem"), "rootflags=subvol= is set by the wizard")
+        with pytest.raises(ConfigError) as refused:  # what the CLI says for the same row
+            check_kernel_options(options)
+        one_line(text_of(app.screen, "#problem"), refused.value.problem)
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen.query_one("#apply", Button).disabled
