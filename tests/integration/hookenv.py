@@ -296,3 +296,21 @@ def subvolume_show(path: Path) -> subprocess.CompletedProcess:
     """``btrfs subvolume show``: the kernel's word that ``path`` is a subvolume."""
     return subprocess.run(["btrfs", "subvolume", "show", str(path)], text=True,
                           capture_output=True)
+
+
+def subvolume_field(path: Path, name: str = "UUID") -> str:
+    """One field of ``btrfs subvolume show`` (``UUID``, ``Parent UUID``, …)."""
+    for line in subvolume_show(path).stdout.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == name:
+            return value.strip()
+    raise AssertionError(f"no {name} for {path} (no subvolume?)")
+
+
+def one_line_failure(result: subprocess.CompletedProcess) -> str:
+    """The hook's failure: non-zero, exactly one ``dockerboot: problem — fix`` line."""
+    lines = result.stderr.splitlines()
+    assert result.returncode != 0, result.stderr
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("dockerboot: ") and " — " in lines[0]
+    return lines[0]

@@ -29,6 +29,12 @@ from tests.integration.hookenv import (
     HookEnv,
     hook_env,
 )
+from tests.integration.hookenv import (
+    one_line_failure as _one_line,
+)
+from tests.integration.hookenv import (
+    subvolume_field as _uuid,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -71,21 +77,6 @@ def _set_good(env: HookEnv, state: str, ref: str | None = None, *, raw: str = ""
 
 def _kv(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines())
-
-
-def _one_line(r: subprocess.CompletedProcess) -> str:
-    lines = r.stderr.splitlines()
-    assert r.returncode != 0, r.stderr
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("dockerboot: ") and " — " in lines[0]
-    return lines[0]
-
-
-def _uuid(path: Path, key: str = "UUID") -> str:
-    out = subprocess.run(["btrfs", "subvolume", "show", str(path)], text=True,
-                         capture_output=True, check=True).stdout
-    return next(v.strip() for k, _, v in (x.strip().partition(":") for x in out.splitlines())
-                if k == key)
 
 
 def _snapshot_of(env: HookEnv) -> Path:

@@ -29,6 +29,12 @@ from tests.integration.hookenv import (
     hook_env,
     subvolume_show,
 )
+from tests.integration.hookenv import (
+    one_line_failure as _one_line,
+)
+from tests.integration.hookenv import (
+    subvolume_field as _show_field,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -45,22 +51,6 @@ def _cmdline(env: HookEnv, **extra: str) -> str:
     params = {"root": f"LABEL={env.disk.label}", "rootflags": f"rw,subvol={RW},compress=zstd"}
     params.update(extra)
     return " quiet ".join(f"{k}={v}" for k, v in params.items())
-
-
-def _show_field(path: Path, name: str) -> str:
-    for line in subvolume_show(path).stdout.splitlines():
-        key, _, value = line.strip().partition(":")
-        if key == name:
-            return value.strip()
-    raise AssertionError(f"no {name} for {path}")
-
-
-def _one_line(result: subprocess.CompletedProcess) -> str:
-    lines = result.stderr.splitlines()
-    assert result.returncode != 0, result.stderr
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("dockerboot: ") and " — " in lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize("diff_ids", [

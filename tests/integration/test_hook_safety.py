@@ -27,6 +27,12 @@ from tests.integration.hookenv import (
     hook_env,
     subvolume_show,
 )
+from tests.integration.hookenv import (
+    one_line_failure as _one_line,
+)
+from tests.integration.hookenv import (
+    subvolume_field as _uuid,
+)
 from wizard.errors import ImageError
 from wizard.images import resolve_subvolume
 
@@ -53,22 +59,6 @@ def _cmdline(env: HookEnv, *, rootflags: str = f"subvol={RW}", image: str = SING
 
 def _btrfs(*args: str | Path) -> None:
     subprocess.run(["btrfs", *map(str, args)], check=True, capture_output=True)
-
-
-def _uuid(path: Path) -> str:
-    for line in subvolume_show(path).stdout.splitlines():
-        key, _, value = line.strip().partition(":")
-        if key == "UUID":
-            return value.strip()
-    raise AssertionError(f"{path} is no subvolume")
-
-
-def _one_line(r: subprocess.CompletedProcess) -> str:
-    lines = r.stderr.splitlines()
-    assert r.returncode != 0, r.stderr
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("dockerboot: ") and " — " in lines[0]
-    return lines[0]
 
 
 def _state(env: HookEnv) -> dict[str, tuple[int, int, int, str]]:
