@@ -36,6 +36,7 @@ from textual.widgets.option_list import Option
 
 from screens.base import quit_asking
 from screens.machine_form import MachineForm, UsersForm
+from screens.toplayer_tree import ToplayerTree
 from wizard import fstab, machine
 from wizard.config import Settings
 from wizard.diffs import unified_diff
@@ -117,7 +118,7 @@ class ToplayerScreen(Screen[Outcome]):
         with TabbedContent(id="tabs"):
             with TabPane("Files", id="files-tab"):
                 with Horizontal():
-                    yield Tree("top layer", id="files")
+                    yield ToplayerTree("top layer", id="files")
                     with Vertical(id="editor-pane"):
                         yield Static("Pick a file on the left.", id="path")
                         yield TextArea(id="editor", show_line_numbers=True, disabled=True)
@@ -303,19 +304,7 @@ class ToplayerScreen(Screen[Outcome]):
         return self.query_one("#editor", TextArea).text.encode()
 
     def _fill_tree(self) -> None:
-        tree = self.query_one("#files", Tree)
-        tree.clear()
-        dirs = {"": tree.root}
-        for rel in sorted({*self.files, *self.edits, *OFFERED}):
-            parts = rel.split("/")
-            for i in range(1, len(parts)):
-                key = "/".join(parts[:i])
-                if key not in dirs:
-                    dirs[key] = dirs["/".join(parts[:i - 1])].add(parts[i - 1] + "/",
-                                                                  expand=True)
-            mark = " *" if rel in self.edits else ("" if rel in self.files else " (new)")
-            dirs["/".join(parts[:-1])].add_leaf(parts[-1] + mark, data=rel)
-        tree.root.expand()
+        self.query_one(ToplayerTree).show(self.files, self.edits, OFFERED)
 
     def _show_in_editor(self, rel: str, data: bytes) -> None:
         editor = self.query_one("#editor", TextArea)

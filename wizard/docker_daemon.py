@@ -10,13 +10,16 @@ the chosen partition.  Every failure says what to put in
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
 import docker
 import docker.errors
 
-from wizard.errors import DockerError
+from wizard.errors import DockerError, ImageError
+from wizard.events import Event, LogLine, Progress, check_cancel
 from wizard.partitions import MountEntry, Partition, is_on, parse_mountinfo, read_mountinfo
 
 DAEMON_JSON = '{"storage-driver": "btrfs", "features": {"containerd-snapshotter": false}}'
@@ -207,3 +210,46 @@ def list_images(client: docker.DockerClient) -> list[ImageSummary]:
                               created=str(image.attrs.get("Created") or ""))
                  for image in found for tag in image.tags if not tag.endswith(":<none>")]
     return sorted(summaries, key=lambda s: s.ref)
+
+
+def pull_events(stream: Iterable[dict], cancel: threading.Event | None = None
+                ) -> Iterator[Event]:
+    """Turn the Docker API's pull stream into ``Progress``/``LogLine`` events.
+
+    The stream (``client.api.pull(..., stream=True, decode=True)``) reports
+    each layer separately; progress is the sum over the layers seen so far,
+    so the total grows while layers are announced.
+
+    Args:
+        stream: decoded JSON messages of the pull.
+        cancel: token checked between messages.
+
+    Raises:
+        ImageError: the daemon reported an error in-band (``errorDetail``).
+        Cancelled: the token was set.
+
+    """
+    layers: dict[str, tuple[float, float]] = {}
+    last_status = ""
+    for message in stream:
+        check_cancel(cancel)
+        error = message.get("errorDetail") or ({"message": message["error"]}
+                                               if message.get("error") else None)
+        if error:
+            raise ImageError(f"pull failed: {error.get('message', error)}",
+                             "check the image name and the registry's reachability")
+        status = str(message.get("status") or "")
+        detail = message.get("progressDetail") or {}
+        layer = message.get("id")
+        if layer and detail.get("total"):
+            layers[layer] = (float(detail.get("current") or 0), float(detail["total"]))
+        elif layer and status in ("Pull complete", "Already exists", "Download complete"):
+            done = layers.get(layer, (0.0, 0.0))[1]
+            layers[layer] = (done, done)
+        if layers:
+            yield Progress(sum(c for c, _ in layers.values()),
+                           sum(t for _, t in layers.values()) or None, label=status)
+        text = f"{layer}: {status}" if layer else status
+        if status and text != last_status and not detail.get("total"):
+            last_status = text
+            yield LogLine(text)

@@ -12,7 +12,7 @@ import io
 import os
 import tarfile
 import threading
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -23,9 +23,12 @@ import docker.errors
 from wizard import apply, config, docker_daemon, images, initramfs, leftovers, partitions, toplayer
 from wizard.apply import Plan
 from wizard.config import Settings
-from wizard.docker_daemon import ImageSummary
+from wizard.docker_daemon import (
+    ImageSummary,
+    pull_events,  # noqa: F401  (the pull screen's events, re-exported)
+)
 from wizard.errors import ImageError, NotRootError, PartitionError, WizardError
-from wizard.events import Event, LogLine, Progress, check_cancel
+from wizard.events import Event
 from wizard.flow import WizardState
 from wizard.initramfs import BuildTarget
 from wizard.lock import partition_lock
@@ -144,49 +147,6 @@ class Services(Protocol):
     def release_plan(self) -> None:
         """Drop the last plan without applying it (its mount and the partition's lock)."""
         ...
-
-
-def pull_events(stream: Iterable[dict], cancel: threading.Event | None = None
-                ) -> Iterator[Event]:
-    """Turn the Docker API's pull stream into ``Progress``/``LogLine`` events.
-
-    The stream (``client.api.pull(..., stream=True, decode=True)``) reports
-    each layer separately; progress is the sum over the layers seen so far,
-    so the total grows while layers are announced.
-
-    Args:
-        stream: decoded JSON messages of the pull.
-        cancel: token checked between messages.
-
-    Raises:
-        ImageError: the daemon reported an error in-band (``errorDetail``).
-        Cancelled: the token was set.
-
-    """
-    layers: dict[str, tuple[float, float]] = {}
-    last_status = ""
-    for message in stream:
-        check_cancel(cancel)
-        error = message.get("errorDetail") or ({"message": message["error"]}
-                                               if message.get("error") else None)
-        if error:
-            raise ImageError(f"pull failed: {error.get('message', error)}",
-                             "check the image name and the registry's reachability")
-        status = str(message.get("status") or "")
-        detail = message.get("progressDetail") or {}
-        layer = message.get("id")
-        if layer and detail.get("total"):
-            layers[layer] = (float(detail.get("current") or 0), float(detail["total"]))
-        elif layer and status in ("Pull complete", "Already exists", "Download complete"):
-            done = layers.get(layer, (0.0, 0.0))[1]
-            layers[layer] = (done, done)
-        if layers:
-            yield Progress(sum(c for c, _ in layers.values()),
-                           sum(t for _, t in layers.values()) or None, label=status)
-        text = f"{layer}: {status}" if layer else status
-        if status and text != last_status and not detail.get("total"):
-            last_status = text
-            yield LogLine(text)
 
 
 class RealServices:
