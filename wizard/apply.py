@@ -36,6 +36,7 @@ from wizard.config import Settings
 from wizard.errors import NotRootError, WizardError
 from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel
 from wizard.lock import partition_lock
+from wizard.toplayer_plan import edit_changes  # noqa: F401  (re-exported)
 
 STEPS = ("partition", "docker", "image", "toplayer", "initramfs", "bootloader", "config")
 """Step names, shared by the core, the CLI output and the TUI screens."""
@@ -349,25 +350,6 @@ def _write_toplayer(plan: Plan) -> Iterator[Event]:
     toplayer.apply_changes(session.top, s, plan.toplayer_changes)
     yield StepDone("toplayer", str(toplayer.toplayer_dir(session.top, s)))
 
-
-def edit_changes(toplayer_dir: Path, edits: dict[str, bytes]) -> list[toplayer.FileChange]:
-    """Top-layer files edited in the TUI as ``FileChange`` values for a plan.
-
-    An existing file keeps its mode and owner; a new one is 0644 root:root.
-    Unchanged files are left out.
-    """
-    out = []
-    for rel, data in sorted(edits.items()):
-        path = Path(toplayer_dir) / rel
-        if path.is_file():
-            st = path.stat()
-            old = path.read_bytes()
-            if old != data:
-                out.append(toplayer.FileChange(rel, old, data, st.st_mode & 0o7777,
-                                               st.st_uid, st.st_gid))
-        else:
-            out.append(toplayer.FileChange(rel, None, data))
-    return out
 
 
 def free_space(path: Path) -> int:

@@ -341,13 +341,6 @@ class RealServices:
             plan = apply.make_plan(session, state.passwords, cancel=cancel, steps=steps,
                                    staged=staged if "initramfs" in steps else None,
                                    edits=state.toplayer_edits)
-            if "toplayer" in steps:
-                # The machine files were merged into the edits: one change per file.
-                planned = {c.relpath for c in plan.toplayer_changes}
-                plan.toplayer_changes += [
-                    c for c in apply.edit_changes(
-                        toplayer.toplayer_dir(session.top, session.settings),
-                        state.toplayer_edits) if c.relpath not in planned]
         except BaseException:
             stack.close()
             raise

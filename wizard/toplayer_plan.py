@@ -113,8 +113,31 @@ def plan_toplayer(client: docker.DockerClient, image: str, settings: Settings, t
                                         old_settings, on_disk=_current(top_dir, {}))
     out.changes += machine_plan.changes
     out.subvolumes = machine_plan.subvolumes
+    # The TUI's other edits, one change per file (the machine files merged them already).
+    planned = {c.relpath for c in out.changes}
+    out.changes += [c for c in edit_changes(top_dir, edits) if c.relpath not in planned]
     out.landings = rootfs.overlay(top_dir, image_root,
                                   [*(c.relpath for c in out.changes), *edits])
+    return out
+
+
+def edit_changes(toplayer_dir: Path, edits: dict[str, bytes]) -> list[toplayer.FileChange]:
+    """Top-layer files edited in the TUI as ``FileChange`` values for a plan.
+
+    An existing file keeps its mode and owner; a new one is 0644 root:root.
+    Unchanged files are left out.
+    """
+    out = []
+    for rel, data in sorted(edits.items()):
+        path = Path(toplayer_dir) / rel
+        if path.is_file():
+            st = path.stat()
+            old = path.read_bytes()
+            if old != data:
+                out.append(toplayer.FileChange(rel, old, data, st.st_mode & 0o7777,
+                                               st.st_uid, st.st_gid))
+        else:
+            out.append(toplayer.FileChange(rel, None, data))
     return out
 
 
