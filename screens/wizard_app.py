@@ -1,77 +1,62 @@
-"""The wizard app: one flow worker walks the steps of ``wizard.flow``.
+"""The wizard app: one flow worker walks the route of ``wizard.flow`` from outcomes alone.
 
-Each step is a screen in ``screens/<step>.py`` (``<Step>Screen``), pushed with
-``push_screen_wait``; its ``Next``/``Back``/``Quit`` outcome decides the next
-step.  A step whose module does not exist yet gets a placeholder screen, so
-the app always runs end to end.
+Each step is a ``StepScreen`` (``screen_class`` maps a step to its class),
+pushed with ``push_screen_wait``; its ``Next``/``Back``/``Quit`` outcome
+carries the state and decides the next step.  A screen module is imported
+when its step is first reached, so the first screen paints before the
+heavier ones (and the core behind them) are loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import Static
 
-from screens.base import QUIT_QUESTION, ConfirmScreen, StepScreen, css
+from screens.base import StepScreen, css
 from screens.problem import ProblemScreen
 from wizard.errors import WizardError
-from wizard.flow import (
-    Back,
-    Next,
-    Quit,
-    Step,
-    WizardState,
-    after,
-    before,
-    first,
-    has_unsaved_changes,
-    rebuilt_before_back,
-)
-from wizard.services import Services
+from wizard.flow import Back, Next, Quit, Step, WizardState, after, before, first, rebuilt
 
-_CLASS_NAMES = {
-    Step.WELCOME: "WelcomeScreen", Step.PARTITION: "PartitionScreen",
-    Step.DOCKER: "DockerDaemonScreen", Step.IMAGE: "ImagesScreen",
-    Step.TOPLAYER: "ToplayerScreen", Step.INITRAMFS: "InitramfsScreen",
-    Step.BOOTLOADER: "BootloaderScreen", Step.REVIEW: "ReviewScreen", Step.DONE: "DoneScreen",
-}
+if TYPE_CHECKING:
+    from wizard.services import Services
 
 
-class PlaceholderScreen(StepScreen):
-    """Stands in for a step whose screen is not built yet: Next/Back only."""
-
-    STEP: Step = Step.WELCOME
-
-    def compose_body(self) -> ComposeResult:
-        yield Static(f"Step “{self.STEP.value}” has no screen yet. Press n to go on.",
-                     classes="placeholder")
-
-
-def placeholder_for(step: Step) -> type[StepScreen]:
-    """A placeholder screen class for ``step``."""
-    name = f"{_CLASS_NAMES[step].removesuffix('Screen')}PlaceholderScreen"
-    title = step.value.replace("_", " ").capitalize()
-    return type(name, (PlaceholderScreen,), {"STEP": step, "TITLE_TEXT": title})
-
-
-def _load(step: Step) -> type[Screen]:
-    module_name = f"screens.{step.value}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise  # a broken import inside an existing screen must show, not hide
-        return placeholder_for(step)
-    return getattr(module, _CLASS_NAMES[step], None) or placeholder_for(step)
-
-
-SCREENS: dict[Step, type[Screen]] = {step: _load(step) for step in Step}
-"""Step -> screen class taking ``(state, services)``."""
+def screen_class(step: Step) -> type[StepScreen]:
+    """The screen class of ``step`` (a static, typed registry; imports on first use)."""
+    match step:
+        case Step.WELCOME:
+            from screens.welcome import WelcomeScreen
+            return WelcomeScreen
+        case Step.PARTITION:
+            from screens.partition import PartitionScreen
+            return PartitionScreen
+        case Step.DOCKER:
+            from screens.docker_daemon import DockerDaemonScreen
+            return DockerDaemonScreen
+        case Step.IMAGE:
+            from screens.images import ImagesScreen
+            return ImagesScreen
+        case Step.TOPLAYER:
+            from screens.toplayer import ToplayerScreen
+            return ToplayerScreen
+        case Step.INITRAMFS:
+            from screens.initramfs import InitramfsScreen
+            return InitramfsScreen
+        case Step.BOOTLOADER:
+            from screens.bootloader import BootloaderScreen
+            return BootloaderScreen
+        case Step.REVIEW:
+            from screens.review import ReviewScreen
+            return ReviewScreen
+        case Step.DONE:
+            from screens.done import DoneScreen
+            return DoneScreen
 
 
 class DockerbootApp(App[None]):
@@ -82,61 +67,35 @@ class DockerbootApp(App[None]):
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
 
     def __init__(self, services: Services, *, start_at: Step | None = None,
-                 state: WizardState | None = None) -> None:
+                 state: WizardState | None = None,
+                 screens: Mapping[Step, type[StepScreen]] | None = None) -> None:
         super().__init__()
         self.services = services
         self.state = state or WizardState()
-        """The latest state: updated on every ``Next``."""
-        self.step: Step | None = None
-        """The step on screen."""
+        """The latest state: updated on every outcome."""
         self.start_at = start_at
-        self.screen_classes: dict[Step, type[Screen]] = dict(SCREENS)
-        """Step -> screen class; tests may swap entries before ``run_test``."""
-        self.quit_confirmed = False
+        self.screens = dict(screens or {})
+        """Step -> screen class overriding ``screen_class`` (tests)."""
+        self.current: StepScreen | None = None
+        """The step screen the flow is waiting on."""
 
     def on_mount(self) -> None:
         self.run_flow()
 
-    def unsaved(self) -> bool:
-        """Whether quitting now loses input (never after the Done step is reached).
+    def screen_for(self, step: Step) -> StepScreen:
+        """A new screen for ``step`` over the current state."""
+        cls = self.screens.get(step) or screen_class(step)
+        return cls(self.state, self.services)
 
-        Besides the state, the step on screen is asked: text typed into it but
-        not handed on yet (e.g. the top-layer editor) counts too.
-        """
-        if self.step == Step.DONE:
-            return False
-        step_screen = self._step_screen()
-        pending = getattr(step_screen, "has_pending_edits", None)
-        return has_unsaved_changes(self.state) or bool(pending is not None and pending())
-
-    def _step_screen(self) -> Screen | None:
-        # The topmost step screen, also when a dialog is open above it.
-        return next((s for s in reversed(self.screen_stack)
-                     if isinstance(getattr(s, "state", None), WizardState)), None)
-
-    async def discard_staged(self, *states: WizardState) -> None:
-        """Remove staged initramfs builds of ``states`` that will never be installed."""
-        done: set[str] = set()
-        for state in states:
-            staged = state.staged_initramfs
-            if not staged or staged in done:
-                continue
-            done.add(staged)
-            try:
-                await asyncio.to_thread(self.services.discard_staged, state)
-            except (WizardError, OSError) as e:  # leaving anyway; the next build cleans up
-                self.notify(f"could not remove the unused build {staged}: {e}",
-                            severity="warning")
-
-    async def leave(self) -> None:
-        """Exit; a staged build not installed yet (here or on the step screen) goes first."""
-        step_screen = self._step_screen()
-        states = [self.state, *([step_screen.state] if step_screen is not None else [])]
-        # A plan made at Review holds the partition's lock: release it before the
-        # staged build is removed (that takes the lock too).
-        await asyncio.to_thread(self.services.release_plan)
-        await self.discard_staged(*states)  # type: ignore[arg-type]
-        self.exit()
+    async def discard_build(self, state: WizardState) -> None:
+        """Remove ``state``'s staged initramfs build: it will never be installed."""
+        if not state.staged_initramfs:
+            return
+        try:
+            await asyncio.to_thread(self.services.discard_staged, state)
+        except (WizardError, OSError) as e:  # leaving anyway; the next build cleans up
+            self.notify(f"could not remove the unused build {state.staged_initramfs}: {e}",
+                        severity="warning")
 
     async def check_environment(self) -> bool:
         """Show the problem screen until the environment is fine; False = give up."""
@@ -154,48 +113,45 @@ class DockerbootApp(App[None]):
             return
         step: Step | None = self.start_at or first()
         while step is not None:
-            self.step = step
-            screen = self.screen_classes[step](self.state, self.services)
-            outcome = await self.push_screen_wait(screen)
+            self.current = self.screen_for(step)
+            outcome = await self.push_screen_wait(self.current)
+            self.current = None
             match outcome:
-                case Next(state=new_state):
-                    self.state = new_state
-                    step = after(step, new_state)
+                case Next(state=state):
+                    self.state = state
+                    step = after(step, state)
+                case Back(state=state) | Quit(state=state) if rebuilt(self.state, state):
+                    # A build made on this visit was never handed on: it goes now.
+                    await self.discard_build(state)
+                    self.state = replace(self.state, staged_initramfs=None)
+                    step = None if isinstance(outcome, Quit) else before(step, self.state)
                 case Back():
-                    here = getattr(screen, "state", self.state)
-                    if rebuilt_before_back(step, self.state, here):
-                        await self.discard_staged(here)
-                        self.state = self.state.with_changes(staged_initramfs=None)
                     step = before(step, self.state)
                 case Quit():
-                    if self.quit_confirmed or not self.unsaved() or await self.push_screen_wait(
-                            ConfirmScreen(QUIT_QUESTION)):
-                        await self.discard_staged(self.state, getattr(screen, "state", self.state))
-                        self.exit()
-                        return
-                    self.quit_confirmed = False  # stay on the same step
+                    step = None
+        # Done leaves nothing staged (Review installed it); a Quit may leave a build
+        # that was never installed: it goes with the wizard.
+        await self.discard_build(self.state)
         self.exit()
 
     async def action_quit(self) -> None:
-        if not self.unsaved():
-            await self.leave()
-            return
-
-        async def answered(yes: bool | None) -> None:
-            if yes:
-                await self.leave()
-
-        self.push_screen(ConfirmScreen(QUIT_QUESTION), answered)
+        """Ctrl+Q: the step on screen applies the quit rule (asks if input would be lost)."""
+        if self.current is not None:
+            self.current.action_quit_wizard()
+        else:
+            self.exit()
 
 
 def make_app(services: Services, *, start_at: Step | None = None,
-             state: WizardState | None = None) -> DockerbootApp:
+             state: WizardState | None = None,
+             screens: Mapping[Step, type[StepScreen]] | None = None) -> DockerbootApp:
     """The wizard app over ``services`` (``RealServices`` or a test fake).
 
     Args:
         services: what the screens call.
         start_at: open this step first instead of Welcome (tests, snapshots).
         state: the starting state (e.g. settings for a step opened directly).
+        screens: step -> screen class, replacing the real ones (tests).
 
     """
-    return DockerbootApp(services, start_at=start_at, state=state)
+    return DockerbootApp(services, start_at=start_at, state=state, screens=screens)

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import errno
 
-import docker.errors
-import requests.exceptions
-
 from wizard.errors import DockerError, WizardError
 
 _AGAIN = "then run apply again"
@@ -45,6 +42,10 @@ def describe(exc: BaseException) -> WizardError:
     """
     if isinstance(exc, WizardError):
         return exc
+    # Imported here: the SDK costs ~0.1 s and a fault is rare (not at start-up).
+    import docker.errors
+    import requests.exceptions
+
     # First: requests' exceptions (docker's APIError too) are OSErrors.
     if isinstance(exc, docker.errors.DockerException | requests.exceptions.RequestException):
         return DockerError(f"the Docker daemon failed: {one_line(str(exc)) or type(exc).__name__}",
@@ -61,6 +62,15 @@ def describe(exc: BaseException) -> WizardError:
     return WizardError(f"unexpected {type(exc).__name__}: {one_line(str(exc))}",
                        "this is a bug in dockerboot-wizard: please report it with this line; "
                        "nothing after the last finished step changed")
+
+
+def is_unexpected(exc: BaseException) -> bool:
+    """Whether ``exc`` is none of the faults ``describe`` knows: a bug, not a user's problem."""
+    if isinstance(exc, WizardError | OSError):  # requests' and docker's errors are OSErrors
+        return False
+    import docker.errors
+
+    return not isinstance(exc, docker.errors.DockerException)
 
 
 def message(exc: BaseException) -> str:

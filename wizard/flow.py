@@ -1,13 +1,14 @@
-"""The wizard's steps and their order: pure, shared by the TUI and its tests.
+"""The wizard's steps, routes and outcomes: pure, shared by the TUI and its tests.
 
-Step names match the core modules and the screens (DESIGN §5).  The TUI
-walks these steps with typed outcomes; the same ``Settings`` it collects are
-what headless ``apply`` takes.
+Step names match the core modules and the screens (DESIGN §5).  Each mode
+has one ``Route``: the screens it visits and the apply steps it writes, in
+one table.  The TUI walks a route with typed outcomes that carry the state;
+the same ``Settings`` it collects are what headless ``apply`` takes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from wizard.config import Settings
@@ -37,21 +38,37 @@ class Mode(StrEnum):
     REWRITE_BOOT_ENTRY = "bootloader"
 
 
-ROUTES: dict[Mode, tuple[Step, ...]] = {
-    Mode.FULL: (Step.WELCOME, Step.PARTITION, Step.DOCKER, Step.IMAGE, Step.TOPLAYER,
-                Step.INITRAMFS, Step.BOOTLOADER, Step.REVIEW, Step.DONE),
-    Mode.RECONFIGURE_TOPLAYER: (Step.WELCOME, Step.TOPLAYER, Step.REVIEW, Step.DONE),
-    Mode.SWITCH_IMAGE: (Step.WELCOME, Step.DOCKER, Step.IMAGE, Step.INITRAMFS, Step.BOOTLOADER,
-                        Step.REVIEW, Step.DONE),
-    Mode.REBUILD_INITRAMFS: (Step.WELCOME, Step.INITRAMFS, Step.REVIEW, Step.DONE),
-    Mode.REWRITE_BOOT_ENTRY: (Step.WELCOME, Step.BOOTLOADER, Step.REVIEW, Step.DONE),
+@dataclass(frozen=True)
+class Route:
+    """The screens a mode visits and what its apply writes."""
+
+    steps: tuple[Step, ...]
+    """Screens in order, Welcome first, Done last."""
+    writes: tuple[str, ...]
+    """The ``apply.EXECUTE_STEPS`` this mode runs, in execute's order."""
+
+
+_EVERYTHING = ("initramfs", "toplayer", "bootloader", "config")
+
+ROUTES: dict[Mode, Route] = {
+    Mode.FULL: Route((Step.WELCOME, Step.PARTITION, Step.DOCKER, Step.IMAGE, Step.TOPLAYER,
+                      Step.INITRAMFS, Step.BOOTLOADER, Step.REVIEW, Step.DONE), _EVERYTHING),
+    # Reconfiguring the top layer rebuilds nothing, so it takes seconds.
+    Mode.RECONFIGURE_TOPLAYER: Route((Step.WELCOME, Step.TOPLAYER, Step.REVIEW, Step.DONE),
+                                     ("toplayer", "config")),
+    Mode.SWITCH_IMAGE: Route((Step.WELCOME, Step.DOCKER, Step.IMAGE, Step.INITRAMFS,
+                              Step.BOOTLOADER, Step.REVIEW, Step.DONE), _EVERYTHING),
+    Mode.REBUILD_INITRAMFS: Route((Step.WELCOME, Step.INITRAMFS, Step.REVIEW, Step.DONE),
+                                  ("initramfs", "config")),
+    Mode.REWRITE_BOOT_ENTRY: Route((Step.WELCOME, Step.BOOTLOADER, Step.REVIEW, Step.DONE),
+                                   ("bootloader", "config")),
 }
-"""Which steps each mode visits, in order."""
+"""Mode -> its route: the one table of what each mode shows and writes."""
 
 
 @dataclass(frozen=True)
 class WizardState:
-    """Everything collected so far; immutable, changed with ``replace``."""
+    """Everything collected so far; immutable, changed with ``dataclasses.replace``."""
 
     settings: Settings | None = None
     """Settings being built (None until a partition and image are known)."""
@@ -67,9 +84,10 @@ class WizardState:
     """Kernel/initramfs built by the initramfs step but not installed yet: the staged
     directory relative to the partition's top level (installed at Review/apply)."""
 
-    def with_changes(self, **changes: object) -> WizardState:
-        """Return a copy with ``changes`` applied."""
-        return replace(self, **changes)
+    @property
+    def writes(self) -> tuple[str, ...]:
+        """The apply steps this state's mode runs."""
+        return ROUTES[self.mode].writes
 
 
 @dataclass(frozen=True)
@@ -81,12 +99,16 @@ class Next:
 
 @dataclass(frozen=True)
 class Back:
-    """Return to the previous step."""
+    """Return to the previous step; ``state`` is the screen's own (e.g. a new build)."""
+
+    state: WizardState
 
 
 @dataclass(frozen=True)
 class Quit:
-    """Leave the wizard."""
+    """Leave the wizard (already confirmed when input would be lost)."""
+
+    state: WizardState
 
 
 Outcome = Next | Back | Quit
@@ -97,16 +119,22 @@ def first() -> Step:
     return Step.WELCOME
 
 
+def position(step: Step, state: WizardState) -> tuple[int, int]:
+    """``(n, total)`` of ``step`` on ``state.mode``'s route, 1-based (``4/9``)."""
+    route = ROUTES[state.mode].steps
+    return (route.index(step) + 1 if step in route else 1), len(route)
+
+
 def after(step: Step, state: WizardState) -> Step | None:
     """The step after ``step`` on ``state.mode``'s route, or None at the end."""
-    route = ROUTES[state.mode]
+    route = ROUTES[state.mode].steps
     index = route.index(step) if step in route else 0
     return route[index + 1] if index + 1 < len(route) else None
 
 
 def before(step: Step, state: WizardState) -> Step:
     """The step before ``step`` on the route (the first step stays put)."""
-    route = ROUTES[state.mode]
+    route = ROUTES[state.mode].steps
     index = route.index(step) if step in route else 0
     return route[max(index - 1, 0)]
 
@@ -122,13 +150,13 @@ def has_unsaved_changes(state: WizardState) -> bool:
                 or (state.settings is not None and state.settings != state.saved))
 
 
-def rebuilt_before_back(step: Step, kept: WizardState, on_screen: WizardState) -> bool:
-    """Whether Back from ``step`` leaves a build made on this visit unreachable.
+def rebuilt(kept: WizardState, returned: WizardState) -> bool:
+    """Whether a step started a build since ``kept``, the state it was entered with.
 
-    ``kept`` is the state the step was entered with, ``on_screen`` the step
-    screen's own.  Only the initramfs step builds; once it started a new
-    build, the one ``kept`` refers to is gone (a build removes stale ones)
-    and the new one, never handed on with Next, can no longer be installed:
-    the caller discards ``on_screen``'s build and drops ``kept``'s reference.
+    ``returned`` is what its Back or Quit carries.  Only the initramfs step
+    builds; once it started a new build, the one ``kept`` refers to is gone
+    (a build removes stale ones) and the new one, never handed on with Next,
+    can no longer be installed: the caller discards ``returned``'s build and
+    drops ``kept``'s reference.
     """
-    return step is Step.INITRAMFS and on_screen.staged_initramfs != kept.staged_initramfs
+    return returned.staged_initramfs != kept.staged_initramfs
