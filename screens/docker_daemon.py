@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from screens.base import StepScreen, css
-from wizard.faults import message as fault_line
-from wizard.flow import WizardState
+from wizard.errors import PartitionError
+from wizard.flow import Step, WizardState
 from wizard.services import DockerStatus
 
 
@@ -21,7 +22,7 @@ class DockerDaemonScreen(StepScreen):
     """The daemon's checks, each problem with its exact fix; Next only when all pass."""
 
     CSS_PATH = css("docker_daemon")
-    TITLE_TEXT = "Docker daemon"
+    STEP = Step.DOCKER
     BINDINGS = [Binding("r", "recheck", "Recheck")]
 
     @dataclass
@@ -30,9 +31,8 @@ class DockerDaemonScreen(StepScreen):
 
         status: DockerStatus
 
-    def __init__(self, state: WizardState, services) -> None:
-        super().__init__(state, services)
-        self.status: DockerStatus | None = None
+    status: reactive[DockerStatus | None] = reactive(None, init=False)
+    """The last check's answer; None while checking."""
 
     def compose_body(self) -> ComposeResult:
         label = self.state.settings.label if self.state.settings else "?"
@@ -46,27 +46,28 @@ class DockerDaemonScreen(StepScreen):
 
     def action_recheck(self) -> None:
         self.status = None
+        self.clear_error()
         self.query_one("#checks", Static).update("Checking…")
         self.query_one("#problem", Static).update("")
-        self.update_nav()
         self.run_check()
+
+    def watch_status(self) -> None:
+        self.update_nav()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="check")
     def run_check(self) -> None:
         settings = self.state.settings
         label = settings.label if settings else ""
-        try:
+        with self.reporting("check"):
             part = next((p for p in self.services.partitions()
                          if label and p.label == label), None)
             if part is None:
-                status = DockerStatus(reachable=False, problem=(
-                    f"no btrfs partition labelled {label or '(none chosen)'} is present — "
+                status = DockerStatus(reachable=False, problem=PartitionError(
+                    f"no btrfs partition labelled {label or '(none chosen)'} is present",
                     "plug the disk in, or go back (b) and pick a partition"))
             else:
                 status = self.services.docker_status(part)
-        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
-            status = DockerStatus(reachable=False, problem=fault_line(e))
-        self.post_message(self.Checked(status))
+            self.post_message(self.Checked(status))
 
     @on(Checked)
     def checked(self, message: Checked) -> None:
@@ -86,15 +87,14 @@ class DockerDaemonScreen(StepScreen):
         self.query_one("#checks", Static).update("\n".join(lines))
         problem = self.query_one("#problem", Static)
         if status.problem:
-            text, _, fix = status.problem.partition(" — ")
-            problem.update(f"[b]Problem:[/b] {escape(text)}"
+            fix = status.problem.fix
+            problem.update(f"[b]Problem:[/b] {escape(status.problem.problem)}"
                            + (f"\n[b]Fix:[/b] {escape(fix)}" if fix else "")
                            + "\nThen press r to check again.")
             problem.add_class("error")
         else:
             problem.update("All checks passed: images on this daemon can boot.")
             problem.remove_class("error")
-        self.update_nav()
 
     def can_next(self) -> bool:
         status = self.status
@@ -102,5 +102,5 @@ class DockerDaemonScreen(StepScreen):
 
     def next_state(self) -> WizardState:
         assert self.status is not None and self.state.settings is not None
-        return self.state.with_changes(
-            settings=self.state.settings.with_changes(docker_path=self.status.docker_path))
+        return replace(self.state,
+                       settings=replace(self.state.settings, docker_path=self.status.docker_path))

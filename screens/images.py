@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.markup import escape
@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import DataTable, Input, ProgressBar, Static
 from textual.worker import get_current_worker
 
@@ -21,7 +22,7 @@ from wizard.docker_daemon import ImageSummary
 from wizard.errors import Cancelled
 from wizard.events import Event, LogLine, Progress
 from wizard.faults import message as fault_line
-from wizard.flow import WizardState
+from wizard.flow import Step, WizardState
 
 COLUMNS = ("Image", "Size", "Created", "ID")
 
@@ -30,7 +31,7 @@ class ImagesScreen(StepScreen):
     """Pick the image to boot; it is resolved to its btrfs subvolume before Next."""
 
     CSS_PATH = css("images")
-    TITLE_TEXT = "Image"
+    STEP = Step.IMAGE
     AUTO_FOCUS = "#images"
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter"),
@@ -39,12 +40,14 @@ class ImagesScreen(StepScreen):
         Binding("escape", "cancel", "Cancel pull"),
     ]
 
+    pulling: reactive[bool] = reactive(False, init=False)
+    """A pull runs (Next waits for it)."""
+
     @dataclass
     class Listed(Message):
         """Local images were read (or reading failed)."""
 
         images: list[ImageSummary]
-        error: str | None = None
 
     @dataclass
     class Resolved(Message):
@@ -65,14 +68,12 @@ class ImagesScreen(StepScreen):
         """The pull finished, failed or was cancelled."""
 
         ref: str
-        error: str | None = None
 
     def __init__(self, state: WizardState, services) -> None:
         super().__init__(state, services)
         self.all_images: list[ImageSummary] = []
         self.shown: list[ImageSummary] = []
         self.resolved: dict[str, Path] = {}
-        self.pulling = False
         self._want = state.settings.image if state.settings and state.settings.image else None
 
     def compose_body(self) -> ComposeResult:
@@ -97,19 +98,17 @@ class ImagesScreen(StepScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="list")
     def run_list(self) -> None:
-        try:
+        with self.reporting("list"):
             self.post_message(self.Listed(self.services.images()))
-        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
-            self.post_message(self.Listed([], fault_line(e)))
 
     def action_reload(self) -> None:
+        self.clear_error()
         self.run_list()
 
     @on(Listed)
     def listed(self, message: Listed) -> None:
         self.all_images = message.images
-        if message.error:
-            self.query_one("#resolved", Static).update(f"[red]{escape(message.error)}[/]")
+        self.clear_error()
         self.fill_table()
 
     @on(Input.Changed, "#filter")
@@ -202,8 +201,8 @@ class ImagesScreen(StepScreen):
         # A kernel/initramfs staged for another image must not be installed for this one.
         staged = (self.state.staged_initramfs if image.ref == self.state.settings.image
                   else None)
-        return self.state.with_changes(
-            settings=self.state.settings.with_changes(image=image.ref), staged_initramfs=staged)
+        return replace(self.state, settings=replace(self.state.settings, image=image.ref),
+                       staged_initramfs=staged)
 
     # --- pulling ---
 
@@ -216,23 +215,20 @@ class ImagesScreen(StepScreen):
         if not ref or self.pulling:
             return
         self.pulling = True
+        self.clear_error()
         self.query_one("#progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#pullstatus", Static).update(f"Pulling {escape(ref)}… (Escape cancels)")
-        self.update_nav()
         self.run_pull(ref)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="pull")
     def run_pull(self, ref: str) -> None:
         worker = get_current_worker()
-        try:
+        with self.reporting("pull"):
             for event in self.services.pull(ref, cancel=worker.cancelled_event):
                 self.post_message(self.PullProgressed(event))
             if worker.is_cancelled:
                 raise Cancelled("pull cancelled", "nothing was changed")
-        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
-            self.post_message(self.PullEnded(ref, fault_line(e)))
-            return
-        self.post_message(self.PullEnded(ref))
+            self.post_message(self.PullEnded(ref))
 
     @on(PullProgressed)
     def pull_progressed(self, message: PullProgressed) -> None:
@@ -246,14 +242,18 @@ class ImagesScreen(StepScreen):
     @on(PullEnded)
     def pull_ended(self, message: PullEnded) -> None:
         self.pulling = False
-        status = self.query_one("#pullstatus", Static)
-        if message.error:
-            status.update(f"[red]{escape(message.error)}[/]")
-        else:
-            status.update(f"Pulled {escape(message.ref)}.")
-            self._want = message.ref
-            self.query_one("#images", DataTable).focus()
-            self.run_list()
+        self.query_one("#pullstatus", Static).update(f"Pulled {escape(message.ref)}.")
+        self._want = message.ref
+        self.query_one("#images", DataTable).focus()
+        self.run_list()
+
+    def work_ended(self, job: str) -> None:
+        if job == "pull":
+            self.pulling = False
+            self.query_one("#pullstatus", Static).update("")
+            self.query_one("#progress", ProgressBar).update(total=1, progress=0)
+
+    def watch_pulling(self) -> None:
         self.update_nav()
 
     def action_cancel(self) -> None:

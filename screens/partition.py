@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual import on, work
@@ -16,7 +16,7 @@ from screens.base import StepScreen, css
 from wizard.config import Settings
 from wizard.errors import WizardError
 from wizard.faults import message as fault_line
-from wizard.flow import Next, WizardState
+from wizard.flow import Step, WizardState
 from wizard.names import check_label
 from wizard.partitions import BlockEvent, Partition
 
@@ -57,7 +57,7 @@ class PartitionScreen(StepScreen):
     """A table of btrfs partitions; Enter or n picks the highlighted one."""
 
     CSS_PATH = css("partition")
-    TITLE_TEXT = "Partition"
+    STEP = Step.PARTITION
     AUTO_FOCUS = "#partitions"
     BINDINGS = [Binding("r", "refresh", "Refresh")]
 
@@ -68,7 +68,7 @@ class PartitionScreen(StepScreen):
         rows: list[tuple[Partition, bool]]
         """Each partition and whether it holds a Docker data-root."""
         problem: str | None = None
-        """Listing failed (or a partition could not be read): problem — fix."""
+        """Partitions that could not be read, one line each (the others are listed)."""
 
     @dataclass
     class Hotplugged(Message):
@@ -103,22 +103,23 @@ class PartitionScreen(StepScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="list")
     def run_list(self) -> None:
-        try:
+        with self.reporting("list"):
             found = self.services.partitions()
-        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
-            self.post_message(self.Listed([], fault_line(e)))
-            return
+            self.post_message(self.Listed(*self._probe(found)))
+
+    def _probe(self, found: list[Partition]) -> tuple[list[tuple[Partition, bool]], str | None]:
         rows, problems = [], []
         for part in found:
             try:
                 rows.append((part, self.services.has_data_root(part)))
-            except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            except Exception as e:  # noqa: BLE001 — one bad partition must not hide the rest
                 # One unreadable partition costs its own "Docker data-root" cell only.
                 rows.append((part, False))
                 problems.append(f"{part.label or part.device}: {fault_line(e)}")
-        self.post_message(self.Listed(rows, "; ".join(problems) or None))
+        return rows, "; ".join(problems) or None
 
     def action_refresh(self) -> None:
+        self.clear_error()
         self.run_list()
 
     @on(Hotplugged)
@@ -129,6 +130,7 @@ class PartitionScreen(StepScreen):
 
     @on(Listed)
     def listed(self, message: Listed) -> None:
+        self.clear_error()
         table = self.query_one("#partitions", DataTable)
         current = self.selected()
         wanted = current.uuid if current else None
@@ -189,10 +191,6 @@ class PartitionScreen(StepScreen):
         part = self.selected()
         assert part is not None  # can_next() checked it
         old = self.state.settings
-        settings = (old.with_changes(label=part.label) if old is not None
+        settings = (replace(old, label=part.label) if old is not None
                     else Settings(label=part.label, image=""))
-        return self.state.with_changes(settings=settings)
-
-    def action_next(self) -> None:
-        if self.can_next():
-            self.dismiss(Next(self.next_state()))
+        return replace(self.state, settings=settings)

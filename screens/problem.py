@@ -9,6 +9,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from screens.base import css
+from wizard.errors import WizardError
 
 
 class ProblemScreen(Screen[bool]):
@@ -17,10 +18,9 @@ class ProblemScreen(Screen[bool]):
     CSS_PATH = css("problem")
     BINDINGS = [Binding("r", "recheck", "Check again"), Binding("q", "give_up", "Quit")]
 
-    def __init__(self, problem: str) -> None:
+    def __init__(self, problem: WizardError) -> None:
         super().__init__()
-        # WizardError's one-line form is "problem — fix".
-        self.problem, _, self.fix = problem.partition(" — ")
+        self.problem, self.fix = problem.problem, problem.fix
 
     def compose(self) -> ComposeResult:
         yield Header()

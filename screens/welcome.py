@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from screens.base import StepScreen, css
 from wizard.config import Settings
 from wizard.faults import message as fault_line
-from wizard.flow import Mode, Next, WizardState
+from wizard.flow import Mode, Next, Step, WizardState
 
 MODE_TEXT = {
     Mode.RECONFIGURE_TOPLAYER: "Reconfigure top layer (writes only the top layer; seconds)",
@@ -28,7 +29,7 @@ class WelcomeScreen(StepScreen):
     """Lists saved configurations found on the btrfs partitions and offers the modes."""
 
     CSS_PATH = css("welcome")
-    TITLE_TEXT = "Welcome"
+    STEP = Step.WELCOME
     AUTO_FOCUS = "#modes"
 
     @dataclass
@@ -40,9 +41,8 @@ class WelcomeScreen(StepScreen):
         problems: list[str]
         """Configs that could not be read (one line each)."""
 
-    def __init__(self, state, services) -> None:
-        super().__init__(state, services)
-        self.found: list[tuple[str, Settings]] | None = None
+    found: reactive[list[tuple[str, Settings]] | None] = reactive(None, init=False)
+    """Saved configs by partition label; None until the scan is done."""
 
     def compose_body(self) -> ComposeResult:
         yield Static("dockerboot-wizard boots this machine straight into a Docker image: "
@@ -57,15 +57,15 @@ class WelcomeScreen(StepScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
     def run_scan(self) -> None:
-        found, problems = [], []
-        try:
+        found: list[tuple[str, Settings]] = []
+        problems: list[str] = []
+        partitions = []
+        with self.reporting("scan"):
             partitions = self.services.partitions()
-        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
-            partitions, problems = [], [fault_line(e)]
         for partition in partitions:
             try:
                 saved = self.services.saved_config(partition)
-            except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
+            except Exception as e:  # noqa: BLE001 — one bad partition must not hide the rest
                 problems.append(f"{partition.label or partition.device}: {fault_line(e)}")
                 continue
             if saved is not None:
@@ -92,6 +92,13 @@ class WelcomeScreen(StepScreen):
         ids = [modes.get_option_at_index(i).id for i in range(modes.option_count)]
         modes.highlighted = ids.index(wanted) if wanted in ids else 0
         modes.focus()
+
+    def work_ended(self, job: str) -> None:
+        # The partitions could not be listed: a full setup is still offered (its
+        # partition step lists them again and says what is wrong).
+        self.post_message(self.Scanned([], []))
+
+    def watch_found(self) -> None:
         self.update_nav()
 
     def can_next(self) -> bool:
@@ -110,7 +117,7 @@ class WelcomeScreen(StepScreen):
             saved = matching[0] if matching else (found[0][1] if len(found) == 1 and
                                                   current is None else None)
         settings = saved if Mode(mode) is not Mode.FULL else (self.state.settings or saved)
-        return self.state.with_changes(mode=Mode(mode), saved=saved, settings=settings)
+        return replace(self.state, mode=Mode(mode), saved=saved, settings=settings)
 
     def next_state(self) -> WizardState:
         modes = self.query_one("#modes", OptionList)
@@ -119,4 +126,4 @@ class WelcomeScreen(StepScreen):
 
     @on(OptionList.OptionSelected, "#modes")
     def picked(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(Next(self.chosen_state(event.option.id or "")))
+        self.leave(Next(self.chosen_state(event.option.id or "")))

@@ -78,6 +78,8 @@ class DockerbootApp(App[None]):
         """Step -> screen class overriding ``screen_class`` (tests)."""
         self.current: StepScreen | None = None
         """The step screen the flow is waiting on."""
+        self.step: Step | None = None
+        """The step shown last (kept after the wizard ends)."""
 
     def on_mount(self) -> None:
         self.run_flow()
@@ -113,7 +115,7 @@ class DockerbootApp(App[None]):
             return
         step: Step | None = self.start_at or first()
         while step is not None:
-            self.current = self.screen_for(step)
+            self.step, self.current = step, self.screen_for(step)
             outcome = await self.push_screen_wait(self.current)
             self.current = None
             match outcome:

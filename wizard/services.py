@@ -48,8 +48,8 @@ class DockerStatus:
     """The daemon's data-root."""
     docker_path: str | None = None
     """Data-root relative to the partition's top level, when it is on the partition."""
-    problem: str | None = None
-    """One-line problem + fix (``str(WizardError)``), or None when all is well."""
+    problem: WizardError | None = None
+    """What is wrong (problem and fix), or None when all is well."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Environment:
 
     is_root: bool
     """Running as root."""
-    problem: str | None
+    problem: WizardError | None
     """What blocks the wizard entirely (not root, no btrfs, …) with its fix, or None."""
 
 
@@ -170,22 +170,23 @@ class RealServices:
         """Root first (nothing else works without it), then btrfs, then docker."""
         is_root = os.geteuid() == 0
         if not is_root:
-            return Environment(False, str(NotRootError(
+            return Environment(False, NotRootError(
                 "dockerboot-wizard must run as root (it mounts partitions and talks to "
-                "dockerd)", "run it again with sudo: `sudo dockerboot-wizard`")))
+                "dockerd)", "run it again with sudo: `sudo dockerboot-wizard`"))
         try:
             found = partitions.list_btrfs()
         except Exception as e:  # noqa: BLE001 — udev missing is an environment problem
-            return Environment(True, f"udev cannot list block devices ({e}) — start "
-                                     "systemd-udevd (or udevd) and try again")
+            return Environment(True, PartitionError(
+                f"udev cannot list block devices ({e})",
+                "start systemd-udevd (or udevd) and try again"))
         if not found:
-            return Environment(True, str(PartitionError(
+            return Environment(True, PartitionError(
                 "no btrfs partition found", "create one (`mkfs.btrfs -L NAME /dev/…`) or plug "
-                "in the disk that holds it")))
+                "in the disk that holds it"))
         try:
             self._docker()
         except WizardError as e:
-            return Environment(True, str(e))
+            return Environment(True, e)
         return Environment(True, None)
 
     def partitions(self) -> list[Partition]:
@@ -221,18 +222,18 @@ class RealServices:
         try:
             client = self._docker()
         except WizardError as e:
-            return DockerStatus(reachable=False, problem=str(e))
+            return DockerStatus(reachable=False, problem=e)
         try:
             info = docker_daemon.daemon_info(client)
         except WizardError as e:
-            return DockerStatus(reachable=False, problem=str(e))
+            return DockerStatus(reachable=False, problem=e)
         status = DockerStatus(reachable=True, driver=info.driver,
                               data_root=info.docker_root_dir)
         try:
             docker_daemon.check_storage(info)
             path = docker_daemon.docker_path_for(info.docker_root_dir, partition)
         except WizardError as e:
-            return replace(status, problem=str(e))
+            return replace(status, problem=e)
         return replace(status, docker_path=path)
 
     def images(self) -> list[ImageSummary]:

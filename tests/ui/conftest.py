@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from textual.app import ComposeResult
+from textual.widgets import Static
 
-from screens.wizard_app import DockerbootApp, placeholder_for
+from screens.base import StepScreen
+from screens.wizard_app import DockerbootApp
 from tests.ui.fakes import FakeServices
 from wizard.flow import Step
 
@@ -17,10 +20,22 @@ def fake() -> FakeServices:
     return FakeServices()
 
 
+class PlaceholderScreen(StepScreen):
+    """Stands in for a real step in flow tests: Next/Back/Quit only."""
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(f"Placeholder for {self.STEP.value}. Press n to go on.")
+
+
+def placeholder_for(step: Step) -> type[StepScreen]:
+    """A placeholder screen class for ``step``."""
+    return type(f"{step.name.title()}Placeholder", (PlaceholderScreen,), {"STEP": step})
+
+
 def with_placeholders(app: DockerbootApp, steps=LATE_STEPS) -> DockerbootApp:
     """Swap the later steps' screens for Next/Back placeholders (flow tests only)."""
     for step in steps:
-        app.screen_classes[step] = placeholder_for(step)
+        app.screens[step] = placeholder_for(step)
     return app
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.ui.fakes_late import OTHER, PART, LateFakesMixin
 from wizard.config import Settings
 from wizard.docker_daemon import ImageSummary
-from wizard.errors import Cancelled, ConfigError, ImageError
+from wizard.errors import Cancelled, ConfigError, DockerError, ImageError, NotRootError, WizardError
 from wizard.events import Event, LogLine, Progress, check_cancel
 from wizard.partitions import BlockEvent, MountEntry, Partition
 from wizard.services import DockerStatus, Environment
@@ -37,8 +37,9 @@ GOOD_DOCKER = DockerStatus(reachable=True, driver="btrfs", data_root="/mnt/dbw/d
                            docker_path="docker")
 OVERLAY_DOCKER = DockerStatus(
     reachable=True, driver="overlay2", data_root="/var/lib/docker",
-    problem="Docker uses the overlay2 storage driver, not btrfs, so image layers are not btrfs "
-            "subvolumes — put {\"storage-driver\": \"btrfs\"} in /etc/docker/daemon.json")
+    problem=DockerError("Docker uses the overlay2 storage driver, not btrfs, so image layers are "
+                        "not btrfs subvolumes",
+                        "put {\"storage-driver\": \"btrfs\"} in /etc/docker/daemon.json"))
 PULL_EVENTS: list[Event] = [
     LogLine("Pulling from library/new"),
     Progress(10, 100, "Downloading"),
@@ -52,7 +53,7 @@ class FakeServices(LateFakesMixin):
 
     def __init__(self, *, parts: list[Partition] | None = None,
                  saved: dict[str, Settings] | None = None,
-                 env_problems: list[str | None] | None = None,
+                 env_problems: list[WizardError | None] | None = None,
                  docker: DockerStatus = GOOD_DOCKER,
                  images: list[ImageSummary] | None = None,
                  unbootable: dict[str, str] | None = None) -> None:
@@ -74,7 +75,7 @@ class FakeServices(LateFakesMixin):
 
     def environment(self) -> Environment:
         problem = self.env_problems.pop(0) if self.env_problems else None
-        return Environment(is_root=problem is None or "root" not in problem, problem=problem)
+        return Environment(is_root=not isinstance(problem, NotRootError), problem=problem)
 
     def partitions(self) -> list[Partition]:
         return list(self.parts)

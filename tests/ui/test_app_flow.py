@@ -11,6 +11,7 @@ from screens.wizard_app import DockerbootApp, make_app
 from tests.ui.conftest import SIZE, settle, with_placeholders
 from tests.ui.fakes import PART, FakeServices
 from wizard.config import Settings
+from wizard.errors import DockerError, NotRootError, PartitionError
 from wizard.flow import ROUTES, Mode, Step, WizardState
 
 SAVED = Settings(label=PART.label, image="desk:1", hostname="box", users=("ann",))
@@ -34,8 +35,8 @@ async def walk(app: DockerbootApp, pilot, presses: int) -> list[Step | None]:
 async def test_full_route_collects_settings_and_ends():
     app = with_placeholders(make_app(FakeServices()))
     async with app.run_test(size=SIZE) as pilot:
-        seen = await walk(app, pilot, len(ROUTES[Mode.FULL]) - 1)
-        assert seen == list(ROUTES[Mode.FULL])
+        seen = await walk(app, pilot, len(ROUTES[Mode.FULL].steps) - 1)
+        assert seen == list(ROUTES[Mode.FULL].steps)
         settings = app.state.settings
         assert (settings.label, settings.image, settings.docker_path) == (PART.label, "desk:1",
                                                                           "docker")
@@ -55,15 +56,15 @@ async def test_each_mode_route_from_welcome(mode):
         for _ in range(MODE_ORDER.index(mode)):
             await pilot.press("down")
         await pilot.press("enter")
-        seen = await walk(app, pilot, len(ROUTES[mode]) - 2)
-        assert seen == list(ROUTES[mode][1:])
+        seen = await walk(app, pilot, len(ROUTES[mode].steps) - 2)
+        assert seen == list(ROUTES[mode].steps[1:])
         assert app.state.mode is mode and app.state.saved == SAVED
         assert app.state.settings.image == "desk:1" and app.state.settings.hostname == "box"
 
 
-@pytest.mark.parametrize("index", range(1, len(ROUTES[Mode.FULL])))
+@pytest.mark.parametrize("index", range(1, len(ROUTES[Mode.FULL].steps)))
 async def test_back_from_each_step(index):
-    route = ROUTES[Mode.FULL]
+    route = ROUTES[Mode.FULL].steps
     app = with_placeholders(make_app(FakeServices()))
     async with app.run_test(size=SIZE) as pilot:
         await walk(app, pilot, index)
@@ -125,15 +126,17 @@ async def test_quit_without_changes_does_not_ask():
 
 
 PROBLEMS = {
-    "not-root": "dockerboot-wizard must run as root — run it again with sudo",
-    "no-docker": "cannot reach the Docker daemon at unix:///var/run/docker.sock — start dockerd",
-    "no-btrfs": "no btrfs partition found — create one (`mkfs.btrfs -L NAME /dev/…`)",
+    "not-root": NotRootError("dockerboot-wizard must run as root", "run it again with sudo"),
+    "no-docker": DockerError("cannot reach the Docker daemon at unix:///var/run/docker.sock",
+                             "start dockerd"),
+    "no-btrfs": PartitionError("no btrfs partition found",
+                               "create one (`mkfs.btrfs -L NAME /dev/…`)"),
 }
 
 
 @pytest.mark.parametrize("kind", PROBLEMS)
 async def test_problem_screen_explains_and_rechecks(kind):
-    problem, fix = PROBLEMS[kind].split(" — ")
+    problem, fix = PROBLEMS[kind].problem, PROBLEMS[kind].fix
     app = make_app(FakeServices(env_problems=[PROBLEMS[kind]]))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

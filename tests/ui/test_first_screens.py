@@ -1,6 +1,9 @@
+
 """Pilot tests of the first screens: welcome, partition, docker daemon, images."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from textual.widgets import Button, DataTable, Input, OptionList, ProgressBar, Static
 
@@ -8,6 +11,7 @@ from screens.wizard_app import make_app
 from tests.ui.conftest import SIZE, settle
 from tests.ui.fakes import NEW_DISK, OTHER, OVERLAY_DOCKER, PART, PART_MOUNTED, FakeServices
 from wizard.config import Settings
+from wizard.errors import DockerError
 from wizard.flow import Mode, Step, WizardState
 from wizard.partitions import BlockEvent, Partition
 
@@ -145,7 +149,8 @@ async def test_docker_problem_disables_next_until_fixed():
 
 async def test_docker_unreachable_and_missing_partition_are_explained():
     from wizard.services import DockerStatus
-    down = DockerStatus(reachable=False, problem="cannot reach the Docker daemon — start dockerd")
+    down = DockerStatus(reachable=False, problem=DockerError("cannot reach the Docker daemon",
+                                                             "start dockerd"))
     app = make_app(FakeServices(docker=down), start_at=Step.DOCKER, state=CHOSEN)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -230,14 +235,14 @@ async def test_escape_cancels_a_running_pull():
         await pilot.press("escape")
         await settle(pilot)
         assert not app.screen.pulling
-        assert "pull cancelled" in text(app, "#pullstatus")
+        assert "pull cancelled" in text(app, "#error")
         assert app.screen.query_one("#images", DataTable).row_count == 3
         assert app.screen.query_one("#pull", Input).value == "slow:1"
 
 
 async def test_another_image_drops_the_initramfs_staged_for_the_first():
-    staged = CHOSEN.with_changes(settings=CHOSEN.settings.with_changes(image="desk:1"),
-                                 staged_initramfs="boot_docker/.build-desk1")
+    staged = replace(CHOSEN, settings=replace(CHOSEN.settings, image="desk:1"),
+                     staged_initramfs="boot_docker/.build-desk1")
     for presses, image, kept in (((), "desk:1", "boot_docker/.build-desk1"),
                                  (("down",), "desk:2", None)):
         app = make_app(FakeServices(), start_at=Step.IMAGE, state=staged)

@@ -35,6 +35,7 @@ from tests.ui.conftest import SIZE, settle
 from tests.ui.fakes import OVERLAY_DOCKER, PART, FakeServices
 from tests.ui.fakes_late import SETTINGS
 from wizard.config import Settings
+from wizard.errors import NotRootError
 from wizard.flow import Mode, Step, WizardState
 
 SNAPSHOTS = Path(__file__).parent / "__snapshots__" / "test_snapshots"
@@ -79,8 +80,8 @@ def test_problem_not_root(snap_compare):
     """The problem screen before the first step: title "The wizard cannot start", the
     problem "dockerboot-wizard must run as root", "How to fix: run it again with sudo",
     the hint to press r or q, and the footer keys r (Check again) and q (Quit)."""
-    services = FakeServices(env_problems=["dockerboot-wizard must run as root — "
-                                          "run it again with sudo"])
+    services = FakeServices(env_problems=[NotRootError("dockerboot-wizard must run as root",
+                                                       "run it again with sudo")])
     assert snap_compare(app_for(services), terminal_size=SIZE,
                         run_before=until(ProblemScreen))
 
