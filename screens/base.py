@@ -32,7 +32,17 @@ from textual.worker import Worker, WorkerState
 
 from wizard.errors import Cancelled, WizardError
 from wizard.faults import describe, is_unexpected
-from wizard.flow import ROUTES, Back, Next, Outcome, Quit, Step, WizardState, has_unsaved_changes
+from wizard.flow import (
+    ROUTES,
+    Back,
+    Next,
+    Outcome,
+    Quit,
+    Step,
+    WizardState,
+    has_unsaved_changes,
+    position,
+)
 from wizard.resources import asset
 
 if TYPE_CHECKING:
@@ -118,12 +128,11 @@ class StepIndicator(Static):
 
     def __init__(self, step: Step, state: WizardState) -> None:
         super().__init__(id="steps")
-        route = ROUTES[state.mode].steps
-        here = route.index(step) if step in route else 0
-        text = Text(f"Step {here + 1}/{len(route)} · {TITLES[step]}   ", style="bold")
-        for i, s in enumerate(route):
-            text.append(" › " if i else "", style="dim")
-            text.append(TITLES[s], style="reverse bold" if i == here else "dim")
+        n, total = position(step, state)
+        text = Text(f"Step {n}/{total} · {TITLES[step]}   ", style="bold")
+        for i, s in enumerate(ROUTES[state.mode].steps, start=1):
+            text.append(" › " if i > 1 else "", style="dim")
+            text.append(TITLES[s], style="reverse bold" if i == n else "dim")
         self.update(text)
 
 

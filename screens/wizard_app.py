@@ -10,8 +10,10 @@ heavier ones (and the core behind them) are loaded.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -25,6 +27,12 @@ from wizard.flow import Back, Next, Quit, Step, WizardState, after, before, firs
 
 if TYPE_CHECKING:
     from wizard.services import Services
+
+
+SCREENSHOTS = Path(os.environ.get("DOCKERBOOT_WIZARD_SCREENSHOTS",
+                                  "/var/tmp/dockerboot-wizard/screenshots"))
+"""Where the command palette's Screenshot writes (Textual's default, ~/Downloads,
+rarely exists for root); the notification names the file."""
 
 
 def screen_class(step: Step) -> type[StepScreen]:
@@ -135,6 +143,19 @@ class DockerbootApp(App[None]):
         # that was never installed: it goes with the wizard.
         await self.discard_build(self.state)
         self.exit()
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """Save an SVG of the screen in ``SCREENSHOTS`` (or ``path``) and say where."""
+        where = Path(path) if path else SCREENSHOTS
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self.notify(f"cannot save a screenshot in {where}: {e.strerror} — set "
+                        "DOCKERBOOT_WIZARD_SCREENSHOTS to a writable directory",
+                        title="Screenshot", severity="error")
+            return None
+        return super().deliver_screenshot(filename, str(where), time_format)
 
     async def action_quit(self) -> None:
         """Ctrl+Q: the step on screen applies the quit rule (asks if input would be lost)."""

@@ -1,5 +1,7 @@
 """The wizard's routes: pure functions of wizard/flow.py."""
 
+from dataclasses import replace
+
 import pytest
 
 from wizard.config import Settings
@@ -12,7 +14,8 @@ from wizard.flow import (
     before,
     first,
     has_unsaved_changes,
-    rebuilt_before_back,
+    position,
+    rebuilt,
 )
 
 SAVED = Settings(label="dbw", image="desk:1")
@@ -20,13 +23,13 @@ SAVED = Settings(label="dbw", image="desk:1")
 
 def test_every_mode_has_a_route_from_welcome_to_done():
     assert set(ROUTES) == set(Mode)
-    for route in ROUTES.values():
+    for route in (r.steps for r in ROUTES.values()):
         assert route[0] is first() is Step.WELCOME and route[-1] is Step.DONE
         assert Step.REVIEW in route and len(set(route)) == len(route)
 
 
 def test_full_route_visits_every_step_in_order():
-    assert ROUTES[Mode.FULL] == tuple(Step)
+    assert ROUTES[Mode.FULL].steps == tuple(Step)
 
 
 @pytest.mark.parametrize(("mode", "steps"), [
@@ -46,14 +49,14 @@ def test_walking_after_from_welcome_follows_the_mode(mode, steps):
 
 
 def test_reconfigure_top_layer_skips_initramfs_and_bootloader():
-    route = ROUTES[Mode.RECONFIGURE_TOPLAYER]
+    route = ROUTES[Mode.RECONFIGURE_TOPLAYER].steps
     assert Step.INITRAMFS not in route and Step.BOOTLOADER not in route
 
 
 @pytest.mark.parametrize("mode", list(Mode))
 def test_before_undoes_after(mode):
     state = WizardState(mode=mode)
-    for step in ROUTES[mode][:-1]:
+    for step in ROUTES[mode].steps[:-1]:
         assert before(after(step, state), state) is step
 
 
@@ -68,19 +71,38 @@ def test_unsaved_changes():
     assert not has_unsaved_changes(WizardState(mode=Mode.SWITCH_IMAGE))
     assert not has_unsaved_changes(WizardState(settings=SAVED, saved=SAVED))
     assert has_unsaved_changes(WizardState(settings=SAVED))
-    assert has_unsaved_changes(WizardState(settings=SAVED.with_changes(hostname="x"),
+    assert has_unsaved_changes(WizardState(settings=replace(SAVED, hostname="x"),
                                            saved=SAVED))
     assert has_unsaved_changes(WizardState(settings=SAVED, saved=SAVED,
                                            toplayer_edits={"etc/hostname": b"x\n"}))
     assert has_unsaved_changes(WizardState(passwords={"ann": "pw"}))
 
 
-def test_back_from_initramfs_after_a_new_build_drops_both_builds():
+def test_a_build_started_on_a_visit_is_seen_as_rebuilt():
     kept = WizardState(staged_initramfs="boot_docker/.build-old")
-    same = kept
-    rebuilt = kept.with_changes(staged_initramfs="boot_docker/.build-new")
-    building = kept.with_changes(staged_initramfs=None)  # "r" pressed, build cancelled
-    assert not rebuilt_before_back(Step.INITRAMFS, kept, same)
-    assert rebuilt_before_back(Step.INITRAMFS, kept, rebuilt)
-    assert rebuilt_before_back(Step.INITRAMFS, kept, building)
-    assert not rebuilt_before_back(Step.BOOTLOADER, kept, rebuilt)  # only that step builds
+    new_build = replace(kept, staged_initramfs="boot_docker/.build-new")
+    building = replace(kept, staged_initramfs=None)  # "r" pressed, build cancelled
+    assert not rebuilt(kept, kept)
+    assert rebuilt(kept, new_build)
+    assert rebuilt(kept, building)
+
+
+def test_each_mode_writes_only_what_its_screens_collect():
+    writes = {mode: route.writes for mode, route in ROUTES.items()}
+    assert writes[Mode.FULL] == writes[Mode.SWITCH_IMAGE] == (
+        "initramfs", "toplayer", "bootloader", "config")
+    assert writes[Mode.RECONFIGURE_TOPLAYER] == ("toplayer", "config")
+    assert writes[Mode.REBUILD_INITRAMFS] == ("initramfs", "config")
+    assert writes[Mode.REWRITE_BOOT_ENTRY] == ("bootloader", "config")
+    # A build and a boot entry are made on their screens; the top layer is also
+    # rewritten for a new image (its machine files follow the image).
+    for mode, route in ROUTES.items():
+        for part, step in (("initramfs", Step.INITRAMFS), ("bootloader", Step.BOOTLOADER)):
+            assert (part in route.writes) == (step in route.steps), (mode, part)
+        assert WizardState(mode=mode).writes == route.writes
+
+
+def test_position_counts_from_one():
+    assert position(Step.WELCOME, WizardState()) == (1, 9)
+    assert position(Step.IMAGE, WizardState()) == (4, 9)
+    assert position(Step.REVIEW, WizardState(mode=Mode.RECONFIGURE_TOPLAYER)) == (3, 4)

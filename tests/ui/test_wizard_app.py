@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import OptionList, Static
 
+from screens import wizard_app
 from screens.base import ConfirmScreen
 from screens.problem import ProblemScreen
 from screens.wizard_app import DockerbootApp, make_app
@@ -164,3 +165,20 @@ async def test_start_at_opens_that_step_with_the_given_state():
         await settle(pilot)
         assert app.step is Step.IMAGE and type(app.screen).__name__ == "ImagesScreen"
         assert app.state is state
+
+
+async def test_screenshot_goes_to_the_known_directory(tmp_path, monkeypatch):
+    monkeypatch.setattr(wizard_app, "SCREENSHOTS", tmp_path / "shots")
+    app = make_app(FakeServices())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.deliver_screenshot()
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if list((tmp_path / "shots").glob("*.svg")):
+                break
+        await pilot.pause(0.2)
+        shots = list((tmp_path / "shots").glob("*.svg"))
+        assert len(shots) == 1 and "<svg" in shots[0].read_text()
+        notes = [str(n.message) for n in app._notifications]
+        assert any(str(shots[0]) in n for n in notes), notes
