@@ -1,14 +1,33 @@
-"""The core never imports Textual: each wizard module is imported in a fresh interpreter."""
+"""The core never imports Textual: the import-linter contract, and each module imported alone.
+
+The contract (``[tool.importlinter]`` in pyproject.toml) reads every import
+statement, also those inside functions; the fresh interpreters prove what
+really gets loaded.
+"""
 
 import pkgutil
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import wizard
 
 MODULES = sorted(f"wizard.{m.name}" for m in pkgutil.iter_modules(wizard.__path__))
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_import_contract_holds():
+    lint = shutil.which("lint-imports")
+    assert lint, "import-linter is a test dependency: pip install -e '.[test]'"
+    result = subprocess.run([lint, "--config", str(REPO / "pyproject.toml")], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
 
 
 def test_there_are_core_modules():
