@@ -1,13 +1,14 @@
 """Benchmark: a full apply vs reconfiguring only the top layer, side by side.
 
 On a loop btrfs disk with a private dockerd (btrfs driver), the debootstrapped
-sample image and an ESP with rEFInd, each row times plan + execute through
+sample image and an ESP with rEFInd, each row times preview + apply through
 ``RealServices`` (what the TUI's Review step runs):
 
 - full apply: probe container, initramfs build in a container, boot entry,
   top layer, saved config (``Mode.FULL``);
 - top layer, as planned before: the full plan (probe container, ESP lookup)
-  but only the top layer and the config written;
+  but only the top layer and the config written (one plan, no preview: the
+  other rows plan twice, for the preview and again in apply);
 - top layer only (``Mode.RECONFIGURE_TOPLAYER``): the image resolve, the top
   layer and the config — no container, no ESP.
 
@@ -38,18 +39,17 @@ IMAGE = "bench/reconfigure:latest"
 
 
 def run_mode(services: RealServices, settings: Settings, mode: Mode) -> None:
-    """``RealServices.plan`` + ``execute`` for ``mode``, as the Review step runs them."""
+    """``RealServices.preview`` + ``apply`` for ``mode``, as the Review step runs them."""
     state = WizardState(settings=settings, saved=settings, mode=mode)
-    plan = services.plan(state, cancel=threading.Event())
-    steps = apply.EXECUTE_STEPS if mode == Mode.FULL else apply.TOPLAYER_ONLY
-    list(services.execute(plan, steps=steps, cancel=threading.Event()))
+    services.preview(state, cancel=threading.Event())
+    list(services.apply(state, cancel=threading.Event()))
 
 
 def run_old_toplayer(settings: Settings) -> None:
     """What a top-layer change cost before plans were limited to the mode's steps."""
     with apply.open_session(settings) as session:
         plan = apply.make_plan(session, {}, steps=apply.EXECUTE_STEPS)
-        list(apply.execute(plan, steps=apply.TOPLAYER_ONLY))
+        list(apply.execute(session, plan, steps=apply.TOPLAYER_ONLY))
 
 
 def timed(fn: Callable[..., None], *args: object) -> float:
@@ -75,7 +75,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base = statistics.median(rows["full apply"])
-    print(f"{'plan + execute':34} {'median s':>9} {'min s':>7} {'full ÷ this':>12}")
+    print(f"{'preview + apply':34} {'median s':>9} {'min s':>7} {'full ÷ this':>12}")
     for name, values in rows.items():
         median = statistics.median(values)
         print(f"{name:34} {median:9.3f} {min(values):7.3f} {base / median:11.1f}×")

@@ -1,8 +1,10 @@
 """Review step: everything that will be written, then Apply with progress.
 
-The plan is made in a worker (it runs throwaway containers, e.g. for users)
-and shown section by section; Apply runs ``apply.execute`` for the steps of
-the chosen mode (reconfiguring the top layer writes only the top layer).
+The preview is made in a worker (it runs throwaway containers, e.g. for
+users) and shown section by section; nothing stays mounted or locked while
+it is shown.  Apply runs ``services.apply``, which plans again from what is
+on disk then and writes the steps of the chosen mode (reconfiguring the top
+layer writes only the top layer).
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from textual.widgets import Button, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from screens.worklog import TAIL_LINES, Relayed, ShowsWork, WorkLog, relay
-from wizard.apply import Plan
+from wizard.changes import Preview
 from wizard.errors import Cancelled
 from wizard.faults import message as fault_line
 from wizard.flow import Back, Next, Outcome, Quit, WizardState
 from wizard.resources import asset
-from wizard.review import STEPS_FOR_MODE, sections
+from wizard.review import STEPS_FOR_MODE
 from wizard.services import Services
 
 
@@ -70,9 +72,9 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
 
     @dataclass
     class Planned(Message):
-        """The plan is ready to show."""
+        """The preview is ready to show."""
 
-        plan: Plan
+        preview: Preview
 
     @dataclass
     class Applied(Message):
@@ -93,7 +95,8 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
         self.state = state
         self.services = services
         self.steps = STEPS_FOR_MODE[state.mode]
-        self.plan: Plan | None = None
+        self.plan: Preview | None = None
+        """The preview shown (None: not made yet, or used up by an Apply attempt)."""
         self.applying = False
         """An Apply attempt is running (Back and Quit wait for it or its cancel)."""
         self.retry_note = ""
@@ -123,25 +126,23 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
     def make_plan(self) -> None:
         cancel = get_current_worker().cancelled_event
         try:
-            if self.state.settings is not None:
-                # The same checks as the CLI's, before anything is mounted (e.g. a
-                # reserved kernel option in a saved config).
-                self.state.settings.validate()
-            plan = self.services.plan(self.state, cancel=cancel)
+            # The core validates the settings first, as for the CLI (e.g. a reserved
+            # kernel option in a saved config), before anything is mounted.
+            preview = self.services.preview(self.state, cancel=cancel)
         except Cancelled as e:
             self.post_message(self.Failed(str(e), [], cancelled=True))
             return
         except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
             self.post_message(self.Failed(fault_line(e), getattr(e, "log_tail", [])))
             return
-        self.post_message(self.Planned(plan))
+        self.post_message(self.Planned(preview))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="review")
-    def run_apply(self, plan: Plan) -> None:
+    def run_apply(self) -> None:
         cancel = get_current_worker().cancelled_event
         seen = Relayed()
         try:
-            relay(self.services.execute(plan, steps=self.steps, cancel=cancel),
+            relay(self.services.apply(self.state, cancel=cancel),
                   self, steps=len(self.steps), seen=seen)
         except Cancelled as e:
             self.post_message(self.Failed(str(e), list(seen.tail), cancelled=True,
@@ -158,10 +159,10 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
 
     def on_review_screen_planned(self, message: Planned) -> None:
         self.busy = False
-        self.plan = message.plan
+        self.plan = message.preview
         box = self.query_one("#sections", VerticalScroll)
         box.remove_children()  # a plan made again after a failed attempt replaces the old
-        for section in sections(message.plan, self.steps):
+        for section in message.preview.sections:
             box.mount(Static(Text(section.title, style="bold"), classes="title"))
             body = (Syntax(section.body, "diff", theme="ansi_dark", word_wrap=True)
                     if section.body.startswith(("---", "Binary")) else Text(section.body))
@@ -189,8 +190,8 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
         self.busy = False
         self.applying = self.applying and not message.applying
         if message.applying:
-            # The attempt used up its plan (its session, mount and lock are gone, and
-            # part of it may be written): Apply again works from a new plan only.
+            # Part of the attempt may be written: the preview no longer shows what
+            # Apply would do, so Apply again waits for a new one.
             self.plan = None
             self.retry_note = (f"Cancelled: {message.problem}." if message.cancelled
                                else f"Failed: {message.problem}.")
@@ -227,8 +228,8 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
         self.refresh_bindings()
         self._status("Applying…")
         self.work_log.display = True
-        plan, self.plan = self.plan, None  # one plan, one attempt
-        self.run_apply(plan)
+        self.plan = None  # one preview, one attempt
+        self.run_apply()
 
     def action_cancel(self) -> None:
         if self.busy:
@@ -239,14 +240,12 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
         if self.applying:
             return  # applying: cancel (escape) first, leaving mid-write helps no one
         self.workers.cancel_group(self, "review")
-        self.services.release_plan()  # unmount and unlock: other steps may write again
         self.dismiss(Back())
 
     def action_quit_wizard(self) -> None:
         if self.applying:
             return  # applying: cancel (escape) first
         self.workers.cancel_group(self, "review")
-        self.services.release_plan()
         self.dismiss(Quit())
 
     @on(Button.Pressed, "#back")

@@ -2,8 +2,10 @@
 
 ``open_session`` finds the partition, mounts its top level when needed and
 checks the daemon; ``make_plan`` works out every change without writing
-anything (the dry run and the review screen show it); ``execute`` carries
-the plan out as a generator of typed events that honours a cancel token.
+anything (the dry run and the review screen show it) and returns it as plain
+data; ``execute`` carries a plan out in an open session, as a generator of
+typed events that honours a cancel token.  ``wizard.changes`` puts the three
+together for the CLI and the TUI.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import docker
+from typing import TYPE_CHECKING
 
 from wizard import (
     atomic,
@@ -38,6 +39,9 @@ from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel
 from wizard.lock import partition_lock
 from wizard.toplayer_plan import edit_changes  # noqa: F401  (re-exported)
 
+if TYPE_CHECKING:
+    import docker
+
 STEPS = ("partition", "docker", "image", "toplayer", "initramfs", "bootloader", "config")
 """Step names, shared by the core, the CLI output and the TUI screens."""
 EXECUTE_STEPS = ("initramfs", "toplayer", "bootloader", "config")
@@ -47,7 +51,7 @@ TOPLAYER_ONLY = ("toplayer", "config")
 
 
 class PlanError(WizardError):
-    """``execute`` was asked to run a step the plan was not made for."""
+    """``execute`` was asked to run a step the plan was not made for, or in another session."""
 
 
 class TargetGoneError(WizardError):
@@ -77,10 +81,20 @@ class Session:
 
 @dataclass
 class Plan:
-    """Everything ``execute`` will do, computed without changing anything."""
+    """Everything ``execute`` will do, computed without changing anything.
 
-    session: Session
-    """The session the plan was made in."""
+    Plain data: it holds no mount, client or lock, so it outlives the
+    session it was made in (a preview); ``execute`` takes an open session
+    on the same top level to carry it out.
+    """
+
+    settings: Settings
+    """The settings the plan was made for (``docker_path`` filled in from the daemon)."""
+    top: Path
+    """Where the partition's top level was mounted when the plan was made: paths
+    shown in the review start with it, and ``execute`` refuses another session's."""
+    device: str
+    """The partition's block device (shown in the review)."""
     cmdline: str
     """Kernel command line of the boot entry."""
     image_subvolume: Path
@@ -247,7 +261,8 @@ def make_plan(session: Session, passwords: dict[str, str], *,
 
     final = s.with_changes(image=image,
                            users=tuple(dict.fromkeys([*s.users, *passwords])))
-    return Plan(session=session, cmdline=cmdline, image_subvolume=subvolume, target=target,
+    return Plan(settings=s, top=session.top, device=session.partition.device, cmdline=cmdline,
+                image_subvolume=subvolume, target=target,
                 toplayer_changes=top_plan.changes, refind_conf=conf, refind_old=old,
                 refind_new=new,
                 config_old=saved.read_bytes() if saved.exists() else None,
@@ -255,9 +270,9 @@ def make_plan(session: Session, passwords: dict[str, str], *,
                 persistent=top_plan)
 
 
-def execute(plan: Plan, *, cancel: threading.Event | None = None,
+def execute(session: Session, plan: Plan, *, cancel: threading.Event | None = None,
             steps: tuple[str, ...] = EXECUTE_STEPS) -> Iterator[Event]:
-    """Carry out ``plan``, yielding events; the slow, fallible build runs first.
+    """Carry out ``plan`` in ``session``, yielding events; the slow, fallible build runs first.
 
     The initramfs is built into scratch space and swapped in only when
     complete, so a failure or cancel leaves the previous kernel, initramfs,
@@ -265,6 +280,8 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
     built earlier (the TUI's initramfs step) is installed instead.
 
     Args:
+        session: open, on the top level the plan was made for (``plan.top``);
+            normally the session ``make_plan`` ran in.
         plan: from ``make_plan``.
         cancel: set it to stop between steps (and inside the build).
         steps: which of ``EXECUTE_STEPS`` to run, e.g. ``TOPLAYER_ONLY`` to
@@ -272,8 +289,8 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
 
     """
     check_steps(steps)
-    _check_planned(plan, steps)
-    session, s = plan.session, plan.session.settings
+    _check_planned(session, plan, steps)
+    s = plan.settings
     image = images.normalize_ref(s.image)
     check_target(session)
     boot_dir = session.top / s.boot_dir
@@ -291,7 +308,7 @@ def execute(plan: Plan, *, cancel: threading.Event | None = None,
     check_cancel(cancel)
     if "toplayer" in steps:
         check_target(session)
-        yield from _write_toplayer(plan)
+        yield from _write_toplayer(session, plan)
     if "bootloader" in steps:
         check_target(session)  # the ESP is elsewhere, but a half-applied partition is not
         assert plan.refind_conf is not None and plan.refind_new is not None  # _check_planned
@@ -328,8 +345,13 @@ def check_target(session: Session) -> None:
                               f"at {top}", "run apply again")
 
 
-def _check_planned(plan: Plan, steps: tuple[str, ...]) -> None:
-    # Before anything is written: a step whose part was not planned must not half-run.
+def _check_planned(session: Session, plan: Plan, steps: tuple[str, ...]) -> None:
+    # Before anything is written: a plan made for another top level (its paths and
+    # diffs describe that one) or a step whose part was not planned must not half-run.
+    if plan.top != session.top or plan.settings.label != session.settings.label:
+        raise PlanError(f"the plan was made for LABEL={plan.settings.label} at {plan.top}, "
+                        f"not for the session's LABEL={session.settings.label} at "
+                        f"{session.top}", "make the plan in the session that executes it")
     missing = []
     if "initramfs" in steps and plan.staged is None and plan.target is None:
         missing.append("initramfs")
@@ -341,8 +363,8 @@ def _check_planned(plan: Plan, steps: tuple[str, ...]) -> None:
                         "make the plan with the same steps: make_plan(..., steps=...)")
 
 
-def _write_toplayer(plan: Plan) -> Iterator[Event]:
-    session, s = plan.session, plan.session.settings
+def _write_toplayer(session: Session, plan: Plan) -> Iterator[Event]:
+    s = plan.settings
     yield StepStarted("toplayer", f"writing the top layer ({len(plan.toplayer_changes)} files)")
     toplayer.ensure_toplayer(session.top, s)
     for made in toplayer_plan.install(session.top, plan.persistent):

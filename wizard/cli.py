@@ -18,7 +18,7 @@ import requests.exceptions
 
 from wizard import apply as apply_mod
 from wizard import config
-from wizard.cli_input import PLACEHOLDER_IMAGE, precheck, read_passwords
+from wizard.cli_input import precheck, read_passwords
 from wizard.config import Settings
 from wizard.errors import ConfigError, WizardError
 from wizard.events import Event, LogLine, Progress, StepDone, StepStarted
@@ -122,7 +122,9 @@ def confirm(prompt: str) -> bool:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    """Plan, show, confirm and apply."""
+    """Preview, show, confirm and apply: ``changes.preview`` then ``changes.apply``."""
+    from wizard import changes, partitions
+
     apply_mod.require_root()
     steps = apply_mod.TOPLAYER_ONLY if args.toplayer_only else apply_mod.EXECUTE_STEPS
     if args.toplayer_only:
@@ -130,35 +132,31 @@ def cmd_apply(args: argparse.Namespace) -> int:
     # Every name and password before any daemon call or mount: a typo costs nothing.
     precheck(args)
     passwords = read_passwords(args.user, args.password_file)
-    probe = Settings(label=args.label, image=args.image or PLACEHOLDER_IMAGE)
-    with apply_mod.open_session(probe, lock=not args.dry_run) as session:
-        saved = config.load(session.top)
-        if args.toplayer_only and saved is None:
-            raise ConfigError(f"no saved config on LABEL={args.label}, so there is no setup "
-                              "whose top layer --toplayer-only could change",
-                              "run a full `dockerboot-wizard apply --label LABEL --image "
-                              "NAME:TAG` first")
-        session.settings = settings_from_args(args, saved).with_changes(
-            docker_path=session.settings.docker_path)
-        session.settings.validate()
-        plan = apply_mod.make_plan(session, passwords, steps=steps)
-        from wizard.report import render_plan
-
-        print(render_plan(plan, steps))
-        if args.dry_run:
-            print("dry run: nothing was changed")
-            return 0
-        if not args.yes and not confirm("Apply these changes?"):
-            print("nothing was changed", file=sys.stderr)
-            return EXIT_ERROR
-        cancel = threading.Event()
-        for event in apply_mod.execute(plan, cancel=cancel, steps=steps):
-            print_event(event)
+    with partitions.top_level(partitions.find_by_label(args.label), read_only=True) as top:
+        saved = config.load(top)
+    if args.toplayer_only and saved is None:
+        raise ConfigError(f"no saved config on LABEL={args.label}, so there is no setup "
+                          "whose top layer --toplayer-only could change",
+                          "run a full `dockerboot-wizard apply --label LABEL --image "
+                          "NAME:TAG` first")
+    request = changes.ApplyRequest(settings=settings_from_args(args, saved),
+                                   passwords=passwords, steps=steps)
+    preview = changes.preview(request, lock=not args.dry_run)
+    print(preview.text)
+    if args.dry_run:
+        print("dry run: nothing was changed")
+        return 0
+    if not args.yes and not confirm("Apply these changes?"):
+        print("nothing was changed", file=sys.stderr)
+        return EXIT_ERROR
+    for event in changes.apply(request, cancel=threading.Event()):
+        print_event(event)
+    image = preview.plan.settings.image
     if args.toplayer_only:
         print(f"done: the top layer of LABEL={args.label} is updated; the next boot lays it "
-              f"over a fresh root of {plan.session.settings.image}")
+              f"over a fresh root of {image}")
         return 0
-    print(f"done: the next boot of LABEL={args.label} starts {plan.session.settings.image}")
+    print(f"done: the next boot of LABEL={args.label} starts {image}")
     return 0
 
 

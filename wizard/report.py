@@ -12,7 +12,7 @@ from wizard.review import sections
 
 def render_plan(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> str:
     """The review of what ``steps`` write: command line, subvolumes, every file's diff."""
-    s, top = plan.session.settings, plan.session.top
+    s, top = plan.settings, plan.top
     out = [f"{section.title}:\n{_indent(section.body)}" for section in sections(plan, steps)]
     if "initramfs" not in steps:
         out.append(f"{top}/{s.boot_dir}/vmlinuz, initrd.img: kept as they are")

@@ -66,10 +66,10 @@ def refind_preview(settings: Settings, conf_name: str, old: bytes) -> RefindPrev
 
 def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section]:
     """The review of ``plan`` restricted to ``steps`` (see ``apply.EXECUTE_STEPS``)."""
-    s, top = plan.session.settings, plan.session.top
+    s, top = plan.settings, plan.top
     boot = f"{top}/{s.boot_dir}"
     out = [Section("Summary",
-                   f"Partition: LABEL={s.label} ({plan.session.partition.device})\n"
+                   f"Partition: LABEL={s.label} ({plan.device})\n"
                    f"Image: {s.image} -> subvolume {plan.image_subvolume}\n"
                    f"Kernel command line: {plan.cmdline}"),
            Section("Subvolumes",

@@ -15,25 +15,33 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import docker
-import docker.errors
-
-from wizard import apply, config, docker_daemon, images, initramfs, leftovers, partitions, toplayer
-from wizard.apply import Plan
 from wizard.config import Settings
-from wizard.docker_daemon import (
-    ImageSummary,
-    pull_events,  # noqa: F401  (the pull screen's events, re-exported)
-)
 from wizard.errors import ImageError, NotRootError, PartitionError, WizardError
 from wizard.events import Event
 from wizard.flow import WizardState
-from wizard.initramfs import BuildTarget
-from wizard.lock import partition_lock
-from wizard.partitions import BlockEvent, Partition
-from wizard.review import STEPS_FOR_MODE
+
+if TYPE_CHECKING:
+    import docker
+
+    from wizard.changes import ApplyRequest, Preview
+    from wizard.docker_daemon import ImageSummary
+    from wizard.initramfs import BuildTarget
+    from wizard.partitions import BlockEvent, Partition
+
+# The core modules below pull in docker, pyudev and requests: imported where used,
+# so that importing this module (the TUI's first screens, the tests' fakes) stays cheap.
+
+
+def __getattr__(name: str) -> object:
+    # ``pull_events`` (the pull screen's events) is re-exported from docker_daemon,
+    # which imports docker: loaded on first use only.
+    if name == "pull_events":
+        from wizard.docker_daemon import pull_events
+
+        return pull_events
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -135,18 +143,41 @@ class Services(Protocol):
         """Remove ``state.staged_initramfs`` (a build never installed); no-op without one."""
         ...
 
-    def plan(self, state: WizardState, *, cancel: threading.Event) -> Plan:
-        """``apply.make_plan`` for ``state``'s mode plus its top-layer edits and staged build."""
+    def preview(self, state: WizardState, *, cancel: threading.Event) -> Preview:
+        """The plan for ``state`` (its mode's steps, edits, staged build), made and let go.
+
+        Nothing stays mounted or locked afterwards (``changes.preview``).
+        Raises WizardError (bad settings first, before anything is mounted).
+        """
         ...
 
-    def execute(self, plan: Plan, *, steps: tuple[str, ...],
-                cancel: threading.Event) -> Iterator[Event]:
-        """``apply.execute(plan, steps=steps, cancel=cancel)``; the plan is used up after it."""
+    def apply(self, state: WizardState, *, cancel: threading.Event) -> Iterator[Event]:
+        """Plan ``state`` again from what is on disk now and write it (``changes.apply``).
+
+        Its session is closed when the generator ends, fails or is closed.
+        """
         ...
 
-    def release_plan(self) -> None:
-        """Drop the last plan without applying it (its mount and the partition's lock)."""
-        ...
+
+def request_for(state: WizardState, steps: tuple[str, ...] | None = None) -> ApplyRequest:
+    """The ``ApplyRequest`` for what the TUI collected in ``state``.
+
+    Args:
+        state: with ``settings`` set (the review step is reached only then).
+        steps: what to write; default: the steps of ``state.mode``.
+
+    Raises:
+        ValueError: ``state`` has no settings yet.
+
+    """
+    from wizard.changes import ApplyRequest
+    from wizard.review import STEPS_FOR_MODE
+
+    if state.settings is None:
+        raise ValueError("no settings collected yet: nothing to plan")
+    return ApplyRequest(settings=state.settings, passwords=state.passwords,
+                        steps=STEPS_FOR_MODE[state.mode] if steps is None else steps,
+                        edits=state.toplayer_edits, staged=state.staged_initramfs)
 
 
 class RealServices:
@@ -155,9 +186,10 @@ class RealServices:
     def __init__(self) -> None:
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
-        self._session: contextlib.ExitStack | None = None
 
     def _docker(self) -> docker.DockerClient:
+        from wizard import docker_daemon, leftovers
+
         # One client for the session; screens call from several worker threads.
         with self._lock:
             if self._client is None:
@@ -168,6 +200,8 @@ class RealServices:
 
     def environment(self) -> Environment:
         """Root first (nothing else works without it), then btrfs, then docker."""
+        from wizard import partitions
+
         is_root = os.geteuid() == 0
         if not is_root:
             return Environment(False, NotRootError(
@@ -191,14 +225,20 @@ class RealServices:
 
     def partitions(self) -> list[Partition]:
         """Btrfs partitions from udev; one whose top level cannot be read has ``error`` set."""
+        from wizard import partitions
+
         return partitions.list_btrfs(probe=True)
 
     def watch_partitions(self, callback: Callable[[BlockEvent], None]) -> Callable[[], None]:
         """Start a udev observer thread; return its ``stop``."""
+        from wizard import partitions
+
         return partitions.monitor_btrfs(callback).stop
 
     def saved_config(self, partition: Partition) -> Settings | None:
         """Load ``boot_docker/dockerboot-wizard.toml`` from the partition's top level."""
+        from wizard import config, partitions
+
         with partitions.top_level(partition, read_only=True) as top:
             return config.load(top)
 
@@ -208,6 +248,8 @@ class RealServices:
         False, never an error, for a partition that cannot be mounted (its
         ``error`` says why): one bad filesystem must not hide the others.
         """
+        from wizard import partitions
+
         if partition.error:
             return False
         with contextlib.suppress(PartitionError), \
@@ -219,6 +261,8 @@ class RealServices:
 
     def docker_status(self, partition: Partition) -> DockerStatus:
         """Reachable, btrfs driver, data-root on ``partition``: the first problem wins."""
+        from wizard import docker_daemon
+
         try:
             client = self._docker()
         except WizardError as e:
@@ -238,15 +282,24 @@ class RealServices:
 
     def images(self) -> list[ImageSummary]:
         """Local images and tags."""
+        from wizard import docker_daemon
+
         return docker_daemon.list_images(self._docker())
 
     def resolve(self, image: str) -> Path:
         """The image's top-layer subvolume under the daemon's data-root."""
+        from wizard import docker_daemon, images
+
         info = docker_daemon.daemon_info(self._docker())
         return images.resolve_subvolume(Path(info.docker_root_dir), image)
 
     def pull(self, ref: str, *, cancel: threading.Event) -> Iterator[Event]:
         """Pull ``ref`` through the daemon, yielding progress; stops when cancelled."""
+        import docker.errors
+
+        from wizard import images
+        from wizard.docker_daemon import pull_events
+
         name, tag = images.split_ref(images.normalize_ref(ref))
         try:
             stream = self._docker().api.pull(name, tag=tag or "latest", stream=True,
@@ -258,12 +311,16 @@ class RealServices:
 
     def detect_initramfs(self, image: str) -> BuildTarget:
         """Generator and kernel found in the image (a throwaway probe container)."""
+        from wizard import initramfs
+
         return initramfs.detect(self._docker(), image)
 
     # --- later screens: the same core code as headless ``apply`` ---
 
     def toplayer_files(self, state: WizardState) -> dict[str, bytes]:
         """Files now in the partition's top layer (relative path -> content)."""
+        from wizard import partitions, toplayer
+
         s = state.settings
         if s is None:
             return {}
@@ -276,6 +333,10 @@ class RealServices:
 
     def image_file(self, image: str, path: str) -> bytes | None:
         """The image's own ``path``, read from a created (never started) container."""
+        import docker.errors
+
+        from wizard import leftovers
+
         container = self._docker().containers.create(
             image, command=["true"], network_disabled=True,
             labels=leftovers.container_labels("image-file"))
@@ -292,12 +353,17 @@ class RealServices:
 
     def find_refind(self, settings: Settings) -> tuple[Path, bytes]:
         """refind.conf for ``settings`` and its current content."""
+        from wizard import apply
+
         conf, _warnings = apply.locate_refind(settings)
         return conf, conf.read_bytes()
 
     def build_initramfs(self, state: WizardState, *,
                         cancel: threading.Event) -> Generator[Event, None, str]:
         """Build kernel + initramfs staged in ``boot_docker/``; nothing is replaced yet."""
+        from wizard import images, initramfs, partitions
+        from wizard.lock import partition_lock
+
         assert state.settings is not None
         s = state.settings
         client = self._docker()
@@ -318,6 +384,9 @@ class RealServices:
         Only a ``.build-*`` directory inside the partition's boot directory is
         removed, whatever the state says.
         """
+        from wizard import initramfs, partitions
+        from wizard.lock import partition_lock
+
         s, staged = state.settings, state.staged_initramfs
         if s is None or not staged:
             return
@@ -325,42 +394,21 @@ class RealServices:
                 partition_lock(top / s.boot_dir, s.label):
             initramfs.discard_staged(top / s.boot_dir, top / staged)
 
-    def plan(self, state: WizardState, *, cancel: threading.Event) -> Plan:
-        """``apply.make_plan`` for the mode's steps plus the TUI's edits and staged build.
+    def preview(self, state: WizardState, *, cancel: threading.Event) -> Preview:
+        """``changes.preview`` of ``state``'s request: the session is closed on return."""
+        from wizard import changes
 
-        The session (top level mounted) stays open until ``execute`` ends.
-        """
-        assert state.settings is not None
-        self._close_session()
-        stack = contextlib.ExitStack()
-        try:
-            session = stack.enter_context(apply.open_session(state.settings))
-            steps = STEPS_FOR_MODE[state.mode]
-            staged = session.top / state.staged_initramfs if state.staged_initramfs else None
-            # Only what the mode writes is planned: reconfiguring the top layer
-            # needs neither the probe container nor the ESP.
-            plan = apply.make_plan(session, state.passwords, cancel=cancel, steps=steps,
-                                   staged=staged if "initramfs" in steps else None,
-                                   edits=state.toplayer_edits)
-        except BaseException:
-            stack.close()
-            raise
-        self._session = stack
-        return plan
+        return changes.preview(request_for(state), cancel=cancel)
 
-    def execute(self, plan: Plan, *, steps: tuple[str, ...],
-                cancel: threading.Event) -> Iterator[Event]:
-        """Run ``apply.execute``; then release the plan's session."""
-        try:
-            yield from apply.execute(plan, steps=steps, cancel=cancel)
-        finally:
-            self._close_session()
+    def apply(self, state: WizardState, *, cancel: threading.Event) -> Iterator[Event]:
+        """``changes.apply`` of ``state``'s request (plans again, then writes)."""
+        from wizard import changes
+
+        return changes.apply(request_for(state), cancel=cancel)
 
     def release_plan(self) -> None:
-        """Forget the last plan: unmount its top level and release the partition's lock."""
-        self._close_session()
+        """No-op: nothing is held between calls any more (``preview`` lets its session go).
 
-    def _close_session(self) -> None:
-        stack, self._session = self._session, None
-        if stack is not None:
-            stack.close()
+        Kept only while ``screens/wizard_app.py`` still calls it on exit; remove
+        both together.
+        """

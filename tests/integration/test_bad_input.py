@@ -203,7 +203,7 @@ def test_execute_refuses_a_plan_whose_mount_is_gone(env: Env, tmp_path: Path,
         finally:
             subprocess.run(["umount", str(bind)], check=True)
         with pytest.raises(apply.TargetGoneError) as e:
-            list(apply.execute(plan, steps=apply.TOPLAYER_ONLY))
+            list(apply.execute(moved, plan, steps=apply.TOPLAYER_ONLY))
     assert str(e.value) == (f"the partition {env.label} is no longer mounted at {bind} — "
                             "run apply again")
     assert list(bind.iterdir()) == []  # nothing recreated on the host

@@ -88,11 +88,12 @@ def applied(services_lab: ServicesLab) -> Applied:
     settings = Settings(label=services_lab.label, image=services_lab.image,
                         esp=str(services_lab.esp), hostname="first-box")
     services = RealServices()
-    plan = services.plan(WizardState(settings=settings), cancel=threading.Event())
-    list(services.execute(plan, steps=apply.EXECUTE_STEPS, cancel=threading.Event()))
+    state = WizardState(settings=settings)
+    preview = services.preview(state, cancel=threading.Event())
+    list(services.apply(state, cancel=threading.Event()))
     assert (boot / "vmlinuz").stat().st_size > 0
     assert "# >>> dockerboot-wizard" in (services_lab.esp / "EFI/BOOT/refind.conf").read_text()
-    return Applied(plan.session.settings, crashed.exists())
+    return Applied(preview.plan.settings, crashed.exists())
 
 
 @pytest.fixture
@@ -144,9 +145,10 @@ def test_reconfigure_without_esp_needs_no_container_and_writes_only_the_top_laye
     plans = []
 
     def reconfigure() -> None:
-        plan = services.plan(state, cancel=threading.Event())
-        plans.append(plan)
-        list(services.execute(plan, steps=apply.TOPLAYER_ONLY, cancel=threading.Event()))
+        preview = services.preview(state, cancel=threading.Event())
+        plans.append(preview.plan)
+        assert preview.steps == apply.TOPLAYER_ONLY
+        list(services.apply(state, cancel=threading.Event()))
 
     created, ps_change = containers_created(reconfigure)
     assert (created, ps_change) == (0, 0)

@@ -2,8 +2,9 @@
 
 ``LateFakesMixin`` implements the Services methods those screens use with
 canned data; ``FakeLateServices`` is a standalone fake for their tests.
-Switches (``fail_build``, ``block_build``, ``fail_apply``, …) choose the
-branch to exercise; calls are recorded for assertions.
+Switches (``fail_build``, ``block_build``, ``fail_apply``, ``block_preview``, …)
+choose the branch to exercise; calls are recorded for assertions, and
+``open_sessions`` counts what the real core would hold mounted and locked.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from wizard import toplayer
-from wizard.apply import Plan, Session
+from wizard.apply import Plan
+from wizard.changes import Preview
 from wizard.config import Settings
 from wizard.errors import BootloaderError, Cancelled, InitramfsError, WizardError
 from wizard.events import Event, LogLine, Progress, StepDone, StepStarted, check_cancel
 from wizard.flow import WizardState
 from wizard.initramfs import BuildTarget, InitramfsBuildError
 from wizard.partitions import Partition
+from wizard.report import render_plan
+from wizard.review import STEPS_FOR_MODE, sections
 
 PART = Partition("dbw-fake", "1111-2222", "/dev/loop9p2", 4 << 30, (7, 9))
 OTHER = Partition("data", "3333-4444", "/dev/sdb1", 8 << 30, (8, 17))
@@ -37,6 +41,7 @@ class LateFakesMixin:
     block_build: bool = False
     fail_apply: bool = False
     refind_missing: bool = False
+    block_preview: bool = False
 
     def __init__(self) -> None:
         self.toplayer: dict[str, bytes] = {"etc/hostname": b"old\n",
@@ -44,7 +49,12 @@ class LateFakesMixin:
         self.image_files: dict[str, bytes] = {"etc/fstab": IMAGE_FSTAB,
                                               "etc/hostname": b"debian\n"}
         self.build_started = threading.Event()
+        self.preview_started = threading.Event()
         self.calls: list[tuple[str, object]] = []
+        self.open_sessions = 0
+        """Sessions (mount + lock) open now: preview and apply hold one only while they run."""
+        self.applied_plans: list[Plan] = []
+        """The plan each apply made for itself (from what is on disk then)."""
 
     def partitions(self) -> list[Partition]:
         return [PART, OTHER]
@@ -90,12 +100,10 @@ class LateFakesMixin:
     def discard_staged(self, state: WizardState) -> None:
         self.calls.append(("discard_staged", state.staged_initramfs))
 
-    def plan(self, state: WizardState, *, cancel: threading.Event) -> Plan:
+    def _plan(self, state: WizardState) -> Plan:
+        """The plan the real core would make for ``state`` (canned, plain data)."""
         assert state.settings is not None
-        self.calls.append(("plan", state))
         s = state.settings
-        session = Session(s, PART, Path("/mnt/top"), None,  # type: ignore[arg-type]
-                          Path("/mnt/top/docker"))
         changes = [toplayer.FileChange(rel, self.toplayer.get(rel), data,
                                        image_old=self.image_files.get(rel))
                    for rel, data in sorted(state.toplayer_edits.items())]
@@ -103,7 +111,7 @@ class LateFakesMixin:
             changes.append(toplayer.FileChange("etc/hostname", self.toplayer.get("etc/hostname"),
                                                f"{s.hostname}\n".encode()))
         cmdline = f"root=LABEL={s.label} rootflags=subvol=docker_rwlayer"
-        return Plan(session=session, cmdline=cmdline,
+        return Plan(settings=s, top=Path("/mnt/top"), device=PART.device, cmdline=cmdline,
                     image_subvolume=Path("/mnt/top/docker/btrfs/subvolumes/abc"), target=TARGET,
                     toplayer_changes=changes, refind_conf=Path("/boot/efi/EFI/refind/refind.conf"),
                     refind_old=REFIND, refind_new=REFIND + b"# dockerboot entry\n",
@@ -111,20 +119,42 @@ class LateFakesMixin:
                     staged=Path("/mnt/top", state.staged_initramfs)
                     if state.staged_initramfs else None)
 
-    def execute(self, plan: Plan, *, steps: tuple[str, ...],
-                cancel: threading.Event) -> Iterator[Event]:
-        self.calls.append(("execute", steps))
-        for step in steps:
-            check_cancel(cancel)
-            yield StepStarted(step, f"writing {step}")
-            yield LogLine(f"{step} log line")
-            if self.fail_apply and step == steps[-1]:
-                raise WizardError(f"cannot write {step}", "mount it read-write")
-            yield StepDone(step, f"{step} ok")
+    def preview(self, state: WizardState, *, cancel: threading.Event) -> Preview:
+        assert state.settings is not None
+        state.settings.validate()  # as the core: bad settings stop before anything is held
+        self.calls.append(("preview", state))
+        steps = STEPS_FOR_MODE[state.mode]
+        self.open_sessions += 1  # like the real one: a session only while planning
+        try:
+            if self.block_preview:
+                self.preview_started.set()
+                cancel.wait(10)
+                check_cancel(cancel)
+            plan = self._plan(state)
+        finally:
+            self.open_sessions -= 1
+        return Preview(plan, steps, tuple(sections(plan, steps)), render_plan(plan, steps))
 
+    def apply(self, state: WizardState, *, cancel: threading.Event) -> Iterator[Event]:
+        assert state.settings is not None
+        state.settings.validate()
+        steps = STEPS_FOR_MODE[state.mode]
+        self.calls.append(("apply", steps))
+        self.open_sessions += 1  # its own session, closed whatever happens
+        try:
+            self.applied_plans.append(self._plan(state))  # planned again from "disk"
+            for step in steps:
+                check_cancel(cancel)
+                yield StepStarted(step, f"writing {step}")
+                yield LogLine(f"{step} log line")
+                if self.fail_apply and step == steps[-1]:
+                    raise WizardError(f"cannot write {step}", "mount it read-write")
+                yield StepDone(step, f"{step} ok")
+        finally:
+            self.open_sessions -= 1
 
     def release_plan(self) -> None:
-        self.calls.append(("release_plan", None))
+        """No-op, as ``RealServices.release_plan``: only while screens/wizard_app.py calls it."""
 
 
 class FakeLateServices(LateFakesMixin):

@@ -97,4 +97,4 @@ async def test_tui_bad_kernel_option_in_the_saved_config_stops_review(options: s
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen.query_one("#apply", Button).disabled
-    assert not any(call[0] in ("plan", "execute") for call in services.calls)
+    assert not any(call[0] in ("preview", "apply") for call in services.calls)

@@ -174,7 +174,7 @@ async def test_review_shows_plan_and_applies_all_steps():
         await pilot.press("a")
         await app.workers.wait_for_complete()
         await pilot.pause()
-    assert ("execute", ("initramfs", "toplayer", "bootloader", "config")) in services.calls
+    assert ("apply", ("initramfs", "toplayer", "bootloader", "config")) in services.calls
     outcome = app.outcomes[0]
     assert isinstance(outcome, Next) and outcome.state.staged_initramfs is None
     assert outcome.state.saved == st.settings
@@ -193,7 +193,7 @@ async def test_review_reconfigure_toplayer_writes_only_the_top_layer():
         await pilot.press("a")
         await app.workers.wait_for_complete()
         await pilot.pause()
-    assert ("execute", ("toplayer", "config")) in services.calls
+    assert ("apply", ("toplayer", "config")) in services.calls
     assert isinstance(app.outcomes[0], Next)
 
 
@@ -455,8 +455,8 @@ async def test_app_full_route_from_toplayer_to_done():
         await _until(pilot, app, ReviewScreen, lambda s: s.plan is not None)
         await pilot.press("a")
         await _until(pilot, app, DoneScreen)
-    assert ("execute", ("initramfs", "toplayer", "bootloader", "config")) in services.calls
-    planned = next(s for name, s in services.calls if name == "plan")
+    assert ("apply", ("initramfs", "toplayer", "bootloader", "config")) in services.calls
+    planned = next(s for name, s in services.calls if name == "preview")
     assert planned.settings.hostname == "desk1"
     assert planned.staged_initramfs == "boot_docker/.build-fake"
 
@@ -479,5 +479,5 @@ async def test_app_reconfigure_route_skips_build_and_boot_entry():
         await _until(pilot, app, DoneScreen)
         from textual.widgets import Markdown
         assert "top layer was updated" in app.screen.query_one(Markdown).source
-    assert ("execute", ("toplayer", "config")) in services.calls
+    assert ("apply", ("toplayer", "config")) in services.calls
     assert not any(name == "build_initramfs" for name, _ in services.calls)

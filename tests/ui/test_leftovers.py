@@ -68,7 +68,7 @@ async def test_ctrl_q_at_review_discards_the_staged_build_after_confirming():
         await pilot.press("y")
         await until(pilot, lambda: not app.is_running, "exit")
     assert discarded(services) == [STAGED]
-    assert not any(name == "execute" for name, _ in services.calls)
+    assert not any(name == "apply" for name, _ in services.calls)
 
 
 async def test_back_past_the_initramfs_step_discards_a_build_not_handed_on():

@@ -1,4 +1,4 @@
-"""Every Apply attempt runs on a plan made for it; leaving Review releases the plan."""
+"""Every Apply attempt runs on a plan made for it; Review holds nothing while shown or left."""
 
 from __future__ import annotations
 
@@ -10,21 +10,17 @@ from wizard.flow import Back, Next
 
 
 class CountingServices(FakeLateServices):
-    """Remembers which plan each execute got."""
+    """Remembers each preview's plan (the plan each apply made is in ``applied_plans``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.plans: list[object] = []
-        self.executed: list[object] = []
 
-    def plan(self, st, *, cancel):
-        plan = super().plan(st, cancel=cancel)
-        self.plans.append(plan)
-        return plan
-
-    def execute(self, plan, *, steps, cancel):
-        self.executed.append(plan)
-        yield from super().execute(plan, steps=steps, cancel=cancel)
+    def preview(self, st, *, cancel):
+        preview = super().preview(st, cancel=cancel)
+        assert self.open_sessions == 0  # the preview let its session go
+        self.plans.append(preview.plan)
+        return preview
 
 
 async def _apply(app: Host, pilot) -> None:
@@ -50,8 +46,11 @@ async def test_a_second_apply_after_a_failure_uses_a_new_plan() -> None:
         assert "made again" in text_of(app.screen, "#status")
         services.fail_apply = False
         await _apply(app, pilot)
-    assert services.executed == [services.plans[0], services.plans[1]]
-    assert services.executed[1] is not services.executed[0]
+    # Each attempt planned again for itself, from what was on disk then.
+    assert len(services.applied_plans) == 2
+    assert services.applied_plans[1] is not services.applied_plans[0]
+    assert not any(p is q for p in services.applied_plans for q in services.plans)
+    assert services.open_sessions == 0  # the failed attempt's session was closed too
     assert isinstance(app.outcomes[0], Next)
 
 
@@ -71,13 +70,30 @@ async def test_a_cancelled_apply_is_planned_again_too() -> None:
         assert "Cancelled: apply cancelled" in text_of(screen, "#status")
 
 
-async def test_back_from_review_releases_the_plan() -> None:
+async def test_back_from_review_leaves_nothing_held() -> None:
     services = CountingServices()
     app = Host(lambda: ReviewScreen(state(), services))
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()
+        assert len(services.plans) == 1 and services.open_sessions == 0  # shown, not held
         await pilot.press("b")
         await pilot.pause()
-    assert ("release_plan", None) in services.calls
+    assert services.open_sessions == 0
+    assert not any(name == "apply" for name, _ in services.calls)
+    assert isinstance(app.outcomes[0], Back)
+
+
+async def test_back_while_the_preview_is_made_cancels_it_and_leaves_nothing_held() -> None:
+    services = CountingServices()
+    services.block_preview = True
+    app = Host(lambda: ReviewScreen(state(), services))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert services.preview_started.wait(5)
+        assert services.open_sessions == 1  # the preview's session, while it plans
+        await pilot.press("b")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    assert services.open_sessions == 0 and services.plans == []
     assert isinstance(app.outcomes[0], Back)

@@ -239,7 +239,7 @@ def test_review(snap_compare):
     app = app_for(services, Step.REVIEW, state)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
         ReviewScreen, lambda s: s.plan is not None))
-    assert not any(name == "execute" for name, _ in services.calls)
+    assert not any(name == "apply" for name, _ in services.calls)
 
 
 def test_done(snap_compare):

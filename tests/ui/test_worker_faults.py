@@ -129,11 +129,11 @@ async def test_review_apply_fault_opens_the_error_view(kind: str) -> None:
     exc, words = FAULTS[kind]
     services = FakeLateServices()
 
-    def execute(plan, *, steps, cancel):
+    def apply(state, *, cancel):
         yield from ()
         raise exc
 
-    services.execute = execute  # type: ignore[method-assign]
+    services.apply = apply  # type: ignore[method-assign]
     app = Host(lambda: ReviewScreen(state(), services))
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
@@ -153,7 +153,7 @@ async def test_review_apply_fault_opens_the_error_view(kind: str) -> None:
 async def test_review_plan_fault_opens_the_error_view(kind: str) -> None:
     exc, words = FAULTS[kind]
     services = FakeLateServices()
-    services.plan = raising(exc)  # type: ignore[method-assign]
+    services.preview = raising(exc)  # type: ignore[method-assign]
     app = Host(lambda: ReviewScreen(state(), services))
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()

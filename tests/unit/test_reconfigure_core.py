@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_tui_core import PART, TARGET, FakeClient, _drive, _old_pair, _plan
+from tests.unit.test_tui_core import _session as _session_of  # the plan's own session
 from wizard import apply, cli, initramfs, review
 from wizard.apply import Session
 from wizard.config import Settings
@@ -95,11 +96,11 @@ def test_execute_refuses_a_step_the_plan_lacks_before_writing(tmp_path: Path):
     plan = _plan(tmp_path, SETTINGS, target=None, refind_conf=None, refind_old=None,
                  refind_new=None)
     with pytest.raises(apply.PlanError, match="initramfs, bootloader") as e:
-        list(apply.execute(plan))
+        list(apply.execute(_session_of(plan), plan))
     assert "steps=" in str(e.value)  # the fix is named
     assert not (tmp_path / "boot_docker/toplayer").exists()
     assert not (tmp_path / "boot_docker/dockerboot-wizard.toml").exists()
-    list(apply.execute(plan, steps=apply.TOPLAYER_ONLY))  # what it was planned for
+    list(apply.execute(_session_of(plan), plan, steps=apply.TOPLAYER_ONLY))  # as planned
     assert (tmp_path / "boot_docker/toplayer/etc/hostname").read_bytes() == b"desk1\n"
 
 

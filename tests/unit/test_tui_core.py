@@ -164,7 +164,7 @@ def test_install_staged_refuses_incomplete_pair(tmp_path: Path):
 def _plan(top: Path, settings: Settings, **kw) -> Plan:
     conf = top / "refind.conf"
     conf.write_bytes(b"timeout 5\n")
-    base = dict(session=Session(settings, PART, top, None, top / "docker"),  # type: ignore[arg-type]
+    base = dict(settings=settings, top=top, device=PART.device,
                 cmdline="root=LABEL=dbw", image_subvolume=top / "sub", target=TARGET,
                 toplayer_changes=[FileChange("etc/hostname", None, b"desk1\n")],
                 refind_conf=conf, refind_old=b"timeout 5\n", refind_new=b"timeout 5\n# new\n",
@@ -173,10 +173,15 @@ def _plan(top: Path, settings: Settings, **kw) -> Plan:
     return Plan(**base)
 
 
+def _session(plan: Plan) -> Session:
+    """A session on the plan's top level (no daemon client: nothing may build)."""
+    return Session(plan.settings, PART, plan.top, None, plan.top / "docker")  # type: ignore[arg-type]
+
+
 def test_execute_toplayer_only_touches_nothing_else(tmp_path: Path):
     settings = Settings(label="dbw", image="desk:1")
     plan = _plan(tmp_path, settings)
-    events = list(apply.execute(plan, steps=apply.TOPLAYER_ONLY))
+    events = list(apply.execute(_session(plan), plan, steps=apply.TOPLAYER_ONLY))
     assert [e.step for e in events if isinstance(e, StepDone)] == ["toplayer", "config"]
     assert (tmp_path / "boot_docker/toplayer/etc/hostname").read_bytes() == b"desk1\n"
     assert (tmp_path / "refind.conf").read_bytes() == b"timeout 5\n"
@@ -194,7 +199,7 @@ def test_execute_installs_staged_pair_instead_of_building(tmp_path: Path):
     (staged / "initrd.img.new").write_bytes(b"new i")
     # session.client is None: building would crash, so this proves no build ran.
     plan = _plan(tmp_path, settings, staged=staged)
-    list(apply.execute(plan, steps=("initramfs", "bootloader")))
+    list(apply.execute(_session(plan), plan, steps=("initramfs", "bootloader")))
     assert (boot / "vmlinuz").read_bytes() == b"new k"
     assert (tmp_path / "refind.conf").read_bytes() == b"timeout 5\n# new\n"
     assert not (boot / "toplayer").exists()
@@ -203,7 +208,7 @@ def test_execute_installs_staged_pair_instead_of_building(tmp_path: Path):
 def test_execute_rejects_unknown_step(tmp_path: Path):
     plan = _plan(tmp_path, Settings(label="dbw", image="desk:1"))
     with pytest.raises(ValueError):
-        list(apply.execute(plan, steps=("toplayer", "everything")))
+        list(apply.execute(_session(plan), plan, steps=("toplayer", "everything")))
 
 
 def test_edit_changes_keep_mode_and_skip_unchanged(tmp_path: Path):
