@@ -28,7 +28,6 @@ from wizard.errors import Cancelled
 from wizard.faults import message as fault_line
 from wizard.flow import Back, Next, Outcome, Quit, WizardState
 from wizard.resources import asset
-from wizard.review import STEPS_FOR_MODE
 from wizard.services import Services
 
 
@@ -94,7 +93,7 @@ class ReviewScreen(ShowsWork, Screen[Outcome]):
         super().__init__()
         self.state = state
         self.services = services
-        self.steps = STEPS_FOR_MODE[state.mode]
+        self.steps = state.writes
         self.plan: Preview | None = None
         """The preview shown (None: not made yet, or used up by an Apply attempt)."""
         self.applying = False

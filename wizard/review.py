@@ -10,22 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wizard import bootloader, images, machine
-from wizard.apply import EXECUTE_STEPS, TOPLAYER_ONLY, Plan
+from wizard.apply import EXECUTE_STEPS, Plan
 from wizard.cmdline import kernel_cmdline
 from wizard.config import Settings
 from wizard.diffs import unified_diff
-from wizard.flow import Mode
 from wizard.toplayer import diff_text
-
-STEPS_FOR_MODE: dict[Mode, tuple[str, ...]] = {
-    Mode.FULL: EXECUTE_STEPS,
-    Mode.SWITCH_IMAGE: EXECUTE_STEPS,
-    Mode.RECONFIGURE_TOPLAYER: TOPLAYER_ONLY,
-    Mode.REBUILD_INITRAMFS: ("initramfs", "config"),
-    Mode.REWRITE_BOOT_ENTRY: ("bootloader", "config"),
-}
-"""What ``apply.execute`` writes for each wizard mode (reconfiguring the top
-layer rebuilds nothing, so it takes seconds)."""
 
 
 @dataclass(frozen=True)

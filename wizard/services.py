@@ -171,12 +171,10 @@ def request_for(state: WizardState, steps: tuple[str, ...] | None = None) -> App
 
     """
     from wizard.changes import ApplyRequest
-    from wizard.review import STEPS_FOR_MODE
-
     if state.settings is None:
         raise ValueError("no settings collected yet: nothing to plan")
     return ApplyRequest(settings=state.settings, passwords=state.passwords,
-                        steps=STEPS_FOR_MODE[state.mode] if steps is None else steps,
+                        steps=state.writes if steps is None else steps,
                         edits=state.toplayer_edits, staged=state.staged_initramfs)
 
 
@@ -405,10 +403,3 @@ class RealServices:
         from wizard import changes
 
         return changes.apply(request_for(state), cancel=cancel)
-
-    def release_plan(self) -> None:
-        """No-op: nothing is held between calls any more (``preview`` lets its session go).
-
-        Kept only while ``screens/wizard_app.py`` still calls it on exit; remove
-        both together.
-        """

@@ -23,7 +23,7 @@ from wizard.flow import WizardState
 from wizard.initramfs import BuildTarget, InitramfsBuildError
 from wizard.partitions import Partition
 from wizard.report import render_plan
-from wizard.review import STEPS_FOR_MODE, sections
+from wizard.review import sections
 
 PART = Partition("dbw-fake", "1111-2222", "/dev/loop9p2", 4 << 30, (7, 9))
 OTHER = Partition("data", "3333-4444", "/dev/sdb1", 8 << 30, (8, 17))
@@ -123,7 +123,7 @@ class LateFakesMixin:
         assert state.settings is not None
         state.settings.validate()  # as the core: bad settings stop before anything is held
         self.calls.append(("preview", state))
-        steps = STEPS_FOR_MODE[state.mode]
+        steps = state.writes
         self.open_sessions += 1  # like the real one: a session only while planning
         try:
             if self.block_preview:
@@ -138,7 +138,7 @@ class LateFakesMixin:
     def apply(self, state: WizardState, *, cancel: threading.Event) -> Iterator[Event]:
         assert state.settings is not None
         state.settings.validate()
-        steps = STEPS_FOR_MODE[state.mode]
+        steps = state.writes
         self.calls.append(("apply", steps))
         self.open_sessions += 1  # its own session, closed whatever happens
         try:
@@ -152,9 +152,6 @@ class LateFakesMixin:
                 yield StepDone(step, f"{step} ok")
         finally:
             self.open_sessions -= 1
-
-    def release_plan(self) -> None:
-        """No-op, as ``RealServices.release_plan``: only while screens/wizard_app.py calls it."""
 
 
 class FakeLateServices(LateFakesMixin):

@@ -13,7 +13,7 @@ from wizard.apply import Plan, Session
 from wizard.config import Settings
 from wizard.errors import InitramfsError
 from wizard.events import StepDone
-from wizard.flow import Mode
+from wizard.flow import ROUTES, Mode
 from wizard.initramfs import BuildTarget
 from wizard.partitions import Partition
 from wizard.toplayer import FileChange
@@ -237,8 +237,8 @@ def test_refind_preview_diff_and_idempotence():
 
 def test_review_sections_follow_the_mode(tmp_path: Path):
     plan = _plan(tmp_path, Settings(label="dbw", image="desk:1"))
-    full = [x.title for x in review.sections(plan, review.STEPS_FOR_MODE[Mode.FULL])]
-    top = [x.title for x in review.sections(plan, review.STEPS_FOR_MODE[Mode.RECONFIGURE_TOPLAYER])]
+    full = [x.title for x in review.sections(plan, ROUTES[Mode.FULL].writes)]
+    top = [x.title for x in review.sections(plan, ROUTES[Mode.RECONFIGURE_TOPLAYER].writes)]
     assert any("initrd.img" in t for t in full) and any("refind.conf" in t for t in full)
     assert not any("initrd.img" in t or "refind.conf" in t for t in top)
     assert any(t.endswith("etc/hostname") for t in top)
