@@ -6,97 +6,106 @@ can be overridden: a directory is taken as the ESP, a file as refind.conf.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.syntax import Syntax
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Static
+from textual.reactive import reactive
+from textual.widgets import Button, Input, Static
 
-from wizard.faults import message as fault_line
-from wizard.flow import Back, Next, Outcome, Quit, WizardState
-from wizard.resources import asset
+from screens.base import StepScreen, css
+from wizard.config import Settings
+from wizard.flow import Step
 from wizard.review import RefindPreview, refind_preview
-from wizard.services import Services
 
 
-class BootloaderScreen(Screen[Outcome]):
+class BootloaderScreen(StepScreen):
     """Show where the rEFInd entry goes and what changes in refind.conf."""
 
-    CSS_PATH = str(asset("tcss/bootloader.tcss"))
+    STEP = Step.BOOTLOADER
+    CSS_PATH = css("bootloader")
     BINDINGS = [
-        Binding("n", "next", "Next"),
-        Binding("b", "back", "Back"),
         Binding("o", "focus_override", "Other path"),
         Binding("escape", "blur", "Leave field", show=False),
-        Binding("q", "quit_wizard", "Quit"),
     ]
+
+    found: reactive[Path | None] = reactive(None, init=False)
+    """refind.conf found for the current settings (Next needs it)."""
 
     @dataclass
     class Found(Message):
         """refind.conf was found and the edit previewed."""
 
+        settings: Settings
+        """The settings it was looked up for (a newer lookup makes it stale)."""
         conf: Path
         preview: RefindPreview
 
-    @dataclass
-    class Failed(Message):
-        """No ESP/refind.conf, or the entry cannot be rendered."""
-
-        problem: str
-
-    def __init__(self, state: WizardState, services: Services) -> None:
-        super().__init__()
-        self.state = state
-        self.services = services
-        self.found: Path | None = None
-
-    def compose(self) -> ComposeResult:
-        s = self.state.settings
-        yield Header()
+    def compose_body(self) -> ComposeResult:
         yield Static("Looking for the ESP and refind.conf…", id="where")
         with Horizontal(id="override-row"):
             yield Static("ESP dir or refind.conf:", id="override-label")
-            yield Input(value=(s.refind_conf or s.esp or "") if s else "",
+            yield Input(value=self.override(),
                         placeholder="found automatically; type a path and press enter",
                         id="override")
         with VerticalScroll(id="preview"):
             yield Static("", id="entry")
             yield Static("", id="diff")
-        with Horizontal(id="buttons"):
-            yield Button("Back", id="back")
-            yield Button("Next", id="next", variant="primary", disabled=True)
-        yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "Boot entry (rEFInd)"
-        self.lookup()
+        self.look_up()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="bootloader")
-    def lookup(self) -> None:
-        settings = self.state.settings
-        assert settings is not None
-        try:
+    def override(self) -> str:
+        """The path given instead of searching, as the state has it ("" = search)."""
+        s = self.state.settings
+        return (s.refind_conf or s.esp or "") if s else ""
+
+    # --- what the base asks ---
+
+    def can_next(self) -> bool:
+        return self.found is not None
+
+    def has_pending_edits(self) -> bool:
+        # A path typed but not submitted yet.
+        return self.query_one("#override", Input).value.strip() != self.override()
+
+    def work_ended(self, job: str) -> None:
+        self.query_one("#where", Static).update(
+            "Not found: type the ESP directory or refind.conf path below.")
+        self.set_focus(None)  # keys go to the bindings: o types another path
+
+    # --- the lookup ---
+
+    def look_up(self) -> None:
+        """Find refind.conf for the state's settings and preview the edit."""
+        self.found = None
+        self.busy = True
+        self.clear_error()
+        self.query_one("#entry", Static).update("")
+        self.query_one("#diff", Static).update("")
+        assert self.state.settings is not None
+        self.run_lookup(self.state.settings)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="lookup")
+    def run_lookup(self, settings: Settings) -> None:
+        with self.reporting("lookup"):
             conf, old = self.services.find_refind(settings)
             preview = refind_preview(settings, str(conf), old)
-        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
-            self.post_message(self.Failed(fault_line(e)))
-            return
-        self.post_message(self.Found(conf, preview))
+            self.post_message(self.Found(settings, conf, preview))
 
-    def on_bootloader_screen_found(self, message: Found) -> None:
-        self.found = message.conf
-        where = self.query_one("#where", Static)
-        where.remove_class("error")
-        esp = self.state.settings.esp if self.state.settings else None
-        where.update(f"ESP: {esp or 'found automatically'}    refind.conf: {message.conf}\n"
-                     "Written at Review (the old file is backed up; the rest is kept as is).")
+    @on(Found)
+    def show_preview(self, message: Found) -> None:
+        if message.settings != self.state.settings:
+            return  # a lookup for a path given since then is running
+        esp = message.settings.esp
+        self.query_one("#where", Static).update(
+            f"ESP: {esp or 'found automatically'}    refind.conf: {message.conf}\n"
+            "Written at Review (the old file is backed up; the rest is kept as is).")
         # word_wrap: the options line is longer than the screen and must stay readable
         self.query_one("#entry", Static).update(Syntax(message.preview.entry, "ini",
                                                        theme="ansi_dark", word_wrap=True))
@@ -104,62 +113,33 @@ class BootloaderScreen(Screen[Outcome]):
             Syntax(message.preview.diff, "diff", theme="ansi_dark", word_wrap=True)
             if message.preview.diff
             else "refind.conf already has this entry: nothing to change.")
-        self.query_one("#next", Button).disabled = False
+        self.found = message.conf
+        self.busy = False
         self.query_one("#next", Button).focus()
-        self.refresh_bindings()
-
-    def on_bootloader_screen_failed(self, message: Failed) -> None:
-        self.found = None
-        where = self.query_one("#where", Static)
-        where.add_class("error")
-        where.update(Text(f"{message.problem}\nType the ESP directory or refind.conf path below."))
-        self.query_one("#entry", Static).update("")
-        self.query_one("#diff", Static).update("")
-        self.query_one("#next", Button).disabled = True
-        self.set_focus(None)  # keys go to the bindings: o types another path
-        self.refresh_bindings()
 
     @on(Input.Submitted, "#override")
-    def _override(self, event: Input.Submitted) -> None:
+    def look_at_path(self, event: Input.Submitted) -> None:
+        """Take the typed path: a file is refind.conf itself, anything else an ESP."""
         settings = self.state.settings
         assert settings is not None
         path = event.value.strip()
-        # A file is refind.conf itself, anything else an ESP directory to search.
         if not path:
-            settings = settings.with_changes(esp=None, refind_conf=None)
+            settings = replace(settings, esp=None, refind_conf=None)
         elif path.endswith(".conf") or Path(path).is_file():
-            settings = settings.with_changes(refind_conf=path, esp=None)
+            settings = replace(settings, refind_conf=path, esp=None)
         else:
-            settings = settings.with_changes(esp=path, refind_conf=None)
-        self.state = self.state.with_changes(settings=settings)
+            settings = replace(settings, esp=path, refind_conf=None)
+        self.state = replace(self.state, settings=settings)
         self.query_one("#where", Static).update("Looking again…")
-        self.lookup()
+        self.look_up()
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "next":
-            return self.found is not None
-        return True
+    def watch_found(self) -> None:
+        self.update_nav()
+
+    # --- actions ---
 
     def action_focus_override(self) -> None:
         self.query_one("#override", Input).focus()
 
     def action_blur(self) -> None:
         self.set_focus(None)
-
-    def action_next(self) -> None:
-        if self.found is not None:
-            self.dismiss(Next(self.state))
-
-    def action_back(self) -> None:
-        self.dismiss(Back())
-
-    def action_quit_wizard(self) -> None:
-        self.dismiss(Quit())
-
-    @on(Button.Pressed, "#back")
-    def _back(self) -> None:
-        self.action_back()
-
-    @on(Button.Pressed, "#next")
-    def _next(self) -> None:
-        self.action_next()

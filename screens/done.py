@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Markdown
+from textual.containers import VerticalScroll
+from textual.widgets import Button, Markdown
 
-from wizard.flow import Mode, Next, Outcome, Quit, WizardState
+from screens.base import StepScreen, css
+from wizard.flow import Mode, Quit, Step, WizardState
 from wizard.machine import PERSISTENT
-from wizard.resources import asset
-from wizard.services import Services
 
 
 def _text(state: WizardState) -> str:
@@ -50,38 +47,34 @@ switch image/tag, rebuild the initramfs, rewrite the boot entry.
 """
 
 
-class DoneScreen(Screen[Outcome]):
-    """The last screen: a summary and how to go on."""
+class DoneScreen(StepScreen):
+    """The last screen: a summary and how to go on; Finish (or Enter) ends the wizard.
 
-    CSS_PATH = str(asset("tcss/done.tcss"))
-    BINDINGS = [
-        Binding("enter,n", "finish", "Finish"),
-        Binding("q", "quit_wizard", "Quit"),
-    ]
+    Review applied everything before this screen: there is no Back, and
+    quitting never asks (nothing can be lost any more).
+    """
 
-    def __init__(self, state: WizardState, services: Services) -> None:
-        super().__init__()
-        self.state = state
-        self.services = services
+    STEP = Step.DONE
+    NEXT_LABEL = "Finish"
+    CSS_PATH = css("done")
+    BINDINGS = [Binding("n", "next", "Finish"),
+                Binding("enter", "next", "Finish", show=False)]
 
-    def compose(self) -> ComposeResult:
-        yield Header()
+    def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="text"):
             yield Markdown(_text(self.state))
-        with Horizontal(id="buttons"):
-            yield Button("Finish", id="finish", variant="primary")
-        yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "Done"
-        self.query_one("#finish", Button).focus()
+        self.query_one("#back", Button).display = False
 
-    def action_finish(self) -> None:
-        self.dismiss(Next(self.state))
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":
+            return False  # hidden: what was applied stays applied
+        return super().check_action(action, parameters)
+
+    def action_back(self) -> None:
+        """Nothing to go back to after Apply."""
 
     def action_quit_wizard(self) -> None:
-        self.dismiss(Quit())
-
-    @on(Button.Pressed, "#finish")
-    def _finish(self) -> None:
-        self.action_finish()
+        """Quit without asking: Apply wrote everything, the edits left in the state too."""
+        self.leave(Quit(self.state))

@@ -7,37 +7,48 @@ the previous kernel/initramfs in place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Static
+from textual.reactive import reactive
+from textual.widgets import Button, Static
 from textual.worker import get_current_worker
 
+from screens.base import StepScreen, css
 from screens.worklog import Relayed, ShowsWork, WorkLog, relay
 from wizard.errors import Cancelled
-from wizard.faults import message as fault_line
-from wizard.flow import Back, Next, Outcome, Quit, WizardState
-from wizard.initramfs import BuildTarget, InitramfsBuildError
-from wizard.resources import asset
-from wizard.services import Services
+from wizard.flow import Step, WizardState
+from wizard.initramfs import BuildTarget
+
+if TYPE_CHECKING:
+    from wizard.services import Services
+
+CANCELLED = "the build stopped; the previous kernel and initramfs are untouched"
+"""What a cancelled build says (nothing was installed, nothing is staged)."""
 
 
-class InitramfsScreen(ShowsWork, Screen[Outcome]):
-    """Detect the generator, run the staged build with a live log, Next on success."""
+class InitramfsScreen(StepScreen, ShowsWork):
+    """Detect the generator, run the staged build with a live log, Next on success.
 
-    CSS_PATH = str(asset("tcss/initramfs.tcss"))
+    ``busy`` covers detection and the build (Next and Build wait);
+    ``building`` only the build (Cancel stops it).  A build started here
+    removes the build the state referred to, so from then on the screen's
+    state (carried by Back and Quit) has no staged build until it finishes.
+    """
+
+    STEP = Step.INITRAMFS
+    CSS_PATH = css("initramfs")
     BINDINGS = [
         Binding("r", "build", "Build"),
         Binding("escape", "cancel", "Cancel build"),
-        Binding("n", "next", "Next"),
-        Binding("b", "back", "Back"),
-        Binding("q", "quit_wizard", "Quit"),
     ]
+
+    building: reactive[bool] = reactive(False, init=False)
+    """A build runs: Cancel is offered."""
 
     @dataclass
     class Detected(Message):
@@ -50,149 +61,112 @@ class InitramfsScreen(ShowsWork, Screen[Outcome]):
         """The staged build finished."""
 
         staged: str
+        """The staged directory (for ``WizardState.staged_initramfs``)."""
         detail: str
-
-    @dataclass
-    class Failed(Message):
-        """Detection or build failed, or was cancelled."""
-
-        problem: str
-        cancelled: bool = False
+        """Where it went and what was built, for the status line."""
 
     def __init__(self, state: WizardState, services: Services) -> None:
-        super().__init__()
-        self.state = state
-        self.services = services
-        self.building = False
+        super().__init__(state, services)
         self.work_log = WorkLog(id="work")
 
-    def compose(self) -> ComposeResult:
-        yield Header()
+    def compose_body(self) -> ComposeResult:
         yield Static("Looking for the initramfs generator and kernel in the image…",
                      id="target")
         yield Static("", id="status")
         yield self.work_log
-        with Horizontal(id="buttons"):
-            yield Button("Back", id="back")
-            yield Button("Build (r)", id="build")
-            yield Button("Cancel (esc)", id="cancel", variant="warning", disabled=True)
-            yield Button("Next", id="next", variant="primary",
-                         disabled=self.state.staged_initramfs is None)
-        yield Footer()
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("Build (r)", id="build", action="screen.build")
+        yield Button("Cancel (esc)", id="cancel", variant="warning", disabled=True,
+                     action="screen.cancel")
 
     def on_mount(self) -> None:
-        self.sub_title = "Initramfs"
         if self.state.staged_initramfs is not None:
-            self._status("Already built in this session (r rebuilds).")
-        self.detect()
+            self.show_progress("Already built in this session (r rebuilds).")
+        assert self.state.settings is not None
+        self.busy = True
+        self.run_detect(self.state.settings.image)
+
+    # --- what the base asks ---
+
+    def can_next(self) -> bool:
+        return self.state.staged_initramfs is not None
+
+    def work_ended(self, job: str) -> None:
+        if self.building:  # the build failed or was cancelled (detection never overlaps it)
+            self.building = False
+            self.show_progress("Nothing built (r builds again).")
 
     # --- workers: only post messages ---
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="initramfs")
-    def detect(self) -> None:
-        assert self.state.settings is not None
-        try:
-            target = self.services.detect_initramfs(self.state.settings.image)
-        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
-            self.post_message(self.Failed(fault_line(e)))
-            return
-        self.post_message(self.Detected(target))
+    def run_detect(self, image: str) -> None:
+        with self.reporting("detect"):
+            self.post_message(self.Detected(self.services.detect_initramfs(image)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="initramfs")
-    def build(self) -> None:
-        cancel = get_current_worker().cancelled_event
+    def run_build(self, state: WizardState) -> None:
         seen = Relayed()
-        try:
-            staged = relay(self.services.build_initramfs(self.state, cancel=cancel), self,
-                           seen=seen)
-        except Cancelled:
-            self.post_message(self.Failed("Build cancelled: the previous kernel and "
-                                          "initramfs are untouched.", cancelled=True))
-        except InitramfsBuildError as e:
-            for line in e.log_tail[-5:]:
-                self.post_message(WorkLog.Line(line))
-            self.post_message(self.Failed(str(e)))
-        except Exception as e:  # noqa: BLE001 — any fault is shown, never a stuck screen
-            self.post_message(self.Failed(fault_line(e)))
-        else:
+        with self.reporting("build", seen.tail):
+            try:
+                staged = relay(self.services.build_initramfs(
+                    state, cancel=get_current_worker().cancelled_event), self, seen=seen)
+            except Cancelled:
+                raise Cancelled(CANCELLED) from None
             self.post_message(self.Built(str(staged), seen.last_done))
 
-    # --- message handlers: the only code touching widgets ---
+    # --- message handlers and watchers: the only code touching widgets ---
 
-    def on_initramfs_screen_detected(self, message: Detected) -> None:
+    @on(Detected)
+    def show_target(self, message: Detected) -> None:
         t = message.target
         self.query_one("#target", Static).update(
             f"Generator: {t.generator}    kernel: {t.kver} ({t.kernel_path})")
+        self.busy = False
         if self.state.staged_initramfs is None:
             self.action_build()
 
-    def show_progress(self, label: str) -> None:
-        self._status(label)
-
-    def on_initramfs_screen_built(self, message: Built) -> None:
-        self._set_building(False)
-        self.state = self.state.with_changes(staged_initramfs=message.staged)
+    @on(Built)
+    def keep_build(self, message: Built) -> None:
+        self.state = replace(self.state, staged_initramfs=message.staged)
         self.work_log.finish()
-        self._status(f"Built (installed at Review): {message.detail}")
-        self.query_one("#next", Button).disabled = False
+        self.show_progress(f"Built (installed at Review): {message.detail}")
+        self.building = self.busy = False
         self.query_one("#next", Button).focus()
 
-    def on_initramfs_screen_failed(self, message: Failed) -> None:
-        self._set_building(False)
-        self.query_one("#status", Static).set_class(not message.cancelled, "error")
-        self._status(message.problem)
-        self.query_one("#next", Button).disabled = self.state.staged_initramfs is None
+    def show_progress(self, label: str) -> None:
+        self.query_one("#status", Static).update(label)
 
-    def _status(self, text: str) -> None:
-        self.query_one("#status", Static).update(text)
+    def watch_building(self) -> None:
+        self.update_nav()
 
-    def _set_building(self, building: bool) -> None:
-        self.building = building
-        self.query_one("#cancel", Button).disabled = not building
-        self.query_one("#build", Button).disabled = building
-        self.refresh_bindings()
+    def update_nav(self) -> None:
+        super().update_nav()
+        if self.is_mounted:
+            self.query_one("#build", Button).disabled = self.busy
+            self.query_one("#cancel", Button).disabled = not self.building
 
     # --- actions ---
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "next":
-            return not self.building and self.state.staged_initramfs is not None
-        if action == "cancel":
-            return self.building
         if action == "build":
-            return not self.building
-        return True
+            return not self.busy or None
+        if action == "cancel":
+            return self.building or None
+        return super().check_action(action, parameters)
 
     def action_build(self) -> None:
-        if self.building:
+        if self.busy:
             return
-        self._set_building(True)
-        self.query_one("#status", Static).remove_class("error")
+        self.clear_error()
         self.work_log.reset()
-        self.query_one("#next", Button).disabled = True
-        self.state = self.state.with_changes(staged_initramfs=None)
-        self._status("Building…")
-        self.build()
+        # The build removes any earlier staged one: from now on there is none.
+        self.state = replace(self.state, staged_initramfs=None)
+        self.show_progress("Building…")
+        self.building = self.busy = True
+        self.run_build(self.state)
 
     def action_cancel(self) -> None:
         if self.building:
-            self._status("Cancelling…")
+            self.show_progress("Cancelling…")
             self.workers.cancel_group(self, "initramfs")
-
-    def action_next(self) -> None:
-        if not self.building and self.state.staged_initramfs is not None:
-            self.dismiss(Next(self.state))
-
-    def action_back(self) -> None:
-        self.workers.cancel_group(self, "initramfs")
-        self.dismiss(Back())
-
-    def action_quit_wizard(self) -> None:
-        self.workers.cancel_group(self, "initramfs")
-        self.dismiss(Quit())
-
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        actions = {"back": self.action_back, "build": self.action_build,
-                   "cancel": self.action_cancel, "next": self.action_next}
-        actions[event.button.id or ""]()

@@ -4,8 +4,8 @@ Screens run the core's event generator in a thread worker and hand it to
 ``relay``, which posts one message per event to the screen
 (``post_message`` is thread-safe).  The screen's own queue keeps them in
 order with its other messages (a failure posted after the last progress is
-shown after it); ``ShowsWork`` handles them by updating the ``WorkLog``.
-One place translates core events to the UI.
+shown after it); a ``ShowsWork`` screen handles them by updating its
+``WorkLog``.  One place translates core events to the UI.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.message_pump import MessagePump
+from textual.screen import Screen
 from textual.widgets import Log, ProgressBar
 
+from screens.base import TAIL_LINES
 from wizard.events import Event, LogLine, Progress, StepDone, StepStarted
 
 
@@ -73,24 +76,28 @@ class WorkLog(Vertical):
         return list(self.query_one(Log).lines)
 
 
-class ShowsWork:
-    """Mixin for a screen with a ``work_log``: shows what ``relay`` posted to it."""
+class ShowsWork(Screen[Any]):
+    """Base of a screen with a ``work_log``: shows what ``relay`` posted to it.
+
+    A ``Screen``, not a plain mixin: Textual registers ``@on`` handlers only
+    on its own classes.  Put it *after* the step base, ``class
+    BuildScreen(StepScreen, ShowsWork)``: CSS type selectors follow only the
+    first base, and ``StepScreen`` rules (``assets/tcss/app.tcss``) must apply.
+    """
 
     work_log: WorkLog
 
-    def on_work_log_line(self, message: WorkLog.Line) -> None:
+    @on(WorkLog.Line)
+    def write_log_line(self, message: WorkLog.Line) -> None:
         self.work_log.write_line(message.text)
 
-    def on_work_log_advanced(self, message: WorkLog.Advanced) -> None:
+    @on(WorkLog.Advanced)
+    def advance_work(self, message: WorkLog.Advanced) -> None:
         self.work_log.advance(message.fraction)
         self.show_progress(message.label)
 
     def show_progress(self, label: str) -> None:
         """Show what runs now (the screen's status line)."""
-
-
-TAIL_LINES = 30
-"""Log lines kept for an error dialog."""
 
 
 @dataclass

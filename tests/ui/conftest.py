@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
 import pytest
 from textual.app import ComposeResult
+from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Static
 
-from screens.base import StepScreen
+from screens.base import TITLES, StepScreen
 from screens.wizard_app import DockerbootApp
 from tests.ui.fakes import FakeServices
-from wizard.flow import Step
+from wizard.flow import Outcome, Step, WizardState
+from wizard.services import Services
 
 SIZE = (100, 32)
 LATE_STEPS = (Step.TOPLAYER, Step.INITRAMFS, Step.BOOTLOADER, Step.REVIEW, Step.DONE)
@@ -20,23 +26,68 @@ def fake() -> FakeServices:
     return FakeServices()
 
 
-class PlaceholderScreen(StepScreen):
-    """Stands in for a real step in flow tests: Next/Back/Quit only."""
+class StubScreen(StepScreen):
+    """A step that only has Next/Back/Quit: stands in for a neighbour of the step tested."""
 
     def compose_body(self) -> ComposeResult:
-        yield Static(f"Placeholder for {self.STEP.value}. Press n to go on.")
+        yield Static(f"(stub of the {TITLES[self.STEP]} step)", classes="placeholder")
 
 
-def placeholder_for(step: Step) -> type[StepScreen]:
-    """A placeholder screen class for ``step``."""
-    return type(f"{step.name.title()}Placeholder", (PlaceholderScreen,), {"STEP": step})
+def stub_for(step: Step) -> type[StepScreen]:
+    """A ``StubScreen`` class for ``step``."""
+    return type(f"Stub{step.name.title()}Screen", (StubScreen,), {"STEP": step})
 
 
 def with_placeholders(app: DockerbootApp, steps=LATE_STEPS) -> DockerbootApp:
-    """Swap the later steps' screens for Next/Back placeholders (flow tests only)."""
-    for step in steps:
-        app.screens[step] = placeholder_for(step)
+    """Swap the later steps' screens for Next/Back stubs (flow tests only)."""
+    app.screens.update({step: stub_for(step) for step in steps})
     return app
+
+
+class RecordingApp(DockerbootApp):
+    """The wizard app, recording each step's outcome in ``outcomes``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.outcomes: list[Outcome] = []
+
+    async def push_screen_wait(self, screen: Screen | str):  # type: ignore[override]
+        result = await super().push_screen_wait(screen)
+        if isinstance(screen, StepScreen):
+            self.outcomes.append(result)
+        return result
+
+
+@contextlib.asynccontextmanager
+async def open_step(step: Step, state: WizardState | None = None,
+                    services: Services | None = None, *,
+                    screens: Mapping[Step, type[StepScreen]] | None = None,
+                    size: tuple[int, int] = SIZE) -> AsyncIterator[tuple[RecordingApp, Pilot]]:
+    """The wizard app opened at ``step`` on fakes, its screen's first work done.
+
+    ``screens`` replaces step screens as ``make_app`` does; by default every
+    other step is a stub, so a screen's tests do not depend on its
+    neighbours (``app.current`` shows where an outcome led).  ``app.outcomes``
+    lists the outcomes the steps handed to the flow.
+    """
+    stubs = {s: stub_for(s) for s in Step if s is not step} if screens is None else screens
+    app = RecordingApp(services or FakeServices(), start_at=step, state=state, screens=stubs)
+    async with app.run_test(size=size) as pilot:
+        # Mounted, not necessarily on top: its first work may have failed into a dialog.
+        await until(pilot, lambda: isinstance(app.current, StepScreen)
+                    and app.current.STEP is step and app.current.is_mounted,
+                    f"the {step} step on screen")
+        await settle(pilot)
+        yield app, pilot
+
+
+async def until(pilot, ready, what: str) -> None:
+    """Pump the app until ``ready()`` (the flow worker never completes)."""
+    for _ in range(2000):
+        await pilot.pause()
+        if ready():
+            return
+    raise AssertionError(f"never happened: {what} (at {pilot.app.screen!r})")
 
 
 async def settle(pilot) -> None:

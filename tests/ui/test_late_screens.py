@@ -8,7 +8,7 @@ from collections.abc import Callable
 from rich.syntax import Syntax
 from textual.app import App
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Input, Log, OptionList, Static, TextArea, Tree
+from textual.widgets import Button, Checkbox, Input, OptionList, Static, TextArea, Tree
 
 from screens.bootloader import BootloaderScreen
 from screens.done import DoneScreen
@@ -16,7 +16,7 @@ from screens.initramfs import InitramfsScreen
 from screens.review import ErrorModal, ReviewScreen
 from screens.toplayer import WARNING, ToplayerScreen
 from tests.ui.fakes_late import SETTINGS, FakeLateServices
-from wizard.flow import Back, Mode, Next, Quit, WizardState
+from wizard.flow import Mode, Next, WizardState
 
 SIZE = (100, 32)
 
@@ -44,115 +44,6 @@ def plain(widget: Static) -> str:
 
 def text_of(screen: Screen, selector: str) -> str:
     return plain(screen.query_one(selector, Static))
-
-
-# --- initramfs ---
-
-async def test_initramfs_build_succeeds_then_next_carries_staged_dir():
-    services = FakeLateServices()
-    app = Host(lambda: InitramfsScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        screen = app.screen
-        assert "initramfs-tools" in text_of(screen, "#target")
-        assert "6.1.0-18-amd64" in text_of(screen, "#target")
-        assert "running mkinitramfs" in "\n".join(screen.query_one(Log).lines)
-        assert not screen.query_one("#next", Button).disabled
-        await pilot.press("n")
-        await pilot.pause()
-    assert app.outcomes == [Next(state(staged_initramfs="boot_docker/.build-fake"))]
-
-
-async def test_initramfs_cancel_keeps_previous_pair_and_blocks_next():
-    services = FakeLateServices()
-    services.block_build = True
-    app = Host(lambda: InitramfsScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        while not services.build_started.is_set():
-            await pilot.pause()
-        screen = app.screen
-        assert screen.building
-        await pilot.press("escape")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert "previous kernel and initramfs are untouched" in text_of(screen, "#status")
-        assert screen.query_one("#next", Button).disabled
-        await pilot.press("n")  # Next stays unavailable after a cancel
-        await pilot.pause()
-        assert app.outcomes == []
-        await pilot.press("b")
-        await pilot.pause()
-    assert app.outcomes == [Back()]
-
-
-async def test_initramfs_build_failure_shows_problem_and_log_tail():
-    services = FakeLateServices()
-    services.fail_build = True
-    app = Host(lambda: InitramfsScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        screen = app.screen
-        assert "no btrfs module" in text_of(screen, "#status")
-        assert screen.query_one("#status").has_class("error")
-        assert "E: no btrfs module" in screen.query_one(Log).lines
-        assert screen.query_one("#next", Button).disabled
-        assert screen.state.staged_initramfs is None
-
-
-async def test_initramfs_detect_failure_names_the_package():
-    services = FakeLateServices()
-    services.fail_detect = True
-    app = Host(lambda: InitramfsScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert "linux-image-amd64" in text_of(app.screen, "#status")
-        assert ("build_initramfs", "desk:1") not in services.calls
-        await pilot.press("q")
-        await pilot.pause()
-    assert app.outcomes == [Quit()]
-
-
-# --- bootloader ---
-
-async def test_bootloader_shows_entry_and_diff_then_next():
-    services = FakeLateServices()
-    app = Host(lambda: BootloaderScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        screen = app.screen
-        assert "/boot/efi/EFI/refind/refind.conf" in text_of(screen, "#where")
-        assert "volume dbw-fake" in text_of(screen, "#entry")
-        diff = text_of(screen, "#diff")
-        assert "+menuentry" in diff and "docker_image=desk:1" in diff
-        await pilot.press("n")
-        await pilot.pause()
-    assert app.outcomes == [Next(state())]
-
-
-async def test_bootloader_not_found_then_override_path():
-    services = FakeLateServices()
-    services.refind_missing = True
-    app = Host(lambda: BootloaderScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        screen = app.screen
-        assert "no mounted ESP found" in text_of(screen, "#where")
-        await pilot.press("n")
-        await pilot.pause()
-        assert app.outcomes == []  # nothing found: Next is unavailable
-        await pilot.press("o")
-        await pilot.press(*"/esp", "enter")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert "/esp/EFI/refind/refind.conf" in text_of(screen, "#where")
-        await pilot.press("escape", "n")
-        await pilot.pause()
-    assert app.outcomes == [Next(state(settings=SETTINGS.with_changes(esp="/esp")))]
 
 
 # --- review ---
@@ -216,23 +107,6 @@ async def test_review_apply_failure_opens_modal_with_log_tail():
         assert "Failed: cannot write config" in text_of(app.screen, "#status")
         assert not app.screen.query_one("#apply", Button).disabled  # may retry
     assert app.outcomes == []
-
-
-# --- done ---
-
-async def test_done_explains_next_boot_update_and_return():
-    app = Host(lambda: DoneScreen(state(), FakeLateServices()))
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
-        from textual.widgets import Markdown
-        md = app.screen.query_one(Markdown)
-        source = md.source
-        assert "docker pull desk:1" in source
-        assert "sudo dockerboot-wizard" in source
-        assert "reset at\nevery boot" in source
-        await pilot.press("enter")
-        await pilot.pause()
-    assert app.outcomes == [Next(state())]
 
 
 # --- toplayer ---

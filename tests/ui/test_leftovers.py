@@ -38,18 +38,6 @@ def built(app) -> bool:
     return isinstance(app.screen, InitramfsScreen) and app.screen.state.staged_initramfs == STAGED
 
 
-async def test_quit_on_the_initramfs_step_discards_the_build_it_made():
-    services = FakeServices()
-    app = make_app(services, start_at=Step.INITRAMFS, state=CLEAN)
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: built(app), "staged build")
-        assert discarded(services) == []
-        await pilot.press("q")
-        await until(pilot, lambda: not app.is_running, "exit")
-    # The build was never handed to the app's state: the screen's own state counts.
-    assert discarded(services) == [STAGED]
-
-
 async def test_ctrl_q_at_review_discards_the_staged_build_after_confirming():
     services = FakeServices()
     st = CLEAN.with_changes(settings=SETTINGS.with_changes(hostname="desk9"),
@@ -69,17 +57,6 @@ async def test_ctrl_q_at_review_discards_the_staged_build_after_confirming():
         await until(pilot, lambda: not app.is_running, "exit")
     assert discarded(services) == [STAGED]
     assert not any(name == "apply" for name, _ in services.calls)
-
-
-async def test_back_past_the_initramfs_step_discards_a_build_not_handed_on():
-    services = FakeServices()
-    app = make_app(services, start_at=Step.INITRAMFS, state=CLEAN)
-    async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: built(app), "staged build")
-        await pilot.press("b")
-        await until(pilot, lambda: isinstance(app.screen, ToplayerScreen), "top layer step")
-        assert discarded(services) == [STAGED]
-        assert app.state.staged_initramfs is None
 
 
 async def test_back_from_bootloader_keeps_the_build_and_applying_installs_it():

@@ -9,8 +9,6 @@ import docker.errors
 import pytest
 from textual.widgets import Button, DataTable, Static
 
-from screens.bootloader import BootloaderScreen
-from screens.initramfs import InitramfsScreen
 from screens.review import ErrorModal, ReviewScreen
 from screens.toplayer import ToplayerScreen
 from screens.wizard_app import make_app
@@ -82,24 +80,6 @@ async def test_images_list_fault_is_shown(kind: str) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         one_line(str(app.screen.query_one("#resolved", Static).render()), words)
-
-
-@pytest.mark.parametrize(("screen", "method", "where"), [
-    (InitramfsScreen, "detect_initramfs", "#status"),
-    (InitramfsScreen, "build_initramfs", "#status"),
-    (BootloaderScreen, "find_refind", "#where"),
-])
-@pytest.mark.parametrize("kind", list(FAULTS))
-async def test_late_screen_worker_fault_is_shown(kind: str, screen, method: str,
-                                                 where: str) -> None:
-    exc, words = FAULTS[kind]
-    services = FakeLateServices()
-    setattr(services, method, raising(exc))
-    app = Host(lambda: screen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        one_line(text_of(app.screen, where), words)
 
 
 @pytest.mark.parametrize("method", ["toplayer_files", "image_file"])

@@ -1,0 +1,131 @@
+"""Pilot tests of the Boot entry step on fakes: the preview, another path, outcomes, faults."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rich.syntax import Syntax
+from textual.widgets import Button, Input, Static
+
+from screens.base import ConfirmScreen, ErrorView
+from screens.bootloader import BootloaderScreen
+from tests.ui.conftest import open_step, settle
+from tests.ui.fakes import FakeServices
+from tests.ui.fakes_late import SETTINGS
+from wizard.flow import Back, Next, Quit, Step, WizardState
+
+CLEAN = WizardState(settings=SETTINGS, saved=SETTINGS)
+"""Saved == settings: nothing in the state itself is unsaved."""
+AT_ESP = replace(CLEAN, settings=replace(SETTINGS, esp="/esp"))
+
+
+def shown(screen, selector: str) -> str:
+    content = screen.query_one(selector, Static).content
+    return content.code if isinstance(content, Syntax) else str(content)
+
+
+def line(screen) -> str:
+    return str(screen.query_one("#error", Static).render())
+
+
+async def test_shows_where_the_entry_goes_and_the_diff_then_next():
+    async with open_step(Step.BOOTLOADER, state=CLEAN) as (app, pilot):
+        screen = app.screen
+        assert isinstance(screen, BootloaderScreen)
+        assert "/boot/efi/EFI/refind/refind.conf" in shown(screen, "#where")
+        assert "volume dbw-fake" in shown(screen, "#entry")
+        diff = shown(screen, "#diff")
+        assert "+menuentry" in diff and "docker_image=desk:1" in diff
+        assert not screen.query_one("#next", Button).disabled
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.outcomes == [Next(CLEAN)]
+        assert app.screen.STEP is Step.REVIEW
+
+
+async def test_not_found_then_another_path_is_looked_up_and_handed_on():
+    services = FakeServices()
+    services.refind_missing = True
+    async with open_step(Step.BOOTLOADER, state=CLEAN, services=services) as (app, pilot):
+        screen = app.screen
+        assert isinstance(screen, BootloaderScreen)  # the user's problem: no dialog
+        assert "Problem: no mounted ESP found" in line(screen)
+        assert "How to fix: mount it or give its path" in line(screen)
+        assert "type the ESP directory or refind.conf path below" in shown(screen, "#where")
+        assert screen.query_one("#next", Button).disabled
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.outcomes == []  # nothing found: Next is unavailable
+        await pilot.press("o")
+        await pilot.press(*"/esp", "enter")
+        await settle(pilot)
+        assert not screen.query_one("#error", Static).display
+        assert "/esp/EFI/refind/refind.conf" in shown(screen, "#where")
+        assert ("find_refind", ("/esp", None)) in services.calls
+        await pilot.press("escape", "n")
+        await settle(pilot)
+        assert app.outcomes == [Next(AT_ESP)]
+        assert app.state == AT_ESP
+
+
+async def test_back_carries_the_path_given():
+    async with open_step(Step.BOOTLOADER, state=CLEAN) as (app, pilot):
+        await pilot.press("o", *"/esp", "enter")
+        await settle(pilot)
+        await pilot.press("escape", "b")
+        await settle(pilot)
+        assert app.outcomes == [Back(AT_ESP)]
+        assert app.screen.STEP is Step.INITRAMFS
+
+
+async def test_quit_without_changes_does_not_ask():
+    async with open_step(Step.BOOTLOADER, state=CLEAN) as (app, pilot):
+        await pilot.press("q")
+        await settle(pilot)
+        assert app.outcomes == [Quit(CLEAN)]
+        assert not app.is_running
+
+
+async def test_quit_asks_first_when_a_typed_path_would_be_lost():
+    async with open_step(Step.BOOTLOADER, state=CLEAN) as (app, pilot):
+        screen = app.screen
+        await pilot.press("o", *"/esp")  # typed, not submitted
+        await pilot.press("escape", "q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is screen and app.outcomes == []
+        assert screen.query_one("#override", Input).value == "/esp"
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+        assert app.outcomes == [Quit(CLEAN)]  # the typed path was never taken
+
+
+async def test_unexpected_fault_offers_the_way_back():
+    services = FakeServices()
+
+    def broken(settings):
+        raise RuntimeError("something odd")
+
+    services.find_refind = broken  # type: ignore[method-assign]
+    async with open_step(Step.BOOTLOADER, state=CLEAN, services=services) as (app, pilot):
+        view = app.screen
+        assert isinstance(view, ErrorView)
+        assert "unexpected RuntimeError: something odd" in str(
+            view.query_one("#error-problem", Static).render())
+        assert "Back to the previous step" in str(view.query_one("#error-back", Button).label)
+        await pilot.press("escape")  # stay: the error line keeps the problem
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, BootloaderScreen)
+        assert "unexpected RuntimeError" in line(screen)
+        assert screen.query_one("#next", Button).disabled
+        screen.look_up()
+        await settle(pilot)
+        await pilot.press("b")  # the dialog again; this time back
+        await settle(pilot)
+        assert app.screen.STEP is Step.INITRAMFS

@@ -1,0 +1,75 @@
+"""Pilot tests of the Done step: the text, Finish (Enter), Quit, and no way back."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from textual.widgets import Button, Markdown
+
+from screens.done import DoneScreen
+from tests.ui.conftest import open_step, settle
+from tests.ui.fakes_late import SETTINGS
+from wizard.flow import Mode, Next, Quit, Step, WizardState
+
+APPLIED = WizardState(settings=SETTINGS, saved=SETTINGS)
+"""What Review hands on after Apply."""
+
+
+async def test_explains_next_boot_update_and_return_then_enter_finishes():
+    async with open_step(Step.DONE, state=APPLIED) as (app, pilot):
+        screen = app.screen
+        assert isinstance(screen, DoneScreen)
+        source = screen.query_one(Markdown).source
+        assert "docker pull desk:1" in source
+        assert "sudo dockerboot-wizard" in source
+        assert "reset at\nevery boot" in source
+        assert str(screen.query_one("#next", Button).label) == "Finish"
+        assert screen.active_bindings["n"].binding.description == "Finish"
+        assert app.focused is screen.query_one("#next", Button)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.outcomes == [Next(APPLIED)]
+        assert not app.is_running
+
+
+async def test_enter_finishes_with_the_text_focused():
+    async with open_step(Step.DONE, state=APPLIED) as (app, pilot):
+        screen = app.screen
+        screen.set_focus(None)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.outcomes == [Next(APPLIED)]
+
+
+async def test_reconfigure_says_only_the_top_layer_changed():
+    st = replace(APPLIED, mode=Mode.RECONFIGURE_TOPLAYER)
+    async with open_step(Step.DONE, state=st) as (app, _pilot):
+        assert "top layer was updated" in app.screen.query_one(Markdown).source
+
+
+async def test_there_is_no_way_back_after_apply():
+    async with open_step(Step.DONE, state=APPLIED) as (app, pilot):
+        screen = app.screen
+        assert not screen.query_one("#back", Button).display
+        assert not any(b.binding.action == "back" for b in screen.active_bindings.values()
+                       if b.binding.show)  # not in the footer
+        await pilot.press("b")
+        await pilot.pause()
+        assert app.outcomes == [] and app.screen is screen
+
+
+async def test_quit_never_asks_what_apply_wrote():
+    # Top-layer edits stay in the state after Apply: they are written, not lost.
+    st = replace(APPLIED, toplayer_edits={"etc/motd": b"hi\n"})
+    async with open_step(Step.DONE, state=st) as (app, pilot):
+        await pilot.press("q")
+        await settle(pilot)
+        assert app.outcomes == [Quit(st)]
+        assert not app.is_running
+
+
+async def test_ctrl_q_quits_too():
+    async with open_step(Step.DONE, state=APPLIED) as (app, pilot):
+        await pilot.press("ctrl+q")
+        await settle(pilot)
+        assert app.outcomes == [Quit(APPLIED)]
