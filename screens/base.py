@@ -235,8 +235,8 @@ class StepScreen(Screen[Outcome]):
 
     def update_nav(self) -> None:
         """Enable or disable Next and Back (buttons and footer keys) after a change."""
-        if not self.is_mounted:
-            return
+        if not self.query("#next"):
+            return  # not composed yet (a reactive set in __init__)
         self.query_one("#next", Button).disabled = not self._next_allowed()
         self.query_one("#back", Button).disabled = not self.can_leave()
         self.refresh_bindings()
@@ -290,7 +290,9 @@ class StepScreen(Screen[Outcome]):
         try:
             yield
         except Exception as e:  # noqa: BLE001 — every fault is shown, never a stuck screen
-            lines = [*tail, *getattr(e, "log_tail", [])]
+            lines = list(tail)
+            # A build's own tail usually repeats what was relayed already.
+            lines += [line for line in getattr(e, "log_tail", []) if line not in set(lines)]
             self.post_message(self.Failed(job, describe(e), lines, unexpected=is_unexpected(e)))
 
     @on(Failed)

@@ -8,7 +8,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Button, Markdown
 
 from screens.base import StepScreen, css
-from wizard.flow import Mode, Quit, Step, WizardState
+from wizard.flow import Mode, Step, WizardState
 from wizard.machine import PERSISTENT
 
 
@@ -51,7 +51,7 @@ class DoneScreen(StepScreen):
     """The last screen: a summary and how to go on; Finish (or Enter) ends the wizard.
 
     Review applied everything before this screen: there is no Back, and
-    quitting never asks (nothing can be lost any more).
+    quitting never asks (the state has nothing unsaved any more).
     """
 
     STEP = Step.DONE
@@ -74,7 +74,3 @@ class DoneScreen(StepScreen):
 
     def action_back(self) -> None:
         """Nothing to go back to after Apply."""
-
-    def action_quit_wizard(self) -> None:
-        """Quit without asking: Apply wrote everything, the edits left in the state too."""
-        self.leave(Quit(self.state))

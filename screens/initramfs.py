@@ -142,7 +142,7 @@ class InitramfsScreen(StepScreen, ShowsWork):
 
     def update_nav(self) -> None:
         super().update_nav()
-        if self.is_mounted:
+        if self.query("#build"):
             self.query_one("#build", Button).disabled = self.busy
             self.query_one("#cancel", Button).disabled = not self.building
 

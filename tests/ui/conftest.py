@@ -62,13 +62,15 @@ class RecordingApp(DockerbootApp):
 async def open_step(step: Step, state: WizardState | None = None,
                     services: Services | None = None, *,
                     screens: Mapping[Step, type[StepScreen]] | None = None,
-                    size: tuple[int, int] = SIZE) -> AsyncIterator[tuple[RecordingApp, Pilot]]:
+                    size: tuple[int, int] = SIZE,
+                    settled: bool = True) -> AsyncIterator[tuple[RecordingApp, Pilot]]:
     """The wizard app opened at ``step`` on fakes, its screen's first work done.
 
     ``screens`` replaces step screens as ``make_app`` does; by default every
     other step is a stub, so a screen's tests do not depend on its
     neighbours (``app.current`` shows where an outcome led).  ``app.outcomes``
-    lists the outcomes the steps handed to the flow.
+    lists the outcomes the steps handed to the flow.  ``settled=False``
+    yields as soon as the screen is mounted, its first work maybe running.
     """
     stubs = {s: stub_for(s) for s in Step if s is not step} if screens is None else screens
     app = RecordingApp(services or FakeServices(), start_at=step, state=state, screens=stubs)
@@ -77,7 +79,8 @@ async def open_step(step: Step, state: WizardState | None = None,
         await until(pilot, lambda: isinstance(app.current, StepScreen)
                     and app.current.STEP is step and app.current.is_mounted,
                     f"the {step} step on screen")
-        await settle(pilot)
+        if settled:
+            await settle(pilot)
         yield app, pilot
 
 

@@ -50,6 +50,9 @@ class LateFakesMixin:
                                               "etc/hostname": b"debian\n"}
         self.build_started = threading.Event()
         self.preview_started = threading.Event()
+        self.hold_apply = False
+        """Block the apply after its first step starts, until it is cancelled."""
+        self.apply_waiting = threading.Event()
         self.calls: list[tuple[str, object]] = []
         self.open_sessions = 0
         """Sessions (mount + lock) open now: preview and apply hold one only while they run."""
@@ -147,6 +150,10 @@ class LateFakesMixin:
                 check_cancel(cancel)
                 yield StepStarted(step, f"writing {step}")
                 yield LogLine(f"{step} log line")
+                if self.hold_apply:
+                    self.apply_waiting.set()
+                    cancel.wait(10)
+                    check_cancel(cancel)
                 if self.fail_apply and step == steps[-1]:
                     raise WizardError(f"cannot write {step}", "mount it read-write")
                 yield StepDone(step, f"{step} ok")

@@ -58,13 +58,12 @@ async def test_there_is_no_way_back_after_apply():
         assert app.outcomes == [] and app.screen is screen
 
 
-async def test_quit_never_asks_what_apply_wrote():
-    # Top-layer edits stay in the state after Apply: they are written, not lost.
-    st = replace(APPLIED, toplayer_edits={"etc/motd": b"hi\n"})
-    async with open_step(Step.DONE, state=st) as (app, pilot):
+async def test_quit_does_not_ask_after_apply():
+    # Review hands on a state with nothing unsaved: the one quit rule does not ask.
+    async with open_step(Step.DONE, state=APPLIED) as (app, pilot):
         await pilot.press("q")
         await settle(pilot)
-        assert app.outcomes == [Quit(st)]
+        assert app.outcomes == [Quit(APPLIED)]
         assert not app.is_running
 
 

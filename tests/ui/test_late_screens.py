@@ -13,10 +13,10 @@ from textual.widgets import Button, Checkbox, Input, OptionList, Static, TextAre
 from screens.bootloader import BootloaderScreen
 from screens.done import DoneScreen
 from screens.initramfs import InitramfsScreen
-from screens.review import ErrorModal, ReviewScreen
+from screens.review import ReviewScreen
 from screens.toplayer import WARNING, ToplayerScreen
 from tests.ui.fakes_late import SETTINGS, FakeLateServices
-from wizard.flow import Mode, Next, WizardState
+from wizard.flow import Mode, WizardState
 
 SIZE = (100, 32)
 
@@ -44,69 +44,6 @@ def plain(widget: Static) -> str:
 
 def text_of(screen: Screen, selector: str) -> str:
     return plain(screen.query_one(selector, Static))
-
-
-# --- review ---
-
-async def test_review_shows_plan_and_applies_all_steps():
-    services = FakeLateServices()
-    st = state(staged_initramfs="boot_docker/.build-fake",
-               settings=SETTINGS.with_changes(hostname="desk1"))
-    app = Host(lambda: ReviewScreen(st, services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        screen = app.screen
-        shown = "\n".join(plain(w) for w in screen.query("#sections Static"))
-        assert "root=LABEL=dbw-fake rootflags=subvol=docker_rwlayer" in shown
-        assert "already built, installed now" in shown
-        assert "+desk1" in shown and "refind.conf" in shown
-        assert "Nothing has been written yet" in text_of(screen, "#status")
-        await pilot.press("a")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-    assert ("apply", ("initramfs", "toplayer", "bootloader", "config")) in services.calls
-    outcome = app.outcomes[0]
-    assert isinstance(outcome, Next) and outcome.state.staged_initramfs is None
-    assert outcome.state.saved == st.settings
-
-
-async def test_review_reconfigure_toplayer_writes_only_the_top_layer():
-    services = FakeLateServices()
-    st = state(mode=Mode.RECONFIGURE_TOPLAYER, toplayer_edits={"etc/motd": b"hi\n"})
-    app = Host(lambda: ReviewScreen(st, services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        titles = [plain(w) for w in app.screen.query("#sections .title")]
-        assert any("etc/motd" in t for t in titles)
-        assert not any("initrd.img" in t or "refind.conf" in t for t in titles)
-        await pilot.press("a")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-    assert ("apply", ("toplayer", "config")) in services.calls
-    assert isinstance(app.outcomes[0], Next)
-
-
-async def test_review_apply_failure_opens_modal_with_log_tail():
-    services = FakeLateServices()
-    services.fail_apply = True
-    app = Host(lambda: ReviewScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        await pilot.press("a")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert isinstance(app.screen, ErrorModal)
-        assert "cannot write config" in text_of(app.screen, "#problem")
-        assert "toplayer log line" in text_of(app.screen, "#tail")
-        await pilot.press("escape")
-        await pilot.pause()
-        assert isinstance(app.screen, ReviewScreen)
-        assert "Failed: cannot write config" in text_of(app.screen, "#status")
-        assert not app.screen.query_one("#apply", Button).disabled  # may retry
-    assert app.outcomes == []
 
 
 # --- toplayer ---

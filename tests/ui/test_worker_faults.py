@@ -7,9 +7,8 @@ import os
 
 import docker.errors
 import pytest
-from textual.widgets import Button, DataTable, Static
+from textual.widgets import DataTable, Static
 
-from screens.review import ErrorModal, ReviewScreen
 from screens.toplayer import ToplayerScreen
 from screens.wizard_app import make_app
 from tests.ui.conftest import SIZE, settle
@@ -102,41 +101,3 @@ async def test_toplayer_lookups_fault_notifies_and_never_stays_loading(
             assert "loading" not in text_of(screen, "#path")
         shown = [str(n.message) for n in app._notifications]
         assert any(words in n for n in shown), shown
-
-
-@pytest.mark.parametrize("kind", list(FAULTS))
-async def test_review_apply_fault_opens_the_error_view(kind: str) -> None:
-    exc, words = FAULTS[kind]
-    services = FakeLateServices()
-
-    def apply(state, *, cancel):
-        yield from ()
-        raise exc
-
-    services.apply = apply  # type: ignore[method-assign]
-    app = Host(lambda: ReviewScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        await pilot.press("a")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert isinstance(app.screen, ErrorModal)
-        one_line(text_of(app.screen, "#problem"), words)
-        await pilot.press("escape")
-        await pilot.pause()
-        assert "Applying" not in text_of(app.screen, "#status")
-        assert not app.screen.query_one("#apply", Button).disabled
-
-
-@pytest.mark.parametrize("kind", list(FAULTS))
-async def test_review_plan_fault_opens_the_error_view(kind: str) -> None:
-    exc, words = FAULTS[kind]
-    services = FakeLateServices()
-    services.preview = raising(exc)  # type: ignore[method-assign]
-    app = Host(lambda: ReviewScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert isinstance(app.screen, ErrorModal)
-        one_line(text_of(app.screen, "#problem"), words)
