@@ -167,11 +167,6 @@ class Sandbox:
         """Directory standing for the ESP, with rEFInd and its refind.conf."""
         return self.machine.esp
 
-    @property
-    def running(self) -> bool:
-        """Whether dockerd runs and the disk is attached (False after ``stop``)."""
-        return self.daemon.process.poll() is None
-
     def env(self) -> dict[str, str]:
         """Variables to export so docker clients (and the wizard) use the sandbox."""
         return {"DOCKER_HOST": self.docker_host}
