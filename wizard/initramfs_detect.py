@@ -45,6 +45,7 @@ p=$(command -v btrfs 2>/dev/null) && echo "btrfs $p"
 exit 0
 """
 
+
 @dataclass(frozen=True)
 class BuildTarget:
     """What to build, as found in the image by ``detect``."""

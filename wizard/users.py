@@ -27,13 +27,13 @@ from wizard.toplayer import ACCOUNT_FILES, SECRET_FILES, STEP, FileChange, FileI
 if TYPE_CHECKING:
     import docker
 
-# shadow-utils' default NAME_REGEX, plus the trailing '$' it allows for machine accounts.
+# What the users script prints on stderr for ``_raise_for`` to turn into one line.
 _MISSING_TOOL = "dockerboot-wizard: missing "
 _NO_USER = "dockerboot-wizard: no user "
 _NO_ADMIN_GROUP = "dockerboot-wizard: no administrators' group"
 # Runs as root inside the throwaway container.  Arguments are "passwords"
 # (chpasswd reads name:password lines from stdin, the only way passwords
-# travel) and "user:NAME", "admin:NAME", "home:NAME" (names validated above).
+# travel) and "user:NAME", "admin:NAME", "home:NAME" (names validated by ``iter_accounts`` first).
 _USERS_SCRIPT = f"""set -e
 need() {{ command -v "$1" >/dev/null 2>&1 || {{ echo "{_MISSING_TOOL}$1" >&2; exit 127; }}; }}
 shell=/bin/sh
