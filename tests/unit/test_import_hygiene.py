@@ -8,11 +8,13 @@ import pytest
 
 import wizard
 
-MODULES = sorted(f"wizard.{m.name}" for m in pkgutil.iter_modules(wizard.__path__))
+# Subpackages too (wizard.sandbox.*): walk_packages imports packages to list them.
+MODULES = sorted(m.name for m in pkgutil.walk_packages(wizard.__path__, "wizard."))
 
 
 def test_there_are_core_modules():
     assert "wizard.apply" in MODULES and "wizard.cli" in MODULES
+    assert "wizard.sandbox" in MODULES and "wizard.sandbox.console" in MODULES
 
 
 @pytest.mark.parametrize("module", MODULES)
