@@ -42,8 +42,6 @@ from wizard.toplayer_plan import edit_changes  # noqa: F401  (re-exported)
 if TYPE_CHECKING:
     import docker
 
-STEPS = ("partition", "docker", "image", "toplayer", "initramfs", "bootloader", "config")
-"""Step names, shared by the core, the CLI output and the TUI screens."""
 EXECUTE_STEPS = ("initramfs", "toplayer", "bootloader", "config")
 """What ``execute`` can write, in the order it writes it."""
 TOPLAYER_ONLY = ("toplayer", "config")
@@ -75,8 +73,6 @@ class Session:
     top_dev: int | None = None
     """``st_dev`` of ``top`` when it was mounted: ``execute`` refuses to write
     when ``top`` is no longer that mount (None: not checked, e.g. test fakes)."""
-    locked: bool = False
-    """Whether this session holds the partition's lock (``boot_docker/.lock``)."""
 
 
 @dataclass
@@ -155,7 +151,7 @@ def open_session(settings: Settings, *, lock: bool = True) -> Iterator[Session]:
         if lock:
             held.enter_context(partition_lock(top / settings.boot_dir, settings.label))
         yield Session(settings.with_changes(docker_path=docker_path), partition, top, client,
-                      data_root, top_dev=os.stat(top).st_dev, locked=lock)
+                      data_root, top_dev=os.stat(top).st_dev)
 
 
 def locate_refind(settings: Settings) -> tuple[Path, list[str]]:
@@ -191,7 +187,7 @@ def check_esp_writable(conf: Path, size: int) -> None:
         raise bootloader.BootloaderError(f"cannot write {conf}: the ESP is read-only",
                                          "mount the ESP read-write (mount -o remount,rw "
                                          "MOUNTPOINT), then run apply again")
-    free = free_space(where)
+    free = shutil.disk_usage(where).free
     if free < size + ESP_SLACK:
         raise bootloader.BootloaderError(
             f"no space on the ESP for {conf} and its backup ({free} bytes free, "
@@ -371,9 +367,3 @@ def _write_toplayer(session: Session, plan: Plan) -> Iterator[Event]:
         yield LogLine(f"created {made}")
     toplayer.apply_changes(session.top, s, plan.toplayer_changes)
     yield StepDone("toplayer", str(toplayer.toplayer_dir(session.top, s)))
-
-
-
-def free_space(path: Path) -> int:
-    """Free bytes on the filesystem holding ``path``."""
-    return shutil.disk_usage(path).free

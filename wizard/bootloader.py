@@ -14,6 +14,7 @@ from pathlib import Path
 from wizard.atomic import write_atomic
 from wizard.config import Settings
 from wizard.errors import BootloaderError
+from wizard.mountinfo import MOUNTINFO, read_mountinfo
 
 BEGIN_MARKER = "# >>> dockerboot-wizard: managed entry, replaced on every apply >>>"
 END_MARKER = "# <<< dockerboot-wizard <<<"
@@ -24,7 +25,6 @@ TITLE_PREFIX = "Docker image"
 # user who reindents the block or edits the marker's wording is still safe.
 _BEGIN_PREFIX = "# >>> dockerboot-wizard"
 _END_PREFIX = "# <<< dockerboot-wizard"
-_MOUNTINFO = Path("/proc/self/mountinfo")
 _ESP_PREFERENCE = ("/boot/efi", "/efi", "/boot")
 _FAT_TYPES = {"vfat", "msdos", "fat"}
 # rEFInd has no escape character: a quote or line break in a value would end it.
@@ -71,36 +71,21 @@ def find_refind_conf(esp: Path) -> Path:
                           "install rEFInd on the ESP (refind-install) or pass --refind-conf FILE")
 
 
-def _unescape(field: str) -> str:
-    """Undo the octal escapes (backslash 040 for space) of /proc/self/mountinfo."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def _mounts(mountinfo: Path) -> list[tuple[str, str]]:
-    """``(mountpoint, fstype)`` for every mount, in mount order."""
-    out = []
-    for line in mountinfo.read_text().splitlines():
-        pre, sep, post = line.partition(" - ")
-        if not sep:
-            continue
-        fields, tail = pre.split(), post.split()
-        if len(fields) >= 5 and tail:
-            out.append((_unescape(fields[4]), tail[0]))
-    return out
-
-
-def find_esp(mountinfo: Path = _MOUNTINFO) -> Path:
+def find_esp(mountinfo: Path = MOUNTINFO) -> Path:
     """Return the mounted ESP: a FAT mount holding an ``EFI`` directory.
 
     ``/boot/efi``, ``/efi`` and ``/boot`` are preferred, in that order, over
     any other FAT mount.
 
+    Args:
+        mountinfo: the mount table to look in (a file in mountinfo format).
+
     Raises:
         BootloaderError: no mounted FAT filesystem holds an EFI directory.
 
     """
-    candidates = [Path(mp) for mp, fstype in _mounts(mountinfo)
-                  if fstype in _FAT_TYPES and _child_ci(Path(mp), "EFI") is not None]
+    candidates = [Path(m.mountpoint) for m in read_mountinfo(mountinfo)
+                  if m.fstype in _FAT_TYPES and _child_ci(Path(m.mountpoint), "EFI") is not None]
     for preferred in _ESP_PREFERENCE:
         if Path(preferred) in candidates:
             return Path(preferred)
@@ -110,14 +95,14 @@ def find_esp(mountinfo: Path = _MOUNTINFO) -> Path:
                           "mount the ESP (e.g. at /boot/efi) or pass --esp DIR")
 
 
-def esp_warning(esp: Path, mountinfo: Path = _MOUNTINFO) -> str | None:
+def esp_warning(esp: Path, mountinfo: Path = MOUNTINFO) -> str | None:
     """Return a warning when ``esp`` is not a mounted FAT filesystem, else None.
 
     Not an error: a directory that is later copied onto the ESP (as the
     test lab does) is a legitimate target.
     """
     resolved = Path(esp).resolve()
-    mounts = _mounts(mountinfo)
+    mounts = [(m.mountpoint, m.fstype) for m in read_mountinfo(mountinfo)]
     fstype = next((t for mp, t in reversed(mounts) if Path(mp) == resolved), None)
     if fstype in _FAT_TYPES:
         return None

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("partitions", "list btrfs partitions"), ("images", "list local images")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--json", action="store_true", help="machine-readable output")
-    from wizard.sandbox_cli import add_parser as add_sandbox_parser
+    from wizard.sandbox.cli import add_parser as add_sandbox_parser
 
     add_sandbox_parser(sub)
     return parser
@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None, *,
     parser = build_parser()
     args = parser.parse_args(argv)
     args.open_tui = open_tui
-    from wizard.sandbox_cli import cmd_sandbox
+    from wizard.sandbox.cli import cmd_sandbox
 
     handlers = {"apply": cmd_apply, "partitions": cmd_partitions, "images": cmd_images,
                 "sandbox": cmd_sandbox}

@@ -20,7 +20,8 @@ import docker.errors
 
 from wizard.errors import DockerError, ImageError
 from wizard.events import Event, LogLine, Progress, check_cancel
-from wizard.partitions import MountEntry, Partition, is_on, parse_mountinfo, read_mountinfo
+from wizard.mountinfo import MountEntry, parse_mountinfo, read_mountinfo
+from wizard.partitions import Partition, is_on
 
 DAEMON_JSON = '{"storage-driver": "btrfs", "features": {"containerd-snapshotter": false}}'
 """The ``/etc/docker/daemon.json`` content that selects the classic btrfs graph driver."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StepStarted:
-    """A named step began (step names match the core modules and the screens)."""
+    """A named step began (one of ``apply.EXECUTE_STEPS``, each named after its core module)."""
 
     step: str
     """Step name, e.g. ``"initramfs"``."""

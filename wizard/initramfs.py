@@ -26,7 +26,8 @@ import docker.errors
 import requests.exceptions
 
 from wizard.atomic import replace_atomic
-from wizard.errors import DockerError, ImageError, InitramfsError
+from wizard.containers import ASSETS_MOUNT, throwaway
+from wizard.errors import InitramfsError
 from wizard.events import Event, LogLine, Progress, StepDone, StepStarted, check_cancel
 from wizard.initramfs_detect import GENERATORS as GENERATORS
 from wizard.initramfs_detect import BuildTarget as BuildTarget
@@ -36,7 +37,6 @@ from wizard.initramfs_detect import detect as detect
 from wizard.initramfs_detect import newest_kernel as newest_kernel
 from wizard.initramfs_detect import parse_probe as parse_probe
 from wizard.initramfs_detect import version_key as version_key
-from wizard.leftovers import container_labels
 from wizard.resources import assets_dir
 
 # Phases announced by assets/build-initramfs.sh, mapped to coarse progress.
@@ -132,8 +132,8 @@ def build(client: docker.DockerClient, image: str, target: BuildTarget, boot_dir
     Raises:
         Cancelled: ``cancel`` was set; the old kernel/initramfs are untouched.
         InitramfsBuildError: the generator failed (``log_tail`` has its last lines).
-        ImageError: the image does not exist locally.
-        DockerError: the container could not be created or started.
+        ImageError: the image does not exist locally, or docker cannot create or
+            start the container.
 
     """
     boot_dir = Path(boot_dir)
@@ -146,42 +146,26 @@ def build(client: docker.DockerClient, image: str, target: BuildTarget, boot_dir
     remove_stale_builds(boot_dir)
     # Same filesystem as boot_dir, so the final renames are atomic.
     scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=boot_dir))
-    container = None
-    finished = threading.Event()
     keep_scratch = False
     try:
-        try:
-            container = client.containers.create(
-                image, ["/dockerboot/build-initramfs.sh", target.generator, target.kver, "/out",
-                        image_name, image_tag],
-                entrypoint="/bin/sh", user="0:0", network_mode="none",
-                labels=container_labels("initramfs"),
-                volumes={str(assets): {"bind": "/dockerboot", "mode": "ro"},
-                         str(scratch): {"bind": "/out", "mode": "rw"}})
-            container.start()
-        except docker.errors.ImageNotFound as e:
-            raise ImageError(f"image {image} is not present locally",
-                             "pull or build it first") from e
-        except docker.errors.APIError as e:
-            raise DockerError(f"cannot start a build container of {image}: "
-                              f"{e.explanation or e}", "check the docker daemon") from e
-        # A silent generator must still be cancellable: a watcher kills the
-        # container, which ends the log stream below.
-        watcher = threading.Thread(target=_kill_on_cancel, args=(container, cancel, finished),
-                                   name="initramfs-cancel", daemon=True)
-        watcher.start()
-        tail: deque[str] = deque(maxlen=_TAIL_LINES)
-        done = 0.0
-        yield Progress(done, 1.0, "starting")
-        for line in _lines(container.logs(stream=True, follow=True)):
-            tail.append(line)
-            yield LogLine(line)
-            fraction = phase_progress(line)
-            if fraction is not None and fraction > done:
-                done = fraction
-                yield Progress(fraction, 1.0, line.removeprefix("dockerboot-build: "))
-            check_cancel(cancel)
-        status = container.wait().get("StatusCode", -1)
+        with throwaway(client, image, purpose="initramfs", entrypoint="/bin/sh",
+                       command=[f"{ASSETS_MOUNT}/build-initramfs.sh", target.generator,
+                                target.kver, "/out", image_name, image_tag],
+                       assets=assets, writable={scratch: "/out"}) as box:
+            box.start()
+            with _killed_on_cancel(box.container, cancel):
+                tail: deque[str] = deque(maxlen=_TAIL_LINES)
+                done = 0.0
+                yield Progress(done, 1.0, "starting")
+                for line in _lines(box.container.logs(stream=True, follow=True)):
+                    tail.append(line)
+                    yield LogLine(line)
+                    fraction = phase_progress(line)
+                    if fraction is not None and fraction > done:
+                        done = fraction
+                        yield Progress(fraction, 1.0, line.removeprefix("dockerboot-build: "))
+                    check_cancel(cancel)
+                status = box.container.wait().get("StatusCode", -1)
         check_cancel(cancel)
         if status != 0:
             raise InitramfsBuildError(
@@ -205,16 +189,9 @@ def build(client: docker.DockerClient, image: str, target: BuildTarget, boot_dir
                                     f"({target.generator}, kernel {target.kver})")
         return None
     finally:
-        # Also on GeneratorExit (the consumer stopped iterating): no container,
-        # no scratch files left behind, the old pair untouched.
-        finished.set()
-        if container is not None:
-            # Already gone, being removed, or the daemon itself is gone: nothing
-            # left to do here (the next run removes a leftover labelled container),
-            # and the scratch directory below must go all the same.
-            with contextlib.suppress(docker.errors.DockerException,
-                                     requests.exceptions.RequestException):
-                container.remove(force=True)
+        # Also on GeneratorExit (the consumer stopped iterating): the container
+        # is gone already (``throwaway``), no scratch files stay, the old pair
+        # is untouched.
         if not keep_scratch:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -285,10 +262,27 @@ def discard_staged(boot_dir: Path, staged_dir: Path) -> bool:
     return True
 
 
-def _kill_on_cancel(container: Any, cancel: threading.Event, finished: threading.Event) -> None:
-    while not finished.is_set():
-        if cancel.wait(0.2):
-            # It may have exited on its own in the meantime.
-            with contextlib.suppress(docker.errors.APIError):
-                container.kill()
-            return
+@contextlib.contextmanager
+def _killed_on_cancel(container: Any, cancel: threading.Event) -> Iterator[None]:
+    """Kill ``container`` when ``cancel`` is set while the block runs.
+
+    A silent generator must still be cancellable: killing the container
+    ends its log stream, which the block is reading.
+    """
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.is_set():
+            if cancel.wait(0.2):
+                # It may have exited on its own in the meantime, or the daemon died.
+                with contextlib.suppress(docker.errors.DockerException,
+                                         requests.exceptions.RequestException):
+                    container.kill()
+                return
+
+    threading.Thread(target=watch, name="initramfs-cancel", daemon=True).start()
+    try:
+        yield
+    finally:
+        # Before the container is removed: no kill of a removed container.
+        finished.set()

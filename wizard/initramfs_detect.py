@@ -7,16 +7,14 @@ or one message naming what to add to the Dockerfile.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import docker
-import docker.errors
 
-from wizard.errors import DockerError, ImageError, InitramfsError
-from wizard.leftovers import container_labels
+from wizard.containers import throwaway
+from wizard.errors import InitramfsError
 
 GENERATORS = ("dracut", "mkinitcpio", "initramfs-tools")
 """Supported generators, in the order preferred when an image has several.
@@ -46,6 +44,7 @@ done
 p=$(command -v btrfs 2>/dev/null) && echo "btrfs $p"
 exit 0
 """
+
 
 @dataclass(frozen=True)
 class BuildTarget:
@@ -145,8 +144,9 @@ def choose_target(image: str, probe: ProbeResult, generator: str | None = None) 
 def detect(client: docker.DockerClient, image: str, *, generator: str | None = None) -> BuildTarget:
     """Find kernel version, generator and btrfs-progs inside ``image``.
 
-    Runs a small ``sh`` probe in a throwaway container (no network, always
-    removed; a missing image is never pulled).  With several kernels the newest (version sort) wins.
+    Runs a small ``sh`` probe in a throwaway container (``containers.throwaway``:
+    no network, always removed, a missing image is never pulled).  With several
+    kernels the newest (version sort) wins.
 
     Args:
         client: a ``docker.DockerClient``.
@@ -157,36 +157,20 @@ def detect(client: docker.DockerClient, image: str, *, generator: str | None = N
         The ``BuildTarget`` for ``build``.
 
     Raises:
-        ImageError: the image does not exist locally.
-        InitramfsError: the image has no /bin/sh, kernel, btrfs-progs or generator.
-        DockerError: the daemon failed.
+        ImageError: the image does not exist locally, has no /bin/sh, or docker
+            cannot create or start the probe container.
+        InitramfsError: the image has no kernel, btrfs-progs or generator, or
+            the probe failed.
 
     """
-    # user 0:0, not "root": an image without /etc/passwd cannot resolve names.
-    # containers.run() would pull a missing image (from Docker Hub): create it
-    # explicitly instead, so a missing image is an error and never a pull.
-    container = None
-    try:
-        container = client.containers.create(
-            image, ["-c", PROBE], entrypoint="/bin/sh", user="0:0", network_mode="none",
-            labels=container_labels("probe"))
-        container.start()
-        status = container.wait().get("StatusCode", -1)
-        out = container.logs(stdout=True, stderr=False)
-        err = container.logs(stdout=False, stderr=True)
-    except docker.errors.ImageNotFound as e:
-        raise ImageError(f"image {image} is not present locally",
-                         "pull or build it first") from e
-    except docker.errors.APIError as e:
-        if "no such file" in str(e).lower() or "executable file not found" in str(e).lower():
-            raise InitramfsError(f"image {image} has no /bin/sh",
-                                 "base the image on a distribution with a shell") from e
-        raise DockerError(f"docker could not run a probe container of {image}: "
-                          f"{e.explanation or e}", "check the docker daemon") from e
-    finally:
-        if container is not None:
-            with contextlib.suppress(docker.errors.APIError):
-                container.remove(force=True)
+    # user 0:0 (throwaway's default), not "root": an image without /etc/passwd
+    # cannot resolve names.
+    with throwaway(client, image, purpose="probe", entrypoint="/bin/sh",
+                   command=["-c", PROBE]) as box:
+        box.start()
+        status = box.container.wait().get("StatusCode", -1)
+        out = box.container.logs(stdout=True, stderr=False)
+        err = box.container.logs(stdout=False, stderr=True)
     if status != 0:
         raise InitramfsError(f"probing image {image} failed: {_first_line(err)}",
                              "the image needs a working POSIX /bin/sh")

@@ -27,6 +27,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from wizard.mountinfo import read_mountinfo
+
 RUN_DIR = Path("/run/dockerboot-wizard")
 """The wizard's private directory for its mounts (root only, 0700)."""
 LABEL = "dockerboot-wizard"
@@ -127,8 +129,6 @@ def mount_dir_prefix() -> str:
 
 
 def _mounted_at(path: Path) -> bool:
-    from wizard.partitions import read_mountinfo
-
     return any(m.mountpoint == str(path) for m in read_mountinfo())
 
 

@@ -13,6 +13,7 @@ from wizard.errors import ConfigError, ToplayerError
 
 _LABEL_RE = re.compile(r"^[A-Za-z0-9._+-]{1,255}$")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+# shadow-utils' default NAME_REGEX, plus the trailing '$' it allows for machine accounts.
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,30}\$?$")
 
 

@@ -333,21 +333,18 @@ class RealServices:
         """The image's own ``path``, read from a created (never started) container."""
         import docker.errors
 
-        from wizard import leftovers
+        from wizard.containers import throwaway
 
-        container = self._docker().containers.create(
-            image, command=["true"], network_disabled=True,
-            labels=leftovers.container_labels("image-file"))
-        try:
-            chunks, _ = container.get_archive("/" + path.lstrip("/"))
+        with throwaway(self._docker(), image, purpose="image-file", command=["true"],
+                       user=None) as box:
+            try:
+                chunks, _ = box.container.get_archive("/" + path.lstrip("/"))
+            except docker.errors.NotFound:
+                return None
             with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tf:
                 member = tf.next()
                 f = tf.extractfile(member) if member is not None and member.isfile() else None
                 return f.read() if f is not None else None
-        except docker.errors.NotFound:
-            return None
-        finally:
-            container.remove(force=True)
 
     def find_refind(self, settings: Settings) -> tuple[Path, bytes]:
         """refind.conf for ``settings`` and its current content."""

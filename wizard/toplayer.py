@@ -3,9 +3,9 @@
 The top layer is a directory (``<top level>/<toplayer_path>``, mode 0700)
 copied over the fresh root at every boot.  This module plans changes to it
 as ``FileChange`` values (shown as diffs in the review, secrets redacted)
-and applies them atomically.  Users are created with the image's own
-``useradd``/``chpasswd`` in a throwaway, network-less container; passwords
-travel only over that container's stdin.
+and applies them atomically.  The account files among them come from
+``wizard.users`` (the image's own ``useradd``/``chpasswd`` in a throwaway
+container; passwords travel only over its stdin).
 
 Backups of replaced files go under ``<boot_dir>/backups/toplayer/<stamp>/``,
 never next to the file: anything inside the top layer ends up in the root.
@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from wizard.atomic import copy_durable, write_atomic
 from wizard.config import Settings
@@ -29,13 +28,13 @@ from wizard.diffs import unified_diff
 from wizard.errors import ToplayerError
 from wizard.names import check_hostname
 
-if TYPE_CHECKING:
-    pass
-
 TOPLAYER_MODE = 0o700
 ACCOUNT_FILES = ("passwd", "shadow", "group", "gshadow")
 SECRET_FILES = frozenset({"etc/shadow", "etc/gshadow"})
 STEP = "toplayer"
+"""The step name its events carry."""
+
+
 @dataclass(frozen=True)
 class FileInfo:
     """A file's content and metadata, as taken out of a container."""

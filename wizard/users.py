@@ -9,7 +9,6 @@ with their modes and ownership, as ``FileChange`` values for the top layer.
 from __future__ import annotations
 
 import io
-import socket
 import tarfile
 import threading
 import time
@@ -18,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from wizard.containers import throwaway
 from wizard.errors import ToplayerError
 from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel
-from wizard.leftovers import container_labels
 from wizard.machine import ADMIN_GROUPS
 from wizard.names import check_password, check_user_name
 from wizard.toplayer import ACCOUNT_FILES, SECRET_FILES, STEP, FileChange, FileInfo
@@ -28,13 +27,13 @@ from wizard.toplayer import ACCOUNT_FILES, SECRET_FILES, STEP, FileChange, FileI
 if TYPE_CHECKING:
     import docker
 
-# shadow-utils' default NAME_REGEX, plus the trailing '$' it allows for machine accounts.
+# What the users script prints on stderr for ``_raise_for`` to turn into one line.
 _MISSING_TOOL = "dockerboot-wizard: missing "
 _NO_USER = "dockerboot-wizard: no user "
 _NO_ADMIN_GROUP = "dockerboot-wizard: no administrators' group"
 # Runs as root inside the throwaway container.  Arguments are "passwords"
 # (chpasswd reads name:password lines from stdin, the only way passwords
-# travel) and "user:NAME", "admin:NAME", "home:NAME" (names validated above).
+# travel) and "user:NAME", "admin:NAME", "home:NAME" (names validated by ``iter_accounts`` first).
 _USERS_SCRIPT = f"""set -e
 need() {{ command -v "$1" >/dev/null 2>&1 || {{ echo "{_MISSING_TOOL}$1" >&2; exit 127; }}; }}
 shell=/bin/sh
@@ -153,19 +152,6 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def _send_stdin(container: docker.models.containers.Container, payload: bytes) -> None:
-    """Start ``container`` with ``payload`` on its stdin, then close stdin (EOF)."""
-    sock = container.attach_socket(params={"stdin": 1, "stream": 1})
-    raw = getattr(sock, "_sock", sock)
-    try:
-        container.start()
-        raw.sendall(payload)
-        # Half-close: with StdinOnce the daemon then closes the container's stdin.
-        raw.shutdown(socket.SHUT_WR)
-    finally:
-        sock.close()
-
-
 def _wait(container: docker.models.containers.Container,
           cancel: threading.Event | None) -> int:
     import requests.exceptions
@@ -184,28 +170,14 @@ def _run_users_container(
         cancel: threading.Event | None,
 ) -> Generator[Event, None, tuple[dict[str, FileInfo], dict[str, FileInfo], list[HomeDir]]]:
     """Run the users script in a throwaway container; return (files, image's files, homes)."""
-    import docker.errors
-
-    try:
-        container = client.containers.create(
-            image, entrypoint=["/bin/sh", "-c", _USERS_SCRIPT, "dockerboot-users"],
-            command=args, user="root", network_disabled=True, network_mode="none",
-            stdin_open=True, tty=False, working_dir="/",
-            labels=container_labels("create-users"))
-    except docker.errors.ImageNotFound as e:
-        raise ToplayerError(f"image {image} not found", "pull or build it first") from e
-    except docker.errors.APIError as e:
-        raise ToplayerError(f"cannot create a container of {image}: {e.explanation}",
-                            "check that the image is a full OS image") from e
-    try:
+    with throwaway(client, image, purpose="create-users",
+                   entrypoint=["/bin/sh", "-c", _USERS_SCRIPT, "dockerboot-users"],
+                   command=args, user="root", stdin=True, working_dir="/") as box:
+        container = box.container
         image_files = _get_files(container)
         if base_files:
             container.put_archive("/etc", _tar(base_files))
-        try:
-            _send_stdin(container, stdin)
-        except docker.errors.APIError as e:
-            raise ToplayerError(f"cannot run /bin/sh in {image}: {e.explanation}",
-                                "the image needs a shell (/bin/sh) for user creation") from e
+        box.start(stdin=stdin)
         code = _wait(container, cancel)
         lines = _scrub(container.logs(stdout=True, stderr=True).decode(errors="replace"),
                        secrets).splitlines()
@@ -214,11 +186,6 @@ def _run_users_container(
         _raise_for(image, code, lines)
         files = _get_files(container)
         return files, image_files, _take_homes(container, files.get("passwd"), homes)
-    finally:
-        try:
-            container.remove(force=True)
-        except docker.errors.APIError:
-            pass  # already gone
 
 
 def _raise_for(image: str, code: int, lines: list[str]) -> None:
@@ -296,8 +263,10 @@ def iter_accounts(client: docker.DockerClient, image: str, users: list[tuple[str
             (those whose home already exists in the image are left out).
 
     Raises:
-        ToplayerError: bad user name/password, image missing, the image lacks
+        ToplayerError: bad user name/password, the image lacks
             useradd/chpasswd/usermod or an administrators' group, or the tools failed.
+        ImageError: the image is missing, has no /bin/sh, or docker cannot run
+            the container (``containers.throwaway``).
         Cancelled: ``cancel`` was set.
 
     """

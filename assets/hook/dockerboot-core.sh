@@ -572,18 +572,18 @@ dockerboot_main() {
     _db_lx=${DOCKERBOOT_LIBEXEC:-/usr/lib/dockerboot}
     _db_tl_mounted=0 _db_root_mounted=0 _db_note= _db_new=
     _db_uptime _db_t0
-    if _db_main; then
-        _db_cleanup
-        [ -z "$_db_note" ] || printf 'dockerboot: %s\n' "$_db_note" >&2
-        _db_uptime _db_t1
-        printf 'dockerboot: %s is now a fresh snapshot of %s (uptime %s -> %s)\n' \
-            "$_db_rw" "$_db_ref" "$_db_t0" "$_db_t1" >&2
-        return 0
-    fi
-    # _db_new is set only while it holds a new root this run made.
-    [ -n "$_db_new" ] && [ -e "$_db_new" ] && _db_delete "$_db_new"
+    # Called as a condition: a caller's set -e cannot stop it half-way, before the cleanup.
+    _db_status=0
+    _db_main || _db_status=$?
+    # _db_new is set only while it holds a new root this run made (never on success).
+    [ "$_db_status" = 0 ] || { [ -n "$_db_new" ] && [ -e "$_db_new" ] && _db_delete "$_db_new"; }
     _db_cleanup
-    return 1
+    [ "$_db_status" = 0 ] || return 1
+    [ -z "$_db_note" ] || printf 'dockerboot: %s\n' "$_db_note" >&2
+    _db_uptime _db_t1
+    printf 'dockerboot: %s is now a fresh snapshot of %s (uptime %s -> %s)\n' \
+        "$_db_rw" "$_db_ref" "$_db_t0" "$_db_t1" >&2
+    return 0
 }
 
 _db_main() {

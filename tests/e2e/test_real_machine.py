@@ -36,7 +36,7 @@ import pytest
 
 from tests.lab import qemu, scenario
 from wizard import images
-from wizard.serial_console import Console, booted
+from wizard.sandbox.console import Console, booted
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 

@@ -35,9 +35,9 @@ from screens.review import ReviewScreen
 from screens.toplayer import ToplayerScreen
 from screens.welcome import WelcomeScreen
 from screens.wizard_app import make_app
-from wizard import config, qemu_boot
+from wizard import config
 from wizard.flow import Mode, Step, WizardState
-from wizard.sandbox import SAMPLE_IMAGE, sandbox
+from wizard.sandbox import SAMPLE_IMAGE, qemu, sandbox
 from wizard.services import RealServices
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
@@ -174,7 +174,7 @@ async def test_full_setup_in_the_tui_then_boot(tmp_path: Path,
         assert box.machine.refind_conf.read_bytes() == conf
 
         serial = box.boot()
-    facts = qemu_boot.facts(serial)
+    facts = qemu.facts(serial)
     assert facts.get("done") == "yes", serial[-5000:]
     assert facts["root_subvol"] == "/docker_rwlayer" and facts["root_rw"] == "rw"
     assert facts["hostname"] == RECONFIGURED

@@ -28,7 +28,7 @@ import pytest
 
 from tests.lab import scenario
 from wizard import bootloader, leftovers, partitions
-from wizard.sandbox_parts import Dockerd, attach_disk, dockerd, mounted
+from wizard.sandbox.parts import Dockerd, attach_disk, dockerd, mounted
 
 pytestmark = [pytest.mark.lab]
 

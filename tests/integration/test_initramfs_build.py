@@ -22,7 +22,7 @@ import pytest
 
 from tests.lab import lab
 from wizard import initramfs
-from wizard.errors import Cancelled, InitramfsError
+from wizard.errors import Cancelled, ImageError, InitramfsError
 from wizard.events import LogLine, Progress, StepDone, StepStarted
 from wizard.initramfs import InitramfsBuildError
 from wizard.resources import assets_dir
@@ -217,7 +217,7 @@ def test_detect_names_the_missing_package(env, image, needle):
 
 
 def test_image_without_shell_is_explained(env):
-    with pytest.raises(InitramfsError, match="has no /bin/sh"):
+    with pytest.raises(ImageError, match="has no /bin/sh"):
         initramfs.detect(env.client, "tiny-noshell:1")
     assert env.containers() == []
 
@@ -241,8 +241,6 @@ def test_generator_failure_keeps_old_pair_and_reports_tail(env):
 
 
 def test_missing_image_is_an_image_error(env):
-    from wizard.errors import ImageError
-
     with pytest.raises(ImageError, match="not present locally"):
         initramfs.detect(env.client, "no-such-image:0")
 

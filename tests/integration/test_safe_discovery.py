@@ -57,9 +57,13 @@ def test_leftover_containers_of_a_killed_run_are_removed(services_lab: ServicesL
 
 
 def test_every_wizard_container_carries_the_owner_label() -> None:
+    # One helper makes every throwaway container, with the owner label.
+    wizard_dir = Path(__file__).parents[2] / "wizard"
+    assert "labels=container_labels(purpose)" in (wizard_dir / "containers.py").read_text()
     for module in ("initramfs", "initramfs_detect", "users", "services"):
-        text = (Path(__file__).parents[2] / "wizard" / f"{module}.py").read_text()
-        assert "container_labels(" in text, module
+        text = (wizard_dir / f"{module}.py").read_text()
+        assert "throwaway(" in text, module
+        assert "containers.create(" not in text, module
         assert '"dockerboot-wizard": "' not in text, module
 
 

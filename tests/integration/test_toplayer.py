@@ -20,7 +20,7 @@ import pytest
 
 from tests.lab import lab
 from wizard.config import Settings
-from wizard.errors import ToplayerError
+from wizard.errors import ImageError, ToplayerError
 from wizard.toplayer import (
     apply_changes,
     backup_root,
@@ -172,6 +172,6 @@ def test_image_without_useradd_names_the_package(env: Lab) -> None:
     assert env.d.docker("ps", "-aq", "--filter", "label=dockerboot-wizard").stdout.strip() == ""
 
 
-def test_missing_image_is_a_toplayer_error(env: Lab) -> None:
-    with pytest.raises(ToplayerError, match="not found"):
+def test_missing_image_is_an_image_error(env: Lab) -> None:
+    with pytest.raises(ImageError, match="not present locally"):
         collect(iter_create_users(env.client, "dbw-no-such-image:1", [("dave", "pw")]))

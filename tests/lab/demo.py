@@ -1,7 +1,7 @@
 """The headless demo: ``dockerboot-wizard sandbox --apply-demo --boot``.
 
 Kept for scripts that ran ``python -m tests.lab.demo``; the product command
-(``wizard/sandbox_cli.py``) does the work.  ``--keep`` and ``--generator``
+(``wizard/sandbox/cli.py``) does the work.  ``--keep`` and ``--generator``
 are passed through.
 """
 

@@ -1,6 +1,6 @@
 """Real components for integration and e2e tests (DESIGN §7).
 
-The machinery now ships in the product (``wizard.sandbox_parts``, used by
+The machinery now ships in the product (``wizard.sandbox.parts``, used by
 ``dockerboot-wizard sandbox``); this module keeps the test lab's names.
 Everything runs as root against the real kernel: loop devices, btrfs,
 systemd-udevd, a private dockerd per disk.
@@ -15,7 +15,7 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from wizard.sandbox_parts import (
+from wizard.sandbox.parts import (
     UDEVD,
     CommandError,
     Disk,
@@ -76,7 +76,7 @@ def tar_of(path: Path, files: dict[str, str | bytes]) -> Path:
 def cli_lab(work: Path, image: str, tiny: str) -> Iterator[tuple[DockerDisk, Path]]:
     """``docker_disk`` with the sample rootfs as ``image``, a kernel-less ``tiny`` image and
     an ESP directory with rEFInd: what the CLI tests run ``apply`` against."""
-    from wizard.qemu_boot import make_esp
+    from wizard.sandbox.qemu import make_esp
 
     with docker_disk(work) as dd:
         import_rootfs(dd.daemon, image)

@@ -1,8 +1,8 @@
-"""UEFI boots in QEMU (TCG) through real rEFInd (now ``wizard.qemu_boot``; names kept)."""
+"""UEFI boots in QEMU (TCG) through real rEFInd (now ``wizard.sandbox.qemu``; names kept)."""
 
 from __future__ import annotations
 
-from wizard.qemu_boot import (
+from wizard.sandbox.qemu import (
     ESP_OFFSET,
     OVMF_CODE,
     OVMF_VARS,

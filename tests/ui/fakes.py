@@ -16,7 +16,8 @@ from wizard.config import Settings
 from wizard.docker_daemon import ImageSummary
 from wizard.errors import Cancelled, ConfigError, DockerError, ImageError, NotRootError, WizardError
 from wizard.events import Event, LogLine, Progress, check_cancel
-from wizard.partitions import BlockEvent, MountEntry, Partition
+from wizard.mountinfo import MountEntry
+from wizard.partitions import BlockEvent, Partition
 from wizard.services import DockerStatus, Environment
 
 MOUNT = MountEntry(40, 1, (0, 52), "/", "/mnt/dbw", "rw", "btrfs", PART.device, "rw")

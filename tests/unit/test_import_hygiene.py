@@ -15,7 +15,8 @@ import pytest
 
 import wizard
 
-MODULES = sorted(f"wizard.{m.name}" for m in pkgutil.iter_modules(wizard.__path__))
+# Subpackages too (wizard.sandbox.*): walk_packages imports packages to list them.
+MODULES = sorted(m.name for m in pkgutil.walk_packages(wizard.__path__, "wizard."))
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +33,7 @@ def test_import_contract_holds():
 
 def test_there_are_core_modules():
     assert "wizard.apply" in MODULES and "wizard.cli" in MODULES
+    assert "wizard.sandbox" in MODULES and "wizard.sandbox.console" in MODULES
 
 
 @pytest.mark.parametrize("module", MODULES)

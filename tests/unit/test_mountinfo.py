@@ -6,7 +6,8 @@ import pytest
 
 from wizard.docker_daemon import DAEMON_JSON, DaemonInfo, check_storage, docker_path_for
 from wizard.errors import DockerError
-from wizard.partitions import Partition, is_on, parse_mountinfo
+from wizard.mountinfo import parse_mountinfo
+from wizard.partitions import Partition, is_on
 
 DATA = Path(__file__).parent / "data" / "mountinfo"
 # top_level.txt: recorded on the lab machine, top level mounted, dockerd's data-root

@@ -27,3 +27,8 @@ def test_wheel_ships_assets_executable(tmp_path):
             assert mode & stat.S_IXUSR, f"{name} lost its exec bit in the wheel"
     hook_core = "wizard/_assets/hook/dockerboot-core.sh"
     assert hook_core in infos
+    # Subpackages (wizard/sandbox/) ship too: every module of the repository is in the wheel.
+    for package in ("wizard", "screens"):
+        for path in (REPO / package).rglob("*.py"):
+            name = path.relative_to(REPO).as_posix()
+            assert name in infos, f"{name} missing from the wheel"

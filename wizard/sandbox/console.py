@@ -1,6 +1,6 @@
 """Log in on a booted disk's serial console: QEMU's serial line driven through pexpect.
 
-``booted()`` boots a disk like ``qemu_boot.boot`` (the same QEMU command
+``booted()`` boots a disk like ``qemu.boot`` (the same QEMU command
 line) but with the serial line on QEMU's stdio, a pty that pexpect reads and
 writes, and yields a ``Console``: wait for text, log in through the image's
 own getty and PAM, run shell commands with their exit status, power off, or
@@ -20,8 +20,8 @@ from typing import TextIO
 
 import pexpect
 
-from wizard import qemu_boot
 from wizard.errors import SandboxError
+from wizard.sandbox import qemu
 
 TAIL = 3000
 """Characters of the console an error shows."""
@@ -249,7 +249,7 @@ def booted(disk_image: Path, log: Path, *, memory: str = "1536", timeout: float 
            echo: TextIO | None = None) -> Iterator[Console]:
     """Boot ``disk_image`` with OVMF, the serial console on a pty; yield a ``Console``.
 
-    QEMU runs with ``qemu_boot.qemu_command`` (the machine of ``qemu_boot.boot``) and is
+    QEMU runs with ``qemu.qemu_command`` (the machine of ``qemu.boot``) and is
     killed when the block ends; the disk must not be on a loop device meanwhile.  ``log``
     receives everything the guest prints, ``memory`` is in MiB, ``timeout`` bounds all
     waits on the console together, ``echo`` shows the console live (not in ``interact``).
@@ -259,10 +259,10 @@ def booted(disk_image: Path, log: Path, *, memory: str = "1536", timeout: float 
 
     """
     if shutil.which("qemu-system-x86_64") is None:
-        raise qemu_boot.qemu_missing()
+        raise qemu.qemu_missing()
     # Ctrl-C typed on the console goes to the guest, not to QEMU (signal=off).
     serial = ["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]
-    cmd = qemu_boot.qemu_command(disk_image, qemu_boot.ovmf_vars_copy(log), memory, serial)
+    cmd = qemu.qemu_command(disk_image, qemu.ovmf_vars_copy(log), memory, serial)
     console = Console.spawn(cmd, log, timeout=timeout, echo=echo)
     try:
         yield console

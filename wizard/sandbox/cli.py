@@ -122,7 +122,7 @@ def wants_boot(args: argparse.Namespace, ask: Callable[[str], str] | None) -> bo
 
 def _console(box: Sandbox, users: tuple[str, ...], say: Callable[[str], None]) -> None:
     """Boot to the login prompt: the terminal gets the console, or the demo user logs in."""
-    from wizard.serial_console import SerialTimeout
+    from wizard.sandbox.console import SerialTimeout
 
     if sys.stdin.isatty():
         who = ", ".join(users) or "(nobody: no user was created in the wizard)"

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TextIO
 
 from wizard.errors import SandboxError
-from wizard.sandbox_parts import run
+from wizard.sandbox.parts import run
 
 REFIND_DIR = Path("/usr/share/refind/refind")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 ESP_OFFSET = "1M"
-"""Offset of the ESP in a sandbox disk (partition 1, see ``sandbox_parts.loop_disk``)."""
+"""Offset of the ESP in a sandbox disk (partition 1, see ``parts.loop_disk``)."""
 
 USER_REFIND_CONF = """\
 # refind.conf of the user's own (the wizard must keep every byte of this)

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from wizard import serial_console
 from wizard.errors import SandboxError, WizardError
-from wizard.serial_console import Console, SerialTimeout
+from wizard.sandbox.console import Console, SerialTimeout
 
 FAKE_GETTY = r"""
 stty -echo
@@ -79,7 +78,7 @@ def test_timeout_names_what_and_shows_the_console(console: Console) -> None:
 
 def test_login_nudges_getty_when_no_password_prompt_comes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(serial_console, "NUDGE", 1.0)
+    monkeypatch.setattr("wizard.sandbox.console.NUDGE", 1.0)
     c = Console.spawn(["env", "LOSE_FIRST=1", "sh", "-c", FAKE_GETTY], tmp_path / "log",
                       timeout=30)
     try:
@@ -105,7 +104,7 @@ def test_headless_demo_without_login_prompt_fails_in_one_line(
     import contextlib
     import io
 
-    from wizard import sandbox_cli
+    from wizard.sandbox import cli
 
     class Box:  # a sandbox whose "VM" prints firmware noise and powers off
         @contextlib.contextmanager
@@ -118,7 +117,7 @@ def test_headless_demo_without_login_prompt_fails_in_one_line(
 
     monkeypatch.setattr("sys.stdin", io.StringIO())  # no terminal: the demo logs in itself
     with pytest.raises(SandboxError) as err:
-        sandbox_cli._console(Box(), ("alice",), lambda _line: None)
+        cli._console(Box(), ("alice",), lambda _line: None)
     assert not isinstance(err.value, SerialTimeout)
     assert "\n" not in str(err.value)
     assert "no shell on the sandbox's serial console" in str(err.value)

@@ -9,7 +9,11 @@ laid out in a directory standing for the ESP, which is copied into the disk
 before a QEMU boot.  Leaving the ``sandbox()`` block removes all of it.
 
 The e2e tests, the demo and the benchmarks use the same functions through
-``tests/lab/scenario.py``.
+``tests/lab/scenario.py``.  The pieces live beside this module: ``parts``
+(loop disks, udev, mounts, a private dockerd), ``qemu`` (UEFI boots through
+rEFInd), ``console`` (a booted disk's serial console through pexpect) and
+``cli`` (the ``sandbox`` subcommand).  None of it is a boot step, and no
+boot step imports it.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from wizard import qemu_boot, serial_console
 from wizard.config import Settings
 from wizard.errors import SandboxError
 from wizard.resources import asset
-from wizard.sandbox_parts import (
+from wizard.sandbox import qemu
+from wizard.sandbox.console import Console, booted
+from wizard.sandbox.parts import (
     Dockerd,
     attach_disk,
     dockerd,
@@ -42,7 +47,7 @@ SAMPLE_IMAGE = "dockerboot/sample:latest"
 SAMPLE_KERNEL_OPTIONS = "console=ttyS0"
 """Kernel options of the demo: the image's own init, its console (and login) on the serial line."""
 TEST_INIT_KERNEL_OPTIONS = "console=ttyS0 init=/usr/local/sbin/dbw-test-init panic=10"
-"""The fast test init instead: it prints ``DBW-FACT`` lines and powers off (``qemu_boot.facts``)."""
+"""The fast test init instead: it prints ``DBW-FACT`` lines and powers off (``qemu.facts``)."""
 SYSTEMD_DRACUT_CONF = 'add_dracutmodules+=" systemd "\n'
 GENERATORS = ("initramfs-tools", "dracut")
 
@@ -77,7 +82,7 @@ def new_machine(workdir: Path, size: str = "8G") -> Machine:
             mounted(disk.btrfs_dev, workdir / "mnt") as top:
         run("btrfs", "subvolume", "create", top / "docker")
     machine = Machine(workdir=workdir, label=disk.label, esp=workdir / "esp")
-    qemu_boot.make_esp(machine.esp)
+    qemu.make_esp(machine.esp)
     return machine
 
 
@@ -167,11 +172,6 @@ class Sandbox:
         """Directory standing for the ESP, with rEFInd and its refind.conf."""
         return self.machine.esp
 
-    @property
-    def running(self) -> bool:
-        """Whether dockerd runs and the disk is attached (False after ``stop``)."""
-        return self.daemon.process.poll() is None
-
     def env(self) -> dict[str, str]:
         """Variables to export so docker clients (and the wizard) use the sandbox."""
         return {"DOCKER_HOST": self.docker_host}
@@ -197,17 +197,17 @@ class Sandbox:
             timeout: seconds before a hanging guest is killed.
 
         Returns:
-            The serial console log (``qemu_boot.facts`` reads what the init printed).
+            The serial console log (``qemu.facts`` reads what the init printed).
 
         """
         self.stop()
-        qemu_boot.sync_esp(self.esp, self.machine.image)
-        return qemu_boot.boot(self.machine.image, self.machine.workdir / "boot.serial.log",
-                              timeout=timeout, echo=echo)
+        qemu.sync_esp(self.esp, self.machine.image)
+        return qemu.boot(self.machine.image, self.machine.workdir / "boot.serial.log",
+                         timeout=timeout, echo=echo)
 
     @contextlib.contextmanager
     def console(self, *, echo: TextIO | None = None,
-                timeout: float = 900) -> Iterator[serial_console.Console]:
+                timeout: float = 900) -> Iterator[Console]:
         """Stop the daemon, copy the ESP into the disk, boot it and yield its serial console.
 
         Args:
@@ -216,10 +216,9 @@ class Sandbox:
 
         """
         self.stop()
-        qemu_boot.sync_esp(self.esp, self.machine.image)
-        with serial_console.booted(self.machine.image,
-                                   self.machine.workdir / "console.serial.log",
-                                   timeout=timeout, echo=echo) as console:
+        qemu.sync_esp(self.esp, self.machine.image)
+        with booted(self.machine.image, self.machine.workdir / "console.serial.log",
+                    timeout=timeout, echo=echo) as console:
             yield console
 
 

@@ -103,13 +103,12 @@ def unique_label(prefix: str = "dbw") -> str:
 
 @dataclass
 class Disk:
-    """A loop-backed disk: the image file, its btrfs partition and maybe an ESP."""
+    """A loop-backed disk: the image file, its loop device and its btrfs partition."""
 
     image: Path
     loop: str
     btrfs_dev: str
     label: str
-    esp_dev: str | None = None
 
 
 @contextlib.contextmanager
@@ -153,7 +152,7 @@ def attach_disk(image: Path, *, label: str, gpt: bool, fresh: bool = False) -> I
                 run("mkfs.vfat", "-F", "32", "-n", "ESP", esp)
             run("mkfs.btrfs", "-q", "-f", "-L", label, dev)
         udev_settle()
-        yield Disk(image=image, loop=loop, btrfs_dev=dev, label=label, esp_dev=esp)
+        yield Disk(image=image, loop=loop, btrfs_dev=dev, label=label)
     finally:
         run("sync")
         run("udevadm", "settle", check=False)
@@ -252,11 +251,6 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 ROOTFS_VARIANTS = ("initramfs-tools", "dracut", "initramfs-tools-systemd", "dracut-systemd")
 """What ``assets/sandbox/build-rootfs.sh`` builds."""
-
-
-def cache_dir() -> Path:
-    """Where the debootstrapped rootfs tarballs are cached (outside any repository)."""
-    return Path(os.environ.get("DOCKERBOOT_CACHE", "/var/cache/dockerboot-wizard"))
 
 
 def rootfs_tarball(variant: str) -> Path:
