@@ -45,7 +45,7 @@ class FakeCore:
         self.opened.append(lock)
         try:
             yield Session(settings.with_changes(docker_path="docker"), PART, self.top,
-                          None, self.top / "docker", locked=lock)  # type: ignore[arg-type]
+                          None, self.top / "docker")  # type: ignore[arg-type]
         finally:
             self.open -= 1
 
