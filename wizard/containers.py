@@ -16,13 +16,13 @@ import contextlib
 import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
-
-import docker.errors
-import requests.exceptions
+from typing import TYPE_CHECKING, Any
 
 from wizard.errors import ImageError
 from wizard.leftovers import container_labels
+
+if TYPE_CHECKING:  # the SDK costs ~0.1 s: imported where it is used
+    import docker
 
 ASSETS_MOUNT = "/dockerboot"
 """Where ``throwaway(assets=...)`` mounts the assets directory (read-only)."""
@@ -54,6 +54,8 @@ class Throwaway:
             ImageError: docker cannot start it (e.g. the image has no shell).
 
         """
+        import docker.errors
+
         try:
             if stdin is None:
                 self.container.start()
@@ -99,6 +101,9 @@ def throwaway(client: docker.DockerClient, image: str, *, purpose: str,
             errors, and the daemon going away, pass through unchanged).
 
     """
+    import docker.errors
+    import requests.exceptions
+
     volumes = {str(host): {"bind": inside, "mode": "rw"}
                for host, inside in (writable or {}).items()}
     if assets is not None:

@@ -14,14 +14,15 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-
-import docker
-import docker.errors
+from typing import TYPE_CHECKING
 
 from wizard.errors import DockerError, ImageError
 from wizard.events import Event, LogLine, Progress, check_cancel
 from wizard.mountinfo import MountEntry, parse_mountinfo, read_mountinfo
 from wizard.partitions import Partition, is_on
+
+if TYPE_CHECKING:  # the SDK costs ~0.1 s: imported where it is used
+    import docker
 
 DAEMON_JSON = '{"storage-driver": "btrfs", "features": {"containerd-snapshotter": false}}'
 """The ``/etc/docker/daemon.json`` content that selects the classic btrfs graph driver."""
@@ -95,6 +96,8 @@ def connect() -> docker.DockerClient:
         DockerError: the daemon cannot be reached.
 
     """
+    import docker
+
     host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
         client = docker.from_env()
@@ -117,6 +120,8 @@ def daemon_info(client: docker.DockerClient) -> DaemonInfo:
         DockerError: the daemon did not answer.
 
     """
+    import docker.errors
+
     try:
         return DaemonInfo.from_info(client.info())
     except docker.errors.DockerException as e:
@@ -201,6 +206,8 @@ def list_images(client: docker.DockerClient) -> list[ImageSummary]:
         DockerError: the daemon did not answer.
 
     """
+    import docker.errors
+
     try:
         found = client.images.list()
     except docker.errors.DockerException as e:

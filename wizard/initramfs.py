@@ -19,11 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
-
-import docker
-import docker.errors
-import requests.exceptions
+from typing import TYPE_CHECKING, Any
 
 from wizard.atomic import replace_atomic
 from wizard.containers import ASSETS_MOUNT, throwaway
@@ -38,6 +34,9 @@ from wizard.initramfs_detect import newest_kernel as newest_kernel
 from wizard.initramfs_detect import parse_probe as parse_probe
 from wizard.initramfs_detect import version_key as version_key
 from wizard.resources import assets_dir
+
+if TYPE_CHECKING:  # the SDK costs ~0.1 s: imported where it is used
+    import docker
 
 # Phases announced by assets/build-initramfs.sh, mapped to coarse progress.
 _PHASES = (("installing the dockerboot hook", 0.05), ("running ", 0.15),
@@ -269,6 +268,9 @@ def _killed_on_cancel(container: Any, cancel: threading.Event) -> Iterator[None]
     A silent generator must still be cancellable: killing the container
     ends its log stream, which the block is reading.
     """
+    import docker.errors
+    import requests.exceptions
+
     finished = threading.Event()
 
     def watch() -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
-
-import docker
+from typing import TYPE_CHECKING, Any
 
 from wizard.containers import throwaway
 from wizard.errors import InitramfsError
+
+if TYPE_CHECKING:  # the SDK costs ~0.1 s: imported where it is used
+    import docker
 
 GENERATORS = ("dracut", "mkinitcpio", "initramfs-tools")
 """Supported generators, in the order preferred when an image has several.

@@ -17,12 +17,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-
-import pyudev
+from typing import TYPE_CHECKING
 
 from wizard import leftovers
 from wizard.errors import PartitionError
 from wizard.mountinfo import MountEntry, read_mountinfo
+
+if TYPE_CHECKING:  # udev's bindings are loaded where they are used (not at start-up)
+    import pyudev
 
 _HEX = re.compile(rb"\\x([0-9a-fA-F]{2})")
 
@@ -119,6 +121,8 @@ def list_btrfs(context: pyudev.Context | None = None, *,
             cannot be mounted is still listed, with its ``error`` set (``check_readable``).
 
     """
+    import pyudev
+
     context = context or pyudev.Context()
     mounts = read_mountinfo()
     devices = context.list_devices(subsystem="block", ID_FS_TYPE="btrfs")
@@ -155,6 +159,8 @@ def find_by_label(label: str, context: pyudev.Context | None = None) -> Partitio
             different btrfs filesystems share it (``LABEL=`` would be ambiguous).
 
     """
+    import pyudev
+
     context = context or pyudev.Context()
     hint = "`dockerboot-wizard partitions` lists the btrfs partitions and their labels"
     btrfs = [p for p in list_btrfs(context) if p.label == label]
@@ -235,6 +241,8 @@ def monitor_btrfs(callback: Callable[[BlockEvent], None],
         The started observer; call ``.stop()`` to end it.
 
     """
+    import pyudev
+
     monitor = pyudev.Monitor.from_netlink(context or pyudev.Context())
     monitor.filter_by("block")
 

@@ -44,3 +44,13 @@ def test_core_module_does_not_import_textual(module):
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_first_screen_loads_no_docker_udev_or_http_library():
+    # Start-up (benchmarks/tui_startup.py): the SDKs load in workers, after the first paint.
+    code = ("import sys, screens.app, screens.wizard_app, screens.welcome, wizard.services; "
+            "heavy = [m for m in ('docker', 'pyudev', 'requests') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
