@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from tests.lab import lab, qemu
@@ -84,16 +85,16 @@ def main() -> None:
 
 def measure(settings: Settings, runs: int) -> dict[str, list[float]]:
     services = RealServices()
-    run_mode(services, settings.with_changes(hostname="warm-up"), Mode.FULL)  # caches warm
+    run_mode(services, replace(settings, hostname="warm-up"), Mode.FULL)  # caches warm
     rows: dict[str, list[float]] = {"full apply": [], "top layer (full plan, before)": [],
                                     "top layer only (reconfigure mode)": []}
     for n in range(runs):  # interleaved: machine noise hits every row alike
         rows["full apply"].append(timed(
-            run_mode, services, settings.with_changes(hostname=f"full-{n}"), Mode.FULL))
+            run_mode, services, replace(settings, hostname=f"full-{n}"), Mode.FULL))
         rows["top layer (full plan, before)"].append(timed(
-            run_old_toplayer, settings.with_changes(hostname=f"old-{n}")))
+            run_old_toplayer, replace(settings, hostname=f"old-{n}")))
         rows["top layer only (reconfigure mode)"].append(timed(
-            run_mode, services, settings.with_changes(hostname=f"top-{n}"),
+            run_mode, services, replace(settings, hostname=f"top-{n}"),
             Mode.RECONFIGURE_TOPLAYER))
     return rows
 

@@ -101,6 +101,8 @@ class DockerDaemonScreen(StepScreen):
         return status is not None and status.problem is None and status.docker_path is not None
 
     def next_state(self) -> WizardState:
-        assert self.status is not None and self.state.settings is not None
+        # Next is allowed only then (can_next).
+        assert self.status is not None and self.status.docker_path is not None
+        assert self.state.settings is not None
         return replace(self.state,
                        settings=replace(self.state.settings, docker_path=self.status.docker_path))

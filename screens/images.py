@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.text import Text
@@ -23,6 +24,9 @@ from wizard.errors import Cancelled
 from wizard.events import Event, LogLine, Progress
 from wizard.faults import message as fault_line
 from wizard.flow import Step, WizardState
+
+if TYPE_CHECKING:
+    from wizard.services import Services
 
 COLUMNS = ("Image", "Size", "Created", "ID")
 
@@ -69,7 +73,7 @@ class ImagesScreen(StepScreen):
 
         ref: str
 
-    def __init__(self, state: WizardState, services) -> None:
+    def __init__(self, state: WizardState, services: Services) -> None:
         super().__init__(state, services)
         self.all_images: list[ImageSummary] = []
         self.shown: list[ImageSummary] = []
@@ -78,7 +82,7 @@ class ImagesScreen(StepScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="filter images (/)", id="filter")
-        table: DataTable = DataTable(id="images", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text] = DataTable(id="images", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
         yield Static("", id="resolved")

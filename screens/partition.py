@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -19,6 +20,9 @@ from wizard.faults import message as fault_line
 from wizard.flow import Step, WizardState
 from wizard.names import check_label
 from wizard.partitions import BlockEvent, Partition
+
+if TYPE_CHECKING:
+    from wizard.services import Services
 
 COLUMNS = ("Label", "UUID", "Size", "Device", "Docker data-root", "Mountpoint")
 """Mountpoint last: it is the long one, and 100 columns must show the rest."""
@@ -76,7 +80,7 @@ class PartitionScreen(StepScreen):
 
         event: BlockEvent
 
-    def __init__(self, state: WizardState, services) -> None:
+    def __init__(self, state: WizardState, services: Services) -> None:
         super().__init__(state, services)
         self.rows: list[tuple[Partition, bool]] = []
         self._stop_watch: Callable[[], None] | None = None
@@ -84,7 +88,7 @@ class PartitionScreen(StepScreen):
     def compose_body(self) -> ComposeResult:
         yield Static("Pick the btrfs partition that holds (or will hold) Docker's data-root. "
                      "The list follows disks being plugged in or removed.", id="intro")
-        table: DataTable = DataTable(id="partitions", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text] = DataTable(id="partitions", cursor_type="row", zebra_stripes=True)
         table.add_columns(*COLUMNS)
         yield table
         yield Static("", id="status", markup=False)
@@ -92,9 +96,11 @@ class PartitionScreen(StepScreen):
     def on_mount(self) -> None:
         super().on_mount()
         # post_message is thread-safe: the udev callback runs in the observer thread.
-        self._stop_watch = self.services.watch_partitions(
-            lambda event: self.post_message(self.Hotplugged(event)))
+        self._stop_watch = self.services.watch_partitions(self._hotplugged)
         self.run_list()
+
+    def _hotplugged(self, event: BlockEvent) -> None:
+        self.post_message(self.Hotplugged(event))
 
     def on_unmount(self) -> None:
         if self._stop_watch is not None:

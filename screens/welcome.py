@@ -107,6 +107,7 @@ class WelcomeScreen(StepScreen):
     def chosen_state(self, option_id: str) -> WizardState:
         index, _, mode = option_id.partition(":")
         found = self.found or []
+        saved: Settings | None
         if int(index) >= 0:
             saved = found[int(index)][1]
         else:

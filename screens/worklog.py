@@ -11,9 +11,9 @@ shown after it); a ``ShowsWork`` screen handles them by updating its
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -25,6 +25,9 @@ from textual.widgets import Log, ProgressBar
 
 from screens.base import TAIL_LINES
 from wizard.events import Event, LogLine, Progress, StepDone, StepStarted
+from wizard.flow import Outcome
+
+_T = TypeVar("_T")
 
 
 class WorkLog(Vertical):
@@ -76,7 +79,7 @@ class WorkLog(Vertical):
         return list(self.query_one(Log).lines)
 
 
-class ShowsWork(Screen[Any]):
+class ShowsWork(Screen[Outcome]):
     """Base of a screen with a ``work_log``: shows what ``relay`` posted to it.
 
     A ``Screen``, not a plain mixin: Textual registers ``@on`` handlers only
@@ -110,8 +113,8 @@ class Relayed:
     """Detail of the last ``StepDone`` (e.g. where the build went)."""
 
 
-def relay(events: Iterator[Event] | Generator[Event, None, Any], screen: MessagePump, *,
-          steps: int = 1, seen: Relayed) -> Any:
+def relay(events: Generator[Event, None, _T], screen: MessagePump, *,
+          steps: int = 1, seen: Relayed) -> _T:
     """Run ``events`` to the end in the calling worker thread, posting each to ``screen``.
 
     Progress is ``(steps done + fraction of the current step) / steps``; each
@@ -129,7 +132,8 @@ def relay(events: Iterator[Event] | Generator[Event, None, Any], screen: Message
             try:
                 event = next(events)
             except StopIteration as stop:
-                return stop.value
+                value: _T = stop.value  # typeshed types StopIteration.value as Any
+                return value
             match event:
                 case LogLine(text=text):
                     seen.tail.append(text)

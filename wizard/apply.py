@@ -15,7 +15,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,10 +34,10 @@ from wizard import (
 )
 from wizard.cmdline import kernel_cmdline
 from wizard.config import Settings
-from wizard.errors import NotRootError, WizardError
+from wizard.errors import BootloaderError, NotRootError, WizardError
 from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel
 from wizard.lock import partition_lock
-from wizard.toplayer_plan import edit_changes  # noqa: F401  (re-exported)
+from wizard.toplayer_plan import edit_changes as edit_changes  # re-exported
 
 if TYPE_CHECKING:
     import docker
@@ -150,7 +150,7 @@ def open_session(settings: Settings, *, lock: bool = True) -> Iterator[Session]:
     with partitions.top_level(partition) as top, contextlib.ExitStack() as held:
         if lock:
             held.enter_context(partition_lock(top / settings.boot_dir, settings.label))
-        yield Session(settings.with_changes(docker_path=docker_path), partition, top, client,
+        yield Session(replace(settings, docker_path=docker_path), partition, top, client,
                       data_root, top_dev=os.stat(top).st_dev)
 
 
@@ -159,7 +159,7 @@ def locate_refind(settings: Settings) -> tuple[Path, list[str]]:
     if settings.refind_conf:
         conf = Path(settings.refind_conf)
         if not conf.is_file():
-            raise bootloader.BootloaderError(f"{conf} does not exist",
+            raise BootloaderError(f"{conf} does not exist",
                                              "give the path of rEFInd's refind.conf")
         return conf, []
     esp = Path(settings.esp) if settings.esp else bootloader.find_esp()
@@ -184,12 +184,12 @@ def check_esp_writable(conf: Path, size: int) -> None:
     """
     where = conf.parent
     if not os.access(where, os.W_OK) or (conf.exists() and not os.access(conf, os.W_OK)):
-        raise bootloader.BootloaderError(f"cannot write {conf}: the ESP is read-only",
+        raise BootloaderError(f"cannot write {conf}: the ESP is read-only",
                                          "mount the ESP read-write (mount -o remount,rw "
                                          "MOUNTPOINT), then run apply again")
     free = shutil.disk_usage(where).free
     if free < size + ESP_SLACK:
-        raise bootloader.BootloaderError(
+        raise BootloaderError(
             f"no space on the ESP for {conf} and its backup ({free} bytes free, "
             f"{size + ESP_SLACK} needed)", "free space on the ESP, then run apply again")
 
@@ -245,18 +245,17 @@ def make_plan(session: Session, passwords: dict[str, str], *,
         top_plan = toplayer_plan.ToplayerPlan()
     check_cancel(cancel)
 
-    cmdline = kernel_cmdline(s.with_changes(image=image))
+    cmdline = kernel_cmdline(replace(s, image=image))
     conf = old = new = None
-    warnings = machine.image_warnings(s.with_changes(image=image), subvolume)
+    warnings = machine.image_warnings(replace(s, image=image), subvolume)
     if "bootloader" in steps:
         conf, esp_warnings = locate_refind(s)
         warnings += esp_warnings
-        entry = bootloader.render_entry(s.with_changes(image=image), cmdline)
+        entry = bootloader.render_entry(replace(s, image=image), cmdline)
         old, new = bootloader.plan_refind(conf, entry)
         check_esp_writable(conf, len(old) + len(new))
 
-    final = s.with_changes(image=image,
-                           users=tuple(dict.fromkeys([*s.users, *passwords])))
+    final = replace(s, image=image, users=tuple(dict.fromkeys([*s.users, *passwords])))
     return Plan(settings=s, top=session.top, device=session.partition.device, cmdline=cmdline,
                 image_subvolume=subvolume, target=target,
                 toplayer_changes=top_plan.changes, refind_conf=conf, refind_old=old,

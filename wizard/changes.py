@@ -18,7 +18,7 @@ differ only where the disk changed in between.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -93,7 +93,7 @@ def preview(request: ApplyRequest, *, cancel: threading.Event | None = None,
 
 
 def apply(request: ApplyRequest, *,
-          cancel: threading.Event | None = None) -> Iterator[Event]:
+          cancel: threading.Event | None = None) -> Generator[Event, None, None]:
     """Plan ``request`` again in a session of its own and carry it out, yielding events.
 
     A generator: nothing happens until it is iterated.  The session (mount,

@@ -12,6 +12,8 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TypeVar
 
 import docker.errors
 import requests.exceptions
@@ -24,6 +26,8 @@ from wizard.errors import ConfigError, WizardError
 from wizard.events import Event, LogLine, Progress, StepDone, StepStarted
 from wizard.faults import message, one_line
 from wizard.flow import WizardState
+
+_T = TypeVar("_T")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -74,18 +78,22 @@ def settings_from_args(args: argparse.Namespace, saved: Settings | None) -> Sett
         raise ConfigError(f"no saved config on LABEL={args.label} and no --image",
                           "pass --image NAME:TAG")
     base = saved or Settings(label=args.label, image=args.image)
-    changes: dict[str, object] = {"label": args.label}
-    for opt, key in (("image", "image"), ("esp", "esp"), ("refind_conf", "refind_conf"),
-                     ("hostname", "hostname"), ("kernel_options", "kernel_options")):
-        value = getattr(args, opt)
-        if value is not None:
-            changes[key] = value
-    for key in ("home", "journal", "docker_store"):
-        if getattr(args, key, None) is not None:
-            changes[key] = getattr(args, key)
-    if getattr(args, "admin", None):
-        changes["admins"] = tuple(dict.fromkeys([*base.admins, *args.admin]))
-    return base.with_changes(**changes)
+    admins = (tuple(dict.fromkeys([*base.admins, *args.admin])) if getattr(args, "admin", None)
+              else base.admins)
+    return replace(base, label=args.label, image=_given(args.image, base.image),
+                   esp=_given(args.esp, base.esp),
+                   refind_conf=_given(args.refind_conf, base.refind_conf),
+                   hostname=_given(args.hostname, base.hostname),
+                   kernel_options=_given(args.kernel_options, base.kernel_options),
+                   home=_given(getattr(args, "home", None), base.home),
+                   journal=_given(getattr(args, "journal", None), base.journal),
+                   docker_store=_given(getattr(args, "docker_store", None), base.docker_store),
+                   admins=admins)
+
+
+def _given(option: _T | None, current: _T) -> _T:
+    """A command-line option's value when it was given, else the ``current`` one."""
+    return current if option is None else option
 
 
 def check_toplayer_only(args: argparse.Namespace) -> None:

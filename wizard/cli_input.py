@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -45,7 +45,7 @@ def first_line(data: bytes, source: str) -> str:
 
 
 def read_password_file(name: str, user: str, *, stdin: BinaryIO | None = None,
-                       ask=getpass.getpass) -> str:
+                       ask: Callable[[str], str] = getpass.getpass) -> str:
     """The password for ``user`` from file ``name`` (``-``: stdin, no echo on a terminal).
 
     Raises:
@@ -75,7 +75,8 @@ def read_password_file(name: str, user: str, *, stdin: BinaryIO | None = None,
 
 
 def read_passwords(users: Sequence[str], files: Sequence[str], *,
-                   stdin: BinaryIO | None = None, ask=getpass.getpass) -> dict[str, str]:
+                   stdin: BinaryIO | None = None,
+                   ask: Callable[[str], str] = getpass.getpass) -> dict[str, str]:
     """Pair each ``--user`` with its ``--password-file``, read and check the passwords.
 
     Raises:
@@ -95,7 +96,7 @@ def read_passwords(users: Sequence[str], files: Sequence[str], *,
         raise ConfigError(f"--user {twice} is given twice", "give each user once")
     for user in users:
         check_user_name(user)
-    out = {}
+    out: dict[str, str] = {}
     for user, name in zip(users, files, strict=True):
         password = read_password_file(name, user, stdin=stdin, ask=ask)
         if not password:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import tomli_w
@@ -62,10 +62,6 @@ class Settings:
     """Explicit path of refind.conf; None means search the ESP."""
     extra: dict[str, str] = field(default_factory=dict)
     """Unknown keys from a newer version, kept so a round trip loses nothing."""
-
-    def with_changes(self, **changes: object) -> Settings:
-        """Return a copy with ``changes`` applied (the state is immutable)."""
-        return replace(self, **changes)
 
     def validate(self) -> None:
         """Raise a ``WizardError`` (one line) naming the first invalid field.

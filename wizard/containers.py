@@ -16,13 +16,14 @@ import contextlib
 import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from wizard.errors import ImageError
 from wizard.leftovers import container_labels
 
 if TYPE_CHECKING:  # the SDK costs ~0.1 s: imported where it is used
     import docker
+    from docker.models.containers import Container
 
 ASSETS_MOUNT = "/dockerboot"
 """Where ``throwaway(assets=...)`` mounts the assets directory (read-only)."""
@@ -34,7 +35,7 @@ _NO_EXECUTABLE = ("executable file not found", "no such file or directory")
 class Throwaway:
     """A created (not yet started) container of ``image``, as ``throwaway`` yields it."""
 
-    def __init__(self, container: Any, image: str, purpose: str, program: str) -> None:
+    def __init__(self, container: Container, image: str, purpose: str, program: str) -> None:
         self.container = container
         """The docker SDK's ``Container``."""
         self.image = image
@@ -145,10 +146,12 @@ def throwaway(client: docker.DockerClient, image: str, *, purpose: str,
             container.remove(force=True)
 
 
-def _start_with_stdin(container: Any, payload: bytes) -> None:
+def _start_with_stdin(container: Container, payload: bytes) -> None:
     """Start ``container`` with ``payload`` on its stdin, then close stdin (EOF)."""
     sock = container.attach_socket(params={"stdin": 1, "stream": 1})
-    raw = getattr(sock, "_sock", sock)
+    # The SDK's attach socket: a SocketIO wrapping the socket in its private ``_sock``,
+    # or a socket itself (SSH); the stubs know neither the attribute nor the subclass.
+    raw = cast("socket.socket", getattr(sock, "_sock", sock))
     try:
         container.start()
         raw.sendall(payload)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wizard.errors import DockerError, ImageError
 from wizard.events import Event, LogLine, Progress, check_cancel
@@ -45,7 +45,7 @@ class DaemonInfo:
     """Engine version."""
 
     @classmethod
-    def from_info(cls, info: dict) -> DaemonInfo:
+    def from_info(cls, info: dict[str, Any]) -> DaemonInfo:
         """Build from the dict ``DockerClient.info()`` returns."""
         return cls(driver=info.get("Driver") or "",
                    driver_status=tuple((str(k), str(v))
@@ -213,14 +213,14 @@ def list_images(client: docker.DockerClient) -> list[ImageSummary]:
     except docker.errors.DockerException as e:
         raise DockerError(f"listing images failed ({_first_line(e)})",
                           "check that dockerd is running and healthy") from e
-    summaries = [ImageSummary(ref=tag, id=image.id, short_id=image.short_id,
+    summaries = [ImageSummary(ref=tag, id=image.id or "", short_id=image.short_id,
                               size=int(image.attrs.get("Size") or 0),
                               created=str(image.attrs.get("Created") or ""))
                  for image in found for tag in image.tags if not tag.endswith(":<none>")]
     return sorted(summaries, key=lambda s: s.ref)
 
 
-def pull_events(stream: Iterable[dict], cancel: threading.Event | None = None
+def pull_events(stream: Iterable[dict[str, Any]], cancel: threading.Event | None = None
                 ) -> Iterator[Event]:
     """Turn the Docker API's pull stream into ``Progress``/``LogLine`` events.
 

@@ -19,7 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wizard.atomic import replace_atomic
 from wizard.containers import ASSETS_MOUNT, throwaway
@@ -37,6 +37,7 @@ from wizard.resources import assets_dir
 
 if TYPE_CHECKING:  # the SDK costs ~0.1 s: imported where it is used
     import docker
+    from docker.models.containers import Container
 
 # Phases announced by assets/build-initramfs.sh, mapped to coarse progress.
 _PHASES = (("installing the dockerboot hook", 0.05), ("running ", 0.15),
@@ -262,7 +263,7 @@ def discard_staged(boot_dir: Path, staged_dir: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _killed_on_cancel(container: Any, cancel: threading.Event) -> Iterator[None]:
+def _killed_on_cancel(container: Container, cancel: threading.Event) -> Iterator[None]:
     """Kill ``container`` when ``cancel`` is set while the block runs.
 
     A silent generator must still be cancellable: killing the container

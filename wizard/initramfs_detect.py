@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wizard.containers import throwaway
 from wizard.errors import InitramfsError
@@ -179,7 +179,7 @@ def detect(client: docker.DockerClient, image: str, *, generator: str | None = N
     return choose_target(image, parse_probe(text), generator)
 
 
-def _first_line(data: Any) -> str:
+def _first_line(data: bytes | str | None) -> str:
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[0] if lines else "no output"

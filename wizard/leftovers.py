@@ -25,9 +25,12 @@ import re
 import stat
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from wizard.mountinfo import read_mountinfo
+
+if TYPE_CHECKING:  # the SDK costs ~0.1 s: imported where it is used
+    import docker
 
 RUN_DIR = Path("/run/dockerboot-wizard")
 """The wizard's private directory for its mounts (root only, 0700)."""
@@ -81,7 +84,7 @@ def container_labels(purpose: str) -> dict[str, str]:
     return {LABEL: purpose, OWNER_LABEL: owner_token()}
 
 
-def remove_leftover_containers(client: Any) -> list[str]:
+def remove_leftover_containers(client: docker.DockerClient) -> list[str]:
     """Remove containers a dead wizard left behind; return their short ids.
 
     Removed: containers with the ``dockerboot-wizard`` label whose owner
@@ -90,7 +93,7 @@ def remove_leftover_containers(client: Any) -> list[str]:
     """
     import docker.errors
 
-    gone = []
+    gone: list[str] = []
     try:
         found = client.containers.list(all=True, filters={"label": LABEL})
     except docker.errors.DockerException:

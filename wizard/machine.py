@@ -23,7 +23,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from wizard import rootfs
@@ -100,8 +100,9 @@ def merge_fstab(text: str, settings: Settings, old_settings: Settings | None = N
 
 
 def _all_on(settings: Settings, old: Settings | None) -> list[Settings]:
-    on = {"docker_store": True, **{m.setting: True for m in PERSISTENT}}
-    return [s.with_changes(**on) for s in (settings, old) if s is not None]
+    # Every feature ``fstab_lines`` renders turned on: docker's store and each of PERSISTENT.
+    return [replace(s, docker_store=True, home=True, journal=True)
+            for s in (settings, old) if s is not None]
 
 
 def merge_daemon_json(data: bytes | None) -> bytes:

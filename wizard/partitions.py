@@ -95,7 +95,8 @@ def _label(dev: pyudev.Device) -> str:
     if enc is not None:
         raw = _HEX.sub(lambda m: bytes([int(m.group(1), 16)]), enc.encode())
         return raw.decode("utf-8", "replace")
-    return dev.properties.get("ID_FS_LABEL", "")
+    label: str = dev.properties.get("ID_FS_LABEL", "")  # pyudev is untyped
+    return label
 
 
 def _partition(dev: pyudev.Device, mounts: list[MountEntry]) -> Partition:

@@ -7,7 +7,7 @@ will really write (reconfigure mode touches only the top layer).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from wizard import bootloader, images, machine
 from wizard.apply import EXECUTE_STEPS, Plan
@@ -46,7 +46,7 @@ def refind_preview(settings: Settings, conf_name: str, old: bytes) -> RefindPrev
         BootloaderError: a value rEFInd cannot quote, or malformed markers.
 
     """
-    s = settings.with_changes(image=images.normalize_ref(settings.image))
+    s = replace(settings, image=images.normalize_ref(settings.image))
     entry = bootloader.render_entry(s, kernel_cmdline(s))
     new = bootloader.update_conf(old.decode("utf-8", "surrogateescape"), entry)
     new_bytes = new.encode("utf-8", "surrogateescape")

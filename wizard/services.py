@@ -151,7 +151,8 @@ class Services(Protocol):
         """
         ...
 
-    def apply(self, state: WizardState, *, cancel: threading.Event) -> Iterator[Event]:
+    def apply(self, state: WizardState, *,
+              cancel: threading.Event) -> Generator[Event, None, None]:
         """Plan ``state`` again from what is on disk now and write it (``changes.apply``).
 
         Its session is closed when the generator ends, fails or is closed.
@@ -231,7 +232,8 @@ class RealServices:
         """Start a udev observer thread; return its ``stop``."""
         from wizard import partitions
 
-        return partitions.monitor_btrfs(callback).stop
+        stop: Callable[[], None] = partitions.monitor_btrfs(callback).stop  # pyudev: untyped
+        return stop
 
     def saved_config(self, partition: Partition) -> Settings | None:
         """Load ``boot_docker/dockerboot-wizard.toml`` from the partition's top level."""
@@ -395,7 +397,8 @@ class RealServices:
 
         return changes.preview(request_for(state), cancel=cancel)
 
-    def apply(self, state: WizardState, *, cancel: threading.Event) -> Iterator[Event]:
+    def apply(self, state: WizardState, *,
+              cancel: threading.Event) -> Generator[Event, None, None]:
         """``changes.apply`` of ``state``'s request (plans again, then writes)."""
         from wizard import changes
 

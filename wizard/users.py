@@ -26,6 +26,7 @@ from wizard.toplayer import ACCOUNT_FILES, SECRET_FILES, STEP, FileChange, FileI
 
 if TYPE_CHECKING:
     import docker
+    from docker.models.containers import Container
 
 # What the users script prints on stderr for ``_raise_for`` to turn into one line.
 _MISSING_TOOL = "dockerboot-wizard: missing "
@@ -132,7 +133,7 @@ def _untar_one(chunks: Iterable[bytes]) -> FileInfo:
         return FileInfo(f.read(), member.mode & 0o7777, member.uid, member.gid)
 
 
-def _get_files(container: docker.models.containers.Container) -> dict[str, FileInfo]:
+def _get_files(container: Container) -> dict[str, FileInfo]:
     import docker.errors
 
     out = {}
@@ -152,7 +153,7 @@ def _scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def _wait(container: docker.models.containers.Container,
+def _wait(container: Container,
           cancel: threading.Event | None) -> int:
     import requests.exceptions
 
@@ -219,7 +220,7 @@ def home_of(passwd: bytes | None, user: str) -> str | None:
     return None
 
 
-def _take_homes(container: docker.models.containers.Container, passwd: FileInfo | None,
+def _take_homes(container: Container, passwd: FileInfo | None,
                 users: list[str]) -> list[HomeDir]:
     import docker.errors
 
@@ -321,7 +322,8 @@ def _drive(gen: Generator[Event, None, T], on_event: Callable[[Event], None] | N
         try:
             event = next(gen)
         except StopIteration as stop:
-            return stop.value
+            result: T = stop.value  # typeshed types StopIteration.value as Any
+            return result
         if on_event is not None:
             on_event(event)
 

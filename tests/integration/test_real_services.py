@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -52,7 +53,7 @@ def test_staged_build_then_preview_and_apply(services_lab: Env) -> None:
     assert (services_lab.top / staged / STAGED_INITRD).stat().st_size > 0
     assert not (boot / "vmlinuz").exists()  # nothing replaced before execute
 
-    state = state.with_changes(staged_initramfs=staged)
+    state = replace(state, staged_initramfs=staged)
     preview = services.preview(state, cancel=threading.Event())
     assert {c.relpath for c in preview.plan.toplayer_changes} >= {"etc/hostname", "etc/motd",
                                                                   "etc/shadow"}

@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import docker
@@ -133,7 +133,7 @@ def test_reconfigure_without_esp_needs_no_container_and_writes_only_the_top_laye
         services_lab: ServicesLab, applied: Applied, tmp_path: Path) -> None:
     no_esp = tmp_path / "esp-not-mounted"  # no refind.conf anywhere under it
     no_esp.mkdir()
-    new = applied.settings.with_changes(hostname="second-box", esp=str(no_esp))
+    new = replace(applied.settings, hostname="second-box", esp=str(no_esp))
     state = WizardState(settings=new, saved=applied.settings,
                         mode=Mode.RECONFIGURE_TOPLAYER,
                         toplayer_edits={"etc/motd": b"reconfigured\n"})
@@ -203,5 +203,5 @@ def test_discard_staged_removes_only_the_staged_build(services_lab: ServicesLab,
     assert not staged.exists() and files_with_mtimes(boot)["vmlinuz"] == kernel
     services.discard_staged(state)  # already gone: nothing to do
     with pytest.raises(InitramfsError, match="not a staged build"):
-        services.discard_staged(state.with_changes(staged_initramfs="boot_docker/toplayer"))
+        services.discard_staged(replace(state, staged_initramfs="boot_docker/toplayer"))
     assert (boot / "toplayer").is_dir()

@@ -7,6 +7,8 @@ nothing goes further (no Next, no user added, no plan).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from textual.widgets import Button, Input
 
@@ -85,7 +87,7 @@ async def test_tui_bad_user_name_one_line_and_not_added(name: str) -> None:
 @pytest.mark.parametrize("options", KERNEL_OPTIONS)
 async def test_tui_bad_kernel_option_in_the_saved_config_stops_review(options: str) -> None:
     services = FakeLateServices()
-    bad = SETTINGS.with_changes(kernel_options=options)
+    bad = replace(SETTINGS, kernel_options=options)
     app = Host(lambda: ReviewScreen(state(settings=bad), services))
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()

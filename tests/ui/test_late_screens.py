@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 
 from rich.syntax import Syntax
 from textual.app import App
@@ -34,7 +35,7 @@ class Host(App[None]):
 
 
 def state(**changes) -> WizardState:
-    return WizardState(settings=SETTINGS).with_changes(**changes)
+    return replace(WizardState(settings=SETTINGS), **changes)
 
 
 def plain(widget: Static) -> str:

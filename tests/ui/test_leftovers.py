@@ -3,6 +3,8 @@ applying them, and text typed but not yet kept in the top-layer editor counts as
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.widgets import TextArea, Tree
 
 from screens.base import ConfirmScreen
@@ -40,8 +42,8 @@ def built(app) -> bool:
 
 async def test_ctrl_q_at_review_discards_the_staged_build_after_confirming():
     services = FakeServices()
-    st = CLEAN.with_changes(settings=SETTINGS.with_changes(hostname="desk9"),
-                            staged_initramfs=STAGED)
+    st = replace(CLEAN, settings=replace(SETTINGS, hostname="desk9"),
+                 staged_initramfs=STAGED)
     app = make_app(services, start_at=Step.REVIEW, state=st)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: isinstance(app.screen, ReviewScreen)
@@ -96,7 +98,7 @@ async def _editor_on_hostname(pilot, app) -> TextArea:
 
 async def test_text_typed_in_the_editor_counts_as_unsaved_on_ctrl_q():
     services = FakeServices()
-    st = CLEAN.with_changes(mode=Mode.RECONFIGURE_TOPLAYER)
+    st = replace(CLEAN, mode=Mode.RECONFIGURE_TOPLAYER)
     app = make_app(services, start_at=Step.TOPLAYER, state=st)
     async with app.run_test(size=SIZE) as pilot:
         editor = await _editor_on_hostname(pilot, app)
@@ -123,7 +125,7 @@ async def test_text_typed_in_the_editor_counts_as_unsaved_on_ctrl_q():
 
 async def test_untouched_top_layer_screen_quits_without_asking():
     services = FakeServices()
-    st = CLEAN.with_changes(mode=Mode.RECONFIGURE_TOPLAYER)
+    st = replace(CLEAN, mode=Mode.RECONFIGURE_TOPLAYER)
     app = make_app(services, start_at=Step.TOPLAYER, state=st)
     async with app.run_test(size=SIZE) as pilot:
         await _editor_on_hostname(pilot, app)

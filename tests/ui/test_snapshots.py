@@ -15,6 +15,7 @@ be drawn wherever the clock puts it), and cursors do not blink.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 from textual.app import App
@@ -233,8 +234,8 @@ def test_review(snap_compare):
     root=LABEL=dbw-fake rootflags=subvol=docker_rwlayer), Subvolumes (docker kept,
     docker_rwlayer recreated at EVERY boot), the vmlinuz/initrd.img pair "already built,
     installed now"; an empty progress bar at 0% and an empty log; Apply (a) enabled."""
-    state = READY.with_changes(staged_initramfs="boot_docker/.build-fake",
-                               settings=SETTINGS.with_changes(hostname="desk1"))
+    state = replace(READY, staged_initramfs="boot_docker/.build-fake",
+                    settings=replace(SETTINGS, hostname="desk1"))
     services = FakeServices()
     app = app_for(services, Step.REVIEW, state)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
@@ -247,7 +248,7 @@ def test_done(snap_compare):
     desk:1 are in place.", At the next boot (pick dockerboot desk:1, reset at every
     boot; what persists: /home, /var/log/journal, /var/lib/docker with their
     subvolumes), To update (docker pull desk:1), To come back; the Finish button."""
-    app = app_for(FakeServices(), Step.DONE, READY.with_changes(mode=Mode.FULL))
+    app = app_for(FakeServices(), Step.DONE, replace(READY, mode=Mode.FULL))
     assert snap_compare(app, terminal_size=SIZE, run_before=until(DoneScreen))
 
 

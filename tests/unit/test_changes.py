@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ class FakeCore:
         self.open += 1
         self.opened.append(lock)
         try:
-            yield Session(settings.with_changes(docker_path="docker"), PART, self.top,
+            yield Session(replace(settings, docker_path="docker"), PART, self.top,
                           None, self.top / "docker")  # type: ignore[arg-type]
         finally:
             self.open -= 1
@@ -108,7 +109,7 @@ def test_dry_run_preview_takes_no_lock(core: FakeCore) -> None:
 
 
 def test_preview_validates_before_anything_is_opened(core: FakeCore) -> None:
-    bad = SETTINGS.with_changes(kernel_options="rootflags=subvol=docker")
+    bad = replace(SETTINGS, kernel_options="rootflags=subvol=docker")
     with pytest.raises(ConfigError, match="rootflags=subvol="):
         changes.preview(changes.ApplyRequest(bad))
     with pytest.raises(ConfigError, match="rootflags=subvol="):

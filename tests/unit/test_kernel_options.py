@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from wizard import config
@@ -33,7 +35,7 @@ RESERVED_CASES = [
 def test_reserved_parameters_are_refused_in_one_line(options: str, word: str,
                                                      setting: str) -> None:
     with pytest.raises(ConfigError) as e:
-        S.with_changes(kernel_options=options).validate()
+        replace(S, kernel_options=options).validate()
     line = str(e.value)
     assert "\n" not in line
     assert word in line and setting in line
@@ -59,11 +61,11 @@ def test_empty_rootflags_are_refused(options: str) -> None:
                                      "dockerboot.tries=3 dockerboot.state=boot_docker/st"])
 def test_ordinary_options_pass(options: str) -> None:
     check_kernel_options(options)
-    S.with_changes(kernel_options=options).validate()
+    replace(S, kernel_options=options).validate()
 
 
 def test_user_rootflags_are_merged_after_subvol() -> None:
-    line = kernel_cmdline(S.with_changes(kernel_options="quiet rootflags=compress=zstd splash"))
+    line = kernel_cmdline(replace(S, kernel_options="quiet rootflags=compress=zstd splash"))
     assert line.count("rootflags=") == 1
     assert "rootflags=subvol=docker_rwlayer,compress=zstd " in line
     assert line.endswith(" quiet splash")

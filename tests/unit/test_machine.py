@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -58,17 +59,17 @@ def test_fstab_gets_the_store_home_and_journal_lines(image: Path):
 
 def test_fstab_keeps_the_users_own_line_and_crlf():
     own = "# mine\r\nUUID=x /home ext4 defaults 0 2\r\n"
-    text = machine.merge_fstab(own, S.with_changes(journal=False, docker_store=False))
+    text = machine.merge_fstab(own, replace(S, journal=False, docker_store=False))
     assert text == own  # the user's /home wins; nothing else was asked for
 
 
 def test_turning_a_feature_off_removes_only_the_wizards_line():
     text = machine.merge_fstab(IMAGE_FSTAB, S)
-    off = machine.merge_fstab(text, S.with_changes(home=False))
+    off = machine.merge_fstab(text, replace(S, home=False))
     assert "/home" not in off and "/var/lib/docker" in off and "/var/log/journal" in off
     own = IMAGE_FSTAB + "LABEL=desk /home btrfs subvol=myhome 0 0\n"
-    assert machine.merge_fstab(own, S.with_changes(home=False, journal=False,
-                                                   docker_store=False)) == own
+    assert machine.merge_fstab(own, replace(S, home=False, journal=False,
+                                            docker_store=False)) == own
 
 
 def test_daemon_json_merges_keys():
@@ -128,7 +129,7 @@ def test_existing_subvolume_is_kept_and_a_plain_dir_refused(image: Path, tmp_pat
     (tmp_path / "home").mkdir()  # a plain directory, not a subvolume (inode 256)
     with pytest.raises(ToplayerError, match="not a btrfs subvolume.*--no-home"):
         machine.plan_machine(S, tmp_path, image, {})
-    plan = machine.plan_machine(S.with_changes(home=False), tmp_path, image, {})
+    plan = machine.plan_machine(replace(S, home=False), tmp_path, image, {})
     assert plan.subvolumes == ["journal"]
 
 
@@ -136,11 +137,11 @@ def test_image_warnings(image: Path):
     assert machine.image_warnings(S, image) == []
     os.chmod(image, 0o700)
     (image / "usr/lib/systemd/systemd").unlink()
-    warnings = machine.image_warnings(S.with_changes(admins=("alice",)), image)
+    warnings = machine.image_warnings(replace(S, admins=("alice",)), image)
     assert len(warnings) == 3, warnings
     assert "/ is 0700" in warnings[0] and "has no init (/sbin/init)" in warnings[1]
     assert "has no sudo" in warnings[2]
-    custom = S.with_changes(kernel_options="console=ttyS0 init=/etc/fstab")
+    custom = replace(S, kernel_options="console=ttyS0 init=/etc/fstab")
     assert "has no init (/etc/fstab)" in machine.image_warnings(custom, image)[1]
 
 

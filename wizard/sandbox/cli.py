@@ -32,7 +32,8 @@ ESCAPE = "\x1d"
 """Ctrl-]: leaves the console (and powers the VM off)."""
 
 
-def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
+               ) -> argparse.ArgumentParser:
     """Add the ``sandbox`` subcommand to the CLI's subparsers."""
     p = sub.add_parser("sandbox", help="try the wizard on a disposable loop-backed disk",
                        description=__doc__.split("\n\n")[0])

@@ -78,7 +78,7 @@ class _Log:
 class Console:
     """The serial console of a running QEMU guest (made by ``booted``)."""
 
-    def __init__(self, child: pexpect.spawn, log: Path, sink: _Log, deadline: float) -> None:
+    def __init__(self, child: pexpect.spawn[str], log: Path, sink: _Log, deadline: float) -> None:
         self.child = child
         self.log = log
         """Everything the guest printed."""
@@ -94,8 +94,9 @@ class Console:
         """Start ``cmd`` on a pty (``booted`` starts QEMU; tests start a fake getty)."""
         sink = _Log(log, echo)
         try:
-            child = pexpect.spawn(cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace",
-                                  dimensions=(50, 250), echo=False)
+            child: pexpect.spawn[str] = pexpect.spawn(
+                cmd[0], cmd[1:], encoding="utf-8", codec_errors="replace", dimensions=(50, 250),
+                echo=False)
         except BaseException:
             sink.close()
             raise
@@ -120,6 +121,13 @@ class Console:
             raise self._fail(f"QEMU exited while waiting for {what} on the serial console")
         return None if i == len(patterns) + 1 else i
 
+    def _found(self) -> tuple[str, str, re.Match[str]]:
+        """What came before the pattern ``_wait`` last found, its text and its match."""
+        before, after, match = self.child.before, self.child.after, self.child.match
+        # A regex pattern matched (EOF and TIMEOUT were ruled out): all three are set.
+        assert isinstance(before, str) and isinstance(after, str) and isinstance(match, re.Match)
+        return before, after, match
+
     def expect(self, pattern: str, timeout: float = 300, what: str = "") -> str:
         """Wait for the regex ``pattern``; return the text before it plus the match.
 
@@ -133,8 +141,9 @@ class Console:
             raise self._fail(f"no {what or repr(pattern)} on the serial console "
                              f"within {timeout:.0f}s")
         # A caller that waited for the login prompt itself: login() need not wait again.
-        self._at_login = re.search(LOGIN + "$", self.child.after) is not None
-        return self.child.before + self.child.after
+        before, after, _ = self._found()
+        self._at_login = re.search(LOGIN + "$", after) is not None
+        return before + after
 
     def sendline(self, text: str) -> None:
         """Type ``text`` and a newline on the console."""
@@ -196,8 +205,9 @@ class Console:
         self.sendline(f"echo DBW-B''{token}; {{ {command}\n}}; echo DBW-E''{token}:$?")
         self.expect(f"DBW-B{token}\r*\n", timeout, f"the start of {command!r}")
         self.expect(f"DBW-E{token}:(\\d+)\r*\n", timeout, f"the end of {command!r}")
-        status = int(self.child.match.group(1))
-        output = KERNEL_LINE.sub("", self.child.before.replace("\r", "")).rstrip("\n")
+        before, _, match = self._found()
+        status = int(match.group(1))
+        output = KERNEL_LINE.sub("", before.replace("\r", "")).rstrip("\n")
         return status, output
 
     def logout(self) -> None:

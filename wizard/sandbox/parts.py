@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,24 +41,25 @@ class CommandError(SandboxError):
         self.add_note(output)
 
 
-def run(*cmd: str | os.PathLike, **kw) -> subprocess.CompletedProcess:
+def run(*cmd: str | os.PathLike[str], check: bool = True, timeout: float | None = None,
+        env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command (text, captured, checked).
 
     Args:
         *cmd: program and arguments.
-        **kw: passed to ``subprocess.run`` (``check=False`` to inspect failures).
+        check: raise on a non-zero exit (``False`` to inspect failures).
+        timeout: seconds before ``subprocess.TimeoutExpired``; None waits forever.
+        env: the command's environment; None inherits this process's.
 
     Raises:
         CommandError: the command exited non-zero (with ``check`` on, the default).
         SandboxError: the program does not exist.
 
     """
-    kw.setdefault("check", True)
-    kw.setdefault("text", True)
-    kw.setdefault("capture_output", True)
     args = [str(c) for c in cmd]
     try:
-        return subprocess.run(args, **kw)
+        return subprocess.run(args, check=check, timeout=timeout, env=env, text=True,
+                              capture_output=True)
     except subprocess.CalledProcessError as e:
         raise CommandError(args, e.returncode, f"{e.stdout or ''}\n{e.stderr or ''}") from e
     except FileNotFoundError as e:
@@ -180,15 +181,16 @@ class Dockerd:
     host: str
     """``unix://…`` address for ``DOCKER_HOST``."""
     data_root: Path
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
 
     def env(self) -> dict[str, str]:
         """Environment for a docker client (SDK or CLI) talking to this daemon."""
         return {**os.environ, "DOCKER_HOST": self.host}
 
-    def docker(self, *args: str | os.PathLike, **kw) -> subprocess.CompletedProcess:
-        """Run the docker CLI against this daemon."""
-        return run("docker", *args, env=self.env(), **kw)
+    def docker(self, *args: str | os.PathLike[str], check: bool = True,
+               timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the docker CLI against this daemon (``run``'s ``check`` and ``timeout``)."""
+        return run("docker", *args, env=self.env(), check=check, timeout=timeout)
 
 
 @contextlib.contextmanager
