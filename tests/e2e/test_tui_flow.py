@@ -58,7 +58,8 @@ async def until(pilot, screen_type: type, ready: Callable = lambda s: True,
         screen = app.screen
         if isinstance(screen, screen_type) and ready(screen):
             return screen
-    status = [str(w.render()) for w in app.screen.query("#status, #problem, #error").results(Static)]
+    shown = app.screen.query("#status, #problem, #error").results(Static)
+    status = [str(w.render()) for w in shown]
     raise AssertionError(f"{screen_type.__name__} not ready after {timeout:.0f}s; on screen: "
                          f"{type(app.screen).__name__} {status}")
 
