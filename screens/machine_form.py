@@ -1,10 +1,10 @@
 """The Top layer step's forms: hostname and users, and what makes the booted image a machine.
 
-``UsersForm`` lays out the hostname and the new-user row (the screen reads
-and handles its fields).  ``MachineForm`` holds three switches over
-``Settings`` (persistent ``/home``, persistent journal, docker on the store it
-boots from); the core (``wizard.machine``) turns them into subvolumes and
-top-layer files at Review.
+``UsersForm`` lays out the hostname and the new-user row and checks a new
+user (name, the password typed twice); the screen keeps the users.
+``MachineForm`` holds three switches over ``Settings`` (persistent ``/home``,
+persistent journal, docker on the store it boots from); the core
+(``wizard.machine``) turns them into subvolumes and top-layer files at Review.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Static
 
 from wizard.config import Settings
+from wizard.errors import ToplayerError
 from wizard.machine import PERSISTENT
+from wizard.users import validate_user
 
 SWITCHES = {
     "home": f"Persistent /home (subvolume '{PERSISTENT[0].subvolume}'): the users' homes, "
@@ -28,8 +30,10 @@ SWITCHES = {
 """``Settings`` flag -> what its checkbox says."""
 
 
-class MachineForm(VerticalScroll):
+class MachineForm(VerticalScroll, can_focus=False):
     """Checkboxes for the machine set-up; ``values()`` gives the settings they stand for."""
+
+    # Not focusable itself: Tab goes straight to the checkboxes (focusing one scrolls to it).
 
     def __init__(self, settings: Settings | None, **kwargs: str) -> None:
         super().__init__(**kwargs)
@@ -48,7 +52,7 @@ class MachineForm(VerticalScroll):
                 for key in SWITCHES}
 
 
-class UsersForm(VerticalScroll):
+class UsersForm(VerticalScroll, can_focus=False):
     """Hostname, and a row to add a user (name, password twice, administrator or not)."""
 
     def __init__(self, hostname: str | None, users: Text) -> None:
@@ -67,6 +71,40 @@ class UsersForm(VerticalScroll):
             yield Input(placeholder="password", password=True, id="user-pw")
             yield Input(placeholder="again", password=True, id="user-pw2")
             yield Checkbox("admin", id="user-admin")
-            yield Button("Add user", id="add-user")
+            yield Button("Add user", id="add-user", action="screen.add_user")
         yield Static("", id="user-error", classes="error")
         yield Static(self.users, id="users")
+
+    def hostname_value(self) -> str:
+        """The hostname field, trimmed (empty: keep the image's)."""
+        return self.query_one("#hostname", Input).value.strip()
+
+    def take_user(self) -> tuple[str, str, bool] | None:
+        """The new user's name, password and admin flag, the row emptied for the next one.
+
+        None when the row is not a valid user: the reason is shown under it
+        (passwords that differ are cleared to be typed again).
+        """
+        name = self.query_one("#user-name", Input)
+        pw, pw2 = self.query_one("#user-pw", Input), self.query_one("#user-pw2", Input)
+        admin = self.query_one("#user-admin", Checkbox)
+        error = self.query_one("#user-error", Static)
+        if pw.value != pw2.value:
+            error.update("The passwords do not match: type them again.")
+            pw.value = pw2.value = ""
+            pw.focus()
+            return None
+        try:
+            validate_user(name.value.strip(), pw.value)
+        except ToplayerError as e:
+            error.update(Text(str(e)))
+            return None
+        user = (name.value.strip(), pw.value, admin.value)
+        name.value = pw.value = pw2.value = ""
+        admin.value = False
+        error.update("")
+        name.focus()  # ready for the next user
+        return user
+
+    def show_users(self, users: Text) -> None:
+        self.query_one("#users", Static).update(users)

@@ -13,12 +13,12 @@ import pytest
 from textual.widgets import Button, Input
 
 from screens.review import ErrorModal, ReviewScreen
-from screens.toplayer import ToplayerScreen
 from tests.integration.bad_input_cases import CASES
-from tests.ui.conftest import SIZE
+from tests.ui.conftest import SIZE, open_step
 from tests.ui.fakes_late import SETTINGS, FakeLateServices
 from tests.ui.test_late_screens import Host, state, text_of
 from wizard.errors import ConfigError
+from wizard.flow import Step, WizardState
 from wizard.kernel_options import check_kernel_options
 
 
@@ -46,35 +46,25 @@ def one_line(text: str, *words: str) -> None:
         assert word in text, text
 
 
-async def _users_tab(app: Host, pilot) -> ToplayerScreen:
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-    screen = app.screen
-    screen.query_one("#tabs").active = "users-tab"
-    await pilot.pause()
-    return screen
-
-
 @pytest.mark.parametrize("hostname", HOSTNAMES)
 async def test_tui_bad_hostname_one_line_and_next_blocked(hostname: str) -> None:
-    services = FakeLateServices()
-    app = Host(lambda: ToplayerScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await _users_tab(app, pilot)
+    async with open_step(Step.TOPLAYER, WizardState(settings=SETTINGS)) as (app, pilot):
+        screen = app.screen
+        await pilot.press("f2")
         screen.query_one("#hostname", Input).value = hostname
         await pilot.pause()
         screen.action_next()
         await pilot.pause()
         one_line(text_of(screen, "#hostname-error"), "hostname")
+        assert screen.query_one("#next", Button).disabled
     assert app.outcomes == []
 
 
 @pytest.mark.parametrize("name", [*USERS, "Bad User"])
 async def test_tui_bad_user_name_one_line_and_not_added(name: str) -> None:
-    services = FakeLateServices()
-    app = Host(lambda: ToplayerScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await _users_tab(app, pilot)
+    async with open_step(Step.TOPLAYER, WizardState(settings=SETTINGS)) as (app, pilot):
+        screen = app.screen
+        await pilot.press("f2")
         screen.query_one("#user-name", Input).value = name
         screen.query_one("#user-pw", Input).value = "pw"
         screen.query_one("#user-pw2", Input).value = "pw"

@@ -1,22 +1,19 @@
 """Pilot tests (fake services): staged builds are discarded when the flow ends without
-applying them, and text typed but not yet kept in the top-layer editor counts as unsaved."""
+applying them."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from textual.widgets import TextArea, Tree
-
 from screens.base import ConfirmScreen
 from screens.done import DoneScreen
 from screens.initramfs import InitramfsScreen
 from screens.review import ReviewScreen
-from screens.toplayer import ToplayerScreen
 from screens.wizard_app import make_app
 from tests.ui.conftest import SIZE
 from tests.ui.fakes import FakeServices
 from tests.ui.fakes_late import SETTINGS
-from wizard.flow import Mode, Step, WizardState
+from wizard.flow import Step, WizardState
 
 STAGED = "boot_docker/.build-fake"  # what FakeServices.build_initramfs returns
 # Saved == settings: nothing in the state itself is unsaved.
@@ -85,50 +82,5 @@ async def test_back_from_bootloader_keeps_the_build_and_applying_installs_it():
     assert discarded(services) == []  # installed by apply, nothing to discard
 
 
-async def _editor_on_hostname(pilot, app) -> TextArea:
-    await until(pilot, lambda: isinstance(app.screen, ToplayerScreen) and app.screen.files,
-                "top layer files")
-    tree = app.screen.query_one("#files", Tree)
-    node = next(n for n in tree.root.children[0].children if n.data == "etc/hostname")
-    tree.select_node(node)
-    editor = app.screen.query_one("#editor", TextArea)
-    await until(pilot, lambda: editor.text == "old\n", "file in the editor")
-    return editor
-
-
-async def test_text_typed_in_the_editor_counts_as_unsaved_on_ctrl_q():
-    services = FakeServices()
-    st = replace(CLEAN, mode=Mode.RECONFIGURE_TOPLAYER)
-    app = make_app(services, start_at=Step.TOPLAYER, state=st)
-    async with app.run_test(size=SIZE) as pilot:
-        editor = await _editor_on_hostname(pilot, app)
-        screen = app.screen
-        assert not app.unsaved()  # opening a file is not a change
-        editor.focus()
-        await pilot.press("end", "x", "y", "z")
-        await pilot.pause()
-        assert "xyz" in editor.text and screen.edits == {}  # typed, not kept
-        assert app.unsaved()
-        await pilot.press("ctrl+q")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirm dialog")
-        await pilot.press("n")
-        await until(pilot, lambda: app.screen is screen, "back on the editor")
-        assert app.is_running and "xyz" in editor.text
-        # q from the screen's own binding asks too (focus off the editor).
-        screen.set_focus(None)
-        await pilot.press("q")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirm dialog")
-        await pilot.press("n")
-        await until(pilot, lambda: app.screen is screen, "back on the editor")
-        assert app.is_running and "xyz" in editor.text
-
-
-async def test_untouched_top_layer_screen_quits_without_asking():
-    services = FakeServices()
-    st = replace(CLEAN, mode=Mode.RECONFIGURE_TOPLAYER)
-    app = make_app(services, start_at=Step.TOPLAYER, state=st)
-    async with app.run_test(size=SIZE) as pilot:
-        await _editor_on_hostname(pilot, app)
-        app.screen.set_focus(None)
-        await pilot.press("ctrl+q")
-        await until(pilot, lambda: not app.is_running, "exit")
+# Text typed but not kept in the top-layer editor asks before quitting:
+# tests/ui/test_toplayer_screen.py::test_quit_with_pending_edits_asks_first.

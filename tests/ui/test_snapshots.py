@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from textual.app import App
-from textual.widgets import Input, TabbedContent, TextArea, Tree
+from textual.widgets import Input, TextArea, Tree
 
 from screens.bootloader import BootloaderScreen
 from screens.docker_daemon import DockerDaemonScreen
@@ -158,11 +158,13 @@ async def _edit_hostname_file(pilot) -> None:
 
 
 def test_toplayer(snap_compare):
-    """Top layer, Files tab: the warning "Everything outside the top layer … RESET AT EVERY
-    BOOT." on top; tabs Files / Hostname & users / Machine / fstab helper; the tree with etc/
-    (docker/daemon.json (new), fstab (new), hostname, shadow); the editor holding
-    etc/hostname edited to "desk1" with line numbers; below it the diff against the
-    image's own file (-debian, +desk1) and "ctrl+s again keeps it"."""
+    """Top layer, Files tab: the step line "Step 5/9 · Top layer"; the warning "Everything
+    outside the top layer … RESET AT EVERY BOOT."; tabs "Files (f1) / Hostname & users (f2) /
+    Machine (f3) / fstab helper (f4)"; the tree with etc/ (docker/daemon.json (new),
+    fstab (new), hostname, shadow); the editor holding etc/hostname edited to "desk1"
+    with line numbers; below it the diff against the image's own file (-debian, +desk1)
+    and "ctrl+s again keeps it"; Back and Next; the footer: n b q, "f1 f2 f3 f4 Switch
+    tab", ^s Keep file, ^o Diff vs image."""
     app = app_for(FakeServices(), Step.TOPLAYER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
         ToplayerScreen, lambda s: bool(s.files), _edit_hostname_file))
@@ -170,7 +172,7 @@ def test_toplayer(snap_compare):
 
 async def _hostname_and_user(pilot) -> None:
     screen = pilot.app.screen
-    screen.query_one(TabbedContent).active = "users-tab"
+    await pilot.press("f2")
     await settle(pilot)
     screen.query_one("#hostname", Input).value = "desk1"
     screen.query_one("#user-name", Input).value = "ann"
@@ -183,15 +185,16 @@ async def _hostname_and_user(pilot) -> None:
 
 def test_toplayer_hostname_users(snap_compare):
     """Top layer, Hostname & users tab: the warning on top, hostname "desk1", the new-user
-    row (name ann, both password fields emptied and masked, an unticked "admin" box,
-    Add user), the error "The passwords do not match: type them again." and "Users: none"."""
+    row (name ann, focused: accent border; both password fields emptied and masked, an
+    unticked "admin" box, Add user), the error "The passwords do not match: type them
+    again." and "Users: none"; the footer: "f1 f2 f3 f4 Switch tab", esc Leave field."""
     app = app_for(FakeServices(), Step.TOPLAYER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
         ToplayerScreen, lambda s: bool(s.files), _hostname_and_user))
 
 
 async def _machine_tab(pilot) -> None:
-    pilot.app.screen.query_one(TabbedContent).active = "machine-tab"
+    await pilot.press("f3")
     await settle(pilot)
 
 
@@ -199,7 +202,8 @@ def test_toplayer_machine(snap_compare):
     """Top layer, Machine tab: "Every machine also gets its own machine-id …" and three
     ticked boxes: persistent /home (subvolume 'home', homes from /etc/skel), persistent
     journal (subvolume 'journal', journalctl -b -1), and "The booted system's docker uses
-    this store: fstab mounts it, daemon.json picks btrfs", whole on its line."""
+    this store: fstab mounts it, daemon.json picks btrfs", whole on its line; the first
+    box focused (f3 focuses it: accent border)."""
     app = app_for(FakeServices(), Step.TOPLAYER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
         ToplayerScreen, lambda s: bool(s.files), _machine_tab))

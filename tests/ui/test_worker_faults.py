@@ -9,12 +9,9 @@ import docker.errors
 import pytest
 from textual.widgets import DataTable, Static
 
-from screens.toplayer import ToplayerScreen
 from screens.wizard_app import make_app
 from tests.ui.conftest import SIZE, settle
 from tests.ui.fakes import PART, FakeServices
-from tests.ui.fakes_late import FakeLateServices
-from tests.ui.test_late_screens import Host, state, text_of
 from wizard.config import Settings
 from wizard.flow import Step, WizardState
 
@@ -81,23 +78,4 @@ async def test_images_list_fault_is_shown(kind: str) -> None:
         one_line(str(app.screen.query_one("#resolved", Static).render()), words)
 
 
-@pytest.mark.parametrize("method", ["toplayer_files", "image_file"])
-@pytest.mark.parametrize("kind", list(FAULTS))
-async def test_toplayer_lookups_fault_notifies_and_never_stays_loading(
-        kind: str, method: str) -> None:
-    exc, words = FAULTS[kind]
-    services = FakeLateServices()
-    setattr(services, method, raising(exc))
-    app = Host(lambda: ToplayerScreen(state(), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        if method == "image_file":
-            screen = app.screen
-            screen._with_image_file("etc/fstab", "open")
-            screen.current = "etc/fstab"
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            assert "loading" not in text_of(screen, "#path")
-        shown = [str(n.message) for n in app._notifications]
-        assert any(words in n for n in shown), shown
+# The Top layer step's workers: tests/ui/test_toplayer_screen.py (the one error path).
