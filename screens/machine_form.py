@@ -35,8 +35,8 @@ class MachineForm(VerticalScroll, can_focus=False):
 
     # Not focusable itself: Tab goes straight to the checkboxes (focusing one scrolls to it).
 
-    def __init__(self, settings: Settings | None, **kwargs: str) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, settings: Settings | None, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id)
         self.settings = settings
 
     def compose(self) -> ComposeResult:

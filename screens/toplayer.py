@@ -292,7 +292,8 @@ class ToplayerScreen(StepScreen):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        self.query_one(FIRST_FIELD[tab], Widget).focus()
+        # At once, not with focus() (deferred): keys typed right after f2 go to the field.
+        self.set_focus(self.query_one(FIRST_FIELD[tab], Widget))
 
     def action_leave_field(self) -> None:
         self.set_focus(None)

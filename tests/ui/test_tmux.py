@@ -135,18 +135,46 @@ def test_installed_wizard_in_tmux_shows_udev_label_and_sample_image(pane: Pane) 
         f"LABEL={label} is still attached after the sandbox exited"
 
 
-def test_demo_in_tmux_applies_then_logs_in_on_the_booted_console(pane: Pane) -> None:
-    """What `sudo make demo` runs, keys only: a user typed into the form, Apply, boot, log in.
+def open_in_tree(pane: Pane, name: str) -> None:
+    """Open ``name`` in the Top layer's file tree by keys: Down from the root, then Enter.
 
+    The tree has the focus and its cursor on the root ("top layer"); the
+    rows are read from the screen (the tree is the left column).
+    """
+    rows = [line[:40] for line in pane.screen().splitlines()]
+    root = next(i for i, row in enumerate(rows) if "top layer" in row and "▼" in row)
+    row = next(i for i, row in enumerate(rows)
+               if i > root and re.search(rf"─\s+{re.escape(name)}\b", row))
+    pane.keys(*["Down"] * (row - root))
+    time.sleep(0.5)
+    pane.keys("Enter")
+
+
+def settle_keys() -> None:
+    """Let the app read the keys sent so far (an Escape followed at once by a letter
+    reads as Alt+letter; a tab switch must land before the text typed into it)."""
+    time.sleep(0.7)
+
+
+def test_demo_in_tmux_applies_then_logs_in_on_the_booted_console(pane: Pane) -> None:
+    """What `sudo make demo` runs, keys only: the top layer edited, Apply, boot, log in.
+
+    On the Top layer step, by keys: etc/fstab opened from the tree, the
+    /var/lib/docker line added from the fstab helper (f4, enter), the
+    hostname and a user typed into the users form (f2; the password twice).
     The sample image's own systemd boots to a login prompt in this terminal;
-    the user made in the wizard logs in with the password typed there, runs
-    a command, and Ctrl-] leaves the console and powers the VM off.
+    the user logs in with the password typed there and the console shows the
+    hostname, her groups and the fstab line; Ctrl-] leaves the console and
+    powers the VM off.
     """
     hostname, user, password = "tmux-box", "carol", "typed in tmux"
     pane.keys("dockerboot-wizard sandbox; echo DBW-EXIT=$?", "Enter")
     pane.wait_for("Full setup", timeout=SANDBOX_READY)
     workdir = sandbox_dir(pane.printed())
     assert workdir is not None
+    found = re.search(r"LABEL=(dbw-[0-9a-f]{8})", pane.printed())
+    assert found, pane.printed()
+    docker_line = f"LABEL={found.group(1)} /var/lib/docker btrfs"
     pane.keys("End", "Enter")
     pane.wait_for("Pick the btrfs partition")
     pane.keys("n")
@@ -154,33 +182,44 @@ def test_demo_in_tmux_applies_then_logs_in_on_the_booted_console(pane: Pane) -> 
     pane.keys("n")
     pane.wait_for("boots from subvolume")
     pane.keys("n")
-    pane.wait_for("Hostname & users")
-    # Focus starts on the tab strip: Right opens "Hostname & users", Tab walks the form.
-    # Each key waits for the screen to show its effect (keys typed ahead of a
-    # tab switch would land elsewhere, and "b" means Back outside a field).
-    pane.keys("Right")
+
+    # Files (f1, shown first): the tree has the focus; open etc/fstab from it.
+    pane.wait_for(lambda s: "Hostname & users (f2)" in s and re.search(r"─\s+fstab\b", s))
+    settle_keys()
+    open_in_tree(pane, "fstab")
+    pane.wait_for("etc/fstab   (ctrl+s keeps it")
+    # fstab helper (f4): its first line (docker's data-root) is highlighted; enter adds it.
+    pane.keys("F4")
+    pane.wait_for(lambda s: "Lines for the discovered partitions" in s and docker_line in s)
+    settle_keys()
+    pane.keys("Enter")
+    pane.wait_for(lambda s: f"+{docker_line}" in s  # the diff of etc/fstab
+                  or "etc/fstab already has this line" in s)
+    # Hostname & users (f2): f2 puts the cursor in the hostname field.
+    pane.keys("F2")
     pane.wait_for("New user (created")
-    pane.keys("Tab", "Tab")
-    time.sleep(1)
+    settle_keys()
     pane.type(hostname)
     pane.wait_for(hostname)
     pane.keys("Tab")
-    time.sleep(0.5)
+    settle_keys()
     pane.type(user)
-    pane.wait_for(f"▊  {user} ")
+    pane.wait_for(f"{user} ")
     for _ in range(2):  # the password, twice (masked)
         pane.keys("Tab")
-        time.sleep(0.5)
+        settle_keys()
         pane.type(password)
-    time.sleep(0.5)
+    settle_keys()
     pane.keys("Tab")  # the "admin" box: space ticks it
-    time.sleep(0.5)
+    settle_keys()
     pane.keys("Space")
-    time.sleep(0.5)
+    settle_keys()
     pane.keys("Tab")
-    time.sleep(0.5)
+    settle_keys()
     pane.keys("Enter")  # the "Add user" button
     pane.wait_for(f"{user} (new password, administrator)")
+    pane.keys("Escape")  # out of the field the cursor went back to: n is Next again
+    settle_keys()
     pane.keys("n")
     pane.wait_for("Built (installed at Review)", timeout=900)
     pane.keys("n")
@@ -202,11 +241,16 @@ def test_demo_in_tmux_applies_then_logs_in_on_the_booted_console(pane: Pane) -> 
     pane.type(password)
     pane.keys("Enter")
     pane.wait_for(f"{user}@{hostname}", timeout=120)  # the shell's prompt
-    pane.type("id -un; hostname; echo $HOME; id -nG")
+    pane.type("id -un; hostname; echo $HOME; id -nG; grep -c ' /var/lib/docker ' /etc/fstab")
     pane.keys("Enter")
-    # Her home on the persistent /home, and the image's sudo group: an administrator.
-    answer = re.compile(rf"^{user} *\n{hostname} *\n/home/{user} *\n.*\bsudo\b", re.MULTILINE)
+    # Her home on the persistent /home, the image's sudo group (an administrator), and
+    # the fstab line added in the helper, once.
+    answer = re.compile(rf"^{user} *\n{hostname} *\n/home/{user} *\n.*\bsudo\b.*\n1 *$",
+                        re.MULTILINE)
     pane.wait_for(lambda s: answer.search(s) is not None, timeout=120)
+    pane.type("grep ' /var/lib/docker ' /etc/fstab")
+    pane.keys("Enter")
+    pane.wait_for(docker_line, timeout=60)
 
     pane.keys("C-]")
     screen = pane.wait_for(lambda s: re.search(r"DBW-EXIT=\d", s) is not None, timeout=300)

@@ -97,6 +97,12 @@ async def test_tab_key_switches_the_tab_and_focuses_its_first_field(key, tab, fi
         assert focused_id(app) == first
 
 
+async def test_tab_action_focuses_at_once_so_keys_typed_next_land_in_the_field():
+    async with open_step(Step.TOPLAYER, state()) as (app, pilot):
+        app.screen.action_show_tab("users-tab")
+        assert focused_id(app) == "hostname"  # no pause: a real terminal may not wait
+
+
 async def test_tab_keys_are_in_the_footer_and_work_from_a_text_field():
     async with open_step(Step.TOPLAYER, state()) as (app, pilot):
         await pilot.press("f2")
