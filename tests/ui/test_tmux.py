@@ -223,7 +223,7 @@ def test_demo_in_tmux_applies_then_logs_in_on_the_booted_console(pane: Pane) -> 
     pane.keys("n")
     pane.wait_for("Built (installed at Review)", timeout=900)
     pane.keys("n")
-    pane.wait_for("refind.conf:")
+    pane.wait_for("refind.conf: /")  # found (not the override field's "refind.conf:")
     pane.keys("n")
     pane.wait_for("Nothing has been written yet")
     pane.keys("a")
