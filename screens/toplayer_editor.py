@@ -36,9 +36,23 @@ class DiffView(VerticalScroll):
         yield Static("", id=self.text_id)
 
     def show(self, diff: str) -> None:
-        """Show ``diff`` highlighted, or ``diff`` as plain text when it is not a diff."""
-        self.query_one(Static).update(
-            Syntax(diff, "diff", theme="ansi_dark") if diff.startswith("---") else Text(diff))
+        """Show ``diff`` highlighted, or ``diff`` as plain text when it is not a diff.
+
+        Scrolled to its first change: in a short box (a 24-line terminal) the
+        headers and leading context would hide what changed.
+        """
+        is_diff = diff.startswith("---")
+        self.query_one(Static).update(Syntax(diff, "diff", theme="ansi_dark") if is_diff
+                                      else Text(diff))
+        first = next((i for i, line in enumerate(diff.splitlines())
+                      if line[:1] in "+-" and line[:3] not in ("+++", "---")), 0)
+        self.scroll_home(animate=False)
+        self.call_after_refresh(self.reveal, first)
+
+    def reveal(self, line: int) -> None:
+        """Scroll ``line`` into view with two lines above it, if it is below the box."""
+        if line >= self.scrollable_content_region.height:
+            self.scroll_to(y=line - 2, animate=False)
 
 
 class FileEditor(Vertical):

@@ -225,6 +225,15 @@ async def test_fstab_helper_merges_the_line_into_the_image_fstab():
         assert DOCKER_LINE in editor.text
 
 
+async def test_fstab_diff_scrolls_to_the_added_line_in_a_small_terminal():
+    async with open_step(Step.TOPLAYER, state(), size=(80, 24)) as (app, pilot):
+        await pilot.press("f4", "enter")
+        await settle(pilot)
+        box = app.screen.query_one("#fstab-diff-box")
+        added = text_of(app.screen, "#fstab-diff").splitlines().index("+" + DOCKER_LINE)
+        assert box.scroll_y <= added < box.scroll_y + box.scrollable_content_region.height
+
+
 async def test_bad_hostname_disables_next_until_fixed():
     async with open_step(Step.TOPLAYER, state()) as (app, pilot):
         screen = app.screen
