@@ -223,7 +223,8 @@ def test_demo_in_tmux_applies_then_logs_in_on_the_booted_console(pane: Pane) -> 
     pane.keys("n")
     pane.wait_for("Built (installed at Review)", timeout=900)
     pane.keys("n")
-    pane.wait_for("refind.conf: /")  # found (not the override field's "refind.conf:")
+    # Found: the path after "refind.conf:" (maybe on the next line); not the override's label.
+    pane.wait_for(lambda s: re.search(r"refind\.conf:\s+/", s) is not None)
     pane.keys("n")
     pane.wait_for("Nothing has been written yet")
     pane.keys("a")
