@@ -9,6 +9,8 @@ persistent journal, docker on the store it boots from); the core
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
@@ -31,7 +33,7 @@ SWITCHES = {
 
 
 class MachineForm(VerticalScroll, can_focus=False):
-    """Checkboxes for the machine set-up; ``values()`` gives the settings they stand for."""
+    """Checkboxes for the machine set-up; ``applied`` puts them into ``Settings``."""
 
     # Not focusable itself: Tab goes straight to the checkboxes (focusing one scrolls to it).
 
@@ -46,10 +48,15 @@ class MachineForm(VerticalScroll, can_focus=False):
             value = getattr(self.settings, key) if self.settings else True
             yield Checkbox(label, value=value, id=f"machine-{key.replace('_', '-')}")
 
-    def values(self) -> dict[str, bool]:
-        """The checkboxes as ``Settings`` fields."""
-        return {key: self.query_one(f"#machine-{key.replace('_', '-')}", Checkbox).value
-                for key in SWITCHES}
+    def ticked(self, key: str) -> bool:
+        """Whether the checkbox of ``Settings`` flag ``key`` is ticked."""
+        return self.query_one(f"#machine-{key.replace('_', '-')}", Checkbox).value
+
+    def applied(self, settings: Settings) -> Settings:
+        """``settings`` with the three flags as the checkboxes say."""
+        # Named one by one, not **kwargs: mypy checks each field of replace().
+        return replace(settings, home=self.ticked("home"), journal=self.ticked("journal"),
+                       docker_store=self.ticked("docker_store"))
 
 
 class UsersForm(VerticalScroll, can_focus=False):

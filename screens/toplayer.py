@@ -358,8 +358,8 @@ class ToplayerScreen(StepScreen):
         if s is None:
             return None
         hostname = self.query_one(UsersForm).hostname_value() or None
-        return s.with_changes(hostname=hostname, admins=tuple(self.admins),
-                              **self.query_one(MachineForm).values())
+        return self.query_one(MachineForm).applied(
+            replace(s, hostname=hostname, admins=tuple(self.admins)))
 
     def content(self, rel: str) -> bytes | None:
         """``rel`` as the top layer will have it (kept edit, else current), None: not there."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from textual.widgets import Button, Input
+from textual.widgets import Button, Input, Static
 
-from screens.review import ErrorModal, ReviewScreen
+from screens.review import ReviewScreen
 from tests.integration.bad_input_cases import CASES
-from tests.ui.conftest import SIZE, open_step
-from tests.ui.fakes_late import SETTINGS, FakeLateServices
-from tests.ui.test_late_screens import Host, state, text_of
+from tests.ui.conftest import open_step
+from tests.ui.fakes import FakeServices
+from tests.ui.fakes_late import SETTINGS
 from wizard.errors import ConfigError
 from wizard.flow import Step, WizardState
 from wizard.kernel_options import check_kernel_options
@@ -38,6 +38,10 @@ def _values(flag: str, prefix: str) -> list[str]:
 HOSTNAMES = [h for h in _values("--hostname", "hostname") if h]
 USERS = _values("--user", "user name")
 KERNEL_OPTIONS = _values("--kernel-options", "kernel option")
+
+
+def text_of(screen, selector: str) -> str:
+    return str(screen.query_one(selector, Static).content)
 
 
 def one_line(text: str, *words: str) -> None:
@@ -76,17 +80,14 @@ async def test_tui_bad_user_name_one_line_and_not_added(name: str) -> None:
 
 @pytest.mark.parametrize("options", KERNEL_OPTIONS)
 async def test_tui_bad_kernel_option_in_the_saved_config_stops_review(options: str) -> None:
-    services = FakeLateServices()
-    bad = replace(SETTINGS, kernel_options=options)
-    app = Host(lambda: ReviewScreen(state(settings=bad), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert isinstance(app.screen, ErrorModal)
+    services = FakeServices()
+    bad = WizardState(settings=replace(SETTINGS, kernel_options=options))
+    async with open_step(Step.REVIEW, bad, services) as (app, pilot):
+        screen = app.screen
+        assert isinstance(screen, ReviewScreen)  # a known fault: the error line, no dialog
         with pytest.raises(ConfigError) as refused:  # what the CLI says for the same row
             check_kernel_options(options)
-        one_line(text_of(app.screen, "#problem"), refused.value.problem)
-        await pilot.press("escape")
-        await pilot.pause()
-        assert app.screen.query_one("#apply", Button).disabled
+        problem = text_of(screen, "#error").splitlines()[0]
+        one_line(problem, refused.value.problem)
+        assert screen.query_one("#apply", Button).disabled
     assert not any(call[0] in ("preview", "apply") for call in services.calls)
