@@ -124,12 +124,13 @@ class ErrorView(ModalScreen[bool]):
 
 
 class StepIndicator(Static):
-    """``Step 4/9 · Image`` and the route, the current step highlighted."""
+    """``4/9`` and the route's steps, the current one highlighted."""
 
     def __init__(self, step: Step, state: WizardState) -> None:
         super().__init__(id="steps")
         n, total = position(step, state)
-        text = Text(f"Step {n}/{total} · {TITLES[step]}   ", style="bold")
+        # Nine steps must fit 100 columns: the title is in the header already.
+        text = Text(f"{n}/{total}  ", style="bold")
         for i, s in enumerate(ROUTES[state.mode].steps, start=1):
             text.append(" › " if i > 1 else "", style="dim")
             text.append(TITLES[s], style="reverse bold" if i == n else "dim")

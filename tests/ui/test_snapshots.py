@@ -88,7 +88,8 @@ def test_problem_not_root(snap_compare):
 
 
 def test_welcome_reconfigure(snap_compare):
-    """Welcome with a saved config: the intro, "Saved configuration on LABEL=dbw-fake:
+    """Welcome with a saved config: the step line "1/4 Welcome › Top layer › Review › Done"
+    (the reconfigure route, Welcome highlighted); the intro, "Saved configuration on LABEL=dbw-fake:
     boots desk:2, hostname box", the five choices (Reconfigure top layer highlighted
     first, Switch image/tag, Rebuild initramfs, Rewrite boot entry, Full setup last),
     Back/Next buttons and the footer."""
@@ -99,7 +100,7 @@ def test_welcome_reconfigure(snap_compare):
 
 
 def test_partition(snap_compare):
-    """Partition: the table with columns Label, UUID, Size, Device, Docker data-root,
+    """Partition: the step line "2/9" with the nine steps, Partition highlighted; the table with columns Label, UUID, Size, Device, Docker data-root,
     Mountpoint; row dbw-fake (4.0G, /dev/loop9p2, data-root yes, /mnt/dbw (+1)) with
     the cursor, row data (8.0G, /dev/sdb1, no, -); Next enabled."""
     app = app_for(FakeServices(), Step.PARTITION)
@@ -107,7 +108,7 @@ def test_partition(snap_compare):
 
 
 def test_docker_good(snap_compare):
-    """Docker daemon, all good: "Checking the Docker daemon for partition LABEL=dbw-fake…"
+    """Docker daemon, all good: the step line "3/9", Docker highlighted; "Checking the Docker daemon for partition LABEL=dbw-fake…"
     and three ticks (daemon reachable, storage driver: btrfs, data-root: /mnt/dbw/docker
     (docker_path=docker)), "All checks passed: images on this daemon can boot.", Next
     enabled and the footer's r Recheck."""
@@ -116,7 +117,7 @@ def test_docker_good(snap_compare):
 
 
 def test_docker_overlay2(snap_compare):
-    """Docker daemon on overlay2: "✔ daemon reachable", "✘ storage driver: overlay2",
+    """Docker daemon on overlay2: the step line "3/9", Docker highlighted; "✔ daemon reachable", "✘ storage driver: overlay2",
     "✘ data-root: /var/lib/docker"; "Problem: Docker uses the overlay2 storage driver, not
     btrfs, so image layers are not btrfs subvolumes" (wrapped, whole), 'Fix: put
     {"storage-driver": "btrfs"} in /etc/docker/daemon.json', "Then press r to check
@@ -126,7 +127,7 @@ def test_docker_overlay2(snap_compare):
 
 
 def test_images(snap_compare):
-    """Image: the filter field, the table (Image, Size, Created, ID) with desk:1, desk:2
+    """Image: the step line "4/9", Image highlighted; the filter field, the table (Image, Size, Created, ID) with desk:1, desk:2
     and localhost:5000/ns/app:1.0 at fixed dates, the cursor on desk:1 and under it the
     resolve result "✔ desk:1 boots from subvolume /mnt/dbw/docker/btrfs/subvolumes/
     desk:1-top" (the screen shows bootability on this line, not in a column); the pull
@@ -137,7 +138,7 @@ def test_images(snap_compare):
 
 
 def test_images_unbootable(snap_compare):
-    """Image with an unbootable choice: the cursor on desk:2 and, in red, "✘ desk:2
+    """Image with an unbootable choice (step line "4/9"): the cursor on desk:2 and, in red, "✘ desk:2
     cannot boot: image desk:2 has no layer cache-id — pull or build the image again";
     Next disabled."""
     services = FakeServices(unbootable={"desk:2": "image desk:2 has no layer cache-id"})
@@ -158,7 +159,7 @@ async def _edit_hostname_file(pilot) -> None:
 
 
 def test_toplayer(snap_compare):
-    """Top layer, Files tab: the step line "Step 5/9 · Top layer"; the warning "Everything
+    """Top layer, Files tab: the step line "5/9", Top layer highlighted; the warning "Everything
     outside the top layer … RESET AT EVERY BOOT."; tabs "Files (f1) / Hostname & users (f2) /
     Machine (f3) / fstab helper (f4)"; the tree with etc/ (docker/daemon.json (new),
     fstab (new), hostname, shadow); the editor holding etc/hostname edited to "desk1"
@@ -210,7 +211,7 @@ def test_toplayer_machine(snap_compare):
 
 
 def test_initramfs(snap_compare):
-    """Initramfs after a finished fake build: "Generator: initramfs-tools kernel:
+    """Initramfs after a finished fake build (step line "6/9", Initramfs highlighted): "Generator: initramfs-tools kernel:
     6.1.0-18-amd64 (/boot/vmlinuz-6.1.0-18-amd64)", "Built (installed at Review):
     staged", the progress bar full at 100%, the log (== Building initramfs-tools
     initramfs, dockerboot-build: running mkinitramfs), Cancel disabled, Next enabled."""
@@ -220,7 +221,7 @@ def test_initramfs(snap_compare):
 
 
 def test_bootloader(snap_compare):
-    """Bootloader: "ESP: found automatically    refind.conf: /boot/efi/EFI/refind/
+    """Bootloader (step line "7/9", Boot entry highlighted): "ESP: found automatically    refind.conf: /boot/efi/EFI/refind/
     refind.conf", the override field; the wizard's marked menuentry "Docker image desk:1"
     (volume dbw-fake, loader boot_docker/vmlinuz, initrd boot_docker/initrd.img) with its
     options line wrapped and whole, from root=LABEL=dbw-fake to docker_image=desk:1 and
@@ -232,7 +233,8 @@ def test_bootloader(snap_compare):
 
 
 def test_review(snap_compare):
-    """Review before Apply: "Nothing has been written yet. Apply (a) writes: initramfs,
+    """Review before Apply (step line "8/9", Review highlighted; Back, Apply (a) and a dimmed
+    Next, which comes with Apply's success): "Nothing has been written yet. Apply (a) writes: initramfs,
     toplayer, bootloader, config."; the scrollable sections from the top: Summary
     (LABEL=dbw-fake (/dev/loop9p2), desk:1 -> subvolume, kernel command line
     root=LABEL=dbw-fake rootflags=subvol=docker_rwlayer), Subvolumes (docker kept,
@@ -248,7 +250,7 @@ def test_review(snap_compare):
 
 
 def test_done(snap_compare):
-    """Done after a full setup: "Done", "Kernel, initramfs and the rEFInd entry for
+    """Done after a full setup (step line "9/9", Done highlighted; no Back): "Done", "Kernel, initramfs and the rEFInd entry for
     desk:1 are in place.", At the next boot (pick dockerboot desk:1, reset at every
     boot; what persists: /home, /var/log/journal, /var/lib/docker with their
     subvolumes), To update (docker pull desk:1), To come back; the Finish button."""
