@@ -78,9 +78,9 @@ def until(screen_type: type, ready: Callable[[object], bool] = lambda s: True,
 
 
 def test_problem_not_root(snap_compare):
-    """The problem screen before the first step: title "The wizard cannot start", the
-    problem "dockerboot-wizard must run as root", "How to fix: run it again with sudo",
-    the hint to press r or q, and the footer keys r (Check again) and q (Quit)."""
+    """The problem screen before the first step: title "The wizard cannot start", the problem
+    "dockerboot-wizard must run as root", "How to fix: run it again with sudo", the hint to press r
+    or q, and the footer keys r (Check again) and q (Quit)."""
     services = FakeServices(env_problems=[NotRootError("dockerboot-wizard must run as root",
                                                        "run it again with sudo")])
     assert snap_compare(app_for(services), terminal_size=SIZE,
@@ -88,11 +88,11 @@ def test_problem_not_root(snap_compare):
 
 
 def test_welcome_reconfigure(snap_compare):
-    """Welcome with a saved config: the step line "1/4 Welcome › Top layer › Review › Done"
-    (the reconfigure route, Welcome highlighted); the intro, "Saved configuration on LABEL=dbw-fake:
-    boots desk:2, hostname box", the five choices (Reconfigure top layer highlighted
-    first, Switch image/tag, Rebuild initramfs, Rewrite boot entry, Full setup last),
-    Back/Next buttons and the footer."""
+    """Welcome with a saved config: the step line "1/4 Welcome › Top layer › Review › Done" (the
+    reconfigure route, Welcome highlighted); the intro, "Saved configuration on LABEL=dbw-fake:
+    boots desk:2, hostname box", the five choices (Reconfigure top layer highlighted first, Switch
+    image/tag, Rebuild initramfs, Rewrite boot entry, Full setup last), Back/Next buttons and the
+    footer."""
     saved = Settings(label=PART.label, image="desk:2", hostname="box")
     app = app_for(FakeServices(saved={PART.label: saved}))
     assert snap_compare(app, terminal_size=SIZE,
@@ -100,47 +100,48 @@ def test_welcome_reconfigure(snap_compare):
 
 
 def test_partition(snap_compare):
-    """Partition: the step line "2/9" with the nine steps, Partition highlighted; the table with columns Label, UUID, Size, Device, Docker data-root,
-    Mountpoint; row dbw-fake (4.0G, /dev/loop9p2, data-root yes, /mnt/dbw (+1)) with
-    the cursor, row data (8.0G, /dev/sdb1, no, -); Next enabled."""
+    """Partition: the step line "2/9" with the nine steps, Partition highlighted; the table with
+    columns Label, UUID, Size, Device, Docker data-root, Mountpoint; row dbw-fake (4.0G,
+    /dev/loop9p2, data-root yes, /mnt/dbw (+1)) with the cursor, row data (8.0G, /dev/sdb1, no, -);
+    Next enabled."""
     app = app_for(FakeServices(), Step.PARTITION)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(PartitionScreen))
 
 
 def test_docker_good(snap_compare):
-    """Docker daemon, all good: the step line "3/9", Docker highlighted; "Checking the Docker daemon for partition LABEL=dbw-fake…"
-    and three ticks (daemon reachable, storage driver: btrfs, data-root: /mnt/dbw/docker
-    (docker_path=docker)), "All checks passed: images on this daemon can boot.", Next
-    enabled and the footer's r Recheck."""
+    """Docker daemon, all good: the step line "3/9", Docker highlighted; "Checking the Docker daemon
+    for partition LABEL=dbw-fake…" and three ticks (daemon reachable, storage driver: btrfs,
+    data-root: /mnt/dbw/docker (docker_path=docker)), "All checks passed: images on this daemon can
+    boot.", Next enabled and the footer's r Recheck."""
     app = app_for(FakeServices(), Step.DOCKER, CHOSEN)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(DockerDaemonScreen))
 
 
 def test_docker_overlay2(snap_compare):
-    """Docker daemon on overlay2: the step line "3/9", Docker highlighted; "✔ daemon reachable", "✘ storage driver: overlay2",
-    "✘ data-root: /var/lib/docker"; "Problem: Docker uses the overlay2 storage driver, not
-    btrfs, so image layers are not btrfs subvolumes" (wrapped, whole), 'Fix: put
-    {"storage-driver": "btrfs"} in /etc/docker/daemon.json', "Then press r to check
-    again."; Next disabled (dimmed button and footer key)."""
+    """Docker daemon on overlay2: the step line "3/9", Docker highlighted; "✔ daemon reachable", "✘
+    storage driver: overlay2", "✘ data-root: /var/lib/docker"; "Problem: Docker uses the overlay2
+    storage driver, not btrfs, so image layers are not btrfs subvolumes" (wrapped, whole), 'Fix: put
+    {"storage-driver": "btrfs"} in /etc/docker/daemon.json', "Then press r to check again."; Next
+    disabled (dimmed button and footer key)."""
     app = app_for(FakeServices(docker=OVERLAY_DOCKER), Step.DOCKER, CHOSEN)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(DockerDaemonScreen))
 
 
 def test_images(snap_compare):
-    """Image: the step line "4/9", Image highlighted; the filter field, the table (Image, Size, Created, ID) with desk:1, desk:2
-    and localhost:5000/ns/app:1.0 at fixed dates, the cursor on desk:1 and under it the
-    resolve result "✔ desk:1 boots from subvolume /mnt/dbw/docker/btrfs/subvolumes/
-    desk:1-top" (the screen shows bootability on this line, not in a column); the pull
-    field with an empty progress bar at 0% beside it; Next enabled."""
+    """Image: the step line "4/9", Image highlighted; the filter field, the table (Image, Size,
+    Created, ID) with desk:1, desk:2 and localhost:5000/ns/app:1.0 at fixed dates, the cursor on
+    desk:1 and under it the resolve result "✔ desk:1 boots from subvolume
+    /mnt/dbw/docker/btrfs/subvolumes/ desk:1-top" (the screen shows bootability on this line, not in
+    a column); the pull field with an empty progress bar at 0% beside it; Next enabled."""
     app = app_for(FakeServices(), Step.IMAGE, CHOSEN)
     assert snap_compare(app, terminal_size=SIZE,
                         run_before=until(ImagesScreen, lambda s: bool(s.resolved)))
 
 
 def test_images_unbootable(snap_compare):
-    """Image with an unbootable choice (step line "4/9"): the cursor on desk:2 and, in red, "✘ desk:2
-    cannot boot: image desk:2 has no layer cache-id — pull or build the image again";
-    Next disabled."""
+    """Image with an unbootable choice (step line "4/9"): the cursor on desk:2 and, in red, "✘
+    desk:2 cannot boot: image desk:2 has no layer cache-id — pull or build the image again"; Next
+    disabled."""
     services = FakeServices(unbootable={"desk:2": "image desk:2 has no layer cache-id"})
     state = WizardState(settings=Settings(label=PART.label, image="desk:2"))
     app = app_for(services, Step.IMAGE, state)
@@ -161,11 +162,10 @@ async def _edit_hostname_file(pilot) -> None:
 def test_toplayer(snap_compare):
     """Top layer, Files tab: the step line "5/9", Top layer highlighted; the warning "Everything
     outside the top layer … RESET AT EVERY BOOT."; tabs "Files (f1) / Hostname & users (f2) /
-    Machine (f3) / fstab helper (f4)"; the tree with etc/ (docker/daemon.json (new),
-    fstab (new), hostname, shadow); the editor holding etc/hostname edited to "desk1"
-    with line numbers; below it the diff against the image's own file (-debian, +desk1)
-    and "ctrl+s again keeps it"; Back and Next; the footer: n b q, "f1 f2 f3 f4 Switch
-    tab", ^s Keep file, ^o Diff vs image."""
+    Machine (f3) / fstab helper (f4)"; the tree with etc/ (docker/daemon.json (new), fstab (new),
+    hostname, shadow); the editor holding etc/hostname edited to "desk1" with line numbers; below it
+    the diff against the image's own file (-debian, +desk1) and "ctrl+s again keeps it"; Back and
+    Next; the footer: n b q, "f1 f2 f3 f4 Switch tab", ^s Keep file, ^o Diff vs image."""
     app = app_for(FakeServices(), Step.TOPLAYER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
         ToplayerScreen, lambda s: bool(s.files), _edit_hostname_file))
@@ -185,10 +185,10 @@ async def _hostname_and_user(pilot) -> None:
 
 
 def test_toplayer_hostname_users(snap_compare):
-    """Top layer, Hostname & users tab: the warning on top, hostname "desk1", the new-user
-    row (name ann, focused: accent border; both password fields emptied and masked, an
-    unticked "admin" box, Add user), the error "The passwords do not match: type them
-    again." and "Users: none"; the footer: "f1 f2 f3 f4 Switch tab", esc Leave field."""
+    """Top layer, Hostname & users tab: the warning on top, hostname "desk1", the new-user row (name
+    ann, focused: accent border; both password fields emptied and masked, an unticked "admin" box,
+    Add user), the error "The passwords do not match: type them again." and "Users: none"; the
+    footer: "f1 f2 f3 f4 Switch tab", esc Leave field."""
     app = app_for(FakeServices(), Step.TOPLAYER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
         ToplayerScreen, lambda s: bool(s.files), _hostname_and_user))
@@ -200,46 +200,46 @@ async def _machine_tab(pilot) -> None:
 
 
 def test_toplayer_machine(snap_compare):
-    """Top layer, Machine tab: "Every machine also gets its own machine-id …" and three
-    ticked boxes: persistent /home (subvolume 'home', homes from /etc/skel), persistent
-    journal (subvolume 'journal', journalctl -b -1), and "The booted system's docker uses
-    this store: fstab mounts it, daemon.json picks btrfs", whole on its line; the first
-    box focused (f3 focuses it: accent border)."""
+    """Top layer, Machine tab: "Every machine also gets its own machine-id …" and three ticked
+    boxes: persistent /home (subvolume 'home', homes from /etc/skel), persistent journal (subvolume
+    'journal', journalctl -b -1), and "The booted system's docker uses this store: fstab mounts it,
+    daemon.json picks btrfs", whole on its line; the first box focused (f3 focuses it: accent
+    border)."""
     app = app_for(FakeServices(), Step.TOPLAYER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
         ToplayerScreen, lambda s: bool(s.files), _machine_tab))
 
 
 def test_initramfs(snap_compare):
-    """Initramfs after a finished fake build (step line "6/9", Initramfs highlighted): "Generator: initramfs-tools kernel:
-    6.1.0-18-amd64 (/boot/vmlinuz-6.1.0-18-amd64)", "Built (installed at Review):
-    staged", the progress bar full at 100%, the log (== Building initramfs-tools
-    initramfs, dockerboot-build: running mkinitramfs), Cancel disabled, Next enabled."""
+    """Initramfs after a finished fake build (step line "6/9", Initramfs highlighted): "Generator:
+    initramfs-tools kernel: 6.1.0-18-amd64 (/boot/vmlinuz-6.1.0-18-amd64)", "Built (installed at
+    Review): staged", the progress bar full at 100%, the log (== Building initramfs-tools initramfs,
+    dockerboot-build: running mkinitramfs), Cancel disabled, Next enabled."""
     app = app_for(FakeServices(), Step.INITRAMFS, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
         InitramfsScreen, lambda s: s.state.staged_initramfs is not None))
 
 
 def test_bootloader(snap_compare):
-    """Bootloader (step line "7/9", Boot entry highlighted): "ESP: found automatically    refind.conf: /boot/efi/EFI/refind/
-    refind.conf", the override field; the wizard's marked menuentry "Docker image desk:1"
-    (volume dbw-fake, loader boot_docker/vmlinuz, initrd boot_docker/initrd.img) with its
-    options line wrapped and whole, from root=LABEL=dbw-fake to docker_image=desk:1 and
-    toplayer_path=boot_docker/toplayer; then the refind.conf diff: the user's
-    menuentry "Other" as context and the marked entry added; Next enabled."""
+    """Bootloader (step line "7/9", Boot entry highlighted): "ESP: found automatically refind.conf:
+    /boot/efi/EFI/refind/ refind.conf", the override field; the wizard's marked menuentry "Docker
+    image desk:1" (volume dbw-fake, loader boot_docker/vmlinuz, initrd boot_docker/initrd.img) with
+    its options line wrapped and whole, from root=LABEL=dbw-fake to docker_image=desk:1 and
+    toplayer_path=boot_docker/toplayer; then the refind.conf diff: the user's menuentry "Other" as
+    context and the marked entry added; Next enabled."""
     app = app_for(FakeServices(), Step.BOOTLOADER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
         BootloaderScreen, lambda s: s.found is not None))
 
 
 def test_review(snap_compare):
-    """Review before Apply (step line "8/9", Review highlighted; Back, Apply (a) and a dimmed
-    Next, which comes with Apply's success): "Nothing has been written yet. Apply (a) writes: initramfs,
-    toplayer, bootloader, config."; the scrollable sections from the top: Summary
-    (LABEL=dbw-fake (/dev/loop9p2), desk:1 -> subvolume, kernel command line
-    root=LABEL=dbw-fake rootflags=subvol=docker_rwlayer), Subvolumes (docker kept,
-    docker_rwlayer recreated at EVERY boot), the vmlinuz/initrd.img pair "already built,
-    installed now"; an empty progress bar at 0% and an empty log; Apply (a) enabled."""
+    """Review before Apply (step line "8/9", Review highlighted; Back, Apply (a) and a dimmed Next,
+    which comes with Apply's success): "Nothing has been written yet. Apply (a) writes: initramfs,
+    toplayer, bootloader, config."; the scrollable sections from the top: Summary (LABEL=dbw-fake
+    (/dev/loop9p2), desk:1 -> subvolume, kernel command line root=LABEL=dbw-fake
+    rootflags=subvol=docker_rwlayer), Subvolumes (docker kept, docker_rwlayer recreated at EVERY
+    boot), the vmlinuz/initrd.img pair "already built, installed now"; an empty progress bar at 0%
+    and an empty log; Apply (a) enabled."""
     state = replace(READY, staged_initramfs="boot_docker/.build-fake",
                     settings=replace(SETTINGS, hostname="desk1"))
     services = FakeServices()
@@ -250,9 +250,9 @@ def test_review(snap_compare):
 
 
 def test_done(snap_compare):
-    """Done after a full setup (step line "9/9", Done highlighted; no Back): "Done", "Kernel, initramfs and the rEFInd entry for
-    desk:1 are in place.", At the next boot (pick dockerboot desk:1, reset at every
-    boot; what persists: /home, /var/log/journal, /var/lib/docker with their
+    """Done after a full setup (step line "9/9", Done highlighted; no Back): "Done", "Kernel,
+    initramfs and the rEFInd entry for desk:1 are in place.", At the next boot (pick dockerboot
+    desk:1, reset at every boot; what persists: /home, /var/log/journal, /var/lib/docker with their
     subvolumes), To update (docker pull desk:1), To come back; the Finish button."""
     app = app_for(FakeServices(), Step.DONE, replace(READY, mode=Mode.FULL))
     assert snap_compare(app, terminal_size=SIZE, run_before=until(DoneScreen))
