@@ -10,13 +10,13 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Button, Input
 
-from screens.review import ErrorModal, ReviewScreen
 from screens.toplayer import ToplayerScreen
 from tests.integration.bad_input_cases import CASES
-from tests.ui.conftest import SIZE
+from tests.ui.conftest import SIZE, open_step, text
 from tests.ui.fakes_late import SETTINGS, FakeLateServices
 from tests.ui.test_late_screens import Host, state, text_of
 from wizard.errors import ConfigError
+from wizard.flow import Step, WizardState
 from wizard.kernel_options import check_kernel_options
 
 
@@ -85,16 +85,12 @@ async def test_tui_bad_user_name_one_line_and_not_added(name: str) -> None:
 @pytest.mark.parametrize("options", KERNEL_OPTIONS)
 async def test_tui_bad_kernel_option_in_the_saved_config_stops_review(options: str) -> None:
     services = FakeLateServices()
-    bad = SETTINGS.with_changes(kernel_options=options)
-    app = Host(lambda: ReviewScreen(state(settings=bad), services))
-    async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        assert isinstance(app.screen, ErrorModal)
+    bad = WizardState(settings=SETTINGS.with_changes(kernel_options=options))
+    async with open_step(Step.REVIEW, bad, services) as (app, _pilot):
         with pytest.raises(ConfigError) as refused:  # what the CLI says for the same row
             check_kernel_options(options)
-        one_line(text_of(app.screen, "#problem"), refused.value.problem)
-        await pilot.press("escape")
-        await pilot.pause()
+        problem, fix = text(app.screen, "#error").split("\n")
+        assert problem == f"Problem: {refused.value.problem}"
+        assert fix == f"How to fix: {refused.value.fix}"
         assert app.screen.query_one("#apply", Button).disabled
     assert not any(call[0] in ("preview", "apply") for call in services.calls)

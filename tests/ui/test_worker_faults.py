@@ -1,4 +1,7 @@
-"""Any fault of a worker (OSError, docker error, a bug) shows one line; no screen waits."""
+"""Any fault of a Top-layer worker (OSError, docker error, a bug) is shown; no screen waits.
+
+The other steps' workers: the one error path in each screen's own test module.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,11 @@ import os
 
 import docker.errors
 import pytest
-from textual.widgets import DataTable, Static
 
 from screens.toplayer import ToplayerScreen
-from screens.wizard_app import make_app
-from tests.ui.conftest import SIZE, settle
-from tests.ui.fakes import PART, FakeServices
+from tests.ui.conftest import SIZE
 from tests.ui.fakes_late import FakeLateServices
 from tests.ui.test_late_screens import Host, state, text_of
-from wizard.config import Settings
-from wizard.flow import Step, WizardState
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/mnt/top/boot_docker/initrd.img")
 EIO = OSError(errno.EIO, os.strerror(errno.EIO))
@@ -32,53 +30,6 @@ def raising(exc: BaseException):
     def method(*args: object, **kwargs: object):
         raise exc
     return method
-
-
-def one_line(text: str, words: str) -> None:
-    assert words in text, text
-    assert "Traceback" not in text
-
-
-@pytest.mark.parametrize("kind", list(FAULTS))
-async def test_partition_list_fault_is_shown_and_r_retries(kind: str) -> None:
-    exc, words = FAULTS[kind]
-    fake = FakeServices()
-    good = fake.partitions
-    fake.partitions = raising(exc)  # type: ignore[method-assign]
-    app = make_app(fake, start_at=Step.PARTITION)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        status = str(app.screen.query_one("#status", Static).render())
-        one_line(status, words)
-        assert "r retries" in status
-        assert app.screen.query_one("#partitions", DataTable).row_count == 0
-        fake.partitions = good  # type: ignore[method-assign]
-        await pilot.press("r")
-        await settle(pilot)
-        assert app.screen.query_one("#partitions", DataTable).row_count == 2
-
-
-async def test_one_unreadable_partition_keeps_the_others() -> None:
-    fake = FakeServices()
-    fake.has_data_root = lambda p: (_ for _ in ()).throw(EIO) if p.label == "data" \
-        else p.label == PART.label  # type: ignore[method-assign]
-    app = make_app(fake, start_at=Step.PARTITION)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        assert app.screen.query_one("#partitions", DataTable).row_count == 2
-        one_line(str(app.screen.query_one("#status", Static).render()), "data: Input/output")
-
-
-@pytest.mark.parametrize("kind", list(FAULTS))
-async def test_images_list_fault_is_shown(kind: str) -> None:
-    exc, words = FAULTS[kind]
-    fake = FakeServices()
-    fake.images = raising(exc)  # type: ignore[method-assign]
-    chosen = WizardState(settings=Settings(label=PART.label, image=""))
-    app = make_app(fake, start_at=Step.IMAGE, state=chosen)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        one_line(str(app.screen.query_one("#resolved", Static).render()), words)
 
 
 @pytest.mark.parametrize("method", ["toplayer_files", "image_file"])
