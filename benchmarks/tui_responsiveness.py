@@ -34,8 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from screens.initramfs import InitramfsScreen  # noqa: E402
 from screens.wizard_app import make_app  # noqa: E402
-from tests.ui.fakes import FakeServices  # noqa: E402
-from tests.ui.fakes_late import SETTINGS  # noqa: E402
+from tests.ui.fakes import SETTINGS, FakeServices  # noqa: E402
 from wizard.events import Event, LogLine, Progress, StepDone  # noqa: E402
 from wizard.flow import Step, WizardState  # noqa: E402
 

@@ -1,4 +1,8 @@
-"""Shared fixtures of the Pilot tests."""
+"""Shared fixtures of the Pilot tests: ``open_step`` opens one step on fakes.
+
+What every step shares (the quit rule, the one error path) is checked by
+``tests/ui/every_step.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 
 import pytest
+from rich.syntax import Syntax
 from textual.app import ComposeResult
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import Button, Static
 
 from screens.base import TITLES, StepScreen
 from screens.wizard_app import DockerbootApp
@@ -90,6 +95,8 @@ async def until(pilot, ready, what: str) -> None:
         await pilot.pause()
         if ready():
             return
+        if not pilot.app.is_running:  # e.g. the flow failed to open a step
+            raise AssertionError(f"the app ended before: {what}")
     raise AssertionError(f"never happened: {what} (at {pilot.app.screen!r})")
 
 
@@ -106,3 +113,26 @@ async def settle(pilot) -> None:
         if busy:  # an empty list would mean "all workers", the flow worker included
             await app.workers.wait_for_complete(busy)
     await pilot.pause()
+
+
+# --- reading a screen ---
+
+def shown(widget: Static) -> str:
+    """What ``widget`` shows, markup rendered (a ``Syntax``: its code)."""
+    content = widget.content
+    return content.code if isinstance(content, Syntax) else str(widget.render())
+
+
+def text(screen: Screen, selector: str) -> str:
+    """What the ``Static`` at ``selector`` shows (see ``shown``)."""
+    return shown(screen.query_one(selector, Static))
+
+
+def next_enabled(screen: Screen) -> bool:
+    return not screen.query_one("#next", Button).disabled
+
+
+async def press(pilot: Pilot, *keys: str) -> None:
+    """Press ``keys``, then let the work they started finish."""
+    await pilot.press(*keys)
+    await settle(pilot)

@@ -15,8 +15,7 @@ from textual.widgets import Button, Input, Static
 from screens.review import ReviewScreen
 from tests.integration.bad_input_cases import CASES
 from tests.ui.conftest import open_step
-from tests.ui.fakes import FakeServices
-from tests.ui.fakes_late import SETTINGS
+from tests.ui.fakes import SETTINGS, FakeServices
 from wizard.errors import ConfigError
 from wizard.flow import Step, WizardState
 from wizard.kernel_options import check_kernel_options

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from rich.syntax import Syntax
 from textual.widgets import Button, Input, Static
 
 from screens.base import ConfirmScreen, ErrorView
 from screens.bootloader import BootloaderScreen
-from tests.ui.conftest import open_step, settle
-from tests.ui.fakes import FakeServices
-from tests.ui.fakes_late import SETTINGS
+from tests.ui.conftest import open_step, settle, text
+from tests.ui.every_step import back_and_quit
+from tests.ui.fakes import SETTINGS, FakeServices
 from wizard.flow import Back, Next, Quit, Step, WizardState
 
 CLEAN = WizardState(settings=SETTINGS, saved=SETTINGS)
@@ -19,22 +18,13 @@ CLEAN = WizardState(settings=SETTINGS, saved=SETTINGS)
 AT_ESP = replace(CLEAN, settings=replace(SETTINGS, esp="/esp"))
 
 
-def shown(screen, selector: str) -> str:
-    content = screen.query_one(selector, Static).content
-    return content.code if isinstance(content, Syntax) else str(content)
-
-
-def line(screen) -> str:
-    return str(screen.query_one("#error", Static).render())
-
-
 async def test_shows_where_the_entry_goes_and_the_diff_then_next():
     async with open_step(Step.BOOTLOADER, state=CLEAN) as (app, pilot):
         screen = app.screen
         assert isinstance(screen, BootloaderScreen)
-        assert "/boot/efi/EFI/refind/refind.conf" in shown(screen, "#where")
-        assert "volume dbw-fake" in shown(screen, "#entry")
-        diff = shown(screen, "#diff")
+        assert "/boot/efi/EFI/refind/refind.conf" in text(screen, "#where")
+        assert "volume dbw-fake" in text(screen, "#entry")
+        diff = text(screen, "#diff")
         assert "+menuentry" in diff and "docker_image=desk:1" in diff
         assert not screen.query_one("#next", Button).disabled
         await pilot.press("n")
@@ -49,9 +39,9 @@ async def test_not_found_then_another_path_is_looked_up_and_handed_on():
     async with open_step(Step.BOOTLOADER, state=CLEAN, services=services) as (app, pilot):
         screen = app.screen
         assert isinstance(screen, BootloaderScreen)  # the user's problem: no dialog
-        assert "Problem: no mounted ESP found" in line(screen)
-        assert "How to fix: mount it or give its path" in line(screen)
-        assert "type the ESP directory or refind.conf path below" in shown(screen, "#where")
+        assert "Problem: no mounted ESP found" in text(screen, "#error")
+        assert "How to fix: mount it or give its path" in text(screen, "#error")
+        assert "type the ESP directory or refind.conf path below" in text(screen, "#where")
         assert screen.query_one("#next", Button).disabled
         await pilot.press("n")
         await pilot.pause()
@@ -60,7 +50,7 @@ async def test_not_found_then_another_path_is_looked_up_and_handed_on():
         await pilot.press(*"/esp", "enter")
         await settle(pilot)
         assert not screen.query_one("#error", Static).display
-        assert "/esp/EFI/refind/refind.conf" in shown(screen, "#where")
+        assert "/esp/EFI/refind/refind.conf" in text(screen, "#where")
         assert ("find_refind", ("/esp", None)) in services.calls
         await pilot.press("escape", "n")
         await settle(pilot)
@@ -78,12 +68,8 @@ async def test_back_carries_the_path_given():
         assert app.screen.STEP is Step.INITRAMFS
 
 
-async def test_quit_without_changes_does_not_ask():
-    async with open_step(Step.BOOTLOADER, state=CLEAN) as (app, pilot):
-        await pilot.press("q")
-        await settle(pilot)
-        assert app.outcomes == [Quit(CLEAN)]
-        assert not app.is_running
+async def test_back_and_quit_carry_the_state():
+    await back_and_quit(Step.BOOTLOADER, WizardState(settings=SETTINGS), CLEAN)
 
 
 async def test_quit_asks_first_when_a_typed_path_would_be_lost():
@@ -115,14 +101,13 @@ async def test_unexpected_fault_offers_the_way_back():
     async with open_step(Step.BOOTLOADER, state=CLEAN, services=services) as (app, pilot):
         view = app.screen
         assert isinstance(view, ErrorView)
-        assert "unexpected RuntimeError: something odd" in str(
-            view.query_one("#error-problem", Static).render())
+        assert "unexpected RuntimeError: something odd" in text(view, "#error-problem")
         assert "Back to the previous step" in str(view.query_one("#error-back", Button).label)
         await pilot.press("escape")  # stay: the error line keeps the problem
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, BootloaderScreen)
-        assert "unexpected RuntimeError" in line(screen)
+        assert "unexpected RuntimeError" in text(screen, "#error")
         assert screen.query_one("#next", Button).disabled
         screen.look_up()
         await settle(pilot)

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from textual.widgets import Button, Markdown
 
 from screens.done import DoneScreen
-from tests.ui.conftest import open_step, settle
-from tests.ui.fakes_late import SETTINGS
-from wizard.flow import Mode, Next, Quit, Step, WizardState
+from tests.ui.conftest import open_step, press
+from tests.ui.fakes import SETTINGS
+from wizard.flow import Mode, Next, Outcome, Quit, Step, WizardState
 
 APPLIED = WizardState(settings=SETTINGS, saved=SETTINGS)
 """What Review hands on after Apply."""
 
 
-async def test_explains_next_boot_update_and_return_then_enter_finishes():
-    async with open_step(Step.DONE, state=APPLIED) as (app, pilot):
+async def test_explains_next_boot_update_and_return_with_finish_focused():
+    async with open_step(Step.DONE, state=APPLIED) as (app, _pilot):
         screen = app.screen
         assert isinstance(screen, DoneScreen)
         source = screen.query_one(Markdown).source
@@ -26,19 +27,23 @@ async def test_explains_next_boot_update_and_return_then_enter_finishes():
         assert str(screen.query_one("#next", Button).label) == "Finish"
         assert screen.active_bindings["n"].binding.description == "Finish"
         assert app.focused is screen.query_one("#next", Button)
-        await pilot.press("enter")
-        await settle(pilot)
-        assert app.outcomes == [Next(APPLIED)]
-        assert not app.is_running
 
 
-async def test_enter_finishes_with_the_text_focused():
+@pytest.mark.parametrize("key, focused, outcome", [
+    ("enter", True, Next(APPLIED)),
+    ("enter", False, Next(APPLIED)),  # the text focused: Enter still finishes
+    # Review hands on a state with nothing unsaved: the one quit rule does not ask.
+    ("q", True, Quit(APPLIED)),
+    ("ctrl+q", True, Quit(APPLIED)),
+])
+async def test_enter_finishes_and_quit_does_not_ask_after_apply(key: str, focused: bool,
+                                                                 outcome: Outcome):
     async with open_step(Step.DONE, state=APPLIED) as (app, pilot):
-        screen = app.screen
-        screen.set_focus(None)
-        await pilot.press("enter")
-        await settle(pilot)
-        assert app.outcomes == [Next(APPLIED)]
+        if not focused:
+            app.screen.set_focus(None)
+        await press(pilot, key)
+        assert not app.is_running
+    assert app.outcomes == [outcome]
 
 
 async def test_reconfigure_says_only_the_top_layer_changed():
@@ -53,22 +58,5 @@ async def test_there_is_no_way_back_after_apply():
         assert not screen.query_one("#back", Button).display
         assert not any(b.binding.action == "back" for b in screen.active_bindings.values()
                        if b.binding.show)  # not in the footer
-        await pilot.press("b")
-        await pilot.pause()
+        await press(pilot, "b")
         assert app.outcomes == [] and app.screen is screen
-
-
-async def test_quit_does_not_ask_after_apply():
-    # Review hands on a state with nothing unsaved: the one quit rule does not ask.
-    async with open_step(Step.DONE, state=APPLIED) as (app, pilot):
-        await pilot.press("q")
-        await settle(pilot)
-        assert app.outcomes == [Quit(APPLIED)]
-        assert not app.is_running
-
-
-async def test_ctrl_q_quits_too():
-    async with open_step(Step.DONE, state=APPLIED) as (app, pilot):
-        await pilot.press("ctrl+q")
-        await settle(pilot)
-        assert app.outcomes == [Quit(APPLIED)]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
 from textual.widgets import Button, Static
 
 from screens.base import ConfirmScreen, ErrorView
 from screens.initramfs import InitramfsScreen
-from tests.ui.conftest import open_step, settle
-from tests.ui.fakes import FakeServices
-from tests.ui.fakes_late import SETTINGS
+from tests.ui.conftest import open_step, settle, text
+from tests.ui.every_step import BOOM, failing, way_back
+from tests.ui.fakes import SETTINGS, FakeServices
 from wizard.events import LogLine
 from wizard.flow import Back, Next, Quit, Step, WizardState
 
@@ -19,10 +18,6 @@ STAGED = "boot_docker/.build-fake"  # what the fake build returns
 OLD = "boot_docker/.build-old"
 CLEAN = WizardState(settings=SETTINGS, saved=SETTINGS)
 """Saved == settings: nothing in the state itself is unsaved."""
-
-
-def shown(screen, selector: str) -> str:
-    return str(screen.query_one(selector, Static).render())
 
 
 def discarded(services: FakeServices) -> list[object]:
@@ -47,10 +42,10 @@ async def test_build_runs_on_entry_and_next_carries_the_staged_build():
         screen = app.screen
         assert isinstance(screen, InitramfsScreen)
         assert screen.query_one(".nav").styles.dock == "bottom"  # StepScreen's CSS applies
-        assert "initramfs-tools" in shown(screen, "#target")
-        assert "6.1.0-18-amd64" in shown(screen, "#target")
+        assert "initramfs-tools" in text(screen, "#target")
+        assert "6.1.0-18-amd64" in text(screen, "#target")
         assert "dockerboot-build: running mkinitramfs" in screen.work_log.lines
-        assert "Built (installed at Review): staged" in shown(screen, "#status")
+        assert "Built (installed at Review): staged" in text(screen, "#status")
         assert not screen.query_one("#next", Button).disabled
         assert screen.query_one("#cancel", Button).disabled
         assert not screen.query_one("#build", Button).disabled
@@ -65,7 +60,7 @@ async def test_a_build_handed_on_before_is_offered_not_rebuilt():
     services = FakeServices()
     kept = replace(CLEAN, staged_initramfs=OLD)
     async with open_step(Step.INITRAMFS, state=kept, services=services) as (app, pilot):
-        assert "Already built" in shown(app.screen, "#status")
+        assert "Already built" in text(app.screen, "#status")
         assert builds(services) == 0
         await pilot.press("n")
         await settle(pilot)
@@ -128,8 +123,8 @@ async def test_cancelled_rebuild_says_so_and_back_carries_no_build():
         await settle(pilot)
         assert app.screen is screen  # a cancel is no failure: no dialog
         error = screen.query_one("#error", Static)
-        assert "Cancelled: " in shown(screen, "#error")
-        assert "previous kernel and initramfs are untouched" in shown(screen, "#error")
+        assert "Cancelled: " in text(screen, "#error")
+        assert "previous kernel and initramfs are untouched" in text(screen, "#error")
         assert not error.has_class("error")
         assert not screen.building and not screen.busy
         assert screen.query_one("#next", Button).disabled
@@ -166,8 +161,8 @@ async def test_build_failure_shows_problem_fix_and_the_last_log_lines():
     async with open_step(Step.INITRAMFS, state=CLEAN, services=services) as (app, pilot):
         view = app.screen
         assert isinstance(view, ErrorView)
-        assert "no btrfs module" in shown(view, "#error-problem")
-        assert "fix the image" in shown(view, "#error-fix")
+        assert "no btrfs module" in text(view, "#error-problem")
+        assert "fix the image" in text(view, "#error-fix")
         tail = str(view.query_one("#error-tail Static", Static).render())
         # The relayed log, then the build's own last lines.
         assert "dockerboot-build: running mkinitramfs" in tail
@@ -177,7 +172,7 @@ async def test_build_failure_shows_problem_fix_and_the_last_log_lines():
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, InitramfsScreen)
-        line = shown(screen, "#error")
+        line = text(screen, "#error")
         assert "Problem: building the initramfs in desk:1 failed: no btrfs module" in line
         assert "How to fix: fix the image" in line
         assert screen.query_one("#error", Static).has_class("error")
@@ -196,7 +191,7 @@ async def test_detect_failure_names_what_to_add_to_the_image():
     async with open_step(Step.INITRAMFS, state=CLEAN, services=services) as (app, pilot):
         screen = app.screen
         assert isinstance(screen, InitramfsScreen)  # no log tail: no dialog
-        line = shown(screen, "#error")
+        line = text(screen, "#error")
         assert "Problem: image desk:1 has no kernel in /lib/modules" in line
         assert "How to fix: add `linux-image-amd64` to its Dockerfile" in line
         assert builds(services) == 0
@@ -205,22 +200,11 @@ async def test_detect_failure_names_what_to_add_to_the_image():
 
 def broken_build(state, *, cancel):
     yield LogLine("dockerboot-build: running mkinitramfs")
-    raise RuntimeError("something odd")
+    raise BOOM
 
 
-def broken_detect(image):
-    raise RuntimeError("something odd")
-
-
-@pytest.mark.parametrize("method", ["detect_initramfs", "build_initramfs"])
-async def test_unexpected_fault_offers_the_way_back(method: str):
+async def test_a_bug_in_the_detection_or_the_build_offers_the_way_back():
+    await way_back(Step.INITRAMFS, CLEAN, failing("detect_initramfs"))
     services = FakeServices()
-    setattr(services, method, broken_detect if method == "detect_initramfs" else broken_build)
-    async with open_step(Step.INITRAMFS, state=CLEAN, services=services) as (app, pilot):
-        view = app.screen
-        assert isinstance(view, ErrorView)
-        assert "unexpected RuntimeError: something odd" in shown(view, "#error-problem")
-        assert "Back to the previous step" in str(view.query_one("#error-back", Button).label)
-        await pilot.press("b")
-        await settle(pilot)
-        assert app.screen.STEP is Step.TOPLAYER
+    services.build_initramfs = broken_build  # type: ignore[method-assign]
+    await way_back(Step.INITRAMFS, CLEAN, services)

@@ -6,37 +6,20 @@ session); Review holds nothing mounted or locked while it is shown or left.
 
 from __future__ import annotations
 
-import errno
-import os
 from dataclasses import replace
 
-import docker.errors
 import pytest
-from rich.syntax import Syntax
-from textual.widgets import Button, Static
+from textual.widgets import Button
 
 from screens.base import ConfirmScreen, ErrorView
 from screens.review import ReviewScreen
-from tests.ui.conftest import open_step, settle
-from tests.ui.fakes import FakeServices
-from tests.ui.fakes_late import SETTINGS
+from tests.ui.conftest import open_step, settle, shown, text
+from tests.ui.every_step import failing, known_fault, known_faults, way_back
+from tests.ui.fakes import SETTINGS, FakeServices
+from wizard.errors import ConfigError
 from wizard.flow import Back, Mode, Next, Quit, Step, WizardState
 
 STATE = WizardState(settings=SETTINGS)
-FAULTS = {
-    "oserror": (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/mnt/top/boot_docker/x"),
-                "No space left on device writing /mnt/top/boot_docker/x"),
-    "docker": (docker.errors.APIError("500 Server Error: boom"), "the Docker daemon failed"),
-}
-
-
-def plain(widget: Static) -> str:
-    content = widget.content
-    return content.code if isinstance(content, Syntax) else str(content)
-
-
-def text_of(screen, selector: str) -> str:
-    return plain(screen.query_one(selector, Static))
 
 
 class CountingServices(FakeServices):
@@ -65,11 +48,11 @@ async def test_shows_the_preview_and_applies_all_steps():
                  toplayer_edits={"etc/motd": b"hi\n"}, passwords={"ann": "pw"})
     async with open_step(Step.REVIEW, st, services) as (app, pilot):
         screen = app.screen
-        shown = "\n".join(plain(w) for w in screen.query("#sections Static"))
-        assert "root=LABEL=dbw-fake rootflags=subvol=docker_rwlayer" in shown
-        assert "already built, installed now" in shown
-        assert "+desk1" in shown and "refind.conf" in shown
-        assert "Nothing has been written yet" in text_of(screen, "#status")
+        sections = "\n".join(shown(w) for w in screen.query("#sections Static"))
+        assert "root=LABEL=dbw-fake rootflags=subvol=docker_rwlayer" in sections
+        assert "already built, installed now" in sections
+        assert "+desk1" in sections and "refind.conf" in sections
+        assert "Nothing has been written yet" in text(screen, "#status")
         assert screen.query_one("#next", Button).disabled  # Apply is the way on
         await apply(pilot)
     assert ("apply", ("initramfs", "toplayer", "bootloader", "config")) in services.calls
@@ -83,7 +66,7 @@ async def test_reconfiguring_the_top_layer_writes_only_the_top_layer():
     services = FakeServices()
     st = replace(STATE, mode=Mode.RECONFIGURE_TOPLAYER, toplayer_edits={"etc/motd": b"hi\n"})
     async with open_step(Step.REVIEW, st, services) as (app, pilot):
-        titles = [plain(w) for w in app.screen.query("#sections .title")]
+        titles = [shown(w) for w in app.screen.query("#sections .title")]
         assert any("etc/motd" in t for t in titles)
         assert not any("initrd.img" in t or "refind.conf" in t for t in titles)
         await apply(pilot)
@@ -98,16 +81,16 @@ async def test_a_failed_apply_shows_the_log_and_the_next_attempt_plans_again():
         assert len(services.plans) == 1
         await apply(pilot)
         assert isinstance(app.screen, ErrorView)
-        assert "cannot write config" in text_of(app.screen, "#error-problem")
-        assert "How to fix: mount it read-write" in text_of(app.screen, "#error-fix")
-        assert "toplayer log line" in text_of(app.screen, "#error-tail Static")
+        assert "cannot write config" in text(app.screen, "#error-problem")
+        assert "How to fix: mount it read-write" in text(app.screen, "#error-fix")
+        assert "toplayer log line" in text(app.screen, "#error-tail Static")
         await pilot.press("escape")
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ReviewScreen)
-        assert "cannot write config" in text_of(screen, "#error")
+        assert "cannot write config" in text(screen, "#error")
         assert len(services.plans) == 2  # previewed again after the failed attempt
-        assert "made again" in text_of(screen, "#status")
+        assert "made again" in text(screen, "#status")
         assert not screen.query_one("#apply", Button).disabled  # may retry
         services.fail_apply = False
         await apply(pilot)
@@ -132,7 +115,7 @@ async def test_escape_cancels_an_apply_and_the_preview_is_made_again():
         await pilot.press("escape")
         await settle(pilot)
         assert not screen.applying and app.screen is screen
-        assert "Cancelled" in text_of(screen, "#error")
+        assert "Cancelled" in text(screen, "#error")
         assert len(services.plans) == 2
     assert app.outcomes == []  # b did nothing while applying
     assert services.open_sessions == 0
@@ -171,63 +154,17 @@ async def test_quit_with_unsaved_settings_asks_first():
     assert app.outcomes == [Quit(STATE)]
 
 
-@pytest.mark.parametrize("kind", list(FAULTS))
-async def test_a_preview_fault_is_one_line_with_its_fix(kind: str):
-    exc, words = FAULTS[kind]
-    services = FakeServices()
-
-    def preview(state, *, cancel):
-        raise exc
-
-    services.preview = preview  # type: ignore[method-assign]
-    async with open_step(Step.REVIEW, STATE, services) as (app, pilot):
-        screen = app.screen
-        assert isinstance(screen, ReviewScreen)
-        assert words in text_of(screen, "#error") and "How to fix" in text_of(screen, "#error")
-        assert "Traceback" not in text_of(screen, "#error")
-        assert screen.query_one("#apply", Button).disabled
+@pytest.mark.parametrize("exc", known_faults(ConfigError("the ESP is read-only",
+                                                        "remount it read-write")))
+@pytest.mark.parametrize("method, keys", [("preview", ()), ("apply", ("a",))])
+async def test_a_fault_is_one_line_and_only_an_apply_is_offered_again(
+        method: str, keys: tuple[str, ...], exc: Exception):
+    async with known_fault(Step.REVIEW, STATE, method, exc, keys=keys) as (app, _pilot):
+        screen = app.screen  # no log: no dialog, the error line
+        assert "Applying" not in text(screen, "#status")
+        assert screen.query_one("#apply", Button).disabled is (method == "preview")
 
 
-@pytest.mark.parametrize("kind", list(FAULTS))
-async def test_an_apply_fault_is_one_line_and_apply_is_offered_again(kind: str):
-    exc, words = FAULTS[kind]
-    services = FakeServices()
-
-    def failing_apply(state, *, cancel):
-        yield from ()
-        raise exc
-
-    services.apply = failing_apply  # type: ignore[method-assign]
-    async with open_step(Step.REVIEW, STATE, services) as (app, pilot):
-        await apply(pilot)
-        screen = app.screen
-        assert isinstance(screen, ReviewScreen)  # no log: no dialog, the error line
-        assert words in text_of(screen, "#error")
-        assert "Applying" not in text_of(screen, "#status")
-        assert not screen.query_one("#apply", Button).disabled
-
-
-@pytest.mark.parametrize("worker", ["preview", "apply"])
-async def test_an_unexpected_fault_offers_the_way_back(worker: str):
-    services = FakeServices()
-
-    def preview(state, *, cancel):
-        raise RuntimeError("something odd")
-
-    def failing_apply(state, *, cancel):
-        yield from ()
-        raise RuntimeError("something odd")
-
-    if worker == "preview":
-        services.preview = preview  # type: ignore[method-assign]
-    else:
-        services.apply = failing_apply  # type: ignore[method-assign]
-    async with open_step(Step.REVIEW, STATE, services) as (app, pilot):
-        if worker == "apply":
-            await apply(pilot)
-        assert isinstance(app.screen, ErrorView)
-        assert "unexpected RuntimeError: something odd" in text_of(app.screen,
-                                                                   "#error-problem")
-        await pilot.press("b")
-        await settle(pilot)
-    assert app.outcomes == [Back(STATE)]
+@pytest.mark.parametrize("method, keys", [("preview", ()), ("apply", ("a",))])
+async def test_an_unexpected_fault_offers_the_way_back(method: str, keys: tuple[str, ...]):
+    await way_back(Step.REVIEW, STATE, failing(method), keys=keys)

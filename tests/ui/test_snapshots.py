@@ -21,20 +21,10 @@ from pathlib import Path
 from textual.app import App
 from textual.widgets import Input, TextArea, Tree
 
-from screens.bootloader import BootloaderScreen
-from screens.docker_daemon import DockerDaemonScreen
-from screens.done import DoneScreen
-from screens.images import ImagesScreen
-from screens.initramfs import InitramfsScreen
-from screens.partition import PartitionScreen
 from screens.problem import ProblemScreen
-from screens.review import ReviewScreen
-from screens.toplayer import ToplayerScreen
-from screens.welcome import WelcomeScreen
 from screens.wizard_app import make_app
 from tests.ui.conftest import SIZE, settle
-from tests.ui.fakes import OVERLAY_DOCKER, PART, FakeServices
-from tests.ui.fakes_late import SETTINGS
+from tests.ui.fakes import OVERLAY_DOCKER, PART, SETTINGS, FakeServices
 from wizard.config import Settings
 from wizard.errors import NotRootError
 from wizard.flow import Mode, Step, WizardState
@@ -55,18 +45,27 @@ def app_for(services: FakeServices, start_at: Step | None = None,
     return app
 
 
-def until(screen_type: type, ready: Callable[[object], bool] = lambda s: True,
+def until(step: Step | None, ready: Callable[[object], bool] = lambda s: True,
           then: Callable[[object], Awaitable[None]] | None = None):
-    """A ``run_before``: wait for ``screen_type`` (and ``ready``), run ``then``, settle."""
+    """A ``run_before``: wait for ``step``'s screen (None: the problem screen before the
+    first step) and ``ready``, run ``then``, settle.  Steps, not screen classes: a
+    screen module is imported only when its step is reached, as in the app."""
+
+    def on_screen(screen) -> bool:
+        if step is None:
+            return isinstance(screen, ProblemScreen)
+        return getattr(screen, "STEP", None) is step
 
     async def run_before(pilot) -> None:
         app = pilot.app
         for _ in range(2000):  # the flow worker pushes the screen; never finishes itself
             await settle(pilot)
-            if isinstance(app.screen, screen_type) and ready(app.screen):
+            if not app.is_running:  # e.g. the flow failed to open the step
+                raise AssertionError(f"the app ended before the {step} screen got ready")
+            if on_screen(app.screen) and ready(app.screen):
                 break
         else:
-            raise AssertionError(f"{screen_type.__name__} never got ready (at {app.screen!r})")
+            raise AssertionError(f"the {step} screen never got ready (at {app.screen!r})")
         if then is not None:
             await then(pilot)
             await settle(pilot)
@@ -84,7 +83,7 @@ def test_problem_not_root(snap_compare):
     services = FakeServices(env_problems=[NotRootError("dockerboot-wizard must run as root",
                                                        "run it again with sudo")])
     assert snap_compare(app_for(services), terminal_size=SIZE,
-                        run_before=until(ProblemScreen))
+                        run_before=until(None))
 
 
 def test_welcome_reconfigure(snap_compare):
@@ -96,7 +95,7 @@ def test_welcome_reconfigure(snap_compare):
     saved = Settings(label=PART.label, image="desk:2", hostname="box")
     app = app_for(FakeServices(saved={PART.label: saved}))
     assert snap_compare(app, terminal_size=SIZE,
-                        run_before=until(WelcomeScreen, lambda s: s.found is not None))
+                        run_before=until(Step.WELCOME, lambda s: s.found is not None))
 
 
 def test_partition(snap_compare):
@@ -105,7 +104,7 @@ def test_partition(snap_compare):
     /dev/loop9p2, data-root yes, /mnt/dbw (+1)) with the cursor, row data (8.0G, /dev/sdb1, no, -);
     Next enabled."""
     app = app_for(FakeServices(), Step.PARTITION)
-    assert snap_compare(app, terminal_size=SIZE, run_before=until(PartitionScreen))
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(Step.PARTITION))
 
 
 def test_docker_good(snap_compare):
@@ -114,7 +113,7 @@ def test_docker_good(snap_compare):
     data-root: /mnt/dbw/docker (docker_path=docker)), "All checks passed: images on this daemon can
     boot.", Next enabled and the footer's r Recheck."""
     app = app_for(FakeServices(), Step.DOCKER, CHOSEN)
-    assert snap_compare(app, terminal_size=SIZE, run_before=until(DockerDaemonScreen))
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(Step.DOCKER))
 
 
 def test_docker_overlay2(snap_compare):
@@ -124,7 +123,7 @@ def test_docker_overlay2(snap_compare):
     {"storage-driver": "btrfs"} in /etc/docker/daemon.json', "Then press r to check again."; Next
     disabled (dimmed button and footer key)."""
     app = app_for(FakeServices(docker=OVERLAY_DOCKER), Step.DOCKER, CHOSEN)
-    assert snap_compare(app, terminal_size=SIZE, run_before=until(DockerDaemonScreen))
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(Step.DOCKER))
 
 
 def test_images(snap_compare):
@@ -135,7 +134,7 @@ def test_images(snap_compare):
     a column); the pull field with an empty progress bar at 0% beside it; Next enabled."""
     app = app_for(FakeServices(), Step.IMAGE, CHOSEN)
     assert snap_compare(app, terminal_size=SIZE,
-                        run_before=until(ImagesScreen, lambda s: bool(s.resolved)))
+                        run_before=until(Step.IMAGE, lambda s: bool(s.resolved)))
 
 
 def test_images_unbootable(snap_compare):
@@ -146,7 +145,7 @@ def test_images_unbootable(snap_compare):
     state = WizardState(settings=Settings(label=PART.label, image="desk:2"))
     app = app_for(services, Step.IMAGE, state)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
-        ImagesScreen, lambda s: ("resolve", "desk:2") in services.calls))
+        Step.IMAGE, lambda s: ("resolve", "desk:2") in services.calls))
 
 
 async def _edit_hostname_file(pilot) -> None:
@@ -168,7 +167,7 @@ def test_toplayer(snap_compare):
     Next; the footer: n b q, "f1 f2 f3 f4 Switch tab", ^s Keep file, ^o Diff vs image."""
     app = app_for(FakeServices(), Step.TOPLAYER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
-        ToplayerScreen, lambda s: bool(s.files), _edit_hostname_file))
+        Step.TOPLAYER, lambda s: bool(s.files), _edit_hostname_file))
 
 
 async def _hostname_and_user(pilot) -> None:
@@ -191,7 +190,7 @@ def test_toplayer_hostname_users(snap_compare):
     footer: "f1 f2 f3 f4 Switch tab", esc Leave field."""
     app = app_for(FakeServices(), Step.TOPLAYER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
-        ToplayerScreen, lambda s: bool(s.files), _hostname_and_user))
+        Step.TOPLAYER, lambda s: bool(s.files), _hostname_and_user))
 
 
 async def _machine_tab(pilot) -> None:
@@ -207,7 +206,7 @@ def test_toplayer_machine(snap_compare):
     border)."""
     app = app_for(FakeServices(), Step.TOPLAYER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
-        ToplayerScreen, lambda s: bool(s.files), _machine_tab))
+        Step.TOPLAYER, lambda s: bool(s.files), _machine_tab))
 
 
 def test_initramfs(snap_compare):
@@ -217,7 +216,7 @@ def test_initramfs(snap_compare):
     dockerboot-build: running mkinitramfs), Cancel disabled, Next enabled."""
     app = app_for(FakeServices(), Step.INITRAMFS, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
-        InitramfsScreen, lambda s: s.state.staged_initramfs is not None))
+        Step.INITRAMFS, lambda s: s.state.staged_initramfs is not None))
 
 
 def test_bootloader(snap_compare):
@@ -229,7 +228,7 @@ def test_bootloader(snap_compare):
     context and the marked entry added; Next enabled."""
     app = app_for(FakeServices(), Step.BOOTLOADER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
-        BootloaderScreen, lambda s: s.found is not None))
+        Step.BOOTLOADER, lambda s: s.found is not None))
 
 
 def test_review(snap_compare):
@@ -238,14 +237,14 @@ def test_review(snap_compare):
     toplayer, bootloader, config."; the scrollable sections from the top: Summary (LABEL=dbw-fake
     (/dev/loop9p2), desk:1 -> subvolume, kernel command line root=LABEL=dbw-fake
     rootflags=subvol=docker_rwlayer), Subvolumes (docker kept, docker_rwlayer recreated at EVERY
-    boot), the vmlinuz/initrd.img pair "already built, installed now"; an empty progress bar at 0%
-    and an empty log; Apply (a) enabled."""
+    boot), the vmlinuz/initrd.img pair "already built, installed now"; Apply (a) enabled (the
+    progress log appears only once Apply starts)."""
     state = replace(READY, staged_initramfs="boot_docker/.build-fake",
                     settings=replace(SETTINGS, hostname="desk1"))
     services = FakeServices()
     app = app_for(services, Step.REVIEW, state)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
-        ReviewScreen, lambda s: s.plan is not None))
+        Step.REVIEW, lambda s: s.plan is not None))
     assert not any(name == "apply" for name, _ in services.calls)
 
 
@@ -255,7 +254,7 @@ def test_done(snap_compare):
     desk:1, reset at every boot; what persists: /home, /var/log/journal, /var/lib/docker with their
     subvolumes), To update (docker pull desk:1), To come back; the Finish button."""
     app = app_for(FakeServices(), Step.DONE, replace(READY, mode=Mode.FULL))
-    assert snap_compare(app, terminal_size=SIZE, run_before=until(DoneScreen))
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(Step.DONE))
 
 
 def test_docs_screenshots_are_the_baselines():

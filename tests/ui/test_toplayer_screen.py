@@ -27,8 +27,7 @@ from textual.widgets import (
 from screens.base import ConfirmScreen, ErrorView, StepScreen
 from screens.toplayer import WARNING, ToplayerScreen
 from tests.ui.conftest import open_step, settle, until
-from tests.ui.fakes import FakeServices
-from tests.ui.fakes_late import SETTINGS
+from tests.ui.fakes import SETTINGS, FakeServices
 from wizard.errors import DockerError
 from wizard.flow import Back, Next, Quit, Step, WizardState
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from textual.widgets import OptionList, Static
 
@@ -9,8 +11,8 @@ from screens import wizard_app
 from screens.base import ConfirmScreen
 from screens.problem import ProblemScreen
 from screens.wizard_app import DockerbootApp, make_app
-from tests.ui.conftest import SIZE, settle, with_placeholders
-from tests.ui.fakes import PART, FakeServices
+from tests.ui.conftest import SIZE, open_step, press, settle, stub_for, until, with_placeholders
+from tests.ui.fakes import PART, SETTINGS, FakeServices
 from wizard.config import Settings
 from wizard.errors import DockerError, NotRootError, PartitionError
 from wizard.flow import ROUTES, Mode, Step, WizardState
@@ -85,35 +87,17 @@ async def test_back_on_a_reconfigure_route_skips_full_setup_steps():
         assert app.step is Step.INITRAMFS
 
 
-async def test_quit_with_unsaved_changes_asks_and_no_stays():
+@pytest.mark.parametrize("key", ["q", "ctrl+q"])
+async def test_quit_with_unsaved_changes_asks_and_no_stays(key: str):
     app = with_placeholders(make_app(FakeServices()))
     async with app.run_test(size=SIZE) as pilot:
         await walk(app, pilot, 2)  # a partition was chosen: unsaved
-        assert app.step is Step.DOCKER
-        await pilot.press("q")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("n")
-        await settle(pilot)
-        assert app.step is Step.DOCKER and app.is_running
-        assert app.state.settings.label == PART.label
-        await pilot.press("q")
-        await pilot.pause()
-        await pilot.press("y")
-        await pilot.pause()
-    assert app.step is Step.DOCKER and not app.is_running
-
-
-async def test_ctrl_q_with_unsaved_changes_asks_too():
-    app = with_placeholders(make_app(FakeServices()))
-    async with app.run_test(size=SIZE) as pilot:
-        await walk(app, pilot, 3)
-        await pilot.press("ctrl+q")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("escape")
-        await settle(pilot)
-        assert app.is_running and app.step is Step.IMAGE
+        for answer in ("n", "y"):
+            await pilot.press(key)
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+            await press(pilot, answer)
+            assert app.step is Step.DOCKER and app.state.settings.label == PART.label
+            assert app.is_running is (answer == "n")
 
 
 async def test_quit_without_changes_does_not_ask():
@@ -182,3 +166,57 @@ async def test_screenshot_goes_to_the_known_directory(tmp_path, monkeypatch):
         assert len(shots) == 1 and "<svg" in shots[0].read_text()
         notes = [str(n.message) for n in app._notifications]
         assert any(str(shots[0]) in n for n in notes), notes
+
+
+# --- the later steps for real: a staged build's life ---
+
+STAGED = "boot_docker/.build-fake"  # what FakeServices.build_initramfs returns
+CLEAN = WizardState(settings=SETTINGS, saved=SETTINGS)
+"""Saved == settings: nothing in the state itself is unsaved."""
+NO_TOPLAYER = {Step.TOPLAYER: stub_for(Step.TOPLAYER)}
+"""The real later steps, the Top layer a stub (its own tests: test_toplayer_screen)."""
+
+
+def calls(services: FakeServices, name: str) -> list[object]:
+    return [arg for called, arg in services.calls if called == name]
+
+
+async def test_back_from_the_boot_entry_keeps_the_build_and_apply_installs_it():
+    services = FakeServices()
+    st = replace(CLEAN, settings=replace(SETTINGS, hostname="desk1"))
+    async with open_step(Step.INITRAMFS, st, services, screens=NO_TOPLAYER) as (app, pilot):
+        await press(pilot, "n", "b")  # Boot entry, then back to the build handed on
+        assert app.step is Step.INITRAMFS and app.screen.state.staged_initramfs == STAGED
+        await press(pilot, "n")
+        await press(pilot, "n")
+        await press(pilot, "a")  # Review applies
+        assert app.step is Step.DONE
+    assert calls(services, "build_initramfs") == ["desk:1"]  # offered again, not rebuilt
+    assert calls(services, "apply") == [("initramfs", "toplayer", "bootloader", "config")]
+    assert calls(services, "preview")[0].staged_initramfs == STAGED
+    assert calls(services, "discard_staged") == []  # installed by apply, nothing to discard
+
+
+async def test_ctrl_q_at_review_discards_the_staged_build_after_confirming():
+    services = FakeServices()
+    st = replace(CLEAN, settings=replace(SETTINGS, hostname="desk9"), staged_initramfs=STAGED)
+    async with open_step(Step.REVIEW, st, services, screens={}) as (app, pilot):
+        for answer in ("n", "y"):
+            await pilot.press("ctrl+q")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+            await press(pilot, answer)
+            # Still there while the user stays; gone with the wizard.
+            assert calls(services, "discard_staged") == ([] if answer == "n" else [STAGED])
+    assert not app.is_running and calls(services, "apply") == []
+
+
+async def test_reconfiguring_the_top_layer_skips_the_build_and_the_boot_entry():
+    services = FakeServices()
+    st = replace(CLEAN, mode=Mode.RECONFIGURE_TOPLAYER)
+    async with open_step(Step.TOPLAYER, st, services, screens=NO_TOPLAYER) as (app, pilot):
+        await press(pilot, "n")
+        assert app.step is Step.REVIEW
+        await press(pilot, "a")
+        assert app.step is Step.DONE
+    assert calls(services, "apply") == [("toplayer", "config")]
+    assert calls(services, "build_initramfs") == []

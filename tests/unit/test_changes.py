@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_tui_core import PART, _plan
+from tests.unit.plans import PART, make_plan
 from wizard import apply, changes
 from wizard.apply import Session
 from wizard.config import Settings
@@ -54,7 +54,7 @@ class FakeCore:
                   staged=None, edits=None) -> apply.Plan:
         assert self.open == 1
         self.plans.append((passwords, steps, staged, edits))
-        return _plan(session.top, session.settings, staged=staged)
+        return make_plan(session.top, session.settings, staged=staged)
 
     def execute(self, session, plan, *, cancel=None, steps=apply.EXECUTE_STEPS
                 ) -> Iterator[Event]:
@@ -182,7 +182,7 @@ def test_request_for_a_wizard_state_takes_its_mode_steps() -> None:
 
 
 def test_execute_refuses_a_plan_made_on_another_top_level(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, SETTINGS)
+    plan = make_plan(tmp_path, SETTINGS)
     other = Session(SETTINGS, PART, tmp_path / "elsewhere", None,  # type: ignore[arg-type]
                     tmp_path / "docker")
     with pytest.raises(apply.PlanError, match="made for LABEL=dbw"):

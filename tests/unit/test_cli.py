@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from wizard import cli
+from wizard.errors import ConfigError
 
 
 def run_cli(*args, stdin=None):
@@ -107,3 +108,15 @@ def test_sandbox_boot_question_closed_stdin_means_no():
         raise EOFError
 
     assert wants_boot(_sandbox_args(), eof) is False
+
+
+def test_cli_toplayer_only_refuses_boot_options():
+    parser = cli.build_parser()
+    ok = parser.parse_args(["apply", "--label", "x", "--toplayer-only", "--hostname", "h"])
+    assert ok.toplayer_only
+    cli.check_toplayer_only(ok)
+    bad = parser.parse_args(["apply", "--label", "x", "--toplayer-only", "--image", "a:b",
+                             "--kernel-options", "quiet"])
+    with pytest.raises(ConfigError) as e:
+        cli.check_toplayer_only(bad)
+    assert "--image, --kernel-options" in str(e.value) and "\n" not in str(e.value)

@@ -1,14 +1,18 @@
-"""Pure parts of wizard.initramfs: version sort, probe parsing, messages, log splitting."""
+"""initramfs: version sort, probe parsing, messages, log splitting; the build in a fake
+container (staged or in place), installing and discarding a staged pair."""
 
 from __future__ import annotations
 
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
+from tests.unit.plans import TARGET, old_pair, staged_build
 from wizard import initramfs
 from wizard.errors import InitramfsError
+from wizard.events import StepDone
 from wizard.initramfs import (
     BuildTarget,
     InitramfsBuildError,
@@ -137,3 +141,128 @@ def test_build_script_is_posix_sh_and_rejects_bad_usage(tmp_path: Path):
     missing = subprocess.run(["sh", str(script), "dracut", "0.0-none", str(tmp_path / "nope"),
                               "a", "b"], capture_output=True, text=True)
     assert missing.returncode != 0 and "does not exist" in missing.stdout
+
+
+# --- the build, in a fake container ---
+
+class FakeContainer:
+    def __init__(self, out: Path, ok: bool) -> None:
+        self.out, self.ok, self.removed = out, ok, False
+
+    def start(self) -> None:
+        if self.ok:
+            (self.out / initramfs.STAGED_KERNEL).write_bytes(b"kernel")
+            (self.out / initramfs.STAGED_INITRD).write_bytes(b"initrd")
+
+    def logs(self, **_: object):
+        yield b"dockerboot-build: running mkinitramfs\n"
+        yield b"dockerboot-build: done\n"
+
+    def wait(self) -> dict[str, int]:
+        return {"StatusCode": 0 if self.ok else 1}
+
+    def kill(self) -> None:
+        pass
+
+    def remove(self, force: bool = False) -> None:
+        self.removed = True
+
+
+class FakeClient:
+    def __init__(self, ok: bool = True) -> None:
+        self.ok = ok
+        self.containers = self
+        self.made: list[FakeContainer] = []
+
+    def create(self, image, command, **kw):
+        out = next(Path(p) for p, m in kw["volumes"].items() if m["bind"] == "/out")
+        self.made.append(FakeContainer(out, self.ok))
+        return self.made[-1]
+
+
+def _drive(gen):
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return events, stop.value
+
+
+def test_stage_only_leaves_old_pair_and_returns_staged_dir(tmp_path: Path):
+    boot = tmp_path / "boot_docker"
+    old_pair(boot)
+    client = FakeClient()
+    events, staged = _drive(initramfs.build(
+        client, "desk:1", TARGET, boot, image_name="desk", image_tag="1",
+        cancel=threading.Event(), assets=tmp_path, stage_only=True))
+    assert staged is not None and staged.parent == boot and staged.is_dir()
+    assert (boot / "vmlinuz").read_bytes() == b"old kernel"
+    assert (staged / "vmlinuz.new").read_bytes() == b"kernel"
+    assert isinstance(events[-1], StepDone) and str(staged) in events[-1].detail
+    assert client.made[0].removed
+
+    kernel, initrd = initramfs.install_staged(staged, boot)
+    assert kernel.read_bytes() == b"kernel" and initrd.read_bytes() == b"initrd"
+    assert not staged.exists()
+
+
+def test_normal_build_still_replaces_and_cleans_scratch(tmp_path: Path):
+    boot = tmp_path / "boot_docker"
+    old_pair(boot)
+    _events, result = _drive(initramfs.build(
+        FakeClient(), "desk:1", TARGET, boot, image_name="desk", image_tag="1",
+        cancel=threading.Event(), assets=tmp_path))
+    assert result is None
+    assert (boot / "vmlinuz").read_bytes() == b"kernel"
+    assert sorted(p.name for p in boot.iterdir()) == ["initrd.img", "vmlinuz"]
+
+
+def test_failed_staged_build_leaves_nothing(tmp_path: Path):
+    boot = tmp_path / "boot_docker"
+    old_pair(boot)
+    with pytest.raises(initramfs.InitramfsBuildError):
+        _drive(initramfs.build(FakeClient(ok=False), "desk:1", TARGET, boot, image_name="desk",
+                               image_tag="1", cancel=threading.Event(), assets=tmp_path,
+                               stage_only=True))
+    assert sorted(p.name for p in boot.iterdir()) == ["initrd.img", "vmlinuz"]
+    assert (boot / "initrd.img").read_bytes() == b"old initrd"
+
+
+def test_install_staged_refuses_incomplete_pair(tmp_path: Path):
+    boot = tmp_path / "boot"
+    staged = staged_build(boot, initrd=None)
+    with pytest.raises(InitramfsError, match="initrd.img.new"):
+        initramfs.install_staged(staged, boot)
+    assert (boot / "vmlinuz").read_bytes() == b"old kernel"
+
+
+def test_new_build_removes_stale_build_dirs_first(tmp_path: Path):
+    boot = tmp_path / "boot_docker"
+    old_pair(boot)
+    for name in (".build-crashed", ".build-abandoned"):
+        (boot / name).mkdir()
+        (boot / name / initramfs.STAGED_KERNEL).write_bytes(b"stale")
+    (boot / "toplayer").mkdir()
+    _events, staged = _drive(initramfs.build(
+        FakeClient(), "desk:1", TARGET, boot, image_name="desk", image_tag="1",
+        cancel=threading.Event(), assets=tmp_path, stage_only=True))
+    assert staged is not None
+    assert sorted(p.name for p in boot.iterdir()) == sorted(
+        ["initrd.img", "vmlinuz", "toplayer", staged.name])
+
+
+def test_discard_staged_removes_only_a_build_dir_in_boot(tmp_path: Path):
+    boot = tmp_path / "boot_docker"
+    staged = boot / ".build-abc"
+    staged.mkdir(parents=True)
+    (staged / initramfs.STAGED_INITRD).write_bytes(b"i")
+    other = tmp_path / ".build-elsewhere"
+    other.mkdir()
+    for bad in (other, boot / "toplayer", boot / ".build-abc/../.."):
+        with pytest.raises(InitramfsError, match="not a staged build"):
+            initramfs.discard_staged(boot, bad)
+    assert other.is_dir()
+    assert initramfs.discard_staged(boot, staged) is True
+    assert not staged.exists()
+    assert initramfs.discard_staged(boot, staged) is False

@@ -1,21 +1,18 @@
-"""Top layer, pure parts: hostnames, file changes, backups, diffs, user input, tar helpers."""
+"""toplayer: hostnames, file changes written with backups outside the top layer, the
+backups kept bounded, the diffs shown for a change."""
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 from pathlib import Path
 
 import pytest
 
-from wizard import users
+from wizard import toplayer
 from wizard.config import Settings
-from wizard.diffs import redact_shadow, unified_diff
 from wizard.errors import ToplayerError
 from wizard.toplayer import (
     FileChange,
-    FileInfo,
     apply_change,
     apply_changes,
     backup_root,
@@ -24,7 +21,6 @@ from wizard.toplayer import (
     plan_hostname,
     validate_hostname,
 )
-from wizard.users import read_account_files, validate_user
 
 SETTINGS = Settings(label="x", image="img:1")
 SHADOW = (b"root:*:19000:0:99999:7:::\n"
@@ -155,72 +151,64 @@ def test_diff_against_image_when_toplayer_has_no_file() -> None:
     assert "-root" not in diff
 
 
-def test_diff_only_redacted_change_still_reported() -> None:
-    old = b"alice:$6$a$b:1::::::\n"
-    diff = unified_diff(old, b"alice:$6$a$c:1::::::\n", "etc/shadow", secret=True)
-    assert "$6$" not in diff and "alice:<new hash redacted>" in diff
-    assert unified_diff(old, old, "etc/shadow", secret=True) == ""
+# --- backups ---
+
+def test_toplayer_backups_keep_n_stamps_and_one_password_hash(tmp_path: Path) -> None:
+    backups = tmp_path / "backups" / "toplayer"
+    stamps = ["20240101T000000Z", "20240102T000000Z", "20240103T000000Z", "20240103T000000Z-1",
+              "20240104T000000Z"]
+    for s in stamps:
+        (backups / s / "etc").mkdir(parents=True)
+        (backups / s / "etc" / "hostname").write_text(s)
+        (backups / s / "etc" / "shadow").write_text(f"root:$6$hash-{s}:1::::::\n")
+    notes = tmp_path / "backups" / "notes.txt"
+    notes.write_text("mine")
+    (backups / "notes.txt").write_text("mine too")
+    (backups / "mine").mkdir()
+    outside = tmp_path / "outside"
+    (outside / "etc").mkdir(parents=True)
+    (outside / "etc" / "shadow").write_text("host shadow")
+    # A stamp whose etc/ is a symlink out of the backups: never deleted through.
+    evil = backups / "20240103T120000Z"
+    evil.mkdir()
+    (evil / "etc").symlink_to(outside / "etc")
+    toplayer.prune_backups(backups, keep=3)
+    left = sorted(d.name for d in backups.iterdir() if d.name[0].isdigit())
+    assert left == ["20240103T000000Z-1", "20240103T120000Z", "20240104T000000Z"]
+    shadows = sorted(backups.glob("*/etc/shadow"))
+    assert [p.parent.parent.name for p in shadows if not p.parent.is_symlink()] == [
+        "20240104T000000Z"]
+    assert (outside / "etc" / "shadow").read_text() == "host shadow"
+    assert (backups / "20240103T000000Z-1" / "etc" / "hostname").exists()
+    assert notes.read_text() == "mine" and (backups / "notes.txt").exists()
+    assert (backups / "mine").is_dir()
 
 
-def test_redact_gshadow_and_hash_as_last_field() -> None:
-    text = "sudo:*::alice\nadm:$6$x$y::\nweird:$6$x$z\n"
-    assert redact_shadow(text) == ("sudo:*::alice\nadm:<hash redacted>::\n"
-                                   "weird:<hash redacted>\n")
+def test_apply_changes_prunes(tmp_path: Path) -> None:
+    s = Settings(label="x", image="i:t")
+    for i in range(6):
+        change = toplayer.FileChange("etc/shadow", None, f"root:h{i}:1::::::\n".encode(),
+                                     mode=0o640)
+        toplayer.apply_changes(tmp_path, s, [change, toplayer.FileChange(
+            "etc/hostname", None, f"h{i}\n".encode())])
+        os.utime(tmp_path)  # distinct stamps come from the -N suffix within one second
+    root = toplayer.backup_root(tmp_path, s)
+    stamps = [d for d in root.iterdir()]
+    assert len(stamps) == toplayer.KEEP_STAMPS
+    assert len(list(root.glob("*/etc/shadow"))) == 1
+    staging = toplayer.staging_dir(toplayer.toplayer_dir(tmp_path, s))
+    assert staging.is_dir() and not list(staging.iterdir())
+    assert not list(toplayer.toplayer_dir(tmp_path, s).rglob("*.tmp"))
 
 
-def test_diff_binary_and_missing_newline() -> None:
-    assert unified_diff(b"a\0b", b"c", "bin/x") == "Binary file bin/x differs (3 -> 1 bytes)\n"
-    assert "\\ No newline at end of file" in unified_diff(b"a\n", b"a\nb", "f")
-
-
-@pytest.mark.parametrize("name, pw, match", [
-    ("Alice", "pw", "invalid user name"),
-    ("1alice", "pw", "invalid user name"),
-    ("al ice", "pw", "invalid user name"),
-    ("a" * 33, "pw", "invalid user name"),
-    ("alice", "", "empty password"),
-    ("alice", "pw\nroot:pw", "line break"),
-])
-def test_bad_users(name: str, pw: str, match: str) -> None:
-    with pytest.raises(ToplayerError, match=match) as info:
-        validate_user(name, pw)
-    assert pw == "" or pw not in str(info.value)
-
-
-def test_bad_user_rejected_before_any_container() -> None:
-    class NoDocker:
-        def __getattr__(self, name: str) -> None:
-            raise AssertionError("docker must not be touched")
-
-    with pytest.raises(ToplayerError, match="invalid user name"):
-        users.create_users(NoDocker(), "img:1", [("Bad", "pw")])  # type: ignore[arg-type]
-
-
-def test_tar_round_trip_keeps_metadata() -> None:
-    files = {"shadow": FileInfo(SHADOW, 0o640, 0, 42), "passwd": FileInfo(b"root\n", 0o644, 0, 0)}
-    data = users._tar(files)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-        names = tf.getnames()
-    assert names == ["shadow", "passwd"]
-    # get_archive returns one member per call, in chunks.
-    one = users._tar({"shadow": files["shadow"]})
-    assert users._untar_one([one[:100], one[100:]]) == files["shadow"]
-
-
-def test_read_account_files(tmp_path: Path) -> None:
-    assert read_account_files(tmp_path) == {}
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc/shadow").write_bytes(SHADOW)
-    os.chmod(tmp_path / "etc/shadow", 0o640)
-    assert read_account_files(tmp_path) == {"shadow": FileInfo(SHADOW, 0o640, 0, 0)}
-
-
-def test_scrub_removes_passwords_from_log_lines() -> None:
-    line = "chpasswd: (user alice) pam_chauthtok() failed for s3cret!"
-    assert "s3cret!" not in users._scrub(line, ["s3cret!"])
-
-
-def test_diff_of_an_absolute_path_has_git_style_headers():
-    diff = unified_diff(b"a\n", b"b\n", "/boot/efi/EFI/refind/refind.conf")
-    assert diff.splitlines()[:2] == ["--- a/boot/efi/EFI/refind/refind.conf",
-                                     "+++ b/boot/efi/EFI/refind/refind.conf"]
+def test_unfinished_backup_copies_and_staging_temps_are_removed(tmp_path: Path) -> None:
+    s = Settings(label="x", image="i:t")
+    root = toplayer.backup_root(tmp_path, s)
+    half = root / "20240101T000000Z" / "etc" / ".hostname.abcd1234.tmp"
+    half.parent.mkdir(parents=True)
+    half.write_text("ha")
+    staging = toplayer.staging_dir(toplayer.toplayer_dir(tmp_path, s))
+    staging.mkdir(parents=True)
+    (staging / ".shadow.zz_z1234.tmp").write_text("half a shadow")
+    toplayer.apply_changes(tmp_path, s, [toplayer.FileChange("etc/hostname", None, b"h\n")])
+    assert not half.exists() and not list(staging.iterdir())

@@ -1,0 +1,25 @@
+"""cmdline: the kernel command line the boot entry carries, from the settings."""
+
+from wizard.cmdline import kernel_cmdline, parse_cmdline
+from wizard.config import Settings
+
+
+def test_cmdline_has_seed_parameters_and_extra_last():
+    s = Settings(label="linux", image="registry:5000/me/desk:1", kernel_options="quiet  splash")
+    line = kernel_cmdline(s)
+    params = parse_cmdline(line)
+    assert params["root"] == "LABEL=linux"
+    assert params["rootflags"] == "subvol=docker_rwlayer"
+    assert params["docker_path"] == "docker"
+    assert params["docker_image"] == "registry:5000/me/desk:1"
+    assert params["toplayer"] == "LABEL=linux"
+    assert params["toplayer_path"] == "boot_docker/toplayer"
+    assert "rw" in params
+    assert line.endswith(" quiet  splash")
+
+
+def test_cmdline_follows_settings():
+    s = Settings(label="x", image="a:b", rwlayer="today", docker_path="sub/docker")
+    params = parse_cmdline(kernel_cmdline(s))
+    assert params["rootflags"] == "subvol=today" and params["docker_path"] == "sub/docker"
+    assert not kernel_cmdline(s).endswith(" ")

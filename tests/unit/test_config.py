@@ -1,0 +1,37 @@
+"""config: the saved settings round-trip as TOML; bad files and labels are one-line errors."""
+
+import stat
+
+import pytest
+
+from wizard import config
+from wizard.config import Settings
+from wizard.errors import ConfigError
+
+
+def test_config_round_trip_keeps_everything(tmp_path):
+    s = Settings(label="disk", image="deb:12", hostname="box", users=("alice", "bob"),
+                 kernel_options="console=ttyS0", esp="/boot/efi", extra={"future": "x"})
+    assert config.from_toml(config.to_toml(s)) == s
+    path = config.save(tmp_path, s)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert config.load(tmp_path) == s
+    assert "password" not in path.read_text()
+
+
+def test_config_load_missing_returns_none(tmp_path):
+    assert config.load(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    "text", ["label = ", "image = 'a:b'", "label='x'\nimage='a:b'\nrwlayer='../x'"])
+def test_bad_config_is_a_config_error(text):
+    with pytest.raises(ConfigError) as e:
+        config.from_toml(text)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("label", ["has space", "a/b", ""])
+def test_bad_label_rejected(label):
+    with pytest.raises(ConfigError):
+        Settings(label=label, image="a:b").validate()
