@@ -54,6 +54,10 @@ class DockerDaemonScreen(StepScreen):
     def watch_status(self) -> None:
         self.update_nav()
 
+    def work_ended(self, job: str) -> None:
+        # The check itself failed: nothing is "checking" any more; r tries again.
+        self.query_one("#checks", Static).update("Not checked (r checks again).")
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="check")
     def run_check(self) -> None:
         settings = self.state.settings

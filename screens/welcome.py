@@ -15,6 +15,7 @@ from screens.base import StepScreen, css
 from wizard.config import Settings
 from wizard.faults import message as fault_line
 from wizard.flow import Mode, Next, Step, WizardState
+from wizard.partitions import Partition
 
 MODE_TEXT = {
     Mode.RECONFIGURE_TOPLAYER: "Reconfigure top layer (writes only the top layer; seconds)",
@@ -57,11 +58,13 @@ class WelcomeScreen(StepScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
     def run_scan(self) -> None:
+        with self.reporting("scan"):
+            self.post_message(self.Scanned(*self._saved_configs(self.services.partitions())))
+
+    def _saved_configs(self, partitions: list[Partition]
+                       ) -> tuple[list[tuple[str, Settings]], list[str]]:
         found: list[tuple[str, Settings]] = []
         problems: list[str] = []
-        partitions = []
-        with self.reporting("scan"):
-            partitions = self.services.partitions()
         for partition in partitions:
             try:
                 saved = self.services.saved_config(partition)
@@ -70,7 +73,7 @@ class WelcomeScreen(StepScreen):
                 continue
             if saved is not None:
                 found.append((partition.label, saved))
-        self.post_message(self.Scanned(found, problems))
+        return found, problems
 
     @on(Scanned)
     def show_found(self, message: Scanned) -> None:

@@ -76,8 +76,6 @@ async def test_a_check_that_fails_is_shown_and_r_retries(method: str, exc: Excep
         assert not next_enabled(app.screen)
 
 
-@pytest.mark.xfail(strict=True, reason="screen bug: DockerDaemonScreen has no work_ended, "
-                   "so a recheck that fails leaves #checks at 'Checking…'")
 async def test_a_recheck_that_fails_leaves_nothing_checking():
     error = DockerError("cannot ask the daemon", "check DOCKER_HOST")
     async with known_fault(Step.DOCKER, CHOSEN, "docker_status", error, keys=("r",)) as (app, _):
