@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Log, ProgressBar
 
 from screens.base import TAIL_LINES
-from wizard.events import Event, LogLine, Progress, StepDone, StepStarted
+from wizard.events import Event, LogLine, Progress, StepDone, StepStarted, drive
 from wizard.flow import Outcome
 
 _T = TypeVar("_T")
@@ -127,28 +127,25 @@ def relay(events: Generator[Event, None, _T], screen: MessagePump, *,
 
     """
     done = 0
+
+    def post(event: Event) -> None:
+        nonlocal done
+        match event:
+            case LogLine(text=text):
+                seen.tail.append(text)
+                screen.post_message(WorkLog.Line(text))
+            case StepStarted(label=label):
+                screen.post_message(WorkLog.Line(f"== {label}"))
+            case StepDone(step=step, detail=detail):
+                done += 1
+                seen.last_done = detail
+                screen.post_message(WorkLog.Line(f"   done: {detail}"))
+                screen.post_message(WorkLog.Advanced(min(done, steps) / steps, step))
+            case Progress(current=current, total=total, label=label) if total:
+                screen.post_message(WorkLog.Advanced((done + current / total) / steps, label))
+
     try:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as stop:
-                value: _T = stop.value  # typeshed types StopIteration.value as Any
-                return value
-            match event:
-                case LogLine(text=text):
-                    seen.tail.append(text)
-                    screen.post_message(WorkLog.Line(text))
-                case StepStarted(label=label):
-                    screen.post_message(WorkLog.Line(f"== {label}"))
-                case StepDone(step=step, detail=detail):
-                    done += 1
-                    seen.last_done = detail
-                    screen.post_message(WorkLog.Line(f"   done: {detail}"))
-                    screen.post_message(WorkLog.Advanced(min(done, steps) / steps, step))
-                case Progress(current=current, total=total, label=label) if total:
-                    screen.post_message(WorkLog.Advanced((done + current / total) / steps, label))
-                case _:
-                    pass
+        return drive(events, post)
     finally:
         close = getattr(events, "close", None)
         if close is not None:

@@ -8,7 +8,11 @@ them; the TUI posts them as messages from a thread worker.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,3 +64,20 @@ def check_cancel(cancel: threading.Event | None) -> None:
         from wizard.errors import Cancelled
 
         raise Cancelled("cancelled", "nothing after the last finished step was changed")
+
+
+def drive(events: Generator[Event, None, T], on_event: Callable[[Event], None] | None = None
+          ) -> T:
+    """Run ``events`` to the end, handing each event to ``on_event``; return its result.
+
+    The generator's return value (e.g. where a build went) is what a ``for``
+    loop would drop; exceptions propagate.
+    """
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as stop:
+            result: T = stop.value  # typeshed types StopIteration.value as Any
+            return result
+        if on_event is not None:
+            on_event(event)

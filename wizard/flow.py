@@ -91,24 +91,21 @@ class WizardState:
 
 
 @dataclass(frozen=True)
-class Next:
+class _Carrying:
+    state: WizardState
+    """The state as the step leaves it (e.g. with a build it started)."""
+
+
+class Next(_Carrying):
     """Go on to the next step with the updated state."""
 
-    state: WizardState
 
-
-@dataclass(frozen=True)
-class Back:
+class Back(_Carrying):
     """Return to the previous step; ``state`` is the screen's own (e.g. a new build)."""
 
-    state: WizardState
 
-
-@dataclass(frozen=True)
-class Quit:
+class Quit(_Carrying):
     """Leave the wizard (already confirmed when input would be lost)."""
-
-    state: WizardState
 
 
 Outcome = Next | Back | Quit

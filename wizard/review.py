@@ -8,6 +8,7 @@ will really write (reconfigure mode touches only the top layer).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from wizard import bootloader, images, machine
 from wizard.apply import EXECUTE_STEPS, Plan
@@ -17,14 +18,15 @@ from wizard.diffs import unified_diff
 from wizard.toplayer import diff_text
 
 
-@dataclass(frozen=True)
-class Section:
-    """One block of the review."""
+class Section(NamedTuple):
+    """One block of the review.
+
+    ``title`` is its heading (e.g. a file's path), ``body`` the text under it
+    (a diff for files).
+    """
 
     title: str
-    """Heading, e.g. a file's path."""
     body: str
-    """Text under it (a diff for files)."""
 
 
 @dataclass(frozen=True)

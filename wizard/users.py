@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from wizard.containers import throwaway
 from wizard.errors import ToplayerError
-from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel
+from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel, drive
 from wizard.machine import ADMIN_GROUPS
 from wizard.names import check_password, check_user_name
 from wizard.toplayer import ACCOUNT_FILES, SECRET_FILES, STEP, FileChange, FileInfo
@@ -74,15 +74,17 @@ done
 """
 
 
-@dataclass(frozen=True)
-class HomeDir:
-    """A user's new home directory, made in the container from the image's skel."""
+class HomeDir(NamedTuple):
+    """A ``user``'s new home directory, made in the container from the image's skel.
+
+    ``path`` is where it lives in the booted system (``/home/<user>``),
+    ``archive`` a tar of it as ``docker cp`` gives it (one top directory named
+    like the home).
+    """
 
     user: str
     path: str
-    """The home's path in the booted system (``/home/<user>``)."""
     archive: bytes
-    """A tar of it as ``docker cp`` gives it: one top directory named like the home."""
 
 
 @dataclass(frozen=True)
@@ -313,22 +315,11 @@ def create_users(client: docker.DockerClient, image: str, users: list[tuple[str,
                  on_event: Callable[[Event], None] | None = None, *,
                  admins: Iterable[str] = (), homes: Iterable[str] = ()) -> Accounts:
     """Run ``iter_accounts`` to the end; pass its events to ``on_event``."""
-    return _drive(iter_accounts(client, image, users, base, cancel, admins=admins, homes=homes),
-                  on_event)
-
-
-def _drive(gen: Generator[Event, None, T], on_event: Callable[[Event], None] | None) -> T:
-    while True:
-        try:
-            event = next(gen)
-        except StopIteration as stop:
-            result: T = stop.value  # typeshed types StopIteration.value as Any
-            return result
-        if on_event is not None:
-            on_event(event)
+    return drive(iter_accounts(client, image, users, base, cancel, admins=admins, homes=homes),
+                 on_event)
 
 
 def collect(gen: Generator[Event, None, T]) -> tuple[list[Event], T]:
     """Run an event generator to the end; return its events and its return value."""
     events: list[Event] = []
-    return events, _drive(gen, events.append)
+    return events, drive(gen, events.append)

@@ -72,6 +72,14 @@ def focused_id(app) -> str | None:
 
 # --- the screen and its tabs ---
 
+
+async def handed_on(app, pilot) -> WizardState:
+    """The state the step's Next carried (waits for it)."""
+    await until(pilot, lambda: app.outcomes, "Next")
+    outcome = app.outcomes[0]
+    assert isinstance(outcome, Next)
+    return outcome.state
+
 async def test_warning_tree_and_secret_file_hidden():
     async with open_step(Step.TOPLAYER, state()) as (app, pilot):
         screen = app.screen
@@ -156,8 +164,7 @@ async def test_letters_typed_in_a_field_are_text_and_escape_gives_them_back():
         await pilot.press("escape")
         assert app.focused is None
         await pilot.press("n")
-        await until(pilot, lambda: app.outcomes, "Next")
-    assert app.outcomes[0].state.settings.hostname == "nbq"
+        assert (await handed_on(app, pilot)).settings.hostname == "nbq"
 
 
 # --- outcomes ---
@@ -248,8 +255,7 @@ async def test_bad_hostname_disables_next_until_fixed():
         assert text_of(screen, "#hostname-error") == ""
         assert not screen.query_one("#next", Button).disabled
         await pilot.click("#next")
-        await until(pilot, lambda: app.outcomes, "Next")
-    assert app.outcomes[0].state.settings.hostname == "desk1"
+        assert (await handed_on(app, pilot)).settings.hostname == "desk1"
 
 
 async def test_users_password_mismatch_then_added():
