@@ -204,6 +204,7 @@ class StepScreen(Screen[Outcome]):
         yield from ()
 
     def on_mount(self) -> None:
+        # Textual calls this after a subclass's own on_mount (handlers run up the MRO).
         self.sub_title = TITLES[self.STEP]
         self.query_one("#error", Static).display = False
         self.update_nav()

@@ -41,7 +41,6 @@ class DockerDaemonScreen(StepScreen):
         yield Static("", id="problem")
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.run_check()
 
     def action_recheck(self) -> None:

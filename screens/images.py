@@ -94,7 +94,6 @@ class ImagesScreen(StepScreen):
         yield Static("", id="pullstatus")
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#images", DataTable).focus()
         self.run_list()
 

@@ -94,7 +94,6 @@ class PartitionScreen(StepScreen):
         yield Static("", id="status", markup=False)
 
     def on_mount(self) -> None:
-        super().on_mount()
         # post_message is thread-safe: the udev callback runs in the observer thread.
         self._stop_watch = self.services.watch_partitions(self._hotplugged)
         self.run_list()

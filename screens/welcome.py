@@ -53,7 +53,6 @@ class WelcomeScreen(StepScreen):
         yield OptionList(id="modes")
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.run_scan()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
