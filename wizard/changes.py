@@ -26,6 +26,7 @@ from wizard import apply as apply_mod
 from wizard.config import Settings
 from wizard.errors import InitramfsError
 from wizard.events import Event, check_cancel
+from wizard.flow import WizardState
 from wizard.review import Section
 
 __all__ = ["ApplyRequest", "Preview", "apply", "preview"]
@@ -141,3 +142,21 @@ def _make_plan(session: apply_mod.Session, request: ApplyRequest,
     return apply_mod.make_plan(session, dict(request.passwords), cancel=cancel,
                                steps=request.steps, staged=staged_path(session.top, request),
                                edits=dict(request.edits))
+
+
+def request_for(state: WizardState, steps: tuple[str, ...] | None = None) -> ApplyRequest:
+    """The ``ApplyRequest`` for what the TUI collected in ``state``.
+
+    Args:
+        state: with ``settings`` set (the review step is reached only then).
+        steps: what to write; default: the steps of ``state.mode``.
+
+    Raises:
+        ValueError: ``state`` has no settings yet.
+
+    """
+    if state.settings is None:
+        raise ValueError("no settings collected yet: nothing to plan")
+    return ApplyRequest(settings=state.settings, passwords=state.passwords,
+                        steps=state.writes if steps is None else steps,
+                        edits=state.toplayer_edits, staged=state.staged_initramfs)

@@ -25,7 +25,7 @@ from wizard.flow import WizardState
 if TYPE_CHECKING:
     import docker
 
-    from wizard.changes import ApplyRequest, Preview
+    from wizard.changes import Preview
     from wizard.docker_daemon import ImageSummary
     from wizard.initramfs import BuildTarget
     from wizard.partitions import BlockEvent, Partition
@@ -158,25 +158,6 @@ class Services(Protocol):
         Its session is closed when the generator ends, fails or is closed.
         """
         ...
-
-
-def request_for(state: WizardState, steps: tuple[str, ...] | None = None) -> ApplyRequest:
-    """The ``ApplyRequest`` for what the TUI collected in ``state``.
-
-    Args:
-        state: with ``settings`` set (the review step is reached only then).
-        steps: what to write; default: the steps of ``state.mode``.
-
-    Raises:
-        ValueError: ``state`` has no settings yet.
-
-    """
-    from wizard.changes import ApplyRequest
-    if state.settings is None:
-        raise ValueError("no settings collected yet: nothing to plan")
-    return ApplyRequest(settings=state.settings, passwords=state.passwords,
-                        steps=state.writes if steps is None else steps,
-                        edits=state.toplayer_edits, staged=state.staged_initramfs)
 
 
 class RealServices:
@@ -395,11 +376,11 @@ class RealServices:
         """``changes.preview`` of ``state``'s request: the session is closed on return."""
         from wizard import changes
 
-        return changes.preview(request_for(state), cancel=cancel)
+        return changes.preview(changes.request_for(state), cancel=cancel)
 
     def apply(self, state: WizardState, *,
               cancel: threading.Event) -> Generator[Event, None, None]:
         """``changes.apply`` of ``state``'s request (plans again, then writes)."""
         from wizard import changes
 
-        return changes.apply(request_for(state), cancel=cancel)
+        return changes.apply(changes.request_for(state), cancel=cancel)

@@ -23,7 +23,6 @@ from wizard.config import Settings
 from wizard.errors import Cancelled, ConfigError, InitramfsError
 from wizard.events import Event, StepDone, StepStarted, check_cancel
 from wizard.flow import Mode, WizardState
-from wizard.services import request_for
 
 SETTINGS = Settings(label="dbw", image="desk:1", hostname="desk1")
 SECRET = "hunter2-very-secret"
@@ -172,13 +171,13 @@ def test_request_for_a_wizard_state_takes_its_mode_steps() -> None:
     state = WizardState(settings=SETTINGS, mode=Mode.RECONFIGURE_TOPLAYER,
                         passwords={"alice": SECRET}, toplayer_edits={"etc/motd": b"hi\n"},
                         staged_initramfs="boot_docker/.build-x")
-    request = request_for(state)
+    request = changes.request_for(state)
     assert request.settings == SETTINGS and request.steps == apply.TOPLAYER_ONLY
     assert request.passwords == {"alice": SECRET} and request.edits == {"etc/motd": b"hi\n"}
     assert request.staged == "boot_docker/.build-x"
-    assert request_for(state, ("bootloader",)).steps == ("bootloader",)
+    assert changes.request_for(state, ("bootloader",)).steps == ("bootloader",)
     with pytest.raises(ValueError, match="no settings"):
-        request_for(WizardState())
+        changes.request_for(WizardState())
 
 
 def test_execute_refuses_a_plan_made_on_another_top_level(tmp_path: Path) -> None:
