@@ -20,12 +20,16 @@ from pathlib import Path
 from wizard.leftovers import remove_stale_temp_files
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Flush ``directory`` itself, so renames and unlinks in it survive a power cut."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_fsync_dir = fsync_dir
 
 
 KEEP_BACKUPS = 3

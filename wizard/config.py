@@ -21,6 +21,10 @@ from wizard.names import check_hostname, check_label, check_user_name
 
 CONFIG_NAME = "dockerboot-wizard.toml"
 SCHEMA_VERSION = 1
+MIN_GENERATIONS = 2
+"""The newest generation and the previous one, which the "previous" boot entry boots."""
+MAX_GENERATIONS = 64
+"""Each generation is a kernel + initramfs (tens of MB) and a pinned image: a sane bound."""
 # Blanks, quotes, commas and control characters: the kernel command line and
 # the rEFInd entry carry these paths unquoted.
 _UNSAFE_PATH = re.compile(r'[\s",\x00-\x1f\x7f]')
@@ -60,6 +64,9 @@ class Settings:
     """ESP directory holding rEFInd; None means find the mounted ESP."""
     refind_conf: str | None = None
     """Explicit path of refind.conf; None means search the ESP."""
+    generations: int = 2
+    """Kernel + initramfs generations kept in ``boot_docker/gen/`` (the newest and the
+    previous at least: the "previous" boot entry needs one to fall back to)."""
     extra: dict[str, str] = field(default_factory=dict)
     """Unknown keys from a newer version, kept so a round trip loses nothing."""
 
@@ -89,6 +96,12 @@ class Settings:
         for admin in self.admins:
             check_user_name(admin, "administrator name")
         check_kernel_options(self.kernel_options)
+        # bool is an int in Python: "generations = true" must not mean 1.
+        if (isinstance(self.generations, bool) or not isinstance(self.generations, int)
+                or not MIN_GENERATIONS <= self.generations <= MAX_GENERATIONS):
+            raise ConfigError(f"invalid generations {self.generations!r}",
+                              f"keep {MIN_GENERATIONS} to {MAX_GENERATIONS} generations "
+                              "(the newest and the previous at least)")
 
 
 def to_toml(settings: Settings) -> str:
