@@ -1,6 +1,7 @@
 """The rEFInd boot entry (DESIGN §5 step 6).
 
-The wizard owns exactly one marked block in ``refind.conf``; it adds it or
+The wizard owns exactly one marked block in ``refind.conf`` (one entry, or
+with generations the default and "previous" entries); it adds it or
 replaces it and keeps every other byte of the file as it was (comments, the
 user's own entries, CRLF line ends, a missing final newline).  The file is
 replaced atomically and the old one is kept as a backup next to it.
@@ -10,16 +11,23 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wizard.atomic import write_atomic
+from wizard.cmdline import kernel_cmdline
 from wizard.config import Settings
 from wizard.errors import BootloaderError
 from wizard.mountinfo import MOUNTINFO, read_mountinfo
+
+if TYPE_CHECKING:  # only for the hints: the boot entry needs no docker import
+    from wizard.generations import Generation
 
 BEGIN_MARKER = "# >>> dockerboot-wizard: managed entry, replaced on every apply >>>"
 END_MARKER = "# <<< dockerboot-wizard <<<"
 TITLE_PREFIX = "Docker image"
 """Stable title start, so ``default_selection "Docker image"`` keeps matching."""
+PREVIOUS_TITLE = "Previous generation"
+"""Title start of the entry booting the previous generation (pinned by image ID)."""
 
 # Lines are recognised by these prefixes (after leading blanks) so that a
 # user who reindents the block or edits the marker's wording is still safe.
@@ -116,6 +124,22 @@ def esp_warning(esp: Path, mountinfo: Path = MOUNTINFO) -> str | None:
             "the firmware only reads rEFInd from a FAT ESP")
 
 
+def _check_values(values: tuple[tuple[str, str], ...]) -> None:
+    for what, value in values:
+        if _UNSAFE.search(value):
+            raise BootloaderError(f"{what} {value!r} contains a double quote or line break",
+                                  "rEFInd cannot quote those; remove them")
+
+
+def _menuentry(title: str, volume: str, loader: str, initrd: str, options: str) -> str:
+    return (f'menuentry "{title}" {{\n'
+            f"    volume {volume}\n"
+            f"    loader {loader}\n"
+            f"    initrd {initrd}\n"
+            f'    options "{options}"\n'
+            f"}}\n")
+
+
 def render_entry(settings: Settings, cmdline: str) -> str:
     """Render the wizard's marked ``menuentry`` block (LF line ends).
 
@@ -124,20 +148,59 @@ def render_entry(settings: Settings, cmdline: str) -> str:
             which rEFInd cannot express.
 
     """
-    for what, value in (("image", settings.image), ("label", settings.label),
-                        ("boot_dir", settings.boot_dir), ("kernel command line", cmdline)):
-        if _UNSAFE.search(value):
-            raise BootloaderError(f"{what} {value!r} contains a double quote or line break",
-                                  "rEFInd cannot quote those; remove them")
+    _check_values((("image", settings.image), ("label", settings.label),
+                   ("boot_dir", settings.boot_dir), ("kernel command line", cmdline)))
     boot = settings.boot_dir.strip("/")
     return (f"{BEGIN_MARKER}\n"
-            f'menuentry "{TITLE_PREFIX} {settings.image}" {{\n'
-            f"    volume {settings.label}\n"
-            f"    loader {boot}/vmlinuz\n"
-            f"    initrd {boot}/initrd.img\n"
-            f'    options "{cmdline}"\n'
-            f"}}\n"
-            f"{END_MARKER}\n")
+            + _menuentry(f"{TITLE_PREFIX} {settings.image}", settings.label,
+                         f"{boot}/vmlinuz", f"{boot}/initrd.img", cmdline)
+            + f"{END_MARKER}\n")
+
+
+def generation_cmdline(settings: Settings, image: str, number: int) -> str:
+    """The command line of an entry booting generation ``number`` with ``image``.
+
+    ``dockerboot.generation=<n>`` tells the booted system (and ``status``)
+    which kernel + initramfs it runs; the hook ignores it.
+    """
+    return f"{kernel_cmdline(settings.with_changes(image=image))} dockerboot.generation={number}"
+
+
+def render_entries(settings: Settings, newest: Generation,
+                   previous: Generation | None = None) -> str:
+    """Render the marked block with the generations' entries (LF line ends).
+
+    The first entry (the default) boots the newest generation with the
+    configured tag, ``docker_image=<settings.image>``, titled like
+    ``render_entry``'s so ``default_selection "Docker image"`` still picks it.
+    The second boots the previous generation's kernel + initramfs with its
+    image pinned by ID (``docker_image=sha256:…``): a later pull cannot change
+    what it boots.  Its title says "Previous generation", never "Docker
+    image", so no default selection matches it by accident.  A previous
+    generation whose image ID is unknown (a legacy pair never adopted) gets
+    no entry: it could only boot the tag, which is the default's job.
+
+    The block replaces an older one-entry block in place (same markers).
+
+    Raises:
+        BootloaderError: a value contains a double quote or line break.
+
+    """
+    boot = settings.boot_dir.strip("/")
+    entries = [(f"{TITLE_PREFIX} {settings.image}", newest,
+                generation_cmdline(settings, settings.image, newest.number))]
+    if previous is not None and previous.image_id is not None:
+        ref = previous.image_ref or settings.image
+        short = previous.image_id.removeprefix("sha256:")[:12]
+        entries.append((f"{PREVIOUS_TITLE} {previous.number}: {ref} @{short}", previous,
+                        generation_cmdline(settings, previous.image_id, previous.number)))
+    text = f"{BEGIN_MARKER}\n"
+    for title, gen, cmdline in entries:
+        loader, initrd = f"{boot}/{gen.loader}", f"{boot}/{gen.initrd_path}"
+        _check_values((("title", title), ("label", settings.label), ("loader", loader),
+                       ("initrd", initrd), ("kernel command line", cmdline)))
+        text += _menuentry(title, settings.label, loader, initrd, cmdline)
+    return text + f"{END_MARKER}\n"
 
 
 def _uses_crlf(text: str) -> bool:

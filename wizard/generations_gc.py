@@ -178,6 +178,7 @@ def collect(boot_dir: Path, plan: GcPlan, *, client: Any = None, label: str | No
 
     """
     done = Collected()
+    held: set[int] = set()
     if client is not None:
         if label is None:
             raise ValueError("collect needs the partition label to find its pins")
@@ -190,10 +191,16 @@ def collect(boot_dir: Path, plan: GcPlan, *, client: Any = None, label: str | No
             try:
                 done.unpinned[gen.number] = pins.unpin(client, label, gen.number, gen.image_id)
             except pins.PinError as e:
-                # Its image stays pinned: keep the record too, the next run tries again.
+                # The daemon failed: keep the record too, the next run tries again.
                 done.problems.append(f"generation {gen.number} kept: {e}")
+                held.add(gen.number)
+                continue
+            # A pin part left in place (a started pin container, a moved pin tag) is only
+            # reported: the files still go, and a later run with the inventory drops it.
+            done.problems += [f"generation {gen.number}: {note}"
+                              for note in done.unpinned[gen.number].notes]
     for gen in plan.remove:
-        if any(p.startswith(f"generation {gen.number} ") for p in done.problems):
+        if gen.number in held:
             continue
         try:
             done.removed[gen.number] = remove(boot_dir, gen)
