@@ -18,11 +18,9 @@ The record (JSON, ``schema`` 1) holds the number, the kernel version, the
 image reference (tag) and image ID it was built from, the initramfs inputs'
 fingerprint (generator, kernel version, hash of the hook assets: what decides
 whether an image change needs a new build), the creation time (UTC), the
-kernel/initramfs names and ``files``: the names the wizard made in that
-directory.  Garbage collection deletes those names and the record only,
-each checked just before its ``unlink`` (a regular file, reached without
-following a symlink, on the partition's filesystem): a file the user put
-there, a symlink or a hostile record's ``../`` never leads to a deletion.
+kernel/initramfs names and ``files``: the bare names the wizard made in that
+directory, all that ``generations_gc`` ever deletes there (besides the record).
+Every value is validated on reading: a hostile record is skipped, never obeyed.
 
 The flat pair of an earlier wizard is generation 0, ``legacy``: it is
 listed while no numbered generation exists, ``adopt_legacy`` records it (with
@@ -37,7 +35,9 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import stat
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -339,8 +339,9 @@ def add(boot_dir: Path, staged: Path, record: Generation) -> Generation:
     ``staged`` is what ``initramfs.build(..., stage_only=True)`` returned: a
     ``.build-*`` directory right inside ``boot_dir`` holding ``vmlinuz.new``
     and ``initrd.img.new``.  They are renamed (fsynced) to the record's
-    names, the record is written next to them, then the directory is renamed
-    to ``gen/<n>``.  Nothing outside the staged directory changes before that.
+    names, the record (with ``files`` set to those two names) is written next
+    to them, then the directory is renamed to ``gen/<n>``.  Nothing outside
+    the staged directory changes before that.
 
     Raises:
         GenerationError: the staged build is not one, is incomplete, its kernel
@@ -373,7 +374,7 @@ def add(boot_dir: Path, staged: Path, record: Generation) -> Generation:
     replace_atomic(initrd, staged / record.initrd)
     replace_atomic(kernel, staged / record.kernel)
     write_atomic(staged / RECORD_NAME, _encode(record), mode=0o644, backup=False)
-    os.chmod(staged, 0o755)  # mkdtemp made it 0700; the ESP-less rEFInd reads it as root anyway
+    os.chmod(staged, 0o755)  # mkdtemp made it 0700; a kernel is no secret (the flat pair: 0644)
     try:
         os.rename(staged, target)
     except OSError as e:
@@ -384,20 +385,34 @@ def add(boot_dir: Path, staged: Path, record: Generation) -> Generation:
 
 
 def adopt_legacy(boot_dir: Path, image_ref: str, image_id: str | None) -> Generation | None:
-    """Record the flat legacy pair as generation 0; None: no legacy pair, or already recorded.
+    """Record the flat legacy pair as generation 0, before the first numbered one is added.
 
     Its files stay where they are, owned by nobody (never deleted).
     ``image_id`` is the image it was built from, as well as it is known (the
     hook's last good image booted on that kernel, else the tag's ID now).
+    Like ``add``, the record is finished in a ``.build-*`` directory that is
+    then renamed to ``gen/0``: a crash leaves the legacy pair as it was.
+
+    Returns:
+        The record; None when there is no legacy pair, or ``gen/`` already
+        has a generation (then the pair is no longer listed).
+
     """
     boot_dir = Path(boot_dir)
     inv = load(boot_dir)
     legacy = inv.get(LEGACY_NUMBER)
-    if legacy is None or LEGACY_NUMBER in inv.taken:
+    if legacy is None or inv.taken:
         return None
     gen = from_json(replace(legacy, image_ref=normalize_ref(image_ref),
                             image_id=image_id).to_json(), LEGACY_NUMBER)
     _plain_dir(boot_dir / GEN_DIR, "the generations directory")
-    (boot_dir / GEN_DIR / str(LEGACY_NUMBER)).mkdir(mode=0o755)
-    write_record(boot_dir, gen)
+    staged = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=boot_dir))
+    try:
+        write_atomic(staged / RECORD_NAME, _encode(gen), mode=0o644, backup=False)
+        os.chmod(staged, 0o755)
+        os.rename(staged, boot_dir / GEN_DIR / str(LEGACY_NUMBER))
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    fsync_dir(boot_dir / GEN_DIR)
     return gen

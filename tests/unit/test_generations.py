@@ -148,6 +148,21 @@ def test_legacy_pair_is_generation_zero_until_a_numbered_one_exists(boot: Path) 
     make_gen(boot, 1, "a")
     assert [g.number for g in load(boot).generations] == [1]
     assert (boot / "vmlinuz").read_bytes() == bzimage("6.1.0-18-amd64")
+    assert adopt_legacy(boot, "desktop", image_id("old")) is None  # too late: never renumbered
+
+
+def test_adopt_legacy_leaves_nothing_half_made(boot: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    (boot / "vmlinuz").write_bytes(bzimage("6.1.0-18-amd64"))
+    (boot / "initrd.img").write_bytes(b"old initramfs")
+
+    def crash(*a: object) -> None:
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(generations.os, "rename", crash)
+    with pytest.raises(OSError):
+        adopt_legacy(boot, "desktop", image_id("old"))
+    assert [p.name for p in boot.iterdir() if p.name.startswith(".")] == []
+    assert load(boot).newest is not None and load(boot).newest.legacy
 
 
 def test_adopt_legacy_records_it_with_its_image_and_never_owns_its_files(boot: Path) -> None:
