@@ -1,9 +1,10 @@
 """Garbage collection of generations: which go, and removing them without harm.
 
 ``plan_gc`` decides (pure): the newest ``keep`` generations stay, plus any the
-caller must keep (the one booted now, a rollback's default); the others go,
-and an image is *released* (its pins dropped with nothing else pinning it)
-only when no kept generation was built from the same image ID.
+caller must keep (the one booted now, a rollback's default, those of the last
+good image); the others go, and an image is *released* (unpinned for good,
+deleted when nothing else refers to it) only when no kept generation was
+built from the same image ID.
 
 ``collect`` carries a plan out, in the order that leaves a bootable,
 consistent set at every point: the kept generations' pins are made (again)
@@ -51,7 +52,8 @@ class GcPlan:
     """Image IDs no kept generation uses: unpinned for good (sorted)."""
 
 
-def plan_gc(inventory: Inventory, keep: int = 2, *, also_keep: Iterable[int] = ()) -> GcPlan:
+def plan_gc(inventory: Inventory, keep: int = 2, *, also_keep: Iterable[int] = (),
+            keep_images: Iterable[str] = ()) -> GcPlan:
     """Decide which generations go (nothing is touched).
 
     Args:
@@ -60,6 +62,8 @@ def plan_gc(inventory: Inventory, keep: int = 2, *, also_keep: Iterable[int] = (
         keep: how many of the newest stay (``Settings.generations``, at least 2).
         also_keep: numbers that stay whatever their age (the booted one, the
             default after a rollback).
+        keep_images: image IDs whose generations stay, so their pins do: the
+            hook's last good image (its fallback) and the booted one.
 
     Raises:
         ValueError: ``keep`` is below 2: the "previous" entry needs a generation.
@@ -68,8 +72,9 @@ def plan_gc(inventory: Inventory, keep: int = 2, *, also_keep: Iterable[int] = (
     if isinstance(keep, bool) or keep < 2:
         raise ValueError(f"keep must be at least 2, not {keep!r}")
     gens = list(inventory.generations)
-    pinned = set(also_keep)
-    kept = [g for i, g in enumerate(gens) if i >= len(gens) - keep or g.number in pinned]
+    numbers, images = set(also_keep), set(keep_images)
+    kept = [g for i, g in enumerate(gens)
+            if i >= len(gens) - keep or g.number in numbers or g.image_id in images]
     gone = [g for g in gens if g not in kept]
     kept_ids = {g.image_id for g in kept}
     released = sorted({g.image_id for g in gone if g.image_id and g.image_id not in kept_ids})
@@ -189,14 +194,17 @@ def collect(boot_dir: Path, plan: GcPlan, *, client: Any = None, label: str | No
         done.unpinned.update(pins.reconcile(client, label, keep, known))
         for gen in plan.remove:
             try:
-                done.unpinned[gen.number] = pins.unpin(client, label, gen.number, gen.image_id)
+                # The image itself may go only when released (and then only if
+                # nothing else refers to it: unpin checks).
+                released = gen.image_id if gen.image_id in plan.released else None
+                done.unpinned[gen.number] = pins.unpin(client, label, gen.number, released)
             except pins.PinError as e:
                 # The daemon failed: keep the record too, the next run tries again.
                 done.problems.append(f"generation {gen.number} kept: {e}")
                 held.add(gen.number)
                 continue
-            # A pin part left in place (a started pin container, a moved pin tag) is only
-            # reported: the files still go, and a later run with the inventory drops it.
+            # A pin container left in place (someone started it) is only reported: the
+            # files still go, and a later run with the inventory drops it.
             done.problems += [f"generation {gen.number}: {note}"
                               for note in done.unpinned[gen.number].notes]
     for gen in plan.remove:

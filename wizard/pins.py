@@ -2,42 +2,48 @@
 
 The "previous" boot entry boots ``docker_image=sha256:<id>``: that image must
 outlive a ``docker pull`` that moves the tag, and the clean-ups people run.
-A pin is two things, both named after the partition label and the
-generation number:
+A pin is a container ``dockerboot-pin-<name>-gen-<n>`` of the image (by ID),
+created with ``--network none`` and never started, labelled
+``dockerboot-wizard.pin=<label>``, ``…pin.generation=<n>`` and
+``…pin.image=<id>``.  No tag: measured, an extra tag does harm.
 
-- a tag ``dockerboot-pin/<name>:gen-<n>`` on the image, and
-- a container ``dockerboot-pin-<name>-gen-<n>`` of the image, created with
-  ``--network none`` and never started, labelled ``dockerboot-wizard.pin=<label>``,
-  ``…pin.generation=<n>`` and ``…pin.image=<id>``.
+Measured against a real dockerd (btrfs driver, Debian docker.io 20.10.24);
+``tests/integration/test_pins.py`` keeps checking the container column and
+the cells in bold:
 
-Measured against a real dockerd (btrfs driver, Debian docker.io 20.10.24; the tests in
-``tests/integration/test_pins.py`` keep checking it):
+==============================================  ==========  ===========  ===============
+what the user runs                              pin tag     container    tag + container
+==============================================  ==========  ===========  ===============
+``docker pull``/``build`` moves the tag          kept        kept         kept
+``docker image prune`` (dangling only)           kept        kept         kept
+``docker image prune -a``                        **gone**    kept         kept, but **the
+                                                                          user's tag is
+                                                                          stripped**
+``docker rmi <tag>`` (tag still on the image)    untagged    refused      untagged
+``docker rmi <id>`` (other tags / a container)   refused     refused      refused
+``docker container prune`` + ``image prune``     kept        **gone**     kept
+``docker system prune -a``, ``rmi -f``           gone        gone         gone
+==============================================  ==========  ===========  ===============
 
-============================================  ==========  ===========  ==========
-what the user runs                            tag only    container    both
-============================================  ==========  ===========  ==========
-``docker pull``/``build`` moves the tag        kept        kept         kept
-``docker image prune`` (dangling only)         kept        kept         kept
-``docker image prune -a``                      **gone**    kept         kept
-``docker rmi <tag>`` (tag still on it)         untagged    **refused**  untagged
-``docker rmi <id>``                            refused     refused      refused
-``docker container prune`` + ``image prune``   kept        **gone**     kept
-``docker system prune -a``, ``rmi -f <id>``    gone        gone         gone
-============================================  ==========  ===========  ==========
-
-A tag alone does not survive ``image prune -a`` (unused = no container, tags
-or not); a container alone makes the user's own ``docker rmi <tag>`` fail
-with "must force" while the tag is still on the pinned image.  Together,
-``rmi <tag>`` just untags (the pin tag is another reference), and only a
-forced or system-wide prune removes the image; then the hook's fallback
-still has the last good image, and a later pin can be made again.
+``image prune -a`` deletes every image no container uses, tags or not, so a
+tag alone protects nothing there.  On an image a container uses it deletes
+the image's *references* one by one until the last one is refused: with a
+pin tag next to the user's tag, the user's tag went (4 times of 4, whichever
+reference the container was made from), and the next boot would no longer
+find the configured image.  So the container alone: it keeps the image and
+all its tags through ``image prune -a``, and refuses ``docker rmi <tag>``
+while the tag still names the pinned image (the error names the pin
+container: the image is protected, as it should be).  What it cannot survive
+is the pin container's own removal (``container prune``, ``system prune``):
+then the hook still falls back to the last good image, and the next run
+pins again.
 
 The pin containers carry ``dockerboot-wizard.pin``, not the
 ``dockerboot-wizard`` label: ``leftovers.remove_leftover_containers`` filters
 on the latter and never sees them.  Unpinning removes only containers that
-carry the pin labels of that partition and generation, and the pin tag only
-while it still names the image it pinned; it never forces (a container of
-the user's that uses the image keeps it).
+carry the pin labels of that partition and generation, never forced (one
+someone started stays), and deletes the image only when nothing else
+refers to it: no tag and no other container.
 """
 
 from __future__ import annotations
@@ -56,12 +62,11 @@ PIN_GENERATION = "dockerboot-wizard.pin.generation"
 """Container label: the generation number."""
 PIN_IMAGE = "dockerboot-wizard.pin.image"
 """Container label: the pinned image ID (``sha256:…``)."""
-REPOSITORY = "dockerboot-pin"
-"""Pin tags are ``dockerboot-pin/<name>:gen-<n>``."""
+PREFIX = "dockerboot-pin"
+"""Pin containers are named ``dockerboot-pin-<name>-gen-<n>``."""
 NEVER_STARTED = "/.dockerboot-pin-never-started"
 """The pin container's entrypoint: it is never run, and starting it does nothing."""
 _ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_GEN_TAG = re.compile(r"^gen-(0|[1-9][0-9]{0,8})$")
 
 
 class PinError(DockerError):
@@ -69,7 +74,7 @@ class PinError(DockerError):
 
 
 def pin_name(label: str) -> str:
-    """The partition label as a docker name part: lower case, ``[a-z0-9-]``.
+    """The partition label as a container name part: lower case, ``[a-z0-9-]``.
 
     A label that had to change gets 8 hex digits of its hash appended, so
     ``Data`` and ``data`` (or ``a+b`` and ``a-b``) never share pins.
@@ -80,14 +85,9 @@ def pin_name(label: str) -> str:
     return name
 
 
-def pin_tag(label: str, number: int) -> str:
-    """The pin tag of generation ``number`` of the partition ``label``."""
-    return f"{REPOSITORY}/{pin_name(label)}:gen-{number}"
-
-
 def pin_container_name(label: str, number: int) -> str:
     """The pin container's name of generation ``number`` of the partition ``label``."""
-    return f"{REPOSITORY}-{pin_name(label)}-gen-{number}"
+    return f"{PREFIX}-{pin_name(label)}-gen-{number}"
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,6 @@ class Pin:
     """The generation it belongs to."""
     image_id: str
     """The image it holds."""
-    tag: bool
-    """Whether the pin tag is there."""
     containers: tuple[str, ...]
     """Ids of the pin containers (normally one)."""
 
@@ -110,8 +108,8 @@ class Unpinned:
 
     containers: tuple[str, ...] = ()
     """Short ids of the pin containers removed."""
-    tag: bool = False
-    """Whether the pin tag was removed (the image too, if that was its last reference)."""
+    image_deleted: bool = False
+    """Whether the image went too (nothing else referred to it)."""
     notes: tuple[str, ...] = ()
     """One line for each thing left in place."""
 
@@ -148,9 +146,9 @@ def _our_containers(client: Any, label: str, number: int | None = None) -> list[
 def pin(client: Any, image_id: str, label: str, number: int) -> None:
     """Pin ``image_id`` as generation ``number`` of partition ``label`` (idempotent).
 
-    The tag is set (moved, if a reused number held another image) and a pin
-    container is created unless one of this generation already holds this
-    image; one holding another image is removed first (ours by its labels).
+    A pin container is created unless one of this generation already holds
+    this image; one holding another image (a number used again) is removed
+    first: it is ours by its labels.
 
     Raises:
         PinError: the image is not in the store, or the container name is taken
@@ -159,10 +157,8 @@ def pin(client: Any, image_id: str, label: str, number: int) -> None:
     """
     _check(image_id, number)
     errors = _errors()
-    repository, _, tag = pin_tag(label, number).partition(":")
     try:
-        image = client.images.get(image_id)
-        image.tag(repository, tag)
+        client.images.get(image_id)
         have = False
         for c in _our_containers(client, label, number):
             if (c.labels or {}).get(PIN_IMAGE) == image_id and not have:
@@ -193,11 +189,11 @@ def unpin(client: Any, label: str, number: int, image_id: str | None = None) -> 
         client: a ``docker.DockerClient``.
         label: the partition label.
         number: the generation.
-        image_id: the image the record says it pinned: a pin tag that names
-            another image by now is left alone (None: whatever it names).
+        image_id: the image the record says it pinned, deleted when it has no
+            tag and no other container (None: no image is deleted).
 
     Returns:
-        What was removed, with a note for each thing left (never forced).
+        What was removed, with a note for each pin container left (never forced).
 
     Raises:
         PinError: the daemon failed.
@@ -206,7 +202,6 @@ def unpin(client: Any, label: str, number: int, image_id: str | None = None) -> 
     errors = _errors()
     removed: list[str] = []
     notes: list[str] = []
-    ref = pin_tag(label, number)
     try:
         for c in _our_containers(client, label, number):
             try:
@@ -214,17 +209,21 @@ def unpin(client: Any, label: str, number: int, image_id: str | None = None) -> 
                 removed.append(c.short_id)
             except errors.APIError as e:
                 notes.append(f"pin container {c.short_id} stays: {e.explanation or e}")
+        if image_id is None or notes:
+            return Unpinned(tuple(removed), False, tuple(notes))
         try:
-            tagged = client.images.get(ref)
+            image = client.images.get(image_id)
         except errors.ImageNotFound:
             return Unpinned(tuple(removed), False, tuple(notes))
-        if image_id is not None and tagged.id != image_id:
-            notes.append(f"{ref} names {tagged.id[:19]}, not {image_id[:19]}: left alone")
-            return Unpinned(tuple(removed), False, tuple(notes))
+        users = client.containers.list(all=True, filters={"ancestor": image_id})
+        if image.tags or users:
+            return Unpinned(tuple(removed), False, tuple(notes))  # someone else's now
         try:
-            client.images.remove(ref, force=False)
+            # By ID and untagged (checked just above), never forced: a container
+            # made in between makes the daemon refuse, and the image stays.
+            client.images.remove(image_id, force=False)
         except errors.APIError as e:
-            notes.append(f"{ref} stays: {e.explanation or e}")
+            notes.append(f"image {image_id[:19]} stays: {e.explanation or e}")
             return Unpinned(tuple(removed), False, tuple(notes))
     except errors.APIError as e:
         raise PinError(f"cannot unpin generation {number}: {e.explanation or e}",
@@ -240,27 +239,17 @@ def pins(client: Any, label: str) -> dict[int, Pin]:
 
     """
     errors = _errors()
-    found: dict[int, tuple[str, bool, list[str]]] = {}
-    repository = f"{REPOSITORY}/{pin_name(label)}"
+    found: dict[int, tuple[str, list[str]]] = {}
     try:
-        for image in client.images.list(name=repository):
-            for ref in image.tags or ():
-                repo, _, tag = ref.rpartition(":")
-                m = _GEN_TAG.match(tag)
-                if repo == repository and m:
-                    found[int(m.group(1))] = (image.id, True, [])
         for c in _our_containers(client, label):
             number = (c.labels or {}).get(PIN_GENERATION, "")
             image_id = (c.labels or {}).get(PIN_IMAGE, "")
-            if not number.isdigit() or not _ID_RE.match(image_id):
-                continue
-            entry = found.setdefault(int(number), (image_id, False, []))
-            entry[2].append(c.id)
+            if number.isdigit() and _ID_RE.match(image_id):
+                found.setdefault(int(number), (image_id, []))[1].append(c.id)
     except errors.APIError as e:
         raise PinError(f"cannot list the pins of {label}: {e.explanation or e}",
                        "check the docker daemon") from e
-    return {n: Pin(n, image_id, tag, tuple(cs))
-            for n, (image_id, tag, cs) in sorted(found.items())}
+    return {n: Pin(n, image_id, tuple(cs)) for n, (image_id, cs) in sorted(found.items())}
 
 
 def reconcile(client: Any, label: str, keep: Mapping[int, str],
@@ -283,7 +272,10 @@ def reconcile(client: Any, label: str, keep: Mapping[int, str],
     for number, image_id in sorted(keep.items()):
         pin(client, image_id, label, number)
     dropped = {}
+    kept_ids = set(keep.values())
     for number, found in pins(client, label).items():
         if number not in keep and number not in known:
-            dropped[number] = unpin(client, label, number, found.image_id)
+            # An image a kept generation uses is never deleted with a stale pin.
+            dropped[number] = unpin(client, label, number,
+                                    None if found.image_id in kept_ids else found.image_id)
     return dropped

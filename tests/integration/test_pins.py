@@ -1,9 +1,10 @@
 """Pins against a real dockerd (btrfs driver): what survives the user's clean-ups.
 
 This is the measurement behind ``wizard/pins.py``'s table: a pin tag alone
-does not survive ``docker image prune -a``; a never-started container alone
-makes the user's ``docker rmi <tag>`` fail; the two together keep the image
-through a tag move, both prunes and ``rmi`` of the tag, and the hook's
+does not survive ``docker image prune -a``; a pin tag next to a container
+makes ``prune -a`` strip one of the image's tags (maybe the user's); a
+never-started container alone keeps the image and its tags through a tag
+move and both prunes (and refuses ``docker rmi <tag>``), and the hook's
 by-ID resolution (``images.resolve_subvolume``) still finds its subvolume.
 GC over real generation directories on the loop btrfs releases exactly the
 images no kept generation uses.
@@ -67,9 +68,20 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             client.close()
 
 
+def _tag_pin(env: Env, image: str, name: str) -> None:
+    env.docker("tag", image, f"dockerboot-pin/{name}:gen-1")
+
+
+def _container_pin(env: Env, image: str, name: str) -> None:
+    env.docker("create", "--name", f"{name}-pin", "--network", "none",
+               "--entrypoint", pins.NEVER_STARTED, image)
+
+
+# --- the measurement behind the choice (pins.py's table) ---
+
 def test_a_tag_alone_does_not_survive_image_prune_all(env: Env) -> None:
     old = env.image("tagonly:cur")
-    env.docker("tag", old, "dockerboot-pin/tagonly:gen-1")
+    _tag_pin(env, old, "tagonly")
     env.image("tagonly:cur")  # the tag moves
     env.docker("image", "prune", "-f")
     assert env.exists(old)  # not dangling: the pin tag holds it
@@ -77,61 +89,78 @@ def test_a_tag_alone_does_not_survive_image_prune_all(env: Env) -> None:
     assert not env.exists(old)  # unused = no container, tags or not
 
 
-def test_a_container_alone_makes_the_users_rmi_of_the_tag_fail(env: Env) -> None:
-    image = env.image("cont-only:cur")
-    env.docker("create", "--name", "cont-only-pin", "--network", "none",
-               "--entrypoint", pins.NEVER_STARTED, image)
-    r = env.docker("rmi", "cont-only:cur", check=False)
+def test_tag_and_container_make_prune_all_strip_the_users_tag(env: Env) -> None:
+    image = env.image("both:cur")
+    _tag_pin(env, image, "both")
+    _container_pin(env, image, "both")
+    env.docker("image", "prune", "-a", "-f")
+    assert env.exists(image)
+    tags = env.client.images.get(image).tags
+    assert len(tags) == 1  # one of the two references went: which one is the daemon's pick
+    env.docker("rm", "both-pin")
+    env.docker("rmi", image)
+
+
+def test_a_container_makes_the_users_rmi_of_the_tag_fail(env: Env) -> None:
+    image = env.image("cont:cur")
+    _container_pin(env, image, "cont")
+    r = env.docker("rmi", "cont:cur", check=False)
     assert r.returncode != 0 and "must force" in r.stderr
-    env.docker("rm", "cont-only-pin")
-    env.docker("rmi", "cont-only:cur")
+    r = env.docker("rmi", image, check=False)
+    assert r.returncode != 0 and env.exists(image)
+    env.docker("rm", "cont-pin")
+    env.docker("rmi", "cont:cur")
 
 
-def test_pin_survives_tag_move_prunes_and_rmi(env: Env) -> None:
+# --- the pin the wizard makes: a container, no tag ---
+
+def test_pin_survives_tag_move_prunes_and_keeps_the_users_tags(env: Env) -> None:
     old = env.image("desk:cur")
     pins.pin(env.client, old, LABEL, 1)
+    env.docker("tag", old, "desk:stable")
     new = env.image("desk:cur")  # docker pull/build moved the tag
+    pins.pin(env.client, new, LABEL, 2)
     env.docker("image", "prune", "-f")
     env.docker("image", "prune", "-a", "-f")
+    assert env.exists(old) and env.exists(new)
+    assert env.client.images.get(old).tags == ["desk:stable"]
+    assert env.client.images.get(new).tags == ["desk:cur"]
+    r = env.docker("rmi", "desk:stable", check=False)  # its last tag: refused, it is pinned
+    assert r.returncode != 0 and "must force" in r.stderr
+    env.docker("tag", new, "desk:stable")
+    env.docker("image", "prune", "-f")  # old is dangling now, and still pinned
     assert env.exists(old)
-    r = env.docker("rmi", old, check=False)
-    assert r.returncode != 0 and env.exists(old)
     # The hook boots the "previous" entry by ID: the store still resolves it.
     assert resolve_subvolume(env.dd.top / "docker", old).is_dir()
-    assert env.exists(new) is False  # prune -a took the unpinned new one: nothing else uses it
-    found = pins.pins(env.client, LABEL)[1]
-    assert found.image_id == old and found.tag and len(found.containers) == 1
-    c = env.client.containers.get(found.containers[0])
+    found = pins.pins(env.client, LABEL)
+    assert (found[1].image_id, found[2].image_id) == (old, new)
+    c = env.client.containers.get(found[1].containers[0])
     assert c.status == "created" and c.name == pins.pin_container_name(LABEL, 1)
-    pins.unpin(env.client, LABEL, 1, old)
-
-
-def test_rmi_of_the_tag_still_on_a_pinned_image_just_untags(env: Env) -> None:
-    image = env.image("both:cur")
-    pins.pin(env.client, image, LABEL, 2)
-    env.docker("rmi", "both:cur")
-    assert env.exists(image)
-    pins.unpin(env.client, LABEL, 2, image)
-    assert not env.exists(image)  # the pin tag was its last reference
+    assert not any(t.startswith("dockerboot-pin") for i in env.client.images.list()
+                   for t in i.tags)
+    assert pins.unpin(env.client, LABEL, 1, old).image_deleted and not env.exists(old)
+    assert not pins.unpin(env.client, LABEL, 2, new).image_deleted and env.exists(new)
 
 
 def test_unpin_keeps_an_image_the_user_tags(env: Env) -> None:
     image = env.image("kept:cur")
     pins.pin(env.client, image, LABEL, 3)
     done = pins.unpin(env.client, LABEL, 3, image)
-    assert done.tag and done.notes == () and env.exists(image)
+    assert not done.image_deleted and done.notes == () and env.exists(image)
     assert env.client.images.get(image).tags == ["kept:cur"]
 
 
-def test_unpin_never_forces_past_the_users_container(env: Env) -> None:
+def test_unpin_never_deletes_an_image_the_users_container_uses(env: Env) -> None:
     image = env.image("users:cur")
     pins.pin(env.client, image, LABEL, 4)
-    env.docker("rmi", "users:cur")
-    env.docker("create", "--name", "users-own", "--network", "none", "--entrypoint", "/x", image)
+    env.docker("create", "--name", "users-own", "--network", "none", "--entrypoint", "/x",
+               "users:cur")
+    env.image("users:cur")  # the tag moves on: only the two containers hold the image
     done = pins.unpin(env.client, LABEL, 4, image)
-    assert not done.tag and "stays" in done.notes[0] and env.exists(image)
+    assert not done.image_deleted and env.exists(image)
     env.docker("rm", "users-own")
-    assert pins.unpin(env.client, LABEL, 4, image).tag and not env.exists(image)
+    pins.pin(env.client, image, LABEL, 4)
+    assert pins.unpin(env.client, LABEL, 4, image).image_deleted and not env.exists(image)
 
 
 def test_leftover_cleanup_never_removes_pins(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -159,25 +188,26 @@ def test_gc_releases_only_images_no_kept_generation_uses(env: Env) -> None:
         generations.write_record(boot, generations.Generation(
             **{**gen.__dict__, "image_id": ids[seed]}))
         pins.pin(env.client, ids[seed], LABEL, n)
-    env.docker("rmi", "gc:cur")
+    env.image("gc:cur")  # the tag moves on: a, b, c are held by their pins alone
     inv = generations.load(boot)
     plan = plan_gc(inv)
     assert [g.number for g in plan.keep] == [3, 4] and plan.released == (a,)
     done = collect(boot, plan, client=env.client, label=LABEL, inventory=inv)
     assert done.problems == [] and set(done.removed) == {1, 2}
+    assert done.unpinned[2].image_deleted and not env.exists(a)
     env.docker("image", "prune", "-a", "-f")
-    assert not env.exists(a) and env.exists(b) and env.exists(c)
+    assert env.exists(b) and env.exists(c)
     assert set(pins.pins(env.client, LABEL)) == {3, 4}
     assert sorted(p.name for p in (boot / "gen").iterdir()) == ["3", "4"]
 
 
-def test_system_prune_is_the_limit(env: Env) -> None:
-    """Documented limit: removing the pin containers themselves releases the image."""
+def test_removing_the_pin_containers_is_the_limit(env: Env) -> None:
+    """Documented limit: ``container prune`` removes the pins, then the image can go."""
     image = env.image("limit:cur")
     pins.pin(env.client, image, LABEL, 9)
-    env.docker("rmi", "limit:cur")
+    env.image("limit:cur")
+    env.docker("image", "prune", "-f")
+    assert env.exists(image)
     env.docker("container", "prune", "-f")
     env.docker("image", "prune", "-f")
-    assert env.exists(image)  # the pin tag still holds it against the dangling prune
-    env.docker("system", "prune", "-a", "-f")
     assert not env.exists(image)

@@ -52,8 +52,8 @@ def make_gen(boot_dir: Path, number: int, seed: str, kver: str = "6.1.0-31-amd64
 
 
 def api_error(code: int, text: str) -> docker.errors.APIError:
-    return docker.errors.APIError(text, response=SimpleNamespace(status_code=code,
-                                                                 reason=text), explanation=text)
+    response = SimpleNamespace(status_code=code, reason=text, url="http://docker/fake")
+    return docker.errors.APIError(text, response=response, explanation=text)
 
 
 class FakeImage:
@@ -107,23 +107,36 @@ class _Images:
         return [FakeImage(self.store, i) for i in sorted(ids)]
 
     def remove(self, image: str, force: bool = False, noprune: bool = False) -> None:
-        """docker rmi: untag; the last reference deletes the image unless a container uses it."""
+        """docker rmi, as measured: a tag with other references only untags; the last
+        reference, or an ID, deletes the image unless a container uses it."""
         self.store.calls.append(("rmi", image, force))
         iid = self._id(image)
         users = [c for c in self.store.containers.values() if c.image_id == iid]
-        if image in self.store.tags:
-            others = [t for t, i in self.store.tags.items() if i == iid and t != image]
-            if not others and users and not force:
-                raise api_error(409, f"conflict: unable to remove repository reference {image}"
-                                     " (must force) - container is using its referenced image")
+        tags = [t for t, i in self.store.tags.items() if i == iid]
+        if image in self.store.tags and len(tags) > 1:
             del self.store.tags[image]
-            if others:
-                return
-        elif users and not force:
-            raise api_error(409, "image is being used by a container")
+            return
+        if users and not force:
+            raise api_error(409, f"conflict: unable to remove {image} (must force) - "
+                                 "image is being used by a stopped container")
+        if image not in self.store.tags and len(tags) > 1 and not force:
+            raise api_error(409, "image is referenced in multiple repositories")
         self.store.images.discard(iid)
-        for t in [t for t, i in self.store.tags.items() if i == iid]:
+        for t in tags:
             del self.store.tags[t]
+
+    def prune_all(self) -> None:
+        """docker image prune -a, as measured: unused images go; a used one loses
+        references until the last one is refused."""
+        for iid in sorted(self.store.images):
+            for t in [t for t, i in sorted(self.store.tags.items()) if i == iid]:
+                try:
+                    self.remove(t)
+                except docker.errors.APIError:
+                    pass
+            if iid in self.store.images and not any(
+                    c.image_id == iid for c in self.store.containers.values()):
+                self.remove(iid)
 
 
 class _Containers:
@@ -133,8 +146,11 @@ class _Containers:
     def list(self, all: bool = False, filters: dict[str, Any] | None = None) -> list[FakeContainer]:
         wanted = (filters or {}).get("label", [])
         wanted = [wanted] if isinstance(wanted, str) else wanted
+        ancestor = (filters or {}).get("ancestor")
 
         def ok(c: FakeContainer) -> bool:
+            if ancestor is not None and c.image_id != ancestor:
+                return False
             for w in wanted:
                 k, eq, v = w.partition("=")
                 if k not in c.labels or (eq and c.labels[k] != v):

@@ -58,6 +58,22 @@ def test_plan_also_keeps_what_the_caller_needs(boot: Path) -> None:
     assert image_id("a") not in plan.released
 
 
+def test_plan_keeps_the_generations_of_the_last_good_image(boot: Path) -> None:
+    _gens(boot, "abcde")
+    plan = plan_gc(load(boot), keep_images=[image_id("b")])
+    assert [g.number for g in plan.keep] == [2, 4, 5]
+    assert plan.released == tuple(sorted((image_id("a"), image_id("c"))))
+
+
+def test_collect_never_deletes_an_image_that_is_not_released(boot: Path) -> None:
+    _gens(boot, "abac")
+    store, client = _store_with("abc")
+    plan = plan_gc(load(boot))
+    collect(boot, plan, client=client, label=LABEL)
+    rmis = [c[1] for c in store.calls if c[0] == "rmi"]
+    assert rmis == [image_id("b")]
+
+
 def test_plan_never_touches_unreadable_directories(boot: Path) -> None:
     _gens(boot, "abc")
     (boot / GEN_DIR / "0").mkdir()  # no record
@@ -193,15 +209,15 @@ def test_collect_removes_nothing_when_a_kept_generation_cannot_be_pinned(boot: P
     assert [g.number for g in load(boot).generations] == [1, 2, 3]
 
 
-def test_collect_keeps_a_generation_whose_pin_cannot_be_dropped(boot: Path) -> None:
+def test_collect_reports_a_pin_container_someone_started(boot: Path) -> None:
     _gens(boot, "abc")
     store, client = _store_with("abc")
     pins.pin(client, image_id("a"), LABEL, 1)
-    # Someone started the pin container: unpin never forces, the generation stays.
+    # Someone started the pin container: unpin never forces.
     next(iter(store.containers.values())).status = "running"
     done = collect(boot, plan_gc(load(boot)), client=client, label=LABEL)
-    assert done.unpinned[1].tag is False and len(done.unpinned[1].notes) == 2
-    assert [p.startswith("generation 1: pin container") for p in done.problems] == [True, False]
+    assert not done.unpinned[1].image_deleted and len(done.unpinned[1].notes) == 1
+    assert done.problems[0].startswith("generation 1: pin container")
     assert store.exists(image_id("a")) and set(pins.pins(client, LABEL)) == {1, 2, 3}
     assert 1 in done.removed  # the files go all the same: no entry names them
 
