@@ -5,7 +5,9 @@ outlive a ``docker pull`` that moves the tag, and the clean-ups people run.
 A pin is a container ``dockerboot-pin-<name>-gen-<n>`` of the image (by ID),
 created with ``--network none`` and never started, labelled
 ``dockerboot-wizard.pin=<label>``, ``…pin.generation=<n>`` and
-``…pin.image=<id>``.  No tag: measured, an extra tag does harm.
+``…pin.image=<id>``, with a tmpfs mount on each ``VOLUME`` of the image (a
+plain create would make an anonymous volume for each).  No tag: measured,
+an extra tag does harm.
 
 Measured against a real dockerd (btrfs driver, Debian docker.io 20.10.24);
 ``tests/integration/test_pins.py`` keeps checking the container column and
@@ -157,18 +159,24 @@ def pin(client: Any, image_id: str, label: str, number: int) -> None:
     """
     _check(image_id, number)
     errors = _errors()
+    from docker.types import Mount
+
     try:
-        client.images.get(image_id)
+        image = client.images.get(image_id)
         have = False
         for c in _our_containers(client, label, number):
             if (c.labels or {}).get(PIN_IMAGE) == image_id and not have:
                 have = True
             else:
-                c.remove(force=False)
+                c.remove(v=True, force=False)
         if not have:
+            # A plain create makes an anonymous volume for each VOLUME of the image
+            # (measured); a tmpfs mount there is mere config for a never-started one.
+            volumes = ((image.attrs or {}).get("Config") or {}).get("Volumes") or {}
             client.containers.create(
                 image_id, entrypoint=[NEVER_STARTED], command=[], network_mode="none",
                 name=pin_container_name(label, number),
+                mounts=[Mount(target=t, source=None, type="tmpfs") for t in sorted(volumes)],
                 labels={PIN_LABEL: label, PIN_GENERATION: str(number), PIN_IMAGE: image_id})
     except errors.ImageNotFound as e:
         raise PinError(f"cannot pin image {image_id[:19]}: it is not in the docker store",
@@ -205,7 +213,9 @@ def unpin(client: Any, label: str, number: int, image_id: str | None = None) -> 
     try:
         for c in _our_containers(client, label, number):
             try:
-                c.remove(force=False)  # never stops a pin container someone started
+                # Never stops a pin container someone started; v: its anonymous
+                # volumes only (none since pins mount tmpfs there), never named ones.
+                c.remove(v=True, force=False)
                 removed.append(c.short_id)
             except errors.APIError as e:
                 notes.append(f"pin container {c.short_id} stays: {e.explanation or e}")

@@ -163,6 +163,21 @@ def test_unpin_never_deletes_an_image_the_users_container_uses(env: Env) -> None
     assert pins.unpin(env.client, LABEL, 4, image).image_deleted and not env.exists(image)
 
 
+def test_pins_of_an_image_with_volumes_make_no_volumes(env: Env) -> None:
+    n = next(_seq)
+    tar = lab.tar_of(env.work / f"vol{n}.tar", {"etc/which": f"volumes {n}\n"})
+    env.docker("import", "--change", "VOLUME /data", "--change", "VOLUME /var/lib/x",
+               str(tar), "vol:cur")
+    image = str(env.client.images.get("vol:cur").id)
+    before = env.docker("volume", "ls", "-q").stdout.split()
+    pins.pin(env.client, image, LABEL, 6)
+    assert env.docker("volume", "ls", "-q").stdout.split() == before
+    env.docker("image", "prune", "-a", "-f")
+    assert env.exists(image)
+    pins.unpin(env.client, LABEL, 6, image)
+    assert env.docker("volume", "ls", "-q").stdout.split() == before
+
+
 def test_leftover_cleanup_never_removes_pins(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     image = env.image("left:cur")
     pins.pin(env.client, image, LABEL, 5)

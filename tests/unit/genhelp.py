@@ -59,6 +59,7 @@ def api_error(code: int, text: str) -> docker.errors.APIError:
 class FakeImage:
     def __init__(self, store: FakeDocker, iid: str) -> None:
         self.store, self.id = store, iid
+        self.attrs: dict[str, Any] = {"Config": {"Volumes": None}}
 
     @property
     def tags(self) -> list[str]:
@@ -80,7 +81,7 @@ class FakeContainer:
     def short_id(self) -> str:
         return self.id[:12]
 
-    def remove(self, force: bool = False) -> None:
+    def remove(self, v: bool = False, force: bool = False) -> None:
         self.store.calls.append(("remove container", self.name, force))
         if self.status == "running" and not force:
             raise api_error(409, f"cannot remove running container {self.name}")
