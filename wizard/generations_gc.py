@@ -188,10 +188,14 @@ def collect(boot_dir: Path, plan: GcPlan, *, client: Any = None, label: str | No
         if label is None:
             raise ValueError("collect needs the partition label to find its pins")
         keep = {g.number: g.image_id for g in plan.keep if g.image_id}
-        # Numbers not collected now (removed ones are unpinned here, below).
-        known = frozenset(inventory.taken if inventory else ()) | {
-            g.number for g in plan.remove}
-        done.unpinned.update(pins.reconcile(client, label, keep, known))
+        if inventory is None:
+            # Which numbers have directories is unknown: pin the kept, drop nothing else.
+            for number, image_id in sorted(keep.items()):
+                pins.pin(client, image_id, label, number)
+        else:
+            # Numbers with a directory are not stale (removed ones are unpinned below).
+            known = inventory.taken | {g.number for g in plan.remove}
+            done.unpinned.update(pins.reconcile(client, label, keep, known))
         for gen in plan.remove:
             try:
                 # The image itself may go only when released (and then only if

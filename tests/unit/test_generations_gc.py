@@ -243,6 +243,14 @@ def test_collect_drops_pins_of_generations_that_no_longer_exist(boot: Path) -> N
     assert set(pins.pins(client, LABEL)) == {1, 2} and not store.exists(image_id("a"))
 
 
+def test_collect_without_an_inventory_drops_no_unknown_pin(boot: Path) -> None:
+    _gens(boot, "bc")
+    store, client = _store_with("abc")
+    pins.pin(client, image_id("a"), LABEL, 7)
+    collect(boot, plan_gc(load(boot)), client=client, label=LABEL)
+    assert set(pins.pins(client, LABEL)) == {1, 2, 7} and store.exists(image_id("a"))
+
+
 def test_collect_without_docker_only_removes_files(boot: Path) -> None:
     _gens(boot, "abc")
     done = collect(boot, plan_gc(load(boot)))
