@@ -45,7 +45,7 @@ from pathlib import Path
 from wizard.atomic import fsync_dir, replace_atomic, write_atomic
 from wizard.errors import WizardError
 from wizard.fingerprint import KVER_RE, Fingerprint, kernel_version_of
-from wizard.images import normalize_ref
+from wizard.images import IMAGE_ID_RE, normalize_ref
 from wizard.initramfs import SCRATCH_PREFIX, STAGED_INITRD, STAGED_KERNEL
 
 GEN_DIR = "gen"
@@ -60,7 +60,6 @@ LEGACY_NUMBER = 0
 """The number of the flat ``<boot_dir>/vmlinuz`` + ``initrd.img`` pair of earlier versions."""
 
 _MAX_RECORD = 64 << 10
-_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _NUMBER_RE = re.compile(r"^(0|[1-9][0-9]{0,8})$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 """A file name a record may give: bare (no ``/``), no leading dot: its own directory only."""
@@ -173,7 +172,7 @@ def from_json(data: object, number: int) -> Generation:
         except WizardError:
             _need(False, f"image_ref {ref!r}")
     image_id = data.get("image_id")
-    _need(image_id is None or (isinstance(image_id, str) and bool(_ID_RE.match(image_id))),
+    _need(image_id is None or (isinstance(image_id, str) and bool(IMAGE_ID_RE.match(image_id))),
           f"image_id {image_id!r}")
     _need(legacy or (ref is not None and image_id is not None), "image_ref/image_id missing")
     raw_inputs = data.get("inputs")

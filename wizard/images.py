@@ -23,6 +23,8 @@ _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+IMAGE_ID_RE = _ID_RE
+"""A full image ID as ``docker images --no-trunc`` shows it (also the hook's pin syntax)."""
 _DOCKER_HUB = ("docker.io", "index.docker.io")
 _REF_HINT = "give NAME[:TAG], e.g. debian:12 or localhost:5000/ns/app:1.0"
 

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wizard.errors import DockerError
+from wizard.images import IMAGE_ID_RE
 
 PIN_LABEL = "dockerboot-wizard.pin"
 """Container label: the partition label the pin belongs to."""
@@ -68,7 +69,6 @@ PREFIX = "dockerboot-pin"
 """Pin containers are named ``dockerboot-pin-<name>-gen-<n>``."""
 NEVER_STARTED = "/.dockerboot-pin-never-started"
 """The pin container's entrypoint: it is never run, and starting it does nothing."""
-_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class PinError(DockerError):
@@ -124,7 +124,7 @@ def _errors() -> Any:
 
 
 def _check(image_id: str, number: int) -> None:
-    if not _ID_RE.match(image_id):
+    if not IMAGE_ID_RE.match(image_id):
         raise PinError(f"cannot pin {image_id!r}: not a full image ID",
                        "pin by sha256:<64 hex>, as `docker images --no-trunc` shows")
     if isinstance(number, bool) or not isinstance(number, int) or number < 0:
@@ -254,7 +254,7 @@ def pins(client: Any, label: str) -> dict[int, Pin]:
         for c in _our_containers(client, label):
             number = (c.labels or {}).get(PIN_GENERATION, "")
             image_id = (c.labels or {}).get(PIN_IMAGE, "")
-            if number.isdigit() and _ID_RE.match(image_id):
+            if number.isdigit() and IMAGE_ID_RE.match(image_id):
                 found.setdefault(int(number), (image_id, []))[1].append(c.id)
     except errors.APIError as e:
         raise PinError(f"cannot list the pins of {label}: {e.explanation or e}",

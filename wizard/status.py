@@ -19,7 +19,6 @@ bounded in size; what does not parse is null plus a line in ``problems``.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -28,13 +27,13 @@ from wizard.cmdline import parse_cmdline
 from wizard.config import Settings
 from wizard.fingerprint import KVER_RE, Fingerprint
 from wizard.generations import Generation, Inventory, load
+from wizard.images import IMAGE_ID_RE
 
 SCHEMA_VERSION = 1
 """The ``version`` of the JSON; it grows only by new keys until it changes."""
 DEFAULT_STATE = "boot_docker/state"
 """The hook's state directory when ``dockerboot.state=`` is not given."""
 _MAX = 4096
-_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _BOOT_KEYS = ("ref", "id", "configured_id", "fallback", "kernel", "tries")
 
 
@@ -79,7 +78,7 @@ def _id_count(text: str | None, name: str, problems: list[str],
     if text is None:
         return None
     words = text.split()
-    if not words or not _ID_RE.match(words[0]) or (
+    if not words or not IMAGE_ID_RE.match(words[0]) or (
             count and (len(words) < 2 or not words[1].isdigit())):
         problems.append(f"state file {name} holds {text.strip()[:80]!r}: ignored")
         return None
@@ -131,9 +130,9 @@ def _booted(inv: Inventory, boot: dict[str, str] | None, cmdline: str | None,
     ids = {}
     for key in ("id", "configured_id"):
         value = boot.get(key, "")
-        if value and not _ID_RE.match(value):
+        if value and not IMAGE_ID_RE.match(value):
             problems.append(f"state file boot has an invalid {key}={value[:80]!r}: ignored")
-        ids[key] = value if _ID_RE.match(value) else None
+        ids[key] = value if IMAGE_ID_RE.match(value) else None
     kernel = boot.get("kernel", "")
     tries = boot.get("tries", "")
     fallback = boot.get("fallback", "")
@@ -190,7 +189,7 @@ def status(top: Path, settings: Settings, *, tag_id: str | None = None,
     boot = _parse_boot(_read(top, rel, "boot", problems), problems)
     good = _id_count(_read(top, rel, "good", problems), "good", problems, count=False)
     failed = _id_count(_read(top, rel, "failed", problems), "failed", problems)
-    if tag_id is not None and not _ID_RE.match(tag_id):
+    if tag_id is not None and not IMAGE_ID_RE.match(tag_id):
         raise ValueError(f"tag_id {tag_id!r} is not sha256:<64 hex>")
     return {
         "version": SCHEMA_VERSION,
