@@ -10,6 +10,7 @@ replaced atomically and the old one is kept as a backup next to it.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -163,7 +164,7 @@ def generation_cmdline(settings: Settings, image: str, number: int) -> str:
     ``dockerboot.generation=<n>`` tells the booted system (and ``status``)
     which kernel + initramfs it runs; the hook ignores it.
     """
-    return f"{kernel_cmdline(settings.with_changes(image=image))} dockerboot.generation={number}"
+    return f"{kernel_cmdline(replace(settings, image=image))} dockerboot.generation={number}"
 
 
 def render_entries(settings: Settings, newest: Generation,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_default_boots_newest_with_the_tag_previous_boots_by_id() -> None:
     # Both carry everything else of the command line unchanged.
     assert f'options "{generation_cmdline(SETTINGS, old, 3)}"' in previous
     assert generation_cmdline(SETTINGS, old, 3).startswith(
-        kernel_cmdline(SETTINGS.with_changes(image=old)))
+        kernel_cmdline(replace(SETTINGS, image=old)))
 
 
 def test_default_selection_docker_image_matches_only_the_default() -> None:
@@ -97,7 +98,7 @@ def test_no_previous_or_previous_of_unknown_image_gives_one_entry() -> None:
 def test_adopted_legacy_previous_boots_the_flat_pair_by_id() -> None:
     legacy = Generation(0, "6.1.0-18-amd64", "desktop:latest", image_id("legacy"), None,
                         "2026-01-01T00:00:00Z", files=(), legacy=True)
-    block = render_entries(SETTINGS.with_changes(boot_dir="bd", toplayer_path="bd/top"),
+    block = render_entries(replace(SETTINGS, boot_dir="bd", toplayer_path="bd/top"),
                            NEWEST, legacy)
     previous = block.split("menuentry ")[2]
     assert "loader bd/vmlinuz\n    initrd bd/initrd.img\n" in previous
@@ -108,4 +109,4 @@ def test_adopted_legacy_previous_boots_the_flat_pair_by_id() -> None:
 @pytest.mark.parametrize("options", ['quiet foo="bar"', "quiet\nsingle"])
 def test_unquotable_values_are_refused(options: str) -> None:
     with pytest.raises(BootloaderError, match="double quote or line break"):
-        render_entries(SETTINGS.with_changes(kernel_options=options), NEWEST, PREVIOUS)
+        render_entries(replace(SETTINGS, kernel_options=options), NEWEST, PREVIOUS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -77,11 +78,11 @@ def test_fingerprint_round_trip_and_validation() -> None:
 def test_settings_generations_default_round_trip_and_bounds() -> None:
     s = Settings(label="linux", image="desk:1")
     assert s.generations == 2
-    s3 = s.with_changes(generations=3)
+    s3 = replace(s, generations=3)
     assert config.from_toml(config.to_toml(s3)) == s3
     for bad in (1, 0, -2, 65, True, "2"):
         with pytest.raises(ConfigError, match="generations"):
-            s.with_changes(generations=bad).validate()
+            replace(s, generations=bad).validate()
     text = config.to_toml(s).replace("generations = 2", "generations = true")
     with pytest.raises(ConfigError, match="generations"):
         config.from_toml(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,7 @@ def test_legacy_only_needs_a_build(top: Path) -> None:
 
 
 def test_state_dir_follows_the_kernel_option(top: Path) -> None:
-    s = S.with_changes(kernel_options="quiet dockerboot.state=/boot_docker/st2/")
+    s = replace(S, kernel_options="quiet dockerboot.state=/boot_docker/st2/")
     assert state_dir(s) == "boot_docker/st2"
     hook_state(top, state="boot_docker/st2", good=B)
     assert status(top, s)["last_good"] == {"id": B}
