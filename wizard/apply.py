@@ -14,7 +14,7 @@ import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from wizard import (
     atomic,
     bootloader,
+    bootset,
     config,
     docker_daemon,
     images,
@@ -36,6 +37,7 @@ from wizard.cmdline import kernel_cmdline
 from wizard.config import Settings
 from wizard.errors import BootloaderError, NotRootError, WizardError
 from wizard.events import Event, LogLine, StepDone, StepStarted, check_cancel
+from wizard.fingerprint import fingerprint
 from wizard.lock import partition_lock
 from wizard.toplayer_plan import edit_changes as edit_changes  # re-exported
 
@@ -97,7 +99,7 @@ class Plan:
     """The image's top-layer subvolume, proof that it is bootable."""
     target: initramfs.BuildTarget | None
     """Generator and kernel version found in the image (None: the initramfs is not
-    built in this plan's steps, or a staged build is installed instead)."""
+    in this plan's steps)."""
     toplayer_changes: list[toplayer.FileChange]
     """Files to write into the top layer."""
     refind_conf: Path | None
@@ -117,6 +119,8 @@ class Plan:
     ``execute`` installs it instead of building again."""
     persistent: toplayer_plan.ToplayerPlan = field(default_factory=toplayer_plan.ToplayerPlan)
     """Subvolumes and home directories to create (only those missing)."""
+    generation: bootset.NewGeneration | None = None
+    """The generation the initramfs step adds, and the entries that name it."""
 
 
 def require_root() -> None:
@@ -229,9 +233,14 @@ def make_plan(session: Session, passwords: dict[str, str], *,
     s = session.settings
     image = images.normalize_ref(s.image)
     subvolume = images.resolve_subvolume(session.data_root, image)
-    target = None
-    if "initramfs" in steps and staged is None:
+    target = new = None
+    if "initramfs" in steps:
+        # Also for a staged build: the record needs the generator, and the tag's ID
+        # now is what the build is pinned to (a pull meanwhile cannot slip in).
         target = initramfs.detect(session.client, image)
+        new = bootset.plan_new(session.top, replace(s, image=image),
+                               image_id=str(session.client.images.get(image).id),
+                               inputs=fingerprint(target.generator, target.kver))
     check_cancel(cancel)
 
     saved = config.config_path(session.top, s)
@@ -246,33 +255,35 @@ def make_plan(session: Session, passwords: dict[str, str], *,
     check_cancel(cancel)
 
     cmdline = kernel_cmdline(replace(s, image=image))
-    conf = old = new = None
+    conf = old = new_conf = None
     warnings = machine.image_warnings(replace(s, image=image), subvolume)
     if "bootloader" in steps:
         conf, esp_warnings = locate_refind(s)
         warnings += esp_warnings
-        entry = bootloader.render_entry(replace(s, image=image), cmdline)
-        old, new = bootloader.plan_refind(conf, entry)
-        check_esp_writable(conf, len(old) + len(new))
+        entry = new.block if new else bootset.current_block(session.top, replace(s, image=image))
+        old, new_conf = bootloader.plan_refind(conf, entry)
+        check_esp_writable(conf, len(old) + len(new_conf))
 
     final = replace(s, image=image, users=tuple(dict.fromkeys([*s.users, *passwords])))
     return Plan(settings=s, top=session.top, device=session.partition.device, cmdline=cmdline,
                 image_subvolume=subvolume, target=target,
                 toplayer_changes=top_plan.changes, refind_conf=conf, refind_old=old,
-                refind_new=new,
+                refind_new=new_conf,
                 config_old=saved.read_bytes() if saved.exists() else None,
                 config_new=config.to_toml(final).encode(), warnings=warnings, staged=staged,
-                persistent=top_plan)
+                persistent=top_plan, generation=new)
 
 
 def execute(session: Session, plan: Plan, *, cancel: threading.Event | None = None,
             steps: tuple[str, ...] = EXECUTE_STEPS) -> Iterator[Event]:
     """Carry out ``plan`` in ``session``, yielding events; the slow, fallible build runs first.
 
-    The initramfs is built into scratch space and swapped in only when
-    complete, so a failure or cancel leaves the previous kernel, initramfs,
-    top layer and boot entry as they were.  With ``plan.staged`` the pair
-    built earlier (the TUI's initramfs step) is installed instead.
+    The initramfs is built into scratch space and becomes a new generation
+    only when complete; the boot entries name it after that, and old
+    generations go last (``wizard.bootset``), so a failure or cancel leaves
+    the previous kernel, initramfs, top layer and boot entries as they were.
+    With ``plan.staged`` the pair built earlier (the TUI's initramfs step) is
+    installed instead.
 
     Args:
         session: open, on the top level the plan was made for (``plan.top``);
@@ -291,15 +302,8 @@ def execute(session: Session, plan: Plan, *, cancel: threading.Event | None = No
     boot_dir = session.top / s.boot_dir
     boot_dir.mkdir(parents=True, exist_ok=True)
     name, _, tag = image.rpartition(":")
-    if "initramfs" in steps and plan.staged is not None:
-        yield StepStarted("initramfs", f"installing the initramfs built earlier ({plan.staged})")
-        kernel, initrd = initramfs.install_staged(plan.staged, boot_dir)
-        yield StepDone("initramfs", f"{kernel} and {initrd}")
-    elif "initramfs" in steps:
-        assert plan.target is not None  # _check_planned
-        yield from initramfs.build(session.client, image, plan.target, boot_dir,
-                                   image_name=name, image_tag=tag,
-                                   cancel=cancel or threading.Event())
+    if "initramfs" in steps:
+        yield from _add_generation(session, plan, cancel, name, tag)
     check_cancel(cancel)
     if "toplayer" in steps:
         check_target(session)
@@ -309,6 +313,8 @@ def execute(session: Session, plan: Plan, *, cancel: threading.Event | None = No
         assert plan.refind_conf is not None and plan.refind_new is not None  # _check_planned
         yield StepStarted("bootloader", f"writing the rEFInd entry in {plan.refind_conf}")
         backup = bootloader.write_refind(plan.refind_conf, plan.refind_new)
+        # Only now that no entry names them may old generations go.
+        yield from bootset.collect_old(session.top, s, session.client)
         yield StepDone("bootloader", f"backup: {backup}" if backup else "entry unchanged")
     if "config" in steps:
         check_target(session)
@@ -348,7 +354,7 @@ def _check_planned(session: Session, plan: Plan, steps: tuple[str, ...]) -> None
                         f"not for the session's LABEL={session.settings.label} at "
                         f"{session.top}", "make the plan in the session that executes it")
     missing = []
-    if "initramfs" in steps and plan.staged is None and plan.target is None:
+    if "initramfs" in steps and (plan.target is None or plan.generation is None):
         missing.append("initramfs")
     if "bootloader" in steps and (plan.refind_conf is None or plan.refind_new is None):
         missing.append("bootloader")
@@ -366,3 +372,43 @@ def _write_toplayer(session: Session, plan: Plan) -> Iterator[Event]:
         yield LogLine(f"created {made}")
     toplayer.apply_changes(session.top, s, plan.toplayer_changes)
     yield StepDone("toplayer", str(toplayer.toplayer_dir(session.top, s)))
+
+
+def _add_generation(session: Session, plan: Plan, cancel: threading.Event | None,
+                    name: str, tag: str) -> Iterator[Event]:
+    assert plan.target is not None and plan.generation is not None  # _check_planned
+    s, new = plan.settings, plan.generation
+    boot_dir = session.top / s.boot_dir
+    staged = plan.staged
+    if staged is None:
+        assert new.record.image_id is not None
+        build = initramfs.build(session.client, new.record.image_id, plan.target, boot_dir,
+                                image_name=name, image_tag=tag,
+                                cancel=cancel or threading.Event(), stage_only=True)
+        staged = yield from _step_continues(build)
+        assert staged is not None
+    else:
+        yield StepStarted("initramfs", f"installing the initramfs built earlier ({staged})")
+    try:
+        check_target(session)
+        gen = bootset.install(session.top, s, new, staged)
+    except BaseException:
+        with contextlib.suppress(WizardError, OSError):
+            initramfs.discard_staged(boot_dir, staged)
+        raise
+    yield StepDone("initramfs", f"generation {gen.number}: {boot_dir / gen.loader} and "
+                                f"{boot_dir / gen.initrd_path} (kernel {gen.kernel_version})")
+
+
+def _step_continues(events: Generator[Event, None, Path | None]) -> Generator[Event, None,
+                                                                            Path | None]:
+    # The build's StepDone is a log line here: the step ends with the install.
+    try:
+        while True:
+            event = next(events)
+            yield LogLine(event.detail) if isinstance(event, StepDone) else event
+    except StopIteration as done:
+        value: Path | None = done.value
+        return value
+    finally:
+        events.close()

@@ -188,12 +188,18 @@ def render_entries(settings: Settings, newest: Generation,
 
     """
     boot = settings.boot_dir.strip("/")
-    entries = [(f"{TITLE_PREFIX} {settings.image}", newest,
-                generation_cmdline(settings, settings.image, newest.number))]
+    if newest.pinned and newest.image_id is not None:
+        # A rollback: the default boots the image it rolled back to, whatever the tag says.
+        title = f"{TITLE_PREFIX} {settings.image} (rolled back to @{_short(newest.image_id)})"
+        entries = [(title, newest,
+                    generation_cmdline(settings, newest.image_id, newest.number))]
+    else:
+        entries = [(f"{TITLE_PREFIX} {settings.image}", newest,
+                    generation_cmdline(settings, settings.image, newest.number))]
     if previous is not None and previous.image_id is not None:
         ref = previous.image_ref or settings.image
-        short = previous.image_id.removeprefix("sha256:")[:12]
-        entries.append((f"{PREVIOUS_TITLE} {previous.number}: {ref} @{short}", previous,
+        entries.append((f"{PREVIOUS_TITLE} {previous.number}: {ref} @{_short(previous.image_id)}",
+                        previous,
                         generation_cmdline(settings, previous.image_id, previous.number)))
     text = f"{BEGIN_MARKER}\n"
     for title, gen, cmdline in entries:
@@ -202,6 +208,10 @@ def render_entries(settings: Settings, newest: Generation,
                        ("initrd", initrd), ("kernel command line", cmdline)))
         text += _menuentry(title, settings.label, loader, initrd, cmdline)
     return text + f"{END_MARKER}\n"
+
+
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
 
 
 def _uses_crlf(text: str) -> bool:

@@ -96,6 +96,8 @@ class Generation:
     """Names the wizard made in the generation's directory: all GC may delete."""
     legacy: bool = False
     """The flat pair of an earlier version: its files are never deleted."""
+    pinned: bool = False
+    """Made by ``rollback``: the default entry boots ``image_id``, not the tag."""
 
     @property
     def loader(self) -> str:
@@ -114,7 +116,7 @@ class Generation:
                 "image_id": self.image_id,
                 "inputs": self.inputs.to_json() if self.inputs else None,
                 "kernel": self.kernel, "initrd": self.initrd, "files": list(self.files),
-                "legacy": self.legacy}
+                "legacy": self.legacy, "pinned": self.pinned}
 
 
 def utc_now() -> str:
@@ -191,10 +193,12 @@ def from_json(data: object, number: int) -> Generation:
           f"files {files!r}")
     assert isinstance(files, list) and isinstance(kernel, str) and isinstance(initrd, str)
     _need(not legacy or not files, "a legacy record owns no files")
+    pinned = data.get("pinned", False)
+    _need(isinstance(pinned, bool) and not (pinned and legacy), f"pinned {pinned!r}")
     assert isinstance(created, str)
     return Generation(number=number, kernel_version=kver, image_ref=ref, image_id=image_id,
                       inputs=inputs, created=created, kernel=kernel, initrd=initrd,
-                      files=tuple(files), legacy=legacy)
+                      files=tuple(files), legacy=legacy, pinned=pinned)
 
 
 def _nofollow(path: str | os.PathLike[str], flags: int) -> int:

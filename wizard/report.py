@@ -15,7 +15,7 @@ def render_plan(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> str:
     s, top = plan.settings, plan.top
     out = [f"{section.title}:\n{_indent(section.body)}" for section in sections(plan, steps)]
     if "initramfs" not in steps:
-        out.append(f"{top}/{s.boot_dir}/vmlinuz, initrd.img: kept as they are")
+        out.append(f"{top}/{s.boot_dir}: kernel + initramfs generations kept as they are")
     if "bootloader" not in steps:
         out.append("refind.conf: boot entry kept as it is")
     return "\n".join(out)

@@ -75,8 +75,18 @@ def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section
                else "built now inside a container of the image")
         what = (f"{plan.target.generator}, kernel {plan.target.kver}: " if plan.target
                 else "kernel + initramfs ")
-        out.append(Section(f"{boot}/vmlinuz, {boot}/initrd.img",
-                           f"{what}{how} (the old pair stays until the new one is complete)"))
+        gen = plan.generation
+        title = (f"{boot}/{gen.record.loader}, {gen.record.initrd_path}" if gen
+                 else f"{boot} kernel + initramfs")
+        body = f"{what}{how} (the older generations stay until the new one is complete)"
+        if gen is not None:
+            body += (f"\nGeneration {gen.record.number} of {gen.record.image_ref} @"
+                     f"{(gen.record.image_id or '')[7:19]}; the default entry boots it")
+            if gen.previous is not None and gen.previous.image_id:
+                body += (f"\nThe \"previous\" entry boots generation {gen.previous.number} "
+                         f"(kernel {gen.previous.kernel_version}) with image "
+                         f"@{gen.previous.image_id[7:19]}, pinned by ID")
+        out.append(Section(title, body))
     if "toplayer" in steps:
         if plan.persistent.homes:
             out.append(Section("Home directories", "\n".join(

@@ -99,6 +99,20 @@ def _parse_boot(text: str | None, problems: list[str]) -> dict[str, str] | None:
     return values
 
 
+def hook_images(top: Path, settings: Settings) -> tuple[str | None, str | None]:
+    """The hook's last good image ID and the ID of the last boot, as far as they parse.
+
+    What garbage collection keeps whatever its age: the hook falls back to
+    the first and the system runs the second.
+    """
+    problems: list[str] = []
+    rel = state_dir(settings)
+    good = _id_count(_read(top, rel, "good", problems), "good", problems, count=False)
+    boot = _parse_boot(_read(top, rel, "boot", problems), problems) or {}
+    booted = boot.get("id", "")
+    return (good["id"] if good else None), (booted if IMAGE_ID_RE.match(booted) else None)
+
+
 def _gen_json(gen: Generation | None) -> dict[str, Any] | None:
     if gen is None:
         return None

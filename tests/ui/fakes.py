@@ -15,6 +15,7 @@ from pathlib import Path
 
 from wizard import toplayer
 from wizard.apply import Plan
+from wizard.bootset import NewGeneration
 from wizard.changes import Preview
 from wizard.config import Settings
 from wizard.docker_daemon import ImageSummary
@@ -29,7 +30,9 @@ from wizard.errors import (
     WizardError,
 )
 from wizard.events import Event, LogLine, Progress, StepDone, StepStarted, check_cancel
+from wizard.fingerprint import Fingerprint
 from wizard.flow import WizardState
+from wizard.generations import new_record
 from wizard.initramfs import BuildTarget, InitramfsBuildError
 from wizard.mountinfo import MountEntry
 from wizard.partitions import BlockEvent, Partition
@@ -70,6 +73,14 @@ REFIND = b"timeout 5\n# user line kept\nmenuentry \"Other\" {\n    loader x.efi\
 IMAGE_FSTAB = b"# image fstab\nproc /proc proc defaults 0 0\n"
 TARGET = BuildTarget("initramfs-tools", "6.1.0-18-amd64", "/boot/vmlinuz-6.1.0-18-amd64")
 SETTINGS = Settings(label="dbw-fake", image="desk:1")
+
+
+INPUTS = Fingerprint("initramfs-tools", "6.1.0-18-amd64", "0" * 64)
+GENERATION = NewGeneration(
+    record=new_record(3, INPUTS, "desk:1", "sha256:" + "3" * 64, "2026-11-30T08:00:00Z"),
+    copy_from=None, adopt=None, block="",
+    previous=new_record(2, INPUTS, "desk:1", "sha256:" + "2" * 64, "2026-11-29T08:00:00Z"))
+"""What the fake plan adds: generation 3; the "previous" entry boots generation 2."""
 
 
 class FakeServices:
@@ -238,7 +249,7 @@ class FakeServices:
                     refind_old=REFIND, refind_new=REFIND + b"# dockerboot entry\n",
                     config_old=None, config_new=b'label = "dbw-fake"\n',
                     staged=Path("/mnt/top", state.staged_initramfs)
-                    if state.staged_initramfs else None)
+                    if state.staged_initramfs else None, generation=GENERATION)
 
     def preview(self, state: WizardState, *, cancel: threading.Event) -> Preview:
         assert state.settings is not None

@@ -8,9 +8,12 @@ on ``tmp_path``, no daemon client (whatever would build or probe must not run).
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 from wizard.apply import Plan, Session
+from wizard.bootset import NewGeneration, plan_new
 from wizard.config import Settings
+from wizard.fingerprint import fingerprint
 from wizard.initramfs import BuildTarget
 from wizard.partitions import Partition
 from wizard.toplayer import FileChange
@@ -30,12 +33,33 @@ def make_plan(top: Path, settings: Settings = SETTINGS, **kw) -> Plan:
                 refind_conf=conf, refind_old=b"timeout 5\n", refind_new=b"timeout 5\n# new\n",
                 config_old=None, config_new=b'label = "dbw"\nimage = "desk:1"\n')
     base.update(kw)
+    if "generation" not in base:
+        base["generation"] = new_generation(top, base["settings"])  # type: ignore[arg-type]
     return Plan(**base)
 
 
-def session(top: Path, settings: Settings = SETTINGS) -> Session:
-    """A session on ``top`` (no daemon client: nothing may build)."""
-    return Session(settings, PART, top, None, top / "docker")  # type: ignore[arg-type]
+IMAGE_ID = "sha256:" + "ab" * 32
+"""What ``ImagesOnly`` says every image's ID is."""
+
+
+class ImagesOnly:
+    """A daemon client that can only tell an image's ID: nothing may build or run."""
+
+    class images:  # noqa: N801 — mirrors ``DockerClient.images``
+        @staticmethod
+        def get(ref: str) -> SimpleNamespace:
+            return SimpleNamespace(id=IMAGE_ID)
+
+
+def new_generation(top: Path, settings: Settings = SETTINGS) -> NewGeneration:
+    """The next generation on ``top`` as a plan would make it (from ``TARGET``, ``IMAGE_ID``)."""
+    return plan_new(top, settings, image_id=IMAGE_ID,
+                    inputs=fingerprint(TARGET.generator, TARGET.kver))
+
+
+def session(top: Path, settings: Settings = SETTINGS, client: object = None) -> Session:
+    """A session on ``top`` (by default no daemon client: nothing may build)."""
+    return Session(settings, PART, top, client, top / "docker")  # type: ignore[arg-type]
 
 
 def old_pair(boot: Path) -> None:

@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.plans import SETTINGS, TARGET, make_plan, session, staged_build
+from tests.unit.plans import (
+    IMAGE_ID,
+    SETTINGS,
+    TARGET,
+    ImagesOnly,
+    make_plan,
+    session,
+    staged_build,
+)
 from wizard import apply, review
 from wizard.events import StepDone
 
@@ -61,17 +69,26 @@ def test_full_plan_still_probes_and_finds_refind(tmp_path: Path, probes: list[st
     conf = tmp_path / "refind.conf"
     conf.write_bytes(b"timeout 5\n")
     monkeypatch.setattr(apply, "locate_refind", lambda s: (probes.append("locate") or conf, []))
-    plan = apply.make_plan(session(tmp_path, HOSTED), {})
+    plan = apply.make_plan(session(tmp_path, HOSTED, ImagesOnly()), {})
     assert probes == ["resolve", "detect", "locate"]
     assert plan.target == TARGET and plan.refind_conf == conf
     assert plan.refind_new is not None and b"dockerboot-wizard" in plan.refind_new
+    # The first build is generation 1, pinned to the tag's ID now; the entry names it.
+    assert plan.generation is not None and plan.generation.record.number == 1
+    assert plan.generation.record.image_id == IMAGE_ID
+    assert plan.generation.record.kernel_version == TARGET.kver
+    assert b"loader boot_docker/gen/1/vmlinuz" in plan.refind_new
+    assert not (tmp_path / "boot_docker/gen").exists()  # planned, nothing written
 
 
-def test_staged_build_skips_the_probe(tmp_path: Path, probes: list[str]):
+def test_staged_build_is_planned_as_a_generation(tmp_path: Path, probes: list[str]):
     staged = tmp_path / "boot_docker/.build-x"
-    plan = apply.make_plan(session(tmp_path, HOSTED), {}, steps=("initramfs", "config"),
-                           staged=staged)
-    assert "detect" not in probes and plan.target is None and plan.staged == staged
+    plan = apply.make_plan(session(tmp_path, HOSTED, ImagesOnly()), {},
+                           steps=("initramfs", "config"), staged=staged)
+    # The probe names the generator the record keeps; nothing is built.
+    assert probes == ["resolve", "detect"] and plan.staged == staged
+    assert plan.generation is not None and plan.generation.record.inputs is not None
+    assert plan.generation.record.inputs.generator == TARGET.generator
     sections = review.sections(plan, ("initramfs", "config"))
     assert any("already built, installed now" in s.body for s in sections)
 
@@ -98,7 +115,11 @@ def test_execute_installs_staged_pair_instead_of_building(tmp_path: Path):
     # session.client is None: building would crash, so this proves no build ran.
     plan = make_plan(tmp_path, staged=staged)
     list(apply.execute(session(plan.top), plan, steps=("initramfs", "bootloader")))
-    assert (boot / "vmlinuz").read_bytes() == b"new k"
+    assert (boot / "gen/1/vmlinuz").read_bytes() == b"new k"
+    assert (boot / "gen/1/initrd.img").read_bytes() == b"new i"
+    assert not staged.exists()
+    # The flat pair of an earlier version stays as it was (generation 0, never deleted).
+    assert (boot / "vmlinuz").read_bytes() == b"old kernel"
     assert (tmp_path / "refind.conf").read_bytes() == b"timeout 5\n# new\n"
     assert not (boot / "toplayer").exists()
 

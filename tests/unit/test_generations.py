@@ -52,7 +52,7 @@ def test_add_installs_staged_build_as_a_generation(boot: Path) -> None:
     data = json.loads((d / RECORD_NAME).read_text())
     assert data == {"schema": 1, "number": 1, "created": "2026-11-30T08:00:00Z",
                     "kernel_version": "6.1.0-31-amd64", "image_ref": "desktop:latest",
-                    "image_id": image_id("a"), "legacy": False,
+                    "image_id": image_id("a"), "legacy": False, "pinned": False,
                     "inputs": {"generator": "initramfs-tools",
                                "kernel_version": "6.1.0-31-amd64", "assets": "a" * 64},
                     "kernel": "vmlinuz", "initrd": "initrd.img",

@@ -35,7 +35,7 @@ def test_report_and_review_of_a_toplayer_only_plan(tmp_path: Path):
                      refind_new=None)
     text = render_plan(plan, apply.TOPLAYER_ONLY)
     assert "etc/hostname" in text and "+desk1" in text
-    assert "vmlinuz, " in text and "kept as they are" in text
+    assert "kernel + initramfs generations kept" in text and "kept as they are" in text
     assert "boot entry kept as it is" in text and "dockerboot-wizard.toml" in text
     assert "Initramfs:" not in text
     titles = [s.title for s in review.sections(plan, apply.TOPLAYER_ONLY)]
