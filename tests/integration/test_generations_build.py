@@ -19,13 +19,13 @@ from typing import Any
 
 import docker
 import pytest
-from wizard.qemu_boot import make_esp
 
 from tests.lab import lab
 from wizard import bootloader, generations, initramfs, pins
 from wizard.config import Settings
 from wizard.fingerprint import fingerprint, kernel_version_of
 from wizard.images import resolve_subvolume
+from wizard.sandbox.qemu import make_esp
 from wizard.status import status
 
 pytestmark = pytest.mark.lab

@@ -251,7 +251,8 @@ def _tail(path: Path, lines: int = 3) -> str:
     return "(no log)"
 
 
-ROOTFS_VARIANTS = ("initramfs-tools", "dracut", "initramfs-tools-systemd", "dracut-systemd")
+ROOTFS_VARIANTS = ("initramfs-tools", "dracut", "initramfs-tools-systemd", "dracut-systemd",
+                   "initramfs-tools-bpo", "dracut-bpo")
 """What ``assets/sandbox/build-rootfs.sh`` builds."""
 
 
@@ -261,7 +262,8 @@ def rootfs_tarball(variant: str) -> Path:
     Args:
         variant: ``initramfs-tools`` or ``dracut`` (the generator inside), optionally
             with ``-systemd``: plus systemd, dbus, sudo and docker.io, for a real
-            boot to a login prompt.
+            boot to a login prompt; or with ``-bpo``: the same image after a kernel
+            update, only the bookworm-backports kernel (6.12) left, the 6.1 one purged.
 
     Returns:
         ``<cache>/rootfs-<suite>-<variant>.tar``.
