@@ -14,7 +14,7 @@ import contextlib
 import os
 import shutil
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -303,7 +303,11 @@ def execute(session: Session, plan: Plan, *, cancel: threading.Event | None = No
     boot_dir.mkdir(parents=True, exist_ok=True)
     name, _, tag = image.rpartition(":")
     if "initramfs" in steps:
-        yield from _add_generation(session, plan, cancel, name, tag)
+        assert plan.target is not None and plan.generation is not None  # _check_planned
+        check_target(session)
+        yield from bootset.make_generation(
+            session.client, session.top, s, plan.generation, target=plan.target,
+            staged=plan.staged, cancel=cancel, image_name=name, image_tag=tag)
     check_cancel(cancel)
     if "toplayer" in steps:
         check_target(session)
@@ -311,11 +315,8 @@ def execute(session: Session, plan: Plan, *, cancel: threading.Event | None = No
     if "bootloader" in steps:
         check_target(session)  # the ESP is elsewhere, but a half-applied partition is not
         assert plan.refind_conf is not None and plan.refind_new is not None  # _check_planned
-        yield StepStarted("bootloader", f"writing the rEFInd entry in {plan.refind_conf}")
-        backup = bootloader.write_refind(plan.refind_conf, plan.refind_new)
-        # Only now that no entry names them may old generations go.
-        yield from bootset.collect_old(session.top, s, session.client)
-        yield StepDone("bootloader", f"backup: {backup}" if backup else "entry unchanged")
+        yield from bootset.write_entries(plan.refind_conf, plan.refind_new, session.top, s,
+                                         session.client)
     if "config" in steps:
         check_target(session)
         yield StepStarted("config", "saving the configuration")
@@ -372,43 +373,3 @@ def _write_toplayer(session: Session, plan: Plan) -> Iterator[Event]:
         yield LogLine(f"created {made}")
     toplayer.apply_changes(session.top, s, plan.toplayer_changes)
     yield StepDone("toplayer", str(toplayer.toplayer_dir(session.top, s)))
-
-
-def _add_generation(session: Session, plan: Plan, cancel: threading.Event | None,
-                    name: str, tag: str) -> Iterator[Event]:
-    assert plan.target is not None and plan.generation is not None  # _check_planned
-    s, new = plan.settings, plan.generation
-    boot_dir = session.top / s.boot_dir
-    staged = plan.staged
-    if staged is None:
-        assert new.record.image_id is not None
-        build = initramfs.build(session.client, new.record.image_id, plan.target, boot_dir,
-                                image_name=name, image_tag=tag,
-                                cancel=cancel or threading.Event(), stage_only=True)
-        staged = yield from _step_continues(build)
-        assert staged is not None
-    else:
-        yield StepStarted("initramfs", f"installing the initramfs built earlier ({staged})")
-    try:
-        check_target(session)
-        gen = bootset.install(session.top, s, new, staged)
-    except BaseException:
-        with contextlib.suppress(WizardError, OSError):
-            initramfs.discard_staged(boot_dir, staged)
-        raise
-    yield StepDone("initramfs", f"generation {gen.number}: {boot_dir / gen.loader} and "
-                                f"{boot_dir / gen.initrd_path} (kernel {gen.kernel_version})")
-
-
-def _step_continues(events: Generator[Event, None, Path | None]) -> Generator[Event, None,
-                                                                            Path | None]:
-    # The build's StepDone is a log line here: the step ends with the install.
-    try:
-        while True:
-            event = next(events)
-            yield LogLine(event.detail) if isinstance(event, StepDone) else event
-    except StopIteration as done:
-        value: Path | None = done.value
-        return value
-    finally:
-        events.close()

@@ -17,24 +17,27 @@ entry names a complete kernel + initramfs:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from wizard import generations, generations_gc
-from wizard.bootloader import render_entries, render_entry
+from wizard import generations, generations_gc, initramfs
+from wizard.bootloader import render_entries, render_entry, write_refind
 from wizard.cmdline import kernel_cmdline
 from wizard.config import Settings
-from wizard.events import Event, LogLine
+from wizard.errors import WizardError
+from wizard.events import Event, LogLine, StepDone, StepStarted
 from wizard.fingerprint import Fingerprint
 from wizard.generations import Generation, GenerationError
 from wizard.images import normalize_ref
-from wizard.initramfs import SCRATCH_PREFIX, STAGED_INITRD, STAGED_KERNEL
+from wizard.initramfs import SCRATCH_PREFIX, STAGED_INITRD, STAGED_KERNEL, BuildTarget
 from wizard.pins import PinError
 from wizard.status import hook_images
 
@@ -161,3 +164,62 @@ def collect_old(top: Path, settings: Settings, client: Any) -> Iterator[Event]:
         yield LogLine(f"removed generation {number}")
     for line in [*inv.problems, *done.problems]:
         yield LogLine(line)
+
+
+def make_generation(client: Any, top: Path, settings: Settings, new: NewGeneration, *,
+                    target: BuildTarget | None, staged: Path | None = None,
+                    cancel: threading.Event | None = None, image_name: str = "",
+                    image_tag: str = "") -> Iterator[Event]:
+    """Move 1 as the ``initramfs`` step: build (or copy, or take ``staged``), then ``install``.
+
+    A build runs in a container of ``new.record.image_id``, so a pull during
+    the build cannot change what the record says.  A staged pair that cannot
+    be installed is removed; the generations stay as they were.
+    """
+    boot_dir = top / settings.boot_dir
+    if staged is not None:
+        yield StepStarted("initramfs", f"installing the initramfs built earlier ({staged})")
+    elif new.copy_from is not None:
+        src = new.copy_from
+        yield StepStarted("initramfs", f"reusing generation {src.number}'s kernel + initramfs "
+                                       f"(kernel {src.kernel_version}): no build needed")
+        staged = stage_copy(boot_dir, src)
+    else:
+        assert target is not None and new.record.image_id is not None
+        build = initramfs.build(client, new.record.image_id, target, boot_dir,
+                                image_name=image_name, image_tag=image_tag,
+                                cancel=cancel or threading.Event(), stage_only=True)
+        staged = yield from _step_continues(build)
+        assert staged is not None
+    try:
+        gen = install(top, settings, new, staged)
+    except BaseException:
+        with contextlib.suppress(WizardError, OSError):
+            initramfs.discard_staged(boot_dir, staged)
+        raise
+    yield StepDone("initramfs", f"generation {gen.number}: {boot_dir / gen.loader} and "
+                                f"{boot_dir / gen.initrd_path} (kernel {gen.kernel_version})")
+
+
+def _step_continues(events: Generator[Event, None, Path | None]) -> Generator[Event, None,
+                                                                            Path | None]:
+    # The build's StepDone is a log line here: the step ends with the install.
+    try:
+        while True:
+            event = next(events)
+            yield LogLine(event.detail) if isinstance(event, StepDone) else event
+    except StopIteration as done:
+        value: Path | None = done.value
+        return value
+    finally:
+        events.close()
+
+
+def write_entries(conf: Path, content: bytes, top: Path, settings: Settings,
+                  client: Any) -> Iterator[Event]:
+    """Moves 2 and 3 as the ``bootloader`` step: write refind.conf, then collect."""
+    yield StepStarted("bootloader", f"writing the rEFInd entries in {conf}")
+    backup = write_refind(conf, content)
+    # Only now that no entry names them may old generations go.
+    yield from collect_old(top, settings, client)
+    yield StepDone("bootloader", f"backup: {backup}" if backup else "entries unchanged")

@@ -1,4 +1,4 @@
-"""Headless command line: ``apply``, ``partitions``, ``images`` (and ``sandbox``).
+"""Headless command line: apply, update, rollback, status, partitions, images (and sandbox).
 
 User mistakes end in one line on stderr and a non-zero exit, never a
 traceback; the core raises ``WizardError`` and this module reports it.
@@ -66,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("partitions", "list btrfs partitions"), ("images", "list local images")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--json", action="store_true", help="machine-readable output")
+    from wizard.cli_boot import add_parsers as add_boot_parsers
     from wizard.sandbox.cli import add_parser as add_sandbox_parser
 
+    add_boot_parsers(sub)
     add_sandbox_parser(sub)
     return parser
 
@@ -209,9 +211,11 @@ def main(argv: Sequence[str] | None = None, *,
     parser = build_parser()
     args = parser.parse_args(argv)
     args.open_tui = open_tui
+    from wizard.cli_boot import cmd_status, cmd_update
     from wizard.sandbox.cli import cmd_sandbox
 
     handlers = {"apply": cmd_apply, "partitions": cmd_partitions, "images": cmd_images,
+                "update": cmd_update, "rollback": cmd_update, "status": cmd_status,
                 "sandbox": cmd_sandbox}
     if args.command not in handlers:
         parser.print_help()

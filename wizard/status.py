@@ -118,7 +118,8 @@ def _gen_json(gen: Generation | None) -> dict[str, Any] | None:
         return None
     return {"number": gen.number, "kernel_version": gen.kernel_version,
             "image_ref": gen.image_ref, "image_id": gen.image_id, "created": gen.created,
-            "legacy": gen.legacy, "loader": gen.loader, "initrd": gen.initrd_path,
+            "legacy": gen.legacy, "pinned": gen.pinned, "loader": gen.loader,
+            "initrd": gen.initrd_path,
             "inputs": gen.inputs.to_json() if gen.inputs else None}
 
 
