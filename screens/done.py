@@ -38,8 +38,13 @@ snapshots it as a fresh `{rw}`, copies the top layer (`{top}`) over it and boots
 every boot.** What persists: {persists}.
 
 ## To update
-Inside the booted system: `docker pull {image}` (or `docker build`), then reboot.
-A new kernel in the image needs **Rebuild initramfs** in the wizard.
+`docker pull {image}` (or `docker build`), then `sudo dockerboot-wizard update --label {label}`
+and reboot: a new generation, built only when the kernel or the initramfs inputs changed.
+Without the update, a root whose `/lib/modules` lacks the running kernel never boots: the last
+good image boots instead, with one line saying why. rEFInd's **Previous generation** entry boots
+the generation before, its image pinned by ID; `sudo dockerboot-wizard rollback --label {label}`
+makes it the default. `dockerboot-wizard status --label {label}` shows what boots and what is
+pending.
 
 ## To come back
 `sudo dockerboot-wizard` loads the saved config and offers: reconfigure the top layer,

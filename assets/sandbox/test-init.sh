@@ -16,6 +16,10 @@ fact user_hash "$(grep '^alice:' /etc/shadow | cut -d: -f2 | cut -c1-3)"
 fact image_marker "$(cat /etc/dbw-image-marker 2>/dev/null)"
 fact previous_boot_file "$( [ -e /dbw-written-at-boot ] && echo present || echo absent)"
 fact cmdline "$(cat /proc/cmdline)"
+fact kernel "$(uname -r)"
+fact modules_dir "$( [ -d "/lib/modules/$(uname -r)" ] && echo present || echo absent)"
+# What the booted system's docker needs first (bridge + netfilter): proof the modules load.
+fact modprobe "$(modprobe br_netfilter 2>&1 && echo ok)"
 echo "written during boot" > /dbw-written-at-boot
 sync
 fact done yes

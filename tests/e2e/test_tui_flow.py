@@ -35,7 +35,7 @@ from screens.review import ReviewScreen
 from screens.toplayer import ToplayerScreen
 from screens.welcome import WelcomeScreen
 from screens.wizard_app import make_app
-from wizard import config
+from wizard import config, generations
 from wizard.flow import Mode, Step, WizardState
 from wizard.sandbox import SAMPLE_IMAGE, qemu, sandbox
 from wizard.services import RealServices
@@ -115,7 +115,7 @@ async def test_full_setup_in_the_tui_then_boot(tmp_path: Path,
 
             screen = await until(pilot, InitramfsScreen,
                                  lambda s: s.state.staged_initramfs is not None)
-            assert not (box.machine.workdir / "mnt/boot_docker/vmlinuz").exists()
+            assert not (box.machine.workdir / "mnt/boot_docker/gen").exists()
             await pilot.press("n")
 
             screen = await until(pilot, BootloaderScreen, lambda s: s.found is not None)
@@ -135,7 +135,9 @@ async def test_full_setup_in_the_tui_then_boot(tmp_path: Path,
         saved = config.load(top)
         assert saved is not None and saved.hostname == HOSTNAME and saved.users == ("alice",)
         assert PASSWORD not in (top / "boot_docker/dockerboot-wizard.toml").read_text()
-        assert (top / "boot_docker/vmlinuz").stat().st_size > 0
+        newest = generations.load(top / "boot_docker").newest
+        assert newest is not None and newest.number == 1
+        assert (top / "boot_docker" / newest.loader).stat().st_size > 0
         assert not list((top / "boot_docker").glob(".build-*"))  # the staged pair moved in
         conf = box.machine.refind_conf.read_bytes()
         assert conf.startswith(conf_before) and f"volume {box.label}".encode() in conf
@@ -143,7 +145,8 @@ async def test_full_setup_in_the_tui_then_boot(tmp_path: Path,
         # Later, `sudo dockerboot-wizard` again: the saved config is found and
         # "Reconfigure top layer" writes the top layer (and the config) only.
         boot_files = {p: (p.stat().st_mtime_ns, p.read_bytes())
-                      for p in (top / "boot_docker/vmlinuz", top / "boot_docker/initrd.img")}
+                      for p in (top / "boot_docker" / newest.loader,
+                                top / "boot_docker" / newest.initrd_path)}
         app = make_app(RealServices())
         async with app.run_test(size=SIZE) as pilot:
             screen = await until(pilot, WelcomeScreen, lambda s: s.found is not None)

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab import scenario
-from wizard import bootloader, leftovers, partitions
+from wizard import bootloader, generations, leftovers, partitions
 from wizard.sandbox.parts import Dockerd, attach_disk, dockerd, mounted
 
 pytestmark = [pytest.mark.lab]
@@ -185,9 +185,12 @@ def _block_ok(block: bytes) -> bool:
 
 def _check_converged(rig: Rig, case: int, toplayer_only: bool, code: int, out: str) -> None:
     assert code == 0, out[-4000:]
-    assert (rig.boot_dir / "vmlinuz").stat().st_size > 0
-    assert (rig.boot_dir / "initrd.img").stat().st_size > 0
+    newest = generations.load(rig.boot_dir).newest
+    assert newest is not None and not newest.legacy
+    assert (rig.boot_dir / newest.loader).stat().st_size > 0
+    assert (rig.boot_dir / newest.initrd_path).stat().st_size > 0
     conf = rig.machine.refind_conf.read_bytes()
+    assert f"loader boot_docker/{newest.loader}".encode() in conf
     assert conf.startswith(rig.user_conf)
     assert conf.count(bootloader.BEGIN_MARKER.encode()) == 1
     if not toplayer_only:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.conftest import SERVICES_IMAGE
 from tests.integration.conftest import ServicesLab as Env
-from wizard import apply, changes, leftovers, partitions
+from wizard import apply, changes, generations, leftovers, partitions
 from wizard.config import Settings
 from wizard.errors import ConfigError
 from wizard.events import StepStarted
@@ -51,7 +51,7 @@ def test_staged_build_then_preview_and_apply(services_lab: Env) -> None:
     events, staged = collect(services.build_initramfs(state, cancel=threading.Event()))
     assert events and (services_lab.top / staged / STAGED_KERNEL).stat().st_size > 0
     assert (services_lab.top / staged / STAGED_INITRD).stat().st_size > 0
-    assert not (boot / "vmlinuz").exists()  # nothing replaced before execute
+    assert not (boot / "gen").exists()  # no generation before execute
 
     state = replace(state, staged_initramfs=staged)
     preview = services.preview(state, cancel=threading.Event())
@@ -59,10 +59,13 @@ def test_staged_build_then_preview_and_apply(services_lab: Env) -> None:
                                                                   "etc/shadow"}
     assert preview.plan.staged == services_lab.top / staged
     assert "already built, installed now" in preview.text
-    assert (services_lab.top / staged).is_dir() and not (boot / "vmlinuz").exists()
+    assert (services_lab.top / staged).is_dir() and not (boot / "gen").exists()
     list(services.apply(state, cancel=threading.Event()))
 
-    assert (boot / "vmlinuz").stat().st_size > 0 and (boot / "initrd.img").stat().st_size > 0
+    newest = generations.load(boot).newest  # the staged pair, installed as generation 1
+    assert newest is not None and newest.number == 1
+    assert (boot / newest.loader).stat().st_size > 0
+    assert (boot / newest.initrd_path).stat().st_size > 0
     assert not (services_lab.top / staged).exists()
     files = services.toplayer_files(state)
     assert files["etc/motd"] == b"hello from the TUI\n"

@@ -21,7 +21,7 @@ import pytest
 
 from tests.integration.conftest import ServicesLab
 from tests.lab import scenario
-from wizard import apply, config
+from wizard import apply, config, generations
 from wizard.config import Settings
 from wizard.errors import InitramfsError
 from wizard.flow import Mode, WizardState
@@ -91,7 +91,8 @@ def applied(services_lab: ServicesLab) -> Applied:
     state = WizardState(settings=settings)
     preview = services.preview(state, cancel=threading.Event())
     list(services.apply(state, cancel=threading.Event()))
-    assert (boot / "vmlinuz").stat().st_size > 0
+    newest = generations.load(boot).newest
+    assert newest is not None and (boot / newest.loader).stat().st_size > 0
     assert "# >>> dockerboot-wizard" in (services_lab.esp / "EFI/BOOT/refind.conf").read_text()
     return Applied(preview.plan.settings, crashed.exists())
 
@@ -195,12 +196,13 @@ def test_discard_staged_removes_only_the_staged_build(services_lab: ServicesLab,
     staged = boot / ".build-left"
     staged.mkdir()
     (staged / "initrd.img.new").write_bytes(b"never installed")
-    kernel = files_with_mtimes(boot)["vmlinuz"]
+    loader = generations.load(boot).newest.loader  # type: ignore[union-attr]
+    kernel = files_with_mtimes(boot)[loader]
     services = RealServices()
     state = WizardState(settings=applied.settings,
                         staged_initramfs=staged.relative_to(services_lab.top).as_posix())
     services.discard_staged(state)
-    assert not staged.exists() and files_with_mtimes(boot)["vmlinuz"] == kernel
+    assert not staged.exists() and files_with_mtimes(boot)[loader] == kernel
     services.discard_staged(state)  # already gone: nothing to do
     with pytest.raises(InitramfsError, match="not a staged build"):
         services.discard_staged(replace(state, staged_initramfs="boot_docker/toplayer"))

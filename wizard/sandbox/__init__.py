@@ -96,7 +96,7 @@ def docker_on(machine: Machine) -> Iterator[Dockerd]:
 
 
 def build_image(daemon: Dockerd, generator: str, tag: str, marker: str, *,
-                systemd: bool = False) -> str:
+                systemd: bool = False, backports: bool = False) -> str:
     """Build a bootable sample image (base rootfs + the sample init + a marker file).
 
     The base is the cached debootstrapped rootfs imported once per daemon;
@@ -110,6 +110,8 @@ def build_image(daemon: Dockerd, generator: str, tag: str, marker: str, *,
         marker: text of ``/etc/dbw-image-marker`` (the boot prints it).
         systemd: the base with systemd, dbus, sudo and docker.io, whose own
             init boots to a login prompt on the serial console.
+        backports: the base with only bookworm-backports' kernel (6.12) instead
+            of bookworm's (6.1): a real kernel update of the same Dockerfile.
 
     Returns:
         ``tag``.
@@ -119,7 +121,8 @@ def build_image(daemon: Dockerd, generator: str, tag: str, marker: str, *,
 
     client = docker.DockerClient(base_url=daemon.host, timeout=600)
     try:
-        variant = f"{generator}-systemd" if systemd else generator
+        variant = (f"{generator}-systemd" if systemd else f"{generator}-bpo" if backports
+                   else generator)
         base = f"dbw-base/{variant}:latest"
         if not client.images.list(name=base):
             tarball = rootfs_tarball(variant)

@@ -1,0 +1,78 @@
+"""Benchmark: ``update`` when only the image changed, side by side with a full apply.
+
+On a loop btrfs disk with a private dockerd (btrfs driver), the debootstrapped
+sample image and an ESP with rEFInd, each row times the installed command
+line (what a user runs, process start included):
+
+- ``apply`` of the same settings: probe container, initramfs build, entries;
+- ``update`` after the tag moved to a new image with the same kernel: the
+  newest pair is copied (reflink) as a new generation, no build (target < 2 s);
+- ``update`` when nothing moved: "up to date", no container.
+
+Every ``update`` row really moves the tag first (a ``docker commit``, not timed).
+
+    sudo python3 -m benchmarks.update_time [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.lab import lab, qemu, scenario
+from wizard import apply
+
+IMAGE = "bench/update:latest"
+
+
+def cli(dd: lab.DockerDisk, *args: str) -> float:
+    """Run the installed CLI; its wall time in seconds."""
+    start = time.perf_counter()
+    subprocess.run([scenario.wizard_command(), *args, "--label", dd.disk.label, "--yes"],
+                   env=dd.daemon.env(), check=True, capture_output=True, text=True)
+    return time.perf_counter() - start
+
+
+def move_tag(dd: lab.DockerDisk, n: int) -> None:
+    dd.daemon.docker("create", "--name", f"bench-{n}", "--network", "none", IMAGE, "/bin/true")
+    dd.daemon.docker("commit", "--change", f"LABEL bench={n}", f"bench-{n}", IMAGE)
+    dd.daemon.docker("rm", f"bench-{n}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="runs per row (median shown)")
+    args = parser.parse_args()
+    apply.require_root()
+    work = Path(tempfile.mkdtemp(prefix="dbw-bench-update-", dir="/var/tmp"))
+    rows: dict[str, list[float]] = {"apply (build)": [], "update, image moved, same kernel": [],
+                                    "update, nothing moved": []}
+    try:
+        with lab.docker_disk(work) as dd:
+            lab.import_rootfs(dd.daemon, IMAGE)
+            esp = work / "esp"
+            qemu.make_esp(esp)
+            cli(dd, "apply", "--image", IMAGE, "--esp", str(esp))  # warm-up, not counted
+            for n in range(args.runs):  # interleaved: machine noise hits every row alike
+                rows["apply (build)"].append(cli(dd, "apply", "--esp", str(esp)))
+                move_tag(dd, n)
+                rows["update, image moved, same kernel"].append(cli(dd, "update"))
+                rows["update, nothing moved"].append(cli(dd, "update"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    base = statistics.median(rows["apply (build)"])
+    print(f"{'command':34} {'median s':>9} {'min s':>7} {'apply ÷ this':>13}")
+    for name, values in rows.items():
+        median = statistics.median(values)
+        print(f"{name:34} {median:9.3f} {min(values):7.3f} {base / median:12.1f}×")
+    print(f"({args.runs} runs each, interleaved; the first apply is not counted)")
+
+
+if __name__ == "__main__":
+    main()
