@@ -16,6 +16,7 @@ from typing import Any
 
 from wizard.config import Settings
 from wizard.errors import ConfigError
+from wizard.status import summary
 
 PROC_CMDLINE = Path("/proc/cmdline")
 
@@ -92,27 +93,13 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the partition's status (text, or the versioned JSON)."""
-    from wizard import apply, generations, initramfs, status
-    from wizard.fingerprint import fingerprint
-    from wizard.images import normalize_ref
+    from wizard import update
 
-    settings = saved_settings(args.label)
-    with apply.open_session(settings, lock=False) as session:
-        image = normalize_ref(settings.image)
-        tag_id = str(session.client.images.get(image).id)
-        newest = generations.load(session.top / settings.boot_dir).newest
-        if newest is not None and newest.image_id == tag_id and newest.inputs is not None:
-            inputs = fingerprint(newest.inputs.generator, newest.inputs.kernel_version)
-        else:
-            target = initramfs.detect(session.client, image)
-            inputs = fingerprint(target.generator, target.kver)
-        cmdline = _own_cmdline(settings.label)
-        out = status.status(session.top, settings, tag_id=tag_id, tag_inputs=inputs,
-                            cmdline=cmdline)
+    out = update.partition_status(saved_settings(args.label), _own_cmdline(args.label))
     if args.json:
         print(json.dumps(out, indent=2, sort_keys=True))
     else:
-        print(render_status(out))
+        print("\n".join(summary(out)))
     return 0
 
 
@@ -123,30 +110,3 @@ def _own_cmdline(label: str) -> str | None:
     except OSError:
         return None
     return text if f"root=LABEL={label}" in text.split() or f"LABEL={label}" in text else None
-
-
-def render_status(out: dict[str, Any]) -> str:
-    """The status JSON as a few lines for people."""
-    lines = [f"LABEL={out['label']}: {out['image']}"]
-    gen, prev, booted = out["generation"], out["previous"], out["booted"]
-    if gen:
-        lines.append(f"default entry: generation {gen['number']}, kernel "
-                     f"{gen['kernel_version']}, image @{(gen['image_id'] or '?')[7:19]}")
-    if prev:
-        lines.append(f"previous entry: generation {prev['number']}, kernel "
-                     f"{prev['kernel_version']}, image @{(prev['image_id'] or '?')[7:19]}")
-    if booted:
-        lines.append(f"last boot: {booted['ref']} @{(booted['id'] or '?')[7:19]} on kernel "
-                     f"{booted['kernel']}" + (f" — FALLBACK: {booted['fallback_reason']}"
-                                              if booted["fallback"] else ""))
-    if out["last_good"]:
-        lines.append(f"last good image: @{out['last_good']['id'][7:19]}")
-    pending = out["pending"]
-    if pending["update"]:
-        lines.append("update pending: " + "; ".join(pending["reasons"])
-                     + (" (a build is needed)" if pending["build_needed"] else " (no build)"))
-        lines.append(f"  run: dockerboot-wizard update --label {out['label']}")
-    elif pending["update"] is False:
-        lines.append("up to date")
-    lines += [f"problem: {p}" for p in out["problems"]]
-    return "\n".join(lines)

@@ -58,8 +58,9 @@ ROUTES: dict[Mode, Route] = {
                                      ("toplayer", "config")),
     Mode.SWITCH_IMAGE: Route((Step.WELCOME, Step.DOCKER, Step.IMAGE, Step.INITRAMFS,
                               Step.BOOTLOADER, Step.REVIEW, Step.DONE), _EVERYTHING),
+    # A rebuild is a new generation: the entries must name it (and the old ones go).
     Mode.REBUILD_INITRAMFS: Route((Step.WELCOME, Step.INITRAMFS, Step.REVIEW, Step.DONE),
-                                  ("initramfs", "config")),
+                                  ("initramfs", "bootloader", "config")),
     Mode.REWRITE_BOOT_ENTRY: Route((Step.WELCOME, Step.BOOTLOADER, Step.REVIEW, Step.DONE),
                                    ("bootloader", "config")),
 }

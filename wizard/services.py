@@ -13,14 +13,16 @@ import os
 import tarfile
 import threading
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from wizard.config import Settings
 from wizard.errors import ImageError, NotRootError, PartitionError, WizardError
 from wizard.events import Event
 from wizard.flow import WizardState
+from wizard.service_types import DockerStatus as DockerStatus  # re-exported
+from wizard.service_types import Environment as Environment  # re-exported
 
 if TYPE_CHECKING:
     import docker
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from wizard.docker_daemon import ImageSummary
     from wizard.initramfs import BuildTarget
     from wizard.partitions import BlockEvent, Partition
+    from wizard.update import UpdatePlan
 
 # The core modules below pull in docker, pyudev and requests: imported where used,
 # so that importing this module (the TUI's first screens, the tests' fakes) stays cheap.
@@ -42,32 +45,6 @@ def __getattr__(name: str) -> object:
 
         return pull_events
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@dataclass(frozen=True)
-class DockerStatus:
-    """What the Docker step shows for a partition."""
-
-    reachable: bool
-    """Whether the daemon answered."""
-    driver: str = ""
-    """Storage driver name (``btrfs`` is the only one that boots)."""
-    data_root: str = ""
-    """The daemon's data-root."""
-    docker_path: str | None = None
-    """Data-root relative to the partition's top level, when it is on the partition."""
-    problem: WizardError | None = None
-    """What is wrong (problem and fix), or None when all is well."""
-
-
-@dataclass(frozen=True)
-class Environment:
-    """Preconditions checked before the first screen."""
-
-    is_root: bool
-    """Running as root."""
-    problem: WizardError | None
-    """What blocks the wizard entirely (not root, no btrfs, …) with its fix, or None."""
 
 
 class Services(Protocol):
@@ -157,6 +134,19 @@ class Services(Protocol):
 
         Its session is closed when the generator ends, fails or is closed.
         """
+        ...
+
+    def status(self, settings: Settings) -> dict[str, Any]:
+        """The partition's status JSON (``update.partition_status``)."""
+        ...
+
+    def preview_update(self, settings: Settings, *, rollback: bool) -> UpdatePlan:
+        """What ``update`` (or ``rollback``) would do; nothing written, nothing held."""
+        ...
+
+    def run_update(self, settings: Settings, *, rollback: bool,
+                   cancel: threading.Event) -> Iterator[Event]:
+        """Plan again under the lock and carry it out (``update.run``)."""
         ...
 
 
@@ -384,3 +374,22 @@ class RealServices:
         from wizard import changes
 
         return changes.apply(changes.request_for(state), cancel=cancel)
+
+    def status(self, settings: Settings) -> dict[str, Any]:
+        """``update.partition_status`` (a probe container only when the tag moved)."""
+        from wizard import update
+
+        return update.partition_status(settings)
+
+    def preview_update(self, settings: Settings, *, rollback: bool) -> UpdatePlan:
+        """``update.preview``: its own session, closed on return."""
+        from wizard import update
+
+        return update.preview(settings, rollback=rollback)
+
+    def run_update(self, settings: Settings, *, rollback: bool,
+                   cancel: threading.Event) -> Iterator[Event]:
+        """``update.run``: plans again in a locked session, then writes."""
+        from wizard import update
+
+        return update.run(settings, rollback=rollback, cancel=cancel)

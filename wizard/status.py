@@ -220,3 +220,30 @@ def status(top: Path, settings: Settings, *, tag_id: str | None = None,
         "pending": _pending(inv.newest, tag_id, tag_inputs),
         "problems": problems,
     }
+
+
+def summary(out: dict[str, Any]) -> list[str]:
+    """The status JSON as a few lines for people (the CLI's text, the TUI's Welcome)."""
+    lines = [f"LABEL={out['label']}: {out['image']}"]
+    gen, prev, booted = out["generation"], out["previous"], out["booted"]
+    if gen:
+        lines.append(f"default entry: generation {gen['number']}, kernel "
+                     f"{gen['kernel_version']}, image @{(gen['image_id'] or '?')[7:19]}")
+    if prev:
+        lines.append(f"previous entry: generation {prev['number']}, kernel "
+                     f"{prev['kernel_version']}, image @{(prev['image_id'] or '?')[7:19]}")
+    if booted:
+        lines.append(f"last boot: {booted['ref']} @{(booted['id'] or '?')[7:19]} on kernel "
+                     f"{booted['kernel']}" + (f" — FALLBACK: {booted['fallback_reason']}"
+                                              if booted["fallback"] else ""))
+    if out["last_good"]:
+        lines.append(f"last good image: @{out['last_good']['id'][7:19]}")
+    pending = out["pending"]
+    if pending["update"]:
+        lines.append("update pending: " + "; ".join(pending["reasons"])
+                     + (" (a build is needed)" if pending["build_needed"] else " (no build)"))
+        lines.append(f"  run: dockerboot-wizard update --label {out['label']}")
+    elif pending["update"] is False:
+        lines.append("up to date")
+    lines += [f"problem: {p}" for p in out["problems"]]
+    return lines

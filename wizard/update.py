@@ -18,15 +18,23 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from wizard import atomic, bootloader, bootset, generations, images, initramfs
-from wizard.apply import Session, check_esp_writable, check_target, locate_refind
+from wizard.apply import (
+    Session,
+    check_esp_writable,
+    check_target,
+    locate_refind,
+    open_session,
+)
 from wizard.config import Settings
 from wizard.diffs import unified_diff
 from wizard.errors import WizardError
 from wizard.events import Event, check_cancel
 from wizard.fingerprint import assets_hash, fingerprint
 from wizard.images import normalize_ref
+from wizard.status import status
 
 
 class NothingToRollBackError(WizardError):
@@ -70,8 +78,8 @@ class UpdatePlan:
         out = [*self.reasons,
                f"new generation {rec.number}: {rec.image_ref} @{(rec.image_id or '')[7:19]}, "
                f"kernel {rec.kernel_version}: {how}"]
-        if self.new.previous is not None and self.new.previous.image_id:
-            prev = self.new.previous
+        prev = self.new.previous
+        if prev is not None and prev.image_id is not None:
             out.append(f'the "previous" entry boots generation {prev.number} '
                        f"(kernel {prev.kernel_version}, image @{prev.image_id[7:19]})")
         if self.refind_conf is not None:
@@ -198,3 +206,39 @@ def execute(session: Session, plan: UpdatePlan, *,
                                      session.client)
     atomic.syncfs(session.top)
     atomic.syncfs(plan.refind_conf.parent)
+
+
+def preview(settings: Settings, *, rollback: bool = False) -> UpdatePlan:
+    """Plan an update (or a rollback) in a session of its own; nothing stays mounted or locked."""
+    with open_session(settings, lock=False) as session:
+        return plan_rollback(session) if rollback else plan_update(session)
+
+
+def run(settings: Settings, *, rollback: bool = False,
+        cancel: threading.Event | None = None) -> Iterator[Event]:
+    """Plan again and execute in one locked session of its own (what the TUI runs).
+
+    The plan shown by ``preview`` may be stale by now (a pull meanwhile): this
+    one is made from what is on disk when the lock is held.
+    """
+    with open_session(settings) as session:
+        plan = plan_rollback(session) if rollback else plan_update(session)
+        yield from execute(session, plan, cancel=cancel)
+
+
+def partition_status(settings: Settings, cmdline: str | None = None) -> dict[str, Any]:
+    """``status`` with what docker knows: the tag's ID now and a build's inputs from it.
+
+    Runs a probe container only when the tag is not the newest generation's image.
+    """
+    with open_session(settings, lock=False) as session:
+        image = normalize_ref(settings.image)
+        tag_id = str(session.client.images.get(image).id)
+        newest = generations.load(session.top / settings.boot_dir).newest
+        if newest is not None and newest.image_id == tag_id and newest.inputs is not None:
+            inputs = fingerprint(newest.inputs.generator, newest.inputs.kernel_version)
+        else:
+            target = initramfs.detect(session.client, image)
+            inputs = fingerprint(target.generator, target.kver)
+        return status(session.top, settings, tag_id=tag_id, tag_inputs=inputs,
+                      cmdline=cmdline)
