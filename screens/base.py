@@ -140,7 +140,8 @@ class StepIndicator(Static):
 TITLES: dict[Step, str] = {
     Step.WELCOME: "Welcome", Step.PARTITION: "Partition", Step.DOCKER: "Docker",
     Step.IMAGE: "Image", Step.TOPLAYER: "Top layer", Step.INITRAMFS: "Initramfs",
-    Step.BOOTLOADER: "Boot entry", Step.REVIEW: "Review", Step.DONE: "Done",
+    Step.BOOTLOADER: "Boot entry", Step.REVIEW: "Review", Step.UPDATE: "Update",
+    Step.DONE: "Done",
 }
 """What the step indicator and the sub-title call each step."""
 

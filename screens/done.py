@@ -18,9 +18,12 @@ def _text(state: WizardState) -> str:
     label = s.label if s else "the partition"
     rw = s.rwlayer if s else "docker_rwlayer"
     top = s.toplayer_path if s else "boot_docker/toplayer"
-    what = ("The top layer was updated; kernel, initramfs and boot entry are unchanged."
-            if state.mode is Mode.RECONFIGURE_TOPLAYER else
-            f"Kernel, initramfs and the rEFInd entry for `{image}` are in place.")
+    what = {Mode.RECONFIGURE_TOPLAYER: "The top layer was updated; kernel, initramfs and "
+                                       "boot entry are unchanged.",
+            Mode.UPDATE: f"A new generation for what `{image}` is now is the default entry.",
+            Mode.ROLLBACK: "The previous generation is the default entry again, its image "
+                           "pinned by ID, until the next update."}.get(
+        state.mode, f"Kernel, initramfs and the rEFInd entry for `{image}` are in place.")
     kept = [f"`{m.mountpoint}` (subvolume `{m.subvolume}`)" for m in PERSISTENT
             if s is None or getattr(s, m.setting)]
     if s is None or s.docker_store:

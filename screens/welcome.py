@@ -16,12 +16,15 @@ from wizard.config import Settings
 from wizard.faults import message as fault_line
 from wizard.flow import Mode, Next, Step, WizardState
 from wizard.partitions import Partition
+from wizard.status import summary
 
 MODE_TEXT = {
     Mode.RECONFIGURE_TOPLAYER: "Reconfigure top layer (writes only the top layer; seconds)",
     Mode.SWITCH_IMAGE: "Switch image/tag",
     Mode.REBUILD_INITRAMFS: "Rebuild initramfs",
     Mode.REWRITE_BOOT_ENTRY: "Rewrite boot entry",
+    Mode.UPDATE: "Update to what the tag is now (a build only for a new kernel)",
+    Mode.ROLLBACK: "Roll back to the previous generation",
     Mode.FULL: "Full setup",
 }
 
@@ -41,6 +44,8 @@ class WelcomeScreen(StepScreen):
         """(partition label, saved settings) pairs."""
         problems: list[str]
         """Configs that could not be read (one line each)."""
+        statuses: dict[str, list[str]]
+        """Per label: what boots and what is pending (``wizard.status.summary``)."""
 
     found: reactive[list[tuple[str, Settings]] | None] = reactive(None, init=False)
     """Saved configs by partition label; None until the scan is done."""
@@ -58,7 +63,8 @@ class WelcomeScreen(StepScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="scan")
     def run_scan(self) -> None:
         with self.reporting("scan"):
-            self.post_message(self.Scanned(*self._saved_configs(self.services.partitions())))
+            found, problems = self._saved_configs(self.services.partitions())
+            self.post_message(self.Scanned(found, problems, self._statuses(found)))
 
     def _saved_configs(self, partitions: list[Partition]
                        ) -> tuple[list[tuple[str, Settings]], list[str]]:
@@ -74,13 +80,24 @@ class WelcomeScreen(StepScreen):
                 found.append((partition.label, saved))
         return found, problems
 
+    def _statuses(self, found: list[tuple[str, Settings]]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for label, saved in found:
+            try:
+                out[label] = summary(self.services.status(saved))[1:]
+            except Exception as e:  # noqa: BLE001 — the status is a bonus: say why it is missing
+                out[label] = [f"status unavailable: {fault_line(e)}"]
+        return out
+
     @on(Scanned)
     def show_found(self, message: Scanned) -> None:
         self.found = message.found
-        lines = [f"Saved configuration on LABEL={label}: boots {s.image}"
-                 + (f", hostname {s.hostname}" if s.hostname else "")
-                 for label, s in message.found] or ["No saved configuration found: "
-                                                    "a full setup comes next."]
+        lines: list[str] = []
+        for label, s in message.found:
+            lines.append(f"Saved configuration on LABEL={label}: boots {s.image}"
+                         + (f", hostname {s.hostname}" if s.hostname else ""))
+            lines += [f"  {line}" for line in message.statuses.get(label, [])]
+        lines = lines or ["No saved configuration found: a full setup comes next."]
         lines += [f"Unreadable config on {p}" for p in message.problems]
         self.query_one("#found", Static).update("\n".join(lines))
         modes = self.query_one("#modes", OptionList)
@@ -98,7 +115,7 @@ class WelcomeScreen(StepScreen):
     def work_ended(self, job: str) -> None:
         # The partitions could not be listed: a full setup is still offered (its
         # partition step lists them again and says what is wrong).
-        self.post_message(self.Scanned([], []))
+        self.post_message(self.Scanned([], [], {}))
 
     def watch_found(self) -> None:
         self.update_nav()

@@ -62,6 +62,9 @@ def screen_class(step: Step) -> type[StepScreen]:
         case Step.REVIEW:
             from screens.review import ReviewScreen
             return ReviewScreen
+        case Step.UPDATE:
+            from screens.update import UpdateScreen
+            return UpdateScreen
         case Step.DONE:
             from screens.done import DoneScreen
             return DoneScreen

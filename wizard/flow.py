@@ -25,6 +25,7 @@ class Step(StrEnum):
     INITRAMFS = "initramfs"
     BOOTLOADER = "bootloader"
     REVIEW = "review"
+    UPDATE = "update"
     DONE = "done"
 
 
@@ -36,6 +37,8 @@ class Mode(StrEnum):
     SWITCH_IMAGE = "image"
     REBUILD_INITRAMFS = "initramfs"
     REWRITE_BOOT_ENTRY = "bootloader"
+    UPDATE = "update"
+    ROLLBACK = "rollback"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ ROUTES: dict[Mode, Route] = {
                                   ("initramfs", "bootloader", "config")),
     Mode.REWRITE_BOOT_ENTRY: Route((Step.WELCOME, Step.BOOTLOADER, Step.REVIEW, Step.DONE),
                                    ("bootloader", "config")),
+    # A new generation for what the tag is now, or the previous one again: the Update
+    # screen shows the plan and runs ``wizard.update`` (not apply's steps).
+    Mode.UPDATE: Route((Step.WELCOME, Step.UPDATE, Step.DONE), ()),
+    Mode.ROLLBACK: Route((Step.WELCOME, Step.UPDATE, Step.DONE), ()),
 }
 """Mode -> its route: the one table of what each mode shows and writes."""
 

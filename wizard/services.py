@@ -145,7 +145,7 @@ class Services(Protocol):
         ...
 
     def run_update(self, settings: Settings, *, rollback: bool,
-                   cancel: threading.Event) -> Iterator[Event]:
+                   cancel: threading.Event) -> Generator[Event, None, None]:
         """Plan again under the lock and carry it out (``update.run``)."""
         ...
 
@@ -388,7 +388,7 @@ class RealServices:
         return update.preview(settings, rollback=rollback)
 
     def run_update(self, settings: Settings, *, rollback: bool,
-                   cancel: threading.Event) -> Iterator[Event]:
+                   cancel: threading.Event) -> Generator[Event, None, None]:
         """``update.run``: plans again in a locked session, then writes."""
         from wizard import update
 

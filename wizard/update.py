@@ -15,7 +15,7 @@ moves of ``wizard.bootset``; nothing is written before it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -215,7 +215,7 @@ def preview(settings: Settings, *, rollback: bool = False) -> UpdatePlan:
 
 
 def run(settings: Settings, *, rollback: bool = False,
-        cancel: threading.Event | None = None) -> Iterator[Event]:
+        cancel: threading.Event | None = None) -> Generator[Event, None, None]:
     """Plan again and execute in one locked session of its own (what the TUI runs).
 
     The plan shown by ``preview`` may be stale by now (a pull meanwhile): this

@@ -23,7 +23,7 @@ from wizard.flow import Outcome, Step, WizardState
 from wizard.services import Services
 
 SIZE = (100, 32)
-LATE_STEPS = (Step.TOPLAYER, Step.INITRAMFS, Step.BOOTLOADER, Step.REVIEW, Step.DONE)
+LATE_STEPS = (Step.TOPLAYER, Step.INITRAMFS, Step.BOOTLOADER, Step.REVIEW, Step.UPDATE, Step.DONE)
 
 
 @pytest.fixture

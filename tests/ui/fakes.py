@@ -39,6 +39,7 @@ from wizard.partitions import BlockEvent, Partition
 from wizard.report import render_plan
 from wizard.review import sections
 from wizard.services import DockerStatus, Environment
+from wizard.update import UpdatePlan
 
 PART = Partition("dbw-fake", "1111-2222", "/dev/loop9p2", 4 << 30, (7, 9))
 OTHER = Partition("data", "3333-4444", "/dev/sdb1", 8 << 30, (8, 17))
@@ -127,6 +128,10 @@ class FakeServices:
         """Sessions (mount + lock) open now: preview and apply hold one only while they run."""
         self.applied_plans: list[Plan] = []
         """The plan each apply made for itself (from what is on disk then)."""
+        self.status_error: WizardError | None = None
+        """Raised by ``status`` (e.g. the daemon is unreachable)."""
+        self.update_error: WizardError | None = None
+        """Raised by ``preview_update`` (e.g. nothing to roll back to)."""
 
     # --- welcome, partition, docker, image ---
 
@@ -288,6 +293,43 @@ class FakeServices:
                 yield StepDone(step, f"{step} ok")
         finally:
             self.open_sessions -= 1
+
+    # --- update and rollback ---
+
+    def status(self, settings: Settings) -> dict[str, object]:
+        self.calls.append(("status", settings.label))
+        if self.status_error is not None:
+            raise self.status_error
+        return STATUS
+
+    def preview_update(self, settings: Settings, *, rollback: bool) -> UpdatePlan:
+        self.calls.append(("preview_update", rollback))
+        if self.update_error is not None:
+            raise self.update_error
+        return UpdatePlan(settings, Path("/mnt/top"), GENERATION, None if rollback else TARGET,
+                          ["desk:1 moved: @222222222222 -> @333333333333"],
+                          Path("/boot/efi/EFI/refind/refind.conf"), REFIND,
+                          REFIND + b"# generation 3\n")
+
+    def run_update(self, settings: Settings, *, rollback: bool,
+                   cancel: threading.Event) -> Iterator[Event]:
+        self.calls.append(("run_update", rollback))
+        for step in ("initramfs", "bootloader"):
+            check_cancel(cancel)
+            yield StepStarted(step, f"writing {step}")
+            if self.fail_apply and step == "bootloader":
+                raise WizardError("cannot write refind.conf", "mount the ESP read-write")
+            yield StepDone(step, f"{step} ok")
+
+
+STATUS: dict[str, object] = {
+    "label": "dbw-fake", "image": "desk:1", "problems": [], "last_good": None,
+    "generation": {"number": 2, "kernel_version": "6.1.0-18-amd64",
+                   "image_id": "sha256:" + "2" * 64},
+    "previous": None, "booted": None,
+    "pending": {"update": True, "build_needed": False,
+                "reasons": ["the tag moved: 222222222222 -> 333333333333"]}}
+"""What ``FakeServices.status`` says: generation 2, the tag moved (no build needed)."""
 
 
 __all__ = ["FakeServices", "GOOD_DOCKER", "IMAGES", "NEW_DISK", "OTHER", "OVERLAY_DOCKER",

@@ -248,6 +248,18 @@ def test_review(snap_compare):
     assert not any(name == "apply" for name, _ in services.calls)
 
 
+def test_update(snap_compare):
+    """Update before Apply (step line "2/3": Welcome, Update, Done): "Nothing has been written
+    yet. Apply (a) makes it the default for the next boot."; the plan: desk:1 moved, new
+    generation 3 built now in a container of the image, the "previous" entry boots generation 2
+    pinned by ID, the refind.conf diff; Apply (a) enabled, Next dimmed."""
+    services = FakeServices()
+    app = app_for(services, Step.UPDATE, replace(READY, mode=Mode.UPDATE))
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(
+        Step.UPDATE, lambda s: s.plan is not None))
+    assert not any(name == "run_update" for name, _ in services.calls)
+
+
 def test_done(snap_compare):
     """Done after a full setup (step line "9/9", Done highlighted; no Back): "Done", "Kernel,
     initramfs and the rEFInd entry for desk:1 are in place.", At the next boot (pick dockerboot

@@ -50,8 +50,8 @@ async def test_two_saved_configs_name_their_partition_and_either_can_be_chosen()
     async with open_step(Step.WELCOME, START, services) as (app, pilot):
         shown = prompts(app.screen)
         assert shown[0].startswith("dbw-fake: Reconfigure top layer")
-        assert shown[4].startswith("data: Reconfigure top layer") and len(shown) == 9
-        await press(pilot, *["down"] * 5, "enter")  # data: Switch image/tag
+        assert shown[6].startswith("data: Reconfigure top layer") and len(shown) == 13
+        await press(pilot, *["down"] * 7, "enter")  # data: Switch image/tag
     assert app.outcomes == [Next(WizardState(settings=theirs, saved=theirs,
                                              mode=Mode.SWITCH_IMAGE))]
 

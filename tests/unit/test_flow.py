@@ -25,11 +25,12 @@ def test_every_mode_has_a_route_from_welcome_to_done():
     assert set(ROUTES) == set(Mode)
     for route in (r.steps for r in ROUTES.values()):
         assert route[0] is first() is Step.WELCOME and route[-1] is Step.DONE
-        assert Step.REVIEW in route and len(set(route)) == len(route)
+        # Every change is shown before it is written: Review, or Update's own plan.
+        assert (Step.REVIEW in route) != (Step.UPDATE in route) and len(set(route)) == len(route)
 
 
 def test_full_route_visits_every_step_in_order():
-    assert ROUTES[Mode.FULL].steps == tuple(Step)
+    assert ROUTES[Mode.FULL].steps == tuple(s for s in Step if s is not Step.UPDATE)
 
 
 @pytest.mark.parametrize(("mode", "steps"), [
@@ -38,6 +39,8 @@ def test_full_route_visits_every_step_in_order():
                          Step.REVIEW, Step.DONE]),
     (Mode.REBUILD_INITRAMFS, [Step.INITRAMFS, Step.REVIEW, Step.DONE]),
     (Mode.REWRITE_BOOT_ENTRY, [Step.BOOTLOADER, Step.REVIEW, Step.DONE]),
+    (Mode.UPDATE, [Step.UPDATE, Step.DONE]),
+    (Mode.ROLLBACK, [Step.UPDATE, Step.DONE]),
 ])
 def test_walking_after_from_welcome_follows_the_mode(mode, steps):
     state = WizardState(mode=mode)
