@@ -19,12 +19,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.reactive import reactive
 from textual.widgets import Button, Static
 from textual.worker import get_current_worker
 
-from screens.base import StepScreen, css
-from screens.worklog import Relayed, ShowsWork, WorkLog, relay
+from screens.applying import PlanThenApply
+from screens.base import css
+from screens.worklog import Relayed, WorkLog, relay
 from wizard.flow import Next, Step, WizardState
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from wizard.services import Services
 
 
-class ReviewScreen(StepScreen, ShowsWork):
+class ReviewScreen(PlanThenApply):
     """Show the preview, then apply it; a failed or cancelled Apply previews again.
 
     ``busy`` covers the preview and Apply; ``applying`` only Apply (Back and
@@ -46,11 +46,6 @@ class ReviewScreen(StepScreen, ShowsWork):
         Binding("a", "apply", "Apply"),
         Binding("escape", "cancel", "Cancel"),
     ]
-
-    applying: reactive[bool] = reactive(False, init=False)
-    """An Apply attempt runs."""
-    plan: reactive[Preview | None] = reactive(None, init=False)
-    """The preview shown (None: not made yet, or used up by an Apply attempt)."""
 
     @dataclass
     class Previewed(Message):
@@ -83,12 +78,6 @@ class ReviewScreen(StepScreen, ShowsWork):
         self.start_preview()
 
     # --- what the base asks ---
-
-    def can_next(self) -> bool:
-        return False  # Apply is the way on; Next comes with its success
-
-    def can_leave(self) -> bool:
-        return not self.applying
 
     def work_ended(self, job: str) -> None:
         if job == "apply":
@@ -135,13 +124,10 @@ class ReviewScreen(StepScreen, ShowsWork):
             box.mount(Static(body, classes="body"))
         what = ", ".join(self.steps)
         if self.retry_note:
-            self._status(f"{self.retry_note} The plan was made again from what is on disk "
+            self.set_status(f"{self.retry_note} The plan was made again from what is on disk "
                          f"now: Apply (a) writes: {what}.")
         else:
-            self._status(f"Nothing has been written yet. Apply (a) writes: {what}.")
-
-    def show_progress(self, label: str) -> None:
-        self._status(f"Applying… {label}")
+            self.set_status(f"Nothing has been written yet. Apply (a) writes: {what}.")
 
     @on(Applied)
     def finish(self) -> None:
@@ -150,45 +136,19 @@ class ReviewScreen(StepScreen, ShowsWork):
         self.leave(Next(replace(self.state, saved=self.state.settings, passwords={},
                                 toplayer_edits={}, staged_initramfs=None)))
 
-    def watch_plan(self) -> None:
-        self.update_nav()
-
-    def watch_applying(self) -> None:
-        self.update_nav()
-
-    def update_nav(self) -> None:
-        super().update_nav()
-        if self.query("#apply"):
-            self.query_one("#apply", Button).disabled = not self._can_apply()
-
-    def _status(self, text: str) -> None:
-        self.query_one("#status", Static).update(Text(text))
-
-    def _can_apply(self) -> bool:
-        return self.plan is not None and not self.busy
-
     # --- actions ---
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "apply":
-            return self._can_apply() or None
         if action == "cancel":
             return self.busy or None
         return super().check_action(action, parameters)
 
     def action_apply(self) -> None:
-        if not self._can_apply():
-            return
-        self.clear_error()
-        self.busy = self.applying = True
-        self._status("Applying…")
-        self.work_log.display = True
-        self.work_log.reset()
-        self.plan = None  # one preview, one attempt
-        self.run_apply()
+        if self.start_applying():
+            self.run_apply()
 
     def action_cancel(self) -> None:
         if self.busy:
-            self._status("Cancelling…")
+            self.set_status("Cancelling…")
             self.workers.cancel_group(self, "review")
 

@@ -17,12 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.reactive import reactive
 from textual.widgets import Button, Static
 from textual.worker import get_current_worker
 
-from screens.base import StepScreen, css
-from screens.worklog import Relayed, ShowsWork, WorkLog, relay
+from screens.applying import PlanThenApply
+from screens.base import css
+from screens.worklog import Relayed, WorkLog, relay
 from wizard.flow import Mode, Next, Step, WizardState
 
 if TYPE_CHECKING:
@@ -30,18 +30,13 @@ if TYPE_CHECKING:
     from wizard.update import UpdatePlan
 
 
-class UpdateScreen(StepScreen, ShowsWork):
+class UpdateScreen(PlanThenApply):
     """Show what ``update`` (or ``rollback``) will do, then do it."""
 
     STEP = Step.UPDATE
     CSS_PATH = css("update")
     AUTO_FOCUS = "#apply"
     BINDINGS = [Binding("a", "apply", "Apply")]
-
-    plan: reactive[UpdatePlan | None] = reactive(None, init=False)
-    """The plan shown (None: not made yet, or used up by Apply)."""
-    applying: reactive[bool] = reactive(False, init=False)
-    """Apply runs (Back and Quit wait for it)."""
 
     @dataclass
     class Planned(Message):
@@ -73,12 +68,6 @@ class UpdateScreen(StepScreen, ShowsWork):
         self.busy = True
         self.run_plan()
 
-    def can_next(self) -> bool:
-        return False  # Apply is the way on
-
-    def can_leave(self) -> bool:
-        return not self.applying
-
     def work_ended(self, job: str) -> None:
         self.applying = False
 
@@ -105,49 +94,19 @@ class UpdateScreen(StepScreen, ShowsWork):
         self.plan = message.plan
         self.query_one("#plan-text", Static).update(Text(message.plan.text))
         nothing = message.plan.new is None and message.plan.refind_conf is None
-        self._status("Up to date: nothing to do." if nothing else
+        self.set_status("Up to date: nothing to do." if nothing else
                      "Nothing has been written yet. Apply (a) makes it the default for the "
                      "next boot.")
-
-    def show_progress(self, label: str) -> None:
-        self._status(f"Applying… {label}")
 
     @on(Updated)
     def finish(self) -> None:
         self.busy = self.applying = False
         self.leave(Next(replace(self.state, saved=self.state.settings)))
 
-    def watch_plan(self) -> None:
-        self.update_nav()
-
-    def watch_applying(self) -> None:
-        self.update_nav()
-
-    def update_nav(self) -> None:
-        super().update_nav()
-        if self.query("#apply"):
-            self.query_one("#apply", Button).disabled = not self._can_apply()
-
-    def _status(self, text: str) -> None:
-        self.query_one("#status", Static).update(Text(text))
-
-    def _can_apply(self) -> bool:
+    def can_apply(self) -> bool:
         p = self.plan
-        return p is not None and not self.busy and (p.new is not None
-                                                    or p.refind_conf is not None)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "apply":
-            return self._can_apply() or None
-        return super().check_action(action, parameters)
+        return super().can_apply() and (p.new is not None or p.refind_conf is not None)
 
     def action_apply(self) -> None:
-        if not self._can_apply():
-            return
-        self.clear_error()
-        self.busy = self.applying = True
-        self._status("Applying…")
-        self.work_log.display = True
-        self.work_log.reset()
-        self.plan = None
-        self.run_apply()
+        if self.start_applying():
+            self.run_apply()

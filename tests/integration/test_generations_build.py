@@ -11,19 +11,18 @@ Nothing here is wired into apply yet; this proves the pieces fit.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
 
+from tests.integration.generation_builds import build_generation
 from tests.lab import lab
-from wizard import bootloader, generations, initramfs, pins
+from wizard import bootloader, generations, pins
 from wizard.config import Settings
-from wizard.fingerprint import fingerprint, kernel_version_of
+from wizard.fingerprint import kernel_version_of
 from wizard.images import resolve_subvolume
 from wizard.sandbox.qemu import make_esp
 from wizard.status import status
@@ -61,27 +60,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             client.close()
 
 
-def _result(gen: Generator[Any, None, Path | None]) -> Path | None:
-    while True:
-        try:
-            next(gen)
-        except StopIteration as done:
-            return done.value
-
-
-def _build(env: Env, number: int) -> generations.Generation:
-    target = initramfs.detect(env.client, IMAGE)
-    staged = _result(initramfs.build(env.client, IMAGE, target, env.boot,
-                                     image_name="dbw-gen/desk", image_tag="latest",
-                                     cancel=threading.Event(), stage_only=True))
-    assert staged is not None
-    record = generations.new_record(number, fingerprint(target.generator, target.kver),
-                                    IMAGE, env.image_id(IMAGE))
-    return generations.add(env.boot, staged, record)
-
-
 def test_real_builds_become_generations_with_two_entries(env: Env) -> None:
-    first = _build(env, generations.next_number(generations.load(env.boot)))
+    first = build_generation(env.client, env.boot, IMAGE)
     assert first.number == 1
     kernel = env.boot / first.loader
     # The real Debian bzImage names the version it was built for.
@@ -101,7 +81,7 @@ def test_real_builds_become_generations_with_two_entries(env: Env) -> None:
     assert (pending["image_changed"], pending["build_needed"]) == (True, False)
 
     # A build anyway (as after a hook change): generation 2, and the two entries.
-    second = _build(env, 2)
+    second = build_generation(env.client, env.boot, IMAGE, 2)
     inv = generations.load(env.boot)
     assert (inv.newest, inv.previous) == (second, first) and second.image_id == v2
     pins.pin(env.client, v1, settings.label, first.number)

@@ -13,15 +13,14 @@ module.  No boot here (the e2e tests boot).
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
 
+from tests.integration.generation_builds import build_generation
 from tests.lab import lab
 from wizard import generations, initramfs
 from wizard.fingerprint import fingerprint, kernel_version_of
@@ -48,25 +47,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             client.close()
 
 
-def _result(gen: Generator[Any, None, Path | None]) -> Path | None:
-    while True:
-        try:
-            next(gen)
-        except StopIteration as done:
-            return done.value
-
-
-def _build(env: Env, boot: Path, number: int) -> generations.Generation:
-    target = initramfs.detect(env.client, IMAGE)
-    staged = _result(initramfs.build(env.client, IMAGE, target, boot,
-                                     image_name="dbw-ku/desk", image_tag="latest",
-                                     cancel=threading.Event(), stage_only=True))
-    assert staged is not None
-    record = generations.new_record(number, fingerprint(target.generator, target.kver),
-                                    IMAGE, str(env.client.images.get(IMAGE).id))
-    return generations.add(boot, staged, record)
-
-
 def _initrd_files(env: Env, initrd: Path) -> list[str]:
     """The initramfs's file list, read by the image's own lsinitramfs (both images have it)."""
     out = env.dd.daemon.docker("run", "--rm", "--network", "none", "-v", f"{initrd}:/initrd:ro",
@@ -80,7 +60,7 @@ def test_kernel_update_under_the_same_tag_becomes_generation_two(env: Env,
     boot = env.dd.top / generator / "boot_docker"
     boot.mkdir(parents=True)
     lab.import_rootfs(env.dd.daemon, IMAGE, generator)
-    first = _build(env, boot, generations.next_number(generations.load(boot)))
+    first = build_generation(env.client, boot, IMAGE)
     assert first.number == 1 and first.inputs is not None
     assert first.inputs.generator == generator
     assert first.kernel_version is not None and first.kernel_version.startswith("6.1.")
@@ -97,7 +77,7 @@ def test_kernel_update_under_the_same_tag_becomes_generation_two(env: Env,
     assert inputs.kernel_version != first.inputs.kernel_version
     assert inputs.changes(first.inputs) == [f"kernel {first.kernel_version} -> {target.kver}"]
 
-    second = _build(env, boot, generations.next_number(generations.load(boot)))
+    second = build_generation(env.client, boot, IMAGE)
     inv = generations.load(boot)
     assert second.number == 2 and (inv.newest, inv.previous) == (second, first)
     assert second.inputs == inputs and second.kernel_version == target.kver
