@@ -4,11 +4,12 @@ Real UEFI boots through rEFInd in QEMU (initramfs-tools, the test init):
 
 1. v1 applied (``dockerboot.tries=1``) and booted; marked good as
    dockerboot-mark-good does (the test init has no systemd).
-2. The configured tag is deleted from the store (``docker rmi -f``; v1 is
-   still there, pinned by its generation): the hook boots v1, says why in
-   one line, and the booted root carries the login message.
-3. The tag is back on a sound image v2 that never gets marked good: its
-   first boot runs v2 (try 1 of 1); the next one falls back to v1 with its
+2. The tag moves to v2 (no update run) and is then deleted with its image
+   (``docker rmi -f``): v1, pinned by its generation, is untouched; the hook
+   boots v1, says why in one line, and the booted root carries the login
+   message.
+3. The tag is back on a sound image v3 that never gets marked good: its
+   first boot runs v3 (try 1 of 1); the next one falls back to v1 with its
    one line, and ``status --json`` reports the fallback and its reason.
 
 (A kernel update that leaves the tag without modules for the running
@@ -54,7 +55,9 @@ def test_deleted_and_never_good_images_boot_the_last_good_one(tmp_path_factory):
         v1 = daemon.docker("image", "inspect", "-f", "{{.Id}}", image).stdout.strip()
         (state / "good").write_text(f"{v1}\n")
         (state / "attempt").write_text(f"{v1} 0\n")
-        daemon.docker("rmi", "-f", image)  # the tag is gone; v1 stays, pinned
+        scenario.build_image(daemon, "initramfs-tools", image, marker="fb-v2")
+        daemon.docker("rmi", "-f", image)  # v2 and the tag are gone; v1 stays, pinned
+        assert daemon.docker("image", "inspect", v1, check=False).returncode == 0
 
     serial, facts = scenario.boot(machine, "boot2-deleted")
     assert facts.get("done") == "yes" and facts["image_marker"] == "fb-v1", serial[-5000:]
@@ -66,12 +69,12 @@ def test_deleted_and_never_good_images_boot_the_last_good_one(tmp_path_factory):
         assert boot2["id"] == v1 and boot2["fallback"].startswith(image)
         assert "fell back to the last good image" in \
             (top / "docker_rwlayer/etc/profile.d/dockerboot-fallback.sh").read_text()
-        scenario.build_image(daemon, "initramfs-tools", image, marker="fb-v2")
-        v2 = daemon.docker("image", "inspect", "-f", "{{.Id}}", image).stdout.strip()
-        assert v2 != v1
+        scenario.build_image(daemon, "initramfs-tools", image, marker="fb-v3")
+        v3 = daemon.docker("image", "inspect", "-f", "{{.Id}}", image).stdout.strip()
+        assert v3 != v1
 
-    serial, facts = scenario.boot(machine, "boot3-v2-try")
-    assert facts.get("done") == "yes" and facts["image_marker"] == "fb-v2", serial[-5000:]
+    serial, facts = scenario.boot(machine, "boot3-v3-try")
+    assert facts.get("done") == "yes" and facts["image_marker"] == "fb-v3", serial[-5000:]
     assert "last good image" not in serial
 
     serial, facts = scenario.boot(machine, "boot4-never-good")
@@ -80,7 +83,7 @@ def test_deleted_and_never_good_images_boot_the_last_good_one(tmp_path_factory):
     assert serial.count(_line(image, reason, v1)) == 1, serial[-5000:]
 
     with scenario.docker_on(machine) as daemon:
-        assert (state / "failed").read_text() == f"{v2} 1\n"
+        assert (state / "failed").read_text() == f"{v3} 1\n"
         r = subprocess.run([scenario.wizard_command(), "status", "--label", machine.label,
                             "--json"], env=daemon.env(), capture_output=True, text=True,
                            timeout=600)
@@ -88,4 +91,4 @@ def test_deleted_and_never_good_images_boot_the_last_good_one(tmp_path_factory):
         out = json.loads(r.stdout)
         assert out["booted"]["fallback"] is True and out["booted"]["id"] == v1
         assert out["booted"]["fallback_reason"] == reason
-        assert out["failed"] == {"id": v2, "tries": 1} and out["last_good"] == {"id": v1}
+        assert out["failed"] == {"id": v3, "tries": 1} and out["last_good"] == {"id": v1}

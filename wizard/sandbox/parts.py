@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wizard.errors import SandboxError
+from wizard.pins import PIN_LABEL
 from wizard.resources import asset
 
 UDEVD_CANDIDATES = ("/lib/systemd/systemd-udevd", "/usr/lib/systemd/systemd-udevd",
@@ -231,7 +232,11 @@ def dockerd(data_root: Path, *, storage_driver: str = "btrfs") -> Iterator[Docke
         yield d
     finally:
         with contextlib.suppress(Exception):
-            ids = d.docker("ps", "-aq", check=False).stdout.split()
+            # Running leftovers go; a generation's pin (never started) is the
+            # partition's, like its images: it stays for the next daemon.
+            rows = d.docker("ps", "-a", "--format",
+                            f'{{{{.ID}}}} {{{{.Label "{PIN_LABEL}"}}}}', check=False).stdout
+            ids = [row.split()[0] for row in rows.splitlines() if len(row.split()) == 1]
             if ids:
                 d.docker("rm", "-f", *ids, check=False)
         proc.terminate()
