@@ -70,8 +70,8 @@ class UpdatePlan:
         out = [*self.reasons,
                f"new generation {rec.number}: {rec.image_ref} @{(rec.image_id or '')[7:19]}, "
                f"kernel {rec.kernel_version}: {how}"]
-        if self.new.previous is not None and self.new.previous.image_id:
-            prev = self.new.previous
+        prev = self.new.previous
+        if prev is not None and prev.image_id:
             out.append(f'the "previous" entry boots generation {prev.number} '
                        f"(kernel {prev.kernel_version}, image @{prev.image_id[7:19]})")
         if self.refind_conf is not None:
