@@ -271,7 +271,7 @@ _db_diff_ids() {
     [ "$_db_noglob" = 1 ] || set +f
     # _db_in: inside a string; _db_k: the last string; _db_at: 1 = in the
     # top-level rootfs, 2 = in its diff_ids array (depth 1 = the top object).
-    _db_in=0 _db_depth=0 _db_at=0 _db_k= _db_diffs= _db_bad=
+    _db_in=0 _db_depth=0 _db_at=0 _db_k='' _db_diffs='' _db_bad=
     for _db_l do
         if [ "$_db_in" = 1 ]; then
             _db_in=0 _db_k=$_db_l
@@ -284,7 +284,7 @@ _db_diff_ids() {
         fi
         _db_in=1
         case $_db_depth:$_db_at:$_db_k:$_db_l in
-            '1:0:rootfs::{'*) _db_at=1 _db_diffs= _db_bad= ;;
+            '1:0:rootfs::{'*) _db_at=1 _db_diffs='' _db_bad='' ;;
             '2:1:diff_ids::['*) _db_at=2 ;;
         esac
         case $_db_l in *[][{}]*) ;; *) continue ;; esac
@@ -391,6 +391,7 @@ _db_device() {
 
 # _db_mount SPEC FSTYPE OPTS DIR WHAT: find and mount a partition.
 _db_mount() {
+    # shellcheck disable=SC2015 # the assignment cannot fail
     _db_device "$1" && _db_dev=$_db_p || { _db_fail "$5 partition $1 not found after ${DOCKERBOOT_DEVICE_TIMEOUT:-30}s" \
         "check $5= on the kernel command line (blkid lists labels and UUIDs)"; return 1; }
     mkdir -p "$4"
@@ -402,7 +403,7 @@ _db_mount() {
 # _db_norm PATH: _db_n = PATH without empty and "." components, no leading
 # or trailing slash ('' for the top level); fails on a ".." component.
 _db_norm() {
-    _db_n= _db_rest=$1
+    _db_n='' _db_rest=$1
     while [ -n "$_db_rest" ]; do
         _db_c=${_db_rest%%/*}
         case $_db_rest in */*) _db_rest=${_db_rest#*/} ;; *) _db_rest= ;; esac
@@ -421,7 +422,7 @@ _db_overlap() {
 # _db_nolink REL: no component of REL (normalized) below the mounted top
 # level is a symlink; else _db_x = the first one (relative) and non-zero.
 _db_nolink() {
-    _db_x= _db_rest=$1
+    _db_x='' _db_rest=$1
     while [ -n "$_db_rest" ]; do
         _db_x=${_db_x:+$_db_x/}${_db_rest%%/*}
         case $_db_rest in */*) _db_rest=${_db_rest#*/} ;; *) _db_rest= ;; esac
@@ -457,7 +458,7 @@ _db_check_rw() {
 # no snapshot) and _db_flags (readonly or -) from `btrfs subvolume show`.
 # The first line (the path) and the Snapshot(s) list are names: skipped.
 _db_show() {
-    _db_uuid= _db_puuid= _db_flags=
+    _db_uuid='' _db_puuid='' _db_flags=
     _db_o=$(btrfs subvolume show "$1" 2>/dev/null) || return 1
     case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
     _db_ifs=$IFS; IFS=$_db_nl
@@ -546,7 +547,7 @@ _db_merge_accounts() {
     _db_nl='
 '
     [ -L "$3/etc" ] && return 0     # writing there could leave the new root
-    _db_mt=$1 _db_mi=$2 _db_mn=$3 _db_files= _db_fl=
+    _db_mt=$1 _db_mi=$2 _db_mn=$3 _db_files='' _db_fl=
     set --
     for _db_f in etc/passwd etc/group etc/shadow etc/gshadow; do
         [ -f "$_db_mt/$_db_f" ] && [ ! -L "$_db_mt/$_db_f" ] && [ -f "$_db_mi/$_db_f" ] \
@@ -562,7 +563,7 @@ _db_merge_accounts() {
     case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
     _db_ifs=$IFS; IFS=$_db_nl
     for _db_f in $_db_files; do
-        _db_out= _db_names=$_db_nl _db_add=
+        _db_out='' _db_names=$_db_nl _db_add=
         for _db_l in $_db_all; do   # every line has its "path:" prefix: none is empty
             case $_db_l in "$_db_mt/$_db_f:"*) ;; *) continue ;; esac
             _db_l=${_db_l#"$_db_mt/$_db_f:"}
@@ -716,7 +717,7 @@ _db_uptime() {
 dockerboot_main() {
     _db_run=${DOCKERBOOT_RUNDIR:-/run/dockerboot}
     _db_lx=${DOCKERBOOT_LIBEXEC:-/usr/lib/dockerboot}
-    _db_tl_mounted=0 _db_root_mounted=0 _db_note= _db_new=
+    _db_tl_mounted=0 _db_root_mounted=0 _db_note='' _db_new=
     _db_uptime _db_t0
     # Called as a condition: a caller's set -e cannot stop it half-way, before the cleanup.
     _db_status=0
@@ -727,6 +728,7 @@ dockerboot_main() {
     [ "$_db_status" = 0 ] || return 1
     [ -z "$_db_note" ] || printf 'dockerboot: %s\n' "$_db_note" >&2
     _db_uptime _db_t1
+    # shellcheck disable=SC2154 # _db_t0 and _db_t1 are set by _db_uptime (eval)
     printf 'dockerboot: %s is now a fresh snapshot of %s (uptime %s -> %s)\n' \
         "$_db_rw" "$_db_ref" "$_db_t0" "$_db_t1" >&2
     return 0
@@ -763,6 +765,7 @@ _db_main() {
     # Boot assessment and fallback (dockerboot-assess.sh, shipped beside the
     # core).  Without it the configured image boots as before, with a warning.
     _db_assess_on=0
+    # shellcheck disable=SC1091 # shipped beside the core, checked on its own
     command -v _db_assess >/dev/null 2>&1 \
         || { [ -f "$_db_lx/dockerboot-assess.sh" ] && . "$_db_lx/dockerboot-assess.sh"; }
     if command -v _db_assess >/dev/null 2>&1; then
@@ -831,7 +834,8 @@ _db_main() {
     if [ "$_db_assess_on" = 1 ]; then _db_assess_root || return 1; fi
     # The mark comes last, after the top layer (which cannot forge it): an
     # unmarked leftover .new of a crash is a snapshot of a docker layer,
-    # which _db_legacy accepts.
+    # which _db_legacy accepts.  (Each step of the && chain may fail: all go to the ||.)
+    # shellcheck disable=SC2015
     _db_show "$_db_new" && { [ ! -e "$_db_new/$_db_mark" ] && [ ! -L "$_db_new/$_db_mark" ] \
         || rm -f "$_db_new/$_db_mark"; } && { printf '%s\n' "$_db_magic $_db_uuid" >"$_db_new/$_db_mark"; } 2>/dev/null || { _db_fail \
         "cannot mark the new root $_db_rw.new as dockerboot's" \
