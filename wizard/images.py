@@ -4,7 +4,9 @@
 (platform-facts §1): ``repositories.json`` → image ID → image config
 ``rootfs.diff_ids`` → ChainID of all layers → ``layerdb/…/cache-id`` →
 ``btrfs/subvolumes/<cache-id>``.  Only the image's own files are read, never a
-scan of all layers, so what the wizard proves bootable is what the hook boots.
+scan of all layers.  The hook finds the ChainID of a tall image by walking the
+layerdb instead (no process per layer) but checks every link with the same
+hashes, so what the wizard proves bootable is what the hook boots.
 """
 
 from __future__ import annotations

@@ -72,13 +72,17 @@ _db_arg() {
 # chain_id DIFFID…: print the image-spec ChainID of the layers given bottom first.
 chain_id() { _db_chain_id "$@" && printf '%s\n' "$_db_c"; }
 
-# _db_chain_id DIFFID…: _db_c = the ChainID.  One sha256sum process per layer
-# and nothing else, so the hook's time barely grows with the layer count.
+# _db_chain_id DIFFID…: _db_c = the ChainID, computed: one sha256sum process
+# per layer above the base (~30 ms each under QEMU TCG), plus an rm; none for
+# a single layer, whose ChainID is its DiffID.  _db_top_chain avoids the
+# per-layer processes for tall images.
 _db_chain_id() {
+    [ "$#" -gt 1 ] || { _db_c=${1-}; return 0; }
     _db_tool sha256sum
-    _db_c= _db_sha=$_db_tp
+    _db_c='' _db_sha=$_db_tp
     _db_tmp=${DOCKERBOOT_RUNDIR:-/run/dockerboot}/.chain-input
-    mkdir -p "${_db_tmp%/*}"
+    # The run directory exists in dockerboot_main (the root is mounted under it): no mkdir process.
+    [ -d "${_db_tmp%/*}" ] || mkdir -p "${_db_tmp%/*}"
     for _db_d; do
         if [ -z "$_db_c" ]; then
             _db_c=$_db_d
@@ -89,6 +93,147 @@ _db_chain_id() {
         fi
     done
     rm -f "$_db_tmp"
+}
+
+# _db_top_chain DATA_ROOT DIFFID…: _db_c = the ChainID of the image's top
+# layer, exactly what _db_chain_id computes, with a number of processes that
+# does not grow with the layer count.  Up to 3 layers the computation costs
+# at most as many processes as the layerdb walk (_db_lwalk: grep, one
+# sha256sum, rm) and reads nothing else; from 4 layers on the walk is
+# cheaper; when it finds no single verified chain (a damaged or hostile
+# layerdb) the computation decides.
+_db_top_chain() {
+    _db_lwd=$1/image/btrfs/layerdb/sha256
+    shift
+    [ "$#" -ge 4 ] && _db_lwalk "$@" && return 0
+    _db_chain_id "$@"
+}
+
+# _db_lwalk DIFFID… (4 or more, each sha256:<64 hex> as _db_diff_ids checked;
+# the layerdb in _db_lwd): _db_c = the top layer's ChainID, found by walking
+# docker's own layerdb instead of hashing layer by layer.  Each
+# layerdb/sha256/<chain>/ holds "diff" (the layer's DiffID) and "parent" (the
+# ChainID below; none for a base layer).  Docker's names and files are only
+# hints here:
+# - one grep process reads every entry's "diff" (-x -F: whole content,
+#   literally) and prints those holding one of the image's DiffIDs, so the
+#   shell parses and reads further only the image's own entries however
+#   many other images share the store (a glob hands grep the files: no
+#   per-entry list building in the shell, which is quadratic in ash);
+# - first, in grep's subshell, every "diff" must be a regular file, neither
+#   it nor its entry a symlink: else nothing is read (non-zero), so nothing
+#   outside the data-root is read and no FIFO or device blocks or floods the
+#   hook (a store docker wrote has none of them: the computation takes over);
+# - the walk starts from the base layer's ChainID (= its DiffID) and takes,
+#   for each next DiffID, the entry with that diff, or of several (the same
+#   layer on other parents) the one whose "parent" is the chain so far;
+#   none, or two on the same parent (a missing or lying file): non-zero;
+# - then one sha256sum process hashes every link "<chain below> <DiffID>" at
+#   once (all inputs are known once the names are) and each must give the
+#   next entry's name: a lying diff or parent can never choose the result,
+#   which is always the ChainID the computation would give.
+# Non-zero (nothing decided, the computation decides) whenever any step is
+# unsure.
+_db_lwalk() {
+    _db_lwb=$1 _db_lwds=''
+    for _db_lwe do
+        # Checked again: the table's variable names below are made of them.
+        case $_db_lwe in sha256:*[!0-9a-f]*) return 1 ;; sha256:*) ;; *) return 1 ;; esac
+        [ "${#_db_lwe}" = 71 ] || return 1
+        _db_lwds="$_db_lwds $_db_lwe"
+    done
+    # Relative, the layerdb would be looked up in CDPATH.
+    case $_db_lwd in /*) ;; *) _db_lwd=./$_db_lwd ;; esac
+    # Exit 1 (no match) or 2 (an unreadable file): what was printed still
+    # counts; 3: an entry the walk does not read.  grep is exec'd: one process.
+    _db_o=$(
+        cd "$_db_lwd" 2>/dev/null || exit 3
+        set +f
+        for _db_lwf in ./*/diff; do
+            { [ -f "$_db_lwf" ] && [ ! -L "$_db_lwf" ] && [ ! -L "${_db_lwf%/diff}" ]; } || exit 3
+        done
+        set -f; IFS=' '
+        # shellcheck disable=SC2086 # the patterns, checked hex, split on spaces
+        set -- $_db_lwds
+        for _db_lwe do set -- "$@" -e "$_db_lwe"; shift; done
+        set +f
+        exec grep -H -x -F -s "$@" ./*/diff </dev/null 2>/dev/null
+    ) || [ "$?" -lt 3 ] || return 1
+    # The table: _db_lw_<diff hex> = " <name>…", the entries holding that
+    # diff; one variable per DiffID, made of checked hex only.  (Not one
+    # string searched with "${table#*key}": ash and dash take time quadratic
+    # in its length for that, ~20 ms a lookup at 30 layers on a fast host.)
+    _db_lwv='' _db_ifs=$IFS
+    case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
+    IFS=$_db_nl
+    for _db_lwl in $_db_o; do
+        case $_db_lwl in ./*/diff:sha256:*) ;; *) continue ;; esac
+        _db_lwe=${_db_lwl#./} && _db_lwe=${_db_lwe%%/*}
+        _db_lwl=${_db_lwl#"./$_db_lwe/diff:sha256:"}
+        case $_db_lwl$_db_lwe in *[!0-9a-f]*) continue ;; esac
+        [ "${#_db_lwl}" = 64 ] && [ "${#_db_lwe}" = 64 ] || continue
+        # _db_lwv: the variables this call set (a same-named one from elsewhere is not read).
+        case $_db_lwv in
+            *" _db_lw_$_db_lwl"*) eval "_db_lwx=\$_db_lw_$_db_lwl" ;;
+            *) _db_lwx='' _db_lwv="$_db_lwv _db_lw_$_db_lwl" ;;
+        esac
+        eval "_db_lw_$_db_lwl=\"\$_db_lwx \$_db_lwe\""
+    done
+    # The walk, writing each link's hash input as it goes.  One entry with
+    # the next diff is taken as it is (the hashes check it); of several (the
+    # same layer on other parents), the one whose "parent" is the chain so
+    # far: read with the shell's read (no process), a regular file and no
+    # symlink, and only then.
+    _db_tool sha256sum
+    _db_tmp=${DOCKERBOOT_RUNDIR:-/run/dockerboot}/.chain-input
+    [ -d "${_db_tmp%/*}" ] || mkdir -p "${_db_tmp%/*}"
+    _db_c=$_db_lwb _db_lwh='' _db_lwi=0 _db_sha=$_db_tp
+    IFS=' '
+    # shellcheck disable=SC2086 # one diff ID per word
+    set -- $_db_lwds
+    shift
+    for _db_lwe do
+        _db_lwx=''
+        case $_db_lwv in *" _db_lw_${_db_lwe#sha256:}"*) eval "_db_lwx=\$_db_lw_${_db_lwe#sha256:}" ;; esac
+        case $_db_lwx in
+            ' '*' '*)
+                _db_lwy=''
+                for _db_lwl in $_db_lwx; do
+                    _db_lwf=$_db_lwd/$_db_lwl/parent _db_lwp=''
+                    { [ -f "$_db_lwf" ] && [ ! -L "$_db_lwf" ]; } || continue
+                    { read -r _db_lwp <"$_db_lwf"; } 2>/dev/null || [ -n "$_db_lwp" ]   # no final newline
+                    [ "$_db_lwp" = "$_db_c" ] || continue
+                    [ -z "$_db_lwy" ] || { _db_lwy=''; break; }     # two on the same parent
+                    _db_lwy=$_db_lwl
+                done ;;
+            *) _db_lwy=${_db_lwx# } ;;
+        esac
+        [ -n "$_db_lwy" ] || { _db_lwi=-$_db_lwi; break; }
+        _db_lwi=$((_db_lwi + 1))
+        { printf '%s %s' "$_db_c" "$_db_lwe" >"$_db_tmp.$_db_lwi"; } 2>/dev/null \
+            || { _db_lwi=-$_db_lwi; break; }
+        _db_lwh="$_db_lwh $_db_lwy" _db_c=sha256:$_db_lwy
+    done
+    # shellcheck disable=SC2086 # variable names, one per word
+    [ -z "$_db_lwv" ] || unset $_db_lwv
+    IFS=$_db_ifs
+    # The links' files, then one sha256sum over all of them.
+    set --
+    _db_lwn=${_db_lwi#-}
+    while [ "$_db_lwn" -gt 0 ]; do set -- "$_db_tmp.$_db_lwn" "$@"; _db_lwn=$((_db_lwn - 1)); done
+    case $_db_lwi in -*) [ "$#" = 0 ] || rm -f "$@"; [ "$_db_noglob" = 1 ] || set +f; return 1 ;; esac
+    _db_o=$("$_db_sha" "$@" </dev/null 2>/dev/null) || _db_o=''
+    rm -f "$@"
+    # Each output line: "<64 hex>  <file>" (a "\" first when the name needs escapes).
+    _db_lwg=''
+    IFS=$_db_nl
+    for _db_lwl in $_db_o; do
+        _db_lwl=${_db_lwl#\\}
+        _db_lwg="$_db_lwg ${_db_lwl%% *}"
+    done
+    IFS=$_db_ifs
+    [ "$_db_noglob" = 1 ] || set +f
+    [ -n "$_db_lwh" ] && [ "$_db_lwg" = "$_db_lwh" ]
 }
 
 # dockerboot_normalize REF: print docker's familiar form (what repositories.json keys use).
@@ -126,7 +271,7 @@ _db_diff_ids() {
     [ "$_db_noglob" = 1 ] || set +f
     # _db_in: inside a string; _db_k: the last string; _db_at: 1 = in the
     # top-level rootfs, 2 = in its diff_ids array (depth 1 = the top object).
-    _db_in=0 _db_depth=0 _db_at=0 _db_k= _db_diffs= _db_bad=
+    _db_in=0 _db_depth=0 _db_at=0 _db_k='' _db_diffs='' _db_bad=
     for _db_l do
         if [ "$_db_in" = 1 ]; then
             _db_in=0 _db_k=$_db_l
@@ -139,7 +284,7 @@ _db_diff_ids() {
         fi
         _db_in=1
         case $_db_depth:$_db_at:$_db_k:$_db_l in
-            '1:0:rootfs::{'*) _db_at=1 _db_diffs= _db_bad= ;;
+            '1:0:rootfs::{'*) _db_at=1 _db_diffs='' _db_bad='' ;;
             '2:1:diff_ids::['*) _db_at=2 ;;
         esac
         case $_db_l in *[][{}]*) ;; *) continue ;; esac
@@ -158,9 +303,10 @@ _db_diff_ids() {
 }
 
 # _db_resolve DATA_ROOT REF: _db_sub = the image's top-layer subvolume,
-# _db_id = its ID (64 hex).  Reads only this image's metadata:
-# repositories.json -> image config -> diff_ids -> ChainID -> layerdb
-# cache-id -> btrfs/subvolumes/<cache-id>.  REF "sha256:<64 hex>" pins an
+# _db_id = its ID (64 hex): repositories.json -> image config -> diff_ids ->
+# ChainID -> layerdb cache-id -> btrfs/subvolumes/<cache-id>.  Reads this
+# image's metadata, and from 4 layers on every layerdb entry's "diff" (the
+# ChainID by the layerdb walk, _db_top_chain).  REF "sha256:<64 hex>" pins an
 # image by ID (no tag, no repositories.json; a short ID is refused).  On
 # failure _db_why says it in a few words ("is not in the docker store").
 _db_resolve() {
@@ -209,7 +355,7 @@ _db_resolve_id() {
     _db_diff_ids "$_db_cfg" || { _db_fail "image $_db_ref has no valid rootfs.diff_ids in $_db_cfg" \
         "the docker store is damaged: pull or build $_db_ref again"; return 1; }
     # shellcheck disable=SC2086 # one diff ID per word
-    _db_chain_id $_db_diffs
+    _db_top_chain "$1" $_db_diffs
     _db_cidf=$_db_img/layerdb/sha256/${_db_c#sha256:}/cache-id
     _db_cid=
     { read -r _db_cid <"$_db_cidf"; } 2>/dev/null || [ -n "$_db_cid" ]  # no final newline
@@ -245,6 +391,7 @@ _db_device() {
 
 # _db_mount SPEC FSTYPE OPTS DIR WHAT: find and mount a partition.
 _db_mount() {
+    # shellcheck disable=SC2015 # the assignment cannot fail
     _db_device "$1" && _db_dev=$_db_p || { _db_fail "$5 partition $1 not found after ${DOCKERBOOT_DEVICE_TIMEOUT:-30}s" \
         "check $5= on the kernel command line (blkid lists labels and UUIDs)"; return 1; }
     mkdir -p "$4"
@@ -256,7 +403,7 @@ _db_mount() {
 # _db_norm PATH: _db_n = PATH without empty and "." components, no leading
 # or trailing slash ('' for the top level); fails on a ".." component.
 _db_norm() {
-    _db_n= _db_rest=$1
+    _db_n='' _db_rest=$1
     while [ -n "$_db_rest" ]; do
         _db_c=${_db_rest%%/*}
         case $_db_rest in */*) _db_rest=${_db_rest#*/} ;; *) _db_rest= ;; esac
@@ -275,7 +422,7 @@ _db_overlap() {
 # _db_nolink REL: no component of REL (normalized) below the mounted top
 # level is a symlink; else _db_x = the first one (relative) and non-zero.
 _db_nolink() {
-    _db_x= _db_rest=$1
+    _db_x='' _db_rest=$1
     while [ -n "$_db_rest" ]; do
         _db_x=${_db_x:+$_db_x/}${_db_rest%%/*}
         case $_db_rest in */*) _db_rest=${_db_rest#*/} ;; *) _db_rest= ;; esac
@@ -311,7 +458,7 @@ _db_check_rw() {
 # no snapshot) and _db_flags (readonly or -) from `btrfs subvolume show`.
 # The first line (the path) and the Snapshot(s) list are names: skipped.
 _db_show() {
-    _db_uuid= _db_puuid= _db_flags=
+    _db_uuid='' _db_puuid='' _db_flags=
     _db_o=$(btrfs subvolume show "$1" 2>/dev/null) || return 1
     case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
     _db_ifs=$IFS; IFS=$_db_nl
@@ -400,7 +547,7 @@ _db_merge_accounts() {
     _db_nl='
 '
     [ -L "$3/etc" ] && return 0     # writing there could leave the new root
-    _db_mt=$1 _db_mi=$2 _db_mn=$3 _db_files= _db_fl=
+    _db_mt=$1 _db_mi=$2 _db_mn=$3 _db_files='' _db_fl=
     set --
     for _db_f in etc/passwd etc/group etc/shadow etc/gshadow; do
         [ -f "$_db_mt/$_db_f" ] && [ ! -L "$_db_mt/$_db_f" ] && [ -f "$_db_mi/$_db_f" ] \
@@ -416,7 +563,7 @@ _db_merge_accounts() {
     case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
     _db_ifs=$IFS; IFS=$_db_nl
     for _db_f in $_db_files; do
-        _db_out= _db_names=$_db_nl _db_add=
+        _db_out='' _db_names=$_db_nl _db_add=
         for _db_l in $_db_all; do   # every line has its "path:" prefix: none is empty
             case $_db_l in "$_db_mt/$_db_f:"*) ;; *) continue ;; esac
             _db_l=${_db_l#"$_db_mt/$_db_f:"}
@@ -570,7 +717,7 @@ _db_uptime() {
 dockerboot_main() {
     _db_run=${DOCKERBOOT_RUNDIR:-/run/dockerboot}
     _db_lx=${DOCKERBOOT_LIBEXEC:-/usr/lib/dockerboot}
-    _db_tl_mounted=0 _db_root_mounted=0 _db_note= _db_new=
+    _db_tl_mounted=0 _db_root_mounted=0 _db_note='' _db_new=
     _db_uptime _db_t0
     # Called as a condition: a caller's set -e cannot stop it half-way, before the cleanup.
     _db_status=0
@@ -581,6 +728,7 @@ dockerboot_main() {
     [ "$_db_status" = 0 ] || return 1
     [ -z "$_db_note" ] || printf 'dockerboot: %s\n' "$_db_note" >&2
     _db_uptime _db_t1
+    # shellcheck disable=SC2154 # _db_t0 and _db_t1 are set by _db_uptime (eval)
     printf 'dockerboot: %s is now a fresh snapshot of %s (uptime %s -> %s)\n' \
         "$_db_rw" "$_db_ref" "$_db_t0" "$_db_t1" >&2
     return 0
@@ -617,6 +765,7 @@ _db_main() {
     # Boot assessment and fallback (dockerboot-assess.sh, shipped beside the
     # core).  Without it the configured image boots as before, with a warning.
     _db_assess_on=0
+    # shellcheck disable=SC1091 # shipped beside the core, checked on its own
     command -v _db_assess >/dev/null 2>&1 \
         || { [ -f "$_db_lx/dockerboot-assess.sh" ] && . "$_db_lx/dockerboot-assess.sh"; }
     if command -v _db_assess >/dev/null 2>&1; then
@@ -685,7 +834,8 @@ _db_main() {
     if [ "$_db_assess_on" = 1 ]; then _db_assess_root || return 1; fi
     # The mark comes last, after the top layer (which cannot forge it): an
     # unmarked leftover .new of a crash is a snapshot of a docker layer,
-    # which _db_legacy accepts.
+    # which _db_legacy accepts.  (Each step of the && chain may fail: all go to the ||.)
+    # shellcheck disable=SC2015
     _db_show "$_db_new" && { [ ! -e "$_db_new/$_db_mark" ] && [ ! -L "$_db_new/$_db_mark" ] \
         || rm -f "$_db_new/$_db_mark"; } && { printf '%s\n' "$_db_magic $_db_uuid" >"$_db_new/$_db_mark"; } 2>/dev/null || { _db_fail \
         "cannot mark the new root $_db_rw.new as dockerboot's" \
