@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import tempfile
 import threading
 import time
@@ -30,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from benchmarks.table import print_ratios
 from tests.lab import lab, qemu
 from wizard import apply
 from wizard.config import Settings
@@ -75,11 +75,7 @@ def main() -> None:
                            args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    base = statistics.median(rows["full apply"])
-    print(f"{'preview + apply':34} {'median s':>9} {'min s':>7} {'full ÷ this':>12}")
-    for name, values in rows.items():
-        median = statistics.median(values)
-        print(f"{name:34} {median:9.3f} {min(values):7.3f} {base / median:11.1f}×")
+    print_ratios(rows, header="preview + apply", base="full apply", ratio="full ÷ this")
     print(f"({args.runs} runs each, interleaved; the first full apply is not counted)")
 
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.table import print_ratios
 from tests.lab import lab, qemu, scenario
 from wizard import apply
 
@@ -66,11 +66,7 @@ def main() -> None:
                 rows["update, nothing moved"].append(cli(dd, "update"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    base = statistics.median(rows["apply (build)"])
-    print(f"{'command':34} {'median s':>9} {'min s':>7} {'apply ÷ this':>13}")
-    for name, values in rows.items():
-        median = statistics.median(values)
-        print(f"{name:34} {median:9.3f} {min(values):7.3f} {base / median:12.1f}×")
+    print_ratios(rows, header="command", base="apply (build)", ratio="apply ÷ this")
     print(f"({args.runs} runs each, interleaved; the first apply is not counted)")
 
 

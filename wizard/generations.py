@@ -14,13 +14,9 @@ stage_only=True)`` leaves it in ``<boot_dir>/.build-*``, same filesystem) and
 renames it to ``gen/<n>`` last.  A crash before the rename leaves a stale
 ``.build-*`` the next build removes; after it, a complete generation.
 
-The record (JSON, ``schema`` 1) holds the number, the kernel version, the
-image reference (tag) and image ID it was built from, the initramfs inputs'
-fingerprint (generator, kernel version, hash of the hook assets: what decides
-whether an image change needs a new build), the creation time (UTC), the
-kernel/initramfs names and ``files``: the bare names the wizard made in that
-directory, all that ``generations_gc`` ever deletes there (besides the record).
-Every value is validated on reading: a hostile record is skipped, never obeyed.
+The record's format and validation are ``wizard.generation_record`` (its
+names are re-exported here); a directory whose record does not validate is
+listed as a problem and skipped, never obeyed or collected.
 
 The flat pair of an earlier wizard is generation 0, ``legacy``: it is
 listed while no numbered generation exists, ``adopt_legacy`` records it (with
@@ -43,162 +39,26 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from wizard.atomic import fsync_dir, replace_atomic, write_atomic
-from wizard.errors import WizardError
-from wizard.fingerprint import KVER_RE, Fingerprint, kernel_version_of
-from wizard.images import IMAGE_ID_RE, normalize_ref
+from wizard.fingerprint import kernel_version_of
+from wizard.generation_record import GEN_DIR as GEN_DIR
+from wizard.generation_record import INITRD_NAME as INITRD_NAME
+from wizard.generation_record import KERNEL_NAME as KERNEL_NAME
+from wizard.generation_record import LEGACY_NUMBER as LEGACY_NUMBER
+from wizard.generation_record import NAME_RE as NAME_RE
+from wizard.generation_record import RECORD_NAME as RECORD_NAME
+from wizard.generation_record import RECORD_SCHEMA as RECORD_SCHEMA
+from wizard.generation_record import Generation as Generation
+from wizard.generation_record import GenerationError as GenerationError
+from wizard.generation_record import encode as _encode
+from wizard.generation_record import from_json as from_json
+from wizard.generation_record import new_record as new_record
+from wizard.generation_record import require
+from wizard.generation_record import utc_now as utc_now
+from wizard.images import normalize_ref
 from wizard.initramfs import SCRATCH_PREFIX, STAGED_INITRD, STAGED_KERNEL
-
-GEN_DIR = "gen"
-"""Directory under ``boot_dir`` holding one directory per generation."""
-RECORD_NAME = "generation.json"
-"""The record's file name inside a generation's directory."""
-RECORD_SCHEMA = 1
-"""Version of the record format; a newer one is listed as a problem, never touched."""
-KERNEL_NAME = "vmlinuz"
-INITRD_NAME = "initrd.img"
-LEGACY_NUMBER = 0
-"""The number of the flat ``<boot_dir>/vmlinuz`` + ``initrd.img`` pair of earlier versions."""
 
 _MAX_RECORD = 64 << 10
 _NUMBER_RE = re.compile(r"^(0|[1-9][0-9]{0,8})$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-"""A file name a record may give: bare (no ``/``), no leading dot: its own directory only."""
-_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-# rEFInd options and titles carry the ref unquoted inside "…": no quote, no blank.
-_UNSAFE_REF = re.compile(r'[\s"\x00-\x1f\x7f]')
-
-
-class GenerationError(WizardError):
-    """A generation cannot be added, read or removed safely."""
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One kernel + initramfs build, as its record says."""
-
-    number: int
-    """1, 2, …; 0 is the legacy flat pair."""
-    kernel_version: str | None
-    """``uname -r`` of its kernel (None: a legacy pair whose header was unreadable)."""
-    image_ref: str | None
-    """The tag it was built from, normalised (``debian:12``); None: unknown (legacy)."""
-    image_id: str | None
-    """``sha256:<64 hex>`` of that image; None: unknown (a legacy pair not adopted)."""
-    inputs: Fingerprint | None
-    """The initramfs inputs it was built with (None: legacy, unknown)."""
-    created: str
-    """Creation time, ``YYYY-MM-DDTHH:MM:SSZ`` (UTC)."""
-    kernel: str = KERNEL_NAME
-    """The kernel's file name in the generation's directory (legacy: in ``boot_dir``)."""
-    initrd: str = INITRD_NAME
-    """The initramfs's file name, likewise."""
-    files: tuple[str, ...] = (KERNEL_NAME, INITRD_NAME)
-    """Names the wizard made in the generation's directory: all GC may delete."""
-    legacy: bool = False
-    """The flat pair of an earlier version: its files are never deleted."""
-    pinned: bool = False
-    """Made by ``rollback``: the default entry boots ``image_id``, not the tag."""
-
-    @property
-    def loader(self) -> str:
-        """The kernel's path relative to ``boot_dir`` (what the boot entry loads)."""
-        return self.kernel if self.legacy else f"{GEN_DIR}/{self.number}/{self.kernel}"
-
-    @property
-    def initrd_path(self) -> str:
-        """The initramfs's path relative to ``boot_dir``."""
-        return self.initrd if self.legacy else f"{GEN_DIR}/{self.number}/{self.initrd}"
-
-    def to_json(self) -> dict[str, object]:
-        """The record as written to ``generation.json``."""
-        return {"schema": RECORD_SCHEMA, "number": self.number, "created": self.created,
-                "kernel_version": self.kernel_version, "image_ref": self.image_ref,
-                "image_id": self.image_id,
-                "inputs": self.inputs.to_json() if self.inputs else None,
-                "kernel": self.kernel, "initrd": self.initrd, "files": list(self.files),
-                "legacy": self.legacy, "pinned": self.pinned}
-
-
-def utc_now() -> str:
-    """The current time as a record's ``created`` (UTC, seconds)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def new_record(number: int, inputs: Fingerprint, image_ref: str, image_id: str,
-               created: str | None = None) -> Generation:
-    """The record of a generation about to be added (validated as ``from_json`` would)."""
-    gen = Generation(number=number, kernel_version=inputs.kernel_version,
-                     image_ref=normalize_ref(image_ref), image_id=image_id, inputs=inputs,
-                     created=created or utc_now())
-    return from_json(gen.to_json(), number)
-
-
-def _need(ok: bool, what: str) -> None:
-    if not ok:
-        raise GenerationError(f"invalid generation record: {what}",
-                              "the record was not written by dockerboot-wizard; "
-                              "remove its directory by hand if it is not needed")
-
-
-def from_json(data: object, number: int) -> Generation:
-    """Validate a parsed record found in directory ``gen/<number>``.
-
-    Every value that can reach a path, a boot entry or a docker call is
-    checked: numbers, bare file names, the image ID, the ref, the kernel version.
-
-    Raises:
-        GenerationError: anything is missing, of the wrong type or unsafe.
-
-    """
-    _need(isinstance(data, dict), "not a JSON object")
-    assert isinstance(data, dict)
-    _need(data.get("schema") == RECORD_SCHEMA, f"schema {data.get('schema')!r}, not "
-                                               f"{RECORD_SCHEMA}")
-    n = data.get("number")
-    _need(isinstance(n, int) and not isinstance(n, bool) and n == number,
-          f"number {n!r} in directory {number}")
-    legacy = data.get("legacy", False)
-    _need(isinstance(legacy, bool) and legacy == (number == LEGACY_NUMBER),
-          "only generation 0 is legacy")
-    created = data.get("created")
-    _need(isinstance(created, str) and bool(_TIME_RE.match(created)), f"created {created!r}")
-    kver = data.get("kernel_version")
-    _need((kver is None and legacy) or (isinstance(kver, str) and bool(KVER_RE.match(kver))),
-          f"kernel_version {kver!r}")
-    ref = data.get("image_ref")
-    if ref is not None:
-        _need(isinstance(ref, str) and not _UNSAFE_REF.search(ref), f"image_ref {ref!r}")
-        assert isinstance(ref, str)
-        try:
-            _need(normalize_ref(ref) == ref, f"image_ref {ref!r} is not normalised")
-        except WizardError:
-            _need(False, f"image_ref {ref!r}")
-    image_id = data.get("image_id")
-    _need(image_id is None or (isinstance(image_id, str) and bool(IMAGE_ID_RE.match(image_id))),
-          f"image_id {image_id!r}")
-    _need(legacy or (ref is not None and image_id is not None), "image_ref/image_id missing")
-    raw_inputs = data.get("inputs")
-    inputs = None
-    if raw_inputs is not None or not legacy:
-        try:
-            inputs = Fingerprint.from_json(raw_inputs)
-        except ValueError as e:
-            _need(False, f"inputs: {e}")
-    kernel, initrd, files = data.get("kernel"), data.get("initrd"), data.get("files")
-    for what, name in (("kernel", kernel), ("initrd", initrd)):
-        _need(isinstance(name, str) and bool(NAME_RE.match(name)) and name != RECORD_NAME,
-              f"{what} {name!r}")
-    _need(isinstance(files, list) and all(isinstance(f, str) and NAME_RE.match(f)
-                                          and f != RECORD_NAME for f in files),
-          f"files {files!r}")
-    assert isinstance(files, list) and isinstance(kernel, str) and isinstance(initrd, str)
-    _need(not legacy or not files, "a legacy record owns no files")
-    pinned = data.get("pinned", False)
-    _need(isinstance(pinned, bool) and not (pinned and legacy), f"pinned {pinned!r}")
-    assert isinstance(created, str)
-    return Generation(number=number, kernel_version=kver, image_ref=ref, image_id=image_id,
-                      inputs=inputs, created=created, kernel=kernel, initrd=initrd,
-                      files=tuple(files), legacy=legacy, pinned=pinned)
 
 
 def _nofollow(path: str | os.PathLike[str], flags: int) -> int:
@@ -239,7 +99,7 @@ def _read_record(gen_dir: Path, number: int) -> Generation:
             raw = f.read(_MAX_RECORD + 1)
     except OSError as e:
         raise GenerationError(f"cannot read {gen_dir / RECORD_NAME}: {e.strerror}") from e
-    _need(len(raw) <= _MAX_RECORD, "larger than 64 KiB")
+    require(len(raw) <= _MAX_RECORD, "larger than 64 KiB")
     try:
         data = json.loads(raw)
     except ValueError as e:
@@ -330,10 +190,6 @@ def write_record(boot_dir: Path, gen: Generation) -> Path:
         raise GenerationError(f"{gen_dir} is not a generation directory")
     write_atomic(gen_dir / RECORD_NAME, _encode(gen), mode=0o644, backup=True)
     return gen_dir / RECORD_NAME
-
-
-def _encode(gen: Generation) -> bytes:
-    return (json.dumps(gen.to_json(), indent=2, sort_keys=True) + "\n").encode()
 
 
 def add(boot_dir: Path, staged: Path, record: Generation) -> Generation:
