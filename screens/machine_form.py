@@ -28,6 +28,8 @@ SWITCHES = {
                "journalctl -b -1 after a reboot",
     "docker_store": "The booted system's docker uses this store: fstab mounts it, "
                     "daemon.json picks btrfs",
+    "auto_update": "Update by itself: a docker pull or build that moves the tag makes "
+                   "the next boot's kernel + initramfs (dockerboot-update)",
 }
 """``Settings`` flag -> what its checkbox says."""
 
@@ -53,10 +55,11 @@ class MachineForm(VerticalScroll, can_focus=False):
         return self.query_one(f"#machine-{key.replace('_', '-')}", Checkbox).value
 
     def applied(self, settings: Settings) -> Settings:
-        """``settings`` with the three flags as the checkboxes say."""
+        """``settings`` with the flags as the checkboxes say."""
         # Named one by one, not **kwargs: mypy checks each field of replace().
         return replace(settings, home=self.ticked("home"), journal=self.ticked("journal"),
-                       docker_store=self.ticked("docker_store"))
+                       docker_store=self.ticked("docker_store"),
+                       auto_update=self.ticked("auto_update"))
 
 
 class UsersForm(VerticalScroll, can_focus=False):

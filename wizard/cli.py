@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, text in (("home", "a persistent /home subvolume holding the users' homes"),
                        ("journal", "a persistent journal (/var/log/journal subvolume)"),
                        ("docker-store", "the booted system's docker uses the store it boots "
-                                        "from (fstab line and daemon.json)")):
+                                        "from (fstab line and daemon.json)"),
+                       ("auto-update", "the booted system builds a new generation by itself "
+                                       "when a docker pull or build moves the tag")):
         ap.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
                         help=f"{text} (default: on)")
     ap.add_argument("--kernel-options", help="extra kernel parameters, appended")
@@ -90,6 +92,7 @@ def settings_from_args(args: argparse.Namespace, saved: Settings | None) -> Sett
                    home=_given(getattr(args, "home", None), base.home),
                    journal=_given(getattr(args, "journal", None), base.journal),
                    docker_store=_given(getattr(args, "docker_store", None), base.docker_store),
+                   auto_update=_given(getattr(args, "auto_update", None), base.auto_update),
                    admins=admins)
 
 

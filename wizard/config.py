@@ -58,6 +58,9 @@ class Settings:
     """Persistent ``/var/log/journal`` on its own subvolume (``journalctl -b -1``)."""
     docker_store: bool = True
     """The booted system's docker uses the store it boots from (fstab + daemon.json)."""
+    auto_update: bool = True
+    """The booted system runs ``dockerboot-update`` by itself when the configured tag moves
+    (a ``docker pull`` or ``build``): a new generation when the kernel changed."""
     kernel_options: str = ""
     """Extra kernel parameters appended to the generated ones."""
     esp: str | None = None
@@ -130,7 +133,7 @@ def from_toml(text: str) -> Settings:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"config's {key!r} is not a list of names", "fix or delete the file")
         kwargs[key] = tuple(value)
-    for key in ("home", "journal", "docker_store"):
+    for key in ("home", "journal", "docker_store", "auto_update"):
         if not isinstance(kwargs.get(key, True), bool):
             raise ConfigError(f"config's {key!r} is not true or false", "fix or delete the file")
     settings = Settings(**kwargs, extra=extra)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from wizard.containers import throwaway
 from wizard.errors import InitramfsError
+from wizard.resources import assets_dir
 
 if TYPE_CHECKING:  # the SDK costs ~0.1 s: imported where it is used
     import docker
@@ -27,24 +28,8 @@ on purpose is the likelier choice, hence dracut first."""
 _BINARY_TO_GENERATOR = {"mkinitramfs": "initramfs-tools", "dracut": "dracut",
                         "mkinitcpio": "mkinitcpio"}
 
-# Runs as /bin/sh -c in the image; prints "kernel <kver> <path>", "generator
-# <binary>" and "btrfs <path>" lines.  /lib is often a symlink to /usr/lib,
-# so the same kernel may be listed twice; the parser deduplicates.
-PROBE = r"""
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-for d in /lib/modules/* /usr/lib/modules/*; do
-  [ -d "$d" ] || continue
-  k=${d##*/}
-  for f in "/boot/vmlinuz-$k" "$d/vmlinuz"; do
-    if [ -f "$f" ]; then echo "kernel $k $f"; break; fi
-  done
-done
-for g in mkinitramfs dracut mkinitcpio; do
-  p=$(command -v "$g" 2>/dev/null) && echo "generator $g $p"
-done
-p=$(command -v btrfs 2>/dev/null) && echo "btrfs $p"
-exit 0
-"""
+PROBE_ASSET = "selfupdate/probe-image.sh"
+"""The probe script (under ``assets/``), shared with the booted system's dockerboot-update."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +152,7 @@ def detect(client: docker.DockerClient, image: str, *, generator: str | None = N
     # user 0:0 (throwaway's default), not "root": an image without /etc/passwd
     # cannot resolve names.
     with throwaway(client, image, purpose="probe", entrypoint="/bin/sh",
-                   command=["-c", PROBE]) as box:
+                   command=["-c", (assets_dir() / PROBE_ASSET).read_text()]) as box:
         box.start()
         status = box.container.wait().get("StatusCode", -1)
         out = box.container.logs(stdout=True, stderr=False)

@@ -69,6 +69,8 @@ class FileChange:
     """True for shadow/gshadow: diffs redact the password hashes."""
     image_old: bytes | None = None
     """The image's own version of the file, diffed against when ``old`` is None."""
+    summary: str | None = None
+    """Shown instead of a diff: a file the wizard ships as it is (its own command, assets)."""
 
     @property
     def changed(self) -> bool:
@@ -106,6 +108,8 @@ def plan_hostname(toplayer: Path, hostname: str) -> FileChange:
 
 def diff_text(change: FileChange) -> str:
     """Return a unified diff for ``change`` (hashes redacted; '' when unchanged)."""
+    if change.summary is not None and change.changed:
+        return f"{change.relpath}: {change.summary}\n"
     old = change.old if change.old is not None else change.image_old
     label = change.relpath if change.old is not None or change.image_old is None \
         else f"{change.relpath} (against the image's own file)"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wizard import machine, rootfs, toplayer, users
+from wizard import machine, rootfs, selfupdate, toplayer, users
 from wizard.config import Settings
 from wizard.errors import ToplayerError
 from wizard.fstab import HOME_SUBVOLUME
@@ -112,6 +112,7 @@ def plan_toplayer(client: docker.DockerClient, image: str, settings: Settings, t
     machine_plan = machine.plan_machine(settings, top, image_root, _current(top_dir, edits),
                                         old_settings, on_disk=_current(top_dir, {}))
     out.changes += machine_plan.changes
+    out.changes += selfupdate.plan(top_dir, settings)
     out.subvolumes = machine_plan.subvolumes
     # The TUI's other edits, one change per file (the machine files merged them already).
     planned = {c.relpath for c in out.changes}

@@ -1,0 +1,143 @@
+# dockerboot-update, moves 2 and 3: the rEFInd entries on the ESP, then the
+# generations no entry names.  Sourced by dockerboot-update (POSIX sh).
+#
+# The block is rendered exactly as the wizard renders it
+# (wizard/bootloader.py render_entries); the integration test compares the two.
+
+# menuentry TITLE LOADER INITRD OPTIONS
+menuentry() {
+    for v in "$@"; do
+        case $v in *\"*|*"$CR"*|*"$NL"*) die "the boot entry value '$v' holds a double quote or a line break" "rEFInd cannot quote those: fix the settings" ;; esac
+    done
+    printf 'menuentry "%s" {\n    volume %s\n    loader %s\n    initrd %s\n    options "%s"\n}\n' \
+        "$1" "$label" "$2" "$3" "$4"
+}
+
+# cmdline IMAGE NUMBER: the wizard's kernel command line for IMAGE, and the generation.
+cmdline() { printf '%s dockerboot.generation=%s' "${tmpl%%@IMAGE@*}$1${tmpl#*@IMAGE@}" "$2"; }
+
+# render NUMBER: the block naming generation NUMBER (the tag) and, before it,
+# p_* (the previous one, pinned by image ID), into $run/block.
+render() {
+    {
+        printf '%s\n' "$BEGIN_MARK"
+        menuentry "Docker image $image" "$boot_dir/gen/$1/vmlinuz" "$boot_dir/gen/$1/initrd.img" \
+            "$(cmdline "$image" "$1")"
+        [ -n "$p_num" ] && menuentry "Previous generation $p_num: $p_ref @$(short "$p_id")" \
+            "$boot_dir/gen/$p_num/$p_kernel" "$boot_dir/gen/$p_num/$p_initrd" "$(cmdline "$p_id" "$p_num")"
+        printf '%s\n' "$END_MARK"
+    } >"$run/block"
+}
+
+# holds_entry FILE: FILE is a refind.conf with this partition's block.
+holds_entry() {
+    grep -q "^[[:blank:]]*# >>> dockerboot-wizard" "$1" 2>/dev/null \
+        && grep -Eq "^[[:blank:]]*volume $label$CR?\$" "$1"
+}
+
+# find_in DIR: refind_conf = the refind.conf under DIR/EFI/* naming this partition.
+find_in() {
+    for f in $(find "$1" -maxdepth 3 -type f -iname refind.conf 2>/dev/null | sort); do
+        holds_entry "$f" && { refind_conf=$f; return 0; }
+    done
+    return 1
+}
+
+# find_refind: the ESP mounted already (/boot/efi…), else each FAT
+# filesystem in turn, mounted read-write here and unmounted on exit.
+find_refind() {
+    if [ -n "${DOCKERBOOT_REFIND_CONF:-}" ]; then refind_conf=$DOCKERBOOT_REFIND_CONF; return; fi
+    while read -r _ m fstype _; do
+        [ "$fstype" = vfat ] && find_in "$m" && return 0
+    done </proc/mounts
+    mkdir -p "$run/esp"
+    for dev in $(blkid -t TYPE=vfat -o device 2>/dev/null); do
+        mount -t vfat "$dev" "$run/esp" 2>/dev/null || continue
+        esp_mounted=$run/esp
+        find_in "$run/esp" && return 0
+        umount "$run/esp"; esp_mounted=''
+    done
+    die "no refind.conf with the entries of LABEL=$label on any FAT filesystem" \
+        "mount the ESP (e.g. at /boot/efi), or run dockerboot-wizard apply again"
+}
+
+# splice CONF: CONF with the block in place of the old one, into $run/conf.new;
+# every byte outside the block kept (the wizard's bootloader.update_conf).
+splice() {
+    b=$(grep -n "^[[:blank:]]*# >>> dockerboot-wizard" "$1" | cut -d: -f1)
+    e=$(grep -n "^[[:blank:]]*# <<< dockerboot-wizard" "$1" | cut -d: -f1)
+    crlf=$(grep -c "$CR\$" "$1") lf=$(tr -cd '\n' <"$1" | wc -c)
+    if [ "$crlf" -gt 0 ] && [ $((crlf * 2)) -ge "$lf" ]; then
+        sed "s/\$/$CR/" "$run/block" >"$run/block.end"
+    else
+        cp "$run/block" "$run/block.end"
+    fi
+    if [ -z "$b$e" ]; then
+        # No block yet: it is appended, on a line of its own.
+        { cat "$1"
+          if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then
+              if [ "$crlf" -gt 0 ] && [ $((crlf * 2)) -ge "$lf" ]; then printf '\r\n'; else printf '\n'; fi
+          fi
+          cat "$run/block.end"; } >"$run/conf.new"
+        return 0
+    fi
+    case $b:$e in
+        *"$NL"*|:?*|?*:) die "$1 has malformed dockerboot-wizard markers" \
+            "remove the broken '# >>> dockerboot-wizard' block by hand, then run again" ;;
+    esac
+    [ "$e" -gt "$b" ] || die "$1 has malformed dockerboot-wizard markers" \
+        "remove the broken '# >>> dockerboot-wizard' block by hand, then run again"
+    {
+        head -n $((b - 1)) "$1"
+        if [ "$e" = "$(grep -c '' "$1")" ] && [ -n "$(tail -c 1 "$1")" ]; then
+            # The block ended the file without a newline: it still does.
+            x=$(cat "$run/block.end"); printf '%s' "${x%"$CR"}"
+        else
+            cat "$run/block.end"
+            tail -n +$((e + 1)) "$1"
+        fi
+    } >"$run/conf.new"
+}
+
+# write_conf: refind.conf replaced atomically (temp + sync + rename), the old
+# one kept as <name>.dockerboot-<UTC time>.bak as the wizard names it.
+write_conf() {
+    cmp -s "$refind_conf" "$run/conf.new" && { say "$refind_conf: entries unchanged"; return 0; }
+    dir=${refind_conf%/*} name=${refind_conf##*/}
+    bak=$dir/$name.dockerboot-$(date -u +%Y%m%dT%H%M%SZ).bak n=1
+    while [ -e "$bak" ]; do n=$((n + 1)) bak=${bak%%.bak}; bak=${bak%-[0-9]*}-$n.bak; done
+    tmp=$dir/.$name.$$.tmp
+    cp "$refind_conf" "$bak" && cp "$run/conf.new" "$tmp" && sync "$bak" "$tmp" \
+        && mv -f "$tmp" "$refind_conf" && sync "$dir" \
+        || { rm -f -- "$tmp"; die "cannot write $refind_conf" "mount the ESP read-write and run again"; }
+    say "$refind_conf: the entries name the new generation (backup: $bak)"
+}
+
+# collect: the generations beyond the newest $keep go, unless the hook boots
+# their image (last good, booted now); each loses its pin first, then only the
+# files its record lists, then the record.  Anything unexpected keeps it.
+collect() {
+    good=$(sed -n '1s/ .*//p' "$top/$state_dir/good" 2>/dev/null)
+    booted=$(sed -n 's/^id=//p' "$top/$state_dir/boot" 2>/dev/null)
+    generations
+    set -- $gens
+    count=$#
+    for n; do
+        [ "$count" -le "$keep" ] && break
+        count=$((count - 1))
+        read_gen "$n" || continue
+        if [ "$g_id" = "$good" ] || [ "$g_id" = "$booted" ]; then
+            say "kept generation $n: the hook boots its image (@$(short "$g_id"))"; continue
+        fi
+        pins=$(docker ps -a -q --filter "label=dockerboot-wizard.pin=$label" \
+            --filter "label=dockerboot-wizard.pin.generation=$n" 2>/dev/null) \
+            && { [ -z "$pins" ] || docker rm $pins >/dev/null 2>&1; } \
+            || { say "old generations kept for now: generation $n's pin cannot be removed"; return 0; }
+        for f in $(rec_files "$g_rec"); do
+            { [ -f "$g_dir/$f" ] && [ ! -L "$g_dir/$f" ]; } && rm -f -- "$g_dir/$f"
+        done
+        rm -f -- "$g_rec"
+        rmdir "$g_dir" 2>/dev/null || say "left $boot_dir/gen/$n: it holds files the wizard did not make"
+        say "removed generation $n"
+    done
+}

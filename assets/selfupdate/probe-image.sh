@@ -1,0 +1,19 @@
+# The image probe: its kernels, initramfs generator(s) and btrfs-progs.
+# Runs as /bin/sh -c in a throwaway container of the image, for the wizard
+# (wizard/initramfs_detect.py) and for the booted system's dockerboot-update.
+# Prints "kernel <kver> <path>", "generator <binary>" and "btrfs <path>"
+# lines.  /lib is often a symlink to /usr/lib, so the same kernel may be
+# listed twice; the readers deduplicate.
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+for d in /lib/modules/* /usr/lib/modules/*; do
+  [ -d "$d" ] || continue
+  k=${d##*/}
+  for f in "/boot/vmlinuz-$k" "$d/vmlinuz"; do
+    if [ -f "$f" ]; then echo "kernel $k $f"; break; fi
+  done
+done
+for g in mkinitramfs dracut mkinitcpio; do
+  p=$(command -v "$g" 2>/dev/null) && echo "generator $g $p"
+done
+p=$(command -v btrfs 2>/dev/null) && echo "btrfs $p"
+exit 0

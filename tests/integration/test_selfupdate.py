@@ -1,0 +1,227 @@
+"""The booted system's ``dockerboot-update`` against the wizard's own Python, on the real lab.
+
+A real dockerd on a loop btrfs, the debootstrapped sample image, a rEFInd
+ESP directory.  ``apply`` puts the command, its parts, the build assets, its
+settings and units into the top layer; here the command runs from there
+(``sh``, as the booted system runs it; busybox and dash) with the test hooks
+pointing it at the mounted partition, the ESP's refind.conf and the lab's
+dockerd.  Every result is checked against what the Python core computes
+from the same disk: the records it writes validate and encode byte for
+byte as the wizard's, the rEFInd block is ``bootset.current_block``'s, the
+status document equals ``status --json``'s, and afterwards the wizard's own
+``update`` finds nothing to do.  One real kernel update (6.1 -> 6.12) is
+built by the command in a container of the new image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_cli_apply import Env, cli, snapshot
+from tests.lab import lab
+from wizard import bootloader, bootset, config, generations, selfupdate
+from wizard.fingerprint import assets_hash
+from wizard.generation_record import encode
+
+pytestmark = pytest.mark.lab
+
+IMAGE = "dbw-self/debian:12"
+TINY = "dbw-self/tiny:1"
+SHELLS = ["busybox sh", "dash"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    work = tmp_path_factory.mktemp("selfupdate")
+    with lab.cli_lab(work, IMAGE, TINY) as (dd, esp):
+        e = Env(dd.disk, dd.top, dd.daemon, esp)
+        r = cli(e, "apply", "--esp", str(esp), "--label", dd.disk.label, "--image", IMAGE,
+                "--yes")
+        assert r.returncode == 0, r.stdout + r.stderr
+        (work / "cmdline").write_text(
+            "root=LABEL=x docker_image=dbw-self/debian:12 dockerboot.generation=1\n")
+        yield e
+
+
+def toplayer(env: Env) -> Path:
+    return env.top / "boot_docker/toplayer"
+
+
+def settings(env: Env) -> config.Settings:
+    saved = config.load(env.top)
+    assert saved is not None
+    return replace(saved, image="dbw-self/debian:12")
+
+
+def run(env: Env, *args: str, shell: str = "dash") -> subprocess.CompletedProcess:
+    tl = toplayer(env)
+    e = {**env.daemon.env(), "DOCKERBOOT_UPDATE_CONF": str(tl / selfupdate.CONF),
+         "DOCKERBOOT_UPDATE_LIB": str(tl / selfupdate.LIB), "DOCKERBOOT_TOP": str(env.top),
+         "DOCKERBOOT_REFIND_CONF": str(refind_conf(env)),
+         "DOCKERBOOT_CMDLINE": str(env.esp.parent / "cmdline")}
+    return subprocess.run([*shell.split(), str(tl / selfupdate.COMMAND), *args], env=e,
+                          capture_output=True, text=True, timeout=900)
+
+
+def refind_conf(env: Env) -> Path:
+    return env.esp / "EFI/BOOT/refind.conf"
+
+
+def image_id(env: Env, ref: str = IMAGE) -> str:
+    return env.daemon.docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip()
+
+
+def commit(env: Env, marker: str) -> str:
+    name = f"self-{marker}"
+    env.daemon.docker("create", "--name", name, "--network", "none", IMAGE, "/bin/true")
+    env.daemon.docker("commit", "--change", f"LABEL marker={marker}", name, IMAGE)
+    env.daemon.docker("rm", name)
+    return image_id(env)
+
+
+def python_status(env: Env) -> dict:
+    r = cli(env, "status", "--label", env.disk.label, "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def assert_same_as_python(env: Env) -> None:
+    """The records, the rEFInd block and the status are what the wizard itself makes."""
+    boot = env.top / "boot_docker"
+    inv = generations.load(boot)
+    assert not inv.problems
+    for gen in inv.generations:
+        if not gen.legacy:
+            assert (boot / f"gen/{gen.number}/generation.json").read_bytes() == encode(gen)
+    old, new = bootloader.plan_refind(refind_conf(env), bootset.current_block(env.top,
+                                                                            settings(env)))
+    assert old == new, "the command's block differs from the wizard's"
+    for shell in SHELLS:
+        r = run(env, "status", "--json", shell=shell)
+        assert r.returncode == 0, r.stderr
+        mine = json.loads(r.stdout)
+        py = python_status(env)
+        # The CLI has no /proc/cmdline of the booted system: compare like with like.
+        for doc in (mine, py):
+            if doc["booted"]:
+                doc["booted"].pop("generation"), doc["booted"].pop("generation_source")
+        assert mine == py
+
+
+def test_apply_puts_the_command_into_the_top_layer(env: Env) -> None:
+    tl = toplayer(env)
+    command = tl / selfupdate.COMMAND
+    assert os.stat(command).st_mode & 0o777 == 0o755
+    conf = (tl / selfupdate.CONF).read_text()
+    assert f"image={IMAGE}\n" in conf and "auto=1\n" in conf
+    assert "docker_image=@IMAGE@ " in conf
+    # The shipped assets are the ones a build from the wizard installs.
+    for generator in ("initramfs-tools", "dracut"):
+        key = f"assets_{generator.replace('-', '_')}="
+        assert f"{key}{assets_hash(generator, tl / selfupdate.LIB / 'assets')}\n" in conf
+    assert (tl / "etc/systemd/system/dockerboot-update.path").is_file()
+    # A second apply has nothing to write there.
+    s = settings(env)
+    assert selfupdate.plan(tl, s) == []
+
+
+def test_status_json_is_the_wizards(env: Env) -> None:
+    assert_same_as_python(env)
+    r = run(env, "status", "--json")
+    doc = json.loads(r.stdout)
+    assert doc["generation"]["number"] == 1 and doc["pending"]["update"] is False
+
+
+def test_up_to_date_changes_nothing(env: Env) -> None:
+    before = snapshot(env)
+    r = run(env)
+    assert r.returncode == 0 and "up to date" in r.stdout, r.stdout + r.stderr
+    assert snapshot(env) == before
+
+
+def test_tag_moved_same_kernel_nothing_to_deploy(env: Env) -> None:
+    v2 = commit(env, "v2")
+    before = snapshot(env)
+    for shell in SHELLS:
+        r = run(env, shell=shell)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "nothing to deploy, the next boot snapshots @" + v2[7:19] in r.stdout
+    assert snapshot(env) == before
+    doc = json.loads(run(env, "status", "--json").stdout)
+    assert doc["pending"]["image_changed"] is True and doc["pending"]["build_needed"] is False
+    assert_same_as_python(env)
+
+
+def test_after_a_rollback_the_newest_pair_is_copied(env: Env) -> None:
+    # The wizard's update (a copy: generation 2), then its rollback (generation 3, pinned).
+    for args in (("update", "--esp", str(env.esp), "--yes"),
+                 ("rollback", "--esp", str(env.esp), "--yes")):
+        r = cli(env, *args[:1], "--label", env.disk.label, *args[1:])
+        assert r.returncode == 0, r.stdout + r.stderr
+    inv = generations.load(env.top / "boot_docker")
+    assert inv.newest.pinned and inv.newest.number == 3
+    conf_before = refind_conf(env).read_bytes()
+    r = run(env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "is a rollback: back to" in r.stdout and "no build needed" in r.stdout
+    inv = generations.load(env.top / "boot_docker")
+    assert [g.number for g in inv.generations] == [3, 4]  # 2 went, with its pin
+    assert not inv.newest.pinned and inv.newest.image_id == image_id(env)
+    backups = sorted(refind_conf(env).parent.glob("refind.conf.dockerboot-*.bak"))
+    assert backups and backups[-1].read_bytes() == conf_before
+    gone = env.daemon.docker("ps", "-a", "-q", "--filter",
+                             "label=dockerboot-wizard.pin.generation=2").stdout.strip()
+    assert gone == ""
+    for n in (3, 4):
+        assert env.daemon.docker("ps", "-a", "-q", "--filter",
+                                 f"label=dockerboot-wizard.pin.generation={n}").stdout.strip()
+    assert_same_as_python(env)
+
+
+def test_a_kernel_update_is_built_by_the_command(env: Env) -> None:
+    old_kernel = generations.load(env.top / "boot_docker").newest.kernel_version
+    lab.import_rootfs(env.daemon, IMAGE, "initramfs-tools-bpo")
+    v3 = image_id(env)
+    dry_before = snapshot(env)
+    dry = run(env, "--dry-run")
+    assert dry.returncode == 0 and "would make generation 5" in dry.stdout, dry.stdout + dry.stderr
+    assert snapshot(env) == dry_before
+    r = run(env, shell="busybox sh")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"kernel {old_kernel} -> 6.12." in r.stdout and "mkinitramfs" in r.stdout
+    inv = generations.load(env.top / "boot_docker")
+    assert [g.number for g in inv.generations] == [4, 5]
+    assert inv.newest.image_id == v3 and inv.newest.kernel_version.startswith("6.12.")
+    assert_same_as_python(env)
+    # The wizard's own update agrees: nothing left to do.
+    r = cli(env, "update", "--label", env.disk.label, "--esp", str(env.esp), "--yes")
+    assert r.returncode == 0 and "up to date" in r.stdout, r.stdout + r.stderr
+
+
+def test_collection_never_deletes_what_a_record_does_not_own(env: Env, tmp_path: Path) -> None:
+    boot = env.top / "boot_docker"
+    # An old generation whose record is valid, but whose kernel is a symlink to a
+    # file outside and whose directory holds a file of the user's.
+    victim = tmp_path / "precious"
+    victim.write_bytes(b"keep me\n")
+    old = boot / "gen/1"
+    old.mkdir()
+    rec = (boot / "gen/4/generation.json").read_text().replace('"number": 4', '"number": 1')
+    (old / "generation.json").write_text(rec)
+    (old / "vmlinuz").symlink_to(victim)
+    (old / "initrd.img").write_bytes(b"x")
+    (old / "notes.txt").write_bytes(b"the user's\n")
+    lab.import_rootfs(env.daemon, IMAGE, "initramfs-tools")  # back to 6.1: a build
+    r = run(env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert victim.read_bytes() == b"keep me\n" and (old / "vmlinuz").is_symlink()
+    assert (old / "notes.txt").read_bytes() == b"the user's\n"
+    assert "left boot_docker/gen/1: it holds files the wizard did not make" in r.stdout
+    assert [g.number for g in generations.load(boot).generations][-2:] == [5, 6]
