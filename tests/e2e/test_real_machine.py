@@ -11,9 +11,14 @@ serial console, as the wizard's users:
   ``/var/log/journal`` are the partition's subvolumes; ``docker info`` says
   btrfs; no failed unit; the machine-id is the one apply made.  Then a file
   in ``$HOME``, one in ``/``, a journal line, and ``docker commit`` of a new
-  image to the configured tag, inside the VM.
-- boot 2: the committed image boots (nothing added by hand), ``$HOME``'s
-  file and the journal line of boot 1 are there, the file in ``/`` is not.
+  image to the configured tag, inside the VM: the top layer's
+  ``dockerboot-update.path`` starts the booted system's own update, which
+  finds the same kernel (nothing to deploy), and ``dockerboot-update status
+  --json`` there shows the boot (generation 1 by the command line) and the
+  pending tag move.
+- boot 2: the committed image boots (nothing added by hand) on a fresh rw
+  layer and its own ``status --json`` names it; ``$HOME``'s file and the
+  journal line of boot 1 are there, the file in ``/`` is not.
 
 The top layer also holds files where the image has symlinks (issue "never
 harm"): ``etc/resolv.conf`` (a dangling relative symlink in the image),
@@ -26,6 +31,7 @@ subvolume is unchanged afterwards.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tarfile
@@ -89,6 +95,13 @@ def ok(console: Console, command: str, timeout: float = 120) -> str:
     status, out = console.run(command, timeout=timeout)
     assert status == 0, f"{command}: exit {status}: {out}"
     return out
+
+
+def self_status(console: Console) -> dict:
+    """``dockerboot-update status --json`` in the booted system (the top layer's command)."""
+    status, out = sudo(console, "dockerboot-update status --json | tr -d '\\n'", timeout=300)
+    assert status == 0, out
+    return json.loads(out[out.index("{"):])
 
 
 @pytest.mark.parametrize("generator", ["initramfs-tools", "dracut"])
@@ -163,6 +176,20 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         assert sudo(console, "docker cp /tmp/marker dbwnext:/etc/dbw-image-marker")[0] == 0
         status, out = sudo(console, f"docker commit dbwnext {image}", timeout=300)
         assert status == 0 and re.search(r"sha256:[0-9a-f]{64}", out), out
+        # The booted system's own update saw the tag move (the path unit on docker's
+        # tag file started it): same kernel, so nothing to deploy.
+        committed = re.search(r"sha256:[0-9a-f]{64}", out).group(0)  # type: ignore[union-attr]
+        status, out = sudo(console, "sh -c 'for i in $(seq 60); do journalctl -b -o cat "
+                                    "-u dockerboot-update.service | grep nothing.to.deploy "
+                                    "&& exit 0; sleep 2; done; exit 1'", timeout=240)
+        assert status == 0 and f"the next boot snapshots @{committed[7:19]}" in out, out
+        before = self_status(console)
+        assert before["booted"]["ref"] == image and before["booted"]["fallback"] is False
+        assert (before["booted"]["generation"], before["booted"]["generation_source"]) == \
+            (1, "cmdline")
+        assert before["pending"]["tag_id"] == committed
+        assert (before["pending"]["image_changed"], before["pending"]["build_needed"]) == \
+            (True, False)
         # Boot assessment: the hook's record, and the unit that marks this image good.
         assert f"ref={image}" in ok(console, "cat /etc/dockerboot/boot")
         assert ok(console, "systemctl show -p Result --value dockerboot-mark-good") == "success"
@@ -174,6 +201,12 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         assert ok(console, "cat /etc/dbw-image-marker") == f"{generator}-v2-committed"
         assert ok(console, "cat $HOME/kept.txt") == "kept"
         assert console.run("test -e /dbw-root-file")[0] == 1  # the root is reset at boot
+        # The committed image booted by the tag, on a fresh rw layer; its own status says so.
+        after = self_status(console)
+        assert (after["booted"]["ref"], after["booted"]["id"]) == (image, committed)
+        assert after["booted"]["configured_id"] == committed
+        assert after["booted"]["fallback"] is False and after["booted"]["generation"] == 1
+        assert after["generation"]["image_id"] == before["booted"]["id"]  # no build was needed
         status, out = sudo(console, "journalctl -b -1 -t dbwtest --no-pager -o cat")
         assert status == 0 and "journal-line-of-boot-1" in out, out
         assert ok(console, "cat /etc/machine-id") == machine_id

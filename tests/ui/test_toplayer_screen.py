@@ -132,7 +132,8 @@ async def test_tab_keys_are_in_the_footer_and_work_from_a_text_field():
     ("f1", ["files", "diff-box", "back", "next"]),
     ("f2", ["hostname", "user-name", "user-pw", "user-pw2", "user-admin", "add-user",
             "back", "next"]),
-    ("f3", ["machine-home", "machine-journal", "machine-docker-store", "back", "next"]),
+    ("f3", ["machine-home", "machine-journal", "machine-docker-store", "machine-auto-update",
+            "back", "next"]),
     ("f4", ["fstab-options", "fstab-diff-box", "back", "next"]),
 ])
 async def test_tab_order_follows_the_layout(key, order):
@@ -291,16 +292,20 @@ async def test_admin_checkbox_and_machine_switches_reach_the_settings():
         assert "alice (new password, administrator), bob (new password)" in \
             text_of(screen, "#users")
         boxes = {b.id: b for b in screen.query("#machine Checkbox").results(Checkbox)}
-        assert sorted(boxes) == ["machine-docker-store", "machine-home", "machine-journal"]
+        assert sorted(boxes) == ["machine-auto-update", "machine-docker-store", "machine-home",
+                                 "machine-journal"]
         assert all(b.value for b in boxes.values())  # a real machine by default
         await pilot.press("f3", "tab", "space")  # the journal's box
         assert not boxes["machine-journal"].value
+        await pilot.press("tab", "tab", "space")  # the automatic update's
+        assert not boxes["machine-auto-update"].value
         assert screen.has_pending_edits()
         await pilot.press("n")  # a checkbox takes no letters
         await until(pilot, lambda: app.outcomes, "Next")
     settings = app.outcomes[0].state.settings
     assert settings.admins == ("alice",)
     assert (settings.home, settings.journal, settings.docker_store) == (True, False, True)
+    assert settings.auto_update is False
 
 
 async def test_opens_an_offered_file_from_the_image_with_its_language():

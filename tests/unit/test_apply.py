@@ -18,7 +18,7 @@ from tests.unit.plans import (
     session,
     staged_build,
 )
-from wizard import apply, review
+from wizard import apply, review, selfupdate
 from wizard.events import StepDone
 
 HOSTED = replace(SETTINGS, hostname="desk2")
@@ -57,8 +57,10 @@ def test_toplayer_only_plan_needs_no_probe_and_no_esp(tmp_path: Path, probes: li
     changes = {c.relpath: c.new for c in plan.toplayer_changes}
     assert changes["etc/hostname"] == b"desk2\n"
     # The machine files of a real machine come with every top-layer plan.
-    assert sorted(changes) == ["etc/docker/daemon.json", "etc/fstab", "etc/hostname",
-                               "etc/hosts", "etc/machine-id"]
+    assert sorted(c for c in changes if c not in selfupdate.top_files(HOSTED)) == [
+        "etc/docker/daemon.json", "etc/fstab", "etc/hostname", "etc/hosts", "etc/machine-id"]
+    # And the booted system's own update command.
+    assert selfupdate.COMMAND in changes and selfupdate.CONF in changes
     assert plan.persistent.subvolumes == ["home", "journal"]
     assert b'hostname = "desk2"' in plan.config_new
     assert "root=LABEL=dbw" in plan.cmdline
