@@ -1,3 +1,5 @@
+# shellcheck shell=sh disable=SC2154,SC2034 # the settings, records and cleanup's state are dockerboot-update's
+# shellcheck disable=SC2015 # "a && b || die": die is meant when either fails
 # dockerboot-update, moves 2 and 3: the rEFInd entries on the ESP, then the
 # generations no entry names.  Sourced by dockerboot-update (POSIX sh).
 #
@@ -120,6 +122,7 @@ collect() {
     good=$(sed -n '1s/ .*//p' "$top/$state_dir/good" 2>/dev/null)
     booted=$(sed -n 's/^id=//p' "$top/$state_dir/boot" 2>/dev/null)
     generations
+    # shellcheck disable=SC2086 # one word per number
     set -- $gens
     count=$#
     for n; do
@@ -129,6 +132,7 @@ collect() {
         if [ "$g_id" = "$good" ] || [ "$g_id" = "$booted" ]; then
             say "kept generation $n: the hook boots its image (@$(short "$g_id"))"; continue
         fi
+        # shellcheck disable=SC2086 # $pins: one word per container
         pins=$(docker ps -a -q --filter "label=dockerboot-wizard.pin=$label" \
             --filter "label=dockerboot-wizard.pin.generation=$n" 2>/dev/null) \
             && { [ -z "$pins" ] || docker rm $pins >/dev/null 2>&1; } \

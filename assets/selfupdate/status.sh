@@ -1,3 +1,4 @@
+# shellcheck shell=sh disable=SC2154 # the settings and records come from dockerboot-update
 # dockerboot-update status: the partition's status inside the booted system.
 # Sourced by dockerboot-update (POSIX sh).
 #

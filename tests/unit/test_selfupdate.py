@@ -1,0 +1,139 @@
+"""The booted system's ``dockerboot-update``: its top-layer files, and its shell against the Python.
+
+The command's refind.conf splice must keep every byte the wizard's
+``bootloader.update_conf`` keeps (CRLF files, a block at the end without a
+newline, no block yet, a user's entries around it) and refuse what it
+refuses; its settings problems are one line and exit 1, changing nothing.
+The full runs (docker, builds, status) are tests/integration/test_selfupdate.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from wizard import bootloader, selfupdate
+from wizard.config import Settings
+from wizard.errors import BootloaderError
+from wizard.resources import assets_dir
+
+SETTINGS = Settings(label="dockerboot", image="desk:1")
+SHELLS = ["busybox sh", "dash"]
+BLOCK = (f"{bootloader.BEGIN_MARKER}\nmenuentry \"Docker image desk:1\" {{\n    volume dockerboot\n"
+         f"}}\n{bootloader.END_MARKER}\n")
+OLD_BLOCK = f"{bootloader.BEGIN_MARKER}\nold\n{bootloader.END_MARKER}\n"
+CASES = {
+    "user entries around": f"timeout 5\n{OLD_BLOCK}menuentry \"mine\" {{\n}}\n",
+    "crlf": f"timeout 5\r\n{OLD_BLOCK.replace(chr(10), chr(13) + chr(10))}# end\r\n",
+    "block last, no newline": f"timeout 5\n{OLD_BLOCK.rstrip()}",
+    "no block yet": "timeout 5\nscanfor manual",
+    "no block, crlf": "timeout 5\r\nscanfor manual\r\n",
+    "indented markers": f"a\n  {OLD_BLOCK.replace(chr(10) + '#', chr(10) + '   #')}b\n",
+    "latin-1 bytes": f"# caf\xe9\n{OLD_BLOCK}",
+    "empty": "",
+}
+
+
+def splice(shell: str, tmp_path: Path, text: bytes) -> subprocess.CompletedProcess:
+    conf = tmp_path / "refind.conf"
+    conf.write_bytes(text)
+    (tmp_path / "block").write_text(BLOCK)
+    script = (f'CR=$(printf "\\r"); NL="\n"; run={tmp_path}; '
+              'die() { printf "error: %s\\n" "$1" >&2; exit 1; }; '
+              f'. {assets_dir() / "selfupdate/entries.sh"}; splice {conf}')
+    return subprocess.run([*shell.split(), "-c", script], capture_output=True, timeout=30)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_splice_keeps_every_byte_the_wizard_keeps(shell: str, case: str, tmp_path: Path) -> None:
+    text = CASES[case].encode("latin-1")
+    r = splice(shell, tmp_path, text)
+    assert r.returncode == 0, r.stderr
+    expected = bootloader.update_conf(text.decode("utf-8", "surrogateescape"), BLOCK)
+    assert (tmp_path / "conf.new").read_bytes() == expected.encode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("text", [f"{bootloader.BEGIN_MARKER}\nx\n",
+                                  f"{bootloader.END_MARKER}\n{bootloader.BEGIN_MARKER}\n",
+                                  OLD_BLOCK + OLD_BLOCK])
+def test_splice_refuses_malformed_markers_like_the_wizard(shell: str, text: str,
+                                                          tmp_path: Path) -> None:
+    with pytest.raises(BootloaderError):
+        bootloader.update_conf(text, BLOCK)
+    r = splice(shell, tmp_path, text.encode())
+    assert r.returncode == 1 and b"malformed dockerboot-wizard markers" in r.stderr
+    assert not (tmp_path / "conf.new").exists() or (tmp_path / "conf.new").read_bytes() == b""
+
+
+def command(tmp_path: Path, conf: str, *args: str, shell: str = "dash") -> \
+        subprocess.CompletedProcess:
+    (tmp_path / "update.conf").write_text(conf)
+    env = {"PATH": "/usr/bin:/bin", "DOCKERBOOT_UPDATE_CONF": str(tmp_path / "update.conf"),
+           "DOCKERBOOT_UPDATE_LIB": str(assets_dir() / "selfupdate"),
+           "DOCKERBOOT_TOP": str(tmp_path / "top")}
+    return subprocess.run([*shell.split(), str(assets_dir() / "selfupdate/dockerboot-update"),
+                           *args], capture_output=True, text=True, env=env, timeout=30)
+
+
+@pytest.mark.parametrize("bad", ["label=../x", "label=a b", "image=", 'image=a"b:1',
+                                 "boot_dir=../etc", "boot_dir=/", "state_dir=a/../../b",
+                                 "cmdline=root=LABEL=x"])
+def test_bad_settings_are_one_line_and_change_nothing(bad: str, tmp_path: Path) -> None:
+    good = selfupdate.render_conf(SETTINGS).decode()
+    key = bad.split("=", 1)[0]
+    conf = "".join(line + "\n" for line in good.splitlines() if not line.startswith(key + "="))
+    (tmp_path / "top").mkdir()
+    for args in ((), ("status", "--json")):
+        r = command(tmp_path, bad + "\n" + conf, *args)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert r.stderr.count("\n") == 1 and "dockerboot-update: error: " in r.stderr, r.stderr
+    assert list((tmp_path / "top").iterdir()) == []
+
+
+def test_usage_and_missing_settings(tmp_path: Path) -> None:
+    r = command(tmp_path, "", "--frobnicate")
+    assert r.returncode == 2 and "usage: dockerboot-update" in r.stderr
+    (tmp_path / "update.conf").unlink()
+    env = {"PATH": "/usr/bin:/bin", "DOCKERBOOT_UPDATE_CONF": str(tmp_path / "nope.conf"),
+           "DOCKERBOOT_UPDATE_LIB": str(tmp_path / "nope")}
+    for lib in (str(assets_dir() / "selfupdate"), str(tmp_path / "nope")):
+        r = subprocess.run(["sh", str(assets_dir() / "selfupdate/dockerboot-update")],
+                           env={**env, "DOCKERBOOT_UPDATE_LIB": lib}, capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert "apply again" in r.stderr
+        assert ("no settings at" if "nope" not in lib else "parts of dockerboot-update") \
+            in r.stderr
+
+
+def test_auto_off_does_nothing(tmp_path: Path) -> None:
+    conf = selfupdate.render_conf(Settings(label="dockerboot", image="desk:1", auto_update=False))
+    assert b"auto=0\n" in conf
+    r = command(tmp_path, conf.decode(), "--auto")
+    assert r.returncode == 0 and "automatic mode is off" in r.stdout
+
+
+def test_top_files_are_complete_and_planned_once(tmp_path: Path) -> None:
+    files = selfupdate.top_files(SETTINGS)
+    assert files[selfupdate.COMMAND][1] == 0o755
+    conf = files[selfupdate.CONF][0].decode()
+    assert "cmdline=root=LABEL=dockerboot " in conf and " docker_image=@IMAGE@ " in conf
+    for part in ("entries.sh", "status.sh", "assets/build-initramfs.sh",
+                 "assets/hook/dockerboot-core.sh", "assets/selfupdate/probe-image.sh"):
+        assert f"{selfupdate.LIB}/{part}" in files
+    changes = selfupdate.plan(tmp_path, SETTINGS)
+    assert {c.relpath for c in changes} == set(files)
+    shipped = next(c for c in changes if c.relpath == selfupdate.COMMAND)
+    assert shipped.summary and "new" in shipped.summary  # one line in the plan, no diff
+    for c in changes:
+        (tmp_path / c.relpath).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / c.relpath).write_bytes(c.new)
+    assert selfupdate.plan(tmp_path, SETTINGS) == []
+    # Turning the automatic update off changes the settings file only.
+    off = selfupdate.plan(tmp_path, Settings(label="dockerboot", image="desk:1",
+                                             auto_update=False))
+    assert [c.relpath for c in off] == [selfupdate.CONF]
