@@ -29,6 +29,17 @@ def _text(state: WizardState) -> str:
     if s is None or s.docker_store:
         kept.append(f"`/var/lib/docker`: the store this machine boots from (`{label}`)")
     persists = ", ".join(kept) if kept else "nothing but the top layer"
+    if s is None or s.auto_update:
+        how = (f"In the booted system, `sudo docker pull {image}` (or `docker build`) and reboot: "
+               "its own `dockerboot-update` (in the top layer) sees the tag move and builds a "
+               "new generation by itself when the kernel changed; otherwise the next boot "
+               "simply snapshots the new image. `sudo dockerboot-update status` there, or "
+               f"`sudo dockerboot-wizard update --label {label}` from here.")
+    else:
+        how = (f"`docker pull {image}` (or `docker build`), then `sudo dockerboot-update` in the "
+               f"booted system (the automatic update is off) or `sudo dockerboot-wizard update "
+               f"--label {label}` here, and reboot: a new generation, built only when the kernel "
+               "or the initramfs inputs changed.")
     return f"""\
 # Done
 
@@ -41,9 +52,8 @@ snapshots it as a fresh `{rw}`, copies the top layer (`{top}`) over it and boots
 every boot.** What persists: {persists}.
 
 ## To update
-`docker pull {image}` (or `docker build`), then `sudo dockerboot-wizard update --label {label}`
-and reboot: a new generation, built only when the kernel or the initramfs inputs changed.
-Without the update, a root whose `/lib/modules` lacks the running kernel never boots: the last
+{how}
+Without an update, a root whose `/lib/modules` lacks the running kernel never boots: the last
 good image boots instead, with one line saying why. rEFInd's **Previous generation** entry boots
 the generation before, its image pinned by ID; `sudo dockerboot-wizard rollback --label {label}`
 makes it the default. `dockerboot-wizard status --label {label}` shows what boots and what is

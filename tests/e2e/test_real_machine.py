@@ -182,7 +182,10 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         status, out = sudo(console, "sh -c 'for i in $(seq 60); do journalctl -b -o cat "
                                     "-u dockerboot-update.service | grep nothing.to.deploy "
                                     "&& exit 0; sleep 2; done; exit 1'", timeout=240)
-        assert status == 0 and f"the next boot snapshots @{committed[7:19]}" in out, out
+        assert status == 0 and f"the next boot snapshots @{committed[7:19]}" in out, \
+            sudo(console, "systemctl status --no-pager dockerboot-update.path "
+                          "dockerboot-update.service; journalctl -b --no-pager -o cat "
+                          "-u dockerboot-update.service | tail -n 20")[1]
         before = self_status(console)
         assert before["booted"]["ref"] == image and before["booted"]["fallback"] is False
         assert (before["booted"]["generation"], before["booted"]["generation_source"]) == \

@@ -60,12 +60,16 @@ def settings(env: Env) -> config.Settings:
     return replace(saved, image="dbw-self/debian:12")
 
 
-def run(env: Env, *args: str, shell: str = "dash") -> subprocess.CompletedProcess:
+def run(env: Env, *args: str, shell: str = "dash",
+        mount: bool = False) -> subprocess.CompletedProcess:
+    """The top layer's command; with ``mount`` it mounts the partition by label itself."""
     tl = toplayer(env)
     e = {**env.daemon.env(), "DOCKERBOOT_UPDATE_CONF": str(tl / selfupdate.CONF),
-         "DOCKERBOOT_UPDATE_LIB": str(tl / selfupdate.LIB), "DOCKERBOOT_TOP": str(env.top),
+         "DOCKERBOOT_UPDATE_LIB": str(tl / selfupdate.LIB),
          "DOCKERBOOT_REFIND_CONF": str(refind_conf(env)),
          "DOCKERBOOT_CMDLINE": str(env.esp.parent / "cmdline")}
+    if not mount:
+        e["DOCKERBOOT_TOP"] = str(env.top)
     return subprocess.run([*shell.split(), str(tl / selfupdate.COMMAND), *args], env=e,
                           capture_output=True, text=True, timeout=900)
 
@@ -130,6 +134,27 @@ def test_apply_puts_the_command_into_the_top_layer(env: Env) -> None:
     # A second apply has nothing to write there.
     s = settings(env)
     assert selfupdate.plan(tl, s) == []
+
+
+def store_listing(env: Env) -> list[str]:
+    """Every name on the partition but the docker store's own churn: what must survive."""
+    return sorted(str(p.relative_to(env.top)) for p in env.top.rglob("*")
+                  if not str(p.relative_to(env.top)).startswith(("docker/containers",
+                                                                 "docker/network")))
+
+
+def test_its_own_mount_of_the_partition_leaves_every_file(env: Env) -> None:
+    # Found by the real boot: the mount was still busy (the lock's descriptor)
+    # when the clean-up removed its run directory, and a recursive delete there
+    # went through the mount into the whole partition.  Now nothing recursive.
+    listing, mounts = store_listing(env), Path("/proc/mounts").read_text()
+    for args in (("status", "--json"), (), ("--dry-run",)):
+        for shell in SHELLS:
+            r = run(env, *args, shell=shell, mount=True)
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert Path("/proc/mounts").read_text() == mounts  # its mount is gone
+    assert store_listing(env) == listing
+    assert not list(Path("/run").glob("dockerboot-update.*"))
 
 
 def test_status_json_is_the_wizards(env: Env) -> None:
