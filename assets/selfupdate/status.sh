@@ -34,11 +34,16 @@ gen_json() {
         "$(js "$g_gen")" "$(js "$g_kv_in")" "$(js "$g_assets")"
 }
 
-# booted_generation KERNEL REF ID: b_gen, b_src = the generation that booted:
-# the entry's dockerboot.generation=, else the newest one of that kernel (of
-# that image, for the "previous" entry booting by ID).
+# booted_generation KERNEL REF ID RECORDED: b_gen, b_src = the generation that
+# booted: the hook's record of it (generation= in state/boot), else the
+# entry's dockerboot.generation= on the command line, else the newest one of
+# that kernel (of that image, for the "previous" entry booting by ID).  A
+# number no generation has any more is not taken.
 booted_generation() {
     b_gen='' b_src=''
+    case $4 in ''|*[!0-9]*|???????*) ;; *)
+        case " $gens " in *" $4 "*) b_gen=$4 b_src=state; return ;; esac ;;
+    esac
     v=$(tr ' ' '\n' <"${DOCKERBOOT_CMDLINE:-/proc/cmdline}" 2>/dev/null | sed -n 's/^dockerboot\.generation=//p' | tail -n 1)
     case " $gens " in *" $v "*) [ -n "$v" ] && { b_gen=$v b_src=cmdline; return; } ;; esac
     same='' byid=''
@@ -55,7 +60,7 @@ booted_json() {
     boot=$(state boot)
     ref=$(printf '%s\n' "$boot" | sed -n 's/^ref=//p' | tail -n 1)
     [ -n "$ref" ] || { printf null; return; }
-    for k in id configured_id kernel tries fallback; do
+    for k in id configured_id kernel tries fallback generation; do
         eval "b_$k=\$(printf '%s\\n' \"\$boot\" | sed -n 's/^$k=//p' | tail -n 1)"
     done
     is_id "$b_id" || b_id=''
@@ -63,7 +68,7 @@ booted_json() {
     is_kver "$b_kernel" || b_kernel=''
     case $b_tries in ''|*[!0-9]*) b_tries=null ;; esac
     reason=${b_fallback#* }
-    booted_generation "$b_kernel" "$ref" "$b_id"
+    booted_generation "$b_kernel" "$ref" "$b_id" "$b_generation"
     printf '{"ref": %s, "id": %s, "configured_id": %s, "kernel": %s, "tries": %s, ' \
         "$(js "$ref")" "$(js "$b_id")" "$(js "$b_configured_id")" "$(js "$b_kernel")" "$b_tries"
     printf '"fallback": %s, "fallback_reason": %s, "generation": %s, "generation_source": %s}' \
