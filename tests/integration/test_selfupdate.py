@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_cli_apply import Env, cli, snapshot
-from tests.lab import lab
+from tests.lab import lab, scenario
 from wizard import bootloader, bootset, config, generations, selfupdate
 from wizard.fingerprint import assets_hash
 from wizard.generation_record import encode
@@ -63,15 +63,8 @@ def settings(env: Env) -> config.Settings:
 def run(env: Env, *args: str, shell: str = "dash",
         mount: bool = False) -> subprocess.CompletedProcess:
     """The top layer's command; with ``mount`` it mounts the partition by label itself."""
-    tl = toplayer(env)
-    e = {**env.daemon.env(), "DOCKERBOOT_UPDATE_CONF": str(tl / selfupdate.CONF),
-         "DOCKERBOOT_UPDATE_LIB": str(tl / selfupdate.LIB),
-         "DOCKERBOOT_REFIND_CONF": str(refind_conf(env)),
-         "DOCKERBOOT_CMDLINE": str(env.esp.parent / "cmdline")}
-    if not mount:
-        e["DOCKERBOOT_TOP"] = str(env.top)
-    return subprocess.run([*shell.split(), str(tl / selfupdate.COMMAND), *args], env=e,
-                          capture_output=True, text=True, timeout=900)
+    return scenario.self_update(env.daemon, env.top, refind_conf(env), *args, shell=shell,
+                                mount=mount, cmdline=env.esp.parent / "cmdline")
 
 
 def refind_conf(env: Env) -> Path:

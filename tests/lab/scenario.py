@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 from tests.lab import lab, qemu
+from wizard import selfupdate
 from wizard.sandbox import SYSTEMD_DRACUT_CONF, Machine, build_image, docker_on, new_machine
 
 __all__ = ["SYSTEMD_DRACUT_CONF", "Machine", "boot", "build_image", "docker_on", "new_machine",
-           "run_apply", "wizard_command"]
+           "run_apply", "self_update", "wizard_command"]
 
 
 def wizard_command() -> str:
@@ -44,3 +46,25 @@ def boot(machine: Machine, name: str, timeout: float = 900) -> tuple[str, dict[s
     qemu.sync_esp(machine.esp, machine.image)
     serial = qemu.boot(machine.image, machine.workdir / f"{name}.serial.log", timeout=timeout)
     return serial, qemu.facts(serial)
+
+
+def self_update(daemon: lab.Dockerd, top: Path, refind_conf: Path, *args: str,
+                shell: str = "sh", mount: bool = False,
+                cmdline: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the booted system's ``dockerboot-update`` from the top layer apply wrote.
+
+    The very files the booted system gets, run by ``shell`` on this host with
+    its test hooks: the partition mounted at ``top`` (unless ``mount``: then
+    it mounts it by label itself), ``refind_conf`` (the lab's ESP is a
+    directory), ``cmdline`` for ``/proc/cmdline`` and the lab's dockerd.
+    """
+    layer = top / "boot_docker/toplayer"
+    env = {**daemon.env(), "DOCKERBOOT_UPDATE_CONF": str(layer / selfupdate.CONF),
+           "DOCKERBOOT_UPDATE_LIB": str(layer / selfupdate.LIB),
+           "DOCKERBOOT_REFIND_CONF": str(refind_conf)}
+    if cmdline is not None:
+        env["DOCKERBOOT_CMDLINE"] = str(cmdline)
+    if not mount:
+        env["DOCKERBOOT_TOP"] = str(top)
+    return subprocess.run([*shell.split(), str(layer / selfupdate.COMMAND), *args], env=env,
+                          capture_output=True, text=True, timeout=1800)
