@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, text in (("home", "a persistent /home subvolume holding the users' homes"),
                        ("journal", "a persistent journal (/var/log/journal subvolume)"),
                        ("docker-store", "the booted system's docker uses the store it boots "
-                                        "from (fstab line and daemon.json)")):
+                                        "from (fstab line and daemon.json)"),
+                       ("keep-previous-root", "the boot hook keeps the root of the boot "
+                                              "before, read-only, as <rwlayer>.previous "
+                                              "for one boot")):
         ap.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
                         help=f"{text} (default: on)")
     ap.add_argument("--kernel-options", help="extra kernel parameters, appended")
@@ -90,6 +93,8 @@ def settings_from_args(args: argparse.Namespace, saved: Settings | None) -> Sett
                    home=_given(getattr(args, "home", None), base.home),
                    journal=_given(getattr(args, "journal", None), base.journal),
                    docker_store=_given(getattr(args, "docker_store", None), base.docker_store),
+                   keep_previous_root=_given(getattr(args, "keep_previous_root", None),
+                                             base.keep_previous_root),
                    admins=admins)
 
 
@@ -102,8 +107,9 @@ def check_toplayer_only(args: argparse.Namespace) -> None:
     """Refuse options ``--toplayer-only`` would silently not apply (boot entry, initramfs)."""
     given = [opt for opt, key in (("--image", "image"), ("--esp", "esp"),
                                   ("--refind-conf", "refind_conf"),
-                                  ("--kernel-options", "kernel_options"))
-             if getattr(args, key) is not None]
+                                  ("--kernel-options", "kernel_options"),
+                                  ("--[no-]keep-previous-root", "keep_previous_root"))
+             if getattr(args, key, None) is not None]
     if given:
         raise ConfigError(f"{', '.join(given)} cannot be used with --toplayer-only (it "
                           "rebuilds no initramfs and writes no boot entry)",

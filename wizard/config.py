@@ -58,6 +58,10 @@ class Settings:
     """Persistent ``/var/log/journal`` on its own subvolume (``journalctl -b -1``)."""
     docker_store: bool = True
     """The booted system's docker uses the store it boots from (fstab + daemon.json)."""
+    keep_previous_root: bool = True
+    """The hook keeps the root of the boot before as a read-only ``<rwlayer>.previous``
+    for one boot (a file lost at a reboot can be copied back); False passes
+    ``dockerboot.previous=0``."""
     kernel_options: str = ""
     """Extra kernel parameters appended to the generated ones."""
     esp: str | None = None
@@ -130,7 +134,7 @@ def from_toml(text: str) -> Settings:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"config's {key!r} is not a list of names", "fix or delete the file")
         kwargs[key] = tuple(value)
-    for key in ("home", "journal", "docker_store"):
+    for key in ("home", "journal", "docker_store", "keep_previous_root"):
         if not isinstance(kwargs.get(key, True), bool):
             raise ConfigError(f"config's {key!r} is not true or false", "fix or delete the file")
     settings = Settings(**kwargs, extra=extra)
