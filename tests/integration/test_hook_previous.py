@@ -50,9 +50,9 @@ def _cmdline(env: HookEnv, **extra: str) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items())
 
 
-def _boot(env: HookEnv, **extra: str) -> str:
+def _boot(env: HookEnv, shell: tuple[str, ...] = ("busybox", "sh"), **extra: str) -> str:
     """One successful run of the core; its stderr."""
-    r = env.run_core(_cmdline(env, **extra))
+    r = env.run_core(_cmdline(env, **extra), shell=shell)
     assert r.returncode == 0, r.stderr
     assert not _exists(env.top / f"{RW}.old") and not _exists(env.top / f"{RW}.new")
     assert str(env.workdir / "run") not in Path("/proc/self/mounts").read_text()
@@ -116,7 +116,9 @@ def _warnings(stderr: str) -> list[str]:
 
 # --- kept once, read-only, replaced at the next boot ---
 
-def test_previous_root_is_kept_read_only_for_one_boot(clean: HookEnv) -> None:
+@pytest.mark.parametrize("shell", [("busybox", "sh"), ("dash",)], ids=lambda s: s[0])
+def test_previous_root_is_kept_read_only_for_one_boot(clean: HookEnv,
+                                                      shell: tuple[str, ...]) -> None:
     env = clean
     rw, prev = env.top / RW, env.top / PREV
     first = _uuid(rw)
@@ -125,7 +127,7 @@ def test_previous_root_is_kept_read_only_for_one_boot(clean: HookEnv) -> None:
     (rw / "var/lib").mkdir(parents=True, exist_ok=True)
     _btrfs("subvolume", "create", rw / "var/lib/machines")
     (rw / "var/lib/machines/m").write_text("m\n")
-    assert _warnings(_boot(env)) == []
+    assert _warnings(_boot(env, shell)) == []
     assert _is_subvolume(prev) and _ro(prev)
     assert _uuid(prev) == first                                # the very root, renamed
     assert (prev / "lost-at-reboot").read_text() == "day one\n"
@@ -138,7 +140,7 @@ def test_previous_root_is_kept_read_only_for_one_boot(clean: HookEnv) -> None:
     # by the root of the boot in between.
     second = _uuid(rw)
     (rw / "day-two").write_text("day two\n")
-    assert _warnings(_boot(env)) == []
+    assert _warnings(_boot(env, shell)) == []
     assert _ro(prev) and _uuid(prev) == second
     assert (prev / "day-two").read_text() == "day two\n"
     assert not (prev / "lost-at-reboot").exists()
