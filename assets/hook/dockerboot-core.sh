@@ -583,9 +583,10 @@ _db_previous() {
             return 0; }
     fi
     [ "$_db_keep" = 1 ] || return 0
-    # Only a marked root: a read-only unmarked one (a legacy root of the first
-    # release, which _db_legacy accepts only writable) would never be ours again.
-    _db_show "$_db_old" && _db_marked "$_db_old" || return 0
+    # Only a marked root (_db_rwm): a read-only unmarked one (a legacy root of
+    # the first release, which _db_legacy accepts only writable) would never be
+    # ours again.
+    [ "$_db_rwm" = 1 ] || return 0
     # The ro flag first, the rename last: .previous is never writable.  The
     # flag keeps the subvolume's UUID, so its mark stays valid.
     if btrfs property set -ts "$_db_old" ro true >/dev/null 2>&1 \
@@ -881,7 +882,13 @@ _db_main() {
     # the three is deleted only if this hook made it (_db_ours).
     _db_rwp=$_db_top/$_db_rw
     _db_newp=$_db_rwp.new _db_old=$_db_rwp.old
-    if [ -e "$_db_rwp" ]; then _db_ours "$_db_rwp" || return 1; fi
+    # _db_rwm: the rw layer carries the mark (not only legacy): it may become
+    # .previous (read here, where _db_ours just showed it: no second btrfs process).
+    _db_rwm=0
+    if [ -e "$_db_rwp" ]; then
+        _db_ours "$_db_rwp" || return 1
+        ! _db_marked "$_db_rwp" || _db_rwm=1
+    fi
     _db_remove "$_db_newp" && _db_remove "$_db_old" || return 1
     mkdir -p "${_db_newp%/*}"
     _db_o=$(btrfs subvolume snapshot "$_db_sub" "$_db_newp" 2>&1) || { _db_fail \

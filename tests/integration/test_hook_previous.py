@@ -311,3 +311,19 @@ def test_a_failed_ro_flag_falls_back_to_deleting_the_old_root(clean: HookEnv) ->
     assert len(warnings) == 1 and "cannot make the last root read-only" in warnings[0]
     assert not _exists(env.top / PREV) and not _exists(env.top / f"{RW}.old")
     assert old_rw not in _btrfs("subvolume", "list", "-u", env.top).stdout
+
+
+def test_a_legacy_unmarked_root_is_replaced_but_not_kept(clean: HookEnv) -> None:
+    """A root of the first release (no mark, accepted by the legacy rule) is
+    deleted as before: read-only and unmarked it could never be ours again."""
+    env = clean
+    rw = env.top / RW
+    _remove(rw)
+    _btrfs("subvolume", "snapshot", env.subvolume(SINGLE), rw)
+    (rw / "legacy-file").write_text("x")
+    legacy = _uuid(rw)
+    stderr = _boot(env)
+    assert _warnings(stderr) == [] and not _exists(env.top / PREV)
+    assert legacy not in _btrfs("subvolume", "list", "-u", env.top).stdout
+    _boot(env)                                 # the marked root of that boot is kept
+    assert _ro(env.top / PREV) and not (env.top / PREV / "legacy-file").exists()
