@@ -56,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                        ("docker-store", "the booted system's docker uses the store it boots "
                                         "from (fstab line and daemon.json)"),
                        ("auto-update", "the booted system builds a new generation by itself "
-                                       "when a docker pull or build moves the tag")):
+                                       "when a docker pull or build moves the tag"),
+                       ("keep-previous-root", "the boot hook keeps the root of the boot "
+                                              "before, read-only, as <rwlayer>.previous "
+                                              "for one boot")):
         ap.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
                         help=f"{text} (default: on)")
     ap.add_argument("--kernel-options", help="extra kernel parameters, appended")
@@ -93,6 +96,8 @@ def settings_from_args(args: argparse.Namespace, saved: Settings | None) -> Sett
                    journal=_given(getattr(args, "journal", None), base.journal),
                    docker_store=_given(getattr(args, "docker_store", None), base.docker_store),
                    auto_update=_given(getattr(args, "auto_update", None), base.auto_update),
+                   keep_previous_root=_given(getattr(args, "keep_previous_root", None),
+                                             base.keep_previous_root),
                    admins=admins)
 
 
@@ -105,8 +110,9 @@ def check_toplayer_only(args: argparse.Namespace) -> None:
     """Refuse options ``--toplayer-only`` would silently not apply (boot entry, initramfs)."""
     given = [opt for opt, key in (("--image", "image"), ("--esp", "esp"),
                                   ("--refind-conf", "refind_conf"),
-                                  ("--kernel-options", "kernel_options"))
-             if getattr(args, key) is not None]
+                                  ("--kernel-options", "kernel_options"),
+                                  ("--[no-]keep-previous-root", "keep_previous_root"))
+             if getattr(args, key, None) is not None]
     if given:
         raise ConfigError(f"{', '.join(given)} cannot be used with --toplayer-only (it "
                           "rebuilds no initramfs and writes no boot entry)",

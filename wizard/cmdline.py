@@ -28,6 +28,10 @@ def kernel_cmdline(settings: Settings) -> str:
         f"toplayer=LABEL={settings.label}",
         f"toplayer_path={settings.toplayer_path}",
     ]
+    if not settings.keep_previous_root:
+        # Only when off: the hook keeps <rw>.previous by default, and the
+        # entries of existing installs stay as they were.
+        params.append("dockerboot.previous=0")
     return " ".join(params + ([extra] if extra else []))
 
 

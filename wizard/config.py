@@ -61,6 +61,10 @@ class Settings:
     auto_update: bool = True
     """The booted system runs ``dockerboot-update`` by itself when the configured tag moves
     (a ``docker pull`` or ``build``): a new generation when the kernel changed."""
+    keep_previous_root: bool = True
+    """The hook keeps the root of the boot before as a read-only ``<rwlayer>.previous``
+    for one boot (a file lost at a reboot can be copied back); False passes
+    ``dockerboot.previous=0``."""
     kernel_options: str = ""
     """Extra kernel parameters appended to the generated ones."""
     esp: str | None = None
@@ -133,7 +137,7 @@ def from_toml(text: str) -> Settings:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"config's {key!r} is not a list of names", "fix or delete the file")
         kwargs[key] = tuple(value)
-    for key in ("home", "journal", "docker_store", "auto_update"):
+    for key in ("home", "journal", "docker_store", "auto_update", "keep_previous_root"):
         if not isinstance(kwargs.get(key, True), bool):
             raise ConfigError(f"config's {key!r} is not true or false", "fix or delete the file")
     settings = Settings(**kwargs, extra=extra)

@@ -23,6 +23,7 @@ RESERVED: dict[str, str] = {
     "toplayerflags": "the wizard: the top layer is read from the partition's top level",
     "toplayerfstype": "the wizard: the top layer is on the btrfs partition",
     "toplayer_path": "toplayer_path in the saved config",
+    "dockerboot.previous": "--no-keep-previous-root / keep_previous_root in the saved config",
 }
 """Parameters the wizard generates -> the setting that does it."""
 SUBVOL_SETTING = "from rwlayer in the saved config, default docker_rwlayer"

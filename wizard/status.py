@@ -12,8 +12,9 @@ The hook's state (``assets/hook/dockerboot-assess.sh``) lives in
 ``dockerboot.state=`` (``boot_docker/state`` by default) on the partition:
 ``attempt`` ("<id> <n>"), ``good`` ("<id>"), ``failed`` ("<id> <n>") and
 ``boot`` (key=value lines: ``ref``, ``id``, ``configured_id``, ``fallback``,
-``kernel``, ``tries``).  Each is read without following symlinks and
-bounded in size; what does not parse is null plus a line in ``problems``.
+``kernel``, ``tries``, ``generation``; a hook before ``generation`` lacks
+it).  Each is read without following symlinks and bounded in size; what
+does not parse is null plus a line in ``problems``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ SCHEMA_VERSION = 1
 DEFAULT_STATE = "boot_docker/state"
 """The hook's state directory when ``dockerboot.state=`` is not given."""
 _MAX = 4096
-_BOOT_KEYS = ("ref", "id", "configured_id", "fallback", "kernel", "tries")
+_BOOT_KEYS = ("ref", "id", "configured_id", "fallback", "kernel", "tries", "generation")
+_GEN_DIGITS = 6
+"""The hook records ``dockerboot.generation=`` only up to this many digits."""
 
 
 def state_dir(settings: Settings) -> str:
@@ -125,10 +128,22 @@ def _gen_json(gen: Generation | None) -> dict[str, Any] | None:
 
 def _booted_generation(inv: Inventory, boot: dict[str, str],
                        cmdline: str | None) -> tuple[int | None, str | None]:
-    """Which generation the recorded boot ran, and how that is known."""
+    """Which generation the recorded boot ran, and how that is known.
+
+    The hook's own record (``generation=`` in ``state/boot``, from the boot
+    entry's ``dockerboot.generation=``) first: it describes the very boot the
+    rest of ``boot`` describes.  Then, for a record without it (an older hook,
+    an entry not written by the wizard), the running system's command line,
+    then the kernel version.  A number with no generation on the partition
+    (since collected) is not taken.
+    """
+    value = boot.get("generation", "")
+    if (value.isascii() and value.isdigit() and len(value) <= _GEN_DIGITS
+            and inv.get(int(value)) is not None):
+        return int(value), "state"
     if cmdline is not None:
         value = parse_cmdline(cmdline).get("dockerboot.generation", "")
-        if value.isdigit() and inv.get(int(value)) is not None:
+        if value.isascii() and value.isdigit() and inv.get(int(value)) is not None:
             return int(value), "cmdline"
     kernel = boot.get("kernel", "")
     same = [g for g in inv.generations if g.kernel_version == kernel]

@@ -9,6 +9,8 @@
 #   dockerboot.tries=<N>    boots in a row an image may take without being
 #                           marked good (2; 0 turns the count off)
 #   init=<path>             the init an image must have (/sbin/init)
+#   dockerboot.generation=<n>  the generation the boot entry boots (the
+#                           wizard's entries pass it), only recorded
 # Environment (tests): DOCKERBOOT_KVER, the running kernel's version
 #   (default /proc/sys/kernel/osrelease, what `uname -r` prints).
 #
@@ -24,7 +26,8 @@
 #            until the tag moves to another image, this file is deleted or
 #            dockerboot.tries= is raised above n.
 #   boot     key=value lines about this boot (ref, id, configured_id,
-#            fallback, kernel, tries); also /etc/dockerboot/boot in the new root.
+#            fallback, kernel, tries, generation); also /etc/dockerboot/boot
+#            in the new root.
 #
 # An image is bootable when it resolves, has an executable init (the init=
 # path, /sbin/init by default) and a lib/modules/<running kernel> directory,
@@ -48,6 +51,11 @@ _db_assess_args() {
     _db_arg dockerboot.tries 2
     _db_num "$_db_v" 2; _db_max=$_db_v
     _db_arg init /sbin/init; _db_init=$_db_v
+    # Recorded for `dockerboot-wizard status`: a plain number of at most 6
+    # digits or nothing (the value lands in a key=value file, whole lines).
+    _db_arg dockerboot.generation ''; _db_gen=$_db_v
+    case $_db_gen in *[!0-9]*) _db_gen= ;; esac
+    [ "${#_db_gen}" -le 6 ] || _db_gen=
     _db_kver=${DOCKERBOOT_KVER:-}
     [ -n "$_db_kver" ] || { read -r _db_kver </proc/sys/kernel/osrelease; } 2>/dev/null
     _db_kver=${_db_kver:-}
@@ -195,7 +203,7 @@ _db_q() {
 # root, the missing ones made by one mkdir; files are written by the shell.
 _db_assess_root() {
     _db_kv="ref=$_db_cref${_db_nl}id=$_db_bid${_db_nl}configured_id=$_db_conf${_db_nl}fallback=$_db_fb$_db_nl"
-    _db_kv="${_db_kv}kernel=$_db_kver${_db_nl}tries=$_db_tries$_db_nl"
+    _db_kv="${_db_kv}kernel=$_db_kver${_db_nl}tries=$_db_tries${_db_nl}generation=$_db_gen$_db_nl"
     _db_fr=$_db_new _db_unit=dockerboot-mark-good.service _db_sdl=
     # systemd: its unit directory, or systemd itself (cd -P first: no process
     # unless the kernel's answer leaves the new root).

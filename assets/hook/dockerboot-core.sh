@@ -18,6 +18,8 @@
 #   docker_image=sha256:<id>   pins an image by its full ID (no tag lookup)
 #   dockerboot.state=, dockerboot.tries=, init=: boot assessment and fallback to
 #                              the last good image, see dockerboot-assess.sh
+#   dockerboot.previous=0      keep no <rw>.previous (by default the rw layer of
+#                              the boot before stays, read-only, for one boot)
 # Environment (tests, adapters): DOCKERBOOT_CMDLINE (instead of /proc/cmdline),
 #   DOCKERBOOT_RUNDIR (/run/dockerboot), DOCKERBOOT_CONFIG (/etc/docker-btrfs.json),
 #   DOCKERBOOT_LIBEXEC (/usr/lib/dockerboot: coreutils cp and sha256sum),
@@ -517,9 +519,13 @@ _db_ours() {
 # subvolumes nested in it (the booted system's, e.g. systemd's
 # /var/lib/machines), which make a plain delete fail.  find walks PATH
 # without following symlinks, deepest first (-depth); inode 256 is a
-# subvolume's root and no other directory's; names are never split.
+# subvolume's root and no other directory's; names are never split.  A
+# read-only PATH (<rw>.previous) or read-only nested subvolume keeps the
+# entries of what is nested in it (EROFS): all are made writable first,
+# top down, only on this slow path (PATH is ours: all of it goes).
 _db_delete() {
     btrfs subvolume delete "$1" >/dev/null 2>&1 && return 0
+    find "$1" -type d -inum 256 -exec btrfs property set -ts {} ro false \; >/dev/null 2>&1
     find "$1" -mindepth 1 -depth -type d -inum 256 -exec btrfs subvolume delete {} \; >/dev/null 2>&1
     btrfs subvolume delete "$1" >/dev/null 2>&1
 }
@@ -530,6 +536,65 @@ _db_remove() {
     _db_ours "$1" || return 1
     _db_delete "$1" || _db_fail "${1#"$_db_top"/} cannot be deleted" \
         "delete it by hand (btrfs subvolume delete) from the emergency shell"
+}
+
+# _db_prev_name: <rw>.previous (_db_prev) is a name the hook may use: it is
+# not, does not hold and does not lie inside docker's data-root, boot_docker,
+# the top layer or the state directory (as _db_check_rw for <rw>; the name
+# ends in .previous, so it is never the top level).  Else _db_x = what it
+# overlaps and non-zero.
+_db_prev_name() {
+    _db_pv=${_db_prev#"$_db_top"/}
+    _db_norm "$_db_dpath" || _db_n=$_db_dpath
+    _db_x=$_db_n
+    _db_overlap "$_db_pv" "$_db_x" && return 1
+    _db_norm "$_db_tlpath" || _db_n=$_db_tlpath
+    for _db_x in boot_docker "${_db_n%/*}" "$_db_n" "${_db_state:-}"; do
+        [ -n "$_db_x" ] && _db_overlap "$_db_pv" "$_db_x" && return 1
+    done
+    return 0
+}
+
+# _db_previous: keep the rw layer just moved aside (_db_old, checked by
+# _db_ours before the swap) as <rw>.previous, read-only, for one boot: a file
+# lost at the reboot can still be copied out of it.  The one of the boot
+# before goes first, and only if this hook made it (its mark, as _db_ours
+# checks before every delete).  Never fails the boot: whatever stands in the way (a .previous
+# that is not ours, a name overlapping what the hook never touches, a failed
+# ro flag or rename) leaves one warning in _db_note and _db_old where it is,
+# for the caller to delete as before.  dockerboot.previous=0 (_db_keep=0):
+# an ours .previous is deleted (the space comes back), none is made, and a
+# .previous that is not ours is none of the hook's business (no warning).
+_db_previous() {
+    _db_prev=$_db_rwp.previous
+    _db_pw="warning: $_db_rw.previous"
+    _db_prev_name || { [ "$_db_keep" = 0 ] || _db_note="${_db_note:+$_db_note; }$_db_pw is, holds or lies inside $_db_x: the last root is not kept"
+        return 0; }
+    # Kept on: replaced only by a newer root (none on a first boot).
+    [ "$_db_keep" = 0 ] || [ -e "$_db_old" ] || return 0
+    if [ -e "$_db_prev" ] || [ -L "$_db_prev" ]; then
+        # _db_ours without its legacy rule: no release made an unmarked
+        # .previous, and a snapshot whose origin is gone is no proof.
+        if [ -L "$_db_prev" ] || ! _db_show "$_db_prev" || ! _db_marked "$_db_prev"; then
+            [ "$_db_keep" = 0 ] || _db_note="${_db_note:+$_db_note; }$_db_pw was not made by dockerboot: left as it is, the last root is not kept"
+            return 0
+        fi
+        _db_delete "$_db_prev" || { _db_note="${_db_note:+$_db_note; }$_db_pw cannot be deleted (tried again next boot): the last root is not kept"
+            return 0; }
+    fi
+    [ "$_db_keep" = 1 ] || return 0
+    # Only a marked root (_db_rwm): a read-only unmarked one (a legacy root of
+    # the first release, which _db_legacy accepts only writable) would never be
+    # ours again.
+    [ "$_db_rwm" = 1 ] || return 0
+    # The ro flag first, the rename last: .previous is never writable.  The
+    # flag keeps the subvolume's UUID, so its mark stays valid.
+    if btrfs property set -ts "$_db_old" ro true >/dev/null 2>&1 \
+        && [ ! -e "$_db_prev" ] && [ ! -L "$_db_prev" ] && mv "$_db_old" "$_db_prev" 2>/dev/null; then
+        return 0
+    fi
+    _db_note="${_db_note:+$_db_note; }$_db_pw: cannot make the last root read-only or rename it, it is not kept"
+    return 0
 }
 
 # _db_merge_accounts TOPLAYER IMAGE NEW: give the image's users and groups back.
@@ -760,6 +825,9 @@ _db_main() {
     _db_arg toplayerflags ''; _db_tlflags=$_db_v
     _db_arg toplayerfstype ''; _db_tlfs=$_db_v
     _db_arg toplayer_path boot_docker/toplayer; _db_tlpath=$_db_v
+    # Only 0 turns it off: a typo keeps the safer default (a copy kept).
+    _db_arg dockerboot.previous 1; _db_keep=1
+    [ "$_db_v" != 0 ] || _db_keep=0
     # Before anything else: a reserved name is refused, nothing is touched.
     _db_check_rw "$_db_rw" || return 1
     # Boot assessment and fallback (dockerboot-assess.sh, shipped beside the
@@ -814,7 +882,13 @@ _db_main() {
     # the three is deleted only if this hook made it (_db_ours).
     _db_rwp=$_db_top/$_db_rw
     _db_newp=$_db_rwp.new _db_old=$_db_rwp.old
-    if [ -e "$_db_rwp" ]; then _db_ours "$_db_rwp" || return 1; fi
+    # _db_rwm: the rw layer carries the mark (not only legacy): it may become
+    # .previous (read here, where _db_ours just showed it: no second btrfs process).
+    _db_rwm=0
+    if [ -e "$_db_rwp" ]; then
+        _db_ours "$_db_rwp" || return 1
+        ! _db_marked "$_db_rwp" || _db_rwm=1
+    fi
     _db_remove "$_db_newp" && _db_remove "$_db_old" || return 1
     mkdir -p "${_db_newp%/*}"
     _db_o=$(btrfs subvolume snapshot "$_db_sub" "$_db_newp" 2>&1) || { _db_fail \
@@ -849,7 +923,9 @@ _db_main() {
         _db_fail "cannot rename $_db_rw.new to $_db_rw" "rename it by hand from the emergency shell"
         return 1; }
     _db_new=
-    # .old is the rw layer checked by _db_ours above, moved aside.
+    # .old is the rw layer checked by _db_ours above, moved aside: it becomes
+    # .previous, else (off, or something in the way) it is deleted.
+    _db_previous
     if [ -e "$_db_old" ] && ! _db_delete "$_db_old"; then
         _db_note="${_db_note:+$_db_note; }warning: could not delete $_db_rw.old (deleted next boot)"
     fi

@@ -3,14 +3,19 @@
 For initramfs-tools and for dracut with systemd in the initramfs: the first
 boot proves root, hostname, user and image content; then a new image is
 built under the same tag WITHOUT running apply again, and the second boot
-must show the new image on a fresh rw layer.
+must show the new image on a fresh rw layer, boot 1's root kept read-only
+as ``docker_rwlayer.previous`` (the file boot 1 wrote in it), and the
+generation of the entry recorded in the hook's state.
 """
 
 import re
+import subprocess
 
 import pytest
 
 from tests.lab import qemu, scenario
+from wizard.cmdline import parse_cmdline
+from wizard.sandbox.parts import attach_disk, mounted
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 
@@ -73,3 +78,17 @@ def test_apply_then_boot_twice(generator, tmp_path_factory):
     assert facts["hostname"] == "dbw-e2e-host"
     assert machine.refind_conf.read_text() == conf
     assert qemu.facts(serial)["root_subvol"] == "/docker_rwlayer"
+
+    # On the host, the VM stopped: boot 2's hook kept boot 1's root, read-only.
+    with attach_disk(machine.image, label=machine.label, gpt=True) as disk, \
+            mounted(disk.btrfs_dev, machine.workdir / "mnt") as top:
+        prev = top / "docker_rwlayer.previous"
+        assert (prev / "dbw-written-at-boot").read_text() == "written during boot\n"
+        assert (prev / "etc/dbw-image-marker").read_text().strip() == f"{generator}-v1"
+        ro = subprocess.run(["btrfs", "property", "get", "-ts", str(prev), "ro"],
+                            capture_output=True, text=True, check=True)
+        assert ro.stdout.strip() == "ro=true"
+        # The generation the entry passed, as the hook recorded it for status.
+        number = parse_cmdline(facts["cmdline"])["dockerboot.generation"]
+        record = (top / "boot_docker/state/boot").read_text().splitlines()
+        assert f"generation={number}" in record and number.isdigit()

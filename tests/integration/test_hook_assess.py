@@ -102,7 +102,8 @@ def test_boot_records_attempt_and_boot_on_the_partition_and_in_the_root(env: Hoo
     assert _read(env, st, "attempt") == f"{image_id} 1\n"
     boot = _read(env, st, "boot")
     assert _kv(str(boot)) == {"ref": MULTI, "id": image_id, "configured_id": image_id,
-                              "fallback": "", "kernel": KVER, "tries": "1"}
+                              "fallback": "", "kernel": KVER, "tries": "1",
+                              "generation": ""}
     rw = env.top / RW
     assert (rw / "etc/dockerboot/boot").read_text() == boot
     assert not (rw / MESSAGE).exists()
@@ -150,7 +151,8 @@ def test_fallback_boots_the_last_good_image_with_one_line(
     boot = _kv(str(_read(env, st, "boot")))
     assert boot == {"ref": configured, "id": good_id,
                     "configured_id": env.ids.get(configured, ""),
-                    "fallback": f"{configured} {reason}", "kernel": KVER, "tries": "1"}
+                    "fallback": f"{configured} {reason}", "kernel": KVER, "tries": "1",
+                    "generation": ""}
     assert (rw / "etc/dockerboot/boot").read_text() == _read(env, st, "boot")
     assert _read(env, st, "attempt") == f"{good_id} 1\n"
     assert _read(env, st, "good") == f"{good_id}\n"
@@ -353,3 +355,24 @@ def test_bad_state_directory_is_refused(env: HookEnv, state: str, why: str) -> N
     line = _one_line(_boot(env, SINGLE, state))
     assert "dockerboot.state=" in line and why in line
     assert (env.top / RW / ".dockerboot-rwlayer").read_text() == before
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0])
+@pytest.mark.parametrize("value, recorded", [
+    (None, ""), ("7", "7"), ("123456", "123456"), ("007", "007"), ("", ""),
+    ("1234567", ""), ("3" * 30, ""), ("1;rm", ""), ("-1", ""), ("1e3", ""), ("0x1f", ""),
+    ("$(reboot)", ""), ("1\\ngood=x", ""),
+])
+def test_boot_records_the_generation_of_the_entry(env: HookEnv, st: str, value: str | None,
+                                                  recorded: str, shell: tuple[str, ...]) -> None:
+    """dockerboot.generation= lands in state/boot only as a plain number of at
+    most 6 digits; anything else records an empty value, and the boot goes on."""
+    extra = {} if value is None else {"dockerboot.generation": value}
+    r = _boot(env, SINGLE, st, shell=shell, **extra)
+    assert r.returncode == 0, r.stderr
+    boot = str(_read(env, st, "boot"))
+    lines = boot.splitlines()
+    assert [ln for ln in lines if ln.startswith("generation=")] == [f"generation={recorded}"]
+    assert [ln.partition("=")[0] for ln in lines] == [
+        "ref", "id", "configured_id", "fallback", "kernel", "tries", "generation"]
+    assert (env.top / RW / "etc/dockerboot/boot").read_text() == boot

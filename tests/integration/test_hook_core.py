@@ -144,6 +144,12 @@ def test_main_builds_rw_layer_then_replaces_it(env: HookEnv) -> None:
     assert not (rw / "written-at-runtime").exists() and not (rw / "nested").exists()
     assert not (rw / "opt/two.txt").exists()          # now the single-layer image
     assert not (env.top / f"{RW}.old").exists() and not (env.top / f"{RW}.new").exists()
+    # The root of the run before stays once, read-only (test_hook_previous.py).
+    prev = env.top / f"{RW}.previous"
+    assert (prev / "written-at-runtime").read_text() == "x"
+    assert (prev / "opt/two.txt").read_text() == "layer two\n"
+    assert "ro=true" in subprocess.run(["btrfs", "property", "get", "-ts", str(prev), "ro"],
+                                       capture_output=True, text=True, check=True).stdout
 
 
 def test_default_image_from_config_and_missing_toplayer_note(env: HookEnv) -> None:

@@ -120,3 +120,21 @@ def test_cli_toplayer_only_refuses_boot_options():
     with pytest.raises(ConfigError) as e:
         cli.check_toplayer_only(bad)
     assert "--image, --kernel-options" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(("argv", "saved", "want"), [
+    ([], True, True), ([], False, False),
+    (["--no-keep-previous-root"], True, False), (["--keep-previous-root"], False, True),
+])
+def test_keep_previous_root_flag_merges_over_saved(argv, saved, want):
+    base = cli.Settings(label="x", image="a:b", keep_previous_root=saved)
+    args = cli.build_parser().parse_args(["apply", "--label", "x", *argv])
+    assert cli.settings_from_args(args, base).keep_previous_root is want
+
+
+def test_toplayer_only_refuses_keep_previous_root():
+    # It changes the boot entry, which --toplayer-only does not write.
+    args = cli.build_parser().parse_args(["apply", "--label", "x", "--toplayer-only",
+                                          "--no-keep-previous-root"])
+    with pytest.raises(ConfigError, match="keep-previous-root"):
+        cli.check_toplayer_only(args)

@@ -23,3 +23,12 @@ def test_cmdline_follows_settings():
     params = parse_cmdline(kernel_cmdline(s))
     assert params["rootflags"] == "subvol=today" and params["docker_path"] == "sub/docker"
     assert not kernel_cmdline(s).endswith(" ")
+
+
+def test_previous_root_is_kept_unless_turned_off():
+    on = kernel_cmdline(Settings(label="x", image="a:b"))
+    assert "dockerboot.previous" not in on      # the hook's default: entries stay as they were
+    off = kernel_cmdline(Settings(label="x", image="a:b", keep_previous_root=False,
+                                  kernel_options="quiet"))
+    assert parse_cmdline(off)["dockerboot.previous"] == "0"
+    assert off.endswith(" quiet")               # the user's options still come last

@@ -35,3 +35,11 @@ def test_bad_config_is_a_config_error(text):
 def test_bad_label_rejected(label):
     with pytest.raises(ConfigError):
         Settings(label=label, image="a:b").validate()
+
+
+def test_keep_previous_root_round_trips_and_must_be_a_bool(tmp_path):
+    s = Settings(label="disk", image="deb:12", keep_previous_root=False)
+    assert config.from_toml(config.to_toml(s)) == s
+    assert config.from_toml("label='x'\nimage='a:b'\n").keep_previous_root is True
+    with pytest.raises(ConfigError, match="keep_previous_root"):
+        config.from_toml("label='x'\nimage='a:b'\nkeep_previous_root='no'\n")

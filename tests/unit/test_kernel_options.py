@@ -27,6 +27,7 @@ RESERVED_CASES = [
     ("toplayerfstype=ext4", "toplayerfstype=", "btrfs"),
     ("toplayer_path=etc", "toplayer_path= is set by the wizard", "toplayer_path"),
     ("dockerboot.anything=1", "dockerboot.anything", "reserved"),
+    ("dockerboot.previous=0", "dockerboot.previous", "keep_previous_root"),
     ("quiet docker_image=x:1 splash", "docker_image=", "--image"),
 ]
 

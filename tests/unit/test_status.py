@@ -28,12 +28,14 @@ def top(tmp_path: Path) -> Path:
 def hook_state(top: Path, *, ref: str = "desktop:latest", id: str = A, configured: str = A,
                fallback: str = "", kernel: str = "6.1.0-31-amd64", tries: int = 1,
                good: str | None = A, failed: str | None = None,
-               state: str = "boot_docker/state") -> None:
-    """The files as dockerboot-assess.sh and dockerboot-mark-good write them."""
+               state: str = "boot_docker/state", generation: str | None = None) -> None:
+    """The files as dockerboot-assess.sh and dockerboot-mark-good write them
+    (``generation`` None: as a hook before ``generation=`` wrote ``boot``)."""
     d = top / state
     d.mkdir(parents=True, exist_ok=True)
     (d / "boot").write_text(f"ref={ref}\nid={id}\nconfigured_id={configured}\n"
-                            f"fallback={fallback}\nkernel={kernel}\ntries={tries}\n")
+                            f"fallback={fallback}\nkernel={kernel}\ntries={tries}\n"
+                            + ("" if generation is None else f"generation={generation}\n"))
     (d / "attempt").write_text(f"{id} {tries}\n")
     if good:
         (d / "good").write_text(f"{good}\n")
@@ -96,6 +98,39 @@ def test_booted_kernel_of_no_generation(top: Path) -> None:
     hook_state(top, kernel="5.10.0-9-amd64")
     booted = status(top, S, cmdline="dockerboot.generation=9")["booted"]
     assert booted["generation"] is None and booted["generation_source"] is None
+
+
+
+def _gen_of(out: dict[str, Any]) -> tuple[int | None, str | None]:
+    return out["booted"]["generation"], out["booted"]["generation_source"]
+
+
+def test_recorded_generation_is_preferred(top: Path) -> None:
+    bd = top / "boot_docker"
+    make_gen(bd, 1, "a")
+    make_gen(bd, 2, "a")       # same kernel, same image: only the record tells them apart
+    make_gen(bd, 3, "b")
+    hook_state(top, generation="1")
+    assert _gen_of(status(top, S)) == (1, "state")
+    # Over the running system's command line too: the record is of the very boot.
+    assert _gen_of(status(top, S, cmdline="dockerboot.generation=2")) == (1, "state")
+    hook_state(top, generation="000002")
+    assert _gen_of(status(top, S)) == (2, "state")
+
+
+@pytest.mark.parametrize("recorded", [None, "", "9", "1234567", "1;rm", "-1", "²", "0x1",
+                                      " 2", "2 "])
+def test_without_a_usable_record_the_generation_is_derived(top: Path,
+                                                            recorded: str | None) -> None:
+    """No generation= (an older hook), an empty one (no parameter, a hostile
+    value the hook dropped) or one of no generation here: derived as before."""
+    bd = top / "boot_docker"
+    make_gen(bd, 1, "z")
+    make_gen(bd, 2, "a")
+    hook_state(top, generation=recorded)
+    assert _gen_of(status(top, S)) == (2, "kernel")
+    assert _gen_of(status(top, S, cmdline="dockerboot.generation=1")) == (1, "cmdline")
+    assert status(top, S)["problems"] == []
 
 
 def test_pending_tag_moved_same_kernel_needs_no_build(top: Path) -> None:
