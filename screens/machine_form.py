@@ -28,8 +28,7 @@ SWITCHES = {
                "journalctl -b -1 after a reboot",
     "docker_store": "The booted system's docker uses this store: fstab mounts it, "
                     "daemon.json picks btrfs",
-    "auto_update": "Update by itself: a docker pull or build that moves the tag makes "
-                   "the next boot's kernel + initramfs (dockerboot-update)",
+    "auto_update": "Update by itself: a docker pull that moves the tag runs dockerboot-update",
 }
 """``Settings`` flag -> what its checkbox says."""
 

@@ -14,7 +14,7 @@ serial console, as the wizard's users:
   image to the configured tag, inside the VM: the top layer's
   ``dockerboot-update.path`` starts the booted system's own update, which
   finds the same kernel (nothing to deploy), and ``dockerboot-update status
-  --json`` there shows the boot (generation 1 by the command line) and the
+  --json`` there shows the boot (generation 1, as the hook recorded it) and the
   pending tag move.
 - boot 2: the committed image boots (nothing added by hand) on a fresh rw
   layer and its own ``status --json`` names it; ``$HOME``'s file and the
@@ -189,7 +189,7 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         before = self_status(console)
         assert before["booted"]["ref"] == image and before["booted"]["fallback"] is False
         assert (before["booted"]["generation"], before["booted"]["generation_source"]) == \
-            (1, "cmdline")
+            (1, "state")  # the hook's record of the entry's dockerboot.generation=
         assert before["pending"]["tag_id"] == committed
         assert (before["pending"]["image_changed"], before["pending"]["build_needed"]) == \
             (True, False)
