@@ -119,8 +119,8 @@ write_conf() {
 # their image (last good, booted now); each loses its pin first, then only the
 # files its record lists, then the record.  Anything unexpected keeps it.
 collect() {
-    good=$(sed -n '1s/ .*//p' "$top/$state_dir/good" 2>/dev/null)
-    booted=$(sed -n 's/^id=//p' "$top/$state_dir/boot" 2>/dev/null)
+    good='' booted=$(state boot | sed -n 's/^id=//p' | tail -n 1)
+    state_id good 0 && good=$s_id
     generations
     # shellcheck disable=SC2086 # one word per number
     set -- $gens

@@ -13,14 +13,34 @@ js() {
     printf '"%s"' "$(printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g')"
 }
 
+# problem TEXT: one line of the document's "problems" (collected in a file:
+# the parts of the document are made in subshells).
+problem() { printf '%s\n' "$*" >>"$run/problems"; }
+
 # state NAME: the hook's state file NAME, never through a symlink, else nothing.
 state() {
     d=$top
     for p in $(printf '%s' "$state_dir" | tr / ' ') "$1"; do
         d=$d/$p
-        [ -L "$d" ] && return 0
+        [ -L "$d" ] && { problem "$d is a symlink: not read"; return 0; }
     done
+    [ ! -e "$d" ] || [ -f "$d" ] || { problem "$d is not a regular file: not read"; return 0; }
     [ -f "$d" ] && head -c 4096 "$d"
+}
+
+# state_id NAME COUNT: the image ID a state file holds ("<id>", or "<id> <n>"
+# when COUNT is 1), as s_id and s_n; a problem line when it does not parse.
+state_id() {
+    s_text=$(state "$1") s_id='' s_n=''
+    [ -n "$s_text" ] || return 1
+    # shellcheck disable=SC2086 # its words
+    set -- "$1" "$2" $s_text
+    if is_id "${3:-}" && { [ "$2" = 0 ] || case ${4:-} in ''|*[!0-9]*) false ;; esac; }; then
+        s_id=$3 s_n=${4:-}
+        return 0
+    fi
+    problem "state file $1 holds '$(printf '%s' "$s_text" | head -n 1 | cut -c 1-80)': ignored"
+    return 1
 }
 
 # gen_json N: generation N as a generation object.
@@ -58,13 +78,16 @@ booted_generation() {
 
 booted_json() {
     boot=$(state boot)
+    [ -n "$boot" ] || { printf null; return; }
     ref=$(printf '%s\n' "$boot" | sed -n 's/^ref=//p' | tail -n 1)
-    [ -n "$ref" ] || { printf null; return; }
+    [ -n "$ref" ] || { problem "state file boot names no ref: ignored"; printf null; return; }
     for k in id configured_id kernel tries fallback generation; do
         eval "b_$k=\$(printf '%s\\n' \"\$boot\" | sed -n 's/^$k=//p' | tail -n 1)"
     done
-    is_id "$b_id" || b_id=''
-    is_id "$b_configured_id" || b_configured_id=''
+    for k in id configured_id; do
+        eval "v=\$b_$k"
+        [ -z "$v" ] || is_id "$v" || { problem "state file boot has an invalid $k: ignored"; eval "b_$k=''"; }
+    done
     is_kver "$b_kernel" || b_kernel=''
     case $b_tries in ''|*[!0-9]*) b_tries=null ;; esac
     reason=${b_fallback#* }
@@ -114,22 +137,24 @@ pending_json() {
 status_json() {
     generations
     newest_two
-    good=$(state good | sed -n '1s/ .*//p')
-    is_id "$good" || good=''
-    failed=$(state failed | head -n 1)
-    f_id=${failed%% *} f_n=${failed#* }
+    : >"$run/problems"
+    good='' f_id='' f_n=''
+    state_id good 0 && good=$s_id
+    state_id failed 1 && f_id=$s_id f_n=$s_n
     printf '{"version": 1, "label": %s, "image": %s, "state_dir": %s,\n' \
         "$(js "$label")" "$(js "$image")" "$(js "$state_dir")"
     printf ' "booted": %s,\n' "$(booted_json)"
     if [ -n "$good" ]; then printf ' "last_good": {"id": %s},\n' "$(js "$good")"; else printf ' "last_good": null,\n'; fi
-    case $f_n in ''|*[!0-9]*) f_id='' ;; esac
-    if is_id "$f_id"; then printf ' "failed": {"id": %s, "tries": %s},\n' "$(js "$f_id")" "$f_n"; else printf ' "failed": null,\n'; fi
+    if [ -n "$f_id" ]; then printf ' "failed": {"id": %s, "tries": %s},\n' "$(js "$f_id")" "$f_n"; else printf ' "failed": null,\n'; fi
     printf ' "generation": %s,\n' "$(if [ -n "$n_num" ]; then gen_json "$n_num"; else printf null; fi)"
     printf ' "previous": %s,\n' "$(if [ -n "$p_num" ]; then gen_json "$p_num"; else printf null; fi)"
     printf ' "generations": ['
     sep=''
     for n in $gens; do printf '%s%s' "$sep" "$(gen_json "$n")"; sep=', '; done
-    printf '],\n "pending": %s,\n "problems": []}\n' "$(pending_json)"
+    printf '],\n "pending": %s,\n "problems": [' "$(pending_json)"
+    sep=''
+    while IFS= read -r line; do printf '%s%s' "$sep" "$(js "$line")"; sep=', '; done <"$run/problems"
+    printf ']}\n'
 }
 
 status_text() {
@@ -140,7 +165,8 @@ status_text() {
     [ -n "$p_num" ] && say "previous entry: generation $p_num, image @$(short "$p_id")"
     boot=$(state boot)
     [ -n "$boot" ] && say "last boot: $(printf '%s\n' "$boot" | sed -n 's/^ref=//p') @$(short "$(printf '%s\n' "$boot" | sed -n 's/^id=//p')") on kernel $(printf '%s\n' "$boot" | sed -n 's/^kernel=//p')$(printf '%s\n' "$boot" | sed -n 's/^fallback=..*/ - FALLBACK: &/p')"
-    good=$(state good | sed -n '1s/ .*//p')
+    good=''
+    state_id good 0 2>/dev/null && good=$s_id
     [ -n "$good" ] && say "last good image: @$(short "$good")"
     t_id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null)
     if is_id "$t_id"; then
