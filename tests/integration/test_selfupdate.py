@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration import test_update
 from tests.integration.test_cli_apply import Env, cli, snapshot
 from tests.lab import lab, scenario
 from wizard import bootloader, bootset, config, generations, selfupdate
@@ -71,16 +72,12 @@ def refind_conf(env: Env) -> Path:
     return env.esp / "EFI/BOOT/refind.conf"
 
 
-def image_id(env: Env, ref: str = IMAGE) -> str:
-    return env.daemon.docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip()
+def image_id(env: Env) -> str:
+    return test_update.image_id(env, IMAGE)
 
 
 def commit(env: Env, marker: str) -> str:
-    name = f"self-{marker}"
-    env.daemon.docker("create", "--name", name, "--network", "none", IMAGE, "/bin/true")
-    env.daemon.docker("commit", "--change", f"LABEL marker={marker}", name, IMAGE)
-    env.daemon.docker("rm", name)
-    return image_id(env)
+    return test_update.move_tag(env, marker, IMAGE)
 
 
 def python_status(env: Env) -> dict:

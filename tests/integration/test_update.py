@@ -43,13 +43,13 @@ def image_id(env: Env, ref: str = IMAGE) -> str:
     return env.daemon.docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip()
 
 
-def move_tag(env: Env, marker: str) -> str:
-    """Commit a new image (same kernel) under ``IMAGE``; its ID."""
+def move_tag(env: Env, marker: str, image: str = IMAGE) -> str:
+    """Commit a new image (same kernel) under ``image``; its ID."""
     name = f"mv-{marker}"
-    env.daemon.docker("create", "--name", name, "--network", "none", IMAGE, "/bin/true")
-    env.daemon.docker("commit", "--change", f"LABEL marker={marker}", name, IMAGE)
+    env.daemon.docker("create", "--name", name, "--network", "none", image, "/bin/true")
+    env.daemon.docker("commit", "--change", f"LABEL marker={marker}", name, image)
     env.daemon.docker("rm", name)
-    return image_id(env)
+    return image_id(env, image)
 
 
 def entries(env: Env) -> list[dict[str, str]]:
