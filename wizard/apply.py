@@ -30,6 +30,7 @@ from wizard import (
     leftovers,
     machine,
     partitions,
+    selfupdate,
     toplayer,
     toplayer_plan,
 )
@@ -372,4 +373,6 @@ def _write_toplayer(session: Session, plan: Plan) -> Iterator[Event]:
     for made in toplayer_plan.install(session.top, plan.persistent):
         yield LogLine(f"created {made}")
     toplayer.apply_changes(session.top, s, plan.toplayer_changes)
+    if selfupdate.install_parts(session.top, s):
+        yield LogLine(f"dockerboot-update's parts: {session.top / s.boot_dir / 'selfupdate'}")
     yield StepDone("toplayer", str(toplayer.toplayer_dir(session.top, s)))

@@ -18,15 +18,14 @@ menuentry() {
 # cmdline IMAGE NUMBER: the wizard's kernel command line for IMAGE, and the generation.
 cmdline() { printf '%s dockerboot.generation=%s' "${tmpl%%@IMAGE@*}$1${tmpl#*@IMAGE@}" "$2"; }
 
-# render NUMBER: the block naming generation NUMBER (the tag) and, before it,
-# p_* (the previous one, pinned by image ID), into $run/block.
+# render NUMBER LOADER INITRD: the block naming generation NUMBER (the tag)
+# and, before it, p_* (the previous one, pinned by image ID), into $run/block.
 render() {
     {
         printf '%s\n' "$BEGIN_MARK"
-        menuentry "Docker image $image" "$boot_dir/gen/$1/vmlinuz" "$boot_dir/gen/$1/initrd.img" \
-            "$(cmdline "$image" "$1")"
+        menuentry "Docker image $image" "$boot_dir/$2" "$boot_dir/$3" "$(cmdline "$image" "$1")"
         [ -n "$p_num" ] && menuentry "Previous generation $p_num: $p_ref @$(short "$p_id")" \
-            "$boot_dir/gen/$p_num/$p_kernel" "$boot_dir/gen/$p_num/$p_initrd" "$(cmdline "$p_id" "$p_num")"
+            "$boot_dir/$p_loader" "$boot_dir/$p_initrd" "$(cmdline "$p_id" "$p_num")"
         printf '%s\n' "$END_MARK"
     } >"$run/block"
 }
@@ -47,6 +46,7 @@ find_in() {
 
 # find_refind: the ESP mounted already (/boot/efi…), else each FAT
 # filesystem in turn, mounted read-write here and unmounted on exit.
+# Non-zero (with the one line) when there is none.
 find_refind() {
     if [ -n "${DOCKERBOOT_REFIND_CONF:-}" ]; then refind_conf=$DOCKERBOOT_REFIND_CONF; return; fi
     while read -r _ m fstype _; do
@@ -59,8 +59,8 @@ find_refind() {
         find_in "$run/esp" && return 0
         umount "$run/esp"; esp_mounted=''
     done
-    die "no refind.conf with the entries of LABEL=$label on any FAT filesystem" \
-        "mount the ESP (e.g. at /boot/efi), or run dockerboot-wizard apply again"
+    printf 'dockerboot-update: error: %s\n' "no refind.conf with the entries of LABEL=$label on any FAT filesystem - mount the ESP (e.g. at /boot/efi), or run dockerboot-wizard apply again" >&2
+    return 1
 }
 
 # splice CONF: CONF with the block in place of the old one, into $run/conf.new;
@@ -128,7 +128,7 @@ collect() {
     for n; do
         [ "$count" -le "$keep" ] && break
         count=$((count - 1))
-        read_gen "$n" || continue
+        read_gen "$n" && [ "$g_legacy" = false ] || continue
         if [ "$g_id" = "$good" ] || [ "$g_id" = "$booted" ]; then
             say "kept generation $n: the hook boots its image (@$(short "$g_id"))"; continue
         fi

@@ -48,10 +48,14 @@ gen_json() {
     read_gen "$1" || { printf null; return; }
     printf '{"number": %s, "kernel_version": %s, "image_ref": %s, "image_id": %s, "created": %s, ' \
         "$1" "$(js "$g_kver")" "$(js "$g_ref")" "$(js "$g_id")" "$(js "$g_created")"
-    printf '"legacy": false, "pinned": %s, "loader": %s, "initrd": %s, ' \
-        "$g_pinned" "$(js "gen/$1/$g_kernel")" "$(js "gen/$1/$g_initrd")"
-    printf '"inputs": {"generator": %s, "kernel_version": %s, "assets": %s}}' \
-        "$(js "$g_gen")" "$(js "$g_kv_in")" "$(js "$g_assets")"
+    printf '"legacy": %s, "pinned": %s, "loader": %s, "initrd": %s, ' \
+        "$g_legacy" "$g_pinned" "$(js "$g_loader")" "$(js "$g_initrd_path")"
+    if [ -n "$g_gen" ]; then
+        printf '"inputs": {"generator": %s, "kernel_version": %s, "assets": %s}}' \
+            "$(js "$g_gen")" "$(js "$g_kv_in")" "$(js "$g_assets")"
+    else
+        printf '"inputs": null}'
+    fi
 }
 
 # booted_generation KERNEL REF ID RECORDED: b_gen, b_src = the generation that

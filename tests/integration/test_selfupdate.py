@@ -1,8 +1,8 @@
 """The booted system's ``dockerboot-update`` against the wizard's own Python, on the real lab.
 
 A real dockerd on a loop btrfs, the debootstrapped sample image, a rEFInd
-ESP directory.  ``apply`` puts the command, its parts, the build assets, its
-settings and units into the top layer; here the command runs from there
+ESP directory.  ``apply`` puts the command, its settings and units into the top
+layer, its parts and the build assets onto the partition; here the command runs from there
 (``sh``, as the booted system runs it; busybox and dash) with the test hooks
 pointing it at the mounted partition, the ESP's refind.conf and the lab's
 dockerd.  Every result is checked against what the Python core computes
@@ -123,11 +123,16 @@ def test_apply_puts_the_command_into_the_top_layer(env: Env) -> None:
     # The shipped assets are the ones a build from the wizard installs.
     for generator in ("initramfs-tools", "dracut"):
         key = f"assets_{generator.replace('-', '_')}="
-        assert f"{key}{assets_hash(generator, tl / selfupdate.LIB / 'assets')}\n" in conf
+        parts = env.top / "boot_docker" / selfupdate.PARTS_DIR
+        assert f"{key}{assets_hash(generator, parts / 'assets')}\n" in conf
     assert (tl / "etc/systemd/system/dockerboot-update.path").is_file()
-    # A second apply has nothing to write there.
+    # A second apply has nothing to write there, nor on the partition.
     s = settings(env)
-    assert selfupdate.plan(tl, s) == []
+    assert selfupdate.plan(tl, s) == [] and selfupdate.install_parts(env.top, s) == []
+    # Only the command, its settings and units are in the top layer (the hook copies it
+    # at every boot); the parts are on the partition.
+    assert sorted(str(p.relative_to(tl)) for p in tl.rglob("*") if p.is_file()
+                  and "dockerboot" in str(p)) == sorted(selfupdate.top_files(s))
 
 
 def store_listing(env: Env) -> list[str]:
@@ -243,6 +248,13 @@ def test_a_kernel_update_is_built_by_the_command(env: Env) -> None:
     assert [g.number for g in inv.generations] == [4, 5]
     assert inv.newest.image_id == v3 and inv.newest.kernel_version.startswith("6.12.")
     assert_same_as_python(env)
+    # As if it had been killed before the entries were written: the next run names it.
+    named = refind_conf(env).read_bytes()
+    backup = sorted(refind_conf(env).parent.glob("refind.conf.dockerboot-*.bak"))[-1]
+    refind_conf(env).write_bytes(backup.read_bytes())
+    r = run(env)
+    assert r.returncode == 0 and "do not name generation 5 yet" in r.stdout, r.stdout + r.stderr
+    assert refind_conf(env).read_bytes() == named
     # The wizard's own update agrees: nothing left to do.
     r = cli(env, "update", "--label", env.disk.label, "--esp", str(env.esp), "--yes")
     assert r.returncode == 0 and "up to date" in r.stdout, r.stdout + r.stderr

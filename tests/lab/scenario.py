@@ -60,7 +60,6 @@ def self_update(daemon: lab.Dockerd, top: Path, refind_conf: Path, *args: str,
     """
     layer = top / "boot_docker/toplayer"
     env = {**daemon.env(), "DOCKERBOOT_UPDATE_CONF": str(layer / selfupdate.CONF),
-           "DOCKERBOOT_UPDATE_LIB": str(layer / selfupdate.LIB),
            "DOCKERBOOT_REFIND_CONF": str(refind_conf)}
     if cmdline is not None:
         env["DOCKERBOOT_CMDLINE"] = str(cmdline)

@@ -16,7 +16,7 @@ import pytest
 
 from wizard import bootloader, selfupdate
 from wizard.config import Settings
-from wizard.errors import BootloaderError
+from wizard.errors import BootloaderError, WizardError
 from wizard.resources import assets_dir
 
 SETTINGS = Settings(label="dockerboot", image="desk:1")
@@ -94,20 +94,25 @@ def test_bad_settings_are_one_line_and_change_nothing(bad: str, tmp_path: Path) 
     assert list((tmp_path / "top").iterdir()) == []
 
 
-def test_usage_and_missing_settings(tmp_path: Path) -> None:
+def test_usage_missing_settings_and_missing_parts(tmp_path: Path) -> None:
     r = command(tmp_path, "", "--frobnicate")
     assert r.returncode == 2 and "usage: dockerboot-update" in r.stderr
-    (tmp_path / "update.conf").unlink()
-    env = {"PATH": "/usr/bin:/bin", "DOCKERBOOT_UPDATE_CONF": str(tmp_path / "nope.conf"),
-           "DOCKERBOOT_UPDATE_LIB": str(tmp_path / "nope")}
-    for lib in (str(assets_dir() / "selfupdate"), str(tmp_path / "nope")):
-        r = subprocess.run(["sh", str(assets_dir() / "selfupdate/dockerboot-update")],
-                           env={**env, "DOCKERBOOT_UPDATE_LIB": lib}, capture_output=True,
-                           text=True, timeout=30)
+    script = str(assets_dir() / "selfupdate/dockerboot-update")
+    env = {"PATH": "/usr/bin:/bin", "DOCKERBOOT_UPDATE_CONF": str(tmp_path / "nope.conf")}
+    r = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "no settings at" in r.stderr and "apply again" in r.stderr
+    # Settings, but the partition has no parts (an apply of an older version).
+    (tmp_path / "top").mkdir()
+    (tmp_path / "update.conf").write_bytes(selfupdate.render_conf(SETTINGS))
+    env = {**env, "DOCKERBOOT_UPDATE_CONF": str(tmp_path / "update.conf"),
+           "DOCKERBOOT_TOP": str(tmp_path / "top")}
+    for args in ((), ("status",)):
+        r = subprocess.run(["sh", script, *args], env=env, capture_output=True, text=True,
+                           timeout=30)
         assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
-        assert "apply again" in r.stderr
-        assert ("no settings at" if "nope" not in lib else "parts of dockerboot-update") \
-            in r.stderr
+        assert "parts of dockerboot-update are missing" in r.stderr and "apply again" in r.stderr
+    assert list((tmp_path / "top").iterdir()) == []
 
 
 def test_auto_off_does_nothing(tmp_path: Path) -> None:
@@ -122,9 +127,13 @@ def test_top_files_are_complete_and_planned_once(tmp_path: Path) -> None:
     assert files[selfupdate.COMMAND][1] == 0o755
     conf = files[selfupdate.CONF][0].decode()
     assert "cmdline=root=LABEL=dockerboot " in conf and " docker_image=@IMAGE@ " in conf
+    # The top layer holds the command, its settings and units only (the hook copies it
+    # at every boot); the parts and assets are for the partition.
+    assert len(files) == 5
+    parts = selfupdate.partition_files()
     for part in ("entries.sh", "status.sh", "assets/build-initramfs.sh",
                  "assets/hook/dockerboot-core.sh", "assets/selfupdate/probe-image.sh"):
-        assert f"{selfupdate.LIB}/{part}" in files
+        assert part in parts
     changes = selfupdate.plan(tmp_path, SETTINGS)
     assert {c.relpath for c in changes} == set(files)
     shipped = next(c for c in changes if c.relpath == selfupdate.COMMAND)
@@ -137,3 +146,18 @@ def test_top_files_are_complete_and_planned_once(tmp_path: Path) -> None:
     off = selfupdate.plan(tmp_path, Settings(label="dockerboot", image="desk:1",
                                              auto_update=False))
     assert [c.relpath for c in off] == [selfupdate.CONF]
+
+
+def test_parts_are_written_once_and_never_over_a_link(tmp_path: Path) -> None:
+    top = tmp_path / "top"
+    written = selfupdate.install_parts(top, SETTINGS)
+    assert sorted(written) == sorted(selfupdate.partition_files())
+    assert selfupdate.install_parts(top, SETTINGS) == []
+    base = top / SETTINGS.boot_dir / selfupdate.PARTS_DIR
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"mine\n")
+    (base / "status.sh").unlink()
+    (base / "status.sh").symlink_to(victim)
+    with pytest.raises(WizardError, match="is not a plain file"):
+        selfupdate.install_parts(top, SETTINGS)
+    assert victim.read_bytes() == b"mine\n"
