@@ -129,7 +129,7 @@ def test_top_files_are_complete_and_planned_once(tmp_path: Path) -> None:
     assert "cmdline=root=LABEL=dockerboot " in conf and " docker_image=@IMAGE@ " in conf
     # The top layer holds the command, its settings and units only (the hook copies it
     # at every boot); the parts and assets are for the partition.
-    assert len(files) == 5
+    assert len(files) == 6
     parts = selfupdate.partition_files()
     for part in ("entries.sh", "status.sh", "assets/build-initramfs.sh",
                  "assets/hook/dockerboot-core.sh", "assets/selfupdate/probe-image.sh"):
