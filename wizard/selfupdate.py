@@ -39,9 +39,9 @@ from wizard.toplayer import FileChange
 COMMAND = "etc/dockerboot/dockerboot-update"
 """Where the command lands in the booted system (top-layer relative).  In ``etc/dockerboot``,
 which no image has, the hook copies it with the rest of ``etc/`` in one ``cp``; a file in
-a directory the image has (``usr/local/sbin``) costs the hook a ``cp`` of its own at every
-boot (0.2 s under TCG, benchmarks/hook_time).  ``dockerboot-update-link.service`` links it
-into ``/usr/local/sbin`` once the system is up."""
+a directory the image has (``usr/local/sbin``) would cost the hook a ``cp`` of its own at
+every boot.  ``dockerboot-update-link.service`` links it into ``/usr/local/sbin`` once the
+system is up."""
 LINK = "/usr/local/sbin/dockerboot-update"
 """Where the booted system finds it on its ``PATH`` (``sudo dockerboot-update``)."""
 CONF = "etc/dockerboot/update.conf"
