@@ -161,3 +161,14 @@ def test_parts_are_written_once_and_never_over_a_link(tmp_path: Path) -> None:
     with pytest.raises(WizardError, match="is not a plain file"):
         selfupdate.install_parts(top, SETTINGS)
     assert victim.read_bytes() == b"mine\n"
+
+
+def test_a_symlinked_lock_is_refused_and_its_target_kept(tmp_path: Path) -> None:
+    boot = tmp_path / "top" / SETTINGS.boot_dir
+    boot.mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    (boot / ".lock").symlink_to(victim)
+    r = command(tmp_path, selfupdate.render_conf(SETTINGS).decode())
+    assert r.returncode == 1 and ".lock is a symlink" in r.stderr, r.stdout + r.stderr
+    assert victim.read_bytes() == b"precious\n" and (boot / ".lock").is_symlink()
