@@ -7,23 +7,30 @@ prints ``uptime A -> B`` on the serial console; its time is B - A.  The
 snapshot is O(1) and only the image's own layer metadata is read, so the
 ratio should stay near 1.  A third boot of the small image with a user made
 by the wizard shows the cost of merging the image's accounts into the top
-layer's passwd/group/shadow/gshadow.
+layer's passwd/group/shadow/gshadow.  With ``--others N`` both images boot
+again once N more one-layer images are in the store (N more tags in
+repositories.json, N more layerdb entries for the large image's walk).
 
-    sudo python3 -m benchmarks.hook_time [--layers 12] [--files 3000] [--runs 3] [--keep]
+    sudo python3 -m benchmarks.hook_time [--layers 12] [--files 3000] [--runs 3]
+                                         [--others 200] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
+import json
 import re
 import shutil
 import statistics
+import tarfile
 import tempfile
 from pathlib import Path
 
 import docker
 
-from tests.lab import scenario
+from tests.lab import lab, scenario
 
 KERNEL_OPTIONS = "console=ttyS0 init=/usr/local/sbin/dbw-test-init panic=10"
 HOOK_LINE = re.compile(r"dockerboot: .* \(uptime ([0-9.]+) -> ([0-9.]+)\)")
@@ -54,6 +61,33 @@ def build_large(host: str, base: str, tag: str, layers: int, files: int, workdir
         client.images.build(path=str(ctx), tag=previous, network_mode="none", rm=True)
         shutil.rmtree(ctx)
     client.close()
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def load_others(daemon: lab.Dockerd, count: int, workdir: Path) -> None:
+    """``count`` one-layer images with distinct content, by one ``docker load``."""
+    archive, manifest = workdir / "others.tar", []
+    with tarfile.open(archive, "w") as out:
+        for n in range(count):
+            layer = io.BytesIO()
+            with tarfile.open(fileobj=layer, mode="w") as tar:
+                _add(tar, f"other/{n}", f"other image {n}\n".encode())
+            diff = "sha256:" + hashlib.sha256(layer.getvalue()).hexdigest()
+            config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                                 "rootfs": {"type": "layers", "diff_ids": [diff]}}).encode()
+            name = hashlib.sha256(config).hexdigest()
+            _add(out, f"{name}.json", config)
+            _add(out, f"{n}/layer.tar", layer.getvalue())
+            manifest.append({"Config": f"{name}.json", "RepoTags": [f"bench/other-{n}:latest"],
+                             "Layers": [f"{n}/layer.tar"]})
+        _add(out, "manifest.json", json.dumps(manifest).encode())
+    daemon.docker("load", "-q", "-i", archive, timeout=900)
+    archive.unlink()
 
 
 def image_facts(host: str, tag: str) -> tuple[int, float]:
@@ -89,6 +123,8 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=3000)
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--runs", type=int, default=3, help="boots per image (median shown)")
+    parser.add_argument("--others", type=int, default=0,
+                        help="then boot both again with this many other images in the store")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="dbw-bench-", dir="/var/tmp"))
     try:
@@ -102,6 +138,13 @@ def main() -> None:
                 ("large", *measure(machine, "bench/large:latest", "large", runs)),
                 ("small + a user", *measure(machine, "bench/small:latest", "user", runs,
                                             "--user", "alice"))]
+        if args.others:
+            with scenario.docker_on(machine) as daemon:
+                load_others(daemon, args.others, workdir)
+            rows += [(f"small + {args.others} others",
+                      *measure(machine, "bench/small:latest", "osmall", runs)),
+                     (f"large + {args.others} others",
+                      *measure(machine, "bench/large:latest", "olarge", runs))]
         base = rows[0][1]
         print(f"{'image':18} {'layers':>6} {'size MiB':>9} {'hook s':>7} {'ratio':>6}")
         for name, seconds, layers, size in rows:
