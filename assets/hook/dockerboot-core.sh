@@ -34,9 +34,13 @@
 # (mkinitcpio's $root, initramfs-tools' $ROOT, …) must stay untouched.
 #
 # The hook deletes only what it made: every rw layer it makes carries the
-# marker file /.dockerboot-rwlayer holding "dockerboot-rwlayer v1 <UUID>",
-# the subvolume's own btrfs UUID.  A copy of the file (cp -a of the root, a
-# snapshot, docker export + import) names another UUID and is no mark.
+# marker file /.dockerboot-rwlayer holding "dockerboot-rwlayer v2 <ID>", the
+# subvolume's own btrfs ID, which the kernel resolves back to its path: a
+# copy of the file (cp -a of the root, a snapshot, docker export + import,
+# a plain directory) lies elsewhere than the subvolume it names and is no
+# mark.  Older hooks wrote "dockerboot-rwlayer v1 <UUID>" (the subvolume's
+# UUID): still accepted, checked with `btrfs subvolume show`, which lists
+# every subvolume of the filesystem (slow with many images: why v2).
 
 # _db_fail WHAT FIX: the one line; _db_err keeps it.  With _db_quiet=1 it is
 # only kept (the assessment tries an image before it knows what to say).
@@ -50,6 +54,7 @@ _db_nl='
 '
 _db_mark=.dockerboot-rwlayer
 _db_magic='dockerboot-rwlayer v1'
+_db_magic2='dockerboot-rwlayer v2'
 
 # Helpers set a variable instead of printing: under a slow CPU every "$(…)"
 # is a fork, and the hook's time is measured (benchmarks/hook_time.py).
@@ -336,7 +341,7 @@ _db_resolve() {
     # The JSON without whitespace, split by the shell at , { and } into
     # "key":"value" words (one tr process); the ref is matched literally (a
     # case pattern from a quoted variable): no regex escaping.
-    _db_id= _db_ifs=$IFS
+    _db_id='' _db_ifs=$IFS
     case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
     IFS=',{}'
     for _db_l in $(tr -d ' \n\r\t' <"$_db_img/repositories.json"); do
@@ -489,12 +494,27 @@ _db_show() {
     [ -n "$_db_uuid" ]
 }
 
-# _db_marked PATH: PATH (just shown by _db_show) carries this hook's mark.
+# _db_marked PATH: PATH (below _db_top, no symlink) is a subvolume carrying
+# this hook's mark.  v2: the kernel puts the subvolume of the ID the mark
+# names exactly at PATH — one `btrfs inspect-internal subvolid-resolve`,
+# whose cost does not grow with the number of subvolumes (docker makes one
+# per layer).  v1 (older hooks): `btrfs subvolume show` gives PATH's UUID.
 _db_marked() {
     [ -f "$1/$_db_mark" ] && [ ! -L "$1/$_db_mark" ] || return 1
     _db_l=
     { read -r _db_l <"$1/$_db_mark"; } 2>/dev/null
-    [ "$_db_l" = "$_db_magic $_db_uuid" ]
+    case $_db_l in
+        "$_db_magic2 "*)
+            _db_x=${_db_l#"$_db_magic2 "}
+            # A subvolume's ID: 256 or more (5 is the top level), no leading zero.
+            case $_db_x in '' | 0* | *[!0-9]*) return 1 ;; esac
+            [ "${#_db_x}" -le 18 ] && [ "$_db_x" -ge 256 ] || return 1
+            _db_o=$(btrfs inspect-internal subvolid-resolve "$_db_x" "$_db_top" 2>/dev/null) \
+                && [ "$_db_o" = "${1#"$_db_top"/}" ] ;;
+        "$_db_magic "*) _db_mk=$_db_l    # _db_show uses _db_l
+            _db_show "$1" && [ "$_db_mk" = "$_db_magic $_db_uuid" ] ;;
+        *) return 1 ;;
+    esac
 }
 
 # _db_legacy: the subvolume just shown by _db_show is a rw layer made before
@@ -518,10 +538,14 @@ _db_legacy() {
     return 1
 }
 
-# _db_ours PATH: PATH is a rw layer this hook made (or a legacy one); else
-# one line and non-zero.  Nothing is ever deleted without it.
+# _db_ours PATH: PATH is a rw layer this hook made (_db_own=1: its mark) or a
+# legacy one (_db_own=0); else one line and non-zero.  Nothing is ever
+# deleted without it.
 _db_ours() {
-    [ ! -L "$1" ] && _db_show "$1" && { _db_marked "$1" || _db_legacy; } && return 0
+    _db_own=1
+    [ ! -L "$1" ] && _db_marked "$1" && return 0
+    _db_own=0
+    [ ! -L "$1" ] && _db_show "$1" && _db_legacy && return 0
     _db_fail "${1#"$_db_top"/} was not made by dockerboot" \
         "nothing was deleted (no $_db_mark mark); if it is yours choose another rootflags=subvol=, if it is an old root delete it by hand (mount the partition with -o subvolid=5, btrfs subvolume delete)"
 }
@@ -586,7 +610,7 @@ _db_previous() {
     if [ -e "$_db_prev" ] || [ -L "$_db_prev" ]; then
         # _db_ours without its legacy rule: no release made an unmarked
         # .previous, and a snapshot whose origin is gone is no proof.
-        if [ -L "$_db_prev" ] || ! _db_show "$_db_prev" || ! _db_marked "$_db_prev"; then
+        if [ -L "$_db_prev" ] || ! _db_marked "$_db_prev"; then
             [ "$_db_keep" = 0 ] || _db_note="${_db_note:+$_db_note; }$_db_pw was not made by dockerboot: left as it is, the last root is not kept"
             return 0
         fi
@@ -598,8 +622,8 @@ _db_previous() {
     # the first release, which _db_legacy accepts only writable) would never be
     # ours again.
     [ "$_db_rwm" = 1 ] || return 0
-    # The ro flag first, the rename last: .previous is never writable.  The
-    # flag keeps the subvolume's UUID, so its mark stays valid.
+    # The ro flag first, the rename last: .previous is never writable.  Flag
+    # and rename keep the subvolume's ID (and UUID), so its mark stays valid.
     if btrfs property set -ts "$_db_old" ro true >/dev/null 2>&1 \
         && [ ! -e "$_db_prev" ] && [ ! -L "$_db_prev" ] && mv "$_db_old" "$_db_prev" 2>/dev/null; then
         return 0
@@ -900,12 +924,11 @@ _db_main() {
     # the three is deleted only if this hook made it (_db_ours).
     _db_rwp=$_db_top/$_db_rw
     _db_newp=$_db_rwp.new _db_old=$_db_rwp.old
-    # _db_rwm: the rw layer carries the mark (not only legacy): it may become
-    # .previous (read here, where _db_ours just showed it: no second btrfs process).
+    # _db_rwm: the rw layer carries the mark (not only legacy): it may become .previous.
     _db_rwm=0
     if [ -e "$_db_rwp" ]; then
         _db_ours "$_db_rwp" || return 1
-        ! _db_marked "$_db_rwp" || _db_rwm=1
+        _db_rwm=$_db_own
     fi
     _db_remove "$_db_newp" && _db_remove "$_db_old" || return 1
     [ -d "${_db_newp%/*}" ] || mkdir -p "${_db_newp%/*}"
@@ -926,10 +949,14 @@ _db_main() {
     if [ "$_db_assess_on" = 1 ]; then _db_assess_root || return 1; fi
     # The mark comes last, after the top layer (which cannot forge it): an
     # unmarked leftover .new of a crash is a snapshot of a docker layer,
-    # which _db_legacy accepts.  (Each step of the && chain may fail: all go to the ||.)
+    # which _db_legacy accepts.  The mark names the new subvolume's ID (the
+    # kernel's answer for the snapshot's own root: 256 or more).  (Each step
+    # of the && chain may fail: all go to the ||.)
     # shellcheck disable=SC2015
-    _db_show "$_db_new" && { [ ! -e "$_db_new/$_db_mark" ] && [ ! -L "$_db_new/$_db_mark" ] \
-        || rm -f "$_db_new/$_db_mark"; } && { printf '%s\n' "$_db_magic $_db_uuid" >"$_db_new/$_db_mark"; } 2>/dev/null || { _db_fail \
+    _db_x=$(btrfs inspect-internal rootid "$_db_new" 2>/dev/null) \
+        && case $_db_x in '' | 0* | *[!0-9]*) false ;; esac && [ "$_db_x" -ge 256 ] \
+        && { [ ! -e "$_db_new/$_db_mark" ] && [ ! -L "$_db_new/$_db_mark" ] \
+        || rm -f "$_db_new/$_db_mark"; } && { printf '%s\n' "$_db_magic2 $_db_x" >"$_db_new/$_db_mark"; } 2>/dev/null || { _db_fail \
         "cannot mark the new root $_db_rw.new as dockerboot's" \
         "check free space on $_db_rootspec (btrfs filesystem usage)"; return 1; }
     if [ -e "$_db_rwp" ]; then

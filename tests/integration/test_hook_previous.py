@@ -131,7 +131,7 @@ def test_previous_root_is_kept_read_only_for_one_boot(clean: HookEnv,
     assert _is_subvolume(prev) and _ro(prev)
     assert _uuid(prev) == first                                # the very root, renamed
     assert (prev / "lost-at-reboot").read_text() == "day one\n"
-    assert (prev / MARK).read_text() == f"dockerboot-rwlayer v1 {first}\n"
+    assert (prev / MARK).read_text() == f"dockerboot-rwlayer v2 {_uuid(prev, 'Subvolume ID')}\n"
     with pytest.raises(OSError):
         (prev / "lost-at-reboot").write_text("changed")      # read-only for real
     assert not (rw / "lost-at-reboot").exists() and _uuid(rw) != first
@@ -146,6 +146,21 @@ def test_previous_root_is_kept_read_only_for_one_boot(clean: HookEnv,
     assert not (prev / "lost-at-reboot").exists()
     assert b"machines" not in subprocess.run(
         ["btrfs", "subvolume", "list", str(env.top)], capture_output=True, check=True).stdout
+
+
+def test_a_previous_marked_by_an_older_hook_is_ours(clean: HookEnv) -> None:
+    """Hooks before the v2 mark wrote "v1 <the subvolume's UUID>" (checked
+    with btrfs subvolume show): such a .previous is still replaced without a
+    warning; one naming another UUID stays (the forged marks below)."""
+    env = clean
+    _boot(env)
+    prev = env.top / PREV
+    _btrfs("property", "set", "-ts", prev, "ro", "false")
+    (prev / MARK).write_text(f"dockerboot-rwlayer v1 {_uuid(prev)}\n")
+    _btrfs("property", "set", "-ts", prev, "ro", "true")
+    old, rw = _uuid(prev), _uuid(env.top / RW)
+    assert _warnings(_boot(env)) == []
+    assert _uuid(prev) == rw and old not in _btrfs("subvolume", "list", "-u", env.top).stdout
 
 
 def test_previous_0_keeps_none_and_deletes_ours(clean: HookEnv) -> None:
@@ -205,6 +220,15 @@ def _forged_mark(p: Path) -> None:
     (p / MARK).write_text("dockerboot-rwlayer v1 00000000-0000-0000-0000-000000000000\n")
 
 
+def _forged_v2_mark(p: Path, env: HookEnv, subvolume: str) -> None:
+    # A subvolume whose mark names another one's ID: the image's, the rw layer's, the top level.
+    _btrfs("subvolume", "create", p)
+    ids = {"image": _uuid(env.subvolume(SINGLE), "Subvolume ID"),
+           "rw": _uuid(env.top / RW, "Subvolume ID"), "top": "5",
+           "own with a leading zero": "0" + _uuid(p, "Subvolume ID")}
+    (p / MARK).write_text(f"dockerboot-rwlayer v2 {ids[subvolume]}\n")
+
+
 def _copied_mark(p: Path, env: HookEnv) -> None:
     # A snapshot of the hook's own root: the mark names the original's UUID.
     _btrfs("subvolume", "snapshot", env.top / RW, p)
@@ -228,6 +252,8 @@ HOSTILE = {
     "symlink to the image": _link_to_image,
     "user subvolume": lambda p, env: _user_subvolume(p),
     "forged mark": lambda p, env: _forged_mark(p),
+    **{f"v2 mark naming the {k}": lambda p, env, k=k: _forged_v2_mark(p, env, k)
+       for k in ("image", "rw", "top", "own with a leading zero")},
     "copied mark": _copied_mark,
     "marked directory": _ours_but_a_directory,
     "read-only image snapshot": _ours_read_only_unmarked,

@@ -82,14 +82,14 @@ def _unmounted(env: HookEnv) -> bool:
 
 def test_marked_rw_layer_is_replaced_and_marked_again(env: HookEnv) -> None:
     rw = env.top / RW
-    assert (rw / MARK).read_text() == f"dockerboot-rwlayer v1 {_uuid(rw)}\n"
+    assert (rw / MARK).read_text() == f"dockerboot-rwlayer v2 {_uuid(rw, 'Subvolume ID')}\n"
     old_uuid = _uuid(rw)
     (rw / "runtime-file").write_text("x")
     r = env.run_core(_cmdline(env, rootflags=f"compress=zstd,subvol={RW}", image=MULTI))
     assert r.returncode == 0, r.stderr
     assert _uuid(rw) != old_uuid and not (rw / "runtime-file").exists()
     assert (rw / "opt/one.txt").exists()
-    assert (rw / MARK).read_text() == f"dockerboot-rwlayer v1 {_uuid(rw)}\n"
+    assert (rw / MARK).read_text() == f"dockerboot-rwlayer v2 {_uuid(rw, 'Subvolume ID')}\n"
     assert not (env.top / f"{RW}.old").exists() and not (env.top / f"{RW}.new").exists()
 
 
@@ -168,7 +168,7 @@ def test_legacy_unmarked_rw_layers_are_replaced(env: HookEnv) -> None:
     r = env.run_core(_cmdline(env, rootflags="subvol=legacy_rw"))
     assert r.returncode == 0, r.stderr
     assert not (legacy / "runtime-file").exists()
-    assert (legacy / MARK).read_text() == f"dockerboot-rwlayer v1 {_uuid(legacy)}\n"
+    assert (legacy / MARK).read_text() == f"dockerboot-rwlayer v2 {_uuid(legacy, 'Subvolume ID')}\n"
     # One whose image docker has removed since: its origin is gone.
     gone = env.top / "gone"
     _btrfs("subvolume", "create", gone)
