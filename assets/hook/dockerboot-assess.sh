@@ -28,6 +28,9 @@
 #   boot     key=value lines about this boot (ref, id, configured_id,
 #            fallback, kernel, tries, generation); also /etc/dockerboot/boot
 #            in the new root.
+#   chains   "<id hex> <ChainID hex>" lines: the top layers of the images
+#            this boot resolved, so the next boot need not compute them
+#            again (_db_resolve_id; a line that does not fit is ignored).
 #
 # An image is bootable when it resolves, has an executable init (the init=
 # path, /sbin/init by default) and a lib/modules/<running kernel> directory,
@@ -132,6 +135,16 @@ _db_assess() {
     _db_sdir=$_db_top/$_db_state
     _db_nolink "$_db_state" || { _db_fail "dockerboot.state=$_db_state goes through the symlink $_db_x" \
         "name the state directory's real path"; return 1; }
+    # The ChainIDs of the boot before (at most 8 well-formed lines).
+    _db_chains=$_db_nl _db_chused='' _db_x=$_db_sdir/chains _db_cn=0
+    if [ -f "$_db_x" ] && [ ! -L "$_db_x" ]; then
+        while [ "$_db_cn" -lt 8 ] && read -r _db_y _db_z _db_w; do
+            _db_cn=$((_db_cn + 1))
+            case $_db_y$_db_z in *[!0-9a-f]*) continue ;; esac
+            [ "${#_db_y}" = 64 ] && [ "${#_db_z}" = 64 ] && [ -z "$_db_w" ] || continue
+            _db_chains="$_db_chains$_db_y $_db_z$_db_nl"
+        done <"$_db_x"
+    fi 2>/dev/null
     _db_rd good; _db_good=$_db_sid
     _db_rd attempt; _db_aid=$_db_sid _db_an=$_db_sn
     _db_rd failed; _db_fid=$_db_sid _db_fn=$_db_sn
@@ -261,9 +274,11 @@ _db_assess_root() {
 # warning only.
 _db_assess_state() {
     _db_x=$_db_sdir/.new
-    set -- "$_db_x/attempt" "$_db_x/boot" ${_db_newfail:+"$_db_x/failed"}
+    # chains last: the others are renamed first whatever stands at its name.
+    set -- "$_db_x/attempt" "$_db_x/boot" ${_db_newfail:+"$_db_x/failed"} "$_db_x/chains"
     { [ -d "$_db_x" ] || mkdir -p -m 0700 "$_db_sdir" "$_db_x" 2>/dev/null; } \
         && { printf '%s\n' "$_db_bid $_db_tries" >"$1" && printf '%s' "$_db_kv" >"$2" \
+            && printf '%s' "$_db_chused" >"$_db_x/chains" \
             && { [ -z "$_db_newfail" ] || printf '%s\n' "$_db_newfail" >"$3"; }; } 2>/dev/null \
         && mv -f "$@" "$_db_sdir/" 2>/dev/null \
         || _db_note="${_db_note:+$_db_note; }warning: cannot record this boot in $_db_state (no boot assessment, no fallback)"

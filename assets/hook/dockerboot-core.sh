@@ -359,26 +359,51 @@ _db_resolve() {
 
 # _db_resolve_id DATA_ROOT: _db_sub for the image whose ID is _db_id (named
 # _db_ref in messages): image config -> diff_ids -> ChainID -> cache-id.
+# The ChainID comes from the hook's record of the boot before when it has one
+# for this ID (_db_chains, "<id> <chain>" lines that dockerboot-assess.sh
+# reads from the state directory): a ChainID is a function of the image's
+# config, whose name is its digest, so it never changes for an ID, and the
+# record saves the config's parse and the hashing (two processes or more).
+# A record whose layer is not there is ignored (computed again).  Every pair
+# used is noted in _db_chused for the next boot.
 _db_resolve_id() {
     _db_img=$1/image/btrfs
     _db_why="is damaged in the docker store"
     _db_cfg=$_db_img/imagedb/content/sha256/$_db_id
     [ -f "$_db_cfg" ] || { _db_fail "config of image $_db_ref ($_db_cfg) is missing" \
         "the docker store is damaged: pull or build $_db_ref again"; return 1; }
-    _db_diff_ids "$_db_cfg" || { _db_fail "image $_db_ref has no valid rootfs.diff_ids in $_db_cfg" \
-        "the docker store is damaged: pull or build $_db_ref again"; return 1; }
-    # shellcheck disable=SC2086 # one diff ID per word
-    _db_top_chain "$1" $_db_diffs
-    _db_cidf=$_db_img/layerdb/sha256/${_db_c#sha256:}/cache-id
-    _db_cid=
-    { read -r _db_cid <"$_db_cidf"; } 2>/dev/null || [ -n "$_db_cid" ]  # no final newline
-    case $_db_cid in
-        '' | *[!0-9a-f]*) _db_fail "layer metadata $_db_cidf of image $_db_ref is missing" \
-            "the docker store is damaged: pull or build $_db_ref again"; return 1 ;;
+    _db_c=''
+    case ${_db_chains:-} in
+        *"$_db_nl$_db_id "*)
+            _db_c=${_db_chains#*"$_db_nl$_db_id "}
+            _db_c=sha256:${_db_c%%"$_db_nl"*}
+            _db_cache_id "$1" || _db_c='' ;;
     esac
-    [ -d "$1/btrfs/subvolumes/$_db_cid" ] || { _db_fail "subvolume $1/btrfs/subvolumes/$_db_cid of image $_db_ref is missing" \
-        "the docker store is damaged: pull or build $_db_ref again"; return 1; }
+    if [ -z "$_db_c" ]; then
+        _db_diff_ids "$_db_cfg" || { _db_fail "image $_db_ref has no valid rootfs.diff_ids in $_db_cfg" \
+            "the docker store is damaged: pull or build $_db_ref again"; return 1; }
+        # shellcheck disable=SC2086 # one diff ID per word
+        _db_top_chain "$1" $_db_diffs
+        _db_cache_id "$1"
+        case $_db_cid in
+            '' | *[!0-9a-f]*) _db_fail "layer metadata $_db_cidf of image $_db_ref is missing" \
+                "the docker store is damaged: pull or build $_db_ref again"; return 1 ;;
+        esac
+        [ -d "$1/btrfs/subvolumes/$_db_cid" ] || { _db_fail "subvolume $1/btrfs/subvolumes/$_db_cid of image $_db_ref is missing" \
+            "the docker store is damaged: pull or build $_db_ref again"; return 1; }
+    fi
     _db_sub=$1/btrfs/subvolumes/$_db_cid _db_why=
+    _db_chused="${_db_chused:-}$_db_id ${_db_c#sha256:}$_db_nl"
+}
+
+# _db_cache_id DATA_ROOT: _db_cid = the cache-id of the layer _db_c (its
+# file _db_cidf); non-zero unless it is hex and names a subvolume there.
+_db_cache_id() {
+    _db_cidf=$_db_img/layerdb/sha256/${_db_c#sha256:}/cache-id
+    _db_cid=''
+    { read -r _db_cid <"$_db_cidf"; } 2>/dev/null || [ -n "$_db_cid" ]  # no final newline
+    case $_db_cid in '' | *[!0-9a-f]*) return 1 ;; esac
+    [ -d "$1/btrfs/subvolumes/$_db_cid" ]
 }
 
 # _db_device SPEC: _db_p = the block device, polling up to the timeout.
@@ -662,17 +687,25 @@ _db_merge_accounts() {
     _db_all=$(grep -H '' "$@" 2>/dev/null) || [ $? = 1 ] || return 1
     case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
     _db_ifs=$IFS; IFS=$_db_nl
+    # One word per line (each has its "path:" prefix: none is empty).  grep
+    # printed the files in the order given, each file's lines together: one
+    # pass over all lines, not one per file (ash is slow under emulation).
+    # shellcheck disable=SC2086
+    set -- $_db_all
     for _db_f in $_db_files; do
-        _db_out='' _db_names=$_db_nl _db_add=
-        for _db_l in $_db_all; do   # every line has its "path:" prefix: none is empty
-            case $_db_l in "$_db_mt/$_db_f:"*) ;; *) continue ;; esac
-            _db_l=${_db_l#"$_db_mt/$_db_f:"}
+        _db_out='' _db_names=$_db_nl _db_add=''
+        while [ "$#" -gt 0 ]; do
+            case $1 in "$_db_mt/$_db_f:"*) ;; *) break ;; esac
+            _db_l=${1#"$_db_mt/$_db_f:"}
+            shift
             _db_out=$_db_out$_db_l$_db_nl
             _db_names=$_db_names${_db_l%%:*}$_db_nl
         done
-        for _db_l in $_db_all; do
-            case $_db_l in "$_db_mi/$_db_f:"?*) ;; *) continue ;; esac
-            _db_l=${_db_l#"$_db_mi/$_db_f:"}
+        while [ "$#" -gt 0 ]; do
+            case $1 in "$_db_mi/$_db_f:"*) ;; *) break ;; esac
+            _db_l=${1#"$_db_mi/$_db_f:"}
+            shift
+            [ -n "$_db_l" ] || continue
             # A quoted pattern matches literally: whole names between newlines.
             case $_db_names in *"$_db_nl${_db_l%%:*}$_db_nl"*) continue ;; esac
             _db_add=$_db_add$_db_l$_db_nl

@@ -109,7 +109,8 @@ def test_boot_records_attempt_and_boot_on_the_partition_and_in_the_root(env: Hoo
     assert not (rw / MESSAGE).exists()
     assert _read(env, st, "good") is None and _read(env, st, "failed") is None
     # Nothing else, and nothing left in the hook's scratch directory.
-    assert sorted(p.name for p in (env.top / st).iterdir()) == [".new", "attempt", "boot"]
+    assert sorted(p.name for p in (env.top / st).iterdir()) == [".new", "attempt", "boot",
+                                                                  "chains"]
     assert list((env.top / st / ".new").iterdir()) == []
     # No systemd in this image: no unit, nothing of it.
     assert not (rw / "etc/systemd").exists() and not (rw / "usr/local/lib/dockerboot").exists()
@@ -322,7 +323,7 @@ def test_mark_good_script_for_real(env: HookEnv, st: str, shell: tuple[str, ...]
         assert _read(env, st, "attempt") == f"{cid} 0\n"
         assert _read(env, st, "failed") is None
         assert sorted(p.name for p in (env.top / st).iterdir()) == [".new", "attempt", "boot",
-                                                                      "good"]
+                                                                      "chains", "good"]
         mnt = env.workdir / "mark-good-mnt"
         assert str(mnt) not in Path("/proc/self/mounts").read_text() and not mnt.exists()
 
