@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from tests.lab import lab
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -290,6 +292,12 @@ def hook_env() -> Iterator[HookEnv]:
             finally:
                 lab.run("umount", "-R", "-l", workdir / "run", check=False)
     lab.run("rm", "-rf", workdir, check=False)
+
+
+def own_state_dir(request: pytest.FixtureRequest, prefix: str) -> str:
+    """A ``dockerboot.state=`` directory of the test's own (relative to the top level)."""
+    name = f"boot_docker/{prefix}-" + "".join(c if c.isalnum() else "-" for c in request.node.name)
+    return name[:120]
 
 
 def subvolume_show(path: Path) -> subprocess.CompletedProcess:

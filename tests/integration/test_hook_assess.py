@@ -28,6 +28,7 @@ from tests.integration.hookenv import (
     SYSTEMD,
     HookEnv,
     hook_env,
+    own_state_dir,
 )
 from tests.integration.hookenv import (
     one_line_failure as _one_line,
@@ -53,8 +54,7 @@ def env() -> Iterator[HookEnv]:
 @pytest.fixture
 def st(env: HookEnv, request: pytest.FixtureRequest) -> str:
     """A state directory of this test's own (relative to the top level)."""
-    name = "boot_docker/st-" + "".join(c if c.isalnum() else "-" for c in request.node.name)
-    return name[:120]
+    return own_state_dir(request, "st")
 
 
 def _boot(env: HookEnv, image: str, state: str, *, shell: tuple[str, ...] = SHELLS[0],

@@ -23,6 +23,7 @@ from tests.integration.hookenv import (
     chain_id_py,
     hook_env,
     libexec,
+    own_state_dir,
 )
 from tests.integration.hookenv import subvolume_field as _field
 
@@ -40,10 +41,10 @@ def env() -> Iterator[HookEnv]:
 
 @pytest.fixture
 def st(env: HookEnv, request: pytest.FixtureRequest) -> str:
-    """A state directory of this test's own (relative to the top level)."""
-    name = "boot_docker/ch-" + "".join(c if c.isalnum() else "-" for c in request.node.name)
+    """A state directory of this test's own, made (the hostile records go in first)."""
+    name = own_state_dir(request, "ch")
     (env.top / name).mkdir(mode=0o700, parents=True)
-    return name[:120]
+    return name
 
 
 def _counting(env: HookEnv) -> tuple[dict[str, str], Path]:
