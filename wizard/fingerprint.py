@@ -84,7 +84,8 @@ class Fingerprint:
         return out
 
 
-def _files(root: Path, rel: str) -> list[tuple[str, Path]]:
+def asset_files(root: Path, rel: str) -> list[tuple[str, Path]]:
+    """The files of asset ``rel`` under ``root`` (a file or a tree): ``(name, path)``, sorted."""
     path = root / rel
     if path.is_file():
         return [(rel, path)]
@@ -112,7 +113,7 @@ def assets_hash(generator: str, assets: Path | None = None) -> str:
     for rel in (*COMMON_ASSETS, ADAPTERS[generator]):
         if not (root / rel).exists():
             raise FileNotFoundError(f"asset {rel} missing under {root}")
-        for name, path in _files(root, rel):
+        for name, path in asset_files(root, rel):
             data = path.read_bytes()
             # Length-prefixed fields: no two different trees hash alike.  No modes:
             # the build script sets them itself, and a wheel may not keep them.

@@ -29,7 +29,7 @@ from wizard.atomic import write_atomic
 from wizard.cmdline import kernel_cmdline
 from wizard.config import Settings
 from wizard.errors import WizardError
-from wizard.fingerprint import ADAPTERS, COMMON_ASSETS, assets_hash
+from wizard.fingerprint import ADAPTERS, COMMON_ASSETS, asset_files, assets_hash
 from wizard.images import normalize_ref
 from wizard.pins import pin_name
 from wizard.resources import assets_dir
@@ -124,13 +124,8 @@ def render_conf(settings: Settings) -> bytes:
 
 def _asset_files(root: Path) -> dict[str, Path]:
     """The build's assets (what ``fingerprint.assets_hash`` covers) and the probe, by name."""
-    out: dict[str, Path] = {}
-    for rel in (*COMMON_ASSETS, *ADAPTERS.values(), "selfupdate/probe-image.sh"):
-        path = root / rel
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-        for f in files:
-            out[f.relative_to(root).as_posix()] = f
-    return out
+    return dict(pair for rel in (*COMMON_ASSETS, *ADAPTERS.values(), "selfupdate/probe-image.sh")
+                for pair in asset_files(root, rel))
 
 
 def top_files(settings: Settings) -> dict[str, tuple[bytes, int]]:
@@ -176,10 +171,16 @@ def install_parts(top: Path, settings: Settings) -> list[str]:
     no longer shipped stay (never a delete here); the command reads only the
     ones it knows.
     """
-    base = Path(top) / settings.boot_dir / PARTS_DIR
+    base = Path(settings.boot_dir.strip("/"), PARTS_DIR)
     written = []
     for rel, data in partition_files().items():
-        path = base / rel
+        # Never through a symlink on the way either (boot_dir, selfupdate, assets/hook…).
+        path = Path(top)
+        for part in (base / rel).parts[:-1]:
+            path = path / part
+            if path.is_symlink():
+                raise WizardError(f"{path} is a symlink", "move it away, then run again")
+        path = path / (base / rel).name
         if path.is_symlink() or (path.exists() and not path.is_file()):
             raise WizardError(f"{path} is not a plain file", "move it away, then run again")
         if not path.is_file() or path.read_bytes() != data:

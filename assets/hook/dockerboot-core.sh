@@ -384,13 +384,12 @@ _db_resolve_id() {
             "the docker store is damaged: pull or build $_db_ref again"; return 1; }
         # shellcheck disable=SC2086 # one diff ID per word
         _db_top_chain "$1" $_db_diffs
-        _db_cache_id "$1"
-        case $_db_cid in
+        _db_cache_id "$1" || { case $_db_cid in
             '' | *[!0-9a-f]*) _db_fail "layer metadata $_db_cidf of image $_db_ref is missing" \
-                "the docker store is damaged: pull or build $_db_ref again"; return 1 ;;
-        esac
-        [ -d "$1/btrfs/subvolumes/$_db_cid" ] || { _db_fail "subvolume $1/btrfs/subvolumes/$_db_cid of image $_db_ref is missing" \
-            "the docker store is damaged: pull or build $_db_ref again"; return 1; }
+                "the docker store is damaged: pull or build $_db_ref again" ;;
+            *) _db_fail "subvolume $1/btrfs/subvolumes/$_db_cid of image $_db_ref is missing" \
+                "the docker store is damaged: pull or build $_db_ref again" ;;
+        esac; return 1; }
     fi
     _db_sub=$1/btrfs/subvolumes/$_db_cid _db_why=
     _db_chused="${_db_chused:-}$_db_id ${_db_c#sha256:}$_db_nl"

@@ -107,8 +107,10 @@ write_conf() {
     cmp -s "$refind_conf" "$run/conf.new" && { say "$refind_conf: entries unchanged"; return 0; }
     dir=${refind_conf%/*} name=${refind_conf##*/}
     bak=$dir/$name.dockerboot-$(date -u +%Y%m%dT%H%M%SZ).bak n=1
-    while [ -e "$bak" ]; do n=$((n + 1)) bak=${bak%%.bak}; bak=${bak%-[0-9]*}-$n.bak; done
+    # A name taken by anything, a dangling symlink too (cp would write where it points).
+    while [ -e "$bak" ] || [ -L "$bak" ]; do n=$((n + 1)) bak=${bak%%.bak}; bak=${bak%-[0-9]*}-$n.bak; done
     tmp=$dir/.$name.$$.tmp
+    { [ ! -e "$tmp" ] && [ ! -L "$tmp" ]; } || die "$tmp is in the way" "remove it, then run again"
     cp "$refind_conf" "$bak" && cp "$run/conf.new" "$tmp" && sync "$bak" "$tmp" \
         && mv -f "$tmp" "$refind_conf" && sync "$dir" \
         || { rm -f -- "$tmp"; die "cannot write $refind_conf" "mount the ESP read-write and run again"; }

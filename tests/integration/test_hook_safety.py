@@ -153,6 +153,22 @@ def test_unmarked_subvolumes_are_refused(env: HookEnv) -> None:
         _btrfs("subvolume", "delete", env.top / f"{RW}.old")
 
 
+def test_forged_id_marks_are_refused(env: HookEnv) -> None:
+    """The v2 mark names a subvolume ID, which must resolve to exactly this path."""
+    holder = env.top / "holder"
+    _btrfs("subvolume", "create", holder)
+    # A plain directory in a subvolume, naming the subvolume that holds it.
+    own = _uuid(holder, "Subvolume ID")
+    (holder / "inside").mkdir()
+    (holder / "inside" / "data").write_text("precious\n")
+    (holder / "inside" / MARK).write_text(f"dockerboot-rwlayer v2 {own}\n")
+    assert "holder/inside was not made by dockerboot" in _refused(env, "holder/inside")
+    for text in ("dockerboot-rwlayer v2 5", f"dockerboot-rwlayer v2 0{own}",
+                 f"dockerboot-rwlayer v2 {own} x", f"dockerboot-rwlayer v2  {own}"):
+        (holder / MARK).write_text(text + "\n")
+        assert "holder was not made by dockerboot" in _refused(env, "holder"), text
+
+
 def test_symlinked_subvol_is_refused(env: HookEnv) -> None:
     (env.top / "linkrw").symlink_to("docker")
     (env.top / "linkdir").symlink_to(".")

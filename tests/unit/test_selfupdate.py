@@ -10,6 +10,7 @@ The full runs (docker, builds, status) are tests/integration/test_selfupdate.py.
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,44 @@ def test_a_symlinked_lock_is_refused_and_its_target_kept(tmp_path: Path) -> None
     r = command(tmp_path, selfupdate.render_conf(SETTINGS).decode())
     assert r.returncode == 1 and ".lock is a symlink" in r.stderr, r.stdout + r.stderr
     assert victim.read_bytes() == b"precious\n" and (boot / ".lock").is_symlink()
+
+
+@pytest.mark.parametrize("link", ["boot_docker", "boot_docker/selfupdate",
+                                  "boot_docker/selfupdate/assets/hook"])
+def test_parts_never_go_through_a_symlinked_directory(tmp_path: Path, link: str) -> None:
+    top, elsewhere = tmp_path / "top", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "mine").write_bytes(b"mine\n")
+    (top / link).parent.mkdir(parents=True, exist_ok=True)
+    (top / link).symlink_to(elsewhere)
+    with pytest.raises(WizardError, match="is a symlink"):
+        selfupdate.install_parts(top, SETTINGS)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["mine"]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_backup_never_goes_through_a_planted_symlink(shell: str, tmp_path: Path) -> None:
+    """refind.conf's backup name is the time: dangling symlinks planted at every
+    name of the next minute stay as they are, and nothing appears where they point."""
+    esp = tmp_path / "esp"
+    esp.mkdir()
+    conf = esp / "refind.conf"
+    conf.write_bytes(b"timeout 5\n")
+    (tmp_path / "conf.new").write_bytes(b"timeout 5\nnew\n")
+    now = time.time()
+    planted = []
+    for s in range(-2, 60):
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now + s))
+        link = esp / f"refind.conf.dockerboot-{stamp}.bak"
+        link.symlink_to(tmp_path / f"victim-{s}")
+        planted.append(link)
+    script = (f'run={tmp_path}; say() {{ :; }}; '
+              'die() { printf "error: %s\\n" "$1" >&2; exit 1; }; '
+              f'. {assets_dir() / "selfupdate/entries.sh"}; refind_conf={conf}; write_conf')
+    r = subprocess.run([*shell.split(), "-c", script], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert conf.read_bytes() == b"timeout 5\nnew\n"
+    assert not list(tmp_path.glob("victim-*"))
+    assert all(p.is_symlink() for p in planted)
+    [backup] = [p for p in esp.glob("refind.conf.dockerboot-*.bak") if not p.is_symlink()]
+    assert backup.read_bytes() == b"timeout 5\n"
