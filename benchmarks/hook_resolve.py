@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.lab import lab
-from wizard.images import resolve_subvolume
+from wizard.store.images import resolve_subvolume
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = "assets/hook/dockerboot-core.sh"

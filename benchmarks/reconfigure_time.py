@@ -31,10 +31,10 @@ from pathlib import Path
 
 from benchmarks.table import print_ratios
 from tests.lab import lab, qemu
-from wizard import apply
-from wizard.config import Settings
-from wizard.flow import Mode, WizardState
-from wizard.services import RealServices
+from wizard.flows import apply
+from wizard.flows.flow import Mode, WizardState
+from wizard.flows.services import RealServices
+from wizard.settings.config import Settings
 
 IMAGE = "bench/reconfigure:latest"
 

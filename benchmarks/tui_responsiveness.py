@@ -35,8 +35,8 @@ sys.path.insert(0, str(REPO))
 from screens.initramfs import InitramfsScreen  # noqa: E402
 from screens.wizard_app import make_app  # noqa: E402
 from tests.ui.fakes import SETTINGS, FakeServices  # noqa: E402
-from wizard.events import Event, LogLine, Progress, StepDone  # noqa: E402
-from wizard.flow import Step, WizardState  # noqa: E402
+from wizard.common.events import Event, LogLine, Progress, StepDone  # noqa: E402
+from wizard.flows.flow import Step, WizardState  # noqa: E402
 
 TICK = 0.010
 
@@ -63,8 +63,8 @@ class StreamingBuild(FakeServices):
 @contextlib.contextmanager
 def real_services() -> Iterator[tuple[object, WizardState]]:
     """A sandbox with the sample image, and RealServices pointed at it."""
+    from wizard.flows.services import RealServices
     from wizard.sandbox import sandbox
-    from wizard.services import RealServices
 
     with sandbox(log=lambda line: print(f"  sandbox: {line}", flush=True)) as box:
         os.environ.update(box.env())

@@ -42,7 +42,7 @@ import sys, time
 from screens.wizard_app import make_app
 from screens.welcome import WelcomeScreen
 if {real!r}:
-    from wizard.services import RealServices as S
+    from wizard.flows.services import RealServices as S
     services = S()
 else:
     from tests.ui.fakes import FakeServices as S

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks.table import print_ratios
 from tests.lab import lab, qemu, scenario
-from wizard import apply
+from wizard.flows import apply
 
 IMAGE = "bench/update:latest"
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the docker SDK behind wizard.services costs ~0.1 s: not for --help
-    from wizard.flow import WizardState
-    from wizard.services import Services
+if TYPE_CHECKING:  # the docker SDK behind wizard.flows.services costs ~0.1 s: not for --help
+    from wizard.flows.flow import WizardState
+    from wizard.flows.services import Services
 
 
 def run_tui(services: Services | None = None, *, state: WizardState | None = None) -> int:
@@ -22,7 +22,7 @@ def run_tui(services: Services | None = None, *, state: WizardState | None = Non
     partition, sample image and ESP directory).
     """
     from screens.wizard_app import make_app  # Textual is imported only here
-    from wizard.services import RealServices
+    from wizard.flows.services import RealServices
 
     app = make_app(services or RealServices(), state=state)
     app.run()
@@ -33,7 +33,7 @@ def main() -> None:
     """Dispatch: arguments go to the headless CLI, none opens the TUI."""
     argv = sys.argv[1:]
     if argv:
-        from wizard.cli import main as cli_main
+        from wizard.cli.main import main as cli_main
 
         sys.exit(cli_main(argv, open_tui=lambda state: run_tui(state=state)))
     sys.exit(run_tui())

@@ -30,9 +30,10 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Header, Label, Static
 from textual.worker import Worker, WorkerState
 
-from wizard.errors import Cancelled, WizardError
-from wizard.faults import describe, is_unexpected
-from wizard.flow import (
+from wizard.common.errors import Cancelled, WizardError
+from wizard.common.faults import describe, is_unexpected
+from wizard.common.resources import asset
+from wizard.flows.flow import (
     ROUTES,
     Back,
     Next,
@@ -43,10 +44,9 @@ from wizard.flow import (
     has_unsaved_changes,
     position,
 )
-from wizard.resources import asset
 
 if TYPE_CHECKING:
-    from wizard.services import Services
+    from wizard.flows.services import Services
 
 TAIL_LINES = 30
 """Log lines kept for an error dialog."""

@@ -19,9 +19,9 @@ from textual.reactive import reactive
 from textual.widgets import Button, Input, Static
 
 from screens.base import StepScreen, css
-from wizard.config import Settings
-from wizard.flow import Step
-from wizard.review import RefindPreview, refind_preview
+from wizard.flows.flow import Step
+from wizard.flows.review import RefindPreview, refind_preview
+from wizard.settings.config import Settings
 
 
 class BootloaderScreen(StepScreen):

@@ -13,9 +13,9 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from screens.base import StepScreen, css
-from wizard.errors import PartitionError
-from wizard.flow import Step, WizardState
-from wizard.services import DockerStatus
+from wizard.common.errors import PartitionError
+from wizard.flows.flow import Step, WizardState
+from wizard.flows.services import DockerStatus
 
 
 class DockerDaemonScreen(StepScreen):

@@ -8,8 +8,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Button, Markdown
 
 from screens.base import StepScreen, css
-from wizard.flow import Mode, Step, WizardState
-from wizard.machine import PERSISTENT
+from wizard.flows.flow import Mode, Step, WizardState
+from wizard.toplayer.machine import PERSISTENT
 
 
 def _text(state: WizardState) -> str:

@@ -19,14 +19,14 @@ from textual.worker import get_current_worker
 
 from screens.base import StepScreen, css
 from screens.partition import human_size
-from wizard.docker_daemon import ImageSummary
-from wizard.errors import Cancelled
-from wizard.events import Event, LogLine, Progress
-from wizard.faults import message as fault_line
-from wizard.flow import Step, WizardState
+from wizard.common.errors import Cancelled
+from wizard.common.events import Event, LogLine, Progress
+from wizard.common.faults import message as fault_line
+from wizard.flows.flow import Step, WizardState
+from wizard.store.docker_daemon import ImageSummary
 
 if TYPE_CHECKING:
-    from wizard.services import Services
+    from wizard.flows.services import Services
 
 COLUMNS = ("Image", "Size", "Created", "ID")
 

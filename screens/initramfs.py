@@ -20,12 +20,12 @@ from textual.worker import get_current_worker
 
 from screens.base import StepScreen, css
 from screens.worklog import Relayed, ShowsWork, WorkLog, relay
-from wizard.errors import Cancelled
-from wizard.flow import Step, WizardState
-from wizard.initramfs import BuildTarget
+from wizard.boot.initramfs import BuildTarget
+from wizard.common.errors import Cancelled
+from wizard.flows.flow import Step, WizardState
 
 if TYPE_CHECKING:
-    from wizard.services import Services
+    from wizard.flows.services import Services
 
 CANCELLED = "the build stopped; the previous kernel and initramfs are untouched"
 """What a cancelled build says (nothing was installed, nothing is staged)."""

@@ -4,7 +4,7 @@
 user (name, the password typed twice); the screen keeps the users.
 ``MachineForm`` holds three switches over ``Settings`` (persistent ``/home``,
 persistent journal, docker on the store it boots from); the core
-(``wizard.machine``) turns them into subvolumes and top-layer files at Review.
+(``wizard.toplayer.machine``) turns them into subvolumes and top-layer files at Review.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Static
 
-from wizard.config import Settings
-from wizard.errors import ToplayerError
-from wizard.machine import PERSISTENT
-from wizard.users import validate_user
+from wizard.common.errors import ToplayerError
+from wizard.settings.config import Settings
+from wizard.toplayer.machine import PERSISTENT
+from wizard.toplayer.users import validate_user
 
 SWITCHES = {
     "home": f"Persistent /home (subvolume '{PERSISTENT[0].subvolume}'): the users' homes, "

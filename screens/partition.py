@@ -14,15 +14,15 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from screens.base import StepScreen, css
-from wizard.config import Settings
-from wizard.errors import WizardError
-from wizard.faults import message as fault_line
-from wizard.flow import Step, WizardState
-from wizard.names import check_label
-from wizard.partitions import BlockEvent, Partition
+from wizard.common.errors import WizardError
+from wizard.common.faults import message as fault_line
+from wizard.common.names import check_label
+from wizard.disk.partitions import BlockEvent, Partition
+from wizard.flows.flow import Step, WizardState
+from wizard.settings.config import Settings
 
 if TYPE_CHECKING:
-    from wizard.services import Services
+    from wizard.flows.services import Services
 
 COLUMNS = ("Label", "UUID", "Size", "Device", "Docker data-root", "Mountpoint")
 """Mountpoint last: it is the long one, and 100 columns must show the rest."""

@@ -9,7 +9,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from screens.base import css
-from wizard.errors import WizardError
+from wizard.common.errors import WizardError
 
 
 class ProblemScreen(Screen[bool]):

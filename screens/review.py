@@ -25,11 +25,11 @@ from textual.worker import get_current_worker
 from screens.applying import PlanThenApply
 from screens.base import css
 from screens.worklog import Relayed, WorkLog, relay
-from wizard.flow import Next, Step, WizardState
+from wizard.flows.flow import Next, Step, WizardState
 
 if TYPE_CHECKING:
-    from wizard.changes import Preview
-    from wizard.services import Services
+    from wizard.flows.changes import Preview
+    from wizard.flows.services import Services
 
 
 class ReviewScreen(PlanThenApply):

@@ -30,15 +30,15 @@ from screens.base import StepScreen, css
 from screens.machine_form import MachineForm, UsersForm
 from screens.toplayer_editor import DiffView, FileEditor
 from screens.toplayer_tree import ToplayerTree
-from wizard import fstab, machine
-from wizard.config import Settings
-from wizard.diffs import unified_diff
-from wizard.errors import ToplayerError, WizardError
-from wizard.flow import Step, WizardState
-from wizard.toplayer import SECRET_FILES, validate_hostname
+from wizard.common.diffs import unified_diff
+from wizard.common.errors import ToplayerError, WizardError
+from wizard.flows.flow import Step, WizardState
+from wizard.settings.config import Settings
+from wizard.toplayer import fstab, machine
+from wizard.toplayer.files import SECRET_FILES, validate_hostname
 
 if TYPE_CHECKING:
-    from wizard.services import Services
+    from wizard.flows.services import Services
 
 WARNING = ("Everything outside the top layer and the persistent mounts in its fstab is "
            "RESET AT EVERY BOOT.")

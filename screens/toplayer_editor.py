@@ -1,8 +1,8 @@
 """The Top layer step's file pane: the open file's path line, its editor, and a diff view.
 
 Widgets only: what a file holds and what keeping it means are decided by
-the screen and ``wizard/`` (``wizard.machine.generated_file``,
-``wizard.diffs.unified_diff``).
+the screen and ``wizard/`` (``wizard.toplayer.machine.generated_file``,
+``wizard.common.diffs.unified_diff``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Update step: a new generation for what the tag is now, or the previous one again.
 
-The plan (``wizard.update``: build or copy, the refind.conf diff) is made in
+The plan (``wizard.flows.update``: build or copy, the refind.conf diff) is made in
 a worker and shown; Apply (a) plans again under the partition's lock and
 carries it out, with the work log.  Nothing is written before Apply, and
 nothing stays mounted or locked between the two.
@@ -23,11 +23,11 @@ from textual.worker import get_current_worker
 from screens.applying import PlanThenApply
 from screens.base import css
 from screens.worklog import Relayed, WorkLog, relay
-from wizard.flow import Mode, Next, Step, WizardState
+from wizard.flows.flow import Mode, Next, Step, WizardState
 
 if TYPE_CHECKING:
-    from wizard.services import Services
-    from wizard.update import UpdatePlan
+    from wizard.flows.services import Services
+    from wizard.flows.update import UpdatePlan
 
 
 class UpdateScreen(PlanThenApply):

@@ -12,11 +12,11 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from screens.base import StepScreen, css
-from wizard.config import Settings
-from wizard.faults import message as fault_line
-from wizard.flow import Mode, Next, Step, WizardState
-from wizard.partitions import Partition
-from wizard.status import summary
+from wizard.boot.status import summary
+from wizard.common.faults import message as fault_line
+from wizard.disk.partitions import Partition
+from wizard.flows.flow import Mode, Next, Step, WizardState
+from wizard.settings.config import Settings
 
 MODE_TEXT = {
     Mode.RECONFIGURE_TOPLAYER: "Reconfigure top layer (writes only the top layer; seconds)",
@@ -45,7 +45,7 @@ class WelcomeScreen(StepScreen):
         problems: list[str]
         """Configs that could not be read (one line each)."""
         statuses: dict[str, list[str]]
-        """Per label: what boots and what is pending (``wizard.status.summary``)."""
+        """Per label: what boots and what is pending (``wizard.boot.status.summary``)."""
 
     found: reactive[list[tuple[str, Settings]] | None] = reactive(None, init=False)
     """Saved configs by partition label; None until the scan is done."""

@@ -1,4 +1,4 @@
-"""The wizard app: one flow worker walks the route of ``wizard.flow`` from outcomes alone.
+"""The wizard app: one flow worker walks the route of ``wizard.flows.flow`` from outcomes alone.
 
 Each step is a ``StepScreen`` (``screen_class`` maps a step to its class),
 pushed with ``push_screen_wait``; its ``Next``/``Back``/``Quit`` outcome
@@ -22,11 +22,11 @@ from textual.binding import Binding
 
 from screens.base import StepScreen, css
 from screens.problem import ProblemScreen
-from wizard.errors import WizardError
-from wizard.flow import Back, Next, Quit, Step, WizardState, after, before, first, rebuilt
+from wizard.common.errors import WizardError
+from wizard.flows.flow import Back, Next, Quit, Step, WizardState, after, before, first, rebuilt
 
 if TYPE_CHECKING:
-    from wizard.services import Services
+    from wizard.flows.services import Services
 
 
 SCREENSHOTS = Path(os.environ.get("DOCKERBOOT_WIZARD_SCREENSHOTS",

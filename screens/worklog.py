@@ -24,8 +24,8 @@ from textual.screen import Screen
 from textual.widgets import Log, ProgressBar
 
 from screens.base import TAIL_LINES
-from wizard.events import Event, LogLine, Progress, StepDone, StepStarted, drive
-from wizard.flow import Outcome
+from wizard.common.events import Event, LogLine, Progress, StepDone, StepStarted, drive
+from wizard.flows.flow import Outcome
 
 _T = TypeVar("_T")
 

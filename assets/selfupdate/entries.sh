@@ -4,7 +4,7 @@
 # generations no entry names.  Sourced by dockerboot-update (POSIX sh).
 #
 # The block is rendered exactly as the wizard renders it
-# (wizard/bootloader.py render_entries); the integration test compares the two.
+# (wizard/boot/bootloader.py render_entries); the integration test compares the two.
 
 # menuentry TITLE LOADER INITRD OPTIONS
 menuentry() {

@@ -1,6 +1,6 @@
 # The image probe: its kernels, initramfs generator(s) and btrfs-progs.
 # Runs as /bin/sh -c in a throwaway container of the image, for the wizard
-# (wizard/initramfs_detect.py) and for the booted system's dockerboot-update.
+# (wizard/boot/initramfs_detect.py) and for the booted system's dockerboot-update.
 # Prints "kernel <kver> <path>", "generator <binary>" and "btrfs <path>"
 # lines.  /lib is often a symlink to /usr/lib, so the same kernel may be
 # listed twice; the readers deduplicate.

@@ -14,8 +14,8 @@ import subprocess
 import pytest
 
 from tests.lab import qemu, scenario
-from wizard.cmdline import parse_cmdline
 from wizard.sandbox.parts import attach_disk, mounted
+from wizard.settings.cmdline import parse_cmdline
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 

@@ -41,8 +41,8 @@ from pathlib import Path
 import pytest
 
 from tests.lab import qemu, scenario
-from wizard import images
 from wizard.sandbox.console import Console, booted
+from wizard.store import images
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 

@@ -35,10 +35,11 @@ from screens.review import ReviewScreen
 from screens.toplayer import ToplayerScreen
 from screens.welcome import WelcomeScreen
 from screens.wizard_app import make_app
-from wizard import config, generations
-from wizard.flow import Mode, Step, WizardState
+from wizard.boot import generations
+from wizard.flows.flow import Mode, Step, WizardState
+from wizard.flows.services import RealServices
 from wizard.sandbox import SAMPLE_IMAGE, qemu, sandbox
-from wizard.services import RealServices
+from wizard.settings import config
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e]
 

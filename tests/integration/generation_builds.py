@@ -6,10 +6,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from wizard import generations, initramfs
-from wizard.events import drive
-from wizard.fingerprint import fingerprint
-from wizard.images import split_ref
+from wizard.boot import generations, initramfs
+from wizard.boot.fingerprint import fingerprint
+from wizard.common.events import drive
+from wizard.store.images import split_ref
 
 
 def build_generation(client: Any, boot: Path, image: str,

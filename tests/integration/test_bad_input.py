@@ -23,9 +23,9 @@ import pytest
 
 from tests.integration.bad_input_cases import CASES, Case
 from tests.lab import lab, qemu, scenario
-from wizard import apply
-from wizard.config import Settings
-from wizard.lock import partition_lock
+from wizard.common.lock import partition_lock
+from wizard.flows import apply
+from wizard.settings.config import Settings
 
 pytestmark = pytest.mark.lab
 

@@ -15,8 +15,9 @@ import docker
 import pytest
 
 from tests.lab import lab
-from wizard import docker_daemon, partitions
-from wizard.errors import DockerError
+from wizard.common.errors import DockerError
+from wizard.disk import partitions
+from wizard.store import docker_daemon
 
 pytestmark = pytest.mark.lab
 

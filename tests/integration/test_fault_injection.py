@@ -27,7 +27,9 @@ from pathlib import Path
 import pytest
 
 from tests.lab import scenario
-from wizard import bootloader, generations, leftovers, partitions
+from wizard.boot import bootloader, generations
+from wizard.common import leftovers
+from wizard.disk import partitions
 from wizard.sandbox.parts import Dockerd, attach_disk, dockerd, mounted
 
 pytestmark = [pytest.mark.lab]

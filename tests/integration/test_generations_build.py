@@ -20,12 +20,13 @@ import pytest
 
 from tests.integration.generation_builds import build_generation
 from tests.lab import lab
-from wizard import bootloader, generations, pins
-from wizard.config import Settings
-from wizard.fingerprint import kernel_version_of
-from wizard.images import resolve_subvolume
+from wizard.boot import bootloader, generations
+from wizard.boot.fingerprint import kernel_version_of
+from wizard.boot.status import status
 from wizard.sandbox.qemu import make_esp
-from wizard.status import status
+from wizard.settings.config import Settings
+from wizard.store import pins
+from wizard.store.images import resolve_subvolume
 
 pytestmark = pytest.mark.lab
 

@@ -29,8 +29,8 @@ import pytest
 
 from tests.integration.hookenv import HookEnv, chain_id_py, libexec, one_line_failure
 from tests.lab import lab
-from wizard.errors import ImageError
-from wizard.images import chain_ids, resolve_subvolume
+from wizard.common.errors import ImageError
+from wizard.store.images import chain_ids, resolve_subvolume
 
 pytestmark = pytest.mark.lab
 

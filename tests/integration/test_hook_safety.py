@@ -34,8 +34,8 @@ from tests.integration.hookenv import (
 from tests.integration.hookenv import (
     subvolume_field as _uuid,
 )
-from wizard.errors import ImageError
-from wizard.images import resolve_subvolume
+from wizard.common.errors import ImageError
+from wizard.store.images import resolve_subvolume
 
 pytestmark = pytest.mark.lab
 

@@ -15,8 +15,8 @@ import docker
 import pytest
 
 from tests.lab import lab
-from wizard import images
-from wizard.errors import ImageError
+from wizard.common.errors import ImageError
+from wizard.store import images
 
 pytestmark = pytest.mark.lab
 

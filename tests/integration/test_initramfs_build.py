@@ -21,11 +21,11 @@ import docker
 import pytest
 
 from tests.lab import lab
-from wizard import initramfs
-from wizard.errors import Cancelled, ImageError, InitramfsError
-from wizard.events import LogLine, Progress, StepDone, StepStarted
-from wizard.initramfs import InitramfsBuildError
-from wizard.resources import assets_dir
+from wizard.boot import initramfs
+from wizard.boot.initramfs import InitramfsBuildError
+from wizard.common.errors import Cancelled, ImageError, InitramfsError
+from wizard.common.events import LogLine, Progress, StepDone, StepStarted
+from wizard.common.resources import assets_dir
 
 pytestmark = pytest.mark.lab
 

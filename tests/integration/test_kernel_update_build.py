@@ -22,8 +22,8 @@ import pytest
 
 from tests.integration.generation_builds import build_generation
 from tests.lab import lab
-from wizard import generations, initramfs
-from wizard.fingerprint import fingerprint, kernel_version_of
+from wizard.boot import generations, initramfs
+from wizard.boot.fingerprint import fingerprint, kernel_version_of
 
 pytestmark = pytest.mark.lab
 

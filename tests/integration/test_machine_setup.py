@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.lab import lab, qemu, scenario
-from wizard import images, machine
+from wizard.store import images
+from wizard.toplayer import machine
 
 pytestmark = pytest.mark.lab
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.lab import lab
-from wizard import partitions
-from wizard.errors import PartitionError
+from wizard.common.errors import PartitionError
+from wizard.disk import partitions
 
 pytestmark = pytest.mark.lab
 

@@ -1,6 +1,6 @@
 """Pins against a real dockerd (btrfs driver): what survives the user's clean-ups.
 
-This is the measurement behind ``wizard/pins.py``'s table: a pin tag alone
+This is the measurement behind ``wizard/store/pins.py``'s table: a pin tag alone
 does not survive ``docker image prune -a``; a pin tag next to a container
 makes ``prune -a`` strip one of the image's tags (maybe the user's); a
 never-started container alone keeps the image and its tags through a tag
@@ -23,9 +23,11 @@ import pytest
 
 from tests.lab import lab
 from tests.unit.genhelp import make_gen
-from wizard import generations, leftovers, pins
-from wizard.generations_gc import collect, plan_gc
-from wizard.images import resolve_subvolume
+from wizard.boot import generations
+from wizard.boot.generations_gc import collect, plan_gc
+from wizard.common import leftovers
+from wizard.store import pins
+from wizard.store.images import resolve_subvolume
 
 pytestmark = pytest.mark.lab
 

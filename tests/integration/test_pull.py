@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.lab import lab, registry
-from wizard.errors import Cancelled, ImageError
-from wizard.events import LogLine, Progress
-from wizard.services import RealServices
+from wizard.common.errors import Cancelled, ImageError
+from wizard.common.events import LogLine, Progress
+from wizard.flows.services import RealServices
 
 pytestmark = pytest.mark.lab
 

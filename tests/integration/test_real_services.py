@@ -16,15 +16,18 @@ import pytest
 
 from tests.integration.conftest import SERVICES_IMAGE
 from tests.integration.conftest import ServicesLab as Env
-from wizard import apply, changes, generations, leftovers, partitions
-from wizard.config import Settings
-from wizard.errors import ConfigError
-from wizard.events import StepStarted
-from wizard.flow import Mode, WizardState
-from wizard.initramfs import STAGED_INITRD, STAGED_KERNEL
-from wizard.lock import LockedError, partition_lock
-from wizard.services import RealServices
-from wizard.users import collect
+from wizard.boot import generations
+from wizard.boot.initramfs import STAGED_INITRD, STAGED_KERNEL
+from wizard.common import leftovers
+from wizard.common.errors import ConfigError
+from wizard.common.events import StepStarted
+from wizard.common.lock import LockedError, partition_lock
+from wizard.disk import partitions
+from wizard.flows import apply, changes
+from wizard.flows.flow import Mode, WizardState
+from wizard.flows.services import RealServices
+from wizard.settings.config import Settings
+from wizard.toplayer.users import collect
 
 pytestmark = pytest.mark.lab
 

@@ -21,11 +21,13 @@ import pytest
 
 from tests.integration.conftest import ServicesLab
 from tests.lab import scenario
-from wizard import apply, config, generations
-from wizard.config import Settings
-from wizard.errors import InitramfsError
-from wizard.flow import Mode, WizardState
-from wizard.services import RealServices
+from wizard.boot import generations
+from wizard.common.errors import InitramfsError
+from wizard.flows import apply
+from wizard.flows.flow import Mode, WizardState
+from wizard.flows.services import RealServices
+from wizard.settings import config
+from wizard.settings.config import Settings
 
 pytestmark = pytest.mark.lab
 

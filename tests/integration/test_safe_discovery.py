@@ -12,8 +12,11 @@ import pytest
 
 from tests.integration.conftest import ServicesLab
 from tests.lab import lab
-from wizard import config, docker_daemon, leftovers, partitions
-from wizard.services import RealServices
+from wizard.common import leftovers
+from wizard.disk import partitions
+from wizard.flows.services import RealServices
+from wizard.settings import config
+from wizard.store import docker_daemon
 
 pytestmark = [pytest.mark.lab]
 

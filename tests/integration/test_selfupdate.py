@@ -27,9 +27,11 @@ import pytest
 from tests.integration import test_update
 from tests.integration.test_cli_apply import Env, cli, snapshot
 from tests.lab import lab, scenario
-from wizard import bootloader, bootset, config, generations, selfupdate
-from wizard.fingerprint import assets_hash
-from wizard.generation_record import encode
+from wizard.boot import bootloader, bootset, generations
+from wizard.boot.fingerprint import assets_hash
+from wizard.boot.generation_record import encode
+from wizard.settings import config
+from wizard.toplayer import selfupdate
 
 pytestmark = pytest.mark.lab
 

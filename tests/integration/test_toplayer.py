@@ -19,9 +19,9 @@ import docker.models.containers
 import pytest
 
 from tests.lab import lab
-from wizard.config import Settings
-from wizard.errors import ImageError, ToplayerError
-from wizard.toplayer import (
+from wizard.common.errors import ImageError, ToplayerError
+from wizard.settings.config import Settings
+from wizard.toplayer.files import (
     apply_changes,
     backup_root,
     diff_text,
@@ -29,7 +29,7 @@ from wizard.toplayer import (
     plan_hostname,
     toplayer_dir,
 )
-from wizard.users import collect, iter_create_users
+from wizard.toplayer.users import collect, iter_create_users
 
 pytestmark = pytest.mark.lab
 

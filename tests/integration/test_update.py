@@ -23,8 +23,8 @@ import pytest
 
 from tests.integration.test_cli_apply import Env, assert_one_line_error, cli, snapshot
 from tests.lab import lab, scenario
-from wizard import generations
-from wizard.images import resolve_subvolume
+from wizard.boot import generations
+from wizard.store.images import resolve_subvolume
 
 pytestmark = pytest.mark.lab
 

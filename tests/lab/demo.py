@@ -1,7 +1,7 @@
 """The headless demo: ``dockerboot-wizard sandbox --apply-demo --boot``.
 
 Kept for scripts that ran ``python -m tests.lab.demo``; the product command
-(``wizard/sandbox/cli.py``) does the work.  ``--keep`` and ``--generator``
+(``wizard/cli/sandbox.py``) does the work.  ``--keep`` and ``--generator``
 are passed through.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from wizard.cli import main as cli_main
+from wizard.cli.main import main as cli_main
 
 
 def main() -> int:

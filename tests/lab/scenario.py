@@ -13,8 +13,8 @@ import subprocess
 from pathlib import Path
 
 from tests.lab import lab, qemu
-from wizard import selfupdate
 from wizard.sandbox import SYSTEMD_DRACUT_CONF, Machine, build_image, docker_on, new_machine
+from wizard.toplayer import selfupdate
 
 __all__ = ["SYSTEMD_DRACUT_CONF", "Machine", "boot", "build_image", "docker_on", "new_machine",
            "run_apply", "self_update", "wizard_command"]

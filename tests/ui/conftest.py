@@ -19,8 +19,8 @@ from textual.widgets import Button, Static
 from screens.base import TITLES, StepScreen
 from screens.wizard_app import DockerbootApp
 from tests.ui.fakes import FakeServices
-from wizard.flow import Outcome, Step, WizardState
-from wizard.services import Services
+from wizard.flows.flow import Outcome, Step, WizardState
+from wizard.flows.services import Services
 
 SIZE = (100, 32)
 LATE_STEPS = (Step.TOPLAYER, Step.INITRAMFS, Step.BOOTLOADER, Step.REVIEW, Step.UPDATE, Step.DONE)

@@ -22,9 +22,9 @@ from textual.widgets import Button
 from screens.base import ConfirmScreen, ErrorView, StepScreen
 from tests.ui.conftest import RecordingApp, next_enabled, open_step, press, text, until
 from tests.ui.fakes import FakeServices
-from wizard.errors import WizardError
-from wizard.faults import describe
-from wizard.flow import Back, Quit, Step, WizardState, before
+from wizard.common.errors import WizardError
+from wizard.common.faults import describe
+from wizard.flows.flow import Back, Quit, Step, WizardState, before
 
 BOOM = RuntimeError("boom")
 """A fault no layer knows: a bug."""

@@ -13,13 +13,11 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
-from wizard import toplayer
-from wizard.apply import Plan
-from wizard.bootset import NewGeneration
-from wizard.changes import Preview
-from wizard.config import Settings
-from wizard.docker_daemon import ImageSummary
-from wizard.errors import (
+from wizard.boot.bootset import NewGeneration
+from wizard.boot.fingerprint import Fingerprint
+from wizard.boot.generations import new_record
+from wizard.boot.initramfs import BuildTarget, InitramfsBuildError
+from wizard.common.errors import (
     BootloaderError,
     Cancelled,
     ConfigError,
@@ -29,17 +27,19 @@ from wizard.errors import (
     NotRootError,
     WizardError,
 )
-from wizard.events import Event, LogLine, Progress, StepDone, StepStarted, check_cancel
-from wizard.fingerprint import Fingerprint
-from wizard.flow import WizardState
-from wizard.generations import new_record
-from wizard.initramfs import BuildTarget, InitramfsBuildError
-from wizard.mountinfo import MountEntry
-from wizard.partitions import BlockEvent, Partition
-from wizard.report import render_plan
-from wizard.review import sections
-from wizard.services import DockerStatus, Environment
-from wizard.update import UpdatePlan
+from wizard.common.events import Event, LogLine, Progress, StepDone, StepStarted, check_cancel
+from wizard.common.mountinfo import MountEntry
+from wizard.disk.partitions import BlockEvent, Partition
+from wizard.flows.apply import Plan
+from wizard.flows.changes import Preview
+from wizard.flows.flow import WizardState
+from wizard.flows.report import render_plan
+from wizard.flows.review import sections
+from wizard.flows.services import DockerStatus, Environment
+from wizard.flows.update import UpdatePlan
+from wizard.settings.config import Settings
+from wizard.store.docker_daemon import ImageSummary
+from wizard.toplayer import files as toplayer
 
 PART = Partition("dbw-fake", "1111-2222", "/dev/loop9p2", 4 << 30, (7, 9))
 OTHER = Partition("data", "3333-4444", "/dev/sdb1", 8 << 30, (8, 17))

@@ -16,9 +16,9 @@ from screens.review import ReviewScreen
 from tests.integration.bad_input_cases import CASES
 from tests.ui.conftest import open_step
 from tests.ui.fakes import SETTINGS, FakeServices
-from wizard.errors import ConfigError
-from wizard.flow import Step, WizardState
-from wizard.kernel_options import check_kernel_options
+from wizard.common.errors import ConfigError
+from wizard.flows.flow import Step, WizardState
+from wizard.settings.kernel_options import check_kernel_options
 
 
 def _values(flag: str, prefix: str) -> list[str]:

@@ -11,7 +11,7 @@ from screens.bootloader import BootloaderScreen
 from tests.ui.conftest import open_step, settle, text
 from tests.ui.every_step import back_and_quit
 from tests.ui.fakes import SETTINGS, FakeServices
-from wizard.flow import Back, Next, Quit, Step, WizardState
+from wizard.flows.flow import Back, Next, Quit, Step, WizardState
 
 CLEAN = WizardState(settings=SETTINGS, saved=SETTINGS)
 """Saved == settings: nothing in the state itself is unsaved."""

@@ -9,10 +9,10 @@ import pytest
 from tests.ui.conftest import next_enabled, open_step, press, text
 from tests.ui.every_step import back_and_quit, failing, known_fault, known_faults, way_back
 from tests.ui.fakes import GOOD_DOCKER, OVERLAY_DOCKER, PART, FakeServices
-from wizard.config import Settings
-from wizard.errors import DockerError
-from wizard.flow import Next, Step, WizardState
-from wizard.services import DockerStatus
+from wizard.common.errors import DockerError
+from wizard.flows.flow import Next, Step, WizardState
+from wizard.flows.services import DockerStatus
+from wizard.settings.config import Settings
 
 CHOSEN = WizardState(settings=Settings(label=PART.label, image=""))
 CLEAN = replace(CHOSEN, saved=CHOSEN.settings)

@@ -10,7 +10,7 @@ from textual.widgets import Button, Markdown
 from screens.done import DoneScreen
 from tests.ui.conftest import open_step, press
 from tests.ui.fakes import SETTINGS
-from wizard.flow import Mode, Next, Outcome, Quit, Step, WizardState
+from wizard.flows.flow import Mode, Next, Outcome, Quit, Step, WizardState
 
 APPLIED = WizardState(settings=SETTINGS, saved=SETTINGS)
 """What Review hands on after Apply."""

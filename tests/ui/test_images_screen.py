@@ -11,10 +11,10 @@ from screens.base import ErrorView
 from tests.ui.conftest import next_enabled, open_step, press, text
 from tests.ui.every_step import BOOM, back_and_quit, failing, known_fault, known_faults, way_back
 from tests.ui.fakes import PART, FakeServices
-from wizard.config import Settings
-from wizard.errors import ImageError
-from wizard.faults import message
-from wizard.flow import Next, Step, WizardState
+from wizard.common.errors import ImageError
+from wizard.common.faults import message
+from wizard.flows.flow import Next, Step, WizardState
+from wizard.settings.config import Settings
 
 CHOSEN = WizardState(settings=Settings(label=PART.label, image="", docker_path="docker"))
 STAGED = WizardState(settings=replace(CHOSEN.settings, image="desk:1"),

@@ -11,8 +11,8 @@ from screens.initramfs import InitramfsScreen
 from tests.ui.conftest import open_step, settle, text
 from tests.ui.every_step import BOOM, failing, way_back
 from tests.ui.fakes import SETTINGS, FakeServices
-from wizard.events import LogLine
-from wizard.flow import Back, Next, Quit, Step, WizardState
+from wizard.common.events import LogLine
+from wizard.flows.flow import Back, Next, Quit, Step, WizardState
 
 STAGED = "boot_docker/.build-fake"  # what the fake build returns
 OLD = "boot_docker/.build-old"

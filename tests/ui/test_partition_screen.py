@@ -12,10 +12,10 @@ from textual.widgets import DataTable
 from tests.ui.conftest import next_enabled, open_step, press, text
 from tests.ui.every_step import back_and_quit, failing, known_fault, known_faults, way_back
 from tests.ui.fakes import NEW_DISK, OTHER, PART, PART_MOUNTED, FakeServices
-from wizard.config import Settings
-from wizard.errors import PartitionError
-from wizard.flow import Next, Step, WizardState
-from wizard.partitions import BlockEvent, Partition
+from wizard.common.errors import PartitionError
+from wizard.disk.partitions import BlockEvent, Partition
+from wizard.flows.flow import Next, Step, WizardState
+from wizard.settings.config import Settings
 
 START = WizardState()
 CHOSEN = WizardState(settings=Settings(label=PART.label, image=""))

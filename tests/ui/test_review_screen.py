@@ -16,8 +16,8 @@ from screens.review import ReviewScreen
 from tests.ui.conftest import open_step, settle, shown, text
 from tests.ui.every_step import failing, known_fault, known_faults, way_back
 from tests.ui.fakes import SETTINGS, FakeServices
-from wizard.errors import ConfigError
-from wizard.flow import Back, Mode, Next, Quit, Step, WizardState
+from wizard.common.errors import ConfigError
+from wizard.flows.flow import Back, Mode, Next, Quit, Step, WizardState
 
 STATE = WizardState(settings=SETTINGS)
 

@@ -25,9 +25,9 @@ from screens.problem import ProblemScreen
 from screens.wizard_app import make_app
 from tests.ui.conftest import SIZE, settle
 from tests.ui.fakes import OVERLAY_DOCKER, PART, SETTINGS, FakeServices
-from wizard.config import Settings
-from wizard.errors import NotRootError
-from wizard.flow import Mode, Step, WizardState
+from wizard.common.errors import NotRootError
+from wizard.flows.flow import Mode, Step, WizardState
+from wizard.settings.config import Settings
 
 SNAPSHOTS = Path(__file__).parent / "__snapshots__" / "test_snapshots"
 DOCS = Path(__file__).parents[2] / "docs"

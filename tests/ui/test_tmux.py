@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from wizard import partitions
+from wizard.disk import partitions
 from wizard.sandbox import SAMPLE_IMAGE
 
 pytestmark = pytest.mark.lab

@@ -28,8 +28,8 @@ from screens.base import ConfirmScreen, ErrorView, StepScreen
 from screens.toplayer import WARNING, ToplayerScreen
 from tests.ui.conftest import open_step, settle, until
 from tests.ui.fakes import SETTINGS, FakeServices
-from wizard.errors import DockerError
-from wizard.flow import Back, Next, Quit, Step, WizardState
+from wizard.common.errors import DockerError
+from wizard.flows.flow import Back, Next, Quit, Step, WizardState
 
 IMAGE_FSTAB_PLUS = (b"# image fstab\nproc /proc proc defaults 0 0\n"
                     b"LABEL=dbw-fake /var/lib/docker btrfs subvol=docker 0 0\n")
@@ -313,7 +313,7 @@ async def test_opens_an_offered_file_from_the_image_with_its_language():
     services.image_files["etc/docker/daemon.json"] = b'{"storage-driver": "btrfs"}\n'
     async with open_step(Step.TOPLAYER, state(), services) as (app, pilot):
         editor = await open_in_editor(pilot, app.screen, "etc/docker/daemon.json")
-        # What apply will write: the image's keys plus the btrfs store's (wizard.machine).
+        # What apply will write: the image's keys plus the btrfs store's (wizard.toplayer.machine).
         assert json.loads(editor.text) == {"storage-driver": "btrfs",
                                            "features": {"containerd-snapshotter": False}}
         assert editor.language == "json"

@@ -9,9 +9,9 @@ from textual.widgets import Button, OptionList
 
 from tests.ui.conftest import open_step, settle, text
 from tests.ui.fakes import PART, SETTINGS, FakeServices
-from wizard.errors import DockerError
-from wizard.flow import Mode, Next, Step, WizardState
-from wizard.update import NothingToRollBackError
+from wizard.common.errors import DockerError
+from wizard.flows.flow import Mode, Next, Step, WizardState
+from wizard.flows.update import NothingToRollBackError
 
 UPDATE = WizardState(settings=SETTINGS, saved=SETTINGS, mode=Mode.UPDATE)
 

@@ -9,9 +9,9 @@ from textual.widgets import OptionList
 from tests.ui.conftest import next_enabled, open_step, press, text
 from tests.ui.every_step import BOOM, back_and_quit, failing, known_fault, way_back
 from tests.ui.fakes import OTHER, PART, FakeServices
-from wizard.config import Settings
-from wizard.errors import PartitionError
-from wizard.flow import Mode, Next, Step, WizardState
+from wizard.common.errors import PartitionError
+from wizard.flows.flow import Mode, Next, Step, WizardState
+from wizard.settings.config import Settings
 
 START = WizardState()
 SAVED = Settings(label=PART.label, image="desk:2", hostname="box")

@@ -13,9 +13,9 @@ from screens.problem import ProblemScreen
 from screens.wizard_app import DockerbootApp, make_app
 from tests.ui.conftest import SIZE, open_step, press, settle, stub_for, until, with_placeholders
 from tests.ui.fakes import PART, SETTINGS, FakeServices
-from wizard.config import Settings
-from wizard.errors import DockerError, NotRootError, PartitionError
-from wizard.flow import ROUTES, Mode, Step, WizardState
+from wizard.common.errors import DockerError, NotRootError, PartitionError
+from wizard.flows.flow import ROUTES, Mode, Step, WizardState
+from wizard.settings.config import Settings
 
 SAVED = Settings(label=PART.label, image="desk:1", hostname="box", users=("ann",))
 MODE_ORDER = [Mode.RECONFIGURE_TOPLAYER, Mode.SWITCH_IMAGE, Mode.REBUILD_INITRAMFS,

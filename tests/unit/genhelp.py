@@ -10,9 +10,9 @@ from typing import Any
 
 import docker.errors
 
-from wizard import generations
-from wizard.fingerprint import Fingerprint
-from wizard.initramfs import SCRATCH_PREFIX, STAGED_INITRD, STAGED_KERNEL
+from wizard.boot import generations
+from wizard.boot.fingerprint import Fingerprint
+from wizard.boot.initramfs import SCRATCH_PREFIX, STAGED_INITRD, STAGED_KERNEL
 
 
 def image_id(seed: str) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from wizard.apply import Plan, Session
-from wizard.bootset import NewGeneration, plan_new
-from wizard.config import Settings
-from wizard.fingerprint import fingerprint
-from wizard.initramfs import BuildTarget
-from wizard.partitions import Partition
-from wizard.toplayer import FileChange
+from wizard.boot.bootset import NewGeneration, plan_new
+from wizard.boot.fingerprint import fingerprint
+from wizard.boot.initramfs import BuildTarget
+from wizard.disk.partitions import Partition
+from wizard.flows.apply import Plan, Session
+from wizard.settings.config import Settings
+from wizard.toplayer.files import FileChange
 
 PART = Partition("dbw", "aaaa-bbbb", "/dev/loop7p2", 1 << 30, (7, 1))
 TARGET = BuildTarget("initramfs-tools", "6.1.0-18-amd64", "/boot/vmlinuz-6.1.0-18-amd64")

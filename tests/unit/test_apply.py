@@ -18,8 +18,9 @@ from tests.unit.plans import (
     session,
     staged_build,
 )
-from wizard import apply, review, selfupdate
-from wizard.events import StepDone
+from wizard.common.events import StepDone
+from wizard.flows import apply, review
+from wizard.toplayer import selfupdate
 
 HOSTED = replace(SETTINGS, hostname="desk2")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wizard import atomic, leftovers
+from wizard.common import atomic, leftovers
 
 
 def _stamped(directory: Path, name: str, stamps: list[str]) -> list[Path]:

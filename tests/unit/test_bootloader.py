@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wizard import bootloader
-from wizard.bootloader import (
+from wizard.boot import bootloader
+from wizard.boot.bootloader import (
     BEGIN_MARKER,
     END_MARKER,
     esp_warning,
@@ -19,9 +19,9 @@ from wizard.bootloader import (
     update_conf,
     write_refind,
 )
-from wizard.cmdline import kernel_cmdline
-from wizard.config import Settings
-from wizard.errors import BootloaderError
+from wizard.common.errors import BootloaderError
+from wizard.settings.cmdline import kernel_cmdline
+from wizard.settings.config import Settings
 
 DATA = Path(__file__).parent / "data" / "refind"
 CMD = "root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_image={}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.genhelp import image_id, inputs
-from wizard.bootloader import (
+from wizard.boot.bootloader import (
     BEGIN_MARKER,
     END_MARKER,
     PREVIOUS_TITLE,
@@ -19,10 +19,10 @@ from wizard.bootloader import (
     render_entry,
     update_conf,
 )
-from wizard.cmdline import kernel_cmdline
-from wizard.config import Settings
-from wizard.errors import BootloaderError
-from wizard.generations import Generation, new_record
+from wizard.boot.generations import Generation, new_record
+from wizard.common.errors import BootloaderError
+from wizard.settings.cmdline import kernel_cmdline
+from wizard.settings.config import Settings
 
 DATA = Path(__file__).parent / "data" / "refind"
 SETTINGS = Settings(label="linux", image="registry.example.com/me/desktop:2024-06")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.unit.genhelp import bzimage, image_id, inputs, make_gen
-from wizard import bootset, generations
-from wizard.config import Settings
-from wizard.generations import GenerationError
+from wizard.boot import bootset, generations
+from wizard.boot.generations import GenerationError
+from wizard.settings.config import Settings
 
 S = Settings(label="dbw", image="desktop:latest")
 

@@ -1,4 +1,5 @@
-"""``wizard.changes``: one request, a preview that lets its session go, an apply that closes it.
+"""``wizard.flows.changes``: one request, a preview that lets its session go, an apply
+that closes it.
 
 The session is faked (no partition, no daemon): what matters here is when it
 is opened and closed, what the request resolves to, and that secrets stay
@@ -17,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.unit.plans import PART, make_plan
-from wizard import apply, changes
-from wizard.apply import Session
-from wizard.config import Settings
-from wizard.errors import Cancelled, ConfigError, InitramfsError
-from wizard.events import Event, StepDone, StepStarted, check_cancel
-from wizard.flow import Mode, WizardState
+from wizard.common.errors import Cancelled, ConfigError, InitramfsError
+from wizard.common.events import Event, StepDone, StepStarted, check_cancel
+from wizard.flows import apply, changes
+from wizard.flows.apply import Session
+from wizard.flows.flow import Mode, WizardState
+from wizard.settings.config import Settings
 
 SETTINGS = Settings(label="dbw", image="desk:1", hostname="desk1")
 SECRET = "hunter2-very-secret"

@@ -5,12 +5,12 @@ import sys
 
 import pytest
 
-from wizard import cli
-from wizard.errors import ConfigError
+from wizard.cli import main as cli
+from wizard.common.errors import ConfigError
 
 
 def run_cli(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "wizard.cli_entry", *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "wizard.cli", *args], input=stdin,
                           capture_output=True, text=True)
 
 
@@ -74,7 +74,7 @@ def test_confirm_refuses_without_terminal(monkeypatch):
 def _sandbox_args(*argv: str):
     import argparse
 
-    from wizard.sandbox.cli import add_parser
+    from wizard.cli.sandbox import add_parser
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
@@ -84,7 +84,7 @@ def _sandbox_args(*argv: str):
 @pytest.mark.parametrize(("answer", "boots"), [("", True), ("y", True), ("YES\n", True),
                                                ("n", False), ("no", False), ("later", False)])
 def test_sandbox_asks_before_booting_in_a_terminal(answer, boots):
-    from wizard.sandbox.cli import wants_boot
+    from wizard.cli.sandbox import wants_boot
 
     asked = []
     assert wants_boot(_sandbox_args(), lambda q: asked.append(q) or answer) is boots
@@ -92,7 +92,7 @@ def test_sandbox_asks_before_booting_in_a_terminal(answer, boots):
 
 
 def test_sandbox_boot_flag_never_asks_and_no_terminal_never_boots():
-    from wizard.sandbox.cli import wants_boot
+    from wizard.cli.sandbox import wants_boot
 
     def refuse(_question):
         raise AssertionError("asked although --boot was given")
@@ -102,7 +102,7 @@ def test_sandbox_boot_flag_never_asks_and_no_terminal_never_boots():
 
 
 def test_sandbox_boot_question_closed_stdin_means_no():
-    from wizard.sandbox.cli import wants_boot
+    from wizard.cli.sandbox import wants_boot
 
     def eof(_question):
         raise EOFError

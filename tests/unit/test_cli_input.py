@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from wizard import apply as apply_mod
-from wizard import cli
-from wizard.cli_input import first_line, read_password_file, read_passwords
-from wizard.errors import WizardError
+from wizard.cli import main as cli
+from wizard.cli.precheck import first_line, read_password_file, read_passwords
+from wizard.common.errors import WizardError
+from wizard.flows import apply as apply_mod
 
 
 @pytest.mark.parametrize("char", ["\v", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028",

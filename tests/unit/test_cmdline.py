@@ -1,7 +1,7 @@
 """cmdline: the kernel command line the boot entry carries, from the settings."""
 
-from wizard.cmdline import kernel_cmdline, parse_cmdline
-from wizard.config import Settings
+from wizard.settings.cmdline import kernel_cmdline, parse_cmdline
+from wizard.settings.config import Settings
 
 
 def test_cmdline_has_seed_parameters_and_extra_last():

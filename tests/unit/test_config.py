@@ -4,9 +4,9 @@ import stat
 
 import pytest
 
-from wizard import config
-from wizard.config import Settings
-from wizard.errors import ConfigError
+from wizard.common.errors import ConfigError
+from wizard.settings import config
+from wizard.settings.config import Settings
 
 
 def test_config_round_trip_keeps_everything(tmp_path):

@@ -8,9 +8,9 @@ from typing import Any
 import docker.errors
 import pytest
 
-from wizard import leftovers
-from wizard.containers import ASSETS_MOUNT, throwaway
-from wizard.errors import Cancelled, ImageError
+from wizard.common import leftovers
+from wizard.common.errors import Cancelled, ImageError
+from wizard.store.containers import ASSETS_MOUNT, throwaway
 
 
 class FakeContainer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wizard.diffs import redact_shadow, unified_diff
+from wizard.common.diffs import redact_shadow, unified_diff
 
 
 def test_diff_only_redacted_change_still_reported() -> None:

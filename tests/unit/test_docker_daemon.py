@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from wizard.docker_daemon import DAEMON_JSON, DaemonInfo, check_storage, docker_path_for
-from wizard.errors import DockerError
-from wizard.partitions import Partition
+from wizard.common.errors import DockerError
+from wizard.disk.partitions import Partition
+from wizard.store.docker_daemon import DAEMON_JSON, DaemonInfo, check_storage, docker_path_for
 
 DATA = Path(__file__).parent / "data" / "mountinfo"
 # The lab's top level mounted, dockerd's data-root <mnt>/docker (see test_mountinfo).

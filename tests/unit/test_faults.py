@@ -9,9 +9,9 @@ import docker.errors
 import pytest
 import requests.exceptions
 
-from wizard import cli
-from wizard.errors import WizardError
-from wizard.faults import describe, message, one_line
+from wizard.cli import main as cli
+from wizard.common.errors import WizardError
+from wizard.common.faults import describe, message, one_line
 
 CASES = [
     (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/mnt/p/boot_docker/x"),

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from wizard import config
-from wizard.config import Settings
-from wizard.errors import ConfigError
-from wizard.fingerprint import Fingerprint, assets_hash, fingerprint
-from wizard.resources import assets_dir
+from wizard.boot.fingerprint import Fingerprint, assets_hash, fingerprint
+from wizard.common.errors import ConfigError
+from wizard.common.resources import assets_dir
+from wizard.settings import config
+from wizard.settings.config import Settings
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
-"""The wizard's routes: pure functions of wizard/flow.py."""
+"""The wizard's routes: pure functions of wizard/flows/flow.py."""
 
 from dataclasses import replace
 
 import pytest
 
-from wizard.config import Settings
-from wizard.flow import (
+from wizard.flows.flow import (
     ROUTES,
     Mode,
     Step,
@@ -17,6 +16,7 @@ from wizard.flow import (
     position,
     rebuilt,
 )
+from wizard.settings.config import Settings
 
 SAVED = Settings(label="dbw", image="desk:1")
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.unit.plans import PART
-from wizard import fstab
-from wizard.partitions import Partition
+from wizard.disk.partitions import Partition
+from wizard.toplayer import fstab
 
 NOLABEL = Partition("", "cccc-dddd", "/dev/sdb1", 1 << 30, (8, 17))
 SPACED = Partition("my disk", "eeee", "/dev/sdc1", 1 << 30, (8, 33))

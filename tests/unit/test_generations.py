@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.unit.genhelp import bzimage, image_id, inputs, make_gen, stage
-from wizard import generations
-from wizard.fingerprint import kernel_version_of
-from wizard.generations import (
+from wizard.boot import generations
+from wizard.boot.fingerprint import kernel_version_of
+from wizard.boot.generations import (
     GEN_DIR,
     RECORD_NAME,
     Generation,

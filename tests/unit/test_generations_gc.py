@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from tests.unit.genhelp import FakeClient, FakeDocker, bzimage, image_id, make_gen
-from wizard import generations, pins
-from wizard.generations import GEN_DIR, Generation, GenerationError, adopt_legacy, load
-from wizard.generations_gc import collect, plan_gc, remove
+from wizard.boot import generations
+from wizard.boot.generations import GEN_DIR, Generation, GenerationError, adopt_legacy, load
+from wizard.boot.generations_gc import collect, plan_gc, remove
+from wizard.store import pins
 
 LABEL = "dockerboot"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wizard.errors import ImageError
-from wizard.images import chain_ids, normalize_ref, resolve_subvolume, split_ref
+from wizard.common.errors import ImageError
+from wizard.store.images import chain_ids, normalize_ref, resolve_subvolume, split_ref
 
 
 def sha(text: str) -> str:

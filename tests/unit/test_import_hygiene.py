@@ -32,7 +32,7 @@ def test_import_contract_holds():
 
 
 def test_there_are_core_modules():
-    assert "wizard.apply" in MODULES and "wizard.cli" in MODULES
+    assert "wizard.flows.apply" in MODULES and "wizard.cli.main" in MODULES
     assert "wizard.sandbox" in MODULES and "wizard.sandbox.console" in MODULES
 
 
@@ -48,7 +48,7 @@ def test_core_module_does_not_import_textual(module):
 
 def test_the_first_screen_loads_no_docker_udev_or_http_library():
     # Start-up (benchmarks/tui_startup.py): the SDKs load in workers, after the first paint.
-    code = ("import sys, screens.app, screens.wizard_app, screens.welcome, wizard.services; "
+    code = ("import sys, screens.app, screens.wizard_app, screens.welcome, wizard.flows.services; "
             "heavy = [m for m in ('docker', 'pyudev', 'requests') if m in sys.modules]; "
             "print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.unit.plans import TARGET, old_pair, staged_build
-from wizard import initramfs
-from wizard.errors import InitramfsError
-from wizard.events import StepDone
-from wizard.initramfs import (
+from wizard.boot import initramfs
+from wizard.boot.initramfs import (
     BuildTarget,
     InitramfsBuildError,
     ProbeResult,
@@ -23,7 +21,9 @@ from wizard.initramfs import (
     parse_probe,
     phase_progress,
 )
-from wizard.resources import asset, assets_dir
+from wizard.common.errors import InitramfsError
+from wizard.common.events import StepDone
+from wizard.common.resources import asset, assets_dir
 
 DEBIAN_PROBE = """\
 kernel 6.1.0-9-amd64 /boot/vmlinuz-6.1.0-9-amd64

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from wizard import config
-from wizard.cmdline import kernel_cmdline
-from wizard.config import Settings
-from wizard.errors import ConfigError, WizardError
-from wizard.kernel_options import check_kernel_options, merge_rootflags
+from wizard.common.errors import ConfigError, WizardError
+from wizard.settings import config
+from wizard.settings.cmdline import kernel_cmdline
+from wizard.settings.config import Settings
+from wizard.settings.kernel_options import check_kernel_options, merge_rootflags
 
 S = Settings(label="linux", image="desk:1")
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from wizard import apply
-from wizard.config import Settings
-from wizard.lock import LockedError, partition_lock
+from wizard.common.lock import LockedError, partition_lock
+from wizard.flows import apply
+from wizard.settings.config import Settings
 
 TRY_LOCK = """
 import sys
-from wizard.lock import LockedError, partition_lock
+from wizard.common.lock import LockedError, partition_lock
 try:
     with partition_lock(sys.argv[1], "lab"):
         print("got it")

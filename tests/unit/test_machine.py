@@ -1,4 +1,7 @@
-"""A real machine's top-layer files (wizard.machine); image lookups never leave the image."""
+"""A real machine's top-layer files (wizard.toplayer.machine).
+
+Image lookups never leave the image.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from wizard import machine, rootfs
-from wizard.config import Settings
-from wizard.errors import ToplayerError
+from wizard.common.errors import ToplayerError
+from wizard.settings.config import Settings
+from wizard.store import rootfs
+from wizard.toplayer import machine
 
 S = Settings(label="desk", image="desk:1", hostname="lifemachine")
 IMAGE_FSTAB = "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from wizard.mountinfo import parse_mountinfo
-from wizard.partitions import Partition, is_on
+from wizard.common.mountinfo import parse_mountinfo
+from wizard.disk.partitions import Partition, is_on
 
 DATA = Path(__file__).parent / "data" / "mountinfo"
 # top_level.txt: recorded on the lab machine, top level mounted, dockerd's data-root

@@ -6,8 +6,9 @@ import docker.errors
 import pytest
 
 from tests.unit.genhelp import FakeClient, FakeDocker, image_id
-from wizard import leftovers, pins
-from wizard.pins import PinError, pin, pin_container_name, pin_name, unpin
+from wizard.common import leftovers
+from wizard.store import pins
+from wizard.store.pins import PinError, pin, pin_container_name, pin_name, unpin
 
 LABEL = "dockerboot"
 

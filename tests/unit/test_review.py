@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.unit.plans import SETTINGS, make_plan
-from wizard import apply, review
-from wizard.flow import ROUTES, Mode
-from wizard.report import render_plan
+from wizard.flows import apply, review
+from wizard.flows.flow import ROUTES, Mode
+from wizard.flows.report import render_plan
 
 
 def test_refind_preview_diff_and_idempotence():

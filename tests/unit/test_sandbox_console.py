@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from wizard.errors import SandboxError, WizardError
+from wizard.common.errors import SandboxError, WizardError
 from wizard.sandbox.console import Console, SerialTimeout
 
 FAKE_GETTY = r"""
@@ -104,7 +104,7 @@ def test_headless_demo_without_login_prompt_fails_in_one_line(
     import contextlib
     import io
 
-    from wizard.sandbox import cli
+    from wizard.cli import sandbox as cli
 
     class Box:  # a sandbox whose "VM" prints firmware noise and powers off
         @contextlib.contextmanager

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from wizard import bootloader, selfupdate
-from wizard.config import Settings
-from wizard.errors import BootloaderError, WizardError
-from wizard.resources import assets_dir
+from wizard.boot import bootloader
+from wizard.common.errors import BootloaderError, WizardError
+from wizard.common.resources import assets_dir
+from wizard.settings.config import Settings
+from wizard.toplayer import selfupdate
 
 SETTINGS = Settings(label="dockerboot", image="desk:1")
 SHELLS = ["busybox sh", "dash"]

@@ -4,9 +4,9 @@ import threading
 
 import pytest
 
-from wizard.errors import Cancelled, ImageError
-from wizard.events import LogLine, Progress
-from wizard.services import RealServices, Services, pull_events
+from wizard.common.errors import Cancelled, ImageError
+from wizard.common.events import LogLine, Progress
+from wizard.flows.services import RealServices, Services, pull_events
 
 # What client.api.pull(..., stream=True, decode=True) yields (moby jsonmessage).
 STREAM = [

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.unit.genhelp import image_id, inputs, make_gen
-from wizard.config import Settings
-from wizard.status import SCHEMA_VERSION, state_dir, status
+from wizard.boot.status import SCHEMA_VERSION, state_dir, status
+from wizard.settings.config import Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "status-json.md"
 S = Settings(label="dockerboot", image="desktop:latest")

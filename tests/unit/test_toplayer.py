@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from wizard import toplayer
-from wizard.config import Settings
-from wizard.errors import ToplayerError
-from wizard.toplayer import (
+from wizard.common.errors import ToplayerError
+from wizard.settings.config import Settings
+from wizard.toplayer import files as toplayer
+from wizard.toplayer.files import (
     FileChange,
     apply_change,
     apply_changes,

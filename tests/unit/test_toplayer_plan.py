@@ -10,8 +10,8 @@ import io
 import tarfile
 from pathlib import Path
 
-from wizard.toplayer_plan import ToplayerPlan, install
-from wizard.users import HomeDir
+from wizard.toplayer.plan import ToplayerPlan, install
+from wizard.toplayer.users import HomeDir
 
 
 def _home_tar(name: str) -> bytes:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from wizard import users
-from wizard.errors import ToplayerError
-from wizard.toplayer import FileInfo
-from wizard.users import read_account_files, validate_user
+from wizard.common.errors import ToplayerError
+from wizard.toplayer import users
+from wizard.toplayer.files import FileInfo
+from wizard.toplayer.users import read_account_files, validate_user
 
 SHADOW = (b"root:*:19000:0:99999:7:::\n"
           b"alice:$y$j9T$saltsalt$hashhashhash:19000:0:99999:7:::\n")

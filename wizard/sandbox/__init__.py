@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from wizard.config import Settings
-from wizard.errors import SandboxError
-from wizard.resources import asset
+from wizard.common.errors import SandboxError
+from wizard.common.resources import asset
 from wizard.sandbox import qemu
 from wizard.sandbox.console import Console, booted
 from wizard.sandbox.parts import (
@@ -41,6 +40,7 @@ from wizard.sandbox.parts import (
     rootfs_tarball,
     run,
 )
+from wizard.settings.config import Settings
 
 SAMPLE_IMAGE = "dockerboot/sample:latest"
 """Tag of the sample image the sandbox builds."""

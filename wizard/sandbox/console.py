@@ -20,7 +20,7 @@ from typing import TextIO
 
 import pexpect
 
-from wizard.errors import SandboxError
+from wizard.common.errors import SandboxError
 from wizard.sandbox import qemu
 
 TAIL = 3000

@@ -20,9 +20,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from wizard.errors import SandboxError
-from wizard.pins import PIN_LABEL
-from wizard.resources import asset
+from wizard.common.errors import SandboxError
+from wizard.common.resources import asset
+from wizard.store.pins import PIN_LABEL
 
 UDEVD_CANDIDATES = ("/lib/systemd/systemd-udevd", "/usr/lib/systemd/systemd-udevd",
                     "/sbin/udevd")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from wizard.errors import SandboxError
+from wizard.common.errors import SandboxError
 from wizard.sandbox.parts import run
 
 REFIND_DIR = Path("/usr/share/refind/refind")

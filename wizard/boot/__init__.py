@@ -1,0 +1,1 @@
+"""The boot set: generations of kernel + initramfs, their build, the boot entries, their status."""

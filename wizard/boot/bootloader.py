@@ -1,0 +1,297 @@
+"""The rEFInd boot entry (DESIGN §5 step 6).
+
+The wizard owns exactly one marked block in ``refind.conf`` (one entry, or
+with generations the default and "previous" entries); it adds it or
+replaces it and keeps every other byte of the file as it was (comments, the
+user's own entries, CRLF line ends, a missing final newline).  The file is
+replaced atomically and the old one is kept as a backup next to it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wizard.common.atomic import write_atomic
+from wizard.common.errors import BootloaderError
+from wizard.common.mountinfo import MOUNTINFO, read_mountinfo
+from wizard.settings.cmdline import kernel_cmdline
+from wizard.settings.config import Settings
+
+if TYPE_CHECKING:  # only for the hints: the boot entry needs no docker import
+    from wizard.boot.generations import Generation
+
+BEGIN_MARKER = "# >>> dockerboot-wizard: managed entry, replaced on every apply >>>"
+END_MARKER = "# <<< dockerboot-wizard <<<"
+TITLE_PREFIX = "Docker image"
+"""Stable title start, so ``default_selection "Docker image"`` keeps matching."""
+PREVIOUS_TITLE = "Previous generation"
+"""Title start of the entry booting the previous generation (pinned by image ID)."""
+
+# Lines are recognised by these prefixes (after leading blanks) so that a
+# user who reindents the block or edits the marker's wording is still safe.
+_BEGIN_PREFIX = "# >>> dockerboot-wizard"
+_END_PREFIX = "# <<< dockerboot-wizard"
+_ESP_PREFERENCE = ("/boot/efi", "/efi", "/boot")
+_FAT_TYPES = {"vfat", "msdos", "fat"}
+# rEFInd has no escape character: a quote or line break in a value would end it.
+_UNSAFE = re.compile(r'["\r\n]')
+
+
+def _child_ci(directory: Path, name: str) -> Path | None:
+    """Return the entry of ``directory`` called ``name``, ignoring case (FAT)."""
+    exact = directory / name
+    if exact.exists():
+        return exact
+    try:
+        for child in directory.iterdir():
+            if child.name.lower() == name.lower():
+                return child
+    except OSError:
+        return None
+    return None
+
+
+def find_refind_conf(esp: Path) -> Path:
+    """Find ``refind.conf`` on the ESP mounted (or copied) at ``esp``.
+
+    Searches ``EFI/refind/``, ``EFI/BOOT/`` and then any other ``EFI/*/``
+    directory, matching names case-insensitively.
+
+    Raises:
+        BootloaderError: no refind.conf was found.
+
+    """
+    esp = Path(esp)
+    efi = _child_ci(esp, "EFI")
+    if efi is not None and efi.is_dir():
+        for sub in ("refind", "BOOT"):
+            d = _child_ci(efi, sub)
+            conf = _child_ci(d, "refind.conf") if d is not None and d.is_dir() else None
+            if conf is not None and conf.is_file():
+                return conf
+        for d in sorted(p for p in efi.iterdir() if p.is_dir()):
+            conf = _child_ci(d, "refind.conf")
+            if conf is not None and conf.is_file():
+                return conf
+    raise BootloaderError(f"no refind.conf under {esp}",
+                          "install rEFInd on the ESP (refind-install) or pass --refind-conf FILE")
+
+
+def find_esp(mountinfo: Path = MOUNTINFO) -> Path:
+    """Return the mounted ESP: a FAT mount holding an ``EFI`` directory.
+
+    ``/boot/efi``, ``/efi`` and ``/boot`` are preferred, in that order, over
+    any other FAT mount.
+
+    Args:
+        mountinfo: the mount table to look in (a file in mountinfo format).
+
+    Raises:
+        BootloaderError: no mounted FAT filesystem holds an EFI directory.
+
+    """
+    candidates = [Path(m.mountpoint) for m in read_mountinfo(mountinfo)
+                  if m.fstype in _FAT_TYPES and _child_ci(Path(m.mountpoint), "EFI") is not None]
+    for preferred in _ESP_PREFERENCE:
+        if Path(preferred) in candidates:
+            return Path(preferred)
+    if candidates:
+        return candidates[0]
+    raise BootloaderError("no mounted EFI system partition found",
+                          "mount the ESP (e.g. at /boot/efi) or pass --esp DIR")
+
+
+def esp_warning(esp: Path, mountinfo: Path = MOUNTINFO) -> str | None:
+    """Return a warning when ``esp`` is not a mounted FAT filesystem, else None.
+
+    Not an error: a directory that is later copied onto the ESP (as the
+    test lab does) is a legitimate target.
+    """
+    resolved = Path(esp).resolve()
+    mounts = [(m.mountpoint, m.fstype) for m in read_mountinfo(mountinfo)]
+    fstype = next((t for mp, t in reversed(mounts) if Path(mp) == resolved), None)
+    if fstype in _FAT_TYPES:
+        return None
+    if fstype is None:
+        # The filesystem the directory lives on: the longest mountpoint prefix.
+        best = max((mp for mp, _ in mounts if resolved.is_relative_to(mp)), key=len, default="/")
+        fstype = next((t for mp, t in reversed(mounts) if mp == best), "unknown")
+        return (f"{esp} is not a mount point (it lives on a {fstype} filesystem); "
+                "the firmware only reads rEFInd from a FAT ESP")
+    return (f"{esp} is a {fstype} filesystem, not FAT; "
+            "the firmware only reads rEFInd from a FAT ESP")
+
+
+def _check_values(values: tuple[tuple[str, str], ...]) -> None:
+    for what, value in values:
+        if _UNSAFE.search(value):
+            raise BootloaderError(f"{what} {value!r} contains a double quote or line break",
+                                  "rEFInd cannot quote those; remove them")
+
+
+def _menuentry(title: str, volume: str, loader: str, initrd: str, options: str) -> str:
+    return (f'menuentry "{title}" {{\n'
+            f"    volume {volume}\n"
+            f"    loader {loader}\n"
+            f"    initrd {initrd}\n"
+            f'    options "{options}"\n'
+            f"}}\n")
+
+
+def render_entry(settings: Settings, cmdline: str) -> str:
+    """Render the wizard's marked ``menuentry`` block (LF line ends).
+
+    Raises:
+        BootloaderError: a value contains a double quote or line break,
+            which rEFInd cannot express.
+
+    """
+    _check_values((("image", settings.image), ("label", settings.label),
+                   ("boot_dir", settings.boot_dir), ("kernel command line", cmdline)))
+    boot = settings.boot_dir.strip("/")
+    return (f"{BEGIN_MARKER}\n"
+            + _menuentry(f"{TITLE_PREFIX} {settings.image}", settings.label,
+                         f"{boot}/vmlinuz", f"{boot}/initrd.img", cmdline)
+            + f"{END_MARKER}\n")
+
+
+def generation_cmdline(settings: Settings, image: str, number: int) -> str:
+    """The command line of an entry booting generation ``number`` with ``image``.
+
+    ``dockerboot.generation=<n>`` tells the booted system (and ``status``)
+    which kernel + initramfs it runs; the hook ignores it.
+    """
+    return f"{kernel_cmdline(replace(settings, image=image))} dockerboot.generation={number}"
+
+
+def render_entries(settings: Settings, newest: Generation,
+                   previous: Generation | None = None) -> str:
+    """Render the marked block with the generations' entries (LF line ends).
+
+    The first entry (the default) boots the newest generation with the
+    configured tag, ``docker_image=<settings.image>``, titled like
+    ``render_entry``'s so ``default_selection "Docker image"`` still picks it.
+    The second boots the previous generation's kernel + initramfs with its
+    image pinned by ID (``docker_image=sha256:…``): a later pull cannot change
+    what it boots.  Its title says "Previous generation", never "Docker
+    image", so no default selection matches it by accident.  A previous
+    generation whose image ID is unknown (a legacy pair never adopted) gets
+    no entry: it could only boot the tag, which is the default's job.
+
+    The block replaces an older one-entry block in place (same markers).
+
+    Raises:
+        BootloaderError: a value contains a double quote or line break.
+
+    """
+    boot = settings.boot_dir.strip("/")
+    if newest.pinned and newest.image_id is not None:
+        # A rollback: the default boots the image it rolled back to, whatever the tag says.
+        title = f"{TITLE_PREFIX} {settings.image} (rolled back to @{_short(newest.image_id)})"
+        entries = [(title, newest,
+                    generation_cmdline(settings, newest.image_id, newest.number))]
+    else:
+        entries = [(f"{TITLE_PREFIX} {settings.image}", newest,
+                    generation_cmdline(settings, settings.image, newest.number))]
+    if previous is not None and previous.image_id is not None:
+        ref = previous.image_ref or settings.image
+        entries.append((f"{PREVIOUS_TITLE} {previous.number}: {ref} @{_short(previous.image_id)}",
+                        previous,
+                        generation_cmdline(settings, previous.image_id, previous.number)))
+    text = f"{BEGIN_MARKER}\n"
+    for title, gen, cmdline in entries:
+        loader, initrd = f"{boot}/{gen.loader}", f"{boot}/{gen.initrd_path}"
+        _check_values((("title", title), ("label", settings.label), ("loader", loader),
+                       ("initrd", initrd), ("kernel command line", cmdline)))
+        text += _menuentry(title, settings.label, loader, initrd, cmdline)
+    return text + f"{END_MARKER}\n"
+
+
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
+
+
+def _uses_crlf(text: str) -> bool:
+    """Tell whether most line ends of ``text`` are CRLF."""
+    crlf = text.count("\r\n")
+    return crlf > 0 and crlf * 2 >= text.count("\n")
+
+
+def _marker_lines(lines: list[str]) -> tuple[list[int], list[int]]:
+    begins = [i for i, ln in enumerate(lines) if ln.lstrip(" \t").startswith(_BEGIN_PREFIX)]
+    ends = [i for i, ln in enumerate(lines) if ln.lstrip(" \t").startswith(_END_PREFIX)]
+    return begins, ends
+
+
+def update_conf(text: str, entry: str) -> str:
+    """Add or replace the wizard's marked block in refind.conf ``text``.
+
+    Pure and idempotent.  The block takes the file's line-end style; all
+    bytes outside the block are kept.
+
+    Raises:
+        BootloaderError: the markers are malformed (a begin without an end,
+            two begins, an end before the begin).
+
+    """
+    lines = text.splitlines(keepends=True)
+    begins, ends = _marker_lines(lines)
+    if _uses_crlf(text):
+        entry = entry.replace("\r\n", "\n").replace("\n", "\r\n")
+    if not begins and not ends:
+        if text and not text.endswith("\n"):
+            text += "\r\n" if _uses_crlf(text) else "\n"
+        return text + entry
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+        raise BootloaderError(
+            f"refind.conf has malformed dockerboot-wizard markers "
+            f"({len(begins)} begin, {len(ends)} end line(s))",
+            "remove the broken '# >>> dockerboot-wizard' block by hand, then run again")
+    b, e = begins[0], ends[0]
+    if not lines[e].endswith("\n"):
+        # The block ended the file without a newline: keep it that way.
+        entry = entry.rstrip("\r\n")
+    return "".join(lines[:b]) + entry + "".join(lines[e + 1:])
+
+
+def _decode(data: bytes, conf: Path) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise BootloaderError(f"{conf} is UTF-16 encoded",
+                              "convert it to UTF-8 (iconv -f UTF-16 -t UTF-8), then run again")
+    # surrogateescape: bytes that are not UTF-8 survive the round trip unchanged.
+    return data.decode("utf-8", "surrogateescape")
+
+
+def plan_refind(conf: Path, entry: str) -> tuple[bytes, bytes]:
+    """Read ``conf`` and return ``(old_bytes, new_bytes)`` with the entry in place.
+
+    Raises:
+        BootloaderError: the file cannot be read or its markers are malformed.
+
+    """
+    try:
+        old = Path(conf).read_bytes()
+    except OSError as e:
+        raise BootloaderError(f"cannot read {conf}: {e.strerror}",
+                              "check the path, or pass --refind-conf FILE") from e
+    new = update_conf(_decode(old, conf), entry).encode("utf-8", "surrogateescape")
+    return old, new
+
+
+def write_refind(conf: Path, new_bytes: bytes) -> Path | None:
+    """Atomically replace ``conf`` with ``new_bytes``; return the backup path.
+
+    Returns None when the content was already up to date (nothing written).
+
+    Raises:
+        BootloaderError: the ESP is not writable.
+
+    """
+    try:
+        return write_atomic(Path(conf), new_bytes, backup=True)
+    except OSError as e:
+        raise BootloaderError(f"cannot write {conf}: {e.strerror}",
+                              "mount the ESP read-write and run again") from e

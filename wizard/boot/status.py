@@ -1,0 +1,264 @@
+"""Status of a configured partition as versioned JSON, like ``bootc status --json``.
+
+``status`` is a pure function of what is on the partition (the generations
+under ``boot_dir`` and the state the boot hook writes) plus what the caller
+found out elsewhere: the configured tag's current image ID and the initramfs
+inputs a build from it would have (both need docker; leave them None to
+skip), and ``/proc/cmdline`` when run inside the booted system.  Nothing is
+written and nothing is started.  The schema is ``docs/status-json.md``
+(``version`` 1; a unit test keeps the two in step).
+
+The hook's state (``assets/hook/dockerboot-assess.sh``) lives in
+``dockerboot.state=`` (``boot_docker/state`` by default) on the partition:
+``attempt`` ("<id> <n>"), ``good`` ("<id>"), ``failed`` ("<id> <n>") and
+``boot`` (key=value lines: ``ref``, ``id``, ``configured_id``, ``fallback``,
+``kernel``, ``tries``, ``generation``; a hook before ``generation`` lacks
+it).  Each is read without following symlinks and bounded in size; what
+does not parse is null plus a line in ``problems``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from wizard.boot.fingerprint import KVER_RE, Fingerprint
+from wizard.boot.generations import Generation, Inventory, load
+from wizard.settings.cmdline import parse_cmdline
+from wizard.settings.config import Settings
+from wizard.store.images import IMAGE_ID_RE
+
+SCHEMA_VERSION = 1
+"""The ``version`` of the JSON; it grows only by new keys until it changes."""
+DEFAULT_STATE = "boot_docker/state"
+"""The hook's state directory when ``dockerboot.state=`` is not given."""
+_MAX = 4096
+_BOOT_KEYS = ("ref", "id", "configured_id", "fallback", "kernel", "tries", "generation")
+_GEN_DIGITS = 6
+"""The hook records ``dockerboot.generation=`` only up to this many digits."""
+
+
+def state_dir(settings: Settings) -> str:
+    """The state directory relative to the top level, as the hook derives it."""
+    value = parse_cmdline(settings.kernel_options).get("dockerboot.state", DEFAULT_STATE)
+    return value.strip("/") or DEFAULT_STATE
+
+
+def _read(top: Path, rel: str, name: str, problems: list[str]) -> str | None:
+    """The text of ``<top>/<rel>/<name>``, never through a symlink; None if absent."""
+    path = top
+    for part in [*rel.split("/"), name]:
+        if part in ("", ".", ".."):
+            problems.append(f"state path {rel!r} is not a plain relative path")
+            return None
+        path = path / part
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            problems.append(f"cannot read {path}: {e.strerror}")
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            problems.append(f"{path} is a symlink: not read")
+            return None
+    if not stat.S_ISREG(st.st_mode):
+        problems.append(f"{path} is not a regular file: not read")
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            return f.read(_MAX).decode("utf-8", "replace")
+    except OSError as e:
+        problems.append(f"cannot read {path}: {e.strerror}")
+        return None
+
+
+def _id_count(text: str | None, name: str, problems: list[str],
+              count: bool = True) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    words = text.split()
+    if not words or not IMAGE_ID_RE.match(words[0]) or (
+            count and (len(words) < 2 or not words[1].isdigit())):
+        problems.append(f"state file {name} holds {text.strip()[:80]!r}: ignored")
+        return None
+    return {"id": words[0], **({"tries": int(words[1])} if count else {})}
+
+
+def _parse_boot(text: str | None, problems: list[str]) -> dict[str, str] | None:
+    if text is None:
+        return None
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in _BOOT_KEYS:
+            values[key] = value
+    if not values.get("ref"):
+        problems.append("state file boot names no ref: ignored")
+        return None
+    return values
+
+
+def hook_images(top: Path, settings: Settings) -> tuple[str | None, str | None]:
+    """The hook's last good image ID and the ID of the last boot, as far as they parse.
+
+    What garbage collection keeps whatever its age: the hook falls back to
+    the first and the system runs the second.
+    """
+    problems: list[str] = []
+    rel = state_dir(settings)
+    good = _id_count(_read(top, rel, "good", problems), "good", problems, count=False)
+    boot = _parse_boot(_read(top, rel, "boot", problems), problems) or {}
+    booted = boot.get("id", "")
+    return (good["id"] if good else None), (booted if IMAGE_ID_RE.match(booted) else None)
+
+
+def _gen_json(gen: Generation | None) -> dict[str, Any] | None:
+    if gen is None:
+        return None
+    return {"number": gen.number, "kernel_version": gen.kernel_version,
+            "image_ref": gen.image_ref, "image_id": gen.image_id, "created": gen.created,
+            "legacy": gen.legacy, "pinned": gen.pinned, "loader": gen.loader,
+            "initrd": gen.initrd_path,
+            "inputs": gen.inputs.to_json() if gen.inputs else None}
+
+
+def _booted_generation(inv: Inventory, boot: dict[str, str],
+                       cmdline: str | None) -> tuple[int | None, str | None]:
+    """Which generation the recorded boot ran, and how that is known.
+
+    The hook's own record (``generation=`` in ``state/boot``, from the boot
+    entry's ``dockerboot.generation=``) first: it describes the very boot the
+    rest of ``boot`` describes.  Then, for a record without it (an older hook,
+    an entry not written by the wizard), the running system's command line,
+    then the kernel version.  A number with no generation on the partition
+    (since collected) is not taken.
+    """
+    value = boot.get("generation", "")
+    if (value.isascii() and value.isdigit() and len(value) <= _GEN_DIGITS
+            and inv.get(int(value)) is not None):
+        return int(value), "state"
+    if cmdline is not None:
+        value = parse_cmdline(cmdline).get("dockerboot.generation", "")
+        if value.isascii() and value.isdigit() and inv.get(int(value)) is not None:
+            return int(value), "cmdline"
+    kernel = boot.get("kernel", "")
+    same = [g for g in inv.generations if g.kernel_version == kernel]
+    if boot.get("ref", "").startswith("sha256:"):
+        # The "previous" entry boots by ID: its generation was built from that image.
+        same = [g for g in same if g.image_id == boot.get("id")] or same
+    return (same[-1].number, "kernel") if same else (None, None)
+
+
+def _booted(inv: Inventory, boot: dict[str, str] | None, cmdline: str | None,
+            problems: list[str]) -> dict[str, Any] | None:
+    if boot is None:
+        return None
+    ids = {}
+    for key in ("id", "configured_id"):
+        value = boot.get(key, "")
+        if value and not IMAGE_ID_RE.match(value):
+            problems.append(f"state file boot has an invalid {key}={value[:80]!r}: ignored")
+        ids[key] = value if IMAGE_ID_RE.match(value) else None
+    kernel = boot.get("kernel", "")
+    tries = boot.get("tries", "")
+    fallback = boot.get("fallback", "")
+    # The hook writes "fallback=<configured ref> <why>".
+    reason = (fallback.partition(" ")[2] or fallback) if fallback else None
+    number, source = _booted_generation(inv, boot, cmdline)
+    return {"ref": boot["ref"], "id": ids["id"], "configured_id": ids["configured_id"],
+            "kernel": kernel if KVER_RE.match(kernel) else None,
+            "tries": int(tries) if tries.isdigit() else None,
+            "fallback": bool(fallback), "fallback_reason": reason,
+            "generation": number, "generation_source": source}
+
+
+def _pending(newest: Generation | None, tag_id: str | None,
+             tag_inputs: Fingerprint | None) -> dict[str, Any]:
+    reasons: list[str] = []
+    image_changed = build_needed = None
+    if tag_id is not None:
+        image_changed = newest is None or tag_id != newest.image_id
+        if image_changed:
+            old = newest.image_id[7:19] if newest and newest.image_id else "unknown"
+            reasons.append(f"the tag moved: {old} -> {tag_id[7:19]}")
+    if tag_inputs is not None:
+        changes = tag_inputs.changes(newest.inputs if newest else None)
+        if newest is not None and newest.inputs is None:
+            changes = ["the newest generation's inputs are unknown (legacy)"]
+        build_needed = bool(changes)
+        reasons += changes
+    update = None if image_changed is None and build_needed is None else bool(
+        image_changed or build_needed)
+    return {"tag_id": tag_id, "image_changed": image_changed, "build_needed": build_needed,
+            "kernel_version": tag_inputs.kernel_version if tag_inputs else None,
+            "update": update, "reasons": reasons}
+
+
+def status(top: Path, settings: Settings, *, tag_id: str | None = None,
+           tag_inputs: Fingerprint | None = None, cmdline: str | None = None) -> dict[str, Any]:
+    """The partition's status as a JSON-ready dict (schema: ``docs/status-json.md``).
+
+    Args:
+        top: where the partition's top level is mounted.
+        settings: the saved settings (``boot_dir``, ``image``, ``kernel_options``).
+        tag_id: the configured tag's image ID now (``sha256:…``), if known.
+        tag_inputs: the initramfs inputs a build from the tag would have
+            (kernel version found in the image, generator, hook assets), if known.
+        cmdline: ``/proc/cmdline`` of the booted system, when run inside it.
+
+    """
+    top = Path(top)
+    problems: list[str] = []
+    inv = load(top / settings.boot_dir)
+    problems += inv.problems
+    rel = state_dir(settings)
+    boot = _parse_boot(_read(top, rel, "boot", problems), problems)
+    good = _id_count(_read(top, rel, "good", problems), "good", problems, count=False)
+    failed = _id_count(_read(top, rel, "failed", problems), "failed", problems)
+    if tag_id is not None and not IMAGE_ID_RE.match(tag_id):
+        raise ValueError(f"tag_id {tag_id!r} is not sha256:<64 hex>")
+    return {
+        "version": SCHEMA_VERSION,
+        "label": settings.label,
+        "image": settings.image,
+        "state_dir": rel,
+        "booted": _booted(inv, boot, cmdline, problems),
+        "last_good": good,
+        "failed": failed,
+        "generation": _gen_json(inv.newest),
+        "previous": _gen_json(inv.previous),
+        "generations": [_gen_json(g) for g in inv.generations],
+        "pending": _pending(inv.newest, tag_id, tag_inputs),
+        "problems": problems,
+    }
+
+
+def summary(out: dict[str, Any]) -> list[str]:
+    """The status JSON as a few lines for people (the CLI's text, the TUI's Welcome)."""
+    lines = [f"LABEL={out['label']}: {out['image']}"]
+    gen, prev, booted = out["generation"], out["previous"], out["booted"]
+    if gen:
+        lines.append(f"default entry: generation {gen['number']}, kernel "
+                     f"{gen['kernel_version']}, image @{(gen['image_id'] or '?')[7:19]}")
+    if prev:
+        lines.append(f"previous entry: generation {prev['number']}, kernel "
+                     f"{prev['kernel_version']}, image @{(prev['image_id'] or '?')[7:19]}")
+    if booted:
+        lines.append(f"last boot: {booted['ref']} @{(booted['id'] or '?')[7:19]} on kernel "
+                     f"{booted['kernel']}" + (f" — FALLBACK: {booted['fallback_reason']}"
+                                              if booted["fallback"] else ""))
+    if out["last_good"]:
+        lines.append(f"last good image: @{out['last_good']['id'][7:19]}")
+    pending = out["pending"]
+    if pending["update"]:
+        lines.append("update pending: " + "; ".join(pending["reasons"])
+                     + (" (a build is needed)" if pending["build_needed"] else " (no build)"))
+        lines.append(f"  run: dockerboot-wizard update --label {out['label']}")
+    elif pending["update"] is False:
+        lines.append("up to date")
+    lines += [f"problem: {p}" for p in out["problems"]]
+    return lines

@@ -1,0 +1,1 @@
+"""The command line: ``dockerboot-wizard`` headless commands (``python -m wizard.cli``)."""

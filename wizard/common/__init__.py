@@ -1,0 +1,1 @@
+"""Common ground: errors, typed events, atomic writes, the lock, the mount table, assets."""

@@ -1,0 +1,1 @@
+"""The disk: btrfs partitions found through udev, and their mounts."""

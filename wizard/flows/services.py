@@ -1,0 +1,401 @@
+"""The core as the TUI sees it: one object whose methods the screens call.
+
+Screens never reach for udev, docker or the filesystem themselves; they get a
+``Services`` (the real one, or a fake in UI tests) from ``make_app``.  Long
+work returns generators of ``wizard.common.events`` events and takes a cancel token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tarfile
+import threading
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from wizard.common.errors import ImageError, NotRootError, PartitionError, WizardError
+from wizard.common.events import Event
+from wizard.flows.flow import WizardState
+from wizard.flows.service_types import DockerStatus as DockerStatus  # re-exported
+from wizard.flows.service_types import Environment as Environment  # re-exported
+from wizard.settings.config import Settings
+
+if TYPE_CHECKING:
+    import docker
+
+    from wizard.boot.initramfs import BuildTarget
+    from wizard.disk.partitions import BlockEvent, Partition
+    from wizard.flows.changes import Preview
+    from wizard.flows.update import UpdatePlan
+    from wizard.store.docker_daemon import ImageSummary
+
+# The core modules below pull in docker, pyudev and requests: imported where used,
+# so that importing this module (the TUI's first screens, the tests' fakes) stays cheap.
+
+
+def __getattr__(name: str) -> object:
+    # ``pull_events`` (the pull screen's events) is re-exported from docker_daemon,
+    # which imports docker: loaded on first use only.
+    if name == "pull_events":
+        from wizard.store.docker_daemon import pull_events
+
+        return pull_events
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class Services(Protocol):
+    """Everything the screens may ask of the core."""
+
+    def environment(self) -> Environment:
+        """Check root, udev and that some btrfs partition exists."""
+        ...
+
+    def partitions(self) -> list[Partition]:
+        """Btrfs partitions from udev."""
+        ...
+
+    def watch_partitions(self, callback: Callable[[BlockEvent], None]) -> Callable[[], None]:
+        """Call ``callback`` (from another thread) on block hotplug; return a stopper."""
+        ...
+
+    def saved_config(self, partition: Partition) -> Settings | None:
+        """The config saved on the partition, if any."""
+        ...
+
+    def has_data_root(self, partition: Partition) -> bool:
+        """Whether the partition holds a Docker data-root."""
+        ...
+
+    def docker_status(self, partition: Partition) -> DockerStatus:
+        """Check the daemon: reachable, btrfs driver, data-root on this partition."""
+        ...
+
+    def images(self) -> list[ImageSummary]:
+        """Local images and tags."""
+        ...
+
+    def resolve(self, image: str) -> Path:
+        """The image's subvolume (raises ImageError when it is not bootable)."""
+        ...
+
+    def pull(self, ref: str, *, cancel: threading.Event) -> Iterator[Event]:
+        """Pull an image, yielding Progress/LogLine events."""
+        ...
+
+    def detect_initramfs(self, image: str) -> BuildTarget:
+        """Generator and kernel found in the image (raises InitramfsError)."""
+        ...
+
+    # --- later screens (toplayer, initramfs, bootloader, review) ---
+
+    def toplayer_files(self, state: WizardState) -> dict[str, bytes]:
+        """Files now in the partition's top layer (relative path -> content); {} if none."""
+        ...
+
+    def image_file(self, image: str, path: str) -> bytes | None:
+        """The image's own copy of ``path`` (e.g. ``etc/fstab``), or None if it has none."""
+        ...
+
+    def find_refind(self, settings: Settings) -> tuple[Path, bytes]:
+        """refind.conf for ``settings`` (its esp/refind_conf overrides) and its content.
+
+        Raises BootloaderError when no ESP or refind.conf is found.
+        """
+        ...
+
+    def build_initramfs(self, state: WizardState, *,
+                        cancel: threading.Event) -> Generator[Event, None, str]:
+        """Build kernel + initramfs staged: nothing is replaced yet.
+
+        Returns the staged directory relative to the partition's top level
+        (for ``WizardState.staged_initramfs``).
+        """
+        ...
+
+    def discard_staged(self, state: WizardState) -> None:
+        """Remove ``state.staged_initramfs`` (a build never installed); no-op without one."""
+        ...
+
+    def preview(self, state: WizardState, *, cancel: threading.Event) -> Preview:
+        """The plan for ``state`` (its mode's steps, edits, staged build), made and let go.
+
+        Nothing stays mounted or locked afterwards (``changes.preview``).
+        Raises WizardError (bad settings first, before anything is mounted).
+        """
+        ...
+
+    def apply(self, state: WizardState, *,
+              cancel: threading.Event) -> Generator[Event, None, None]:
+        """Plan ``state`` again from what is on disk now and write it (``changes.apply``).
+
+        Its session is closed when the generator ends, fails or is closed.
+        """
+        ...
+
+    def status(self, settings: Settings) -> dict[str, Any]:
+        """The partition's status JSON (``update.partition_status``)."""
+        ...
+
+    def preview_update(self, settings: Settings, *, rollback: bool) -> UpdatePlan:
+        """What ``update`` (or ``rollback``) would do; nothing written, nothing held."""
+        ...
+
+    def run_update(self, settings: Settings, *, rollback: bool,
+                   cancel: threading.Event) -> Generator[Event, None, None]:
+        """Plan again under the lock and carry it out (``update.run``)."""
+        ...
+
+
+class RealServices:
+    """``Services`` over the real core: udev, docker, the btrfs partitions."""
+
+    def __init__(self) -> None:
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    def _docker(self) -> docker.DockerClient:
+        from wizard.common import leftovers
+        from wizard.store import docker_daemon
+
+        # One client for the session; screens call from several worker threads.
+        with self._lock:
+            if self._client is None:
+                self._client = docker_daemon.connect()
+                # The first docker use of this run: containers of a killed run go now.
+                leftovers.remove_leftover_containers(self._client)
+            return self._client
+
+    def environment(self) -> Environment:
+        """Root first (nothing else works without it), then btrfs, then docker."""
+        from wizard.disk import partitions
+
+        is_root = os.geteuid() == 0
+        if not is_root:
+            return Environment(False, NotRootError(
+                "dockerboot-wizard must run as root (it mounts partitions and talks to "
+                "dockerd)", "run it again with sudo: `sudo dockerboot-wizard`"))
+        try:
+            found = partitions.list_btrfs()
+        except Exception as e:  # noqa: BLE001 — udev missing is an environment problem
+            return Environment(True, PartitionError(
+                f"udev cannot list block devices ({e})",
+                "start systemd-udevd (or udevd) and try again"))
+        if not found:
+            return Environment(True, PartitionError(
+                "no btrfs partition found", "create one (`mkfs.btrfs -L NAME /dev/…`) or plug "
+                "in the disk that holds it"))
+        try:
+            self._docker()
+        except WizardError as e:
+            return Environment(True, e)
+        return Environment(True, None)
+
+    def partitions(self) -> list[Partition]:
+        """Btrfs partitions from udev; one whose top level cannot be read has ``error`` set."""
+        from wizard.disk import partitions
+
+        return partitions.list_btrfs(probe=True)
+
+    def watch_partitions(self, callback: Callable[[BlockEvent], None]) -> Callable[[], None]:
+        """Start a udev observer thread; return its ``stop``."""
+        from wizard.disk import partitions
+
+        stop: Callable[[], None] = partitions.monitor_btrfs(callback).stop  # pyudev: untyped
+        return stop
+
+    def saved_config(self, partition: Partition) -> Settings | None:
+        """Load ``boot_docker/dockerboot-wizard.toml`` from the partition's top level."""
+        from wizard.disk import partitions
+        from wizard.settings import config
+
+        with partitions.top_level(partition, read_only=True) as top:
+            return config.load(top)
+
+    def has_data_root(self, partition: Partition) -> bool:
+        """Whether some directory at the top level is a btrfs-driver data-root.
+
+        False, never an error, for a partition that cannot be mounted (its
+        ``error`` says why): one bad filesystem must not hide the others.
+        """
+        from wizard.disk import partitions
+
+        if partition.error:
+            return False
+        with contextlib.suppress(PartitionError), \
+                partitions.top_level(partition, read_only=True) as top:
+            with contextlib.suppress(OSError):
+                return any((d / "image" / "btrfs" / "repositories.json").is_file()
+                           for d in top.iterdir() if d.is_dir())
+        return False
+
+    def docker_status(self, partition: Partition) -> DockerStatus:
+        """Reachable, btrfs driver, data-root on ``partition``: the first problem wins."""
+        from wizard.store import docker_daemon
+
+        try:
+            client = self._docker()
+        except WizardError as e:
+            return DockerStatus(reachable=False, problem=e)
+        try:
+            info = docker_daemon.daemon_info(client)
+        except WizardError as e:
+            return DockerStatus(reachable=False, problem=e)
+        status = DockerStatus(reachable=True, driver=info.driver,
+                              data_root=info.docker_root_dir)
+        try:
+            docker_daemon.check_storage(info)
+            path = docker_daemon.docker_path_for(info.docker_root_dir, partition)
+        except WizardError as e:
+            return replace(status, problem=e)
+        return replace(status, docker_path=path)
+
+    def images(self) -> list[ImageSummary]:
+        """Local images and tags."""
+        from wizard.store import docker_daemon
+
+        return docker_daemon.list_images(self._docker())
+
+    def resolve(self, image: str) -> Path:
+        """The image's top-layer subvolume under the daemon's data-root."""
+        from wizard.store import docker_daemon, images
+
+        info = docker_daemon.daemon_info(self._docker())
+        return images.resolve_subvolume(Path(info.docker_root_dir), image)
+
+    def pull(self, ref: str, *, cancel: threading.Event) -> Iterator[Event]:
+        """Pull ``ref`` through the daemon, yielding progress; stops when cancelled."""
+        import docker.errors
+
+        from wizard.store import images
+        from wizard.store.docker_daemon import pull_events
+
+        name, tag = images.split_ref(images.normalize_ref(ref))
+        try:
+            stream = self._docker().api.pull(name, tag=tag or "latest", stream=True,
+                                             decode=True)
+            yield from pull_events(stream, cancel)
+        except docker.errors.DockerException as e:
+            raise ImageError(f"pull of {ref} failed: {e}",
+                             "check the name and that the registry is reachable") from e
+
+    def detect_initramfs(self, image: str) -> BuildTarget:
+        """Generator and kernel found in the image (a throwaway probe container)."""
+        from wizard.boot import initramfs
+
+        return initramfs.detect(self._docker(), image)
+
+    # --- later screens: the same core code as headless ``apply`` ---
+
+    def toplayer_files(self, state: WizardState) -> dict[str, bytes]:
+        """Files now in the partition's top layer (relative path -> content)."""
+        from wizard.disk import partitions
+        from wizard.toplayer import files as toplayer
+
+        s = state.settings
+        if s is None:
+            return {}
+        with partitions.top_level(partitions.find_by_label(s.label), read_only=True) as top:
+            root = toplayer.toplayer_dir(top, s)
+            if not root.is_dir():
+                return {}
+            return {p.relative_to(root).as_posix(): p.read_bytes()
+                    for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+    def image_file(self, image: str, path: str) -> bytes | None:
+        """The image's own ``path``, read from a created (never started) container."""
+        import docker.errors
+
+        from wizard.store.containers import throwaway
+
+        with throwaway(self._docker(), image, purpose="image-file", command=["true"],
+                       user=None) as box:
+            try:
+                chunks, _ = box.container.get_archive("/" + path.lstrip("/"))
+            except docker.errors.NotFound:
+                return None
+            with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tf:
+                member = tf.next()
+                f = tf.extractfile(member) if member is not None and member.isfile() else None
+                return f.read() if f is not None else None
+
+    def find_refind(self, settings: Settings) -> tuple[Path, bytes]:
+        """refind.conf for ``settings`` and its current content."""
+        from wizard.flows import apply
+
+        conf, _warnings = apply.locate_refind(settings)
+        return conf, conf.read_bytes()
+
+    def build_initramfs(self, state: WizardState, *,
+                        cancel: threading.Event) -> Generator[Event, None, str]:
+        """Build kernel + initramfs staged in ``boot_docker/``; nothing is replaced yet."""
+        from wizard.boot import initramfs
+        from wizard.common.lock import partition_lock
+        from wizard.disk import partitions
+        from wizard.store import images
+
+        assert state.settings is not None
+        s = state.settings
+        client = self._docker()
+        image = images.normalize_ref(s.image)
+        target = initramfs.detect(client, image)
+        name, tag = images.split_ref(image)
+        with partitions.top_level(partitions.find_by_label(s.label)) as top, \
+                partition_lock(top / s.boot_dir, s.label):
+            boot = top / s.boot_dir
+            staged = yield from initramfs.build(client, image, target, boot, image_name=name,
+                                                image_tag=tag, cancel=cancel, stage_only=True)
+            assert staged is not None
+            return staged.relative_to(top).as_posix()
+
+    def discard_staged(self, state: WizardState) -> None:
+        """Remove the staged build of ``state`` (the flow ended without installing it).
+
+        Only a ``.build-*`` directory inside the partition's boot directory is
+        removed, whatever the state says.
+        """
+        from wizard.boot import initramfs
+        from wizard.common.lock import partition_lock
+        from wizard.disk import partitions
+
+        s, staged = state.settings, state.staged_initramfs
+        if s is None or not staged:
+            return
+        with partitions.top_level(partitions.find_by_label(s.label)) as top, \
+                partition_lock(top / s.boot_dir, s.label):
+            initramfs.discard_staged(top / s.boot_dir, top / staged)
+
+    def preview(self, state: WizardState, *, cancel: threading.Event) -> Preview:
+        """``changes.preview`` of ``state``'s request: the session is closed on return."""
+        from wizard.flows import changes
+
+        return changes.preview(changes.request_for(state), cancel=cancel)
+
+    def apply(self, state: WizardState, *,
+              cancel: threading.Event) -> Generator[Event, None, None]:
+        """``changes.apply`` of ``state``'s request (plans again, then writes)."""
+        from wizard.flows import changes
+
+        return changes.apply(changes.request_for(state), cancel=cancel)
+
+    def status(self, settings: Settings) -> dict[str, Any]:
+        """``update.partition_status`` (a probe container only when the tag moved)."""
+        from wizard.flows import update
+
+        return update.partition_status(settings)
+
+    def preview_update(self, settings: Settings, *, rollback: bool) -> UpdatePlan:
+        """``update.preview``: its own session, closed on return."""
+        from wizard.flows import update
+
+        return update.preview(settings, rollback=rollback)
+
+    def run_update(self, settings: Settings, *, rollback: bool,
+                   cancel: threading.Event) -> Generator[Event, None, None]:
+        """``update.run``: plans again in a locked session, then writes."""
+        from wizard.flows import update
+
+        return update.run(settings, rollback=rollback, cancel=cancel)

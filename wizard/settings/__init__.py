@@ -1,0 +1,1 @@
+"""The settings: the saved configuration, the kernel options and the command line."""

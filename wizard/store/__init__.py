@@ -1,0 +1,1 @@
+"""The Docker store: the daemon, images and their subvolumes, throwaway containers, pins."""

@@ -1,0 +1,1 @@
+"""The top layer and the machine: per-machine files, users, fstab, the in-system update."""
