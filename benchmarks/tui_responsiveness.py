@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from screens.initramfs import InitramfsScreen  # noqa: E402
+from screens.boot.initramfs import InitramfsScreen  # noqa: E402
 from screens.wizard_app import make_app  # noqa: E402
 from tests.ui.fakes import SETTINGS, FakeServices  # noqa: E402
 from wizard.common.events import Event, LogLine, Progress, StepDone  # noqa: E402

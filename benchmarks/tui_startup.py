@@ -40,7 +40,7 @@ READY = "DBW-READY "
 WIZARD_TO_FIRST_SCREEN = """
 import sys, time
 from screens.wizard_app import make_app
-from screens.welcome import WelcomeScreen
+from screens.flows.welcome import WelcomeScreen
 if {real!r}:
     from wizard.flows.services import RealServices as S
     services = S()

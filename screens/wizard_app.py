@@ -20,8 +20,8 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
-from screens.base import StepScreen, css
-from screens.problem import ProblemScreen
+from screens.common.base import StepScreen, css
+from screens.common.problem import ProblemScreen
 from wizard.common.errors import WizardError
 from wizard.flows.flow import Back, Next, Quit, Step, WizardState, after, before, first, rebuilt
 
@@ -39,34 +39,34 @@ def screen_class(step: Step) -> type[StepScreen]:
     """The screen class of ``step`` (a static, typed registry; imports on first use)."""
     match step:
         case Step.WELCOME:
-            from screens.welcome import WelcomeScreen
+            from screens.flows.welcome import WelcomeScreen
             return WelcomeScreen
         case Step.PARTITION:
-            from screens.partition import PartitionScreen
+            from screens.disk.partition import PartitionScreen
             return PartitionScreen
         case Step.DOCKER:
-            from screens.docker_daemon import DockerDaemonScreen
+            from screens.store.docker_daemon import DockerDaemonScreen
             return DockerDaemonScreen
         case Step.IMAGE:
-            from screens.images import ImagesScreen
+            from screens.store.images import ImagesScreen
             return ImagesScreen
         case Step.TOPLAYER:
-            from screens.toplayer import ToplayerScreen
+            from screens.toplayer.toplayer import ToplayerScreen
             return ToplayerScreen
         case Step.INITRAMFS:
-            from screens.initramfs import InitramfsScreen
+            from screens.boot.initramfs import InitramfsScreen
             return InitramfsScreen
         case Step.BOOTLOADER:
-            from screens.bootloader import BootloaderScreen
+            from screens.boot.bootloader import BootloaderScreen
             return BootloaderScreen
         case Step.REVIEW:
-            from screens.review import ReviewScreen
+            from screens.flows.review import ReviewScreen
             return ReviewScreen
         case Step.UPDATE:
-            from screens.update import UpdateScreen
+            from screens.flows.update import UpdateScreen
             return UpdateScreen
         case Step.DONE:
-            from screens.done import DoneScreen
+            from screens.flows.done import DoneScreen
             return DoneScreen
 
 

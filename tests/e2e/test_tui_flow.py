@@ -25,15 +25,15 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, OptionList, Static, TabbedContent
 
-from screens.bootloader import BootloaderScreen
-from screens.docker_daemon import DockerDaemonScreen
-from screens.done import DoneScreen
-from screens.images import ImagesScreen
-from screens.initramfs import InitramfsScreen
-from screens.partition import PartitionScreen
-from screens.review import ReviewScreen
-from screens.toplayer import ToplayerScreen
-from screens.welcome import WelcomeScreen
+from screens.boot.bootloader import BootloaderScreen
+from screens.boot.initramfs import InitramfsScreen
+from screens.disk.partition import PartitionScreen
+from screens.flows.done import DoneScreen
+from screens.flows.review import ReviewScreen
+from screens.flows.welcome import WelcomeScreen
+from screens.store.docker_daemon import DockerDaemonScreen
+from screens.store.images import ImagesScreen
+from screens.toplayer.toplayer import ToplayerScreen
 from screens.wizard_app import make_app
 from wizard.boot import generations
 from wizard.flows.flow import Mode, Step, WizardState

@@ -16,7 +16,7 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Button, Static
 
-from screens.base import TITLES, StepScreen
+from screens.common.base import TITLES, StepScreen
 from screens.wizard_app import DockerbootApp
 from tests.ui.fakes import FakeServices
 from wizard.flows.flow import Outcome, Step, WizardState

@@ -2,7 +2,7 @@
 
 Each screen's test module calls these with its own step, states and worker
 methods, and states only what is its own.  A worker's fault takes one of two
-ways (``screens.base.StepScreen.reporting``): a fault the core knows is shown
+ways (``screens.common.base.StepScreen.reporting``): a fault the core knows is shown
 on the step's error line (``known_fault``); a bug opens the error view, whose
 b leads back to the previous step (``way_back``).
 """
@@ -19,7 +19,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button
 
-from screens.base import ConfirmScreen, ErrorView, StepScreen
+from screens.common.base import ConfirmScreen, ErrorView, StepScreen
 from tests.ui.conftest import RecordingApp, next_enabled, open_step, press, text, until
 from tests.ui.fakes import FakeServices
 from wizard.common.errors import WizardError

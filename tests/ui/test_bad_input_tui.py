@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 from textual.widgets import Button, Input, Static
 
-from screens.review import ReviewScreen
+from screens.flows.review import ReviewScreen
 from tests.integration.bad_input_cases import CASES
 from tests.ui.conftest import open_step
 from tests.ui.fakes import SETTINGS, FakeServices

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from textual.widgets import Button, Input, Static
 
-from screens.base import ConfirmScreen, ErrorView
-from screens.bootloader import BootloaderScreen
+from screens.boot.bootloader import BootloaderScreen
+from screens.common.base import ConfirmScreen, ErrorView
 from tests.ui.conftest import open_step, settle, text
 from tests.ui.every_step import back_and_quit
 from tests.ui.fakes import SETTINGS, FakeServices

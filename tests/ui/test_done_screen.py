@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from textual.widgets import Button, Markdown
 
-from screens.done import DoneScreen
+from screens.flows.done import DoneScreen
 from tests.ui.conftest import open_step, press
 from tests.ui.fakes import SETTINGS
 from wizard.flows.flow import Mode, Next, Outcome, Quit, Step, WizardState

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from textual.widgets import DataTable, Input, ProgressBar
 
-from screens.base import ErrorView
+from screens.common.base import ErrorView
 from tests.ui.conftest import next_enabled, open_step, press, text
 from tests.ui.every_step import BOOM, back_and_quit, failing, known_fault, known_faults, way_back
 from tests.ui.fakes import PART, FakeServices

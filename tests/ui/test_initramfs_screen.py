@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from textual.widgets import Button, Static
 
-from screens.base import ConfirmScreen, ErrorView
-from screens.initramfs import InitramfsScreen
+from screens.boot.initramfs import InitramfsScreen
+from screens.common.base import ConfirmScreen, ErrorView
 from tests.ui.conftest import open_step, settle, text
 from tests.ui.every_step import BOOM, failing, way_back
 from tests.ui.fakes import SETTINGS, FakeServices

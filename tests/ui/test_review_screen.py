@@ -11,8 +11,8 @@ from dataclasses import replace
 import pytest
 from textual.widgets import Button
 
-from screens.base import ConfirmScreen, ErrorView
-from screens.review import ReviewScreen
+from screens.common.base import ConfirmScreen, ErrorView
+from screens.flows.review import ReviewScreen
 from tests.ui.conftest import open_step, settle, shown, text
 from tests.ui.every_step import failing, known_fault, known_faults, way_back
 from tests.ui.fakes import SETTINGS, FakeServices

@@ -21,7 +21,7 @@ from pathlib import Path
 from textual.app import App
 from textual.widgets import Input, TextArea, Tree
 
-from screens.problem import ProblemScreen
+from screens.common.problem import ProblemScreen
 from screens.wizard_app import make_app
 from tests.ui.conftest import SIZE, settle
 from tests.ui.fakes import OVERLAY_DOCKER, PART, SETTINGS, FakeServices

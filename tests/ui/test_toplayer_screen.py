@@ -24,8 +24,8 @@ from textual.widgets import (
     Tree,
 )
 
-from screens.base import ConfirmScreen, ErrorView, StepScreen
-from screens.toplayer import WARNING, ToplayerScreen
+from screens.common.base import ConfirmScreen, ErrorView, StepScreen
+from screens.toplayer.toplayer import WARNING, ToplayerScreen
 from tests.ui.conftest import open_step, settle, until
 from tests.ui.fakes import SETTINGS, FakeServices
 from wizard.common.errors import DockerError

@@ -8,8 +8,8 @@ import pytest
 from textual.widgets import OptionList, Static
 
 from screens import wizard_app
-from screens.base import ConfirmScreen
-from screens.problem import ProblemScreen
+from screens.common.base import ConfirmScreen
+from screens.common.problem import ProblemScreen
 from screens.wizard_app import DockerbootApp, make_app
 from tests.ui.conftest import SIZE, open_step, press, settle, stub_for, until, with_placeholders
 from tests.ui.fakes import PART, SETTINGS, FakeServices

@@ -48,7 +48,8 @@ def test_core_module_does_not_import_textual(module):
 
 def test_the_first_screen_loads_no_docker_udev_or_http_library():
     # Start-up (benchmarks/tui_startup.py): the SDKs load in workers, after the first paint.
-    code = ("import sys, screens.app, screens.wizard_app, screens.welcome, wizard.flows.services; "
+    code = ("import sys, screens.app, screens.wizard_app, screens.flows.welcome, "
+            "wizard.flows.services; "
             "heavy = [m for m in ('docker', 'pyudev', 'requests') if m in sys.modules]; "
             "print(heavy); sys.exit(1 if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -23,7 +23,7 @@ from textual.message_pump import MessagePump
 from textual.screen import Screen
 from textual.widgets import Log, ProgressBar
 
-from screens.base import TAIL_LINES
+from screens.common.base import TAIL_LINES
 from wizard.common.events import Event, LogLine, Progress, StepDone, StepStarted, drive
 from wizard.flows.flow import Outcome
 

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Button, Markdown
 
-from screens.base import StepScreen, css
+from screens.common.base import StepScreen, css
 from wizard.flows.flow import Mode, Step, WizardState
 from wizard.toplayer.machine import PERSISTENT
 

@@ -26,10 +26,10 @@ from textual.widget import Widget
 from textual.widgets import Input, OptionList, Static, TabbedContent, TabPane, Tree
 from textual.widgets.option_list import Option
 
-from screens.base import StepScreen, css
-from screens.machine_form import MachineForm, UsersForm
-from screens.toplayer_editor import DiffView, FileEditor
-from screens.toplayer_tree import ToplayerTree
+from screens.common.base import StepScreen, css
+from screens.toplayer.editor import DiffView, FileEditor
+from screens.toplayer.machine_form import MachineForm, UsersForm
+from screens.toplayer.tree import ToplayerTree
 from wizard.common.diffs import unified_diff
 from wizard.common.errors import ToplayerError, WizardError
 from wizard.flows.flow import Step, WizardState

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from screens.base import StepScreen, css
+from screens.common.base import StepScreen, css
 from wizard.common.errors import WizardError
 from wizard.common.faults import message as fault_line
 from wizard.common.names import check_label

@@ -11,7 +11,7 @@ from textual.reactive import reactive
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from screens.base import StepScreen, css
+from screens.common.base import StepScreen, css
 from wizard.boot.status import summary
 from wizard.common.faults import message as fault_line
 from wizard.disk.partitions import Partition

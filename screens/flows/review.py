@@ -22,9 +22,9 @@ from textual.message import Message
 from textual.widgets import Button, Static
 from textual.worker import get_current_worker
 
-from screens.applying import PlanThenApply
-from screens.base import css
-from screens.worklog import Relayed, WorkLog, relay
+from screens.common.applying import PlanThenApply
+from screens.common.base import css
+from screens.common.worklog import Relayed, WorkLog, relay
 from wizard.flows.flow import Next, Step, WizardState
 
 if TYPE_CHECKING:

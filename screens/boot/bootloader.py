@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Static
 
-from screens.base import StepScreen, css
+from screens.common.base import StepScreen, css
 from wizard.flows.flow import Step
 from wizard.flows.review import RefindPreview, refind_preview
 from wizard.settings.config import Settings

@@ -13,8 +13,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Button, Static
 
-from screens.base import StepScreen
-from screens.worklog import ShowsWork
+from screens.common.base import StepScreen
+from screens.common.worklog import ShowsWork
 
 
 class PlanThenApply(StepScreen, ShowsWork):

@@ -17,8 +17,8 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Input, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from screens.base import StepScreen, css
-from screens.partition import human_size
+from screens.common.base import StepScreen, css
+from screens.disk.partition import human_size
 from wizard.common.errors import Cancelled
 from wizard.common.events import Event, LogLine, Progress
 from wizard.common.faults import message as fault_line

@@ -18,8 +18,8 @@ from textual.reactive import reactive
 from textual.widgets import Button, Static
 from textual.worker import get_current_worker
 
-from screens.base import StepScreen, css
-from screens.worklog import Relayed, ShowsWork, WorkLog, relay
+from screens.common.base import StepScreen, css
+from screens.common.worklog import Relayed, ShowsWork, WorkLog, relay
 from wizard.boot.initramfs import BuildTarget
 from wizard.common.errors import Cancelled
 from wizard.flows.flow import Step, WizardState

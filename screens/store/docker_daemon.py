@@ -12,7 +12,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from screens.base import StepScreen, css
+from screens.common.base import StepScreen, css
 from wizard.common.errors import PartitionError
 from wizard.flows.flow import Step, WizardState
 from wizard.flows.services import DockerStatus

@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from screens.base import css
+from screens.common.base import css
 from wizard.common.errors import WizardError
 
 

@@ -1,0 +1,1 @@
+"""The Initramfs and Bootloader steps."""

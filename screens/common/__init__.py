@@ -1,0 +1,1 @@
+"""Shared parts of every step screen: the base, the work log, the problem and apply screens."""

@@ -1,0 +1,1 @@
+"""Welcome, Review, Update and Done."""

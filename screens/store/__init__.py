@@ -1,0 +1,1 @@
+"""The Docker and Image steps."""

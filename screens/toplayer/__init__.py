@@ -1,0 +1,1 @@
+"""The Top layer step: its screen, the file tree, the editor, the machine form."""
