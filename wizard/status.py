@@ -29,6 +29,7 @@ from wizard.config import Settings
 from wizard.fingerprint import KVER_RE, Fingerprint
 from wizard.generations import Generation, Inventory, load
 from wizard.images import IMAGE_ID_RE
+from wizard.kernel_options import check_state_dir, state_option
 
 SCHEMA_VERSION = 1
 """The ``version`` of the JSON; it grows only by new keys until it changes."""
@@ -41,9 +42,17 @@ _GEN_DIGITS = 6
 
 
 def state_dir(settings: Settings) -> str:
-    """The state directory relative to the top level, as the hook derives it."""
-    value = parse_cmdline(settings.kernel_options).get("dockerboot.state", DEFAULT_STATE)
-    return value.strip("/") or DEFAULT_STATE
+    """The state directory relative to the top level, as the hook reads it.
+
+    Raises ``ConfigError`` for a value the hook refuses or would read
+    differently (``check_state_dir``): never a guess.
+    """
+    value = state_option(settings.kernel_options)
+    if value is None:
+        return DEFAULT_STATE
+    check_state_dir(value, docker_path=settings.docker_path, rwlayer=settings.rwlayer,
+                    boot_dir=settings.boot_dir, toplayer_path=settings.toplayer_path)
+    return value
 
 
 def _read(top: Path, rel: str, name: str, problems: list[str]) -> str | None:
