@@ -214,3 +214,92 @@ def test_the_backup_never_goes_through_a_planted_symlink(shell: str, tmp_path: P
     assert all(p.is_symlink() for p in planted)
     [backup] = [p for p in esp.glob("refind.conf.dockerboot-*.bak") if not p.is_symlink()]
     assert backup.read_bytes() == b"timeout 5\n"
+
+
+# --- --auto against a stub docker: a tag write during a run is not lost ---
+
+STUB_DOCKER = r"""#!/bin/sh
+echo "$*" >>"$STUB/calls"
+case $1 in
+    image) case $* in *.Id*) cat "$STUB/tag" ;; *) echo 0 ;; esac ;;
+    run)   # the probe: a pull lands meanwhile (the next ID, if any, becomes the tag's)
+        if [ -s "$STUB/next" ]; then head -n 1 "$STUB/next" >"$STUB/tag"
+            sed -i 1d "$STUB/next"; fi
+        printf 'kernel 6.1.0-31-amd64 /boot/vmlinuz\ngenerator mkinitramfs /x\nbtrfs /x\n' ;;
+    *) exit 1 ;;
+esac
+"""
+
+
+def auto_env(tmp_path: Path, tag: str, later: list[str]) -> tuple[dict[str, str], Path]:
+    from tests.unit.genhelp import make_gen
+
+    top = tmp_path / "top"
+    make_gen(top / "boot_docker", 1, "one")
+    lib = tmp_path / "lib"
+    (lib / "assets/selfupdate").mkdir(parents=True)
+    for part in ("entries.sh", "status.sh", "assets/selfupdate/probe-image.sh"):
+        (lib / part).write_bytes((assets_dir() / "selfupdate" / part.split("/")[-1]).read_bytes())
+    stub = tmp_path / "stub"
+    (stub / "bin").mkdir(parents=True)
+    (stub / "bin/docker").write_text(STUB_DOCKER)
+    (stub / "bin/docker").chmod(0o755)
+    (stub / "tag").write_text(tag + "\n")
+    (stub / "next").write_text("".join(i + "\n" for i in later))
+    conf = "".join(line + "\n" for line in selfupdate.render_conf(SETTINGS).decode().splitlines()
+                   if not line.startswith("assets_initramfs_tools="))
+    (tmp_path / "update.conf").write_text(conf + "assets_initramfs_tools=" + "a" * 64 + "\n")
+    env = {"PATH": f"{stub}/bin:/usr/bin:/bin", "STUB": str(stub),
+           "DOCKERBOOT_UPDATE_CONF": str(tmp_path / "update.conf"),
+           "DOCKERBOOT_UPDATE_LIB": str(lib), "DOCKERBOOT_TOP": str(top)}
+    return env, stub
+
+
+def auto_cmd(shell: str) -> list[str]:
+    """``dockerboot-update --auto`` with ``docker`` the stub (a function: the command
+    sets its own PATH)."""
+    script = ('docker() { "$STUB/bin/docker" "$@"; }; set -- --auto; '
+              f'. {assets_dir() / "selfupdate/dockerboot-update"}')
+    return [*shell.split(), "-c", script]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_tag_move_during_the_automatic_run_gets_a_run_of_its_own(shell: str,
+                                                                    tmp_path: Path) -> None:
+    from tests.unit.genhelp import image_id
+
+    two, three = image_id("two"), image_id("three")
+    env, stub = auto_env(tmp_path, two, [three])
+    r = subprocess.run(auto_cmd(shell), capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    short = lambda i: i.removeprefix("sha256:")[:12]  # noqa: E731
+    assert f"moved again during the run (@{short(two)} -> @{short(three)}): once more" \
+        in r.stdout, r.stdout
+    assert r.stdout.count("nothing to deploy") == 2, r.stdout
+    assert r.stdout.rstrip().endswith(f"the next boot snapshots @{short(three)}"), r.stdout
+    probes = [c for c in (stub / "calls").read_text().splitlines() if c.startswith("run ")]
+    assert len(probes) == 2 and probes[-1].count(three) == 1, probes
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_automatic_run_waits_for_the_lock_instead_of_dropping_the_write(
+        shell: str, tmp_path: Path) -> None:
+    import fcntl
+
+    from tests.unit.genhelp import image_id
+
+    env, _ = auto_env(tmp_path, image_id("two"), [])
+    lockfile = tmp_path / "top/boot_docker/.lock"
+    with lockfile.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("4242\n")
+        held.flush()
+        p = subprocess.Popen(auto_cmd(shell), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+        time.sleep(1.5)
+        assert p.poll() is None, p.communicate()
+        fcntl.flock(held, fcntl.LOCK_UN)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, out + err
+    assert "waiting for another dockerboot-wizard (pid 4242) to finish" in out
+    assert "nothing to deploy" in out
