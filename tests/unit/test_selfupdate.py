@@ -303,3 +303,112 @@ def test_the_automatic_run_waits_for_the_lock_instead_of_dropping_the_write(
     assert p.returncode == 0, out + err
     assert "waiting for another dockerboot-wizard (pid 4242) to finish" in out
     assert "nothing to deploy" in out
+
+
+# --- refind.conf backups: the one just made always stays; the shell prunes like the wizard ---
+
+def hostile_esp(esp: Path, victim: Path) -> dict[str, str]:
+    """An ESP whose backups are stamped in the future (a clock set back since),
+    with planted symlinks and a user's files of similar names; what each is."""
+    esp.mkdir()
+    (esp / "refind.conf").write_bytes(b"timeout 5\n")
+    victim.write_text("victim\n")
+    made = {}
+    for i, stamp in enumerate(["20990101T000000Z", "20990101T000000Z-2", "20990101T000000Z-10",
+                               "20980101T000000Z", "20970101T000000Z-007"]):
+        (esp / f"refind.conf.dockerboot-{stamp}.bak").write_text(f"old {i}\n")
+        made[f"refind.conf.dockerboot-{stamp}.bak"] = "backup"
+    for stamp in ("19990101T000000Z", "21000101T000000Z"):   # oldest and newest names
+        (esp / f"refind.conf.dockerboot-{stamp}.bak").symlink_to(victim)
+        made[f"refind.conf.dockerboot-{stamp}.bak"] = "symlink"
+    (esp / "refind.conf.dockerboot-19990102T000000Z.bak").mkdir()
+    made["refind.conf.dockerboot-19990102T000000Z.bak"] = "user"
+    for user in ("refind.conf.bak", "refind.conf.dockerboot-19990101T000000Z.bak.mine",
+                 "refind.conf.dockerboot-mine.bak", "refind.conf.dockerboot-19990101T000000Z-x.bak",
+                 "refind.conf.dockerboot-\u0661\u0669\u0669\u0669\u0660\u0661\u0660\u0661"
+                 "T000000Z.bak", "other.conf.dockerboot-19990101T000000Z.bak",
+                 "refind.conf.dockerboot-1999010T000000Z.bak"):
+        (esp / user).write_text("mine\n")
+        made[user] = "user"
+    return made
+
+
+def shell_write_conf(shell: str, tmp_path: Path, conf: Path) -> subprocess.CompletedProcess:
+    (tmp_path / "conf.new").write_bytes(b"timeout 5\nnew\n")
+    script = (f'run={tmp_path}; NL="\n"; say() {{ :; }}; '
+              'die() { printf "error: %s\\n" "$1" >&2; exit 1; }; '
+              f'. {assets_dir() / "selfupdate/entries.sh"}; refind_conf={conf}; write_conf')
+    return subprocess.run([*shell.split(), "-c", script], capture_output=True, timeout=30)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_backups_behind_a_future_stamp_are_kept_and_pruned_like_the_wizard(
+        shell: str, tmp_path: Path) -> None:
+    from wizard import atomic
+
+    results = {}
+    for who in ("wizard", "shell"):
+        esp = tmp_path / who / "esp"
+        esp.parent.mkdir()
+        victim = tmp_path / who / "victim"
+        made = hostile_esp(esp, victim)
+        if who == "wizard":
+            just = atomic.write_atomic(esp / "refind.conf", b"timeout 5\nnew\n")
+            assert just is not None
+        else:
+            r = shell_write_conf(shell, tmp_path / who, esp / "refind.conf")
+            assert r.returncode == 0, r.stderr
+        assert (esp / "refind.conf").read_bytes() == b"timeout 5\nnew\n"
+        assert victim.read_text() == "victim\n"
+        names = {p.name for p in esp.iterdir()} - {"refind.conf"}
+        for name, what in made.items():
+            if what != "backup":
+                assert name in names, (who, name)            # never what it did not make
+                assert (esp / name).is_symlink() == (what == "symlink")
+        [new] = [n for n in names - set(made)]
+        assert (esp / new).read_bytes() == b"timeout 5\n"   # the backup just made stays
+        kept = sorted(n for n in names if made.get(n) == "backup")
+        assert len(kept) + 1 == atomic.KEEP_BACKUPS
+        results[who] = kept
+    # The newest by stamp, then number: the same files for both.
+    assert results["shell"] == results["wizard"] == [
+        "refind.conf.dockerboot-20990101T000000Z-10.bak",
+        "refind.conf.dockerboot-20990101T000000Z-2.bak"]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_shell_keeps_as_many_backups_as_the_wizard(shell: str, tmp_path: Path) -> None:
+    from wizard import atomic
+
+    esp = tmp_path / "esp"
+    esp.mkdir()
+    conf = esp / "refind.conf"
+    for i in range(atomic.KEEP_BACKUPS + 3):
+        conf.write_bytes(f"timeout {i}\n".encode())
+        r = shell_write_conf(shell, tmp_path, conf)
+        assert r.returncode == 0, r.stderr
+    baks = sorted(esp.glob("refind.conf.dockerboot-*.bak"))
+    assert len(baks) == atomic.KEEP_BACKUPS
+    assert sorted(b.read_bytes() for b in baks) == [
+        f"timeout {i}\n".encode() for i in range(3, atomic.KEEP_BACKUPS + 3)]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_backup_name_taken_this_second_gets_the_next_number(shell: str,
+                                                               tmp_path: Path) -> None:
+    from wizard import atomic
+
+    esp = tmp_path / "esp"
+    esp.mkdir()
+    conf = esp / "refind.conf"
+    conf.write_bytes(b"timeout 1\n")
+    now = time.time()
+    for s in range(0, 3):   # this second and the next two: taken up to -08
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now + s))
+        for suffix in ("", "-08"):
+            (esp / f"refind.conf.dockerboot-{stamp}{suffix}.bak").write_text("x\n")
+    r = shell_write_conf(shell, tmp_path, conf)
+    assert r.returncode == 0, r.stderr
+    new = [p for p in esp.iterdir() if p.read_bytes() == b"timeout 1\n"]
+    assert len(new) == 1 and new[0].name.endswith("-9.bak"), new
+    assert atomic.backup_pattern("refind.conf").match(new[0].name)
