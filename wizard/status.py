@@ -79,7 +79,8 @@ def _read(top: Path, rel: str, name: str, problems: list[str]) -> str | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb") as f:
-            return f.read(_MAX).decode("utf-8", "replace")
+            # No NUL: the shell's status cannot hold one in a value either.
+            return f.read(_MAX).decode("utf-8", "replace").replace("\x00", "")
     except OSError as e:
         problems.append(f"cannot read {path}: {e.strerror}")
         return None
@@ -91,7 +92,7 @@ def _id_count(text: str | None, name: str, problems: list[str],
         return None
     words = text.split()
     if not words or not IMAGE_ID_RE.match(words[0]) or (
-            count and (len(words) < 2 or not words[1].isdigit())):
+            count and (len(words) < 2 or not (words[1].isascii() and words[1].isdigit()))):
         problems.append(f"state file {name} holds {text.strip()[:80]!r}: ignored")
         return None
     return {"id": words[0], **({"tries": int(words[1])} if count else {})}
@@ -180,7 +181,7 @@ def _booted(inv: Inventory, boot: dict[str, str] | None, cmdline: str | None,
     number, source = _booted_generation(inv, boot, cmdline)
     return {"ref": boot["ref"], "id": ids["id"], "configured_id": ids["configured_id"],
             "kernel": kernel if KVER_RE.match(kernel) else None,
-            "tries": int(tries) if tries.isdigit() else None,
+            "tries": int(tries) if tries.isascii() and tries.isdigit() else None,
             "fallback": bool(fallback), "fallback_reason": reason,
             "generation": number, "generation_source": source}
 

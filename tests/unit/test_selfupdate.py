@@ -412,3 +412,62 @@ def test_a_backup_name_taken_this_second_gets_the_next_number(shell: str,
     new = [p for p in esp.iterdir() if p.read_bytes() == b"timeout 1\n"]
     assert len(new) == 1 and new[0].name.endswith("-9.bak"), new
     assert atomic.backup_pattern("refind.conf").match(new[0].name)
+
+
+# --- status --json: always valid JSON, the same as the wizard's ---
+
+HOSTILE_COUNTS = ["010", "0", "000", "-1", "+1", "1e3", "9" * 400, "\u0661\u0660", "\u00b2", ""]
+HOSTILE_TEXT = ['de"sk:1', "de\\sk:1", "de\\\"sk", "a\x01b\x1fc\td", "\x7f", "caf\u00e9",
+                "x\x00y"]
+
+
+def status_pair(shell: str, tmp_path: Path, boot: str, failed: str) -> tuple[dict, dict]:
+    import json
+
+    from tests.unit.genhelp import make_gen
+    from wizard.status import status
+
+    env, _ = auto_env(tmp_path, "sha256:" + "0" * 64, [])
+    state = tmp_path / "top/boot_docker/state"
+    state.mkdir(parents=True, exist_ok=True)
+    if not (tmp_path / "top/boot_docker/gen/2").exists():
+        make_gen(tmp_path / "top/boot_docker", 2, "two")
+    (state / "boot").write_bytes(boot.encode())
+    if failed:
+        (state / "failed").write_bytes(failed.encode())
+    (tmp_path / "cmdline").write_text("quiet\n")
+    script = ('docker() { return 1; }; set -- status --json; '
+              f'. {assets_dir() / "selfupdate/dockerboot-update"}')
+    r = subprocess.run([*shell.split(), "-c", script], capture_output=True,
+                       env={**env, "DOCKERBOOT_CMDLINE": str(tmp_path / "cmdline")}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    mine = json.loads(r.stdout.decode())        # strict: 010 or a raw control char fails
+    py = json.loads(json.dumps(status(tmp_path / "top", SETTINGS, cmdline="quiet\n")))
+    assert bool(mine.pop("problems")) == bool(py.pop("problems")), (mine, py)
+    return mine, py
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_status_json_numbers_are_json_and_the_wizards(shell: str, tmp_path: Path) -> None:
+    from tests.unit.genhelp import image_id
+
+    for i, count in enumerate(HOSTILE_COUNTS):
+        boot = (f"ref=desk:1\nid={image_id('two')}\nconfigured_id={image_id('two')}\n"
+                f"kernel=6.1.0-31-amd64\ntries={count}\ngeneration={count or 2}\n")
+        mine, py = status_pair(shell, tmp_path / str(i), boot, f"{image_id('x')} {count}\n")
+        assert mine == py, (count, mine, py)
+        if count.isascii() and count.isdigit():
+            assert mine["booted"]["tries"] == int(count)
+            assert mine["failed"] == {"id": image_id("x"), "tries": int(count)}
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_status_json_strings_are_json_and_the_wizards(shell: str, tmp_path: Path) -> None:
+    from tests.unit.genhelp import image_id
+
+    for i, text in enumerate(HOSTILE_TEXT):
+        boot = (f"ref={text}\nid={image_id('two')}\nconfigured_id=\nkernel=6.1.0-31-amd64\n"
+                f"tries=1\nfallback=desk:1 {text} why\n")
+        mine, py = status_pair(shell, tmp_path / str(i), boot, "")
+        assert mine == py, (text, mine, py)
+        assert mine["booted"]["ref"] == text.replace("\x00", "")
