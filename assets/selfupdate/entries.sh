@@ -106,15 +106,55 @@ splice() {
 write_conf() {
     cmp -s "$refind_conf" "$run/conf.new" && { say "$refind_conf: entries unchanged"; return 0; }
     dir=${refind_conf%/*} name=${refind_conf##*/}
-    bak=$dir/$name.dockerboot-$(date -u +%Y%m%dT%H%M%SZ).bak n=1
-    # A name taken by anything, a dangling symlink too (cp would write where it points).
-    while [ -e "$bak" ] || [ -L "$bak" ]; do n=$((n + 1)) bak=${bak%%.bak}; bak=${bak%-[0-9]*}-$n.bak; done
+    base=$dir/$name.dockerboot-$(date -u +%Y%m%dT%H%M%SZ) n=0
+    # As atomic.backup_path: later than every backup of this second (-N above
+    # the highest), and never a name taken by anything, a dangling symlink too
+    # (cp would write where it points).
+    for f in "$base".bak "$base"-*.bak; do
+        { [ -e "$f" ] || [ -L "$f" ]; } || continue
+        s=${f#"$base"} && s=${s%.bak} && s=${s#-}
+        while :; do case $s in 0?*) s=${s#0} ;; *) break ;; esac; done   # 08 is no octal
+        case $s in *[!0-9]*|??????????*) continue ;; esac
+        [ "${s:-0}" -lt "$n" ] || n=$((${s:-0} + 1))
+    done
+    bak=$base.bak
+    [ "$n" = 0 ] || bak=$base-$n.bak
+    while [ -e "$bak" ] || [ -L "$bak" ]; do n=$((n + 1)) bak=$base-$n.bak; done
     tmp=$dir/.$name.$$.tmp
     { [ ! -e "$tmp" ] && [ ! -L "$tmp" ]; } || die "$tmp is in the way" "remove it, then run again"
     cp "$refind_conf" "$bak" && cp "$run/conf.new" "$tmp" && sync "$bak" "$tmp" \
         && mv -f "$tmp" "$refind_conf" && sync "$dir" \
         || { rm -f -- "$tmp"; die "cannot write $refind_conf" "mount the ESP read-write and run again"; }
     say "$refind_conf: the entries name the new generation (backup: $bak)"
+    prune_baks
+}
+
+# prune_baks: as the wizard's atomic.prune_backups (KEEP_BAKS is its
+# KEEP_BACKUPS): of the regular files named exactly
+# <name>.dockerboot-<UTC stamp>[-N].bak, the one just written ($bak) and the
+# newest others by stamp, then N, stay, KEEP_BAKS in all (a clock behind the
+# newest stamp never costs the backup just made).  A symlink, or any other
+# name (a user's refind.conf.bak), is never touched.
+KEEP_BAKS=3
+prune_baks() {
+    list=''
+    for f in "$dir/$name".dockerboot-*.bak; do
+        { [ "$f" != "$bak" ] && [ -f "$f" ] && [ ! -L "$f" ]; } || continue
+        s=${f#"$dir/$name".dockerboot-} && s=${s%.bak}
+        st=${s%%-*} sn=0
+        case $s in *-*) sn=${s#*-} ;; esac
+        case $st in [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;; *) continue ;; esac
+        case $sn in ''|*[!0-9]*) continue ;; esac
+        list="$list$st $sn $s.bak$NL"
+    done
+    [ -n "$list" ] || return 0
+    drop=$(($(printf '%s' "$list" | wc -l) - (KEEP_BAKS - 1)))
+    [ "$drop" -gt 0 ] || return 0
+    printf '%s' "$list" | LC_ALL=C sort -k1,1 -k2,2n | head -n "$drop" | while read -r _ _ s; do
+        f=$dir/$name.dockerboot-$s
+        { [ -f "$f" ] && [ ! -L "$f" ]; } && rm -f -- "$f"
+    done
+    sync "$dir"
 }
 
 # collect: the generations beyond the newest $keep go, unless the hook boots

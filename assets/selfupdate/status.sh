@@ -7,10 +7,27 @@
 # generation records, the hook's state files, /proc/cmdline and docker.
 # The integration test compares the two documents key by key.
 
-# js VALUE: VALUE as a JSON string ("" is null).
+# js VALUE: VALUE as a JSON string ("" is null): backslash and quote escaped,
+# each control character as \u00XX (the value kept, as Python's json.dumps).
+# One sed script, made once when sourced; the lines joined (\u000a).
+JS_SED='s/\\/\\\\/g; s/"/\\"/g; s/\n/\\u000a/g' i=1
+while [ "$i" -lt 32 ]; do
+    # shellcheck disable=SC2059 # the octal escape is the format
+    [ "$i" = 10 ] || JS_SED="$JS_SED; s/$(printf "\\$(printf %o "$i")")/\\\\u00$(printf %02x "$i")/g"
+    i=$((i + 1))
+done
 js() {
     [ -n "$1" ] || { printf null; return; }
-    printf '"%s"' "$(printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g')"
+    printf '"%s"' "$(printf '%s' "$1" | sed -e ':a' -e '$!N' -e '$!ba' -e "$JS_SED")"
+}
+
+# jn VALUE: VALUE as a JSON number: ASCII digits without leading zeros
+# (010 is no JSON), else null.
+jn() {
+    case $1 in ''|*[!0-9]*) printf null; return ;; esac
+    v=$1
+    while :; do case $v in 0?*) v=${v#0} ;; *) break ;; esac; done
+    printf '%s' "$v"
 }
 
 # problem TEXT: one line of the document's "problems" (collected in a file:
@@ -93,7 +110,7 @@ booted_json() {
         [ -z "$v" ] || is_id "$v" || { problem "state file boot has an invalid $k: ignored"; eval "b_$k=''"; }
     done
     is_kver "$b_kernel" || b_kernel=''
-    case $b_tries in ''|*[!0-9]*) b_tries=null ;; esac
+    b_tries=$(jn "$b_tries")
     reason=${b_fallback#* }
     booted_generation "$b_kernel" "$ref" "$b_id" "$b_generation"
     printf '{"ref": %s, "id": %s, "configured_id": %s, "kernel": %s, "tries": %s, ' \
@@ -149,7 +166,7 @@ status_json() {
         "$(js "$label")" "$(js "$image")" "$(js "$state_dir")"
     printf ' "booted": %s,\n' "$(booted_json)"
     if [ -n "$good" ]; then printf ' "last_good": {"id": %s},\n' "$(js "$good")"; else printf ' "last_good": null,\n'; fi
-    if [ -n "$f_id" ]; then printf ' "failed": {"id": %s, "tries": %s},\n' "$(js "$f_id")" "$f_n"; else printf ' "failed": null,\n'; fi
+    if [ -n "$f_id" ]; then printf ' "failed": {"id": %s, "tries": %s},\n' "$(js "$f_id")" "$(jn "$f_n")"; else printf ' "failed": null,\n'; fi
     printf ' "generation": %s,\n' "$(if [ -n "$n_num" ]; then gen_json "$n_num"; else printf null; fi)"
     printf ' "previous": %s,\n' "$(if [ -n "$p_num" ]; then gen_json "$p_num"; else printf null; fi)"
     printf ' "generations": ['

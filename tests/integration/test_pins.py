@@ -13,6 +13,7 @@ images no kept generation uses.
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -228,3 +229,72 @@ def test_removing_the_pin_containers_is_the_limit(env: Env) -> None:
     env.docker("container", "prune", "-f")
     env.docker("image", "prune", "-f")
     assert not env.exists(image)
+
+
+# --- the booted system's pin (dockerboot-update) makes the pins the wizard makes ---
+
+UPDATE = Path(__file__).resolve().parents[2] / "assets/selfupdate/dockerboot-update"
+SHELLS = ["busybox sh", "dash"]
+# Hostile VOLUME paths: a blank (word splitting dropped the pin), a comma
+# (mount options injected into the pin), globs that match the host's /etc
+# and /dev (the test runs in /).
+HOSTILE_VOLUMES = ["/a b", "/c,readonly", "/c,tmpfs-mode=0", "/e*", "/d?v", "/plain"]
+
+
+def _shell_pin(env: Env, shell: str, image: str, number: int) -> subprocess.CompletedProcess:
+    """``pin NUMBER ID`` of the command itself, cut out of it, against the lab's dockerd."""
+    text = UPDATE.read_text()
+    body = text[text.index("\npin() {") + 1:]
+    body = body[:body.index("\n}\n") + 3]
+    script = (f"{body}\nsay() {{ printf '%s\\n' \"$*\"; }}\n"
+              f"conf() {{ echo {pins.pin_name(LABEL)}; }}\n"
+              f"label='{LABEL}' run={env.work}\ncd /\npin {number} {image}\n")
+    return subprocess.run([*shell.split(), "-c", script], capture_output=True, text=True,
+                          env=env.dd.daemon.env(), timeout=120)
+
+
+def _pin_mounts(env: Env, number: int) -> list[tuple[str, str, str]]:
+    [name] = pins.pins(env.client, LABEL)[number].containers
+    c = env.client.containers.get(name)
+    return sorted((m.get("Type", ""), m.get("Target", ""), str(m.get("TmpfsOptions")))
+                  for m in c.attrs["HostConfig"].get("Mounts") or [])
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_commands_pin_takes_every_volume_path_as_it_is(env: Env, shell: str) -> None:
+    n = next(_seq)
+    tar = lab.tar_of(env.work / f"hvol{n}.tar", {"etc/which": f"hostile volumes {n}\n"})
+    changes = [a for v in HOSTILE_VOLUMES for a in ("--change", f"VOLUME {json.dumps([v])}")]
+    env.docker("import", *changes, str(tar), "hvol:cur")
+    image = str(env.client.images.get("hvol:cur").id)
+    volumes = sorted(env.client.images.get(image).attrs["Config"]["Volumes"])
+    assert volumes == sorted(HOSTILE_VOLUMES)
+    before = env.docker("volume", "ls", "-q").stdout.split()
+    r = _shell_pin(env, shell, image, 20)
+    assert r.returncode == 0 and not r.stdout and not r.stderr, r.stdout + r.stderr
+    mine = _pin_mounts(env, 20)
+    assert [t for _, t, _ in mine] == volumes
+    assert all(typ == "tmpfs" and opts == "None" for typ, _, opts in mine), mine
+    pins.pin(env.client, image, LABEL, 21)
+    assert _pin_mounts(env, 21) == mine
+    assert env.docker("volume", "ls", "-q").stdout.split() == before
+    env.docker("image", "prune", "-a", "-f")
+    assert env.exists(image)
+    for number in (20, 21):
+        pins.unpin(env.client, LABEL, number, image)
+    env.docker("rmi", image)  # no pin container left to refuse it
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_volume_path_with_a_line_break_is_refused_by_both(env: Env, shell: str) -> None:
+    n = next(_seq)
+    tar = lab.tar_of(env.work / f"nvol{n}.tar", {"etc/which": f"line break {n}\n"})
+    env.docker("import", "--change", 'VOLUME ["/x\\n/plain"]', str(tar), "nvol:cur")
+    image = str(env.client.images.get("nvol:cur").id)
+    assert list(env.client.images.get(image).attrs["Config"]["Volumes"]) == ["/x\n/plain"]
+    r = _shell_pin(env, shell, image, 22)
+    assert r.returncode == 0 and "line break" in r.stdout, r.stdout + r.stderr
+    assert 22 not in pins.pins(env.client, LABEL)
+    with pytest.raises(pins.PinError, match="line break"):
+        pins.pin(env.client, image, LABEL, 22)
+    env.docker("rmi", image)

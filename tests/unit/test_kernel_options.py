@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +89,81 @@ def test_saved_config_with_a_reserved_option_is_refused_on_load() -> None:
                                      'kernel_options = "rootflags=subvol=docker"')
     with pytest.raises(WizardError, match="rootflags=subvol="):
         config.from_toml(text)
+
+
+# dockerboot.state=: what the hook refuses (its _db_assess_args) and what its
+# boot trips on later, each refused in one line naming the problem and the fix.
+STATE_REFUSED = [
+    ("docker/state", "docker's data-root"),
+    ("docker", "docker's data-root"),
+    ("docker_rwlayer/s", "the rw layer"),
+    ("docker_rwlayer", "the rw layer"),
+    ("docker_rwlayer.new", "docker_rwlayer.new"),
+    ("docker_rwlayer.previous/x", "docker_rwlayer.previous"),
+    ("boot_docker/toplayer/state", "the top layer"),
+    ("boot_docker/gen/1", "the generations"),
+    ("boot_docker", "boot_docker"),
+    ("", "top level"),
+    ("/", "top level"),
+    (".", "top level"),
+    ("./", "top level"),
+    ("..", "contains .."),
+    ("boot_docker/../state", "contains .."),
+    ("./state", "write dockerboot.state=state"),
+    ("/boot_docker/state", "write dockerboot.state=boot_docker/state"),
+    ("boot_docker/state/", "write dockerboot.state=boot_docker/state"),
+    ("boot_docker//state", "write dockerboot.state=boot_docker/state"),
+    ("boot_docker/st@te", "characters"),
+    ("boot_docker/st$(reboot)", "characters"),
+]
+STATE_ACCEPTED = ["boot_docker/state", "state", "boot_docker/st2", "var/dockerboot-state",
+                  "docker_rwlayerx", "dockerx/state", "boot_docker/toplayerx"]
+
+
+@pytest.mark.parametrize(("value", "why"), STATE_REFUSED)
+def test_hostile_state_dirs_are_refused_in_one_line(value: str, why: str) -> None:
+    for options in (f"dockerboot.state={value}",
+                    f"quiet dockerboot.state=boot_docker/state dockerboot.state={value}"):
+        with pytest.raises(ConfigError) as e:
+            replace(S, kernel_options=options).validate()
+        line = str(e.value)
+        assert "\n" not in line and f"dockerboot.state={value} " in line and why in line, line
+
+
+def test_state_dir_overlaps_follow_the_saved_paths() -> None:
+    s = replace(S, docker_path="store", rwlayer="root", kernel_options="dockerboot.state=x")
+    for value in ("store/state", "root/s", "root.new"):
+        with pytest.raises(ConfigError, match="lies inside"):
+            replace(s, kernel_options=f"dockerboot.state={value}").validate()
+    replace(s, kernel_options="dockerboot.state=docker/state").validate()
+
+
+@pytest.mark.parametrize("value", STATE_ACCEPTED)
+def test_plain_state_dirs_pass(value: str) -> None:
+    replace(S, kernel_options=f"dockerboot.state={value}").validate()
+    # A bare word is no value (as the hook's _db_arg): the default stays.
+    replace(S, kernel_options=f"dockerboot.state={value} dockerboot.state").validate()
+
+
+HOOK = Path(__file__).resolve().parents[2] / "assets" / "hook"
+
+
+@pytest.mark.parametrize("shell", ["busybox sh", "dash"])
+def test_every_state_dir_the_hook_refuses_is_refused(shell: str) -> None:
+    # The hook's own check, run for each value: whatever it refuses (a boot
+    # stopped at the emergency shell) the wizard refuses before apply.
+    script = ('. "$1/dockerboot-core.sh"; . "$1/dockerboot-assess.sh"; shift\n'
+              '_db_dpath=docker _db_rw=docker_rwlayer _db_tlpath=boot_docker/toplayer\n'
+              'for v; do _db_cmdline="dockerboot.state=$v"\n'
+              '  if _db_assess_args 2>/dev/null; then echo ok; else echo refused; fi; done\n')
+    values = [v for v, _ in STATE_REFUSED] + STATE_ACCEPTED
+    out = subprocess.run([*shell.split(), "-c", script, "sh", str(HOOK), *values],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert len(out) == len(values)
+    for value, verdict in zip(values, out, strict=True):
+        if verdict == "refused":
+            assert value in dict(STATE_REFUSED), value
+        else:
+            assert value in STATE_ACCEPTED or value in dict(STATE_REFUSED), value
+    assert [v for v, r in zip(values, out, strict=True) if r == "ok"
+            and v in STATE_ACCEPTED] == STATE_ACCEPTED

@@ -215,3 +215,260 @@ def test_the_backup_never_goes_through_a_planted_symlink(shell: str, tmp_path: P
     assert all(p.is_symlink() for p in planted)
     [backup] = [p for p in esp.glob("refind.conf.dockerboot-*.bak") if not p.is_symlink()]
     assert backup.read_bytes() == b"timeout 5\n"
+
+
+# --- --auto against a stub docker: a tag write during a run is not lost ---
+
+STUB_DOCKER = r"""#!/bin/sh
+echo "$*" >>"$STUB/calls"
+case $1 in
+    image) case $* in *.Id*) cat "$STUB/tag" ;; *) echo 0 ;; esac ;;
+    run)   # the probe: a pull lands meanwhile (the next ID, if any, becomes the tag's)
+        if [ -s "$STUB/next" ]; then head -n 1 "$STUB/next" >"$STUB/tag"
+            sed -i 1d "$STUB/next"; fi
+        printf 'kernel 6.1.0-31-amd64 /boot/vmlinuz\ngenerator mkinitramfs /x\nbtrfs /x\n' ;;
+    *) exit 1 ;;
+esac
+"""
+
+
+def auto_env(tmp_path: Path, tag: str, later: list[str]) -> tuple[dict[str, str], Path]:
+    from tests.unit.genhelp import make_gen
+
+    top = tmp_path / "top"
+    make_gen(top / "boot_docker", 1, "one")
+    lib = tmp_path / "lib"
+    (lib / "assets/selfupdate").mkdir(parents=True)
+    for part in ("entries.sh", "status.sh", "assets/selfupdate/probe-image.sh"):
+        (lib / part).write_bytes((assets_dir() / "selfupdate" / part.split("/")[-1]).read_bytes())
+    stub = tmp_path / "stub"
+    (stub / "bin").mkdir(parents=True)
+    (stub / "bin/docker").write_text(STUB_DOCKER)
+    (stub / "bin/docker").chmod(0o755)
+    (stub / "tag").write_text(tag + "\n")
+    (stub / "next").write_text("".join(i + "\n" for i in later))
+    conf = "".join(line + "\n" for line in selfupdate.render_conf(SETTINGS).decode().splitlines()
+                   if not line.startswith("assets_initramfs_tools="))
+    (tmp_path / "update.conf").write_text(conf + "assets_initramfs_tools=" + "a" * 64 + "\n")
+    env = {"PATH": f"{stub}/bin:/usr/bin:/bin", "STUB": str(stub),
+           "DOCKERBOOT_UPDATE_CONF": str(tmp_path / "update.conf"),
+           "DOCKERBOOT_UPDATE_LIB": str(lib), "DOCKERBOOT_TOP": str(top)}
+    return env, stub
+
+
+def auto_cmd(shell: str) -> list[str]:
+    """``dockerboot-update --auto`` with ``docker`` the stub (a function: the command
+    sets its own PATH)."""
+    script = ('docker() { "$STUB/bin/docker" "$@"; }; set -- --auto; '
+              f'. {assets_dir() / "selfupdate/dockerboot-update"}')
+    return [*shell.split(), "-c", script]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_tag_move_during_the_automatic_run_gets_a_run_of_its_own(shell: str,
+                                                                    tmp_path: Path) -> None:
+    from tests.unit.genhelp import image_id
+
+    two, three = image_id("two"), image_id("three")
+    env, stub = auto_env(tmp_path, two, [three])
+    r = subprocess.run(auto_cmd(shell), capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    short = lambda i: i.removeprefix("sha256:")[:12]  # noqa: E731
+    assert f"moved again during the run (@{short(two)} -> @{short(three)}): once more" \
+        in r.stdout, r.stdout
+    assert r.stdout.count("nothing to deploy") == 2, r.stdout
+    assert r.stdout.rstrip().endswith(f"the next boot snapshots @{short(three)}"), r.stdout
+    probes = [c for c in (stub / "calls").read_text().splitlines() if c.startswith("run ")]
+    assert len(probes) == 2 and probes[-1].count(three) == 1, probes
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_automatic_run_waits_for_the_lock_instead_of_dropping_the_write(
+        shell: str, tmp_path: Path) -> None:
+    import fcntl
+
+    from tests.unit.genhelp import image_id
+
+    env, _ = auto_env(tmp_path, image_id("two"), [])
+    lockfile = tmp_path / "top/boot_docker/.lock"
+    with lockfile.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("4242\n")
+        held.flush()
+        p = subprocess.Popen(auto_cmd(shell), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+        time.sleep(1.5)
+        assert p.poll() is None, p.communicate()
+        fcntl.flock(held, fcntl.LOCK_UN)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, out + err
+    assert "waiting for another dockerboot-wizard (pid 4242) to finish" in out
+    assert "nothing to deploy" in out
+
+
+# --- refind.conf backups: the one just made always stays; the shell prunes like the wizard ---
+
+def hostile_esp(esp: Path, victim: Path) -> dict[str, str]:
+    """An ESP whose backups are stamped in the future (a clock set back since),
+    with planted symlinks and a user's files of similar names; what each is."""
+    esp.mkdir()
+    (esp / "refind.conf").write_bytes(b"timeout 5\n")
+    victim.write_text("victim\n")
+    made = {}
+    for i, stamp in enumerate(["20990101T000000Z", "20990101T000000Z-2", "20990101T000000Z-10",
+                               "20980101T000000Z", "20970101T000000Z-007"]):
+        (esp / f"refind.conf.dockerboot-{stamp}.bak").write_text(f"old {i}\n")
+        made[f"refind.conf.dockerboot-{stamp}.bak"] = "backup"
+    for stamp in ("19990101T000000Z", "21000101T000000Z"):   # oldest and newest names
+        (esp / f"refind.conf.dockerboot-{stamp}.bak").symlink_to(victim)
+        made[f"refind.conf.dockerboot-{stamp}.bak"] = "symlink"
+    (esp / "refind.conf.dockerboot-19990102T000000Z.bak").mkdir()
+    made["refind.conf.dockerboot-19990102T000000Z.bak"] = "user"
+    for user in ("refind.conf.bak", "refind.conf.dockerboot-19990101T000000Z.bak.mine",
+                 "refind.conf.dockerboot-mine.bak", "refind.conf.dockerboot-19990101T000000Z-x.bak",
+                 "refind.conf.dockerboot-\u0661\u0669\u0669\u0669\u0660\u0661\u0660\u0661"
+                 "T000000Z.bak", "other.conf.dockerboot-19990101T000000Z.bak",
+                 "refind.conf.dockerboot-1999010T000000Z.bak"):
+        (esp / user).write_text("mine\n")
+        made[user] = "user"
+    return made
+
+
+def shell_write_conf(shell: str, tmp_path: Path, conf: Path) -> subprocess.CompletedProcess:
+    (tmp_path / "conf.new").write_bytes(b"timeout 5\nnew\n")
+    script = (f'run={tmp_path}; NL="\n"; say() {{ :; }}; '
+              'die() { printf "error: %s\\n" "$1" >&2; exit 1; }; '
+              f'. {assets_dir() / "selfupdate/entries.sh"}; refind_conf={conf}; write_conf')
+    return subprocess.run([*shell.split(), "-c", script], capture_output=True, timeout=30)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_backups_behind_a_future_stamp_are_kept_and_pruned_like_the_wizard(
+        shell: str, tmp_path: Path) -> None:
+    from wizard.common import atomic
+
+    results = {}
+    for who in ("wizard", "shell"):
+        esp = tmp_path / who / "esp"
+        esp.parent.mkdir()
+        victim = tmp_path / who / "victim"
+        made = hostile_esp(esp, victim)
+        if who == "wizard":
+            just = atomic.write_atomic(esp / "refind.conf", b"timeout 5\nnew\n")
+            assert just is not None
+        else:
+            r = shell_write_conf(shell, tmp_path / who, esp / "refind.conf")
+            assert r.returncode == 0, r.stderr
+        assert (esp / "refind.conf").read_bytes() == b"timeout 5\nnew\n"
+        assert victim.read_text() == "victim\n"
+        names = {p.name for p in esp.iterdir()} - {"refind.conf"}
+        for name, what in made.items():
+            if what != "backup":
+                assert name in names, (who, name)            # never what it did not make
+                assert (esp / name).is_symlink() == (what == "symlink")
+        [new] = [n for n in names - set(made)]
+        assert (esp / new).read_bytes() == b"timeout 5\n"   # the backup just made stays
+        kept = sorted(n for n in names if made.get(n) == "backup")
+        assert len(kept) + 1 == atomic.KEEP_BACKUPS
+        results[who] = kept
+    # The newest by stamp, then number: the same files for both.
+    assert results["shell"] == results["wizard"] == [
+        "refind.conf.dockerboot-20990101T000000Z-10.bak",
+        "refind.conf.dockerboot-20990101T000000Z-2.bak"]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_shell_keeps_as_many_backups_as_the_wizard(shell: str, tmp_path: Path) -> None:
+    from wizard.common import atomic
+
+    esp = tmp_path / "esp"
+    esp.mkdir()
+    conf = esp / "refind.conf"
+    for i in range(atomic.KEEP_BACKUPS + 3):
+        conf.write_bytes(f"timeout {i}\n".encode())
+        r = shell_write_conf(shell, tmp_path, conf)
+        assert r.returncode == 0, r.stderr
+    baks = sorted(esp.glob("refind.conf.dockerboot-*.bak"))
+    assert len(baks) == atomic.KEEP_BACKUPS
+    assert sorted(b.read_bytes() for b in baks) == [
+        f"timeout {i}\n".encode() for i in range(3, atomic.KEEP_BACKUPS + 3)]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_backup_name_taken_this_second_gets_the_next_number(shell: str,
+                                                               tmp_path: Path) -> None:
+    from wizard.common import atomic
+
+    esp = tmp_path / "esp"
+    esp.mkdir()
+    conf = esp / "refind.conf"
+    conf.write_bytes(b"timeout 1\n")
+    now = time.time()
+    for s in range(0, 3):   # this second and the next two: taken up to -08
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now + s))
+        for suffix in ("", "-08"):
+            (esp / f"refind.conf.dockerboot-{stamp}{suffix}.bak").write_text("x\n")
+    r = shell_write_conf(shell, tmp_path, conf)
+    assert r.returncode == 0, r.stderr
+    new = [p for p in esp.iterdir() if p.read_bytes() == b"timeout 1\n"]
+    assert len(new) == 1 and new[0].name.endswith("-9.bak"), new
+    assert atomic.backup_pattern("refind.conf").match(new[0].name)
+
+
+# --- status --json: always valid JSON, the same as the wizard's ---
+
+HOSTILE_COUNTS = ["010", "0", "000", "-1", "+1", "1e3", "9" * 400, "\u0661\u0660", "\u00b2", ""]
+HOSTILE_TEXT = ['de"sk:1', "de\\sk:1", "de\\\"sk", "a\x01b\x1fc\td", "\x7f", "caf\u00e9",
+                "x\x00y"]
+
+
+def status_pair(shell: str, tmp_path: Path, boot: str, failed: str) -> tuple[dict, dict]:
+    import json
+
+    from tests.unit.genhelp import make_gen
+    from wizard.boot.status import status
+
+    env, _ = auto_env(tmp_path, "sha256:" + "0" * 64, [])
+    state = tmp_path / "top/boot_docker/state"
+    state.mkdir(parents=True, exist_ok=True)
+    if not (tmp_path / "top/boot_docker/gen/2").exists():
+        make_gen(tmp_path / "top/boot_docker", 2, "two")
+    (state / "boot").write_bytes(boot.encode())
+    if failed:
+        (state / "failed").write_bytes(failed.encode())
+    (tmp_path / "cmdline").write_text("quiet\n")
+    script = ('docker() { return 1; }; set -- status --json; '
+              f'. {assets_dir() / "selfupdate/dockerboot-update"}')
+    r = subprocess.run([*shell.split(), "-c", script], capture_output=True,
+                       env={**env, "DOCKERBOOT_CMDLINE": str(tmp_path / "cmdline")}, timeout=60)
+    assert r.returncode == 0, r.stderr
+    mine = json.loads(r.stdout.decode())        # strict: 010 or a raw control char fails
+    py = json.loads(json.dumps(status(tmp_path / "top", SETTINGS, cmdline="quiet\n")))
+    assert bool(mine.pop("problems")) == bool(py.pop("problems")), (mine, py)
+    return mine, py
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_status_json_numbers_are_json_and_the_wizards(shell: str, tmp_path: Path) -> None:
+    from tests.unit.genhelp import image_id
+
+    for i, count in enumerate(HOSTILE_COUNTS):
+        boot = (f"ref=desk:1\nid={image_id('two')}\nconfigured_id={image_id('two')}\n"
+                f"kernel=6.1.0-31-amd64\ntries={count}\ngeneration={count or 2}\n")
+        mine, py = status_pair(shell, tmp_path / str(i), boot, f"{image_id('x')} {count}\n")
+        assert mine == py, (count, mine, py)
+        if count.isascii() and count.isdigit():
+            assert mine["booted"]["tries"] == int(count)
+            assert mine["failed"] == {"id": image_id("x"), "tries": int(count)}
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_status_json_strings_are_json_and_the_wizards(shell: str, tmp_path: Path) -> None:
+    from tests.unit.genhelp import image_id
+
+    for i, text in enumerate(HOSTILE_TEXT):
+        boot = (f"ref={text}\nid={image_id('two')}\nconfigured_id=\nkernel=6.1.0-31-amd64\n"
+                f"tries=1\nfallback=desk:1 {text} why\n")
+        mine, py = status_pair(shell, tmp_path / str(i), boot, "")
+        assert mine == py, (text, mine, py)
+        assert mine["booted"]["ref"] == text.replace("\x00", "")

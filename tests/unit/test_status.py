@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests.unit.genhelp import image_id, inputs, make_gen
-from wizard.boot.status import SCHEMA_VERSION, state_dir, status
+from wizard.boot.status import SCHEMA_VERSION, hook_images, state_dir, status
+from wizard.common.errors import ConfigError
 from wizard.settings.config import Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "status-json.md"
@@ -166,11 +167,26 @@ def test_legacy_only_needs_a_build(top: Path) -> None:
 
 
 def test_state_dir_follows_the_kernel_option(top: Path) -> None:
-    s = replace(S, kernel_options="quiet dockerboot.state=/boot_docker/st2/")
+    s = replace(S, kernel_options="quiet dockerboot.state=boot_docker/st2")
     assert state_dir(s) == "boot_docker/st2"
     hook_state(top, state="boot_docker/st2", good=B)
     assert status(top, s)["last_good"] == {"id": B}
     assert status(top, S)["last_good"] is None
+
+
+@pytest.mark.parametrize("value", ["./state", "/boot_docker/st2/", "boot_docker//state",
+                                   "docker/state", "docker_rwlayer/s", ""])
+def test_state_dir_is_never_guessed(top: Path, value: str) -> None:
+    # Unvalidated settings (an old config, a caller that skipped validate):
+    # no silent reading of another directory, so collection never runs on
+    # "no last good image" when the hook has one.
+    hook_state(top, state="state", good=B)
+    hook_state(top, good=B)
+    s = replace(S, kernel_options=f"dockerboot.state={value}")
+    with pytest.raises(ConfigError, match="dockerboot.state="):
+        state_dir(s)
+    with pytest.raises(ConfigError):
+        hook_images(top, s)
 
 
 def test_symlinked_state_is_not_read(top: Path, tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -28,6 +28,7 @@ from wizard.boot.fingerprint import KVER_RE, Fingerprint
 from wizard.boot.generations import Generation, Inventory, load
 from wizard.settings.cmdline import parse_cmdline
 from wizard.settings.config import Settings
+from wizard.settings.kernel_options import check_state_dir, state_option
 from wizard.store.images import IMAGE_ID_RE
 
 SCHEMA_VERSION = 1
@@ -41,9 +42,17 @@ _GEN_DIGITS = 6
 
 
 def state_dir(settings: Settings) -> str:
-    """The state directory relative to the top level, as the hook derives it."""
-    value = parse_cmdline(settings.kernel_options).get("dockerboot.state", DEFAULT_STATE)
-    return value.strip("/") or DEFAULT_STATE
+    """The state directory relative to the top level, as the hook reads it.
+
+    Raises ``ConfigError`` for a value the hook refuses or would read
+    differently (``check_state_dir``): never a guess.
+    """
+    value = state_option(settings.kernel_options)
+    if value is None:
+        return DEFAULT_STATE
+    check_state_dir(value, docker_path=settings.docker_path, rwlayer=settings.rwlayer,
+                    boot_dir=settings.boot_dir, toplayer_path=settings.toplayer_path)
+    return value
 
 
 def _read(top: Path, rel: str, name: str, problems: list[str]) -> str | None:
@@ -70,7 +79,8 @@ def _read(top: Path, rel: str, name: str, problems: list[str]) -> str | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb") as f:
-            return f.read(_MAX).decode("utf-8", "replace")
+            # No NUL: the shell's status cannot hold one in a value either.
+            return f.read(_MAX).decode("utf-8", "replace").replace("\x00", "")
     except OSError as e:
         problems.append(f"cannot read {path}: {e.strerror}")
         return None
@@ -82,7 +92,7 @@ def _id_count(text: str | None, name: str, problems: list[str],
         return None
     words = text.split()
     if not words or not IMAGE_ID_RE.match(words[0]) or (
-            count and (len(words) < 2 or not words[1].isdigit())):
+            count and (len(words) < 2 or not (words[1].isascii() and words[1].isdigit()))):
         problems.append(f"state file {name} holds {text.strip()[:80]!r}: ignored")
         return None
     return {"id": words[0], **({"tries": int(words[1])} if count else {})}
@@ -171,7 +181,7 @@ def _booted(inv: Inventory, boot: dict[str, str] | None, cmdline: str | None,
     number, source = _booted_generation(inv, boot, cmdline)
     return {"ref": boot["ref"], "id": ids["id"], "configured_id": ids["configured_id"],
             "kernel": kernel if KVER_RE.match(kernel) else None,
-            "tries": int(tries) if tries.isdigit() else None,
+            "tries": int(tries) if tries.isascii() and tries.isdigit() else None,
             "fallback": bool(fallback), "fallback_reason": reason,
             "generation": number, "generation_source": source}
 

@@ -34,7 +34,7 @@ _fsync_dir = fsync_dir
 
 KEEP_BACKUPS = 3
 """How many ``<name>.dockerboot-<time>.bak`` backups of one file are kept."""
-_STAMP = r"(\d{8}T\d{6}Z)(?:-(\d+))?"
+_STAMP = r"([0-9]{8}T[0-9]{6}Z)(?:-([0-9]+))?"  # ASCII digits only, as backup_path writes
 
 
 def backup_pattern(name: str) -> re.Pattern[str]:
@@ -42,11 +42,14 @@ def backup_pattern(name: str) -> re.Pattern[str]:
     return re.compile(rf"^{re.escape(name)}\.dockerboot-{_STAMP}\.bak$")
 
 
-def prune_backups(path: Path, keep: int = KEEP_BACKUPS) -> list[Path]:
+def prune_backups(path: Path, keep: int = KEEP_BACKUPS,
+                  written: Path | None = None) -> list[Path]:
     """Delete all but the newest ``keep`` wizard backups of ``path``; return what went.
 
     Only regular files named exactly as ``backup_path`` names them are
     candidates: a user's own ``refind.conf.bak`` or a symlink is never touched.
+    ``written``, the backup just made, always stays and counts as one of the
+    ``keep``: a clock behind the newest stamp must not prune it.
     """
     path = Path(path)
     pattern = backup_pattern(path.name)
@@ -54,9 +57,11 @@ def prune_backups(path: Path, keep: int = KEEP_BACKUPS) -> list[Path]:
     with contextlib.suppress(OSError):
         for entry in path.parent.iterdir():
             m = pattern.match(entry.name)
-            if m and stat.S_ISREG(os.lstat(entry).st_mode):
+            if m and entry != written and stat.S_ISREG(os.lstat(entry).st_mode):
                 found.append(((m.group(1), int(m.group(2) or 0)), entry))
     found.sort()
+    if written is not None:
+        keep -= 1
     gone = [entry for _, entry in found[:max(len(found) - keep, 0)]]
     for entry in gone:
         entry.unlink(missing_ok=True)
@@ -113,7 +118,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int | None = None,
     if backup and old_stat is not None:
         saved = backup_path(path)
         copy_durable(path, saved)
-        prune_backups(path)
+        prune_backups(path, written=saved)
     if mode is None:
         mode = (old_stat.st_mode & 0o7777) if old_stat else 0o644
     if uid is None:

@@ -16,7 +16,7 @@ import tomli_w
 from wizard.common.atomic import write_atomic
 from wizard.common.errors import ConfigError
 from wizard.common.names import check_hostname, check_label, check_user_name
-from wizard.settings.kernel_options import check_kernel_options
+from wizard.settings.kernel_options import check_kernel_options, check_state_dir, state_option
 from wizard.store.images import normalize_ref
 
 CONFIG_NAME = "dockerboot-wizard.toml"
@@ -103,6 +103,10 @@ class Settings:
         for admin in self.admins:
             check_user_name(admin, "administrator name")
         check_kernel_options(self.kernel_options)
+        state = state_option(self.kernel_options)
+        if state is not None:
+            check_state_dir(state, docker_path=self.docker_path, rwlayer=self.rwlayer,
+                            boot_dir=self.boot_dir, toplayer_path=self.toplayer_path)
         # bool is an int in Python: "generations = true" must not mean 1.
         if (isinstance(self.generations, bool) or not isinstance(self.generations, int)
                 or not MIN_GENERATIONS <= self.generations <= MAX_GENERATIONS):

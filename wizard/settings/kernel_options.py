@@ -81,6 +81,75 @@ def check_kernel_options(options: str) -> None:
                                   "give rootflags=OPT[,OPT…], e.g. rootflags=compress=zstd")
 
 
+STATE_KEY = "dockerboot.state"
+_STATE_USE = ("use a directory of its own below the top level, e.g. "
+              "dockerboot.state=boot_docker/state")
+_STATE_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
+"""What ``dockerboot-update`` accepts in ``update.conf``'s ``state_dir=``."""
+
+
+def state_option(options: str) -> str | None:
+    """The ``dockerboot.state=`` value the hook reads from ``options``, or None.
+
+    As the hook's ``_db_arg``: words split at blanks, the last one wins, a
+    bare ``dockerboot.state`` (no ``=``) is no value.
+    """
+    value = None
+    for word in split_options(options):
+        key, eq, rest = word.partition("=")
+        if key == STATE_KEY and eq:
+            value = rest
+    return value
+
+
+def _norm(path: str) -> str:
+    return "/".join(p for p in path.split("/") if p not in ("", "."))
+
+
+def _overlap(a: str, b: str) -> bool:
+    return not b or a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def check_state_dir(value: str, *, docker_path: str, rwlayer: str, boot_dir: str,
+                    toplayer_path: str) -> None:
+    """Raise ``ConfigError`` (one line) for a ``dockerboot.state=`` the boot cannot use.
+
+    Refused like the hook's ``_db_assess_args``: a ``..`` component, the top
+    level, a name that is, holds or lies inside docker's data-root or the rw
+    layer.  Also names the hook's boot trips on later (its working names
+    ``<rw>.new``/``.previous``/``.old``, the top layer, ``boot_dir`` itself
+    or its ``gen/``), characters ``dockerboot-update`` refuses, and any
+    spelling the hook would normalise (``./``, ``//``, a leading or trailing
+    ``/``): the wizard reads the value as written, so it must be the
+    hook's own form — nothing is normalised silently.
+    """
+    opt = f"{STATE_KEY}={value}"
+    parts = value.split("/")
+    if ".." in parts:
+        raise ConfigError(f"{opt} contains ..", _STATE_USE)
+    norm = _norm(value)
+    if not norm:
+        raise ConfigError(f"{opt} names the partition's top level", _STATE_USE)
+    if norm != value:
+        raise ConfigError(f"{opt} is not a plain relative path (the hook reads it as {norm})",
+                          f"write {STATE_KEY}={norm}")
+    if not _STATE_CHARS.fullmatch(value):
+        raise ConfigError(f"{opt} has characters other than letters, digits and ._/-",
+                          _STATE_USE)
+    rw = _norm(rwlayer)
+    taken = [(_norm(docker_path), "docker's data-root"), (rw, "the rw layer")]
+    taken += [(f"{rw}.{s}", f"the hook's {rw}.{s}") for s in ("new", "old", "previous")]
+    taken += [(_norm(toplayer_path), "the top layer"),
+              (_norm(boot_dir) + "/gen", "the generations")]
+    for other, what in taken:
+        if _overlap(value, other):
+            raise ConfigError(f"{opt} is, holds or lies inside {what} ({other})", _STATE_USE)
+    boot = _norm(boot_dir)
+    if value == boot or boot.startswith(value + "/"):
+        raise ConfigError(f"{opt} is or holds {boot_dir} (kernels, initramfs, config)",
+                          _STATE_USE)
+
+
 def merge_rootflags(generated_subvol: str, options: str) -> tuple[str, str]:
     """``("rootflags=subvol=<rw>,<user's options>", the other options)``.
 

@@ -173,6 +173,10 @@ def pin(client: Any, image_id: str, label: str, number: int) -> None:
             # A plain create makes an anonymous volume for each VOLUME of the image
             # (measured); a tmpfs mount there is mere config for a never-started one.
             volumes = ((image.attrs or {}).get("Config") or {}).get("Volumes") or {}
+            if any("\n" in t for t in volumes):
+                # dockerboot-update reads the paths one a line: it cannot pin this either.
+                raise PinError(f"cannot pin image {image_id[:19]}: a VOLUME path of it "
+                               "holds a line break", "remove that VOLUME from the image")
             client.containers.create(
                 image_id, entrypoint=[NEVER_STARTED], command=[], network_mode="none",
                 name=pin_container_name(label, number),
