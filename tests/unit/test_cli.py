@@ -5,8 +5,12 @@ import sys
 
 import pytest
 
+from wizard.cli import apply as cli_apply
 from wizard.cli import main as cli
+from wizard.cli import output
+from wizard.cli.precheck import read_passwords
 from wizard.common.errors import ConfigError
+from wizard.settings.config import Settings
 
 
 def run_cli(*args, stdin=None):
@@ -32,43 +36,43 @@ def test_not_root_is_one_line(monkeypatch, capsys):
 
 
 def test_user_without_password_file_is_refused():
-    with pytest.raises(cli.ConfigError) as e:
-        cli.read_passwords(["alice"], [])
+    with pytest.raises(ConfigError) as e:
+        read_passwords(["alice"], [])
     assert "--password-file" in str(e.value)
 
 
 def test_password_file_read_first_line_only(tmp_path):
     f = tmp_path / "pw"
     f.write_text("s3cret pass\nignored\n")
-    assert cli.read_passwords(["alice"], [str(f)]) == {"alice": "s3cret pass"}
+    assert read_passwords(["alice"], [str(f)]) == {"alice": "s3cret pass"}
 
 
 def test_empty_or_missing_password_file(tmp_path):
     f = tmp_path / "pw"
     f.write_text("\n")
-    with pytest.raises(cli.ConfigError, match="empty"):
-        cli.read_passwords(["alice"], [str(f)])
-    with pytest.raises(cli.ConfigError, match="cannot read"):
-        cli.read_passwords(["alice"], [str(tmp_path / "nope")])
+    with pytest.raises(ConfigError, match="empty"):
+        read_passwords(["alice"], [str(f)])
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_passwords(["alice"], [str(tmp_path / "nope")])
 
 
 def test_settings_need_image_without_saved_config():
     args = cli.build_parser().parse_args(["apply", "--label", "x"])
-    with pytest.raises(cli.ConfigError, match="--image"):
-        cli.settings_from_args(args, None)
+    with pytest.raises(ConfigError, match="--image"):
+        cli_apply.settings_from_args(args, None)
 
 
 def test_settings_merge_over_saved():
-    saved = cli.Settings(label="x", image="old:1", hostname="keep", users=("alice",))
+    saved = Settings(label="x", image="old:1", hostname="keep", users=("alice",))
     args = cli.build_parser().parse_args(["apply", "--label", "x", "--image", "new:2"])
-    merged = cli.settings_from_args(args, saved)
+    merged = cli_apply.settings_from_args(args, saved)
     assert merged.image == "new:2" and merged.hostname == "keep" and merged.users == ("alice",)
 
 
 def test_confirm_refuses_without_terminal(monkeypatch):
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
-    with pytest.raises(cli.ConfigError, match="--yes"):
-        cli.confirm("Apply?")
+    with pytest.raises(ConfigError, match="--yes"):
+        output.confirm("Apply?")
 
 
 def _sandbox_args(*argv: str):
@@ -114,11 +118,11 @@ def test_cli_toplayer_only_refuses_boot_options():
     parser = cli.build_parser()
     ok = parser.parse_args(["apply", "--label", "x", "--toplayer-only", "--hostname", "h"])
     assert ok.toplayer_only
-    cli.check_toplayer_only(ok)
+    cli_apply.check_toplayer_only(ok)
     bad = parser.parse_args(["apply", "--label", "x", "--toplayer-only", "--image", "a:b",
                              "--kernel-options", "quiet"])
     with pytest.raises(ConfigError) as e:
-        cli.check_toplayer_only(bad)
+        cli_apply.check_toplayer_only(bad)
     assert "--image, --kernel-options" in str(e.value) and "\n" not in str(e.value)
 
 
@@ -127,9 +131,9 @@ def test_cli_toplayer_only_refuses_boot_options():
     (["--no-keep-previous-root"], True, False), (["--keep-previous-root"], False, True),
 ])
 def test_keep_previous_root_flag_merges_over_saved(argv, saved, want):
-    base = cli.Settings(label="x", image="a:b", keep_previous_root=saved)
+    base = Settings(label="x", image="a:b", keep_previous_root=saved)
     args = cli.build_parser().parse_args(["apply", "--label", "x", *argv])
-    assert cli.settings_from_args(args, base).keep_previous_root is want
+    assert cli_apply.settings_from_args(args, base).keep_previous_root is want
 
 
 def test_toplayer_only_refuses_keep_previous_root():
@@ -137,4 +141,4 @@ def test_toplayer_only_refuses_keep_previous_root():
     args = cli.build_parser().parse_args(["apply", "--label", "x", "--toplayer-only",
                                           "--no-keep-previous-root"])
     with pytest.raises(ConfigError, match="keep-previous-root"):
-        cli.check_toplayer_only(args)
+        cli_apply.check_toplayer_only(args)

@@ -20,6 +20,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 
+from wizard.cli import apply
 from wizard.common.errors import SandboxError
 from wizard.flows.flow import WizardState
 from wizard.sandbox import GENERATORS, SAMPLE_KERNEL_OPTIONS, Sandbox
@@ -80,8 +81,6 @@ def _exit_on_signals() -> Iterator[None]:
 
 def _apply_demo(box: Sandbox) -> int:
     """What a user would type: ``dockerboot-wizard apply`` with the sandbox's values."""
-    from wizard.cli.main import main
-
     password = box.machine.workdir / "demo-password"
     password.write_text(DEMO_PASSWORD + "\n")
     os.chmod(password, 0o600)
@@ -91,7 +90,7 @@ def _apply_demo(box: Sandbox) -> int:
             "--kernel-options", SAMPLE_KERNEL_OPTIONS, "--yes"]
     print("$ dockerboot-wizard " + " ".join(a if a != str(password) else "…" for a in argv),
           flush=True)
-    return main(argv)
+    return apply.run(argv)
 
 
 def _tui(box: Sandbox, open_tui: Callable[[WizardState], int] | None) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from wizard.boot.status import summary
+from wizard.cli.output import EXIT_ERROR, confirm, print_event
 from wizard.common.errors import ConfigError
 from wizard.settings.config import Settings
 
@@ -60,7 +61,6 @@ def saved_settings(label: str, esp: str | None = None) -> Settings:
 
 def cmd_update(args: argparse.Namespace) -> int:
     """``update`` and ``rollback``: plan, show, confirm, execute."""
-    from wizard.cli.main import EXIT_ERROR, confirm, print_event
     from wizard.flows import apply, update
 
     apply.require_root()
