@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.hookenv import (
+from tests.integration.hook.hookenv import (
     KVER,
     LINKS,
     MARK_GOOD,
@@ -30,10 +30,10 @@ from tests.integration.hookenv import (
     hook_env,
     own_state_dir,
 )
-from tests.integration.hookenv import (
+from tests.integration.hook.hookenv import (
     one_line_failure as _one_line,
 )
-from tests.integration.hookenv import (
+from tests.integration.hook.hookenv import (
     subvolume_field as _uuid,
 )
 

@@ -23,7 +23,7 @@ import pytest
 
 from tests.lab import lab
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = Path(__file__).resolve().parents[3] / "assets"
 CORE = ASSETS / "hook" / "dockerboot-core.sh"
 ASSESS = ASSETS / "hook" / "dockerboot-assess.sh"
 MARK_GOOD = ASSETS / "hook" / "dockerboot-mark-good"

@@ -1,7 +1,7 @@
 """Yesterday's root kept once (issue 10, point 5): ``<rw>.previous``.
 
 The core runs for real under busybox ash with ``set -u`` against a real loop
-btrfs and a stopped docker store (tests/integration/hookenv.py).  At every
+btrfs and a stopped docker store (tests/integration/hook/hookenv.py).  At every
 boot the rw layer moved aside becomes ``<rw>.previous``, read-only, and the
 one of the boot before is deleted — only if the hook made it (marked, a
 subvolume).  Whatever else stands at that name is left byte for byte as it
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.hookenv import SINGLE, HookEnv, hook_env, subvolume_show
-from tests.integration.hookenv import subvolume_field as _uuid
+from tests.integration.hook.hookenv import SINGLE, HookEnv, hook_env, subvolume_show
+from tests.integration.hook.hookenv import subvolume_field as _uuid
 
 pytestmark = pytest.mark.lab
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.hookenv import ASSETS, MULTI, SINGLE, HookEnv, core_env, hook_env
+from tests.integration.hook.hookenv import ASSETS, MULTI, SINGLE, HookEnv, core_env, hook_env
 
 pytestmark = pytest.mark.lab
 

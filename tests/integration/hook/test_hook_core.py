@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.hookenv import (
+from tests.integration.hook.hookenv import (
     ASSETS,
     BASE_MARKER,
     CORE,
@@ -29,10 +29,10 @@ from tests.integration.hookenv import (
     hook_env,
     subvolume_show,
 )
-from tests.integration.hookenv import (
+from tests.integration.hook.hookenv import (
     one_line_failure as _one_line,
 )
-from tests.integration.hookenv import (
+from tests.integration.hook.hookenv import (
     subvolume_field as _show_field,
 )
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.hookenv import HookEnv, chain_id_py, libexec, one_line_failure
+from tests.integration.hook.hookenv import HookEnv, chain_id_py, libexec, one_line_failure
 from tests.lab import lab
 from wizard.common.errors import ImageError
 from wizard.store.images import chain_ids, resolve_subvolume

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.hookenv import (
+from tests.integration.hook.hookenv import (
     MULTI,
     SINGLE,
     HookEnv,
@@ -25,7 +25,7 @@ from tests.integration.hookenv import (
     libexec,
     own_state_dir,
 )
-from tests.integration.hookenv import subvolume_field as _field
+from tests.integration.hook.hookenv import subvolume_field as _field
 
 pytestmark = pytest.mark.lab
 

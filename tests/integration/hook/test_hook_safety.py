@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.hookenv import (
+from tests.integration.hook.hookenv import (
     DECOY,
     LIBRARY,
     LINKS,
@@ -28,10 +28,10 @@ from tests.integration.hookenv import (
     libexec,
     subvolume_show,
 )
-from tests.integration.hookenv import (
+from tests.integration.hook.hookenv import (
     one_line_failure as _one_line,
 )
-from tests.integration.hookenv import (
+from tests.integration.hook.hookenv import (
     subvolume_field as _uuid,
 )
 from wizard.common.errors import ImageError
