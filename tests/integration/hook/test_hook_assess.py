@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,6 @@ from tests.integration.hook.hookenv import (
     SINGLE,
     SYSTEMD,
     HookEnv,
-    hook_env,
     own_state_dir,
 )
 from tests.integration.hook.hookenv import (
@@ -43,12 +41,6 @@ RW = "docker_rwlayer"
 SHELLS = [("busybox", "sh"), ("dash",)]
 UNIT = "dockerboot-mark-good.service"
 MESSAGE = "etc/profile.d/dockerboot-fallback.sh"
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[HookEnv]:
-    with hook_env() as e:
-        yield e
 
 
 @pytest.fixture

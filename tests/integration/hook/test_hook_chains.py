@@ -11,7 +11,7 @@ test_hook_assess; a record that does not fit is never trusted.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,6 @@ from tests.integration.hook.hookenv import (
     SINGLE,
     HookEnv,
     chain_id_py,
-    hook_env,
     libexec,
     own_state_dir,
 )
@@ -31,12 +30,6 @@ pytestmark = pytest.mark.lab
 
 RW = "docker_rwlayer"
 SHELLS = [("busybox", "sh"), ("dash",)]
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[HookEnv]:
-    with hook_env() as e:
-        yield e
 
 
 @pytest.fixture

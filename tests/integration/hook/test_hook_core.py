@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ from tests.integration.hook.hookenv import (
     SINGLE,
     HookEnv,
     chain_id_py,
-    hook_env,
     subvolume_show,
 )
 from tests.integration.hook.hookenv import (
@@ -39,12 +37,6 @@ from tests.integration.hook.hookenv import (
 pytestmark = pytest.mark.lab
 
 RW = "docker_rwlayer"
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[HookEnv]:
-    with hook_env() as e:
-        yield e
 
 
 def _cmdline(env: HookEnv, **extra: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.hook.hookenv import SINGLE, HookEnv, hook_env, subvolume_show
+from tests.integration.hook.hookenv import SINGLE, HookEnv, subvolume_show
 from tests.integration.hook.hookenv import subvolume_field as _uuid
 
 pytestmark = pytest.mark.lab
@@ -26,12 +26,6 @@ pytestmark = pytest.mark.lab
 RW = "docker_rwlayer"
 PREV = f"{RW}.previous"
 MARK = ".dockerboot-rwlayer"
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[HookEnv]:
-    with hook_env() as e:
-        yield e
 
 
 @pytest.fixture()

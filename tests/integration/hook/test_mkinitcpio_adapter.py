@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.hook.hookenv import ASSETS, MULTI, SINGLE, HookEnv, core_env, hook_env
+from tests.integration.hook.hookenv import ASSETS, MULTI, SINGLE, HookEnv, core_env
 
 pytestmark = pytest.mark.lab
 
@@ -66,12 +65,6 @@ getarg() {
 . "$HOOK"
 run_hook
 '''
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[HookEnv]:
-    with hook_env() as e:
-        yield e
 
 
 def _build(tmp_path: Path, install: str, *, path: str | None = None,
