@@ -19,18 +19,14 @@ Each run writes a different hostname, so every run really writes.
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 
+from benchmarks.scratch import parse_runs, scratch_lab
 from benchmarks.table import print_ratios
-from tests.lab import lab, qemu
 from wizard.flows import apply
 from wizard.flows.flow import Mode, WizardState
 from wizard.flows.services import RealServices
@@ -60,21 +56,10 @@ def timed(fn: Callable[..., None], *args: object) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3, help="runs per row (median shown)")
-    args = parser.parse_args()
-    apply.require_root()
-    work = Path(tempfile.mkdtemp(prefix="dbw-bench-reconf-", dir="/var/tmp"))
-    try:
-        with lab.docker_disk(work) as dd:
-            lab.import_rootfs(dd.daemon, IMAGE)
-            os.environ["DOCKER_HOST"] = dd.daemon.host
-            qemu.make_esp(work / "esp")
-            rows = measure(Settings(label=dd.disk.label, image=IMAGE, esp=str(work / "esp")),
-                           args.runs)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    args = parse_runs(__doc__)
+    with scratch_lab("dbw-bench-reconf-", IMAGE) as (dd, esp):
+        os.environ["DOCKER_HOST"] = dd.daemon.host
+        rows = measure(Settings(label=dd.disk.label, image=IMAGE, esp=str(esp)), args.runs)
     print_ratios(rows, header="preview + apply", base="full apply", ratio="full ÷ this")
     print(f"({args.runs} runs each, interleaved; the first full apply is not counted)")
 

@@ -16,16 +16,12 @@ Every ``update`` row really moves the tag first (a ``docker commit``, not timed)
 
 from __future__ import annotations
 
-import argparse
-import shutil
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
+from benchmarks.scratch import parse_runs, scratch_lab
 from benchmarks.table import print_ratios
-from tests.lab import lab, qemu, scenario
-from wizard.flows import apply
+from tests.lab import lab, scenario
 
 IMAGE = "bench/update:latest"
 
@@ -45,27 +41,16 @@ def move_tag(dd: lab.DockerDisk, n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3, help="runs per row (median shown)")
-    args = parser.parse_args()
-    apply.require_root()
-    work = Path(tempfile.mkdtemp(prefix="dbw-bench-update-", dir="/var/tmp"))
+    args = parse_runs(__doc__)
     rows: dict[str, list[float]] = {"apply (build)": [], "update, image moved, same kernel": [],
                                     "update, nothing moved": []}
-    try:
-        with lab.docker_disk(work) as dd:
-            lab.import_rootfs(dd.daemon, IMAGE)
-            esp = work / "esp"
-            qemu.make_esp(esp)
-            cli(dd, "apply", "--image", IMAGE, "--esp", str(esp))  # warm-up, not counted
-            for n in range(args.runs):  # interleaved: machine noise hits every row alike
-                rows["apply (build)"].append(cli(dd, "apply", "--esp", str(esp)))
-                move_tag(dd, n)
-                rows["update, image moved, same kernel"].append(cli(dd, "update"))
-                rows["update, nothing moved"].append(cli(dd, "update"))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with scratch_lab("dbw-bench-update-", IMAGE) as (dd, esp):
+        cli(dd, "apply", "--image", IMAGE, "--esp", str(esp))  # warm-up, not counted
+        for n in range(args.runs):  # interleaved: machine noise hits every row alike
+            rows["apply (build)"].append(cli(dd, "apply", "--esp", str(esp)))
+            move_tag(dd, n)
+            rows["update, image moved, same kernel"].append(cli(dd, "update"))
+            rows["update, nothing moved"].append(cli(dd, "update"))
     print_ratios(rows, header="command", base="apply (build)", ratio="apply ÷ this")
     print(f"({args.runs} runs each, interleaved; the first apply is not counted)")
 

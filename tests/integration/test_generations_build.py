@@ -12,18 +12,14 @@ Nothing here is wired into apply yet; this proves the pieces fit.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import docker
 import pytest
 
-from tests.integration.generation_builds import build_generation
-from tests.lab import lab
+from tests.integration.generation_builds import BuildLab as Env
+from tests.integration.generation_builds import build_generation, build_lab
 from wizard.boot import bootloader, generations
 from wizard.boot.fingerprint import kernel_version_of
 from wizard.boot.status import status
-from wizard.sandbox.qemu import make_esp
 from wizard.settings.config import Settings
 from wizard.store import pins
 from wizard.store.images import resolve_subvolume
@@ -33,32 +29,10 @@ pytestmark = pytest.mark.lab
 IMAGE = "dbw-gen/desk:latest"
 
 
-@dataclass
-class Env:
-    dd: lab.DockerDisk
-    client: docker.DockerClient
-    esp: Path
-
-    @property
-    def boot(self) -> Path:
-        return self.dd.top / "boot_docker"
-
-    def image_id(self, ref: str) -> str:
-        return str(self.client.images.get(ref).id)
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    work = tmp_path_factory.mktemp("genbuild")
-    with lab.docker_disk(work) as dd:
-        lab.import_rootfs(dd.daemon, IMAGE)
-        client = docker.DockerClient(base_url=dd.daemon.host, timeout=600)
-        esp = work / "esp"
-        make_esp(esp)
-        try:
-            yield Env(dd, client, esp)
-        finally:
-            client.close()
+    with build_lab(tmp_path_factory.mktemp("genbuild"), IMAGE) as e:
+        yield e
 
 
 def test_real_builds_become_generations_with_two_entries(env: Env) -> None:

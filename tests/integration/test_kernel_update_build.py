@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import docker
 import pytest
 
-from tests.integration.generation_builds import build_generation
+from tests.integration.generation_builds import BuildLab as Env
+from tests.integration.generation_builds import build_generation, build_lab
 from tests.lab import lab
 from wizard.boot import generations, initramfs
 from wizard.boot.fingerprint import fingerprint, kernel_version_of
@@ -30,21 +29,10 @@ pytestmark = pytest.mark.lab
 IMAGE = "dbw-ku/desk:latest"
 
 
-@dataclass
-class Env:
-    dd: lab.DockerDisk
-    client: docker.DockerClient
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    work = tmp_path_factory.mktemp("kernel-update")
-    with lab.docker_disk(work) as dd:
-        client = docker.DockerClient(base_url=dd.daemon.host, timeout=600)
-        try:
-            yield Env(dd, client)
-        finally:
-            client.close()
+    with build_lab(tmp_path_factory.mktemp("kernel-update")) as e:
+        yield e
 
 
 def _initrd_files(env: Env, initrd: Path) -> list[str]:
