@@ -7,7 +7,7 @@ setup:
 # Every test: unit, integration against a real udevd/dockerd/btrfs, and real
 # UEFI boots in QEMU through rEFInd.
 test: setup
-	python3 -m pytest -v -p no:cacheprovider --timeout=3600 tests
+	python3 -m pytest -v -p no:cacheprovider --timeout=3600 --durations=30 tests
 
 test-fast:
 	python3 -m pytest -q tests/unit
