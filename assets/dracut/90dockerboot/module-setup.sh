@@ -30,6 +30,12 @@ installkernel() {
 
 install() {
     inst_simple /usr/lib/dockerboot/dockerboot-core.sh
+    # The core's parts, sourced by it from its own directory: every
+    # dockerboot-*.sh there (the core names them, build-initramfs.sh installs them).
+    local f
+    for f in /usr/lib/dockerboot/dockerboot-*.sh; do
+        inst_simple "$f"
+    done
     # Sourced by the core (assessment, fallback); the other two go into the
     # booted root (they mark a boot good).
     inst_simple /usr/lib/dockerboot/dockerboot-assess.sh
