@@ -57,6 +57,8 @@ initramfs-tools)
   install_file "$assets/initramfs-tools/hooks/dockerboot" /etc/initramfs-tools/hooks/dockerboot 0755
   install_file "$assets/initramfs-tools/scripts/local-premount/dockerboot" \
     /etc/initramfs-tools/scripts/local-premount/dockerboot 0755
+  install_file "$assets/initramfs-tools/scripts/local-bottom/dockerboot" \
+    /etc/initramfs-tools/scripts/local-bottom/dockerboot 0755
   # conf.d is sourced after initramfs.conf, so this wins over an image that
   # chose MODULES=dep: "dep" would inspect the build host's hardware.
   # RESUME=none: the root is a fresh snapshot at every boot, so resuming a

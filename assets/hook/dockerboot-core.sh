@@ -133,10 +133,22 @@ else
     _db_partserr=" the directory of dockerboot-core.sh (sourced by a shell that names no file)"
 fi
 
+# _db_cleanup: unmount what this run mounted; after a success with "late"
+# (_db_late=1) the partition's top level stays, for dockerboot_finish.
 _db_cleanup() {
     [ "$_db_tl_mounted" = 1 ] && { umount "$_db_run/toplayer" 2>/dev/null; rmdir "$_db_run/toplayer" 2>/dev/null; }
-    [ "$_db_root_mounted" = 1 ] && { umount "$_db_run/root" 2>/dev/null; rmdir "$_db_run/root" 2>/dev/null; }
+    [ "$_db_root_mounted" = 1 ] && { [ "$_db_status" != 0 ] || [ "$_db_late" = 0 ]; } \
+        && { umount "$_db_run/root" 2>/dev/null; rmdir "$_db_run/root" 2>/dev/null; }
     _db_tl_mounted=0 _db_root_mounted=0
+    return 0
+}
+
+# dockerboot_finish: once the generator has mounted the root, unmount the
+# partition's top level that dockerboot_main late left mounted (in the
+# hook's own run directory: nothing else is ever mounted there).  Never fails.
+dockerboot_finish() {
+    _db_run=${DOCKERBOOT_RUNDIR:-/run/dockerboot}
+    umount "$_db_run/root" 2>/dev/null && rmdir "$_db_run/root" 2>/dev/null
     return 0
 }
 
@@ -148,10 +160,16 @@ _db_uptime() {
     eval "$1=\$_db_u"
 }
 
-# dockerboot_main: rebuild the rw root subvolume from the configured image.
+# dockerboot_main [late]: rebuild the rw root subvolume from the configured image.
 # The one exit path: a half-made new root is deleted, everything mounted is
-# unmounted, whatever failed.
+# unmounted, whatever failed.  "late" (the adapters that unmount later):
+# after a success the partition's top level stays mounted until the caller
+# runs dockerboot_finish, once the generator has mounted the root.  Its
+# unmount would close the filesystem (a transaction commit) only for the
+# root mount to open it again; mounted, the root mount shares it.
 dockerboot_main() {
+    _db_late=0
+    [ "${1:-}" != late ] || _db_late=1
     _db_run=${DOCKERBOOT_RUNDIR:-/run/dockerboot}
     _db_lx=${DOCKERBOOT_LIBEXEC:-/usr/lib/dockerboot}
     _db_tl_mounted=0 _db_root_mounted=0 _db_note='' _db_new=

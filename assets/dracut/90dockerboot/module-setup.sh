@@ -50,4 +50,6 @@ install() {
         stat chmod chown ln
     inst_multiple -o blkid modprobe
     inst_hook pre-mount 10 "$moddir/dockerboot-pre-mount.sh"
+    # Unmounts the top level the pre-mount hook leaves mounted for the root mount.
+    inst_hook pre-pivot 10 "$moddir/dockerboot-pre-pivot.sh"
 }
