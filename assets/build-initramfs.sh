@@ -37,6 +37,15 @@ say "installing the dockerboot hook for $generator"
 install_file "$assets/hook/dockerboot-core.sh" /usr/lib/dockerboot/dockerboot-core.sh 0755
 # Sourced by the core: boot assessment and fallback to the last good image.
 install_file "$assets/hook/dockerboot-assess.sh" /usr/lib/dockerboot/dockerboot-assess.sh 0755
+# Sourced by the core too: its parts, dockerboot-<part>.sh (the core's
+# _db_parts names them).  Every dockerboot-*.sh goes, and the adapters ship
+# every one they find: none of them lists the parts.  Nothing older stays.
+for f in /usr/lib/dockerboot/dockerboot-*.sh; do
+  case ${f##*/} in dockerboot-core.sh | dockerboot-assess.sh) ;; *) rm -f "$f" ;; esac
+done
+for f in "$assets"/hook/dockerboot-*.sh; do
+  install_file "$f" "/usr/lib/dockerboot/${f##*/}" 0755
+done
 # The hook installs these into the booted root: they mark a boot good.
 install_file "$assets/hook/dockerboot-mark-good" /usr/lib/dockerboot/dockerboot-mark-good 0755
 install_file "$assets/hook/dockerboot-mark-good.service" /usr/lib/dockerboot/dockerboot-mark-good.service 0644
@@ -48,6 +57,8 @@ initramfs-tools)
   install_file "$assets/initramfs-tools/hooks/dockerboot" /etc/initramfs-tools/hooks/dockerboot 0755
   install_file "$assets/initramfs-tools/scripts/local-premount/dockerboot" \
     /etc/initramfs-tools/scripts/local-premount/dockerboot 0755
+  install_file "$assets/initramfs-tools/scripts/local-bottom/dockerboot" \
+    /etc/initramfs-tools/scripts/local-bottom/dockerboot 0755
   # conf.d is sourced after initramfs.conf, so this wins over an image that
   # chose MODULES=dep: "dep" would inspect the build host's hardware.
   # RESUME=none: the root is a fresh snapshot at every boot, so resuming a

@@ -45,7 +45,8 @@ STORES = {0: "docker", OTHERS: "docker-others"}   # others in the store -> data-
 
 
 def before_core(rev: str | None, out: Path) -> str:
-    """The core at ``rev``, or at the newest commit whose core has no layerdb walk."""
+    """The core at ``rev``, or at the newest commit whose core has no layerdb walk,
+    with the parts it sources from its own directory (``out``'s)."""
     revs = [rev] if rev else subprocess.run(
         ["git", "-C", str(ROOT), "log", "--format=%H", "--", CORE],
         text=True, capture_output=True, check=True).stdout.split()
@@ -53,7 +54,16 @@ def before_core(rev: str | None, out: Path) -> str:
         text = subprocess.run(["git", "-C", str(ROOT), "show", f"{r}:{CORE}"],
                               text=True, capture_output=True, check=True).stdout
         if rev or "_db_lwalk" not in text:
+            out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text)
+            names = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", r,
+                                    f"{Path(CORE).parent}/"],
+                                   text=True, capture_output=True, check=True).stdout.split()
+            for name in names:
+                if name.endswith(".sh") and name != CORE:
+                    (out.parent / Path(name).name).write_text(subprocess.run(
+                        ["git", "-C", str(ROOT), "show", f"{r}:{name}"],
+                        text=True, capture_output=True, check=True).stdout)
             return r[:10]
     raise SystemExit("no committed core without the layerdb walk: give --before REV")
 
@@ -129,7 +139,7 @@ def main() -> None:
     shm = Path("/dev/shm")
     run_dir = Path(tempfile.mkdtemp(prefix="dbw-bench-run-", dir=shm if shm.is_dir() else work))
     try:
-        cores = {"before": work / "core-before.sh", "after": ROOT / CORE}
+        cores = {"before": work / "before" / "dockerboot-core.sh", "after": ROOT / CORE}
         rev = before_core(args.before, cores["before"])
         with lab.docker_disk(work) as dd:
             fill_store(dd.daemon, work, 0)

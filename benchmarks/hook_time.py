@@ -13,15 +13,25 @@ one-layer images are in the store (N more tags in repositories.json, N more
 layerdb entries and subvolumes).
 
     sudo python3 -m benchmarks.hook_time [--layers 12] [--files 3000] [--runs 3]
-                                         [--others 200] [--keep]
+                                         [--others 200] [--keep] [--baseline DIR]
+
+With ``--baseline DIR`` (another checkout, e.g. ``git archive main | tar -x
+-C /tmp/base``) each image is applied with DIR's wizard and hook first (its
+apply builds that initramfs), then with this one's; the boots then alternate
+between the two initramfs files (the default entry's ``initrd`` line is
+rewritten before each boot): same disk, same store, same load.  The ``base
+s`` column and new/base come from the same run.  ``--small-only``: the small
+image alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import statistics
@@ -102,8 +112,68 @@ def image_facts(host: str, tag: str) -> tuple[int, float]:
     return layers, size
 
 
+@contextlib.contextmanager
+def wizard_from(checkout: Path | None):
+    """The wizard (and its assets) that ``apply`` runs: ``checkout``'s, else this one's."""
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(checkout or Path(__file__).resolve().parents[1])
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+INITRD_LINE = re.compile(r"^(\s*initrd\s+)(\S+)$", re.M)
+
+
+def default_initrd(machine: scenario.Machine, path: str | None = None) -> str:
+    """The default (first) entry's initrd; with ``path``, rewritten to it first."""
+    conf = machine.refind_conf.read_text()
+    start = conf.index('menuentry "Docker image')
+    match = INITRD_LINE.search(conf, start)
+    if match is None:
+        raise SystemExit("no initrd line in the default entry of refind.conf")
+    if path is not None:
+        conf = conf[:match.start(2)] + path + conf[match.end(2):]
+        machine.refind_conf.write_text(conf)
+        return path
+    return match.group(2)
+
+
 def measure(machine: scenario.Machine, tag: str, name: str, runs: int,
-            *user: str) -> tuple[float, int, float]:
+            *user: str, baseline: Path | None = None) -> tuple[float, int, float, float | None]:
+    """Median hook seconds, layers, size MiB, and the baseline's median (or None)."""
+    if baseline is None:
+        with wizard_from(None):
+            return (*apply_and_boot(machine, tag, name, runs, *user), None)
+    with wizard_from(baseline):
+        apply_and_boot(machine, tag, f"base-{name}", 0, *user)
+    old = default_initrd(machine)
+    with wizard_from(None):
+        _, layers, size = apply_and_boot(machine, tag, name, 0, *user)
+    new = default_initrd(machine)
+    times: dict[str, list[float]] = {old: [], new: []}
+    for run in range(runs):  # alternating: the load of the machine changes over time
+        for initrd, label in ((old, "base-"), (new, "")):
+            default_initrd(machine, initrd)
+            times[initrd].append(boot_once(machine, f"{label}{name}{run}"))
+    default_initrd(machine, new)
+    print(f"{name}: base {times[old]} new {times[new]}", flush=True)
+    return statistics.median(times[new]), layers, size, statistics.median(times[old])
+
+
+def boot_once(machine: scenario.Machine, name: str) -> float:
+    serial, facts = scenario.boot(machine, name)
+    if facts.get("done") != "yes":
+        raise SystemExit(f"{name}: boot failed:\n{serial[-3000:]}")
+    return hook_seconds(serial)
+
+
+def apply_and_boot(machine: scenario.Machine, tag: str, name: str, runs: int,
+                   *user: str) -> tuple[float, int, float]:
     with scenario.docker_on(machine) as daemon:
         result = scenario.run_apply(daemon, machine, "--image", tag, "--kernel-options",
                                     KERNEL_OPTIONS, "--yes", *user,
@@ -111,13 +181,9 @@ def measure(machine: scenario.Machine, tag: str, name: str, runs: int,
         if result.returncode:
             raise SystemExit(result.stdout[-3000:] + result.stderr)
         layers, size = image_facts(daemon.host, tag)
-    times = []
-    for run in range(runs):  # the machine is noisy: the median of a few boots
-        serial, facts = scenario.boot(machine, f"{name}{run}")
-        if facts.get("done") != "yes":
-            raise SystemExit(f"{name}: boot failed:\n{serial[-3000:]}")
-        times.append(hook_seconds(serial))
-    return statistics.median(times), layers, size
+    # The machine is noisy: the median of a few boots.
+    times = [boot_once(machine, f"{name}{run}") for run in range(runs)]
+    return (statistics.median(times) if times else 0.0), layers, size
 
 
 def main() -> None:
@@ -129,31 +195,45 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="boots per image (median shown)")
     parser.add_argument("--others", type=int, default=0,
                         help="then boot both again with this many other images in the store")
+    parser.add_argument("--baseline", type=Path,
+                        help="another checkout: each image boots with its hook too (same disk)")
+    parser.add_argument("--small-only", action="store_true",
+                        help="the small image only (no large image, others or user)")
     args = parser.parse_args()
+    bl = args.baseline.resolve() if args.baseline else None
     workdir = Path(tempfile.mkdtemp(prefix="dbw-bench-", dir="/var/tmp"))
     try:
         machine = scenario.new_machine(workdir, size="16G")
         with scenario.docker_on(machine) as daemon:
             scenario.build_image(daemon, "initramfs-tools", "bench/small:latest", marker="small")
-            build_large(daemon.host, "bench/small:latest", "bench/large:latest", args.layers,
-                        args.files, workdir)
+            if not args.small_only:
+                build_large(daemon.host, "bench/small:latest", "bench/large:latest", args.layers,
+                            args.files, workdir)
         runs = args.runs
-        rows = [("small (baseline)", *measure(machine, "bench/small:latest", "small", runs)),
-                ("large", *measure(machine, "bench/large:latest", "large", runs))]
-        if args.others:
+        rows = [("small (baseline)",
+                 *measure(machine, "bench/small:latest", "small", runs, baseline=bl))]
+        if not args.small_only:
+            rows.append(("large", *measure(machine, "bench/large:latest", "large", runs,
+                                           baseline=bl)))
+        if args.others and not args.small_only:
             with scenario.docker_on(machine) as daemon:
                 load_others(daemon, args.others, workdir)
             rows += [(f"small + {args.others} others",
-                      *measure(machine, "bench/small:latest", "osmall", runs)),
+                      *measure(machine, "bench/small:latest", "osmall", runs, baseline=bl)),
                      (f"large + {args.others} others",
-                      *measure(machine, "bench/large:latest", "olarge", runs))]
+                      *measure(machine, "bench/large:latest", "olarge", runs, baseline=bl))]
         # Last: the user stays in the top layer for every later apply.
-        rows.append(("small + a user", *measure(machine, "bench/small:latest", "user", runs,
-                                                "--user", "alice")))
+        if not args.small_only:
+            rows.append(("small + a user", *measure(machine, "bench/small:latest", "user", runs,
+                                                    "--user", "alice", baseline=bl)))
         base = rows[0][1]
-        print(f"{'image':18} {'layers':>6} {'size MiB':>9} {'hook s':>7} {'ratio':>6}")
-        for name, seconds, layers, size in rows:
-            print(f"{name:18} {layers:6d} {size:9.0f} {seconds:7.3f} {seconds / base:6.2f}x")
+        print(f"{'image':18} {'layers':>6} {'size MiB':>9} {'hook s':>7} {'ratio':>6}"
+              + (f" {'base s':>7} {'ratio':>6} {'new/base':>8}" if bl else ""))
+        for name, seconds, layers, size, old in rows:
+            line = f"{name:18} {layers:6d} {size:9.0f} {seconds:7.3f} {seconds / base:6.2f}x"
+            if old is not None:
+                line += f" {old:7.3f} {old / rows[0][4]:6.2f}x {seconds / old:8.2f}"
+            print(line)
     finally:
         if args.keep:
             print(f"kept: {workdir}")

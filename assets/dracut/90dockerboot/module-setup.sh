@@ -30,6 +30,12 @@ installkernel() {
 
 install() {
     inst_simple /usr/lib/dockerboot/dockerboot-core.sh
+    # The core's parts, sourced by it from its own directory: every
+    # dockerboot-*.sh there (the core names them, build-initramfs.sh installs them).
+    local f
+    for f in /usr/lib/dockerboot/dockerboot-*.sh; do
+        inst_simple "$f"
+    done
     # Sourced by the core (assessment, fallback); the other two go into the
     # booted root (they mark a boot good).
     inst_simple /usr/lib/dockerboot/dockerboot-assess.sh
@@ -44,4 +50,6 @@ install() {
         stat chmod chown ln
     inst_multiple -o blkid modprobe
     inst_hook pre-mount 10 "$moddir/dockerboot-pre-mount.sh"
+    # Unmounts the top level the pre-mount hook leaves mounted for the root mount.
+    inst_hook pre-pivot 10 "$moddir/dockerboot-pre-pivot.sh"
 }

@@ -124,7 +124,7 @@ def libexec(workdir: Path) -> Path:
         link = d / tool
         if not link.exists():
             link.symlink_to(f"/usr/bin/{tool}")
-    for f in (CORE, ASSESS, MARK_GOOD, MARK_GOOD_UNIT):
+    for f in (*CORE.parent.glob("dockerboot-*.sh"), MARK_GOOD, MARK_GOOD_UNIT):
         if not (d / f.name).exists():
             (d / f.name).symlink_to(f)      # where adapters source them from
     return d
