@@ -11,23 +11,16 @@ Under busybox ash and dash on the real loop btrfs and docker store.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.hookenv import SINGLE, HookEnv, hook_env
+from tests.integration.hook.hookenv import SINGLE, HookEnv
 
 pytestmark = pytest.mark.lab
 
 SHELLS = [("busybox", "sh"), ("dash",)]
 RW = "rw_late"
-
-
-@pytest.fixture(scope="module")
-def env() -> Iterator[HookEnv]:
-    with hook_env() as e:
-        yield e
 
 
 def _mounted(path: Path) -> bool:
