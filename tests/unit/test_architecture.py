@@ -50,3 +50,19 @@ def test_the_core_table_is_in_the_order_of_the_layers_contract():
     flat = [name.strip().replace(".", "/") for layer in layers for name in layer.split("|")]
     doc = [pkg for pkg in documented() if pkg.startswith("wizard/")]
     assert doc == flat
+
+
+def test_the_map_lists_every_part_of_the_hook():
+    rows = re.findall(r"^\| `(dockerboot-[\w-]+\.sh)` \|", DOC.read_text(), re.M)
+    assert sorted(rows) == sorted(p.name for p in (REPO / "assets/hook").glob("dockerboot-*.sh"))
+
+
+def test_the_hook_core_sources_every_part_it_ships():
+    core = (REPO / "assets/hook/dockerboot-core.sh").read_text()
+    parts = re.search(r"^_db_parts='([^']*)'", core, re.M)
+    assert parts, "the core's one list of its parts (_db_parts) is gone"
+    shipped = {p.name for p in (REPO / "assets/hook").glob("dockerboot-*.sh")}
+    sourced = {f"dockerboot-{name}.sh" for name in parts[1].split()}
+    # dockerboot-assess.sh is loaded by the main flow itself (it may be missing: a warning).
+    assert shipped - sourced == {"dockerboot-core.sh", "dockerboot-assess.sh"}
+    assert sourced <= shipped
