@@ -31,6 +31,11 @@ esac
 mkdir -p "$cache"
 out="$cache/rootfs-$suite-$variant.tar"
 [ -s "$out" ] && { echo "$out"; exit 0; }
+# One build of a variant at a time (tests run side by side): a second caller
+# waits here, then finds the tarball the first one made.
+exec 9>"$cache/.lock-$variant"
+flock 9
+[ -s "$out" ] && { echo "$out"; exit 0; }
 
 # The mirror is whatever this machine's apt already uses: no host is baked in.
 mirror=$(grep -rhoE '^(deb|URIs:)[[:space:]]+[^[:space:]]+' /etc/apt/sources.list /etc/apt/sources.list.d 2>/dev/null \

@@ -17,7 +17,7 @@ from tests.lab import qemu, scenario
 from wizard.sandbox.parts import attach_disk, mounted
 from wizard.settings.cmdline import parse_cmdline
 
-pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.side_by_side]
 
 KERNEL_OPTIONS = "console=ttyS0 init=/usr/local/sbin/dbw-test-init panic=10"
 

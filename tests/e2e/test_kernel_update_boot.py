@@ -26,7 +26,7 @@ import pytest
 
 from tests.lab import scenario
 
-pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.side_by_side]
 
 KERNEL_OPTIONS = "console=ttyS0 init=/usr/local/sbin/dbw-test-init panic=10"
 

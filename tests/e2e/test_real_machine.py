@@ -44,7 +44,7 @@ from tests.lab import qemu, scenario
 from wizard.sandbox.console import Console, booted
 from wizard.store import images
 
-pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.side_by_side]
 
 PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-2"}
 HOSTNAME = "lifemachine"

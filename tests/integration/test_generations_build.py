@@ -24,7 +24,9 @@ from wizard.settings.config import Settings
 from wizard.store import pins
 from wizard.store.images import resolve_subvolume
 
-pytestmark = pytest.mark.lab
+# Side by side with the boots, its module fixture on one worker (one build lab).
+pytestmark = [pytest.mark.lab, pytest.mark.side_by_side,
+              pytest.mark.xdist_group("generations_build")]
 
 IMAGE = "dbw-gen/desk:latest"
 

@@ -27,7 +27,9 @@ from wizard.common.errors import Cancelled, ImageError, InitramfsError
 from wizard.common.events import LogLine, Progress, StepDone, StepStarted
 from wizard.common.resources import assets_dir
 
-pytestmark = pytest.mark.lab
+# Side by side with the boots, its module fixture on one worker (one build lab).
+pytestmark = [pytest.mark.lab, pytest.mark.side_by_side,
+              pytest.mark.xdist_group("initramfs_build")]
 
 BUSYBOX_APPLETS = ("sh", "cp", "mkdir", "chmod", "dirname", "cat", "grep", "sync", "rm")
 

@@ -24,7 +24,9 @@ from tests.lab import lab
 from wizard.boot import generations, initramfs
 from wizard.boot.fingerprint import fingerprint, kernel_version_of
 
-pytestmark = pytest.mark.lab
+# Side by side with the boots, its module fixture on one worker (one build lab).
+pytestmark = [pytest.mark.lab, pytest.mark.side_by_side,
+              pytest.mark.xdist_group("kernel_update_build")]
 
 IMAGE = "dbw-ku/desk:latest"
 
