@@ -10,10 +10,14 @@ by the wizard shows the cost of merging the image's accounts into the top
 layer's passwd/group/shadow/gshadow (last: the user stays in the top layer).
 With ``--others N`` both images boot again, before that, once N more
 one-layer images are in the store (N more tags in repositories.json, N more
-layerdb entries and subvolumes).
+layerdb entries and subvolumes).  ``--machine`` adds what users boot: the
+sample systemd image with a real machine's top layer (a user who is an
+administrator, home, journal, the docker store and the booted system's own
+updater).
 
     sudo python3 -m benchmarks.hook_time [--layers 12] [--files 3000] [--runs 3]
-                                         [--others 200] [--keep] [--baseline DIR]
+                                         [--others 200] [--machine] [--baseline DIR]
+                                         [--small-only] [--keep]
 
 With ``--baseline DIR`` (another checkout, e.g. ``git archive main | tar -x
 -C /tmp/base``) each image is applied with DIR's wizard and hook first (its
@@ -199,6 +203,9 @@ def main() -> None:
                         help="another checkout: each image boots with its hook too (same disk)")
     parser.add_argument("--small-only", action="store_true",
                         help="the small image only (no large image, others or user)")
+    parser.add_argument("--machine", action="store_true",
+                        help="also the sample systemd image with a real machine's top layer "
+                             "(a user and admin, home, journal, the in-system updater)")
     args = parser.parse_args()
     bl = args.baseline.resolve() if args.baseline else None
     workdir = Path(tempfile.mkdtemp(prefix="dbw-bench-", dir="/var/tmp"))
@@ -206,6 +213,9 @@ def main() -> None:
         machine = scenario.new_machine(workdir, size="16G")
         with scenario.docker_on(machine) as daemon:
             scenario.build_image(daemon, "initramfs-tools", "bench/small:latest", marker="small")
+            if args.machine:
+                scenario.build_image(daemon, "initramfs-tools", "bench/machine:latest",
+                                     marker="machine", systemd=True)
             if not args.small_only:
                 build_large(daemon.host, "bench/small:latest", "bench/large:latest", args.layers,
                             args.files, workdir)
@@ -222,6 +232,14 @@ def main() -> None:
                       *measure(machine, "bench/small:latest", "osmall", runs, baseline=bl)),
                      (f"large + {args.others} others",
                       *measure(machine, "bench/large:latest", "olarge", runs, baseline=bl))]
+        if args.machine:
+            # What users boot: the sample systemd image with a real machine's top layer
+            # (home, journal, docker store and the booted system's updater are apply's
+            # defaults; plus a user who is an administrator).  The test init still
+            # powers the VM off: the hook's work does not depend on the init.
+            rows.append(("systemd + machine", *measure(
+                machine, "bench/machine:latest", "machine", runs, "--user", "alice",
+                "--admin", "alice", baseline=bl)))
         # Last: the user stays in the top layer for every later apply.
         if not args.small_only:
             rows.append(("small + a user", *measure(machine, "bench/small:latest", "user", runs,
