@@ -18,12 +18,17 @@ menuentry() {
 # cmdline IMAGE NUMBER: the wizard's kernel command line for IMAGE, and the generation.
 cmdline() { printf '%s dockerboot.generation=%s' "${tmpl%%@IMAGE@*}$1${tmpl#*@IMAGE@}" "$2"; }
 
-# render NUMBER LOADER INITRD: the block naming generation NUMBER (the tag)
-# and, before it, p_* (the previous one, pinned by image ID), into $run/block.
+# render NUMBER LOADER INITRD [PINNED_ID]: the block naming generation NUMBER
+# (the tag, or with PINNED_ID a rollback booting that image by ID) and, after
+# it, p_* (the previous one, pinned by image ID), into $run/block.
 render() {
     {
         printf '%s\n' "$BEGIN_MARK"
-        menuentry "Docker image $image" "$boot_dir/$2" "$boot_dir/$3" "$(cmdline "$image" "$1")"
+        if [ -n "${4:-}" ]; then
+            menuentry "Docker image $image (rolled back to @$(short "$4"))" "$boot_dir/$2" "$boot_dir/$3" "$(cmdline "$4" "$1")"
+        else
+            menuentry "Docker image $image" "$boot_dir/$2" "$boot_dir/$3" "$(cmdline "$image" "$1")"
+        fi
         [ -n "$p_num" ] && menuentry "Previous generation $p_num: $p_ref @$(short "$p_id")" \
             "$boot_dir/$p_loader" "$boot_dir/$p_initrd" "$(cmdline "$p_id" "$p_num")"
         printf '%s\n' "$END_MARK"

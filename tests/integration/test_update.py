@@ -137,7 +137,9 @@ def test_rollback_boots_the_previous_image_by_id(env: Env) -> None:
     assert previous["loader"] == "boot_docker/gen/2/vmlinuz"
     s = status(env)
     assert s["generation"]["pinned"] is True and s["generation"]["image_id"] == v1
-    assert s["pending"]["update"] is True  # the tag is elsewhere: update goes back to it
+    # The tag still names the image rolled back from: the rollback holds, nothing is advised.
+    assert s["rollback"]["holds"] is True and s["rollback"]["from"] == [image_id(env)]
+    assert s["pending"]["update"] is False
     # Generation 1 is no entry's any more and was removed, files and pin.
     assert not (env.top / "boot_docker/gen/1").exists()
     names = env.daemon.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()

@@ -51,6 +51,7 @@ def test_fresh_partition() -> None:
     assert out["generations"] == [] and out["problems"] == []
     assert out["pending"] == {"tag_id": None, "image_changed": None, "build_needed": None,
                               "kernel_version": None, "update": None, "reasons": []}
+    assert out["rollback"] is None
     json.dumps(out)
 
 
@@ -248,10 +249,19 @@ def _doc_fields() -> tuple[set[str], set[str]]:
 
 
 def test_doc_lists_exactly_what_status_emits(top: Path) -> None:
+    from tests.unit.genhelp import stage
+    from wizard.boot import generations
+
     make_gen(top / "boot_docker", 1, "a")
-    make_gen(top / "boot_docker", 2, "b")
+    # Generation 2 is a rollback, named by the entries: every object is emitted.
+    record = replace(generations.new_record(2, inputs(), "desktop:latest", B,
+                                            created="2026-11-02T08:00:00Z"),
+                     pinned=True, rolled_back_from=(A,))
+    rollback = generations.add(top / "boot_docker", stage(top / "boot_docker"), record)
+    assert rollback.pinned
     hook_state(top, failed=C, fallback="desktop:latest why")
     out = status(top, S, tag_id=C, tag_inputs=inputs())
+    assert out["rollback"]["holds"] is False
     gen_fields = _paths(out["generation"])
     emitted = _paths({k: v for k, v in out.items() if k not in ("generation", "previous")})
     emitted |= {"generation", "previous"}

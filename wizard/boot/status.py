@@ -186,23 +186,64 @@ def _booted(inv: Inventory, boot: dict[str, str] | None, cmdline: str | None,
             "generation": number, "generation_source": source}
 
 
-def _pending(newest: Generation | None, tag_id: str | None,
-             tag_inputs: Fingerprint | None) -> dict[str, Any]:
+def rollback_state(inv: Inventory, tag_id: str | None) -> dict[str, Any] | None:
+    """The newest generation's rollback and whether it holds; None when it is no rollback.
+
+    A rollback holds while the configured tag names one of the images it
+    turned away from (``rolled_back_from`` in its record; a record of an
+    earlier version does not say: then the previous generation's image, the
+    one it was rolled back from).  Only a tag moved to another image, or an
+    ``update`` run by hand, ends it.  ``holds`` is None when the tag's ID is
+    unknown.
+    """
+    newest = inv.newest
+    if newest is None or not newest.pinned:
+        return None
+    if newest.rolled_back_from is not None:
+        away = list(newest.rolled_back_from)
+    else:
+        prev = inv.previous
+        away = [prev.image_id] if prev is not None and prev.image_id else []
+    return {"generation": newest.number, "image_id": newest.image_id, "since": newest.created,
+            "from": away, "holds": None if tag_id is None else tag_id in away}
+
+
+def rollback_line(rollback: dict[str, Any], image: str, tag_id: str | None) -> str:
+    """The rollback in one line: since when, from which images, and whether it holds."""
+    away = ", ".join(f"@{i[7:19]}" for i in rollback["from"]) or "an unknown image"
+    head = (f"generation {rollback['generation']} is a rollback to "
+            f"@{(rollback['image_id'] or '?')[7:19]} since {rollback['since']} (from {away})")
+    if rollback["holds"] is False and tag_id is not None:
+        return f"{head}: {image} moved to @{tag_id[7:19]} since: an update returns to it"
+    return (f"{head}: it holds while {image} is one of those; "
+            f"an update run by hand returns to {image}")
+
+
+def _pending(inv: Inventory, image: str, tag_id: str | None, tag_inputs: Fingerprint | None,
+             rollback: dict[str, Any] | None) -> dict[str, Any]:
+    newest = inv.newest
     reasons: list[str] = []
     image_changed = build_needed = None
     if tag_id is not None:
         image_changed = newest is None or tag_id != newest.image_id
-        if image_changed:
-            old = newest.image_id[7:19] if newest and newest.image_id else "unknown"
-            reasons.append(f"the tag moved: {old} -> {tag_id[7:19]}")
+    changes: list[str] = []
     if tag_inputs is not None:
         changes = tag_inputs.changes(newest.inputs if newest else None)
         if newest is not None and newest.inputs is None:
             changes = ["the newest generation's inputs are unknown (legacy)"]
         build_needed = bool(changes)
-        reasons += changes
-    update = None if image_changed is None and build_needed is None else bool(
-        image_changed or build_needed)
+    if rollback is not None:
+        reasons.append(rollback_line(rollback, image, tag_id))
+        follow = rollback["holds"] is False and bool(image_changed)
+    else:
+        if image_changed:
+            old = newest.image_id[7:19] if newest and newest.image_id else "unknown"
+            assert tag_id is not None
+            reasons.append(f"the tag moved: {old} -> {tag_id[7:19]}")
+        follow = bool(image_changed)
+    reasons += changes
+    update = None if image_changed is None and build_needed is None \
+        else bool(build_needed or follow)
     return {"tag_id": tag_id, "image_changed": image_changed, "build_needed": build_needed,
             "kernel_version": tag_inputs.kernel_version if tag_inputs else None,
             "update": update, "reasons": reasons}
@@ -231,6 +272,7 @@ def status(top: Path, settings: Settings, *, tag_id: str | None = None,
     failed = _id_count(_read(top, rel, "failed", problems), "failed", problems)
     if tag_id is not None and not IMAGE_ID_RE.match(tag_id):
         raise ValueError(f"tag_id {tag_id!r} is not sha256:<64 hex>")
+    rollback = rollback_state(inv, tag_id)
     return {
         "version": SCHEMA_VERSION,
         "label": settings.label,
@@ -242,7 +284,8 @@ def status(top: Path, settings: Settings, *, tag_id: str | None = None,
         "generation": _gen_json(inv.newest),
         "previous": _gen_json(inv.previous),
         "generations": [_gen_json(g) for g in inv.generations],
-        "pending": _pending(inv.newest, tag_id, tag_inputs),
+        "rollback": rollback,
+        "pending": _pending(inv, settings.image, tag_id, tag_inputs, rollback),
         "problems": problems,
     }
 
@@ -250,13 +293,13 @@ def status(top: Path, settings: Settings, *, tag_id: str | None = None,
 def summary(out: dict[str, Any]) -> list[str]:
     """The status JSON as a few lines for people (the CLI's text, the TUI's Welcome)."""
     lines = [f"LABEL={out['label']}: {out['image']}"]
-    gen, prev, booted = out["generation"], out["previous"], out["booted"]
-    if gen:
-        lines.append(f"default entry: generation {gen['number']}, kernel "
-                     f"{gen['kernel_version']}, image @{(gen['image_id'] or '?')[7:19]}")
-    if prev:
-        lines.append(f"previous entry: generation {prev['number']}, kernel "
-                     f"{prev['kernel_version']}, image @{(prev['image_id'] or '?')[7:19]}")
+    booted = out["booted"]
+    for which, gen in [("default", out["generation"]), ("previous", out["previous"])]:
+        if gen:
+            lines.append(f"{which} entry: generation {gen['number']}, kernel "
+                         f"{gen['kernel_version']}, image @{(gen['image_id'] or '?')[7:19]}"
+                         + (" (pinned: a rollback)" if which == "default" and gen["pinned"]
+                            else ""))
     if booted:
         lines.append(f"last boot: {booted['ref']} @{(booted['id'] or '?')[7:19]} on kernel "
                      f"{booted['kernel']}" + (f" — FALLBACK: {booted['fallback_reason']}"
@@ -269,6 +312,8 @@ def summary(out: dict[str, Any]) -> list[str]:
                      + (" (a build is needed)" if pending["build_needed"] else " (no build)"))
         lines.append(f"  run: dockerboot-wizard update --label {out['label']}")
     elif pending["update"] is False:
-        lines.append("up to date")
+        lines.append("up to date" + "".join(f"; {r}" for r in pending["reasons"]))
+    elif out["rollback"] is not None:
+        lines.append(rollback_line(out["rollback"], out["image"], None))
     lines += [f"problem: {p}" for p in out["problems"]]
     return lines
