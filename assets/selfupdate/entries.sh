@@ -49,9 +49,9 @@ find_in() {
     return 1
 }
 
-# find_refind: the ESP mounted already (/boot/efi…), else each FAT
-# filesystem in turn, mounted read-write here and unmounted on exit.
-# Non-zero (with the one line) when there is none.
+# find_refind [ro]: the ESP mounted already (/boot/efi…), else each FAT
+# filesystem in turn, mounted read-write (read-only with ro: status) here
+# and unmounted on exit.  Non-zero (with the one line) when there is none.
 find_refind() {
     if [ -n "${DOCKERBOOT_REFIND_CONF:-}" ]; then refind_conf=$DOCKERBOOT_REFIND_CONF; return; fi
     while read -r _ m fstype _; do
@@ -59,7 +59,7 @@ find_refind() {
     done </proc/mounts
     mkdir -p "$run/esp"
     for dev in $(blkid -t TYPE=vfat -o device 2>/dev/null); do
-        mount -t vfat "$dev" "$run/esp" 2>/dev/null || continue
+        mount -t vfat ${1:+-o "$1"} "$dev" "$run/esp" 2>/dev/null || continue
         esp_mounted=$run/esp
         find_in "$run/esp" && return 0
         umount "$run/esp"; esp_mounted=''

@@ -120,6 +120,32 @@ booted_json() {
         "${b_gen:-null}" "$(js "$b_src")"
 }
 
+# entries: what the bootloader will really boot: e_default, e_previous = the
+# generations whose kernels the first and second loader lines of the
+# wizard's block in refind.conf name (empty: none on the partition); e_known=1
+# once the block was read (wizard/boot/status.py read_entries).  No
+# refind.conf with the block (no ESP found): not known.  The ESP is mounted
+# read-only when it is not mounted yet.
+entries() {
+    e_known='' e_default='' e_previous=''
+    find_refind ro 2>/dev/null || return 0
+    [ -f "$refind_conf" ] || return 0
+    b=$(grep -n "^[[:blank:]]*# >>> dockerboot-wizard" "$refind_conf" | cut -d: -f1)
+    e=$(grep -n "^[[:blank:]]*# <<< dockerboot-wizard" "$refind_conf" | cut -d: -f1)
+    [ -n "$b$e" ] || return 0
+    case $b:$e in *"$NL"*|:?*|?*:) problem "$refind_conf has malformed dockerboot-wizard markers: its entries not read"; return 0 ;; esac
+    [ "$e" -gt "$b" ] || { problem "$refind_conf has malformed dockerboot-wizard markers: its entries not read"; return 0; }
+    e_known=1 i=0
+    while IFS= read -r l; do
+        [ -n "$l" ] || continue
+        i=$((i + 1))
+        v=$(for n in $gens; do read_gen "$n" && [ "$boot_dir/$g_loader" = "$l" ] && { printf '%s' "$n"; break; }; done)
+        if [ "$i" = 1 ]; then e_default=$v; else e_previous=$v; break; fi
+    done <<EOF
+$(sed -n "${b},${e}p" "$refind_conf" | tr -d "$CR" | sed -n 's/^[[:blank:]]*loader[[:blank:]]\{1,\}\([^[:blank:]]\{1,\}\).*/\1/p')
+EOF
+}
+
 # rollback_json: the newest generation's rollback (rollback_state), or null.
 rollback_json() {
     [ -n "$rb_num" ] || { printf null; return; }
@@ -130,11 +156,15 @@ rollback_json() {
 }
 
 # pending: the tag now ($t_id, empty: unknown) against the newest generation
-# (docker: a probe container when the tag is not the newest generation's
-# image), as changed, build, update (true/false/null) and reasons (one a
-# line) - wizard/boot/status.py _pending, same words.
+# and the entries (docker: a probe container when the tag is not the newest
+# generation's image), as changed, build, update (true/false/null), unnamed
+# and reasons (one a line) - wizard/boot/status.py _pending, same words.
 pending() {
-    reasons='' changed=null build=null t_gen='' t_kver=''
+    reasons='' changed=null build=null unnamed='' t_gen='' t_kver=''
+    if [ -n "$e_known" ] && [ -n "$n_num" ] && [ "$e_default" != "$n_num" ]; then
+        unnamed=$n_num
+        reasons="generation $n_num is not named by the boot entries yet (an earlier run stopped): the next update names it$NL"
+    fi
     if [ -n "$t_id" ]; then
         changed=false
         { [ -z "$n_num" ] || [ "$t_id" != "$n_id" ]; } && changed=true
@@ -154,21 +184,25 @@ pending() {
         build=false
         [ -n "$changes" ] && build=true reasons="$reasons$changes$NL"
     fi
+    # The default entry boots the tag: a new image with the same inputs boots as it is.
     follow=false
     if [ -n "$rb_num" ]; then
         [ "$rb_holds" = false ] && [ "$changed" = true ] && follow=true
     else
-        [ "$changed" = true ] && follow=true
+        [ -z "$n_num" ] && [ "$changed" = true ] && follow=true
+    fi
+    if [ "$changed" = true ] && [ -n "$n_num" ] && [ -z "$rb_num" ] && [ "$build" = false ]; then
+        reasons="${reasons}the next boot snapshots @$(short "$t_id") with generation $n_num: no update needed$NL"
     fi
     update=false
-    if [ "$build" = true ] || [ "$follow" = true ]; then update=true
+    if [ "$build" = true ] || [ "$follow" = true ] || [ -n "$unnamed" ]; then update=true
     elif [ "$changed" = null ] && [ "$build" = null ]; then update=null; fi
 }
 
 pending_json() {
     pending
-    printf '{"tag_id": %s, "image_changed": %s, "build_needed": %s, "kernel_version": %s, "update": %s, "reasons": [' \
-        "$(js "$t_id")" "$changed" "$build" "$(js "$t_kver")" "$update"
+    printf '{"tag_id": %s, "image_changed": %s, "build_needed": %s, "kernel_version": %s, "update": %s, "unnamed": %s, "reasons": [' \
+        "$(js "$t_id")" "$changed" "$build" "$(js "$t_kver")" "$update" "${unnamed:-null}"
     sep=''
     printf '%s' "$reasons" | while IFS= read -r r; do printf '%s%s' "$sep" "$(js "$r")"; sep=', '; done
     printf ']}'
@@ -182,6 +216,7 @@ status_common() {
     t_id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null)
     is_id "$t_id" || t_id=''
     rollback_state
+    entries
 }
 
 status_json() {
@@ -199,7 +234,13 @@ status_json() {
     printf ' "generations": ['
     sep=''
     for n in $gens; do printf '%s%s' "$sep" "$(gen_json "$n")"; sep=', '; done
-    printf '],\n "rollback": %s,\n "pending": %s,\n "problems": [' "$(rollback_json)" "$(pending_json)"
+    printf '],\n'
+    if [ -n "$e_known" ]; then
+        printf ' "entries": {"default": %s, "previous": %s},\n' "${e_default:-null}" "${e_previous:-null}"
+    else
+        printf ' "entries": null,\n'
+    fi
+    printf ' "rollback": %s,\n "pending": %s,\n "problems": [' "$(rollback_json)" "$(pending_json)"
     sep=''
     while IFS= read -r line; do printf '%s%s' "$sep" "$(js "$line")"; sep=', '; done <"$run/problems"
     printf ']}\n'
@@ -209,9 +250,11 @@ status_json() {
 status_text() {
     status_common
     say "LABEL=$label: $image"
-    d=$n_num p=$p_num
+    if [ -n "$e_known" ]; then d=$e_default p=$e_previous; else d=$n_num p=$p_num; fi
     if [ -n "$d" ] && read_gen "$d"; then
         say "default entry: generation $d, kernel $g_kver, image @$(short "$g_id")$([ "$g_pinned" = true ] && echo ' (pinned: a rollback)')"
+    elif [ -n "$e_known" ]; then
+        say "default entry: names no generation on the partition"
     fi
     [ -n "$p" ] && read_gen "$p" && say "previous entry: generation $p, kernel $g_kver, image @$(short "$g_id")"
     boot=$(state boot)

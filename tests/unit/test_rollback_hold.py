@@ -113,7 +113,7 @@ class Lab:
     def py_status(self) -> dict[str, Any]:
         tag = self.store.tags[IMAGE]
         out = status(self.top, self.settings, tag_id=tag, tag_inputs=inputs(),
-                     cmdline="quiet\n")
+                     cmdline="quiet\n", refind_conf=self.conf)
         return json.loads(json.dumps(out))
 
 

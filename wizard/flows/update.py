@@ -267,5 +267,9 @@ def partition_status(settings: Settings, cmdline: str | None = None) -> dict[str
         else:
             target = initramfs.detect(session.client, image)
             inputs = fingerprint(target.generator, target.kver)
+        try:
+            conf: Path | None = locate_refind(settings)[0]
+        except WizardError:
+            conf = None  # no ESP found: the entries are not known
         return status(session.top, settings, tag_id=tag_id, tag_inputs=inputs,
-                      cmdline=cmdline)
+                      cmdline=cmdline, refind_conf=conf)
