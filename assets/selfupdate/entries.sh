@@ -18,12 +18,17 @@ menuentry() {
 # cmdline IMAGE NUMBER: the wizard's kernel command line for IMAGE, and the generation.
 cmdline() { printf '%s dockerboot.generation=%s' "${tmpl%%@IMAGE@*}$1${tmpl#*@IMAGE@}" "$2"; }
 
-# render NUMBER LOADER INITRD: the block naming generation NUMBER (the tag)
-# and, before it, p_* (the previous one, pinned by image ID), into $run/block.
+# render NUMBER LOADER INITRD [PINNED_ID]: the block naming generation NUMBER
+# (the tag, or with PINNED_ID a rollback booting that image by ID) and, after
+# it, p_* (the previous one, pinned by image ID), into $run/block.
 render() {
     {
         printf '%s\n' "$BEGIN_MARK"
-        menuentry "Docker image $image" "$boot_dir/$2" "$boot_dir/$3" "$(cmdline "$image" "$1")"
+        if [ -n "${4:-}" ]; then
+            menuentry "Docker image $image (rolled back to @$(short "$4"))" "$boot_dir/$2" "$boot_dir/$3" "$(cmdline "$4" "$1")"
+        else
+            menuentry "Docker image $image" "$boot_dir/$2" "$boot_dir/$3" "$(cmdline "$image" "$1")"
+        fi
         [ -n "$p_num" ] && menuentry "Previous generation $p_num: $p_ref @$(short "$p_id")" \
             "$boot_dir/$p_loader" "$boot_dir/$p_initrd" "$(cmdline "$p_id" "$p_num")"
         printf '%s\n' "$END_MARK"
@@ -44,9 +49,9 @@ find_in() {
     return 1
 }
 
-# find_refind: the ESP mounted already (/boot/efi…), else each FAT
-# filesystem in turn, mounted read-write here and unmounted on exit.
-# Non-zero (with the one line) when there is none.
+# find_refind [ro]: the ESP mounted already (/boot/efi…), else each FAT
+# filesystem in turn, mounted read-write (read-only with ro: status) here
+# and unmounted on exit.  Non-zero (with the one line) when there is none.
 find_refind() {
     if [ -n "${DOCKERBOOT_REFIND_CONF:-}" ]; then refind_conf=$DOCKERBOOT_REFIND_CONF; return; fi
     while read -r _ m fstype _; do
@@ -54,7 +59,7 @@ find_refind() {
     done </proc/mounts
     mkdir -p "$run/esp"
     for dev in $(blkid -t TYPE=vfat -o device 2>/dev/null); do
-        mount -t vfat "$dev" "$run/esp" 2>/dev/null || continue
+        mount -t vfat ${1:+-o "$1"} "$dev" "$run/esp" 2>/dev/null || continue
         esp_mounted=$run/esp
         find_in "$run/esp" && return 0
         umount "$run/esp"; esp_mounted=''

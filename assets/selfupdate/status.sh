@@ -120,45 +120,107 @@ booted_json() {
         "${b_gen:-null}" "$(js "$b_src")"
 }
 
-# pending_json: the tag now against the newest generation (docker: the tag's
-# ID, and a probe container when the tag is not the newest generation's image).
-pending_json() {
-    t_id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null)
-    if ! is_id "$t_id"; then
-        printf '{"tag_id": null, "image_changed": null, "build_needed": null, "kernel_version": null, "update": null, "reasons": []}'
-        return
+# entries: what the bootloader will really boot: e_default, e_previous = the
+# generations whose kernels the first and second loader lines of the
+# wizard's block in refind.conf name (empty: none on the partition); e_known=1
+# once the block was read (wizard/boot/status.py read_entries).  No
+# refind.conf with the block (no ESP found): not known.  The ESP is mounted
+# read-only when it is not mounted yet.
+entries() {
+    e_known='' e_default='' e_previous=''
+    find_refind ro 2>/dev/null || return 0
+    [ -f "$refind_conf" ] || return 0
+    b=$(grep -n "^[[:blank:]]*# >>> dockerboot-wizard" "$refind_conf" | cut -d: -f1)
+    e=$(grep -n "^[[:blank:]]*# <<< dockerboot-wizard" "$refind_conf" | cut -d: -f1)
+    [ -n "$b$e" ] || return 0
+    case $b:$e in *"$NL"*|:?*|?*:) problem "$refind_conf has malformed dockerboot-wizard markers: its entries not read"; return 0 ;; esac
+    [ "$e" -gt "$b" ] || { problem "$refind_conf has malformed dockerboot-wizard markers: its entries not read"; return 0; }
+    e_known=1 i=0
+    while IFS= read -r l; do
+        [ -n "$l" ] || continue
+        i=$((i + 1))
+        v=$(for n in $gens; do read_gen "$n" && [ "$boot_dir/$g_loader" = "$l" ] && { printf '%s' "$n"; break; }; done)
+        if [ "$i" = 1 ]; then e_default=$v; else e_previous=$v; break; fi
+    done <<EOF
+$(sed -n "${b},${e}p" "$refind_conf" | tr -d "$CR" | sed -n 's/^[[:blank:]]*loader[[:blank:]]\{1,\}\([^[:blank:]]\{1,\}\).*/\1/p')
+EOF
+}
+
+# rollback_json: the newest generation's rollback (rollback_state), or null.
+rollback_json() {
+    [ -n "$rb_num" ] || { printf null; return; }
+    printf '{"generation": %s, "image_id": %s, "since": %s, "from": [' "$rb_num" "$(js "$n_id")" "$(js "$n_created")"
+    sep=''
+    for i in $rb_from; do printf '%s%s' "$sep" "$(js "$i")"; sep=', '; done
+    printf '], "holds": %s}' "${rb_holds:-null}"
+}
+
+# pending: the tag now ($t_id, empty: unknown) against the newest generation
+# and the entries (docker: a probe container when the tag is not the newest
+# generation's image), as changed, build, update (true/false/null), unnamed
+# and reasons (one a line) - wizard/boot/status.py _pending, same words.
+pending() {
+    reasons='' changed=null build=null unnamed='' t_gen='' t_kver=''
+    if [ -n "$e_known" ] && [ -n "$n_num" ] && [ "$e_default" != "$n_num" ]; then
+        unnamed=$n_num
+        reasons="generation $n_num is not named by the boot entries yet (an earlier run stopped): the next update names it$NL"
     fi
-    reasons='' changed=false
-    if [ -z "$n_num" ] || [ "$t_id" != "$n_id" ]; then
-        changed=true
-        reasons="the tag moved: $(if [ -n "$n_num" ]; then short "$n_id"; else echo unknown; fi) -> $(short "$t_id")$NL"
+    if [ -n "$t_id" ]; then
+        changed=false
+        { [ -z "$n_num" ] || [ "$t_id" != "$n_id" ]; } && changed=true
+    fi
+    if [ -n "$rb_num" ]; then
+        reasons="$reasons$(rollback_line)$NL"
+    elif [ "$changed" = true ]; then
+        reasons="${reasons}the tag moved: $(if [ -n "$n_num" ]; then short "$n_id"; else echo unknown; fi) -> $(short "$t_id")$NL"
     fi
     if [ "$changed" = false ]; then
         t_gen=$n_gen t_kver=$n_kver t_assets=$(conf "assets_$(printf '%s' "$n_gen" | tr - _)")
-    elif t=$( (probe "$t_id" && printf '%s %s %s' "$t_gen" "$t_kver" "$t_assets") 2>/dev/null); then
+    elif [ "$changed" = true ] && t=$( (probe "$t_id" && printf '%s %s %s' "$t_gen" "$t_kver" "$t_assets") 2>/dev/null); then
         t_gen=${t%% *} t_kver=${t#* } t_kver=${t_kver%% *} t_assets=${t##* }
-    else
-        t_gen='' t_kver=''
     fi
-    build=null
     if [ -n "$t_gen" ]; then
         changes
         build=false
         [ -n "$changes" ] && build=true reasons="$reasons$changes$NL"
     fi
+    # The default entry boots the tag: a new image with the same inputs boots as it is.
+    follow=false
+    if [ -n "$rb_num" ]; then
+        [ "$rb_holds" = false ] && [ "$changed" = true ] && follow=true
+    else
+        [ -z "$n_num" ] && [ "$changed" = true ] && follow=true
+    fi
+    if [ "$changed" = true ] && [ -n "$n_num" ] && [ -z "$rb_num" ] && [ "$build" = false ]; then
+        reasons="${reasons}the next boot snapshots @$(short "$t_id") with generation $n_num: no update needed$NL"
+    fi
     update=false
-    { [ "$changed" = true ] || [ "$build" = true ]; } && update=true
-    printf '{"tag_id": %s, "image_changed": %s, "build_needed": %s, "kernel_version": %s, "update": %s, "reasons": [' \
-        "$(js "$t_id")" "$changed" "$build" "$(js "$t_kver")" "$update"
+    if [ "$build" = true ] || [ "$follow" = true ] || [ -n "$unnamed" ]; then update=true
+    elif [ "$changed" = null ] && [ "$build" = null ]; then update=null; fi
+}
+
+pending_json() {
+    pending
+    printf '{"tag_id": %s, "image_changed": %s, "build_needed": %s, "kernel_version": %s, "update": %s, "unnamed": %s, "reasons": [' \
+        "$(js "$t_id")" "$changed" "$build" "$(js "$t_kver")" "$update" "${unnamed:-null}"
     sep=''
     printf '%s' "$reasons" | while IFS= read -r r; do printf '%s%s' "$sep" "$(js "$r")"; sep=', '; done
     printf ']}'
 }
 
-status_json() {
+# status_common: what both forms of status read first.
+status_common() {
     generations
     newest_two
     : >"$run/problems"
+    t_id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null)
+    is_id "$t_id" || t_id=''
+    rollback_state
+    entries
+}
+
+status_json() {
+    status_common
     good='' f_id='' f_n=''
     state_id good 0 && good=$s_id
     state_id failed 1 && f_id=$s_id f_n=$s_n
@@ -172,26 +234,43 @@ status_json() {
     printf ' "generations": ['
     sep=''
     for n in $gens; do printf '%s%s' "$sep" "$(gen_json "$n")"; sep=', '; done
-    printf '],\n "pending": %s,\n "problems": [' "$(pending_json)"
+    printf '],\n'
+    if [ -n "$e_known" ]; then
+        printf ' "entries": {"default": %s, "previous": %s},\n' "${e_default:-null}" "${e_previous:-null}"
+    else
+        printf ' "entries": null,\n'
+    fi
+    printf ' "rollback": %s,\n "pending": %s,\n "problems": [' "$(rollback_json)" "$(pending_json)"
     sep=''
     while IFS= read -r line; do printf '%s%s' "$sep" "$(js "$line")"; sep=', '; done <"$run/problems"
     printf ']}\n'
 }
 
+# status_text: the same as the wizard's `status` text (wizard/boot/status.py summary).
 status_text() {
-    generations
-    newest_two
+    status_common
     say "LABEL=$label: $image"
-    [ -n "$n_num" ] && say "default entry: generation $n_num, kernel $n_kver, image @$(short "$n_id")"
-    [ -n "$p_num" ] && say "previous entry: generation $p_num, image @$(short "$p_id")"
+    if [ -n "$e_known" ]; then d=$e_default p=$e_previous; else d=$n_num p=$p_num; fi
+    if [ -n "$d" ] && read_gen "$d"; then
+        say "default entry: generation $d, kernel $g_kver, image @$(short "$g_id")$([ "$g_pinned" = true ] && echo ' (pinned: a rollback)')"
+    elif [ -n "$e_known" ]; then
+        say "default entry: names no generation on the partition"
+    fi
+    [ -n "$p" ] && read_gen "$p" && say "previous entry: generation $p, kernel $g_kver, image @$(short "$g_id")"
     boot=$(state boot)
     [ -n "$boot" ] && say "last boot: $(printf '%s\n' "$boot" | sed -n 's/^ref=//p') @$(short "$(printf '%s\n' "$boot" | sed -n 's/^id=//p')") on kernel $(printf '%s\n' "$boot" | sed -n 's/^kernel=//p')$(printf '%s\n' "$boot" | sed -n 's/^fallback=..*/ - FALLBACK: &/p')"
     good=''
     state_id good 0 2>/dev/null && good=$s_id
     [ -n "$good" ] && say "last good image: @$(short "$good")"
-    t_id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null)
-    if is_id "$t_id"; then
-        if [ -n "$n_num" ] && [ "$t_id" = "$n_id" ]; then say "up to date"
-        else say "the tag moved to @$(short "$t_id"): run dockerboot-update"; fi
+    pending
+    if [ "$update" = true ]; then
+        say "update pending: $(printf '%s' "$reasons" | sed -e ':a' -e '$!N' -e '$!ba' -e 's/\n/; /g')$(
+            if [ "$build" = true ]; then echo ' (a build is needed)'; else echo ' (no build)'; fi)"
+        say "  run: dockerboot-update"
+    elif [ "$update" = false ]; then
+        say "up to date$(printf '%s' "$reasons" | while IFS= read -r r; do printf '; %s' "$r"; done)"
+    elif [ -n "$rb_num" ]; then
+        say "$(rollback_line)"
     fi
+    while IFS= read -r line; do say "problem: $line"; done <"$run/problems"
 }

@@ -220,7 +220,8 @@ def test_after_a_rollback_the_newest_pair_is_copied(env: Env) -> None:
     conf_before = refind_conf(env).read_bytes()
     r = run(env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "is a rollback: back to" in r.stdout and "no build needed" in r.stdout
+    assert "is a rollback to @" in r.stdout and "(run by hand)" in r.stdout, r.stdout
+    assert "no build needed" in r.stdout
     inv = generations.load(env.top / "boot_docker")
     assert [g.number for g in inv.generations] == [3, 4]  # 2 went, with its pin
     assert not inv.newest.pinned and inv.newest.image_id == image_id(env)

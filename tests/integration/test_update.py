@@ -105,7 +105,8 @@ def test_tag_moved_same_kernel_copies_the_pair_without_a_build(env: Env) -> None
     v1 = image_id(env)
     v2 = move_tag(env, "v2")
     pending = status(env)["pending"]
-    assert pending["update"] is True and pending["build_needed"] is False
+    # The default entry boots the tag: the next boot takes v2 with generation 1 as it is.
+    assert pending["update"] is False and pending["build_needed"] is False
     before = snapshot(env)
     dry = up(env, "--dry-run")
     assert dry.returncode == 0 and "copied from generation 1" in dry.stdout, dry.stdout
@@ -137,7 +138,9 @@ def test_rollback_boots_the_previous_image_by_id(env: Env) -> None:
     assert previous["loader"] == "boot_docker/gen/2/vmlinuz"
     s = status(env)
     assert s["generation"]["pinned"] is True and s["generation"]["image_id"] == v1
-    assert s["pending"]["update"] is True  # the tag is elsewhere: update goes back to it
+    # The tag still names the image rolled back from: the rollback holds, nothing is advised.
+    assert s["rollback"]["holds"] is True and s["rollback"]["from"] == [image_id(env)]
+    assert s["pending"]["update"] is False
     # Generation 1 is no entry's any more and was removed, files and pin.
     assert not (env.top / "boot_docker/gen/1").exists()
     names = env.daemon.docker("ps", "-a", "--format", "{{.Names}}").stdout.split()

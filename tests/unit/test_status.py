@@ -50,7 +50,9 @@ def test_fresh_partition() -> None:
     assert out["booted"] is None and out["last_good"] is None and out["generation"] is None
     assert out["generations"] == [] and out["problems"] == []
     assert out["pending"] == {"tag_id": None, "image_changed": None, "build_needed": None,
-                              "kernel_version": None, "update": None, "reasons": []}
+                              "kernel_version": None, "update": None, "unnamed": None,
+                              "reasons": []}
+    assert out["entries"] is None and out["rollback"] is None
     json.dumps(out)
 
 
@@ -135,11 +137,14 @@ def test_without_a_usable_record_the_generation_is_derived(top: Path,
 
 
 def test_pending_tag_moved_same_kernel_needs_no_build(top: Path) -> None:
+    # The default entry boots the tag: the new image boots at the next boot as it is.
     make_gen(top / "boot_docker", 1, "a")
     pending = status(top, S, tag_id=B, tag_inputs=inputs())["pending"]
     assert pending["image_changed"] is True and pending["build_needed"] is False
-    assert pending["update"] is True
-    assert pending["reasons"] == [f"the tag moved: {A[7:19]} -> {B[7:19]}"]
+    assert pending["update"] is False
+    assert pending["reasons"] == [f"the tag moved: {A[7:19]} -> {B[7:19]}",
+                                  f"the next boot snapshots @{B[7:19]} with generation 1: "
+                                  "no update needed"]
 
 
 def test_pending_kernel_changed_needs_a_build(top: Path) -> None:
@@ -248,10 +253,21 @@ def _doc_fields() -> tuple[set[str], set[str]]:
 
 
 def test_doc_lists_exactly_what_status_emits(top: Path) -> None:
+    from tests.unit.genhelp import stage
+    from wizard.boot import bootloader, generations
+
     make_gen(top / "boot_docker", 1, "a")
-    make_gen(top / "boot_docker", 2, "b")
+    # Generation 2 is a rollback, named by the entries: every object is emitted.
+    record = replace(generations.new_record(2, inputs(), "desktop:latest", B,
+                                            created="2026-11-02T08:00:00Z"),
+                     pinned=True, rolled_back_from=(A,))
+    rollback = generations.add(top / "boot_docker", stage(top / "boot_docker"), record)
+    conf = top / "refind.conf"
+    conf.write_text(bootloader.render_entries(S, rollback, generations.load(
+        top / "boot_docker").get(1)))
     hook_state(top, failed=C, fallback="desktop:latest why")
-    out = status(top, S, tag_id=C, tag_inputs=inputs())
+    out = status(top, S, tag_id=C, tag_inputs=inputs(), refind_conf=conf)
+    assert out["entries"] == {"default": 2, "previous": 1} and out["rollback"]["holds"] is False
     gen_fields = _paths(out["generation"])
     emitted = _paths({k: v for k, v in out.items() if k not in ("generation", "previous")})
     emitted |= {"generation", "previous"}

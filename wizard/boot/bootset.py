@@ -62,8 +62,12 @@ class NewGeneration:
 
 
 def plan_new(top: Path, settings: Settings, *, image_id: str, inputs: Fingerprint,
-             copy_from: Generation | None = None, pinned: bool = False) -> NewGeneration:
+             copy_from: Generation | None = None, pinned: bool = False,
+             rolled_back_from: tuple[str, ...] = ()) -> NewGeneration:
     """Plan generation ``next_number`` of ``image_id`` (the configured tag unless ``pinned``).
+
+    A ``pinned`` one (a rollback) records ``rolled_back_from``: the image IDs it
+    turns away from, for as long as the tag names one of them the rollback holds.
 
     Raises:
         GenerationError: the generations directory cannot be read safely.
@@ -83,7 +87,8 @@ def plan_new(top: Path, settings: Settings, *, image_id: str, inputs: Fingerprin
         adopt = None
     ref = copy_from.image_ref if pinned and copy_from and copy_from.image_ref else settings.image
     record = replace(generations.new_record(generations.next_number(inv), inputs, ref, image_id),
-                     pinned=pinned)
+                     pinned=pinned,
+                     rolled_back_from=tuple(sorted(set(rolled_back_from))) if pinned else None)
     return NewGeneration(record, copy_from, previous, adopt,
                          render_entries(settings, record, previous))
 

@@ -5,7 +5,13 @@ image reference (tag) and image ID it was built from, the initramfs inputs'
 fingerprint, the creation time (UTC), the kernel/initramfs names, ``files``
 (the bare names the wizard made in that directory: all that garbage
 collection ever deletes there besides the record), whether it is the legacy
-flat pair and whether ``rollback`` pinned it.  Every value that can reach a
+flat pair and whether ``rollback`` pinned it; a pinned record also holds
+``rolled_back_from``, the image IDs the rollback turned away from (the
+newest generation's and the tag's at that time): the rollback holds while
+the tag names one of them (``wizard.boot.status.rollback_state``).  A
+pinned record of an earlier version has no such key: it loads with
+``rolled_back_from`` None (unknown), and the previous generation's image
+stands in for it.  Every value that can reach a
 path, a boot entry or a docker call is checked on reading (``from_json``): a
 hostile record is refused, never obeyed.  Where records live and how a
 generation appears on disk is ``wizard.boot.generations``.
@@ -70,6 +76,9 @@ class Generation:
     """The flat pair of an earlier version: its files are never deleted."""
     pinned: bool = False
     """Made by ``rollback``: the default entry boots ``image_id``, not the tag."""
+    rolled_back_from: tuple[str, ...] | None = None
+    """A rollback's: the image IDs it turned away from, sorted (None: not a rollback, or
+    one recorded by an earlier version, which did not say)."""
 
     @property
     def loader(self) -> str:
@@ -88,7 +97,9 @@ class Generation:
                 "image_id": self.image_id,
                 "inputs": self.inputs.to_json() if self.inputs else None,
                 "kernel": self.kernel, "initrd": self.initrd, "files": list(self.files),
-                "legacy": self.legacy, "pinned": self.pinned}
+                "legacy": self.legacy, "pinned": self.pinned,
+                **({} if self.rolled_back_from is None
+                   else {"rolled_back_from": list(self.rolled_back_from)})}
 
 
 def utc_now() -> str:
@@ -168,10 +179,15 @@ def from_json(data: object, number: int) -> Generation:
     require(not legacy or not files, "a legacy record owns no files")
     pinned = data.get("pinned", False)
     require(isinstance(pinned, bool) and not (pinned and legacy), f"pinned {pinned!r}")
+    away = data.get("rolled_back_from")
+    require(away is None or (pinned is True and isinstance(away, list) and all(
+        isinstance(i, str) and IMAGE_ID_RE.match(i) for i in away)),
+        f"rolled_back_from {away!r}")
     assert isinstance(created, str)
     return Generation(number=number, kernel_version=kver, image_ref=ref, image_id=image_id,
                       inputs=inputs, created=created, kernel=kernel, initrd=initrd,
-                      files=tuple(files), legacy=legacy, pinned=pinned)
+                      files=tuple(files), legacy=legacy, pinned=pinned,
+                      rolled_back_from=None if away is None else tuple(sorted(set(away))))
 
 
 def encode(gen: Generation) -> bytes:

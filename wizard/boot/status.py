@@ -20,6 +20,7 @@ does not parse is null plus a line in ``problems``.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ DEFAULT_STATE = "boot_docker/state"
 """The hook's state directory when ``dockerboot.state=`` is not given."""
 _MAX = 4096
 _BOOT_KEYS = ("ref", "id", "configured_id", "fallback", "kernel", "tries", "generation")
+_MAX_CONF = 1 << 20
+_BEGIN_RE = re.compile(r"^[ \t]*# >>> dockerboot-wizard")
+_END_RE = re.compile(r"^[ \t]*# <<< dockerboot-wizard")
+_LOADER_RE = re.compile(r"^[ \t]*loader[ \t]+([^ \t]+)")
 _GEN_DIGITS = 6
 """The hook records ``dockerboot.generation=`` only up to this many digits."""
 
@@ -186,30 +191,120 @@ def _booted(inv: Inventory, boot: dict[str, str] | None, cmdline: str | None,
             "generation": number, "generation_source": source}
 
 
-def _pending(newest: Generation | None, tag_id: str | None,
-             tag_inputs: Fingerprint | None) -> dict[str, Any]:
+def rollback_state(inv: Inventory, tag_id: str | None) -> dict[str, Any] | None:
+    """The newest generation's rollback and whether it holds; None when it is no rollback.
+
+    A rollback holds while the configured tag names one of the images it
+    turned away from (``rolled_back_from`` in its record; a record of an
+    earlier version does not say: then the previous generation's image, the
+    one it was rolled back from).  Only a tag moved to another image, or an
+    ``update`` run by hand, ends it.  ``holds`` is None when the tag's ID is
+    unknown.
+    """
+    newest = inv.newest
+    if newest is None or not newest.pinned:
+        return None
+    if newest.rolled_back_from is not None:
+        away = list(newest.rolled_back_from)
+    else:
+        prev = inv.previous
+        away = [prev.image_id] if prev is not None and prev.image_id else []
+    return {"generation": newest.number, "image_id": newest.image_id, "since": newest.created,
+            "from": away, "holds": None if tag_id is None else tag_id in away}
+
+
+def rollback_line(rollback: dict[str, Any], image: str, tag_id: str | None) -> str:
+    """The rollback in one line: since when, from which images, and whether it holds."""
+    away = ", ".join(f"@{i[7:19]}" for i in rollback["from"]) or "an unknown image"
+    head = (f"generation {rollback['generation']} is a rollback to "
+            f"@{(rollback['image_id'] or '?')[7:19]} since {rollback['since']} (from {away})")
+    if rollback["holds"] is False and tag_id is not None:
+        return f"{head}: {image} moved to @{tag_id[7:19]} since: an update returns to it"
+    return (f"{head}: it holds while {image} is one of those; "
+            f"an update run by hand returns to {image}")
+
+
+def _entry_generation(inv: Inventory, boot: str, loader: str | None) -> int | None:
+    if loader is None:
+        return None
+    return next((g.number for g in inv.generations if f"{boot}/{g.loader}" == loader), None)
+
+
+def read_entries(conf: Path | None, inv: Inventory, settings: Settings,
+                 problems: list[str]) -> dict[str, Any] | None:
+    """Which generations the wizard's block in refind.conf names: what the bootloader boots.
+
+    ``default`` is the first entry's (the default entry), ``previous`` the
+    second's, each the number of the generation whose kernel its ``loader``
+    line names (None: none on the partition).  None: no refind.conf to
+    read, or no block of the wizard's in it.
+    """
+    if conf is None:
+        return None
+    try:
+        with open(conf, "rb") as f:
+            text = f.read(_MAX_CONF).decode("utf-8", "replace")
+    except OSError:
+        return None
+    lines = [ln.removesuffix("\r") for ln in text.split("\n")]
+    begins = [i for i, ln in enumerate(lines) if _BEGIN_RE.match(ln)]
+    ends = [i for i, ln in enumerate(lines) if _END_RE.match(ln)]
+    if not begins and not ends:
+        return None
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+        problems.append(f"{conf} has malformed dockerboot-wizard markers: its entries not read")
+        return None
+    loaders = [m.group(1) for ln in lines[begins[0]:ends[0] + 1] if (m := _LOADER_RE.match(ln))]
+    boot = settings.boot_dir.strip("/")
+    return {"default": _entry_generation(inv, boot, loaders[0] if loaders else None),
+            "previous": _entry_generation(inv, boot, loaders[1] if len(loaders) > 1 else None)}
+
+
+def _pending(inv: Inventory, image: str, tag_id: str | None, tag_inputs: Fingerprint | None,
+             entries: dict[str, Any] | None,
+             rollback: dict[str, Any] | None) -> dict[str, Any]:
+    newest = inv.newest
     reasons: list[str] = []
     image_changed = build_needed = None
     if tag_id is not None:
         image_changed = newest is None or tag_id != newest.image_id
-        if image_changed:
-            old = newest.image_id[7:19] if newest and newest.image_id else "unknown"
-            reasons.append(f"the tag moved: {old} -> {tag_id[7:19]}")
+    changes: list[str] = []
     if tag_inputs is not None:
         changes = tag_inputs.changes(newest.inputs if newest else None)
         if newest is not None and newest.inputs is None:
             changes = ["the newest generation's inputs are unknown (legacy)"]
         build_needed = bool(changes)
-        reasons += changes
-    update = None if image_changed is None and build_needed is None else bool(
-        image_changed or build_needed)
+    # The entries do not name the newest generation: an earlier run stopped.
+    unnamed = (newest.number if newest is not None and entries is not None
+               and entries["default"] != newest.number else None)
+    if unnamed is not None:
+        reasons.append(f"generation {unnamed} is not named by the boot entries yet "
+                       "(an earlier run stopped): the next update names it")
+    if rollback is not None:
+        reasons.append(rollback_line(rollback, image, tag_id))
+        follow = rollback["holds"] is False and bool(image_changed)
+    else:
+        if image_changed:
+            old = newest.image_id[7:19] if newest and newest.image_id else "unknown"
+            assert tag_id is not None
+            reasons.append(f"the tag moved: {old} -> {tag_id[7:19]}")
+        # The default entry boots the tag: a new image with the same inputs boots as it is.
+        follow = newest is None and bool(image_changed)
+    reasons += changes
+    if (image_changed and newest is not None and rollback is None and build_needed is False
+            and tag_id is not None):
+        reasons.append(f"the next boot snapshots @{tag_id[7:19]} with generation "
+                       f"{newest.number}: no update needed")
+    update = None if image_changed is None and build_needed is None and unnamed is None \
+        else bool(build_needed or follow or unnamed is not None)
     return {"tag_id": tag_id, "image_changed": image_changed, "build_needed": build_needed,
             "kernel_version": tag_inputs.kernel_version if tag_inputs else None,
-            "update": update, "reasons": reasons}
+            "update": update, "unnamed": unnamed, "reasons": reasons}
 
 
 def status(top: Path, settings: Settings, *, tag_id: str | None = None,
-           tag_inputs: Fingerprint | None = None, cmdline: str | None = None) -> dict[str, Any]:
+           tag_inputs: Fingerprint | None = None, cmdline: str | None = None,
+           refind_conf: Path | None = None) -> dict[str, Any]:
     """The partition's status as a JSON-ready dict (schema: ``docs/status-json.md``).
 
     Args:
@@ -219,6 +314,8 @@ def status(top: Path, settings: Settings, *, tag_id: str | None = None,
         tag_inputs: the initramfs inputs a build from the tag would have
             (kernel version found in the image, generator, hook assets), if known.
         cmdline: ``/proc/cmdline`` of the booted system, when run inside it.
+        refind_conf: the refind.conf the firmware reads, if found: which
+            generations its entries name (what the next boot really boots).
 
     """
     top = Path(top)
@@ -231,6 +328,8 @@ def status(top: Path, settings: Settings, *, tag_id: str | None = None,
     failed = _id_count(_read(top, rel, "failed", problems), "failed", problems)
     if tag_id is not None and not IMAGE_ID_RE.match(tag_id):
         raise ValueError(f"tag_id {tag_id!r} is not sha256:<64 hex>")
+    entries = read_entries(refind_conf, inv, settings, problems)
+    rollback = rollback_state(inv, tag_id)
     return {
         "version": SCHEMA_VERSION,
         "label": settings.label,
@@ -242,7 +341,9 @@ def status(top: Path, settings: Settings, *, tag_id: str | None = None,
         "generation": _gen_json(inv.newest),
         "previous": _gen_json(inv.previous),
         "generations": [_gen_json(g) for g in inv.generations],
-        "pending": _pending(inv.newest, tag_id, tag_inputs),
+        "entries": entries,
+        "rollback": rollback,
+        "pending": _pending(inv, settings.image, tag_id, tag_inputs, entries, rollback),
         "problems": problems,
     }
 
@@ -250,13 +351,20 @@ def status(top: Path, settings: Settings, *, tag_id: str | None = None,
 def summary(out: dict[str, Any]) -> list[str]:
     """The status JSON as a few lines for people (the CLI's text, the TUI's Welcome)."""
     lines = [f"LABEL={out['label']}: {out['image']}"]
-    gen, prev, booted = out["generation"], out["previous"], out["booted"]
-    if gen:
-        lines.append(f"default entry: generation {gen['number']}, kernel "
-                     f"{gen['kernel_version']}, image @{(gen['image_id'] or '?')[7:19]}")
-    if prev:
-        lines.append(f"previous entry: generation {prev['number']}, kernel "
-                     f"{prev['kernel_version']}, image @{(prev['image_id'] or '?')[7:19]}")
+    booted, entries = out["booted"], out["entries"]
+    by_number = {g["number"]: g for g in out["generations"]}
+    if entries is None:
+        shown = [("default", out["generation"]), ("previous", out["previous"])]
+    else:
+        shown = [(which, by_number.get(entries[which])) for which in ("default", "previous")]
+    for which, gen in shown:
+        if gen:
+            lines.append(f"{which} entry: generation {gen['number']}, kernel "
+                         f"{gen['kernel_version']}, image @{(gen['image_id'] or '?')[7:19]}"
+                         + (" (pinned: a rollback)" if which == "default" and gen["pinned"]
+                            else ""))
+        elif which == "default" and entries is not None:
+            lines.append("default entry: names no generation on the partition")
     if booted:
         lines.append(f"last boot: {booted['ref']} @{(booted['id'] or '?')[7:19]} on kernel "
                      f"{booted['kernel']}" + (f" — FALLBACK: {booted['fallback_reason']}"
@@ -269,6 +377,8 @@ def summary(out: dict[str, Any]) -> list[str]:
                      + (" (a build is needed)" if pending["build_needed"] else " (no build)"))
         lines.append(f"  run: dockerboot-wizard update --label {out['label']}")
     elif pending["update"] is False:
-        lines.append("up to date")
+        lines.append("up to date" + "".join(f"; {r}" for r in pending["reasons"]))
+    elif out["rollback"] is not None:
+        lines.append(rollback_line(out["rollback"], out["image"], None))
     lines += [f"problem: {p}" for p in out["problems"]]
     return lines

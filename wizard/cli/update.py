@@ -89,6 +89,9 @@ def cmd_update(args: argparse.Namespace) -> int:
         print(f"done: the next boot of LABEL={args.label} starts generation "
               f"{new.record.number} ({new.record.image_ref} @{(new.record.image_id or '')[7:19]}"
               f", kernel {new.record.kernel_version})")
+        if new.record.pinned:
+            print(f"the rollback holds until {settings.image} moves to another image, or "
+                  "until update is run by hand: the automatic update leaves it alone")
     return 0
 
 

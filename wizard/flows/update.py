@@ -7,9 +7,13 @@ version, hook assets) are the newest generation's: that generation's
 kernel + initramfs are copied (a reflink) as a new generation of the new
 image: no build, seconds.  Otherwise a build in a container of the new
 image.  ``plan_rollback`` makes the previous generation's pair and image the
-newest, pinned by ID: the default entry boots it whatever the tag says,
-until the next ``update``.  Both are carried out by ``execute`` in the three
-moves of ``wizard.boot.bootset``; nothing is written before it.
+newest, pinned by ID, recording the images it turns away from (the newest
+generation's and the tag's): the default entry boots it whatever the tag
+says.  The rollback holds until the tag moves to another image than those,
+or ``update`` is run by hand: the automatic update (``auto``, as the booted
+system's ``dockerboot-update --auto`` does) leaves it alone and says why.
+Both are carried out by ``execute`` in the three moves of
+``wizard.boot.bootset``; nothing is written before it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from wizard.boot import bootloader, bootset, generations, initramfs
 from wizard.boot.fingerprint import assets_hash, fingerprint
-from wizard.boot.status import status
+from wizard.boot.status import rollback_line, rollback_state, status
 from wizard.common import atomic
 from wizard.common.diffs import unified_diff
 from wizard.common.errors import WizardError
@@ -90,8 +94,13 @@ class UpdatePlan:
         return "\n".join(out)
 
 
-def plan_update(session: Session) -> UpdatePlan:
+def plan_update(session: Session, *, auto: bool = False) -> UpdatePlan:
     """Plan an update to the configured tag's image (runs at most one probe container).
+
+    ``auto``: as an automatic run (a write of the docker store, not the
+    user): a rollback that holds (the tag still names an image it turned
+    away from) is left alone, with the reason.  By hand, an update returns to
+    the tag.
 
     Raises:
         WizardError: the tag is not in the store, has no bootable root, or the
@@ -104,6 +113,11 @@ def plan_update(session: Session) -> UpdatePlan:
     tag_id = str(session.client.images.get(image).id)
     inv = generations.load(session.top / s.boot_dir)
     newest = inv.newest
+    rollback = rollback_state(inv, tag_id)
+    if auto and rollback is not None and rollback["holds"]:
+        return _repair(session, UpdatePlan(
+            s, session.top, None, None,
+            [f"{rollback_line(rollback, image, tag_id)}: the automatic update does nothing"]))
     if (newest is not None and not newest.pinned and newest.image_id == tag_id
             and newest.inputs is not None
             and newest.inputs.assets == assets_hash(newest.inputs.generator)):
@@ -111,11 +125,15 @@ def plan_update(session: Session) -> UpdatePlan:
             s, session.top, None, None,
             [f"{image} is still @{tag_id[7:19]}, generation {newest.number}"]))
     reasons = []
-    if newest is None or newest.image_id != tag_id:
+    if rollback is not None and newest is not None:
+        # Not "the tag moved": it may well not have (a rollback pins another image).
+        reasons.append(f"generation {newest.number} is a rollback to "
+                       f"@{(newest.image_id or '?')[7:19]}: back to {image} @{tag_id[7:19]} "
+                       + ("(run by hand)" if rollback["holds"] else
+                          f"({image} moved since the rollback)"))
+    elif newest is None or newest.image_id != tag_id:
         old = (newest.image_id or "unknown")[7:19] if newest else "none"
         reasons.append(f"{image} moved: @{old} -> @{tag_id[7:19]}")
-    elif newest.pinned:
-        reasons.append(f"generation {newest.number} is a rollback: back to {image}")
     target = initramfs.detect(session.client, image)
     inputs = fingerprint(target.generator, target.kver)
     changes = inputs.changes(newest.inputs if newest else None)
@@ -150,9 +168,16 @@ def plan_rollback(session: Session) -> UpdatePlan:
             f"the image of generation {prev.number} (@{prev.image_id[7:19]}) is no longer "
             f"in the docker store ({type(e).__name__})",
             "pull or build that image again, or apply another one") from e
+    # What it turns away from: the newest generation's image, and the tag's now
+    # (a pull with the same kernel boots without a new generation).
+    away = {inv.newest.image_id} if inv.newest is not None and inv.newest.image_id else set()
+    try:
+        away.add(str(session.client.images.get(normalize_ref(s.image)).id))
+    except Exception:  # noqa: BLE001, S110 — the tag is gone: its image is no concern
+        pass
     new = bootset.plan_new(session.top, replace(s, image=normalize_ref(s.image)),
                            image_id=prev.image_id, inputs=prev.inputs, copy_from=prev,
-                           pinned=True)
+                           pinned=True, rolled_back_from=tuple(away))
     reason = (f"rollback: generation {prev.number} ({prev.image_ref} @{prev.image_id[7:19]}, "
               f"kernel {prev.kernel_version}) becomes the default, pinned by ID")
     return _with_entries(session, UpdatePlan(s, session.top, new, None, [reason]))
@@ -242,5 +267,9 @@ def partition_status(settings: Settings, cmdline: str | None = None) -> dict[str
         else:
             target = initramfs.detect(session.client, image)
             inputs = fingerprint(target.generator, target.kver)
+        try:
+            conf: Path | None = locate_refind(settings)[0]
+        except WizardError:
+            conf = None  # no ESP found: the entries are not known
         return status(session.top, settings, tag_id=tag_id, tag_inputs=inputs,
-                      cmdline=cmdline)
+                      cmdline=cmdline, refind_conf=conf)
