@@ -155,9 +155,10 @@ class ReviewScreen(PlanThenApply):
 
     def action_default_entry(self, choice: str) -> None:
         # The answer is a setting (saved with the config); the preview is made again with it.
-        self.state = replace(self.state, settings=replace(self.state.settings,
-                                                          default_entry=choice))
-        self.start_preview()
+        settings = self.state.settings
+        if settings is not None:
+            self.state = replace(self.state, settings=replace(settings, default_entry=choice))
+            self.start_preview()
 
     def action_apply(self) -> None:
         if self.start_applying():
