@@ -68,40 +68,77 @@ find_refind() {
     return 1
 }
 
+# The default entry (bootloader.DEFAULT_LINE): rEFInd's own default is the entry
+# booted last, so the block starts with a default_selection naming the default
+# entry; a user's own active default_selection lines outside the block (any
+# but the wizard's line) are commented out with REPLACED when the saved answer
+# is default_entry=yes, put back with default_entry=no, and decide alone
+# (no line of ours) while the user never answered.  The patterns are
+# bootloader._SETTING and _OURS (rEFInd's keywords ignore case).
+DEFAULT_LINE='default_selection "Docker image"'
+REPLACED='# dockerboot-wizard --default-entry yes: '
+DS='[Dd][Ee][Ff][Aa][Uu][Ll][Tt]_[Ss][Ee][Ll][Ee][Cc][Tt][Ii][Oo][Nn]'
+DS_OURS="^[[:blank:]]*${DS}[[:blank:]][[:blank:]]*\"Docker image\"[[:blank:]]*$CR\\{0,1\\}\$"
+DS_SET="${DS}[[:blank:]=][[:blank:]=]*[^[:blank:]$CR=#]"
+
+# own: stdin (lines outside the block) to stdout, the user's default_selection
+# lines as $decision and the saved answer want them.
+own() {
+    if [ "$decision" = yes ] && [ "$theirs" -gt 0 ]; then
+        LC_ALL=C sed "\|$DS_OURS|!s|^\([[:blank:]]*\)\($DS_SET\)|\1$REPLACED\2|"
+    elif [ "${default_entry:-}" = no ]; then
+        LC_ALL=C sed "s|^\([[:blank:]]*\)$REPLACED|\1|"
+    else
+        cat
+    fi
+}
+
 # splice CONF: CONF with the block in place of the old one, into $run/conf.new;
-# every byte outside the block kept (the wizard's bootloader.update_conf).
+# every byte outside the block kept (the wizard's bootloader.update_conf) but
+# the user's own default_selection lines, as own() says.
 splice() {
     b=$(grep -n "^[[:blank:]]*# >>> dockerboot-wizard" "$1" | cut -d: -f1)
     e=$(grep -n "^[[:blank:]]*# <<< dockerboot-wizard" "$1" | cut -d: -f1)
     crlf=$(grep -c "$CR\$" "$1") lf=$(tr -cd '\n' <"$1" | wc -c)
-    if [ "$crlf" -gt 0 ] && [ $((crlf * 2)) -ge "$lf" ]; then
-        sed "s/\$/$CR/" "$run/block" >"$run/block.end"
+    case $b:$e in
+        *"$NL"*|:?*|?*:) die "$1 has malformed dockerboot-wizard markers" \
+            "remove the broken '# >>> dockerboot-wizard' block by hand, then run again" ;;
+    esac
+    [ -z "$b" ] || [ "$e" -gt "$b" ] || die "$1 has malformed dockerboot-wizard markers" \
+        "remove the broken '# >>> dockerboot-wizard' block by hand, then run again"
+    if [ -z "$b" ]; then outside=$(LC_ALL=C cat "$1"; echo x); else outside=$(LC_ALL=C sed "$b,${e}d" "$1"; echo x); fi
+    theirs=$(printf '%s' "${outside%x}" | LC_ALL=C grep -v "$DS_OURS" | LC_ALL=C grep -c "^[[:blank:]]*$DS_SET")
+    case ${default_entry:-} in
+        yes|no) decision=$default_entry ;;
+        *) decision=yes; [ "$theirs" -gt 0 ] && decision=no ;;
+    esac
+    if [ "$decision" = yes ]; then
+        { head -n 1 "$run/block"; printf '%s\n' "$DEFAULT_LINE"; tail -n +2 "$run/block"; } >"$run/block.def"
     else
-        cp "$run/block" "$run/block.end"
+        cp "$run/block" "$run/block.def"
+    fi
+    if [ "$crlf" -gt 0 ] && [ $((crlf * 2)) -ge "$lf" ]; then
+        sed "s/\$/$CR/" "$run/block.def" >"$run/block.end"
+    else
+        cp "$run/block.def" "$run/block.end"
     fi
     if [ -z "$b$e" ]; then
         # No block yet: it is appended, on a line of its own.
-        { cat "$1"
+        { own <"$1"
           if [ -s "$1" ] && [ -n "$(tail -c 1 "$1")" ]; then
               if [ "$crlf" -gt 0 ] && [ $((crlf * 2)) -ge "$lf" ]; then printf '\r\n'; else printf '\n'; fi
           fi
           cat "$run/block.end"; } >"$run/conf.new"
         return 0
     fi
-    case $b:$e in
-        *"$NL"*|:?*|?*:) die "$1 has malformed dockerboot-wizard markers" \
-            "remove the broken '# >>> dockerboot-wizard' block by hand, then run again" ;;
-    esac
-    [ "$e" -gt "$b" ] || die "$1 has malformed dockerboot-wizard markers" \
-        "remove the broken '# >>> dockerboot-wizard' block by hand, then run again"
     {
-        head -n $((b - 1)) "$1"
+        head -n $((b - 1)) "$1" | own
         if [ "$e" = "$(grep -c '' "$1")" ] && [ -n "$(tail -c 1 "$1")" ]; then
             # The block ended the file without a newline: it still does.
             x=$(cat "$run/block.end"); printf '%s' "${x%"$CR"}"
         else
             cat "$run/block.end"
-            tail -n +$((e + 1)) "$1"
+            tail -n +$((e + 1)) "$1" | own
         fi
     } >"$run/conf.new"
 }

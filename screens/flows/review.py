@@ -45,6 +45,8 @@ class ReviewScreen(PlanThenApply):
     BINDINGS = [
         Binding("a", "apply", "Apply"),
         Binding("escape", "cancel", "Cancel"),
+        Binding("y", "default_entry('yes')", "Wizard's default entry"),
+        Binding("n", "default_entry('no')", "Keep my default_selection"),
     ]
 
     @dataclass
@@ -123,7 +125,12 @@ class ReviewScreen(PlanThenApply):
                     if section.body.startswith(("---", "Binary")) else Text(section.body))
             box.mount(Static(body, classes="body"))
         what = ", ".join(self.steps)
-        if self.retry_note:
+        self.refresh_bindings()
+        if message.preview.default_question:
+            self.set_status("refind.conf sets its own default entry (see Default entry): y "
+                            "makes the wizard's default entry rEFInd's default (yours "
+                            "commented out), n keeps yours.")
+        elif self.retry_note:
             self.set_status(f"{self.retry_note} The plan was made again from what is on disk "
                          f"now: Apply (a) writes: {what}.")
         else:
@@ -141,7 +148,17 @@ class ReviewScreen(PlanThenApply):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
             return self.busy or None
+        if action == "default_entry":
+            # Shown only while refind.conf has the user's own default_selection unanswered.
+            return bool(not self.busy and self.plan is not None and self.plan.default_question)
         return super().check_action(action, parameters)
+
+    def action_default_entry(self, choice: str) -> None:
+        # The answer is a setting (saved with the config); the preview is made again with it.
+        settings = self.state.settings
+        if settings is not None:
+            self.state = replace(self.state, settings=replace(settings, default_entry=choice))
+            self.start_preview()
 
     def action_apply(self) -> None:
         if self.start_applying():

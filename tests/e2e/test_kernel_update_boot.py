@@ -50,6 +50,28 @@ def _booted(serial: str, facts: dict[str, str], marker: str, kernel_prefix: str)
     return facts["kernel"]
 
 
+def _pick_previous_once_then_the_default_boots(machine, v1: str, old_kernel: str,
+                                               new_kernel: str) -> None:
+    """Step 3b: rEFInd's stock default is the entry booted last (its NVRAM).
+
+    The lab's refind.conf is stock in this (no default_selection); the block
+    dockerboot-update wrote names the default entry.  A user picks "Previous
+    generation 1" by hand once (arrow key + Enter on the serial console), then
+    boots with no key: generation 2 (the default entry) boots, not the one picked.
+    """
+    assert "default_selection" not in scenario.qemu.USER_REFIND_CONF
+    serial, facts = scenario.boot_picking(machine, "boot3b-pick-previous",
+                                          "Previous generation 1",
+                                          scenario.DOWN + scenario.ENTER)
+    assert _booted(serial, facts, "ku-v1", "6.1.") == old_kernel
+    assert "dockerboot.generation=1" in facts["cmdline"], facts["cmdline"]
+    assert f"docker_image={v1}" in facts["cmdline"]
+    serial, facts = scenario.boot(machine, "boot3c-no-key")
+    assert _booted(serial, facts, "ku-v2", "6.12.") == new_kernel
+    assert "dockerboot.generation=2" in facts["cmdline"], facts["cmdline"]
+    assert "docker_image=dbw-e2e/ku-initramfs-tools:desk" in facts["cmdline"]
+
+
 @pytest.mark.parametrize("generator", ["initramfs-tools", "dracut"])
 def test_kernel_update_fallback_update_and_rollback(tmp_path_factory, generator):
     machine = scenario.new_machine(tmp_path_factory.mktemp(f"e2e-ku-{generator}"))
@@ -104,6 +126,8 @@ def test_kernel_update_fallback_update_and_rollback(tmp_path_factory, generator)
     new_kernel = _booted(serial, facts, "ku-v2", "6.12.")
     assert "last good image" not in serial
     assert "dockerboot.generation=2" in facts["cmdline"]
+    if generator == "initramfs-tools":
+        _pick_previous_once_then_the_default_boots(machine, v1, old_kernel, new_kernel)
 
     with scenario.docker_on(machine) as daemon:
         assert _kv((state / "boot").read_text())["id"] == v2

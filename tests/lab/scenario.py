@@ -10,14 +10,23 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from tests.lab import lab, qemu
-from wizard.sandbox import SYSTEMD_DRACUT_CONF, Machine, build_image, docker_on, new_machine
+from wizard.sandbox import (
+    SYSTEMD_DRACUT_CONF,
+    Machine,
+    build_image,
+    console,
+    docker_on,
+    new_machine,
+)
 from wizard.toplayer import selfupdate
 
-__all__ = ["SYSTEMD_DRACUT_CONF", "Machine", "boot", "build_image", "docker_on", "new_machine",
-           "run_apply", "self_update", "wizard_command"]
+__all__ = ["DOWN", "ENTER", "SYSTEMD_DRACUT_CONF", "Machine", "boot", "boot_picking",
+           "build_image", "docker_on", "new_machine", "nvram", "run_apply", "self_update",
+           "wizard_command"]
 
 
 def wizard_command() -> str:
@@ -41,10 +50,39 @@ def run_apply(daemon: lab.Dockerd, machine: Machine, *args: str,
                           timeout=1800)
 
 
+def nvram(machine: Machine) -> Path:
+    """The machine's OVMF variable store, kept between its boots as a real machine's NVRAM."""
+    return machine.workdir / "ovmf-nvram.fd"
+
+
 def boot(machine: Machine, name: str, timeout: float = 900) -> tuple[str, dict[str, str]]:
-    """Copy the ESP into the disk and boot it; return the serial log and its facts."""
+    """Copy the ESP into the disk and boot it with no key pressed; the serial log and facts."""
     qemu.sync_esp(machine.esp, machine.image)
-    serial = qemu.boot(machine.image, machine.workdir / f"{name}.serial.log", timeout=timeout)
+    serial = qemu.boot(machine.image, machine.workdir / f"{name}.serial.log", timeout=timeout,
+                       nvram=nvram(machine))
+    return serial, qemu.facts(serial)
+
+
+DOWN, ENTER = "\x1b[B", "\r"
+"""Keys as a VT100 terminal sends them: OVMF's serial console feeds them to rEFInd."""
+
+
+def boot_picking(machine: Machine, name: str, shown: str, keys: str,
+                 timeout: float = 900) -> tuple[str, dict[str, str]]:
+    """Boot, and once rEFInd's menu shows ``shown`` type ``keys`` on the serial console.
+
+    As a user picks an entry by hand (rEFInd remembers it in NVRAM, ``nvram``);
+    returns the serial log and its facts like ``boot``.
+    """
+    qemu.sync_esp(machine.esp, machine.image)
+    log = machine.workdir / f"{name}.serial.log"
+    with console.booted(machine.image, log, timeout=timeout, nvram=nvram(machine)) as con:
+        con.expect(shown, 600, f"rEFInd's menu showing {shown!r}")
+        con.child.send(keys[:-1])
+        time.sleep(1)
+        con.child.send(keys[-1])
+        con.wait_exit(timeout)
+    serial = log.read_text(errors="replace")
     return serial, qemu.facts(serial)
 
 

@@ -168,3 +168,40 @@ async def test_a_fault_is_one_line_and_only_an_apply_is_offered_again(
 @pytest.mark.parametrize("method, keys", [("preview", ()), ("apply", ("a",))])
 async def test_an_unexpected_fault_offers_the_way_back(method: str, keys: tuple[str, ...]):
     await way_back(Step.REVIEW, STATE, failing(method), keys=keys)
+
+
+class OwnDefaultServices(CountingServices):
+    """A refind.conf with the user's own default_selection."""
+
+    def _plan(self, state):
+        return replace(super()._plan(state), refind_old=b"timeout 5\ndefault_selection Windows\n")
+
+
+async def test_the_users_own_default_selection_is_a_choice_saved_in_the_settings():
+    services = OwnDefaultServices()
+    async with open_step(Step.REVIEW, STATE, services) as (app, pilot):
+        screen = app.screen
+        sections = "\n".join(shown(w) for w in screen.query("#sections Static"))
+        assert "line 2: default_selection Windows" in sections
+        assert "y makes the wizard's default entry" in text(screen, "#status")
+        await pilot.press("y")
+        await settle(pilot)
+        assert screen.state.settings.default_entry == "yes"
+        sections = "\n".join(shown(w) for w in screen.query("#sections Static"))
+        assert "commented out" in sections
+        assert "Nothing has been written yet" in text(screen, "#status")
+        await pilot.press("n")  # no question open any more: the key does nothing
+        await settle(pilot)
+        assert screen.state.settings.default_entry == "yes"
+    previews = [c[1] for c in services.calls if c[0] == "preview"]
+    assert [p.settings.default_entry for p in previews] == ["", "yes"]
+
+
+async def test_no_question_without_an_own_default_selection():
+    services = CountingServices()
+    async with open_step(Step.REVIEW, STATE, services) as (app, pilot):
+        sections = "\n".join(shown(w) for w in app.screen.query("#sections Static"))
+        assert 'default_selection "Docker image"' in sections
+        await pilot.press("y")
+        await settle(pilot)
+        assert app.screen.state.settings.default_entry == ""

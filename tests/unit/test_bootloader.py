@@ -10,7 +10,9 @@ import pytest
 from wizard.boot import bootloader
 from wizard.boot.bootloader import (
     BEGIN_MARKER,
+    DEFAULT_LINE,
     END_MARKER,
+    REPLACED_PREFIX,
     esp_warning,
     find_esp,
     find_refind_conf,
@@ -58,6 +60,12 @@ def test_render_entry_rejects_unquotable_cmdline(cmdline: str) -> None:
         render_entry(SETTINGS, cmdline)
 
 
+def written(block: str) -> str:
+    """``block`` as refind.conf gets it: the wizard's default_selection line first inside."""
+    head, _, rest = block.partition("\n")
+    return f"{head}\n{DEFAULT_LINE}\n{rest}"
+
+
 def test_add_to_sample_matches_golden() -> None:
     assert update_conf(golden("sample.conf"), ENTRY) == golden("sample.expected.conf")
 
@@ -65,7 +73,7 @@ def test_add_to_sample_matches_golden() -> None:
 def test_add_keeps_every_original_byte_as_prefix() -> None:
     text = golden("sample.conf")
     out = update_conf(text, ENTRY)
-    assert out.startswith(text) and out[len(text):] == ENTRY
+    assert out.startswith(text) and out[len(text):] == written(ENTRY)
     assert "\tvolume\tRESCUE\n" in out  # the user's tabs survive
 
 
@@ -85,13 +93,13 @@ def test_idempotent(name: str) -> None:
 
 
 def test_empty_file_gets_only_the_block() -> None:
-    assert update_conf("", ENTRY) == ENTRY
+    assert update_conf("", ENTRY) == written(ENTRY)
 
 
 def test_no_trailing_newline_gets_one_before_block() -> None:
     text = "timeout 5\n#last line without newline"
     out = update_conf(text, ENTRY)
-    assert out == text + "\n" + ENTRY
+    assert out == text + "\n" + written(ENTRY)
     assert update_conf(out, ENTRY) == out
 
 
@@ -100,24 +108,24 @@ def test_crlf_file_keeps_crlf_and_block_follows_it() -> None:
     out = update_conf(text, ENTRY)
     assert out.startswith(text)
     block = out[len(text):]
-    assert block == ENTRY.replace("\n", "\r\n")
+    assert block == written(ENTRY).replace("\n", "\r\n")
     assert "\n" not in block.replace("\r\n", "")
     assert update_conf(out, ENTRY) == out
     other = render_entry(Settings(label="linux", image="b:2"), "rw")
     replaced = update_conf(out, other)
-    assert replaced == text + other.replace("\n", "\r\n")
+    assert replaced == text + written(other).replace("\n", "\r\n")
 
 
 def test_crlf_without_trailing_newline() -> None:
     text = "timeout 5\r\nuse_nvram false"
     out = update_conf(text, ENTRY)
-    assert out == text + "\r\n" + ENTRY.replace("\n", "\r\n")
+    assert out == text + "\r\n" + written(ENTRY).replace("\n", "\r\n")
 
 
 def test_block_at_end_without_newline_is_replaced_exactly() -> None:
     text = "timeout 5\n" + ENTRY.rstrip("\n")
     other = render_entry(Settings(label="linux", image="b:2"), "rw")
-    assert update_conf(text, other) == "timeout 5\n" + other.rstrip("\n")
+    assert update_conf(text, other) == "timeout 5\n" + written(other).rstrip("\n")
 
 
 def test_non_utf8_bytes_survive(tmp_path: Path) -> None:
@@ -125,7 +133,7 @@ def test_non_utf8_bytes_survive(tmp_path: Path) -> None:
     raw = b"# caf\xe9 latin-1 comment\ntimeout 5\n"
     conf.write_bytes(raw)
     old, new = plan_refind(conf, ENTRY)
-    assert old == raw and new.startswith(raw) and new[len(raw):] == ENTRY.encode()
+    assert old == raw and new.startswith(raw) and new[len(raw):] == written(ENTRY).encode()
 
 
 @pytest.mark.parametrize("text, counts", [
@@ -257,3 +265,80 @@ def test_esp_warning(tmp_path: Path) -> None:
     info2 = _mountinfo(tmp_path, [("/", "ext4"), (str(esp), "btrfs")])
     warning = esp_warning(esp, info2)
     assert warning is not None and "btrfs filesystem, not FAT" in warning
+
+
+# --- the default entry: rEFInd's own default is "+", the entry booted last ---
+
+def test_stock_sample_has_no_active_default_selection() -> None:
+    # What rEFInd does without the wizard's line: boot the entry booted last.
+    assert not bootloader.user_defaults(golden("sample.conf"))
+    stock = Path("/usr/share/refind/refind/refind.conf-sample")
+    if stock.is_file():
+        assert not bootloader.user_defaults(stock.read_text(errors="replace"))
+
+
+def test_the_block_starts_with_the_line_naming_only_the_default_entry() -> None:
+    out = update_conf(golden("sample.conf"), ENTRY)
+    block = out[out.index(BEGIN_MARKER):]
+    assert block.splitlines()[1] == DEFAULT_LINE == 'default_selection "Docker image"'
+    # Written once, outside every menuentry stanza (a top-level token for rEFInd).
+    assert out.count("\ndefault_selection ") == 1
+    assert block.index(DEFAULT_LINE) < block.index("menuentry")
+
+
+USER = ("timeout 5\n"
+        "default_selection Windows\n"
+        "\tDefault_Selection \"+,vmlinuz\" 23:00 01:00\n"
+        "#default_selection 1\n"
+        'menuentry "Windows" {\n    loader /EFI/ms/boot.efi\n}\n')
+
+
+@pytest.mark.parametrize("choice", ["", "no"])
+def test_the_users_own_setting_is_kept_byte_for_byte_unless_replaced(choice: str) -> None:
+    assert [n for n, _ in bootloader.user_defaults(USER)] == [2, 3]
+    out = update_conf(USER, ENTRY, choice)
+    assert out == USER + ENTRY  # no line of ours: theirs decides, as it says
+    assert bootloader.default_entry(USER, choice) == "no"
+    assert "line 2: default_selection Windows" in bootloader.describe_default(USER, choice)
+
+
+def test_yes_comments_out_theirs_and_no_puts_it_back() -> None:
+    out = update_conf(USER, ENTRY, "yes")
+    assert out == (USER.replace("default_selection Windows",
+                                f"{REPLACED_PREFIX}default_selection Windows")
+                   .replace('\tDefault_Selection "+',
+                            f'\t{REPLACED_PREFIX}Default_Selection "+')
+                   + written(ENTRY))
+    assert not bootloader.user_defaults(out)  # only the wizard's line is active now
+    assert update_conf(out, ENTRY, "yes") == out
+    assert "commented out" in bootloader.describe_default(USER, "yes")
+    # Changing one's mind: "no" restores theirs exactly and drops the wizard's line.
+    assert update_conf(out, ENTRY, "no") == USER + ENTRY
+    # Never asked (""): lines an earlier "yes" commented out stay as they are.
+    assert update_conf(out, ENTRY, "") == out
+
+
+def test_the_wizards_own_line_outside_the_block_is_not_the_users() -> None:
+    text = 'timeout 5\ndefault_selection "Docker image"\n'
+    assert not bootloader.user_defaults(text)
+    assert update_conf(text, ENTRY, "") == text + written(ENTRY)
+
+
+def test_theirs_with_crlf_and_no_final_newline() -> None:
+    text = "timeout 5\r\ndefault_selection Windows"
+    assert update_conf(text, ENTRY, "no") == text + "\r\n" + ENTRY.replace("\n", "\r\n")
+    yes = update_conf(text, ENTRY, "yes")
+    assert yes == (f"timeout 5\r\n{REPLACED_PREFIX}default_selection Windows\r\n"
+                   + written(ENTRY).replace("\n", "\r\n"))
+    # A block that ended the file without a newline still does, with the line in it.
+    last = "default_selection 1\r\n" + ENTRY.replace("\n", "\r\n").rstrip("\r\n")
+    assert update_conf(last, ENTRY, "yes") == (
+        f"{REPLACED_PREFIX}default_selection 1\r\n"
+        + written(ENTRY).replace("\n", "\r\n").rstrip("\r\n"))
+
+
+def test_the_message_after_the_write_tells_what_boots() -> None:
+    assert bootloader.next_boot("timeout 5\n", "", "lab", "generation 3") == (
+        "the next boot of LABEL=lab starts generation 3")
+    theirs = bootloader.next_boot(USER, "no", "lab", "generation 3")
+    assert "line 2: default_selection Windows" in theirs and "only if" in theirs

@@ -142,3 +142,43 @@ def test_toplayer_only_refuses_keep_previous_root():
                                           "--no-keep-previous-root"])
     with pytest.raises(ConfigError, match="keep-previous-root"):
         cli_apply.check_toplayer_only(args)
+
+
+# --- the user's own default_selection: apply asks, or refuses in one line naming the flag ---
+
+def _plan(conf: str, choice: str = ""):
+    from types import SimpleNamespace
+    return SimpleNamespace(refind_old=conf.encode(),
+                           settings=Settings(label="lab", image="a:b", default_entry=choice))
+
+
+def test_own_default_selection_without_the_flag_refuses_in_one_line(monkeypatch):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    for yes in (True, False):
+        with pytest.raises(ConfigError) as e:
+            cli_apply._ask_default_entry(_plan("timeout 5\ndefault_selection Windows\n"), yes)
+        line = str(e.value)
+        assert "\n" not in line and "--default-entry yes" in line and "--default-entry no" in line
+        assert "line 2: default_selection Windows" in line
+
+
+def test_no_question_without_an_own_setting_or_with_an_answer(monkeypatch):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert cli_apply._ask_default_entry(_plan("timeout 5\n#default_selection 1\n"), True) == ""
+    assert cli_apply._ask_default_entry(_plan("default_selection 1\n", "no"), True) == ""
+
+
+@pytest.mark.parametrize(("answer", "want"), [("y", "yes"), ("", "no")])
+def test_own_default_selection_is_asked_on_a_terminal(monkeypatch, capsys, answer, want):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: answer)
+    assert cli_apply._ask_default_entry(_plan("default_selection 1\n"), False) == want
+    assert "line 1: default_selection 1" in capsys.readouterr().out
+
+
+def test_default_entry_flag_merges_over_saved_and_is_saved():
+    saved = Settings(label="lab", image="a:b", default_entry="no")
+    args = cli.build_parser().parse_args(["apply", "--label", "lab"])
+    assert cli_apply.settings_from_args(args, saved).default_entry == "no"
+    args = cli.build_parser().parse_args(["apply", "--label", "lab", "--default-entry", "yes"])
+    assert cli_apply.settings_from_args(args, saved).default_entry == "yes"

@@ -127,6 +127,7 @@ BAD_ARGS = [
     (["--esp", "/nonexistent-esp"], "--esp /nonexistent-esp is not a directory"),
     (["--refind-conf", "/"], "is a directory"),
     (["--refind-conf", "/nonexistent/refind.conf"], "does not exist"),
+    (["--default-entry", "maybe"], "invalid default entry choice 'maybe'"),
 ]
 
 

@@ -43,3 +43,15 @@ def test_keep_previous_root_round_trips_and_must_be_a_bool(tmp_path):
     assert config.from_toml("label='x'\nimage='a:b'\n").keep_previous_root is True
     with pytest.raises(ConfigError, match="keep_previous_root"):
         config.from_toml("label='x'\nimage='a:b'\nkeep_previous_root='no'\n")
+
+
+def test_default_entry_choice_round_trips_and_is_checked(tmp_path):
+    for choice in ("yes", "no"):
+        s = Settings(label="lab", image="a:b", default_entry=choice)
+        assert f'default_entry = "{choice}"' in config.to_toml(s)
+        assert config.from_toml(config.to_toml(s)) == s
+    never = Settings(label="lab", image="a:b")
+    assert "default_entry" not in config.to_toml(never)
+    assert config.from_toml(config.to_toml(never)) == never
+    with pytest.raises(ConfigError, match="--default-entry yes"):
+        config.from_toml('label = "lab"\nimage = "a:b"\ndefault_entry = "maybe"\n')

@@ -36,13 +36,31 @@ CASES = {
     "latin-1 bytes": f"# caf\xe9\n{OLD_BLOCK}",
     "empty": "",
 }
+# The user's own default_selection lines, with each saved answer (bootloader.update_conf).
+THEIRS = {
+    "theirs before": f"timeout 5\ndefault_selection Windows\n{OLD_BLOCK}# end\n",
+    "theirs after, indented, =": f"timeout 5\n{OLD_BLOCK}  Default_Selection=2\n# end\n",
+    "theirs crlf": f"timeout 5\r\n\tdefault_selection \"+,vmlinuz\" 23:00 01:00\r\n"
+                   f"{OLD_BLOCK.replace(chr(10), chr(13) + chr(10))}",
+    "theirs, no block, no newline": "timeout 5\ndefault_selection Windows",
+    "theirs last, block last no newline": f"default_selection 1\n{OLD_BLOCK.rstrip()}",
+    "ours outside, a comment, no value": 'default_selection "Docker image"\n'
+                                         "#default_selection 1\ndefault_selection\n"
+                                         f"{OLD_BLOCK}",
+    "replaced before": f"timeout 5\n  {bootloader.REPLACED_PREFIX}default_selection Windows\n"
+                       f"{OLD_BLOCK}",
+    "replaced and theirs": f"{bootloader.REPLACED_PREFIX}default_selection 1\n"
+                           f"default_selection 2\r\n{OLD_BLOCK}",
+    "latin-1 theirs": f"# caf\xe9\ndefault_selection caf\xe9\n{OLD_BLOCK}",
+}
 
 
-def splice(shell: str, tmp_path: Path, text: bytes) -> subprocess.CompletedProcess:
+def splice(shell: str, tmp_path: Path, text: bytes,
+           choice: str = "") -> subprocess.CompletedProcess:
     conf = tmp_path / "refind.conf"
     conf.write_bytes(text)
     (tmp_path / "block").write_text(BLOCK)
-    script = (f'CR=$(printf "\\r"); NL="\n"; run={tmp_path}; '
+    script = (f'CR=$(printf "\\r"); NL="\n"; run={tmp_path}; default_entry={choice}; '
               'die() { printf "error: %s\\n" "$1" >&2; exit 1; }; '
               f'. {assets_dir() / "selfupdate/entries.sh"}; splice {conf}')
     return subprocess.run([*shell.split(), "-c", script], capture_output=True, timeout=30)
@@ -55,6 +73,18 @@ def test_splice_keeps_every_byte_the_wizard_keeps(shell: str, case: str, tmp_pat
     r = splice(shell, tmp_path, text)
     assert r.returncode == 0, r.stderr
     expected = bootloader.update_conf(text.decode("utf-8", "surrogateescape"), BLOCK)
+    assert (tmp_path / "conf.new").read_bytes() == expected.encode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("choice", ["", "yes", "no"])
+@pytest.mark.parametrize("case", sorted(THEIRS))
+def test_splice_treats_the_users_default_selection_like_the_wizard(
+        shell: str, choice: str, case: str, tmp_path: Path) -> None:
+    text = THEIRS[case].encode("latin-1")
+    r = splice(shell, tmp_path, text, choice)
+    assert r.returncode == 0, r.stderr
+    expected = bootloader.update_conf(text.decode("utf-8", "surrogateescape"), BLOCK, choice)
     assert (tmp_path / "conf.new").read_bytes() == expected.encode("utf-8", "surrogateescape")
 
 

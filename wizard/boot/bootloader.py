@@ -29,6 +29,19 @@ TITLE_PREFIX = "Docker image"
 """Stable title start, so ``default_selection "Docker image"`` keeps matching."""
 PREVIOUS_TITLE = "Previous generation"
 """Title start of the entry booting the previous generation (pinned by image ID)."""
+DEFAULT_LINE = f'default_selection "{TITLE_PREFIX}"'
+"""The line that makes rEFInd boot the wizard's default entry (first in the block).
+
+rEFInd's own default is ``+``, the entry booted last: without this line one
+manual pick of "Previous generation N" would be the default from then on.
+The selector is a title substring only the default entry has; of several
+``default_selection`` lines the last one wins, so the user's own active lines
+are commented out when the wizard's is wanted (``default_entry = "yes"``).
+"""
+REPLACED_PREFIX = "# dockerboot-wizard --default-entry yes: "
+"""How a user's own ``default_selection`` line looks once the wizard's replaced it;
+``--default-entry no`` removes the prefix again."""
+DEFAULT_ENTRY_CHOICES = ("yes", "no")
 
 # Lines are recognised by these prefixes (after leading blanks) so that a
 # user who reindents the block or edits the marker's wording is still safe.
@@ -38,6 +51,11 @@ _ESP_PREFERENCE = ("/boot/efi", "/efi", "/boot")
 _FAT_TYPES = {"vfat", "msdos", "fat"}
 # rEFInd has no escape character: a quote or line break in a value would end it.
 _UNSAFE = re.compile(r'["\r\n]')
+# An active default_selection line (rEFInd's keywords ignore case; a value must follow),
+# and the wizard's own.  The shell updater (entries.sh) uses the same patterns.
+_SETTING = re.compile(r"^[ \t]*default_selection[ \t=]+[^ \t\r\n=#]", re.IGNORECASE)
+_OURS = re.compile(r'^[ \t]*default_selection[ \t]+"' + TITLE_PREFIX + r'"[ \t]*\r?\n?$',
+                   re.IGNORECASE)
 
 
 def _child_ci(directory: Path, name: str) -> Path | None:
@@ -226,11 +244,85 @@ def _marker_lines(lines: list[str]) -> tuple[list[int], list[int]]:
     return begins, ends
 
 
-def update_conf(text: str, entry: str) -> str:
+def user_defaults(text: str) -> list[tuple[int, str]]:
+    """The user's own active ``default_selection`` lines of refind.conf ``text``.
+
+    Lines outside the wizard's block that are not the wizard's own line
+    (``DEFAULT_LINE``): ``(line number from 1, the line without its end)``.
+    """
+    lines = text.splitlines(keepends=True)
+    begins, ends = _marker_lines(lines)
+    inside = range(begins[0], ends[0] + 1) if len(begins) == 1 == len(ends) else range(0)
+    return [(i + 1, ln.rstrip("\r\n")) for i, ln in enumerate(lines)
+            if i not in inside and _SETTING.match(ln) and not _OURS.match(ln)]
+
+
+def default_entry(text: str, choice: str) -> str:
+    """Whether the block gets ``DEFAULT_LINE``: ``"yes"`` or ``"no"``.
+
+    ``choice`` is the saved answer (``Settings.default_entry``): "yes" (the
+    wizard's default entry is rEFInd's default, the user's own lines
+    commented out), "no" (the user's setting stays in force), or "" (never
+    asked): "yes" when the user has no setting of their own, else "no" —
+    nothing of theirs changes without an answer (apply asks first).
+    """
+    if choice in DEFAULT_ENTRY_CHOICES:
+        return choice
+    return "no" if user_defaults(text) else "yes"
+
+
+def describe_default(text: str, choice: str) -> str:
+    """One line: what rEFInd will boot by default once the block is written into ``text``."""
+    theirs = user_defaults(text)
+    mine = "; ".join(f"line {n}: {line.strip()}" for n, line in theirs)
+    if not theirs:
+        return (f"rEFInd boots the default entry: the block starts with {DEFAULT_LINE} "
+                "(without it rEFInd boots whatever entry was booted last)")
+    if choice == "yes":
+        return (f"rEFInd boots the default entry: the block starts with {DEFAULT_LINE}; "
+                f"your own setting ({mine}) is commented out, a backup kept")
+    if choice == "no":
+        return (f"rEFInd boots what your own setting says ({mine}), as you chose "
+                "(--default-entry no): the default entry is the default only if it selects it")
+    return (f"refind.conf sets its own default entry ({mine}): choose whether the wizard's "
+            "default entry replaces it (--default-entry yes|no)")
+
+
+def next_boot(text: str, choice: str, label: str, what: str) -> str:
+    """"the next boot of LABEL=… starts WHAT", or what decides when the user's setting does.
+
+    ``text``: refind.conf before the write (the user's lines are the same after it).
+    """
+    if default_entry(text, choice) == "yes":
+        return f"the next boot of LABEL={label} starts {what}"
+    mine = "; ".join(f"line {n}: {line.strip()}" for n, line in user_defaults(text))
+    return (f"the default entry of LABEL={label} starts {what}; rEFInd boots it only if "
+            f"your own default_selection ({mine}) selects it (apply --default-entry yes "
+            "makes it the default)")
+
+
+def _own_defaults(line: str, decision: str, choice: str) -> str:
+    """A line outside the block: the user's setting commented out ("yes") or back (said "no")."""
+    if decision == "yes":
+        if _SETTING.match(line) and not _OURS.match(line):
+            indent = line[:len(line) - len(line.lstrip(" \t"))]
+            return indent + REPLACED_PREFIX + line[len(indent):]
+        return line
+    body = line.lstrip(" \t")
+    if choice == "no" and body.startswith(REPLACED_PREFIX):
+        return line[:len(line) - len(body)] + body[len(REPLACED_PREFIX):]
+    return line
+
+
+def update_conf(text: str, entry: str, choice: str = "") -> str:
     """Add or replace the wizard's marked block in refind.conf ``text``.
 
     Pure and idempotent.  The block takes the file's line-end style; all
-    bytes outside the block are kept.
+    bytes outside the block are kept, except the user's own
+    ``default_selection`` lines as ``default_entry(text, choice)`` decides:
+    "yes" puts ``DEFAULT_LINE`` first in the block and comments theirs out
+    (``REPLACED_PREFIX``), "no" leaves the block without it and puts back
+    lines an earlier "yes" commented out.
 
     Raises:
         BootloaderError: the markers are malformed (a begin without an end,
@@ -239,22 +331,34 @@ def update_conf(text: str, entry: str) -> str:
     """
     lines = text.splitlines(keepends=True)
     begins, ends = _marker_lines(lines)
-    if _uses_crlf(text):
-        entry = entry.replace("\r\n", "\n").replace("\n", "\r\n")
-    if not begins and not ends:
-        if text and not text.endswith("\n"):
-            text += "\r\n" if _uses_crlf(text) else "\n"
-        return text + entry
-    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+    if len(begins) > 1 or len(ends) > 1 or len(begins) != len(ends) or (
+            begins and ends[0] < begins[0]):
         raise BootloaderError(
             f"refind.conf has malformed dockerboot-wizard markers "
             f"({len(begins)} begin, {len(ends)} end line(s))",
             "remove the broken '# >>> dockerboot-wizard' block by hand, then run again")
-    b, e = begins[0], ends[0]
+    decision = default_entry(text, choice)
+    if decision == "yes":
+        head, _, rest = entry.partition("\n")
+        entry = f"{head}\n{DEFAULT_LINE}\n{rest}"
+    if _uses_crlf(text):
+        entry = entry.replace("\r\n", "\n").replace("\n", "\r\n")
+    b, e = (begins[0], ends[0]) if begins else (len(lines), len(lines))
+    outside = [_own_defaults(ln, decision, choice) for ln in lines]
+    if not begins:
+        text = "".join(outside)
+        if text and not text.endswith("\n"):
+            text += "\r\n" if _uses_crlf(text) else "\n"
+        return text + entry
     if not lines[e].endswith("\n"):
         # The block ended the file without a newline: keep it that way.
         entry = entry.rstrip("\r\n")
-    return "".join(lines[:b]) + entry + "".join(lines[e + 1:])
+    return "".join(outside[:b]) + entry + "".join(outside[e + 1:])
+
+
+def decode(data: bytes) -> str:
+    """refind.conf bytes as text; bytes that are not UTF-8 survive as surrogates."""
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _decode(data: bytes, conf: Path) -> str:
@@ -265,8 +369,24 @@ def _decode(data: bytes, conf: Path) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def plan_refind(conf: Path, entry: str) -> tuple[bytes, bytes]:
+def read_conf(conf: Path) -> str:
+    """The text of refind.conf ``conf`` (bytes that are not UTF-8 kept as surrogates).
+
+    Raises:
+        BootloaderError: the file cannot be read, or is UTF-16.
+
+    """
+    try:
+        return _decode(Path(conf).read_bytes(), conf)
+    except OSError as e:
+        raise BootloaderError(f"cannot read {conf}: {e.strerror}",
+                              "check the path, or pass --refind-conf FILE") from e
+
+
+def plan_refind(conf: Path, entry: str, choice: str = "") -> tuple[bytes, bytes]:
     """Read ``conf`` and return ``(old_bytes, new_bytes)`` with the entry in place.
+
+    ``choice``: the saved ``default_entry`` answer (see ``update_conf``).
 
     Raises:
         BootloaderError: the file cannot be read or its markers are malformed.
@@ -277,7 +397,7 @@ def plan_refind(conf: Path, entry: str) -> tuple[bytes, bytes]:
     except OSError as e:
         raise BootloaderError(f"cannot read {conf}: {e.strerror}",
                               "check the path, or pass --refind-conf FILE") from e
-    new = update_conf(_decode(old, conf), entry).encode("utf-8", "surrogateescape")
+    new = update_conf(_decode(old, conf), entry, choice).encode("utf-8", "surrogateescape")
     return old, new
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TypeVar
 
+from wizard.boot import bootloader
 from wizard.cli.output import EXIT_ERROR, confirm, guarded, print_event
 from wizard.cli.precheck import precheck, read_passwords
 from wizard.common.errors import ConfigError
@@ -48,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ap.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
                         help=f"{text} (default: on)")
     ap.add_argument("--kernel-options", help="extra kernel parameters, appended")
+    ap.add_argument("--default-entry", metavar="yes|no",
+                    help="when refind.conf has your own default_selection: yes makes the "
+                         "wizard's default entry rEFInd's default (yours commented out, "
+                         "backup kept), no keeps yours (saved for later runs)")
     ap.add_argument("--toplayer-only", action="store_true",
                     help="reconfigure only the top layer (and the saved config) from the "
                          "saved config: no initramfs build, no boot entry; takes seconds")
@@ -74,6 +79,8 @@ def settings_from_args(args: argparse.Namespace, saved: Settings | None) -> Sett
                    auto_update=_given(getattr(args, "auto_update", None), base.auto_update),
                    keep_previous_root=_given(getattr(args, "keep_previous_root", None),
                                              base.keep_previous_root),
+                   default_entry=_given(getattr(args, "default_entry", None),
+                                        base.default_entry),
                    admins=admins)
 
 
@@ -87,7 +94,8 @@ def check_toplayer_only(args: argparse.Namespace) -> None:
     given = [opt for opt, key in (("--image", "image"), ("--esp", "esp"),
                                   ("--refind-conf", "refind_conf"),
                                   ("--kernel-options", "kernel_options"),
-                                  ("--[no-]keep-previous-root", "keep_previous_root"))
+                                  ("--[no-]keep-previous-root", "keep_previous_root"),
+                                  ("--default-entry", "default_entry"))
              if getattr(args, key, None) is not None]
     if given:
         raise ConfigError(f"{', '.join(given)} cannot be used with --toplayer-only (it "
@@ -117,6 +125,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     request = changes.ApplyRequest(settings=settings_from_args(args, saved),
                                    passwords=passwords, steps=steps)
     preview = changes.preview(request, lock=not args.dry_run)
+    answer = "" if args.dry_run else _ask_default_entry(preview.plan, args.yes)
+    if answer:
+        # The user's own default_selection: their answer (saved), then the plan with it.
+        request = replace(request, settings=replace(request.settings, default_entry=answer))
+        preview = changes.preview(request, lock=True)
     print(preview.text)
     if args.dry_run:
         print("dry run: nothing was changed")
@@ -131,8 +144,35 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print(f"done: the top layer of LABEL={args.label} is updated; the next boot lays it "
               f"over a fresh root of {image}")
         return 0
-    print(f"done: the next boot of LABEL={args.label} starts {image}")
+    text = bootloader.decode(preview.plan.refind_old or b"")
+    print("done: " + bootloader.next_boot(text, preview.plan.settings.default_entry,
+                                          args.label, image))
     return 0
+
+
+def _ask_default_entry(plan: apply_mod.Plan, yes: bool) -> str:
+    """"yes" or "no": whether the user's own ``default_selection`` is to be replaced.
+
+    "" when nothing was asked.
+    Only when refind.conf has one and no answer was given (``--default-entry``,
+    or saved): without a terminal, or with ``--yes``, it refuses in one line.
+
+    Raises:
+        ConfigError: the question is open and cannot be asked.
+
+    """
+    if plan.refind_old is None or plan.settings.default_entry:
+        return ""
+    text = bootloader.decode(plan.refind_old)
+    if not bootloader.user_defaults(text):
+        return ""
+    if yes or not sys.stdin.isatty():
+        raise ConfigError(bootloader.describe_default(text, ""),
+                          "pass --default-entry yes (the wizard's default entry is the "
+                          "default) or --default-entry no (rEFInd boots what yours says)")
+    print(bootloader.describe_default(text, ""))
+    return "yes" if confirm("Make the wizard's default entry rEFInd's default (yours is "
+                            "commented out, a backup kept)?") else "no"
 
 
 def run(argv: Sequence[str]) -> int:

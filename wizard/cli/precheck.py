@@ -115,7 +115,8 @@ def precheck(args: argparse.Namespace) -> None:
     """
     Settings(label=args.label, image=args.image or PLACEHOLDER_IMAGE,
              hostname=args.hostname, users=tuple(args.user), admins=tuple(args.admin),
-             kernel_options=args.kernel_options or "").validate()
+             kernel_options=args.kernel_options or "",
+             default_entry=getattr(args, "default_entry", None) or "").validate()
     if args.esp is not None and not Path(args.esp).is_dir():
         raise ConfigError(f"--esp {args.esp} is not a directory",
                           "give the directory where the ESP is mounted, e.g. /boot/efi")

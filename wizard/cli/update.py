@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from wizard.boot import bootloader
 from wizard.boot.status import summary
 from wizard.cli.output import EXIT_ERROR, confirm, print_event
 from wizard.common.errors import ConfigError
@@ -86,9 +87,10 @@ def cmd_update(args: argparse.Namespace) -> int:
             print_event(event)
     new = plan.new
     if new is not None:
-        print(f"done: the next boot of LABEL={args.label} starts generation "
-              f"{new.record.number} ({new.record.image_ref} @{(new.record.image_id or '')[7:19]}"
-              f", kernel {new.record.kernel_version})")
+        what = (f"generation {new.record.number} ({new.record.image_ref} "
+                f"@{(new.record.image_id or '')[7:19]}, kernel {new.record.kernel_version})")
+        print("done: " + bootloader.next_boot(bootloader.decode(plan.refind_old),
+                                              settings.default_entry, args.label, what))
         if new.record.pinned:
             print(f"the rollback holds until {settings.image} moves to another image, or "
                   "until update is run by hand: the automatic update leaves it alone")

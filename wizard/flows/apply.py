@@ -255,7 +255,7 @@ def make_plan(session: Session, passwords: dict[str, str], *,
         conf, esp_warnings = locate_refind(s)
         warnings += esp_warnings
         entry = new.block if new else bootset.current_block(session.top, replace(s, image=image))
-        old, new_conf = bootloader.plan_refind(conf, entry)
+        old, new_conf = bootloader.plan_refind(conf, entry, s.default_entry)
         check_esp_writable(conf, len(old) + len(new_conf))
 
     final = replace(s, image=image, users=tuple(dict.fromkeys([*s.users, *passwords])))

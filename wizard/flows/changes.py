@@ -67,6 +67,19 @@ class Preview:
     text: str
     """The review as one text block (``report.render_plan``): what the CLI prints."""
 
+    @property
+    def default_question(self) -> bool:
+        """refind.conf has the user's own ``default_selection`` and no answer was given.
+
+        Then the plan keeps theirs (nothing of the user's changes unasked); the
+        answer is ``Settings.default_entry`` ("yes"/"no"), and a new preview.
+        """
+        from wizard.boot import bootloader
+
+        old = self.plan.refind_old
+        return (old is not None and not self.plan.settings.default_entry
+                and bool(bootloader.user_defaults(bootloader.decode(old))))
+
 
 def preview(request: ApplyRequest, *, cancel: threading.Event | None = None,
             lock: bool = True) -> Preview:

@@ -52,7 +52,7 @@ def refind_preview(settings: Settings, conf_name: str, old: bytes) -> RefindPrev
     """
     s = replace(settings, image=images.normalize_ref(settings.image))
     entry = bootloader.render_entry(s, kernel_cmdline(s))
-    new = bootloader.update_conf(old.decode("utf-8", "surrogateescape"), entry)
+    new = bootloader.update_conf(bootloader.decode(old), entry, s.default_entry)
     new_bytes = new.encode("utf-8", "surrogateescape")
     return RefindPreview(entry, new_bytes, unified_diff(old, new_bytes, conf_name))
 
@@ -102,6 +102,8 @@ def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section
             out.append(Section(f"{top}/{s.toplayer_path}/{change.relpath}",
                                diff_text(change) or "(unchanged)"))
     if "bootloader" in steps and plan.refind_conf is not None and plan.refind_new is not None:
+        out.append(Section("Default entry", bootloader.describe_default(
+            bootloader.decode(plan.refind_old or b""), s.default_entry)))
         out.append(Section(f"{plan.refind_conf} (backup kept)",
                            unified_diff(plan.refind_old, plan.refind_new, str(plan.refind_conf))
                            or "(unchanged)"))

@@ -188,7 +188,8 @@ def _repair(session: Session, plan: UpdatePlan) -> UpdatePlan:
     # naming it: then the entries are written now.
     conf, _ = locate_refind(plan.settings)
     old, new = bootloader.plan_refind(conf, bootset.current_block(
-        plan.top, replace(plan.settings, image=normalize_ref(plan.settings.image))))
+        plan.top, replace(plan.settings, image=normalize_ref(plan.settings.image))),
+        plan.settings.default_entry)
     if old == new:
         return plan
     check_esp_writable(conf, len(old) + len(new))
@@ -200,8 +201,11 @@ def _repair(session: Session, plan: UpdatePlan) -> UpdatePlan:
 def _with_entries(session: Session, plan: UpdatePlan) -> UpdatePlan:
     assert plan.new is not None
     conf, warnings = locate_refind(plan.settings)
-    old, new = bootloader.plan_refind(conf, plan.new.block)
+    old, new = bootloader.plan_refind(conf, plan.new.block, plan.settings.default_entry)
     check_esp_writable(conf, len(old) + len(new))
+    text = bootloader.decode(old)
+    if bootloader.user_defaults(text):
+        warnings = [*warnings, bootloader.describe_default(text, plan.settings.default_entry)]
     return replace(plan, reasons=[*plan.reasons, *warnings], refind_conf=conf,
                    refind_old=old, refind_new=new)
 

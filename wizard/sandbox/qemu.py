@@ -27,14 +27,16 @@ USER_REFIND_CONF = """\
 timeout 2
 textonly
 scanfor manual
-default_selection "Docker image"
 
 menuentry "My own OS" {
     loader /EFI/myos/grubx64.efi
     # a comment inside the user's entry
 }
 """
-"""A refind.conf as a user might have it: the wizard adds its entry and keeps the rest."""
+"""A refind.conf as a user might have it: the wizard adds its entry and keeps the rest.
+
+Like rEFInd's stock ``refind.conf-sample`` it has no ``default_selection``: rEFInd
+boots the entry booted last unless the wizard's block names its default entry."""
 
 
 def make_esp(esp: Path, refind_conf: str = USER_REFIND_CONF) -> Path:
@@ -76,8 +78,18 @@ def qemu_missing() -> SandboxError:
                         "install it: `apt-get install qemu-system-x86 ovmf`")
 
 
-def ovmf_vars_copy(log: Path) -> Path:
-    """A fresh copy of OVMF's variable store beside ``log`` (each boot starts from defaults)."""
+def ovmf_vars_copy(log: Path, keep: Path | None = None) -> Path:
+    """The writable OVMF variable store (NVRAM) of a boot.
+
+    Without ``keep``: a fresh copy beside ``log`` (the boot starts from defaults).
+    With ``keep``: that file, made from the defaults the first time and kept
+    between boots as a real machine keeps its NVRAM (rEFInd remembers the entry
+    booted last there).
+    """
+    if keep is not None:
+        if not keep.exists():
+            shutil.copy(OVMF_VARS, keep)
+        return keep
     vars_copy = log.with_suffix(".vars.fd")
     shutil.copy(OVMF_VARS, vars_copy)
     return vars_copy
@@ -107,7 +119,7 @@ def qemu_command(disk_image: Path, vars_copy: Path, memory: str,
 
 
 def boot(disk_image: Path, log: Path, *, timeout: float = 900, memory: str = "1536",
-         echo: TextIO | None = None) -> str:
+         echo: TextIO | None = None, nvram: Path | None = None) -> str:
     """Boot ``disk_image`` with OVMF; return the serial log once the guest powers off.
 
     The guest is expected to power off by itself (the sample image's init
@@ -121,12 +133,14 @@ def boot(disk_image: Path, log: Path, *, timeout: float = 900, memory: str = "15
         timeout: seconds before the guest is killed.
         memory: guest RAM in MiB.
         echo: stream that receives the console live (the demo shows the boot).
+        nvram: OVMF variable store kept between boots (``ovmf_vars_copy``); None: fresh.
 
     Returns:
         The serial log plus a last line with QEMU's run time and exit code.
 
     """
-    cmd = qemu_command(disk_image, ovmf_vars_copy(log), memory, ["-serial", f"file:{log}"])
+    cmd = qemu_command(disk_image, ovmf_vars_copy(log, nvram), memory,
+                       ["-serial", f"file:{log}"])
     started = time.monotonic()
     errors = log.with_suffix(".qemu-stderr.log")
     try:

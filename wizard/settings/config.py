@@ -74,6 +74,10 @@ class Settings:
     generations: int = 2
     """Kernel + initramfs generations kept in ``boot_docker/gen/`` (the newest and the
     previous at least: the "previous" boot entry needs one to fall back to)."""
+    default_entry: str = ""
+    """Whether the wizard's ``default_selection`` line makes its default entry rEFInd's
+    default when refind.conf has the user's own: "yes" (theirs commented out), "no" (theirs
+    decides), "" (never asked: the wizard's line only while the user has none)."""
     extra: dict[str, str] = field(default_factory=dict)
     """Unknown keys from a newer version, kept so a round trip loses nothing."""
 
@@ -107,6 +111,11 @@ class Settings:
         if state is not None:
             check_state_dir(state, docker_path=self.docker_path, rwlayer=self.rwlayer,
                             boot_dir=self.boot_dir, toplayer_path=self.toplayer_path)
+        if self.default_entry not in ("", "yes", "no"):
+            raise ConfigError(f"invalid default entry choice {self.default_entry!r}",
+                              "give --default-entry yes (the wizard's default entry is "
+                              "rEFInd's default) or --default-entry no (your own "
+                              "default_selection stays)")
         # bool is an int in Python: "generations = true" must not mean 1.
         if (isinstance(self.generations, bool) or not isinstance(self.generations, int)
                 or not MIN_GENERATIONS <= self.generations <= MAX_GENERATIONS):
@@ -117,7 +126,8 @@ class Settings:
 
 def to_toml(settings: Settings) -> str:
     """Serialise settings to TOML text (None values are left out)."""
-    data = {k: v for k, v in asdict(settings).items() if v is not None and k != "extra"}
+    data = {k: v for k, v in asdict(settings).items()
+            if v is not None and k != "extra" and not (k == "default_entry" and not v)}
     data["users"] = list(settings.users)
     data["admins"] = list(settings.admins)
     data = {"schema": SCHEMA_VERSION, **data, **settings.extra}

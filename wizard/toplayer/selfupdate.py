@@ -117,6 +117,7 @@ def render_conf(settings: Settings) -> bytes:
         f"auto={1 if settings.auto_update else 0}",
         f"pin_name={pin_name(settings.label)}",
         f"cmdline={kernel_cmdline(replace(settings, image=IMAGE_PLACEHOLDER))}",
+        f"default_entry={settings.default_entry}",
     ]
     lines += [f"assets_{g.replace('-', '_')}={assets_hash(g)}" for g in ADAPTERS]
     return ("\n".join(lines) + "\n").encode()
