@@ -163,7 +163,7 @@ def test_top_files_are_complete_and_planned_once(tmp_path: Path) -> None:
     # at every boot); the parts and assets are for the partition.
     assert len(files) == 6
     parts = selfupdate.partition_files()
-    for part in ("entries.sh", "status.sh", "assets/build-initramfs.sh",
+    for part in ("generations.sh", "entries.sh", "status.sh", "assets/build-initramfs.sh",
                  "assets/hook/dockerboot-core.sh", "assets/selfupdate/probe-image.sh"):
         assert part in parts
     changes = selfupdate.plan(tmp_path, SETTINGS)
@@ -269,7 +269,7 @@ def auto_env(tmp_path: Path, tag: str, later: list[str]) -> tuple[dict[str, str]
     make_gen(top / "boot_docker", 1, "one")
     lib = tmp_path / "lib"
     (lib / "assets/selfupdate").mkdir(parents=True)
-    for part in ("entries.sh", "status.sh", "assets/selfupdate/probe-image.sh"):
+    for part in ("generations.sh", "entries.sh", "status.sh", "assets/selfupdate/probe-image.sh"):
         (lib / part).write_bytes((assets_dir() / "selfupdate" / part.split("/")[-1]).read_bytes())
     stub = tmp_path / "stub"
     (stub / "bin").mkdir(parents=True)

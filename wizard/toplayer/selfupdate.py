@@ -54,7 +54,7 @@ benchmarks/hook_time); the command mounts the partition anyway."""
 UNITS = "etc/systemd/system"
 IMAGE_PLACEHOLDER = "@IMAGE@"
 """Stands for the image in the ``cmdline`` setting: the command puts a tag or an ID there."""
-_PARTS = ("entries.sh", "status.sh")
+_PARTS = ("generations.sh", "entries.sh", "status.sh")
 _TAG_FILE = "/var/lib/docker/image/btrfs/repositories.json"
 
 SERVICE = f"""\
