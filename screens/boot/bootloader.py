@@ -17,10 +17,11 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Static
+from textual.worker import get_current_worker
 
 from screens.common.base import StepScreen, css
 from wizard.flows.flow import Step
-from wizard.flows.review import RefindPreview, refind_preview
+from wizard.flows.review import RefindPreview
 from wizard.settings.config import Settings
 
 
@@ -43,8 +44,8 @@ class BootloaderScreen(StepScreen):
 
         settings: Settings
         """The settings it was looked up for (a newer lookup makes it stale)."""
-        conf: Path
         preview: RefindPreview
+        """The entries apply writes (its plan's block) and the diff."""
 
     def compose_body(self) -> ComposeResult:
         yield Static("Looking for the ESP and refind.conf…", id="where")
@@ -94,9 +95,10 @@ class BootloaderScreen(StepScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="lookup")
     def run_lookup(self, settings: Settings) -> None:
         with self.reporting("lookup"):
-            conf, old = self.services.find_refind(settings)
-            preview = refind_preview(settings, str(conf), old)
-            self.post_message(self.Found(settings, conf, preview))
+            cancel = get_current_worker().cancelled_event
+            preview = self.services.boot_entries(replace(self.state, settings=settings),
+                                                 cancel=cancel)
+            self.post_message(self.Found(settings, preview))
 
     @on(Found)
     def show_preview(self, message: Found) -> None:
@@ -104,7 +106,7 @@ class BootloaderScreen(StepScreen):
             return  # a lookup for a path given since then is running
         esp = message.settings.esp
         self.query_one("#where", Static).update(
-            f"ESP: {esp or 'found automatically'}    refind.conf: {message.conf}\n"
+            f"ESP: {esp or 'found automatically'}    refind.conf: {message.preview.conf}\n"
             "Written at Review (the old file is backed up; the rest is kept as is).")
         # word_wrap: the options line is longer than the screen and must stay readable
         self.query_one("#entry", Static).update(Syntax(message.preview.entry, "ini",
@@ -113,7 +115,7 @@ class BootloaderScreen(StepScreen):
             Syntax(message.preview.diff, "diff", theme="ansi_dark", word_wrap=True)
             if message.preview.diff
             else "refind.conf already has this entry: nothing to change.")
-        self.found = message.conf
+        self.found = message.preview.conf
         self.busy = False
         self.query_one("#next", Button).focus()
 

@@ -9,6 +9,7 @@ from textual.widgets import Button, Markdown
 
 from screens.common.base import StepScreen, css
 from wizard.flows.flow import Mode, Step, WizardState
+from wizard.flows.review import entry_title
 from wizard.toplayer.machine import PERSISTENT
 
 
@@ -18,6 +19,9 @@ def _text(state: WizardState) -> str:
     label = s.label if s else "the partition"
     rw = s.rwlayer if s else "docker_rwlayer"
     top = s.toplayer_path if s else "boot_docker/toplayer"
+    entry = f"**{entry_title(s)}**" if s else "the default entry"
+    if state.mode is Mode.ROLLBACK:
+        entry += " (rolled back to @<the image ID it boots>)"
     what = {Mode.RECONFIGURE_TOPLAYER: "The top layer was updated; kernel, initramfs and "
                                        "boot entry are unchanged.",
             Mode.UPDATE: f"A new generation for what `{image}` is now is the default entry.",
@@ -46,7 +50,7 @@ def _text(state: WizardState) -> str:
 {what}
 
 ## At the next boot
-Pick **dockerboot {image}** in rEFInd. The initramfs resolves `{image}` on `LABEL={label}`,
+rEFInd boots its default entry, {entry}. The initramfs resolves `{image}` on `LABEL={label}`,
 snapshots it as a fresh `{rw}`, copies the top layer (`{top}`) over it and boots it.
 **Everything outside the top layer and the persistent mounts in its fstab is reset at
 every boot.** What persists: {persists}.

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
+from wizard.boot.bootloader import default_cmdline, render_entries, update_conf, written_block
 from wizard.boot.bootset import NewGeneration
 from wizard.boot.fingerprint import Fingerprint
 from wizard.boot.generations import new_record
@@ -34,7 +35,7 @@ from wizard.flows.apply import Plan
 from wizard.flows.changes import Preview
 from wizard.flows.flow import WizardState
 from wizard.flows.report import render_plan
-from wizard.flows.review import sections
+from wizard.flows.review import RefindPreview, refind_preview, sections
 from wizard.flows.services import DockerStatus, Environment
 from wizard.flows.update import UpdatePlan
 from wizard.settings.config import Settings
@@ -77,10 +78,10 @@ SETTINGS = Settings(label="dbw-fake", image="desk:1")
 
 
 INPUTS = Fingerprint("initramfs-tools", "6.1.0-18-amd64", "0" * 64)
-GENERATION = NewGeneration(
-    record=new_record(3, INPUTS, "desk:1", "sha256:" + "3" * 64, "2026-11-30T08:00:00Z"),
-    copy_from=None, adopt=None, block="",
-    previous=new_record(2, INPUTS, "desk:1", "sha256:" + "2" * 64, "2026-11-29T08:00:00Z"))
+_RECORD = new_record(3, INPUTS, "desk:1", "sha256:" + "3" * 64, "2026-11-30T08:00:00Z")
+_PREVIOUS = new_record(2, INPUTS, "desk:1", "sha256:" + "2" * 64, "2026-11-29T08:00:00Z")
+GENERATION = NewGeneration(record=_RECORD, copy_from=None, adopt=None, previous=_PREVIOUS,
+                           block=render_entries(SETTINGS, _RECORD, _PREVIOUS))
 """What the fake plan adds: generation 3; the "previous" entry boots generation 2."""
 
 
@@ -214,6 +215,15 @@ class FakeServices:
         conf = Path(settings.refind_conf or f"{settings.esp or '/boot/efi'}/EFI/refind/refind.conf")
         return conf, REFIND
 
+    def boot_entries(self, state: WizardState, *, cancel: threading.Event) -> RefindPreview:
+        assert state.settings is not None
+        self.find_refind(state.settings)  # raises as the core does when none is found
+        self.open_sessions += 1  # like the real one: a session only while planning
+        try:
+            return refind_preview(self._plan(state))
+        finally:
+            self.open_sessions -= 1
+
     def build_initramfs(self, state: WizardState, *,
                         cancel: threading.Event) -> Generator[Event, None, str]:
         self.calls.append(("build_initramfs", state.settings.image if state.settings else None))
@@ -247,11 +257,15 @@ class FakeServices:
         if s.hostname:
             changes.append(toplayer.FileChange("etc/hostname", self.toplayer.get("etc/hostname"),
                                                f"{s.hostname}\n".encode()))
-        cmdline = f"root=LABEL={s.label} rootflags=subvol=docker_rwlayer"
-        return Plan(settings=s, top=Path("/mnt/top"), device=PART.device, cmdline=cmdline,
+        # The entries as the core renders them: generation 3, previous 2.
+        entries = render_entries(s, GENERATION.record, GENERATION.previous)
+        new = update_conf(REFIND.decode(), entries, s.default_entry)
+        conf = Path(s.refind_conf or f"{s.esp or '/boot/efi'}/EFI/refind/refind.conf")
+        return Plan(settings=s, top=Path("/mnt/top"), device=PART.device,
+                    cmdline=default_cmdline(s, GENERATION.record),
                     image_subvolume=Path("/mnt/top/docker/btrfs/subvolumes/abc"), target=TARGET,
-                    toplayer_changes=changes, refind_conf=Path("/boot/efi/EFI/refind/refind.conf"),
-                    refind_old=REFIND, refind_new=REFIND + b"# dockerboot entry\n",
+                    toplayer_changes=changes, refind_conf=conf, refind_old=REFIND,
+                    refind_new=new.encode(), refind_block=written_block(new),
                     config_old=None, config_new=b'label = "dbw-fake"\n',
                     staged=Path("/mnt/top", state.staged_initramfs)
                     if state.staged_initramfs else None, generation=GENERATION)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from threading import Event
 
 from textual.widgets import Button, Input, Static
 
@@ -16,6 +17,22 @@ from wizard.flows.flow import Back, Next, Quit, Step, WizardState
 CLEAN = WizardState(settings=SETTINGS, saved=SETTINGS)
 """Saved == settings: nothing in the state itself is unsaved."""
 AT_ESP = replace(CLEAN, settings=replace(SETTINGS, esp="/esp"))
+
+
+async def test_the_preview_is_the_block_apply_writes_and_the_review_shows():
+    # A new user's first look: the step must show what apply writes (generation 3 of the
+    # fake partition, dockerboot.generation=3), not the old flat boot_docker/vmlinuz entry.
+    services = FakeServices()
+    async with open_step(Step.BOOTLOADER, state=CLEAN, services=services) as (app, pilot):
+        screen = app.screen
+        assert isinstance(screen, BootloaderScreen)
+        shown_entry = text(screen, "#entry")
+    written = services._plan(CLEAN).refind_block  # what apply's plan writes
+    assert written is not None and shown_entry == written
+    assert "loader boot_docker/gen/3/vmlinuz" in shown_entry
+    assert "dockerboot.generation=3" in shown_entry
+    review = {s.title: s.body for s in services.preview(CLEAN, cancel=Event()).sections}
+    assert review["rEFInd entries (the block written into refind.conf)"] == written.rstrip("\n")
 
 
 async def test_shows_where_the_entry_goes_and_the_diff_then_next():

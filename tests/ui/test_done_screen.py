@@ -9,7 +9,8 @@ from textual.widgets import Button, Markdown
 
 from screens.flows.done import DoneScreen
 from tests.ui.conftest import open_step, press
-from tests.ui.fakes import SETTINGS
+from tests.ui.fakes import GENERATION, SETTINGS
+from wizard.boot.bootloader import render_entries
 from wizard.flows.flow import Mode, Next, Outcome, Quit, Step, WizardState
 
 APPLIED = WizardState(settings=SETTINGS, saved=SETTINGS)
@@ -27,6 +28,16 @@ async def test_explains_next_boot_update_and_return_with_finish_focused():
         assert str(screen.query_one("#next", Button).label) == "Finish"
         assert screen.active_bindings["n"].binding.description == "Finish"
         assert app.focused is screen.query_one("#next", Button)
+
+
+async def test_names_the_entry_title_render_entries_writes():
+    block = render_entries(SETTINGS, GENERATION.record, GENERATION.previous)
+    title = block.split('menuentry "', 1)[1].split('"', 1)[0]
+    assert title == "Docker image desk:1"
+    async with open_step(Step.DONE, state=APPLIED) as (app, _pilot):
+        source = app.screen.query_one(Markdown).source
+        assert f"**{title}**" in source
+        assert "dockerboot desk:1" not in source
 
 
 @pytest.mark.parametrize("key, focused, outcome", [

@@ -221,11 +221,13 @@ def test_initramfs(snap_compare):
 
 def test_bootloader(snap_compare):
     """Bootloader (step line "7/9", Boot entry highlighted): "ESP: found automatically refind.conf:
-    /boot/efi/EFI/refind/ refind.conf", the override field; the wizard's marked menuentry "Docker
-    image desk:1" (volume dbw-fake, loader boot_docker/vmlinuz, initrd boot_docker/initrd.img) with
-    its options line wrapped and whole, from root=LABEL=dbw-fake to docker_image=desk:1 and
-    toplayer_path=boot_docker/toplayer; then the refind.conf diff: the user's menuentry "Other" as
-    context and the marked entry added; Next enabled."""
+    /boot/efi/EFI/refind/ refind.conf", the override field; the wizard's marked block exactly as
+    apply writes it: default_selection "Docker image", menuentry "Docker image desk:1" (volume
+    dbw-fake, loader boot_docker/gen/3/vmlinuz, initrd boot_docker/gen/3/initrd.img) with its
+    options line wrapped and whole, from root=LABEL=dbw-fake to docker_image=desk:1,
+    toplayer_path=boot_docker/toplayer and dockerboot.generation=3, then "Previous generation 2:
+    desk:1 @222222222222" (gen/2, its image pinned by ID); the refind.conf diff below it; Next
+    enabled."""
     app = app_for(FakeServices(), Step.BOOTLOADER, READY)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(
         Step.BOOTLOADER, lambda s: s.found is not None))
@@ -235,10 +237,10 @@ def test_review(snap_compare):
     """Review before Apply (step line "8/9", Review highlighted; Back, Apply (a) and a dimmed Next,
     which comes with Apply's success): "Nothing has been written yet. Apply (a) writes: initramfs,
     toplayer, bootloader, config."; the scrollable sections from the top: Summary (LABEL=dbw-fake
-    (/dev/loop9p2), desk:1 -> subvolume, kernel command line root=LABEL=dbw-fake
-    rootflags=subvol=docker_rwlayer), Subvolumes (docker kept, docker_rwlayer recreated at EVERY
-    boot), the vmlinuz/initrd.img pair "already built, installed now"; Apply (a) enabled (the
-    progress log appears only once Apply starts)."""
+    (/dev/loop9p2), desk:1 -> subvolume, the default entry's kernel command line from
+    root=LABEL=dbw-fake to dockerboot.generation=3), Subvolumes (docker kept, docker_rwlayer
+    recreated at EVERY boot), the vmlinuz/initrd.img pair "already built, installed now"; Apply
+    (a) enabled (the progress log appears only once Apply starts)."""
     state = replace(READY, staged_initramfs="boot_docker/.build-fake",
                     settings=replace(SETTINGS, hostname="desk1"))
     services = FakeServices()
@@ -262,9 +264,10 @@ def test_update(snap_compare):
 
 def test_done(snap_compare):
     """Done after a full setup (step line "9/9", Done highlighted; no Back): "Done", "Kernel,
-    initramfs and the rEFInd entry for desk:1 are in place.", At the next boot (pick dockerboot
-    desk:1, reset at every boot; what persists: /home, /var/log/journal, /var/lib/docker with their
-    subvolumes), To update (docker pull desk:1), To come back; the Finish button."""
+    initramfs and the rEFInd entry for desk:1 are in place.", At the next boot (rEFInd boots its
+    default entry, Docker image desk:1, the title render_entries writes; reset at every boot;
+    what persists: /home, /var/log/journal, /var/lib/docker with their subvolumes), To update
+    (docker pull desk:1), To come back; the Finish button."""
     app = app_for(FakeServices(), Step.DONE, replace(READY, mode=Mode.FULL))
     assert snap_compare(app, terminal_size=SIZE, run_before=until(Step.DONE))
 

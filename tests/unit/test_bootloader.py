@@ -1,34 +1,40 @@
-"""rEFInd entry: rendering, marked-block editing, conf/ESP discovery, atomic write."""
+"""rEFInd entries: rendering, marked-block editing, conf/ESP discovery, atomic write."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from tests.unit.genhelp import image_id, inputs
 from wizard.boot import bootloader
 from wizard.boot.bootloader import (
     BEGIN_MARKER,
     DEFAULT_LINE,
     END_MARKER,
     REPLACED_PREFIX,
+    default_cmdline,
+    default_title,
     esp_warning,
     find_esp,
     find_refind_conf,
     plan_refind,
-    render_entry,
+    render_entries,
     update_conf,
     write_refind,
 )
+from wizard.boot.generations import new_record
 from wizard.common.errors import BootloaderError
 from wizard.settings.cmdline import kernel_cmdline
 from wizard.settings.config import Settings
 
 DATA = Path(__file__).parent / "data" / "refind"
-CMD = "root=LABEL=linux rootflags=subvol=docker_rwlayer rw docker_image={}"
 SETTINGS = Settings(label="linux", image="registry.example.com/me/desktop:2024-06")
-ENTRY = render_entry(SETTINGS, CMD.format(SETTINGS.image))
+FIRST = new_record(1, inputs(), SETTINGS.image, image_id("a"), "2026-11-01T08:00:00Z")
+ENTRY = render_entries(SETTINGS, FIRST)
+"""The block of a first apply: generation 1, no previous entry."""
 
 
 def golden(name: str) -> str:
@@ -36,28 +42,27 @@ def golden(name: str) -> str:
     return (DATA / name).read_bytes().decode()
 
 
-def test_render_entry_matches_golden() -> None:
-    assert ENTRY == golden("entry.expected.conf")
-
-
-def test_render_entry_title_is_stable_for_default_selection() -> None:
-    entry = render_entry(Settings(label="x", image="a:1"), "rw")
-    assert '\nmenuentry "Docker image a:1" {\n' in entry
+def test_default_entry_title_is_stable_for_default_selection() -> None:
+    s = Settings(label="x", image="a:1")
+    entry = render_entries(s, FIRST)
+    assert default_title(s) == "Docker image a:1"
+    assert f'\nmenuentry "{default_title(s)}" {{\n' in entry
     assert entry.startswith(BEGIN_MARKER + "\n") and entry.endswith(END_MARKER + "\n")
 
 
-def test_render_entry_uses_boot_dir_and_real_cmdline() -> None:
+def test_entries_use_boot_dir_generation_and_real_cmdline() -> None:
     s = Settings(label="data", image="desk:2", boot_dir="bd", toplayer_path="bd/top")
-    entry = render_entry(s, kernel_cmdline(s))
-    assert "    loader bd/vmlinuz\n    initrd bd/initrd.img\n" in entry
+    entry = render_entries(s, FIRST)
+    assert "    loader bd/gen/1/vmlinuz\n    initrd bd/gen/1/initrd.img\n" in entry
     assert "    volume data\n" in entry
-    assert f'    options "{kernel_cmdline(s)}"\n' in entry
+    assert default_cmdline(s, FIRST) == f"{kernel_cmdline(s)} dockerboot.generation=1"
+    assert f'    options "{default_cmdline(s, FIRST)}"\n' in entry
 
 
-@pytest.mark.parametrize("cmdline", ['rw foo="bar"', "rw\nquiet"])
-def test_render_entry_rejects_unquotable_cmdline(cmdline: str) -> None:
+@pytest.mark.parametrize("label", ['li"nux', "li\nnux"])
+def test_entries_reject_unquotable_values(label: str) -> None:
     with pytest.raises(BootloaderError, match="double quote or line break"):
-        render_entry(SETTINGS, cmdline)
+        render_entries(replace(SETTINGS, label=label), FIRST)
 
 
 def written(block: str) -> str:
@@ -111,7 +116,7 @@ def test_crlf_file_keeps_crlf_and_block_follows_it() -> None:
     assert block == written(ENTRY).replace("\n", "\r\n")
     assert "\n" not in block.replace("\r\n", "")
     assert update_conf(out, ENTRY) == out
-    other = render_entry(Settings(label="linux", image="b:2"), "rw")
+    other = render_entries(Settings(label="linux", image="b:2"), FIRST)
     replaced = update_conf(out, other)
     assert replaced == text + written(other).replace("\n", "\r\n")
 
@@ -124,7 +129,7 @@ def test_crlf_without_trailing_newline() -> None:
 
 def test_block_at_end_without_newline_is_replaced_exactly() -> None:
     text = "timeout 5\n" + ENTRY.rstrip("\n")
-    other = render_entry(Settings(label="linux", image="b:2"), "rw")
+    other = render_entries(Settings(label="linux", image="b:2"), FIRST)
     assert update_conf(text, other) == "timeout 5\n" + written(other).rstrip("\n")
 
 

@@ -16,7 +16,6 @@ from wizard.boot.bootloader import (
     generation_cmdline,
     plan_refind,
     render_entries,
-    render_entry,
     update_conf,
 )
 from wizard.boot.generations import Generation, new_record
@@ -77,7 +76,7 @@ def test_old_single_entry_block_is_replaced_in_place() -> None:
 def test_back_to_one_entry_and_idempotent() -> None:
     two = update_conf(golden("sample.conf"), BLOCK)
     assert update_conf(two, BLOCK) == two
-    one = render_entry(SETTINGS, kernel_cmdline(SETTINGS))
+    one = render_entries(SETTINGS, NEWEST)  # the previous one gone: one entry again
     assert update_conf(two, one) == update_conf(golden("sample.conf"), one)
 
 

@@ -10,6 +10,7 @@ import pytest
 from tests.unit.genhelp import bzimage, image_id, inputs, make_gen
 from wizard.boot import bootset, generations
 from wizard.boot.generations import GenerationError
+from wizard.common.errors import BootloaderError
 from wizard.settings.config import Settings
 
 S = Settings(label="dbw", image="desktop:latest")
@@ -117,7 +118,8 @@ def test_collect_keeps_the_hooks_last_good_and_booted_generations(top: Path) -> 
     assert "removed generation 3" in lines
 
 
-def test_current_block_without_generations_is_the_flat_entry(top: Path) -> None:
-    assert "loader boot_docker/vmlinuz" in bootset.current_block(top, S)
+def test_current_block_without_generations_names_nothing(top: Path) -> None:
+    with pytest.raises(BootloaderError, match="a boot entry would name nothing"):
+        bootset.current_block(top, S)
     make_gen(boot(top), 1, "a")
     assert "loader boot_docker/gen/1/vmlinuz" in bootset.current_block(top, S)

@@ -159,23 +159,6 @@ def _menuentry(title: str, volume: str, loader: str, initrd: str, options: str) 
             f"}}\n")
 
 
-def render_entry(settings: Settings, cmdline: str) -> str:
-    """Render the wizard's marked ``menuentry`` block (LF line ends).
-
-    Raises:
-        BootloaderError: a value contains a double quote or line break,
-            which rEFInd cannot express.
-
-    """
-    _check_values((("image", settings.image), ("label", settings.label),
-                   ("boot_dir", settings.boot_dir), ("kernel command line", cmdline)))
-    boot = settings.boot_dir.strip("/")
-    return (f"{BEGIN_MARKER}\n"
-            + _menuentry(f"{TITLE_PREFIX} {settings.image}", settings.label,
-                         f"{boot}/vmlinuz", f"{boot}/initrd.img", cmdline)
-            + f"{END_MARKER}\n")
-
-
 def generation_cmdline(settings: Settings, image: str, number: int) -> str:
     """The command line of an entry booting generation ``number`` with ``image``.
 
@@ -185,13 +168,35 @@ def generation_cmdline(settings: Settings, image: str, number: int) -> str:
     return f"{kernel_cmdline(replace(settings, image=image))} dockerboot.generation={number}"
 
 
+def default_title(settings: Settings, newest: Generation | None = None) -> str:
+    """The title of the default entry: what rEFInd's menu shows (and Done names).
+
+    ``Docker image <settings.image>``; a rolled-back ``newest`` (pinned, its
+    image ID known) adds the ID it boots: ``… (rolled back to @<id>)``.
+    """
+    if newest is not None and newest.pinned and newest.image_id is not None:
+        return f"{TITLE_PREFIX} {settings.image} (rolled back to @{_short(newest.image_id)})"
+    return f"{TITLE_PREFIX} {settings.image}"
+
+
+def default_cmdline(settings: Settings, newest: Generation) -> str:
+    """The kernel command line of the default entry booting ``newest``.
+
+    The configured tag, or for a rollback the image ID it rolled back to;
+    with ``dockerboot.generation=<newest.number>``.
+    """
+    image = (newest.image_id if newest.pinned and newest.image_id is not None
+             else settings.image)
+    return generation_cmdline(settings, image, newest.number)
+
+
 def render_entries(settings: Settings, newest: Generation,
                    previous: Generation | None = None) -> str:
     """Render the marked block with the generations' entries (LF line ends).
 
     The first entry (the default) boots the newest generation with the
-    configured tag, ``docker_image=<settings.image>``, titled like
-    ``render_entry``'s so ``default_selection "Docker image"`` still picks it.
+    configured tag, ``docker_image=<settings.image>``, titled ``default_title``
+    (``TITLE_PREFIX`` first, so ``default_selection "Docker image"`` picks it).
     The second boots the previous generation's kernel + initramfs with its
     image pinned by ID (``docker_image=sha256:…``): a later pull cannot change
     what it boots.  Its title says "Previous generation", never "Docker
@@ -206,14 +211,7 @@ def render_entries(settings: Settings, newest: Generation,
 
     """
     boot = settings.boot_dir.strip("/")
-    if newest.pinned and newest.image_id is not None:
-        # A rollback: the default boots the image it rolled back to, whatever the tag says.
-        title = f"{TITLE_PREFIX} {settings.image} (rolled back to @{_short(newest.image_id)})"
-        entries = [(title, newest,
-                    generation_cmdline(settings, newest.image_id, newest.number))]
-    else:
-        entries = [(f"{TITLE_PREFIX} {settings.image}", newest,
-                    generation_cmdline(settings, settings.image, newest.number))]
+    entries = [(default_title(settings, newest), newest, default_cmdline(settings, newest))]
     if previous is not None and previous.image_id is not None:
         ref = previous.image_ref or settings.image
         entries.append((f"{PREVIOUS_TITLE} {previous.number}: {ref} @{_short(previous.image_id)}",
@@ -242,6 +240,19 @@ def _marker_lines(lines: list[str]) -> tuple[list[int], list[int]]:
     begins = [i for i, ln in enumerate(lines) if ln.lstrip(" \t").startswith(_BEGIN_PREFIX)]
     ends = [i for i, ln in enumerate(lines) if ln.lstrip(" \t").startswith(_END_PREFIX)]
     return begins, ends
+
+
+def written_block(text: str) -> str:
+    """The wizard's marked block as refind.conf ``text`` holds it, markers included.
+
+    What rEFInd reads: with ``DEFAULT_LINE`` when ``update_conf`` put it
+    there, in the file's line ends; '' when the file has no (well-formed) block.
+    """
+    lines = text.splitlines(keepends=True)
+    begins, ends = _marker_lines(lines)
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+        return ""
+    return "".join(lines[begins[0]:ends[0] + 1])
 
 
 def user_defaults(text: str) -> list[tuple[int, str]]:

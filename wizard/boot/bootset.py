@@ -29,14 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from wizard.boot import generations, generations_gc, initramfs
-from wizard.boot.bootloader import render_entries, render_entry, write_refind
+from wizard.boot.bootloader import default_cmdline, render_entries, write_refind
 from wizard.boot.fingerprint import Fingerprint
 from wizard.boot.generations import Generation, GenerationError
 from wizard.boot.initramfs import SCRATCH_PREFIX, STAGED_INITRD, STAGED_KERNEL, BuildTarget
 from wizard.boot.status import hook_images
-from wizard.common.errors import WizardError
+from wizard.common.errors import BootloaderError, WizardError
 from wizard.common.events import Event, LogLine, StepDone, StepStarted
-from wizard.settings.cmdline import kernel_cmdline
 from wizard.settings.config import Settings
 from wizard.store.images import normalize_ref
 from wizard.store.pins import PinError
@@ -94,11 +93,35 @@ def plan_new(top: Path, settings: Settings, *, image_id: str, inputs: Fingerprin
 
 
 def current_block(top: Path, settings: Settings) -> str:
-    """The block for the generations there are now (a boot entry written without a build)."""
+    """The block for the generations there are now (a boot entry written without a build).
+
+    Raises:
+        BootloaderError: there is no kernel + initramfs to name yet.
+
+    """
+    return entries(top, settings, None)[0]
+
+
+def entries(top: Path, settings: Settings, new: NewGeneration | None) -> tuple[str, str]:
+    """The block written into refind.conf and its default entry's kernel command line.
+
+    ``new``: the generation the same apply adds (its block names it); None: the
+    block names the generations there are now.  What the Bootloader step, the
+    Review and apply show and write.
+
+    Raises:
+        BootloaderError: no ``new`` and no generation yet (nothing to boot).
+
+    """
+    if new is not None:
+        return new.block, default_cmdline(settings, new.record)
     inv = generations.load(top / settings.boot_dir)
     if inv.newest is None:
-        return render_entry(settings, kernel_cmdline(settings))
-    return render_entries(settings, inv.newest, inv.previous)
+        raise BootloaderError(f"no kernel + initramfs in {top / settings.boot_dir} yet: "
+                              "a boot entry would name nothing",
+                              "build them first (a full apply, or Rebuild initramfs)")
+    return (render_entries(settings, inv.newest, inv.previous),
+            default_cmdline(settings, inv.newest))
 
 
 def stage_copy(boot_dir: Path, source: Generation) -> Path:

@@ -88,7 +88,8 @@ class Plan:
     device: str
     """The partition's block device (shown in the review)."""
     cmdline: str
-    """Kernel command line of the boot entry."""
+    """Kernel command line of the default boot entry (with ``dockerboot.generation=<n>``
+    when the plan writes the entries; without the boot entry in its steps, the image's)."""
     image_subvolume: Path
     """The image's top-layer subvolume, proof that it is bootable."""
     target: initramfs.BuildTarget | None
@@ -115,6 +116,10 @@ class Plan:
     """Subvolumes and home directories to create (only those missing)."""
     generation: bootset.NewGeneration | None = None
     """The generation the initramfs step adds, and the entries that name it."""
+    refind_block: str | None = None
+    """The wizard's marked block as ``refind_new`` holds it (``bootset.entries``, with
+    the default line when it gets one; None with ``refind_conf``): what the Bootloader
+    step and the Review show."""
 
 
 def require_root() -> None:
@@ -249,20 +254,21 @@ def make_plan(session: Session, passwords: dict[str, str], *,
     check_cancel(cancel)
 
     cmdline = kernel_cmdline(replace(s, image=image))
-    conf = old = new_conf = None
+    conf = old = new_conf = block = None
     warnings = machine.image_warnings(replace(s, image=image), subvolume)
     if "bootloader" in steps:
         conf, esp_warnings = locate_refind(s)
         warnings += esp_warnings
-        entry = new.block if new else bootset.current_block(session.top, replace(s, image=image))
-        old, new_conf = bootloader.plan_refind(conf, entry, s.default_entry)
+        entries, cmdline = bootset.entries(session.top, replace(s, image=image), new)
+        old, new_conf = bootloader.plan_refind(conf, entries, s.default_entry)
+        block = bootloader.written_block(bootloader.decode(new_conf))
         check_esp_writable(conf, len(old) + len(new_conf))
 
     final = replace(s, image=image, users=tuple(dict.fromkeys([*s.users, *passwords])))
     return Plan(settings=s, top=session.top, device=session.partition.device, cmdline=cmdline,
                 image_subvolume=subvolume, target=target,
                 toplayer_changes=top_plan.changes, refind_conf=conf, refind_old=old,
-                refind_new=new_conf,
+                refind_new=new_conf, refind_block=block,
                 config_old=saved.read_bytes() if saved.exists() else None,
                 config_new=config.to_toml(final).encode(), warnings=warnings, staged=staged,
                 persistent=top_plan, generation=new)

@@ -26,10 +26,13 @@ from wizard.common.errors import InitramfsError
 from wizard.common.events import Event, check_cancel
 from wizard.flows import apply as apply_mod
 from wizard.flows.flow import WizardState
-from wizard.flows.review import Section
+from wizard.flows.review import RefindPreview, Section, refind_preview
 from wizard.settings.config import Settings
 
-__all__ = ["ApplyRequest", "Preview", "apply", "preview"]
+__all__ = ["ApplyRequest", "Preview", "apply", "boot_entries", "preview"]
+
+BOOT_STEPS = ("initramfs", "bootloader")
+"""The steps that decide the boot entries: the generation added, and the block naming it."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,25 @@ def preview(request: ApplyRequest, *, cancel: threading.Event | None = None,
         plan = _make_plan(session, request, cancel)
     return Preview(plan, request.steps, tuple(sections(plan, request.steps)),
                    render_plan(plan, request.steps))
+
+
+def boot_entries(state: WizardState, *,
+                 cancel: threading.Event | None = None) -> RefindPreview:
+    """What the Bootloader step shows: the entries apply writes for ``state``, and their diff.
+
+    The plan of the state's boot steps only (``BOOT_STEPS`` among its mode's):
+    the same plan apply makes, so the generation number, paths and command
+    line are the ones written (no top layer planned, nothing written).
+
+    Raises:
+        WizardError: as ``preview`` (no ESP or refind.conf found, …).
+        ValueError: the state's mode writes no boot entry.
+
+    """
+    steps = tuple(s for s in state.writes if s in BOOT_STEPS)
+    if "bootloader" not in steps:
+        raise ValueError(f"mode {state.mode} writes no boot entry")
+    return refind_preview(preview(request_for(state, steps), cancel=cancel).plan)
 
 
 def apply(request: ApplyRequest, *,

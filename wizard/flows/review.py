@@ -8,12 +8,12 @@ will really write (reconfigure mode touches only the top layer).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import NamedTuple
 
 from wizard.boot import bootloader
 from wizard.common.diffs import unified_diff
 from wizard.flows.apply import EXECUTE_STEPS, Plan
-from wizard.settings.cmdline import kernel_cmdline
 from wizard.settings.config import Settings
 from wizard.store import images
 from wizard.toplayer import machine
@@ -33,28 +33,29 @@ class Section(NamedTuple):
 
 @dataclass(frozen=True)
 class RefindPreview:
-    """The boot entry and the change it makes to refind.conf."""
+    """The boot entries and the change they make to refind.conf, as a plan writes them."""
 
+    conf: Path
+    """The refind.conf the plan edits."""
     entry: str
-    """The wizard's marked ``menuentry`` block."""
+    """The wizard's marked block (``Plan.refind_block``)."""
     new: bytes
     """refind.conf after the edit."""
     diff: str
     """Unified diff old -> new ('' when already up to date)."""
 
 
-def refind_preview(settings: Settings, conf_name: str, old: bytes) -> RefindPreview:
-    """Render the entry for ``settings`` and what it does to refind.conf ``old``.
+def entry_title(settings: Settings) -> str:
+    """The default entry's title as apply writes it for ``settings`` (Done names it)."""
+    return bootloader.default_title(replace(settings, image=images.normalize_ref(settings.image)))
 
-    Raises:
-        BootloaderError: a value rEFInd cannot quote, or malformed markers.
 
-    """
-    s = replace(settings, image=images.normalize_ref(settings.image))
-    entry = bootloader.render_entry(s, kernel_cmdline(s))
-    new = bootloader.update_conf(bootloader.decode(old), entry, s.default_entry)
-    new_bytes = new.encode("utf-8", "surrogateescape")
-    return RefindPreview(entry, new_bytes, unified_diff(old, new_bytes, conf_name))
+def refind_preview(plan: Plan) -> RefindPreview:
+    """The boot entries of ``plan`` (made with the ``bootloader`` step) and their diff."""
+    if plan.refind_conf is None or plan.refind_new is None or plan.refind_block is None:
+        raise ValueError("the plan was made without the bootloader step")
+    return RefindPreview(plan.refind_conf, plan.refind_block, plan.refind_new,
+                         unified_diff(plan.refind_old, plan.refind_new, str(plan.refind_conf)))
 
 
 def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section]:
@@ -102,6 +103,9 @@ def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section
             out.append(Section(f"{top}/{s.toplayer_path}/{change.relpath}",
                                diff_text(change) or "(unchanged)"))
     if "bootloader" in steps and plan.refind_conf is not None and plan.refind_new is not None:
+        if plan.refind_block is not None:
+            out.append(Section("rEFInd entries (the block written into refind.conf)",
+                               plan.refind_block.rstrip("\n")))
         out.append(Section("Default entry", bootloader.describe_default(
             bootloader.decode(plan.refind_old or b""), s.default_entry)))
         out.append(Section(f"{plan.refind_conf} (backup kept)",

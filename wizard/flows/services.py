@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from wizard.boot.initramfs import BuildTarget
     from wizard.disk.partitions import BlockEvent, Partition
     from wizard.flows.changes import Preview
+    from wizard.flows.review import RefindPreview
     from wizard.flows.update import UpdatePlan
     from wizard.store.docker_daemon import ImageSummary
 
@@ -103,6 +104,14 @@ class Services(Protocol):
     def find_refind(self, settings: Settings) -> tuple[Path, bytes]:
         """refind.conf for ``settings`` (its esp/refind_conf overrides) and its content.
 
+        Raises BootloaderError when no ESP or refind.conf is found.
+        """
+        ...
+
+    def boot_entries(self, state: WizardState, *, cancel: threading.Event) -> RefindPreview:
+        """The boot entries apply writes for ``state`` and their refind.conf diff.
+
+        Planned like apply plans them (``changes.boot_entries``), nothing held after.
         Raises BootloaderError when no ESP or refind.conf is found.
         """
         ...
@@ -328,6 +337,12 @@ class RealServices:
 
         conf, _warnings = apply.locate_refind(settings)
         return conf, conf.read_bytes()
+
+    def boot_entries(self, state: WizardState, *, cancel: threading.Event) -> RefindPreview:
+        """``changes.boot_entries``: the plan of the state's boot steps, made and let go."""
+        from wizard.flows import changes
+
+        return changes.boot_entries(state, cancel=cancel)
 
     def build_initramfs(self, state: WizardState, *,
                         cancel: threading.Event) -> Generator[Event, None, str]:
