@@ -311,18 +311,24 @@ _db_main() {
         || rm -f "$_db_new/$_db_mark"; } && { printf '%s\n' "$_db_magic2 $_db_x" >"$_db_new/$_db_mark"; } 2>/dev/null || { _db_fail \
         "cannot mark the new root $_db_rw.new as dockerboot's" \
         "check free space on $_db_rootspec (btrfs filesystem usage)"; return 1; }
-    if [ -e "$_db_rwp" ]; then
-        mv "$_db_rwp" "$_db_old" 2>/dev/null || { _db_fail \
+    # The rw layer (checked by _db_ours above) goes aside to .previous
+    # directly, read-only already (_db_previous: the one of the boot before
+    # goes first, only if ours), else to .old, deleted after the swap.  If
+    # the new root cannot take its name, the old one gets it back (and its
+    # ro flag off): never are both lost.
+    _db_aside='' _db_unro=0
+    [ ! -e "$_db_rwp" ] || _db_aside=$_db_old
+    _db_previous
+    if [ -n "$_db_aside" ]; then
+        mv "$_db_rwp" "$_db_aside" 2>/dev/null || { _db_writable "$_db_rwp"; _db_fail \
             "cannot move the old rw layer $_db_rw aside" "delete $_db_rw by hand from the emergency shell"
             return 1; }
     fi
-    mv "$_db_new" "$_db_rwp" 2>/dev/null || { mv "$_db_old" "$_db_rwp" 2>/dev/null
+    mv "$_db_new" "$_db_rwp" 2>/dev/null || { [ -z "$_db_aside" ] \
+        || { mv "$_db_aside" "$_db_rwp" 2>/dev/null && _db_writable "$_db_rwp"; }
         _db_fail "cannot rename $_db_rw.new to $_db_rw" "rename it by hand from the emergency shell"
         return 1; }
     _db_new=
-    # .old is the rw layer checked by _db_ours above, moved aside: it becomes
-    # .previous, else (off, or something in the way) it is deleted.
-    _db_previous
     if [ -e "$_db_old" ] && ! _db_delete "$_db_old"; then
         _db_note="${_db_note:+$_db_note; }warning: could not delete $_db_rw.old (deleted next boot)"
     fi

@@ -146,23 +146,27 @@ _db_prev_name() {
     return 0
 }
 
-# _db_previous: keep the rw layer just moved aside (_db_old, checked by
-# _db_ours before the swap) as <rw>.previous, read-only, for one boot: a file
+# _db_previous: before the swap, make room for the rw layer (_db_rwp,
+# checked by _db_ours) as <rw>.previous, read-only, for one boot: a file
 # lost at the reboot can still be copied out of it.  The one of the boot
 # before goes first, and only if this hook made it (its mark, as _db_ours
-# checks before every delete).  Never fails the boot: whatever stands in the way (a .previous
-# that is not ours, a name overlapping what the hook never touches, a failed
-# ro flag or rename) leaves one warning in _db_note and _db_old where it is,
-# for the caller to delete as before.  dockerboot.previous=0 (_db_keep=0):
-# an ours .previous is deleted (the space comes back), none is made, and a
-# .previous that is not ours is none of the hook's business (no warning).
+# checks before every delete).  Then the rw layer gets its ro flag (the
+# flag first, the rename last: .previous is never writable) and _db_aside =
+# .previous: the swap renames it there directly (_db_unro=1: on a failed
+# swap _db_writable takes the flag off again).  Never fails the boot:
+# whatever stands in the way (a .previous that is not ours, a name
+# overlapping what the hook never touches, a failed ro flag) leaves one
+# warning in _db_note and _db_aside as it was (.old: deleted after the
+# swap, as before).  dockerboot.previous=0 (_db_keep=0): an ours .previous
+# is deleted (the space comes back), none is made, and a .previous that is
+# not ours is none of the hook's business (no warning).
 _db_previous() {
     _db_prev=$_db_rwp.previous
     _db_pw="warning: $_db_rw.previous"
     _db_prev_name || { [ "$_db_keep" = 0 ] || _db_note="${_db_note:+$_db_note; }$_db_pw is, holds or lies inside $_db_x: the last root is not kept"
         return 0; }
     # Kept on: replaced only by a newer root (none on a first boot).
-    [ "$_db_keep" = 0 ] || [ -e "$_db_old" ] || return 0
+    [ "$_db_keep" = 0 ] || [ -n "$_db_aside" ] || return 0
     if [ -e "$_db_prev" ] || [ -L "$_db_prev" ]; then
         # _db_ours without its legacy rule: no release made an unmarked
         # .previous, and a snapshot whose origin is gone is no proof.
@@ -178,12 +182,23 @@ _db_previous() {
     # the first release, which _db_legacy accepts only writable) would never be
     # ours again.
     [ "$_db_rwm" = 1 ] || return 0
-    # The ro flag first, the rename last: .previous is never writable.  Flag
-    # and rename keep the subvolume's ID (and UUID), so its mark stays valid.
-    if btrfs property set -ts "$_db_old" ro true >/dev/null 2>&1 \
-        && [ ! -e "$_db_prev" ] && [ ! -L "$_db_prev" ] && mv "$_db_old" "$_db_prev" 2>/dev/null; then
-        return 0
+    # Flag and rename keep the subvolume's ID (and UUID), so its mark stays
+    # valid.  The rename itself is the swap's (one mv less).
+    if btrfs property set -ts "$_db_rwp" ro true >/dev/null 2>&1; then
+        _db_unro=1
+        if [ ! -e "$_db_prev" ] && [ ! -L "$_db_prev" ]; then
+            _db_aside=$_db_prev
+            return 0
+        fi
     fi
     _db_note="${_db_note:+$_db_note; }$_db_pw: cannot make the last root read-only or rename it, it is not kept"
+    return 0
+}
+
+# _db_writable PATH: after a failed swap, the rw layer back at PATH loses
+# the ro flag _db_previous gave it (_db_unro=1), so that it boots as before.
+_db_writable() {
+    [ "$_db_unro" = 0 ] || btrfs property set -ts "$1" ro false >/dev/null 2>&1
+    _db_unro=0
     return 0
 }
