@@ -340,7 +340,8 @@ STATUS: dict[str, object] = {
     "label": "dbw-fake", "image": "desk:1", "problems": [], "last_good": None,
     "generation": {"number": 2, "kernel_version": "6.1.0-18-amd64",
                    "image_id": "sha256:" + "2" * 64},
-    "previous": None, "booted": None,
+    "previous": None, "booted": None, "entries": {"default": 2, "previous": None},
+    "rollback": None,
     "pending": {"update": True, "build_needed": False,
                 "reasons": ["the tag moved: 222222222222 -> 333333333333"]}}
 """What ``FakeServices.status`` says: generation 2, the tag moved (no build needed)."""
