@@ -18,7 +18,17 @@ import pytest
 from tests.integration.hook.hookenv import SINGLE, HookEnv
 from tests.integration.hook.hookenv import subvolume_field as _uuid
 from tests.integration.hook.test_hook_previous import (
-    MARK, PREV, RW, _boot, _btrfs, _cmdline, _exists, _is_subvolume, _remove, _ro, _tree,
+    MARK,
+    PREV,
+    RW,
+    _boot,
+    _btrfs,
+    _cmdline,
+    _exists,
+    _is_subvolume,
+    _remove,
+    _ro,
+    _tree,
 )
 
 pytestmark = pytest.mark.lab
