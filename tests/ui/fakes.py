@@ -336,10 +336,15 @@ class FakeServices:
             yield StepDone(step, f"{step} ok")
 
 
+_GENERATION_2 = {"number": 2, "kernel_version": "6.1.0-18-amd64", "image_ref": "desk:1",
+                 "image_id": "sha256:" + "2" * 64, "created": "2026-12-01T10:00:00Z",
+                 "legacy": False, "pinned": False, "loader": "gen/2/vmlinuz",
+                 "initrd": "gen/2/initrd.img",
+                 "inputs": {"generator": "initramfs-tools", "kernel_version": "6.1.0-18-amd64",
+                            "assets": "a" * 64}}
 STATUS: dict[str, object] = {
     "label": "dbw-fake", "image": "desk:1", "problems": [], "last_good": None,
-    "generation": {"number": 2, "kernel_version": "6.1.0-18-amd64",
-                   "image_id": "sha256:" + "2" * 64},
+    "generation": _GENERATION_2, "generations": [_GENERATION_2],
     "previous": None, "booted": None, "entries": {"default": 2, "previous": None},
     "rollback": None,
     "pending": {"update": True, "build_needed": False,
