@@ -62,8 +62,8 @@ def test_leftover_containers_of_a_killed_run_are_removed(services_lab: ServicesL
 def test_every_wizard_container_carries_the_owner_label() -> None:
     # One helper makes every throwaway container, with the owner label.
     wizard_dir = Path(__file__).parents[2] / "wizard"
-    assert "labels=container_labels(purpose)" in (wizard_dir / "containers.py").read_text()
-    for module in ("initramfs", "initramfs_detect", "users", "services"):
+    assert "labels=container_labels(purpose)" in (wizard_dir / "store/containers.py").read_text()
+    for module in ("boot/initramfs", "boot/initramfs_detect", "toplayer/users", "flows/services"):
         text = (wizard_dir / f"{module}.py").read_text()
         assert "throwaway(" in text, module
         assert "containers.create(" not in text, module
