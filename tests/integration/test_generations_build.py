@@ -18,6 +18,7 @@ import pytest
 from tests.integration.generation_builds import BuildLab as Env
 from tests.integration.generation_builds import build_generation, build_lab
 from wizard.boot import bootloader, generations
+from wizard.boot.esp import find_refind_conf
 from wizard.boot.fingerprint import kernel_version_of
 from wizard.boot.status import status
 from wizard.settings.config import Settings
@@ -64,7 +65,7 @@ def test_real_builds_become_generations_with_two_entries(env: Env) -> None:
     pins.pin(env.client, v1, settings.label, first.number)
     pins.pin(env.client, v2, settings.label, second.number)
 
-    conf = bootloader.find_refind_conf(env.esp)
+    conf = find_refind_conf(env.esp)
     before = conf.read_bytes()
     block = bootloader.render_entries(settings, second, first)
     _, new = bootloader.plan_refind(conf, block)

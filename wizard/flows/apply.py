@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wizard.boot import bootloader, bootset, initramfs
+from wizard.boot.esp import esp_warning, find_esp, find_refind_conf
 from wizard.boot.fingerprint import fingerprint
 from wizard.common import atomic, leftovers
 from wizard.common.errors import BootloaderError, NotRootError, WizardError
@@ -165,9 +166,9 @@ def locate_refind(settings: Settings) -> tuple[Path, list[str]]:
             raise BootloaderError(f"{conf} does not exist",
                                              "give the path of rEFInd's refind.conf")
         return conf, []
-    esp = Path(settings.esp) if settings.esp else bootloader.find_esp()
-    warning = bootloader.esp_warning(esp)
-    return bootloader.find_refind_conf(esp), [warning] if warning else []
+    esp = Path(settings.esp) if settings.esp else find_esp()
+    warning = esp_warning(esp)
+    return find_refind_conf(esp), [warning] if warning else []
 
 
 ESP_SLACK = 64 << 10

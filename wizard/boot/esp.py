@@ -1,0 +1,99 @@
+"""The EFI system partition: where it is mounted, and where rEFInd's ``refind.conf`` is on it.
+
+FAT matches names without regard to case, so every lookup on the ESP does too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wizard.common.errors import BootloaderError
+from wizard.common.mountinfo import MOUNTINFO, read_mountinfo
+
+_ESP_PREFERENCE = ("/boot/efi", "/efi", "/boot")
+_FAT_TYPES = {"vfat", "msdos", "fat"}
+
+
+def _child_ci(directory: Path, name: str) -> Path | None:
+    """Return the entry of ``directory`` called ``name``, ignoring case (FAT)."""
+    exact = directory / name
+    if exact.exists():
+        return exact
+    try:
+        for child in directory.iterdir():
+            if child.name.lower() == name.lower():
+                return child
+    except OSError:
+        return None
+    return None
+
+
+def find_refind_conf(esp: Path) -> Path:
+    """Find ``refind.conf`` on the ESP mounted (or copied) at ``esp``.
+
+    Searches ``EFI/refind/``, ``EFI/BOOT/`` and then any other ``EFI/*/``
+    directory, matching names case-insensitively.
+
+    Raises:
+        BootloaderError: no refind.conf was found.
+
+    """
+    esp = Path(esp)
+    efi = _child_ci(esp, "EFI")
+    if efi is not None and efi.is_dir():
+        for sub in ("refind", "BOOT"):
+            d = _child_ci(efi, sub)
+            conf = _child_ci(d, "refind.conf") if d is not None and d.is_dir() else None
+            if conf is not None and conf.is_file():
+                return conf
+        for d in sorted(p for p in efi.iterdir() if p.is_dir()):
+            conf = _child_ci(d, "refind.conf")
+            if conf is not None and conf.is_file():
+                return conf
+    raise BootloaderError(f"no refind.conf under {esp}",
+                          "install rEFInd on the ESP (refind-install) or pass --refind-conf FILE")
+
+
+def find_esp(mountinfo: Path = MOUNTINFO) -> Path:
+    """Return the mounted ESP: a FAT mount holding an ``EFI`` directory.
+
+    ``/boot/efi``, ``/efi`` and ``/boot`` are preferred, in that order, over
+    any other FAT mount.
+
+    Args:
+        mountinfo: the mount table to look in (a file in mountinfo format).
+
+    Raises:
+        BootloaderError: no mounted FAT filesystem holds an EFI directory.
+
+    """
+    candidates = [Path(m.mountpoint) for m in read_mountinfo(mountinfo)
+                  if m.fstype in _FAT_TYPES and _child_ci(Path(m.mountpoint), "EFI") is not None]
+    for preferred in _ESP_PREFERENCE:
+        if Path(preferred) in candidates:
+            return Path(preferred)
+    if candidates:
+        return candidates[0]
+    raise BootloaderError("no mounted EFI system partition found",
+                          "mount the ESP (e.g. at /boot/efi) or pass --esp DIR")
+
+
+def esp_warning(esp: Path, mountinfo: Path = MOUNTINFO) -> str | None:
+    """Return a warning when ``esp`` is not a mounted FAT filesystem, else None.
+
+    Not an error: a directory that is later copied onto the ESP (as the
+    test lab does) is a legitimate target.
+    """
+    resolved = Path(esp).resolve()
+    mounts = [(m.mountpoint, m.fstype) for m in read_mountinfo(mountinfo)]
+    fstype = next((t for mp, t in reversed(mounts) if Path(mp) == resolved), None)
+    if fstype in _FAT_TYPES:
+        return None
+    if fstype is None:
+        # The filesystem the directory lives on: the longest mountpoint prefix.
+        best = max((mp for mp, _ in mounts if resolved.is_relative_to(mp)), key=len, default="/")
+        fstype = next((t for mp, t in reversed(mounts) if mp == best), "unknown")
+        return (f"{esp} is not a mount point (it lives on a {fstype} filesystem); "
+                "the firmware only reads rEFInd from a FAT ESP")
+    return (f"{esp} is a {fstype} filesystem, not FAT; "
+            "the firmware only reads rEFInd from a FAT ESP")
