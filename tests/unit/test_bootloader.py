@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.genhelp import image_id, inputs
+from tests.unit.refind_golden import SETTINGS, golden
 from wizard.boot import bootloader
 from wizard.boot.bootloader import (
     BEGIN_MARKER,
@@ -27,16 +28,9 @@ from wizard.common.errors import BootloaderError
 from wizard.settings.cmdline import kernel_cmdline
 from wizard.settings.config import Settings
 
-DATA = Path(__file__).parent / "data" / "refind"
-SETTINGS = Settings(label="linux", image="registry.example.com/me/desktop:2024-06")
 FIRST = new_record(1, inputs(), SETTINGS.image, image_id("a"), "2026-11-01T08:00:00Z")
 ENTRY = render_entries(SETTINGS, FIRST)
 """The block of a first apply: generation 1, no previous entry."""
-
-
-def golden(name: str) -> str:
-    # Bytes, not read_text(): universal newlines would hide CR bytes.
-    return (DATA / name).read_bytes().decode()
 
 
 def test_default_entry_title_is_stable_for_default_selection() -> None:

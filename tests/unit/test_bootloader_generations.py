@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.genhelp import image_id, inputs
+from tests.unit.refind_golden import SETTINGS, golden
 from wizard.boot.bootloader import (
     BEGIN_MARKER,
     END_MARKER,
@@ -21,19 +22,12 @@ from wizard.boot.bootloader import (
 from wizard.boot.generations import Generation, new_record
 from wizard.common.errors import BootloaderError
 from wizard.settings.cmdline import kernel_cmdline
-from wizard.settings.config import Settings
 
-DATA = Path(__file__).parent / "data" / "refind"
-SETTINGS = Settings(label="linux", image="registry.example.com/me/desktop:2024-06")
 NEWEST = new_record(4, inputs("6.12.9-amd64"), SETTINGS.image, image_id("new"),
                     created="2026-11-30T08:00:00Z")
 PREVIOUS = new_record(3, inputs("6.1.0-31-amd64"), SETTINGS.image, image_id("old"),
                       created="2026-11-01T08:00:00Z")
 BLOCK = render_entries(SETTINGS, NEWEST, PREVIOUS)
-
-
-def golden(name: str) -> str:
-    return (DATA / name).read_bytes().decode()
 
 
 def test_two_entries_match_golden() -> None:
