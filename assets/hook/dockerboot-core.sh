@@ -302,10 +302,11 @@ _db_main() {
     # The mark comes last, after the top layer (which cannot forge it): an
     # unmarked leftover .new of a crash is a snapshot of a docker layer,
     # which _db_legacy accepts.  The mark names the new subvolume's ID (the
-    # kernel's answer for the snapshot's own root: 256 or more).  (Each step
-    # of the && chain may fail: all go to the ||.)
-    # shellcheck disable=SC2015
-    _db_x=$(btrfs inspect-internal rootid "$_db_new" 2>/dev/null) \
+    # kernel's answer for the snapshot's own root: 256 or more; one stat,
+    # else btrfs-progs).  (Each step of the && chain may fail: all go to the ||.)
+    # shellcheck disable=SC2015,SC2154 # _db_subvol_id (dockerboot-rwlayer.sh) sets _db_svid
+    { { _db_subvol_id "$_db_new" && _db_x=$_db_svid; } \
+        || _db_x=$(btrfs inspect-internal rootid "$_db_new" 2>/dev/null); } \
         && case $_db_x in '' | 0* | *[!0-9]*) false ;; esac && [ "$_db_x" -ge 256 ] \
         && { [ ! -e "$_db_new/$_db_mark" ] && [ ! -L "$_db_new/$_db_mark" ] \
         || rm -f "$_db_new/$_db_mark"; } && { printf '%s\n' "$_db_magic2 $_db_x" >"$_db_new/$_db_mark"; } 2>/dev/null || { _db_fail \

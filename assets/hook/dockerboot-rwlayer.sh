@@ -51,10 +51,11 @@ _db_show() {
 }
 
 # _db_marked PATH: PATH (below _db_top, no symlink) is a subvolume carrying
-# this hook's mark.  v2: the kernel puts the subvolume of the ID the mark
-# names exactly at PATH — one `btrfs inspect-internal subvolid-resolve`,
-# whose cost does not grow with the number of subvolumes (docker makes one
-# per layer).  v1 (older hooks): `btrfs subvolume show` gives PATH's UUID.
+# this hook's mark.  v2: PATH is the root of the subvolume whose ID the mark
+# names — _db_subvol_id (one stat), else one `btrfs inspect-internal
+# subvolid-resolve` (the kernel puts that ID exactly at PATH); neither costs
+# more with more subvolumes (docker makes one per layer).  v1 (older
+# hooks): `btrfs subvolume show` gives PATH's UUID.
 _db_marked() {
     [ -f "$1/$_db_mark" ] && [ ! -L "$1/$_db_mark" ] || return 1
     _db_l=
@@ -65,12 +66,53 @@ _db_marked() {
             # A subvolume's ID: 256 or more (5 is the top level), no leading zero.
             case $_db_x in '' | 0* | *[!0-9]*) return 1 ;; esac
             [ "${#_db_x}" -le 18 ] && [ "$_db_x" -ge 256 ] || return 1
-            _db_o=$(btrfs inspect-internal subvolid-resolve "$_db_x" "$_db_top" 2>/dev/null) \
-                && [ "$_db_o" = "${1#"$_db_top"/}" ] ;;
+            if _db_subvol_id "$1"; then
+                [ "$_db_svid" = "$_db_x" ]
+            else
+                _db_o=$(btrfs inspect-internal subvolid-resolve "$_db_x" "$_db_top" 2>/dev/null) \
+                    && [ "$_db_o" = "${1#"$_db_top"/}" ]
+            fi ;;
         "$_db_magic "*) _db_mk=$_db_l    # _db_show uses _db_l
             _db_show "$1" && [ "$_db_mk" = "$_db_magic $_db_uuid" ] ;;
         *) return 1 ;;
     esac
+}
+
+# _db_subvol_id PATH: _db_svid = the ID of the btrfs subvolume whose root is
+# PATH (below _db_top, no symlink on the way); non-zero when this cannot be
+# told (the callers then ask btrfs-progs).  btrfs mixes the ID of the
+# subvolume holding a file into the filesystem ID statfs reports (its low
+# 32 bits XORed with it: btrfs_statfs, fs/btrfs/super.c), so against the top
+# level's (ID 5) it reads back; PATH is that subvolume's root when its
+# parent lies in another one (a directory's parent is in its own subvolume
+# unless it is the root).  One `stat -f` for the three: a busybox applet
+# starts in a fraction of btrfs-progs' time (eight libraries) under a slow
+# CPU, and the hook's time is measured.
+_db_subvol_id() {
+    _db_svid=
+    _db_o=$(stat -f -c %i "$_db_top" "$1" "${1%/*}" 2>/dev/null) || return 1
+    case $- in *f*) _db_noglob=1 ;; *) _db_noglob=0; set -f ;; esac
+    _db_ifs=$IFS; IFS=$_db_nl
+    # shellcheck disable=SC2086 # a line a word
+    set -- $_db_o
+    IFS=$_db_ifs
+    [ "$_db_noglob" = 1 ] || set +f
+    _db_hi0=-
+    [ "$#" = 3 ] || return 1
+    for _db_f in "$@"; do
+        case $_db_f in '' | *[!0-9a-f]* | ?????????????????*) return 1 ;; esac
+        case $_db_f in
+            ?????????*) _db_hi=${_db_f%????????} ;;
+            *) _db_hi= ;;
+        esac
+        [ "$_db_hi0" = - ] && _db_hi0=$_db_hi
+        [ "$_db_hi" = "$_db_hi0" ] || return 1
+    done
+    _db_lo0=${1#"$_db_hi0"} _db_lo1=${2#"$_db_hi0"} _db_lo2=${3#"$_db_hi0"}
+    # (_db_x is the caller's: the mark's ID.)
+    _db_sv=$((0x$_db_lo1 ^ 0x$_db_lo0 ^ 5))
+    [ "$_db_sv" -ge 256 ] && [ "$((0x$_db_lo2 ^ 0x$_db_lo0 ^ 5))" != "$_db_sv" ] || return 1
+    _db_svid=$_db_sv
 }
 
 # _db_legacy: the subvolume just shown by _db_show is a rw layer made before
@@ -108,13 +150,18 @@ _db_ours() {
 
 # _db_delete PATH: delete the rw layer PATH (checked by _db_ours) and the
 # subvolumes nested in it (the booted system's, e.g. systemd's
-# /var/lib/machines), which make a plain delete fail.  find walks PATH
-# without following symlinks, deepest first (-depth); inode 256 is a
-# subvolume's root and no other directory's; names are never split.  A
-# read-only PATH (<rw>.previous) or read-only nested subvolume keeps the
-# entries of what is nested in it (EROFS): all are made writable first,
-# top down, only on this slow path (PATH is ours: all of it goes).
+# /var/lib/machines and /var/lib/portables), which make a plain delete
+# fail.  find walks PATH without following symlinks, deepest first
+# (-depth); inode 256 is a subvolume's root and no other directory's; names
+# are never split (-exec).  A read-only PATH (<rw>.previous) keeps the
+# entries of what is nested in it (EROFS): it is made writable first, and
+# the nested ones go in one btrfs call (-exec {} +).  A read-only nested
+# one (rare) needs them all writable first, top down, one call each.  Only
+# on these slow paths (PATH is ours: all of it goes).
 _db_delete() {
+    btrfs subvolume delete "$1" >/dev/null 2>&1 && return 0
+    btrfs property set -ts "$1" ro false >/dev/null 2>&1
+    find "$1" -mindepth 1 -depth -type d -inum 256 -exec btrfs subvolume delete {} + >/dev/null 2>&1
     btrfs subvolume delete "$1" >/dev/null 2>&1 && return 0
     find "$1" -type d -inum 256 -exec btrfs property set -ts {} ro false \; >/dev/null 2>&1
     find "$1" -mindepth 1 -depth -type d -inum 256 -exec btrfs subvolume delete {} \; >/dev/null 2>&1

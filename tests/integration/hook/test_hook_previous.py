@@ -44,9 +44,10 @@ def _cmdline(env: HookEnv, **extra: str) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items())
 
 
-def _boot(env: HookEnv, shell: tuple[str, ...] = ("busybox", "sh"), **extra: str) -> str:
+def _boot(env: HookEnv, shell: tuple[str, ...] = ("busybox", "sh"), *,
+          extra_env: dict[str, str] | None = None, **extra: str) -> str:
     """One successful run of the core; its stderr."""
-    r = env.run_core(_cmdline(env, **extra), shell=shell)
+    r = env.run_core(_cmdline(env, **extra), shell=shell, extra_env=extra_env)
     assert r.returncode == 0, r.stderr
     assert not _exists(env.top / f"{RW}.old") and not _exists(env.top / f"{RW}.new")
     assert str(env.workdir / "run") not in Path("/proc/self/mounts").read_text()
@@ -254,8 +255,20 @@ HOSTILE = {
 }
 
 
+def without_stat(env: HookEnv) -> dict[str, str]:
+    """PATH with a ``stat`` that fails: the hook tells subvolume IDs with
+    btrfs-progs instead (an initramfs without stat, a kernel whose statfs
+    says no subvolume ID)."""
+    wrap = env.workdir / "no-stat"
+    wrap.mkdir(exist_ok=True)
+    (wrap / "stat").write_text("#!/bin/sh\nexit 1\n")
+    (wrap / "stat").chmod(0o755)
+    return {"PATH": f"{wrap}:{os.environ['PATH']}"}
+
+
+@pytest.mark.parametrize("ids_by", ["stat", "btrfs-progs"])
 @pytest.mark.parametrize("what", list(HOSTILE))
-def test_a_previous_not_ours_is_left_untouched(clean: HookEnv, what: str) -> None:
+def test_a_previous_not_ours_is_left_untouched(clean: HookEnv, what: str, ids_by: str) -> None:
     env = clean
     prev = env.top / PREV
     HOSTILE[what](prev, env)
@@ -263,7 +276,7 @@ def test_a_previous_not_ours_is_left_untouched(clean: HookEnv, what: str) -> Non
     data_root = _tree(env.data_root / "image")
     image = _tree(env.subvolume(SINGLE))
     old_rw = _uuid(env.top / RW)
-    stderr = _boot(env)
+    stderr = _boot(env, extra_env=without_stat(env) if ids_by == "btrfs-progs" else None)
     warnings = _warnings(stderr)
     assert len(warnings) == 1 and "not made by dockerboot" in warnings[0], stderr
     assert _tree(prev) == before
@@ -347,3 +360,36 @@ def test_a_legacy_unmarked_root_is_replaced_but_not_kept(clean: HookEnv) -> None
     assert legacy not in _btrfs("subvolume", "list", "-u", env.top).stdout
     _boot(env)                                 # the marked root of that boot is kept
     assert _ro(env.top / PREV) and not (env.top / PREV / "legacy-file").exists()
+
+
+@pytest.mark.parametrize("shell", [("busybox", "sh"), ("dash",)], ids=lambda s: s[0])
+def test_an_everyday_boot_asks_btrfs_progs_only_to_write(clean: HookEnv,
+                                                         shell: tuple[str, ...]) -> None:
+    """Subvolume IDs (the marks of the rw layer and .previous, the new root's
+    own) come from one ``stat -f`` each: btrfs-progs only snapshots, flags and
+    deletes — and the nested subvolumes of a read-only .previous go in one call."""
+    env = clean
+    rw = env.top / RW
+    (rw / "var/lib").mkdir(parents=True, exist_ok=True)
+    for name in ("machines", "portables"):
+        _btrfs("subvolume", "create", rw / "var/lib" / name)
+    _boot(env, shell)                  # rw with both nested -> .previous, read-only
+    wrap, log = env.workdir / "logging-btrfs", env.workdir / "btrfs.log"
+    wrap.mkdir(exist_ok=True)
+    log.unlink(missing_ok=True)
+    real = subprocess.run(["sh", "-c", "command -v btrfs"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    (wrap / "btrfs").write_text(f'#!/bin/sh\necho "$*" >>"{log}"\nexec {real} "$@"\n')
+    (wrap / "btrfs").chmod(0o755)
+    _boot(env, shell, extra_env={"PATH": f"{wrap}:{os.environ['PATH']}"})
+    calls = log.read_text().splitlines()
+    assert [c.split()[0:2] for c in calls] == [
+        ["subvolume", "snapshot"],
+        ["subvolume", "delete"],            # .previous: its nested ones stop it
+        ["property", "set"],                # .previous writable
+        ["subvolume", "delete"],            # both nested ones, one call
+        ["subvolume", "delete"],            # .previous
+        ["property", "set"],                # the rw layer read-only: the new .previous
+    ], calls
+    assert "var/lib/machines" in calls[3] and "var/lib/portables" in calls[3]
+    assert "machines" not in _btrfs("subvolume", "list", env.top).stdout

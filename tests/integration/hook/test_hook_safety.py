@@ -208,6 +208,11 @@ def test_nested_subvolumes_with_any_name_are_deleted(env: HookEnv) -> None:
     _btrfs("subvolume", "create", rw / "a b" / "inner x")         # nested twice
     _btrfs("subvolume", "create", rw / "a b" / "inner x" / "*")
     (rw / "a b" / "inner x" / "*" / "f").write_text("x")
+    # A read-only nested one holding another: its entry cannot go until it is writable.
+    names.append("ro outer")
+    _btrfs("subvolume", "create", rw / "ro outer")
+    _btrfs("subvolume", "create", rw / "ro outer" / "inner")
+    _btrfs("property", "set", "-ts", rw / "ro outer", "ro", "true")
     other = env.top / "a b"                    # a look-alike outside the rw layer stays
     _btrfs("subvolume", "create", other)
     for _ in range(2):                         # and the next boot succeeds as well
