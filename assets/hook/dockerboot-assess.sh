@@ -227,7 +227,7 @@ _db_assess_root() {
         || { [ -f "$_db_new/lib/systemd/systemd" ] && _db_follow '' lib/systemd/systemd \
             && [ -f "$_db_new/$_db_T" ]; }; then
         if [ -f "$_db_lx/dockerboot-mark-good" ] && [ -f "$_db_lx/$_db_unit" ]; then
-            _db_sdl="usr/local/lib/dockerboot etc/systemd/system etc/systemd/system/multi-user.target.wants"
+            _db_sdl="usr/local/lib/dockerboot etc/systemd/system etc/systemd/system/multi-user.target.d"
         else
             _db_note="${_db_note:+$_db_note; }warning: the initramfs lacks $_db_lx/dockerboot-mark-good or $_db_unit: this boot will not be marked good"
         fi
@@ -260,12 +260,27 @@ _db_assess_root() {
         rm -f "$_db_new/$_db_T" 2>/dev/null
     fi
     [ -n "$_db_sdl" ] || return 0
-    _db_tool cp
-    { "$_db_tp" --remove-destination "$_db_lx/dockerboot-mark-good" "$_db_d1/mark-good" \
-        && "$_db_tp" --remove-destination "$_db_lx/$_db_unit" "$_db_d2/$_db_unit" \
-        && { { [ ! -e "$_db_d3/$_db_unit" ] && [ ! -L "$_db_d3/$_db_unit" ]; } || rm -f "$_db_d3/$_db_unit"; } \
-        && ln -s "/etc/systemd/system/$_db_unit" "$_db_d3/$_db_unit"; } >/dev/null 2>&1 \
+    # One process: the unit and a drop-in that pulls it in (instead of a
+    # .wants link) are written by the shell, the script is copied by the
+    # initramfs's own cp (busybox: it starts faster than coreutils', and the
+    # hook's own file has no xattrs to keep).  Nothing is written through a
+    # symlink of the image (_db_put, and rm before cp).
+    _db_slurp "$_db_lx/$_db_unit"
+    { _db_put "$_db_d2/$_db_unit" "$_db_v" \
+        && _db_put "$_db_d3/${_db_unit%.service}.conf" \
+            "# Written by the dockerboot hook at every boot: the boot is marked good once the system is up.$_db_nl[Unit]${_db_nl}Wants=$_db_unit$_db_nl" \
+        && { { [ ! -e "$_db_d1/mark-good" ] && [ ! -L "$_db_d1/mark-good" ]; } || rm -f "$_db_d1/mark-good"; } \
+        && cp "$_db_lx/dockerboot-mark-good" "$_db_d1/mark-good"; } >/dev/null 2>&1 \
         || { _db_fail "cannot install $_db_unit into the new root" "$_db_use"; return 1; }
+}
+
+# _db_slurp FILE: _db_v = the text of FILE, one of the hook's own small
+# files (read is a built-in: no process).
+_db_slurp() {
+    _db_v=
+    while IFS= read -r _db_l || [ -n "$_db_l" ]; do
+        _db_v=$_db_v$_db_l$_db_nl
+    done <"$1"
 }
 
 # _db_assess_state: record this boot on the partition (after the swap: a
