@@ -50,16 +50,32 @@ _db_follow() {
     done
 }
 
-# _db_batch SRCDIR DESTDIR ENTRY…: copy in one cp the ENTRYs (paths in SRCDIR)
-# that _db_walk does not walk into, into the new root's real directory DESTDIR.
+# _db_batch SRCDIR DESTDIR ENTRY…: copy the ENTRYs (paths in SRCDIR) that
+# _db_walk does not walk into, into the new root's real directory DESTDIR.
+# Where DESTDIR is SRCDIR's own path in the top layer (no symlink of the
+# image on the way: every directory of it is a real one, checked by the
+# walk), an entry whose path has only plain characters waits in _db_later
+# for the one cp of _db_copy_top; the others go now, one cp for the lot.
 _db_batch() {
     _db_bd=$_db_new${2:+/$2}
+    _db_rel=${1#"$_db_tl"}
+    _db_rel=${_db_rel#/}
+    case $_db_rel in
+        *[!A-Za-z0-9._@+/-]*) _db_rel=/ ;;      # never equal to a DESTDIR
+    esac
+    [ "$_db_rel" = "$2" ] || _db_rel=/
     shift 2
     for _db_e do
         shift
         [ -e "$_db_e" ] || [ -L "$_db_e" ] || continue      # a glob that matched nothing
         _db_d=$_db_bd/${_db_e##*/}
         [ -d "$_db_e" ] && [ ! -L "$_db_e" ] && { [ -e "$_db_d" ] || [ -L "$_db_d" ]; } && continue
+        if [ "$_db_rel" != / ]; then
+            case ${_db_e##*/} in
+                *[!A-Za-z0-9._@+-]*) ;;
+                *) _db_later="$_db_later ${_db_rel:+$_db_rel/}${_db_e##*/}"; continue ;;
+            esac
+        fi
         set -- "$@" "$_db_e"
     done
     [ "$#" = 0 ] && return 0
@@ -112,13 +128,25 @@ _db_walk() {
     _db_batch "$_db_a" "$_db_b" "$@"
 }
 
-# _db_copy_top: the whole top layer over the new root.
+# _db_copy_top: the whole top layer over the new root.  What waits in
+# _db_later (paths of plain characters: no blank, no glob character, never
+# an option after --) goes in one cp from the top layer, --parents placing
+# each at its own path: its directories exist in the new root as real ones
+# (cp makes none and leaves their mode and owner), so a top layer without
+# symlinked directories of the image costs one cp, not one a directory.
 _db_copy_top() {
     _db_tool cp
-    _db_cp=$_db_tp _db_fr=$_db_new
+    _db_cp=$_db_tp _db_fr=$_db_new _db_later=
     case $- in *f*) _db_noglob=1; set +f ;; *) _db_noglob=0 ;; esac   # the walk globs
     _db_walk "$_db_tl" ''
     _db_rc=$?
-    [ "$_db_noglob" = 0 ] || set -f
+    set -f
+    # shellcheck disable=SC2086 # plain words, no glob (set -f)
+    [ "$_db_rc" != 0 ] || [ -z "$_db_later" ] \
+        || _db_o=$(cd "$_db_tl" && exec "$_db_cp" -a --parents --remove-destination -- \
+            $_db_later "$_db_new/" 2>&1) || { _db_rc=1; _db_fail \
+        "copying the top layer $_db_tlpath failed: $(printf '%s' "$_db_o" | tail -n 1)" \
+        "fix or remove the file named there in the top layer"; }
+    [ "$_db_noglob" = 1 ] || set +f
     return "$_db_rc"
 }

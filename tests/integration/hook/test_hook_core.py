@@ -306,14 +306,12 @@ def test_failed_account_merge_fails_with_one_line(env: HookEnv, caller: str) -> 
     lx.mkdir(exist_ok=True)
     if not (lx / "sha256sum").is_symlink():
         (lx / "sha256sum").symlink_to("/usr/bin/sha256sum")
-    # The core copies each top-layer directory with one cp into the real
-    # directory of the new root: the one for etc/ ends with ".../etc/".
+    new = env.top / f"{RW}.new"
+    # Once a cp has laid the top layer's etc/ (its shadow among it) over the new root.
     (lx / "cp").write_text('#!/bin/sh\n/usr/bin/cp "$@" || exit\n'
-                           'for last; do :; done\n'
-                           'case $last in */etc/) chattr +i "${last}shadow" ;; esac\n')
+                           f'[ ! -f "{new}/etc/shadow" ] || chattr +i "{new}/etc/shadow"\n')
     (lx / "cp").chmod(0o755)
     before = _show_field(env.top / RW, "UUID"), (env.top / RW / "etc/passwd").read_bytes()
-    new = env.top / f"{RW}.new"
     try:
         r = env.run_core(_cmdline(env, docker_image=SINGLE,
                                   toplayer_path="boot_docker/tl-accounts"),

@@ -331,9 +331,10 @@ def test_toplayer_never_goes_through_image_symlinks(env: HookEnv,
     assert not (tl / "etc/evil" / "etc").exists()
 
 
-def test_toplayer_costs_one_cp_per_directory_written_into(env: HookEnv) -> None:
-    """Each cp is a process (~40 ms under TCG): one per directory the walk
-    writes into, never a second one into a directory a cp has just made."""
+def test_toplayer_costs_one_cp_and_one_per_symlinked_directory(env: HookEnv) -> None:
+    """Each cp is a process (~40 ms under TCG): one for every entry at its
+    own path (cp --parents), one more per directory reached through a
+    symlink of the image, never one into a directory a cp has just made."""
     _links_toplayer(env.top)
     lx = env.workdir / "libexec-counting"
     log = env.workdir / "cp.log"
@@ -351,12 +352,49 @@ def test_toplayer_costs_one_cp_per_directory_written_into(env: HookEnv) -> None:
     assert r.returncode == 0, r.stderr
     new = f"{env.workdir}/run/root/{RW}.new"        # where the hook mounts the partition
     dests = sorted(line.removeprefix(new).strip("/") for line in log.read_text().split())
-    # / twice (opt/, and etc/evil -> / with the sentinel), etc, tmp, and
-    # usr/lib twice (lib -> usr/lib with foo/, etc/abs -> /usr/lib with y).
-    # The walk before this fix also went into opt/newdir and usr/lib/foo.
-    assert dests == ["", "", "etc", "tmp", "usr/lib", "usr/lib"]
+    # / twice (the one cp of opt/newdir, etc/* and tmp/f at their own paths;
+    # etc/evil -> / with the sentinel), and usr/lib twice (lib -> usr/lib
+    # with foo/, etc/abs -> /usr/lib with y).  One cp a directory written
+    # into made 6 (/ twice, etc, tmp, usr/lib twice); the walk before that 8.
+    assert dests == ["", "", "usr/lib", "usr/lib"]
     assert (env.top / RW / "opt/newdir/n").read_text() == "n\n"
     assert (env.top / RW / "usr/lib/foo/bar.conf").read_text() == "bar\n"
+
+
+ODD_NAMES = ["-rf", "--parents", "my file", "*", "[ab]?", "t\tab", "new\nline", "ümlaut"]
+
+
+@pytest.mark.parametrize("shell", [("busybox", "sh"), ("dash",)], ids=lambda s: s[0])
+def test_toplayer_names_of_any_character_land_at_their_place(env: HookEnv,
+                                                             shell: tuple[str, ...]) -> None:
+    """Names with blanks, glob characters, a leading dash (never an option
+    of cp) or beyond ASCII are copied by the per-directory cp, beside the
+    plain ones that wait for the one cp at their own paths."""
+    tl = env.top / "boot_docker" / "tl-odd"
+    if not tl.exists():
+        for d in ("etc", "-dir", "etc/new dir", "opt/plain"):
+            (tl / d).mkdir(parents=True)
+        for name in ODD_NAMES:
+            (tl / name).write_text(f"top {name}\n")
+            (tl / "etc" / name).write_text(f"etc {name}\n")
+        (tl / "-dir/f").write_text("dashed dir\n")
+        (tl / "etc/new dir/g").write_text("g\n")
+        (tl / "etc/plain.conf").write_text("plain\n")
+        (tl / "opt/plain/h").write_text("h\n")
+    r = env.run_core(_cmdline(env, toplayer_path="boot_docker/tl-odd"), shell=shell)
+    assert r.returncode == 0, r.stderr
+    rw = env.top / RW
+    for name in ODD_NAMES:
+        assert (rw / name).read_text() == f"top {name}\n", name
+        assert (rw / "etc" / name).read_text() == f"etc {name}\n", name
+    assert (rw / "-dir/f").read_text() == "dashed dir\n"
+    assert (rw / "etc/new dir/g").read_text() == "g\n"
+    assert (rw / "etc/plain.conf").read_text() == "plain\n"
+    assert (rw / "opt/plain/h").read_text() == "h\n"
+    # Nothing landed beside them (no name was split or globbed).
+    assert not (rw / "my").exists() and not (rw / "file").exists()
+    assert sorted(p.name for p in (rw / "etc").iterdir() if p.name in ODD_NAMES) \
+        == sorted(ODD_NAMES)
 
 
 @pytest.mark.parametrize("entry, why", [("etc/loop/z", "symlink loop"),
