@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import Button, Static
 
@@ -19,6 +20,9 @@ from screens.common.worklog import ShowsWork
 
 class PlanThenApply(StepScreen, ShowsWork):
     """Base of a step whose body is a plan (``#status``, ``#apply``, ``work_log``)."""
+
+    BINDINGS = [Binding("a", "apply", "Apply")]
+    """Each subclass has its ``action_apply``; shown while ``can_apply``."""
 
     plan: reactive[Any] = reactive(None, init=False)
     """The plan shown (None: not made yet, or used up by an Apply attempt)."""

@@ -43,7 +43,6 @@ class ReviewScreen(PlanThenApply):
     CSS_PATH = css("review")
     AUTO_FOCUS = "#apply"
     BINDINGS = [
-        Binding("a", "apply", "Apply"),
         Binding("escape", "cancel", "Cancel"),
         Binding("y", "default_entry('yes')", "Wizard's default entry"),
         Binding("n", "default_entry('no')", "Keep my default_selection"),

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Static
@@ -36,7 +35,6 @@ class UpdateScreen(PlanThenApply):
     STEP = Step.UPDATE
     CSS_PATH = css("update")
     AUTO_FOCUS = "#apply"
-    BINDINGS = [Binding("a", "apply", "Apply")]
 
     @dataclass
     class Planned(Message):
