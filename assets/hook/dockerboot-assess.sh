@@ -178,8 +178,9 @@ _db_assess() {
             _db_quiet=0 _db_newfail= _db_sub=$_db_csub _db_ref=$_db_cnref _db_bid=$_db_conf
             _db_note="${_db_note:+$_db_note; }warning: $_db_cref $_db_cwhy, and there is no good image to fall back to"
         else
-            _db_quiet=0
-            printf '%s\n' "$_db_cerr" >&2
+            # _db_err: the configured image's line (dockerboot-stale.sh says it too).
+            _db_quiet=0 _db_err=$_db_cerr
+            printf '%s\n' "$_db_err" >&2
             return 1
         fi
     else
@@ -196,17 +197,6 @@ _db_assess() {
 _db_put() {
     { [ ! -e "$1" ] && [ ! -L "$1" ]; } || rm -f "$1" 2>/dev/null || return 1
     { printf '%s' "$2" >"$1"; } 2>/dev/null
-}
-
-# _db_q TEXT: _db_v = TEXT in single quotes for a shell script.
-_db_q() {
-    _db_v= _db_rest=$1
-    while :; do
-        case $_db_rest in
-            *\'*) _db_v="$_db_v${_db_rest%%\'*}'\\''"; _db_rest=${_db_rest#*\'} ;;
-            *) _db_v="'$_db_v$_db_rest'"; return 0 ;;
-        esac
-    done
 }
 
 # _db_assess_root: tell the new root about this boot: /etc/dockerboot/boot,
