@@ -39,6 +39,8 @@
 # it is bootable, with ONE line saying why; else the original one-line error
 # stops the boot (a configured image that only ran out of tries still boots,
 # there being nothing better).  The image equal to good never runs out.
+# shellcheck shell=sh disable=SC2154,SC2015 # the core and its parts set the _db_
+# variables; "A && B || C" is meant so: C runs when A or B fails
 
 # _db_assess_args: read and check the parameters (nothing is mounted yet).
 _db_assess_args() {
@@ -75,7 +77,7 @@ _db_num() {
 # _db_rd FILE: _db_sid (a valid image ID or '') and _db_sn (a number, 0 when
 # absent) from the state file FILE.  `read` is a built-in: no process.
 _db_rd() {
-    _db_sid= _db_sn= _db_x=
+    _db_sid='' _db_sn='' _db_x=''
     { read -r _db_sid _db_sn _db_x <"$_db_sdir/$1"; } 2>/dev/null
     _db_x=${_db_sid#sha256:}
     case $_db_sid in sha256:*) ;; *) _db_sid= ;; esac
@@ -94,7 +96,8 @@ _db_inside() {
     _db_pwd=$PWD
     cd -P "$1/$2" 2>/dev/null || return 1
     _db_T=$PWD
-    cd "$_db_pwd" 2>/dev/null
+    # Back where the caller was (its relative paths); nothing to do if gone.
+    cd "$_db_pwd" 2>/dev/null || :
     case $_db_T in "$1") _db_T= ;; "$1"/*) _db_T=${_db_T#"$1"/} ;; *) return 1 ;; esac
 }
 
@@ -148,7 +151,7 @@ _db_assess() {
     _db_rd good; _db_good=$_db_sid
     _db_rd attempt; _db_aid=$_db_sid _db_an=$_db_sn
     _db_rd failed; _db_fid=$_db_sid _db_fn=$_db_sn
-    _db_cref=$_db_ref _db_conf= _db_fb= _db_why= _db_err= _db_newfail= _db_out=0
+    _db_cref=$_db_ref _db_conf='' _db_fb='' _db_why='' _db_err='' _db_newfail='' _db_out=0
     _db_quiet=1
     if _db_resolve "$_db_data" "$_db_ref"; then
         _db_conf=sha256:$_db_id _db_csub=$_db_sub _db_cnref=$_db_ref
@@ -175,11 +178,12 @@ _db_assess() {
             _db_fb="$_db_cref $_db_cwhy" _db_bid=$_db_good
         elif [ "$_db_out" != 0 ]; then
             # Out of tries but sound, and nothing better: boot it anyway.
-            _db_quiet=0 _db_newfail= _db_sub=$_db_csub _db_ref=$_db_cnref _db_bid=$_db_conf
+            _db_quiet=0 _db_newfail='' _db_sub=$_db_csub _db_ref=$_db_cnref _db_bid=$_db_conf
             _db_note="${_db_note:+$_db_note; }warning: $_db_cref $_db_cwhy, and there is no good image to fall back to"
         else
-            _db_quiet=0
-            printf '%s\n' "$_db_cerr" >&2
+            # _db_err: the configured image's line (dockerboot-stale.sh says it too).
+            _db_quiet=0 _db_err=$_db_cerr
+            printf '%s\n' "$_db_err" >&2
             return 1
         fi
     else
@@ -196,17 +200,6 @@ _db_assess() {
 _db_put() {
     { [ ! -e "$1" ] && [ ! -L "$1" ]; } || rm -f "$1" 2>/dev/null || return 1
     { printf '%s' "$2" >"$1"; } 2>/dev/null
-}
-
-# _db_q TEXT: _db_v = TEXT in single quotes for a shell script.
-_db_q() {
-    _db_v= _db_rest=$1
-    while :; do
-        case $_db_rest in
-            *\'*) _db_v="$_db_v${_db_rest%%\'*}'\\''"; _db_rest=${_db_rest#*\'} ;;
-            *) _db_v="'$_db_v$_db_rest'"; return 0 ;;
-        esac
-    done
 }
 
 # _db_assess_root: tell the new root about this boot: /etc/dockerboot/boot,
@@ -291,6 +284,8 @@ _db_assess_state() {
     _db_x=$_db_sdir/.new
     # chains last: the others are renamed first whatever stands at its name.
     set -- "$_db_x/attempt" "$_db_x/boot" ${_db_newfail:+"$_db_x/failed"} "$_db_x/chains"
+    # -m for the state directory and .new (both named): their parents are boot_docker's.
+    # shellcheck disable=SC2174
     { [ -d "$_db_x" ] || mkdir -p -m 0700 "$_db_sdir" "$_db_x" 2>/dev/null; } \
         && { printf '%s\n' "$_db_bid $_db_tries" >"$1" && printf '%s' "$_db_kv" >"$2" \
             && printf '%s' "$_db_chused" >"$_db_x/chains" \

@@ -27,8 +27,8 @@
 # LIBEXEC also holds dockerboot-assess.sh (sourced by dockerboot_main) and
 #   the booted system's dockerboot-mark-good script and unit.
 # The functions live in parts beside the core, by subject (dockerboot-mount,
-#   -chain, -resolve, -rwlayer, -accounts, -toplayer .sh: _db_parts below),
-#   sourced with it from its own directory.
+#   -chain, -resolve, -rwlayer, -accounts, -toplayer, -stale .sh: _db_parts
+#   below), sourced with it from its own directory.
 # Tools besides btrfs and LIBEXEC's: busybox (or coreutils) tr sed grep tail find
 #   readlink mkdir mv rm mount umount.
 # dockerboot_main returns 0, or non-zero after ONE line on stderr:
@@ -83,7 +83,7 @@ _db_arg() {
 # from: the initramfs's /usr/lib/dockerboot (the adapters ship every
 # dockerboot-*.sh there) or the wizard's assets/hook.  This list is the one
 # place naming them.
-_db_parts='mount chain resolve rwlayer accounts toplayer'
+_db_parts='mount chain resolve rwlayer accounts toplayer stale'
 
 # _db_find_here: _db_here = the directory of the core being sourced; non-zero
 # when it cannot be told.  bash names the file; ash and dash keep it open on
@@ -172,13 +172,17 @@ dockerboot_main() {
     [ "${1:-}" != late ] || _db_late=1
     _db_run=${DOCKERBOOT_RUNDIR:-/run/dockerboot}
     _db_lx=${DOCKERBOOT_LIBEXEC:-/usr/lib/dockerboot}
-    _db_tl_mounted=0 _db_root_mounted=0 _db_note='' _db_new=
+    _db_tl_mounted=0 _db_root_mounted=0 _db_note='' _db_new='' _db_err=''
     _db_uptime _db_t0
     # Called as a condition: a caller's set -e cannot stop it half-way, before the cleanup.
     _db_status=0
     _db_main || _db_status=$?
     # _db_new is set only while it holds a new root this run made (never on success).
     [ "$_db_status" = 0 ] || { [ -n "$_db_new" ] && [ -e "$_db_new" ] && _db_delete "$_db_new"; }
+    # Leaving the emergency shell boots the rw layer of the boot before:
+    # it must not pass for this boot's (dockerboot-stale.sh).  The top level
+    # mounted: the parts are there (_db_main checks them first).
+    [ "$_db_status" = 0 ] || [ "$_db_root_mounted" = 0 ] || _db_stale
     _db_cleanup
     [ "$_db_status" = 0 ] || return 1
     [ -z "$_db_note" ] || printf 'dockerboot: %s\n' "$_db_note" >&2

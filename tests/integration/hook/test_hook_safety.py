@@ -119,10 +119,24 @@ def test_a_changed_toplayer_path_is_reserved_too(env: HookEnv) -> None:
     assert _state(env) == before
 
 
-def _refused(env: HookEnv, subvol: str) -> str:
+# What a failed run may change in the hook's own rw layer: the boot file and
+# login message that say it is stale (dockerboot-stale.sh), their directories.
+STALE_FILES = {f"{RW}/etc", f"{RW}/etc/dockerboot", f"{RW}/etc/dockerboot/boot",
+               f"{RW}/etc/profile.d", f"{RW}/etc/profile.d/dockerboot-fallback.sh"}
+
+
+def _refused(env: HookEnv, subvol: str, *, stale: bool = False) -> str:
+    """One line, nothing changed (with ``stale``: the hook's rw layer says it is stale)."""
     before = _state(env)
     line = _one_line(env.run_core(_cmdline(env, rootflags=f"subvol={subvol}")))
-    assert _state(env) == before
+    after = _state(env)
+    if stale:
+        changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        assert changed <= STALE_FILES, changed
+        assert (env.top / RW / "etc/dockerboot/boot").read_text() == \
+            f"stale={line.removeprefix('dockerboot: ')}\n"
+    else:
+        assert after == before
     assert _unmounted(env)
     return line
 
@@ -145,10 +159,11 @@ def test_unmarked_subvolumes_are_refused(env: HookEnv) -> None:
     _btrfs("subvolume", "create", env.top / "forged")
     (env.top / "forged" / MARK).write_bytes((env.top / RW / MARK).read_bytes())
     assert "forged was not made by dockerboot" in _refused(env, "forged")
-    # An unmarked leftover .old or .new is not deleted either.
+    # An unmarked leftover .old or .new is not deleted either (the rw layer,
+    # the hook's, says that it is stale: it boots once the shell is left).
     _btrfs("subvolume", "snapshot", mine, env.top / f"{RW}.old")
     try:
-        assert f"{RW}.old was not made by dockerboot" in _refused(env, RW)
+        assert f"{RW}.old was not made by dockerboot" in _refused(env, RW, stale=True)
     finally:
         _btrfs("subvolume", "delete", env.top / f"{RW}.old")
 

@@ -88,6 +88,9 @@ def test_a_failed_rename_leaves_the_old_root_in_place_writable(
     # The old root is under its name, writable, marked, as it was.
     assert _uuid(rw) == old and not _ro(rw) and _marked(rw)
     assert (rw / "day").read_text() == "today\n"
+    # Writable again before the hook said that it is the stale root (dockerboot-stale.sh).
+    reason = lines[0].removeprefix("dockerboot: ")
+    assert (rw / "etc/dockerboot/boot").read_text() == f"stale={reason}\n"
     assert not _exists(env.top / f"{RW}.new") and not _exists(env.top / f"{RW}.old")
     assert not _exists(env.top / PREV)      # it had made room for the old root
     assert str(env.workdir / "run") not in Path("/proc/self/mounts").read_text()

@@ -187,4 +187,7 @@ def test_run_hook_failure_opens_shell(env: HookEnv, tmp_path: Path) -> None:
     assert shell, r.stderr
     assert "dockerboot: image nosuch:1 is not in" in r.stderr
     assert "ERROR: dockerboot could not prepare the root" in r.stderr
+    # True about what leaving the shell does (issue 17, point 8), on one line.
+    assert [x for x in r.stderr.splitlines() if "could not prepare" in x][0].endswith(
+        "exit the shell to boot the root of the boot before, unchanged and not marked good")
     assert not (env.top / "rw_mk2").exists()
