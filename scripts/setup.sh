@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "setup: run as root (sudo make …)" >&2; exit 1; }
 
 packages="docker.io btrfs-progs udev busybox debootstrap qemu-system-x86 ovmf refind
-  mtools dosfstools gdisk fdisk util-linux kmod tmux cpio zstd xz-utils ca-certificates"
+  mtools dosfstools gdisk fdisk util-linux kmod tmux cpio zstd xz-utils ca-certificates
+  shellcheck"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -261,7 +261,7 @@ _db_assess_root() {
     _db_slurp "$_db_lx/$_db_unit"
     { _db_put "$_db_d2/$_db_unit" "$_db_v" \
         && _db_put "$_db_d3/${_db_unit%.service}.conf" \
-            "# Written by the dockerboot hook at every boot: the boot is marked good once the system is up.$_db_nl[Unit]${_db_nl}Wants=$_db_unit$_db_nl" \
+            "# Written by the dockerboot hook at every boot: the boot is marked good once the system is up.${_db_nl}[Unit]${_db_nl}Wants=$_db_unit$_db_nl" \
         && { { [ ! -e "$_db_d1/mark-good" ] && [ ! -L "$_db_d1/mark-good" ]; } || rm -f "$_db_d1/mark-good"; } \
         && cp "$_db_lx/dockerboot-mark-good" "$_db_d1/mark-good"; } >/dev/null 2>&1 \
         || { _db_fail "cannot install $_db_unit into the new root" "$_db_use"; return 1; }
