@@ -36,6 +36,8 @@ EMERGENCY = (r"You are in emergency mode", r"Entering emergency mode",
              r"Give root password for maintenance", r"root account is locked",
              r"\(initramfs\) ", r"dracut:/# ", r"Kernel panic")
 """What the serial console shows when the boot did not get to a normal system."""
+KVM_FAILED = r"KVM internal error"
+"""QEMU's line when KVM opens but cannot run the guest (some nested VMs): TCG instead."""
 _FAILED = re.compile(r"\[(FAILED|DEPEND)\]|\[ TIME \] Timed out|Kernel panic")
 
 

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -223,35 +223,20 @@ def watch(prepared: Prepared, timeout: float = 900,
     """Boot the prepared VM headless; wait for the login prompt, an emergency shell or the end.
 
     The VM is powered off (killed) afterwards: the try leaves nothing running.
+    A KVM that opens but cannot run the firmware (``KVM internal error``, as
+    in some nested VMs) is said in one line and the boot starts again with TCG.
     """
     yield StepStarted("boot", f"booting generation {prepared.target.generation.number} in QEMU: "
                               f"{prepared.target.boot_cmdline}")
-    console = Console.spawn(prepared.command(), prepared.log, timeout=timeout)
-    patterns = [LOGIN, *plan.EMERGENCY]
-    login = emergency = False
-    seen = 0
-    try:
-        while time.monotonic() - console.started < timeout:
-            check_cancel(cancel)
-            i = console.child.expect([*patterns, pexpect.EOF, pexpect.TIMEOUT], timeout=2)
-            for line in plan.hook_lines(_read(prepared.log))[seen:]:
-                seen += 1
-                yield LogLine(line)
-            if i == 0:
-                login = True
-                break
-            if i < len(patterns):
-                emergency = True
-                console.child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=5)
-                break
-            if i == len(patterns):
-                break  # QEMU exited (a panic with -no-reboot, a power-off)
-            yield Progress(time.monotonic() - console.started, timeout, "booting")
-    finally:
-        boot_seconds = time.monotonic() - console.started
-        console.close()
+    outcome, boot_seconds = yield from _boot(prepared, timeout, cancel)
+    if outcome == "kvm-failed":
+        prepared.vm = replace(prepared.vm, accel="tcg",
+                              why="KVM failed in the firmware (KVM internal error)")
+        yield LogLine(f"KVM cannot run this VM: booting again — {prepared.vm.line()}")
+        outcome, boot_seconds = yield from _boot(prepared, timeout, cancel)
     serial = _read(prepared.log)
-    emergency = emergency or plan.emergency(serial)
+    login = outcome == "login"
+    emergency = outcome == "emergency" or plan.emergency(serial)
     result = Result(login_prompt=login, emergency=emergency,
                     seconds=time.monotonic() - prepared.started, boot_seconds=boot_seconds,
                     hook_lines=tuple(plan.hook_lines(serial)),
@@ -261,6 +246,34 @@ def watch(prepared: Prepared, timeout: float = 900,
             else "no login prompt")
     yield StepDone("boot", f"{what} after {boot_seconds:.0f}s in the VM")
     return result
+
+
+def _boot(prepared: Prepared, timeout: float, cancel: threading.Event | None
+          ) -> Generator[Event, None, tuple[str, float]]:
+    """One boot until: ``login``, ``emergency``, ``kvm-failed``, ``exit`` or ``timeout``."""
+    console = Console.spawn(prepared.command(), prepared.log, timeout=timeout)
+    patterns = [LOGIN, plan.KVM_FAILED, *plan.EMERGENCY]
+    outcome, seen = "timeout", 0
+    try:
+        while time.monotonic() - console.started < timeout:
+            check_cancel(cancel)
+            i = console.child.expect([*patterns, pexpect.EOF, pexpect.TIMEOUT], timeout=2)
+            for line in plan.hook_lines(_read(prepared.log))[seen:]:
+                seen += 1
+                yield LogLine(line)
+            if i < len(patterns):
+                outcome = ("login", "kvm-failed")[i] if i < 2 else "emergency"
+                if outcome == "emergency":  # let the last lines of the failure come
+                    console.child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=5)
+                break
+            if i == len(patterns):
+                outcome = "exit"  # a panic under -no-reboot, a power-off
+                break
+            yield Progress(time.monotonic() - console.started, timeout, "booting")
+    finally:
+        boot_seconds = time.monotonic() - console.started
+        console.close()
+    return outcome, boot_seconds
 
 
 def console(prepared: Prepared, escape: str = "\x1d") -> None:
