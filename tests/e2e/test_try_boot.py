@@ -103,6 +103,8 @@ def test_try_boots_the_next_boot_and_changes_nothing(tmp_path_factory):
         assert "dockerboot.generation=1" in out["cmdline"]
         assert "trybox login: " in serial
         assert any("is now a fresh snapshot of" in line for line in out["hook_lines"]), out
+        assert all(line.startswith("dockerboot: ") and "watch docker" not in line
+                   for line in out["hook_lines"]), out["hook_lines"]  # no unit's description
         assert out["scratch_bytes"] > 0 and out["seconds"] > 0
         assert subvolume_generations(top, writes) == gens
         assert tree_digest(top / "boot_docker") == boot_dir

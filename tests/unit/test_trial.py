@@ -115,8 +115,10 @@ SERIAL = """\
 \x1b[0mBegin: Running /scripts/local-premount ... dockerboot: docker_rwlayer is now a fresh \
 snapshot of dbw/x:y (uptime 1.2 -> 1.9)\r
 [    3.123456] dockerboot: warning: something\r
+[\x1b[0;32m  OK  \x1b[0m] Started \x1b[0;1;39mdockerboot-update.path\x1b[0m - dockerboot: watch.\r
 [\x1b[0;1;31mFAILED\x1b[0m] Failed to mount \x1b[0;1;39mmnt-missing.mount\x1b[0m - /mnt/missing.\r
 [\x1b[0;1;33mDEPEND\x1b[0m] Dependency failed for \x1b[0;1;39mlocal-fs.target\x1b[0m.\r
+[\x1b[0;1;31m TIME \x1b[0m] Timed out waiting for device \x1b[0;1;…by-label/gone.\r
 You are in emergency mode. After logging in, type "journalctl -xb" to view\r
 """
 
@@ -127,7 +129,8 @@ def test_the_serial_log_gives_the_hook_lines_failures_and_emergency_mode():
         "dockerboot: warning: something"]
     assert plan.failures(SERIAL) == [
         "[FAILED] Failed to mount mnt-missing.mount - /mnt/missing.",
-        "[DEPEND] Dependency failed for local-fs.target."]
+        "[DEPEND] Dependency failed for local-fs.target.",
+        "[ TIME ] Timed out waiting for device …by-label/gone."]
     assert plan.emergency(SERIAL)
     assert not plan.emergency("Debian GNU/Linux 12 trybox ttyS0\n\ntrybox login: ")
 

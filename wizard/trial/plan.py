@@ -30,7 +30,7 @@ MIN_MEMORY_MIB = 1024
 MAX_MEMORY_MIB = 4096
 _KVM_GET_API_VERSION = 0xAE00
 _KVM_CREATE_VM = 0xAE01
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]?|\x1b[()][A-Za-z0-9]")
 _KERNEL_TS = re.compile(r"^\[ *\d+\.\d+\] ")
 EMERGENCY = (r"You are in emergency mode", r"Entering emergency mode",
              r"Give root password for maintenance", r"root account is locked",
@@ -38,6 +38,7 @@ EMERGENCY = (r"You are in emergency mode", r"Entering emergency mode",
 """What the serial console shows when the boot did not get to a normal system."""
 KVM_FAILED = r"KVM internal error"
 """QEMU's line when KVM opens but cannot run the guest (some nested VMs): TCG instead."""
+_STATUS = re.compile(r"^\[ *(OK|FAILED|DEPEND|TIME|INFO|WARN) *\]")
 _FAILED = re.compile(r"\[(FAILED|DEPEND)\]|\[ TIME \] Timed out|Kernel panic")
 
 
@@ -216,7 +217,7 @@ def hook_lines(serial: str) -> list[str]:
     for raw in serial.splitlines():
         line = clean(raw)
         at = line.find("dockerboot: ")
-        if at >= 0:
+        if at >= 0 and not _STATUS.match(line):  # not a unit's description in systemd's status
             out.append(line[at:])
     return out
 
