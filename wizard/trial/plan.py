@@ -231,3 +231,8 @@ def emergency(serial: str) -> bool:
     """Whether the boot ended in an emergency shell (systemd's, the initramfs's) or a panic."""
     text = _ANSI.sub("", serial)
     return any(re.search(p, text) for p in EMERGENCY)
+
+
+def tail(serial: str, lines: int = 12) -> list[str]:
+    """The serial console's last ``lines`` non-empty lines, cleaned."""
+    return [ln for ln in (clean(raw) for raw in serial.splitlines()) if ln][-lines:]

@@ -97,6 +97,8 @@ class Result:
     failed: tuple[str, ...]
     prepared: Prepared
     serial_log: str = ""
+    console_tail: tuple[str, ...] = ()
+    """The serial console's last lines (the login prompt, or the emergency shell's text)."""
 
     @property
     def ok(self) -> bool:
@@ -115,7 +117,7 @@ class Result:
                 "image": p.target.image, "images_copied": list(p.images),
                 "accel": p.vm.accel, "memory_mib": p.vm.memory_mib, "cpus": p.vm.cpus,
                 "network": p.network, "scratch_bytes": p.scratch_bytes,
-                "serial_log": self.serial_log}
+                "serial_log": self.serial_log, "console_tail": list(self.console_tail)}
 
 
 def _copy_plan(view: Path, settings: config.Settings, refs: list[str]
@@ -241,7 +243,8 @@ def watch(prepared: Prepared, timeout: float = 900,
                     seconds=time.monotonic() - prepared.started, boot_seconds=boot_seconds,
                     hook_lines=tuple(plan.hook_lines(serial)),
                     failed=tuple(plan.failures(serial)), prepared=prepared,
-                    serial_log=str(prepared.log) if prepared.keep else "")
+                    serial_log=str(prepared.log) if prepared.keep else "",
+                    console_tail=tuple(plan.tail(serial)))
     what = ("the login prompt" if result.ok else "an emergency shell" if emergency
             else "no login prompt")
     yield StepDone("boot", f"{what} after {boot_seconds:.0f}s in the VM")
@@ -295,6 +298,12 @@ def run(label: str, which: str | None = None, *, timeout: float = 900, network: 
         return (yield from watch(prepared, timeout, cancel))
     finally:
         prepared.cleanup()
+
+
+def by_label(label: str, cancel: threading.Event) -> Generator[Event, None, dict[str, Any]]:
+    """The headless try of the default entry as ``try --json``'s object (the TUI's action)."""
+    result = yield from run(label, cancel=cancel)
+    return result.to_json()
 
 
 def _read(log: Path) -> str:
