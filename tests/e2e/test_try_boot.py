@@ -9,7 +9,9 @@ a container left running on the lab's dockerd, then:
    after (but for what the running dockerd itself writes: its data-root and
    the container's layers), ``boot_docker`` (state, generations, top layer,
    config) is byte for byte the same, and the container still runs.
-2. A top layer broken on purpose (an fstab line for a missing device, without
+2. ``try --console`` on a terminal hands over the VM's serial console at its
+   login prompt; Ctrl-] leaves, the scratch disk is removed, nothing changed.
+3. A top layer broken on purpose (an fstab line for a missing device, without
    ``nofail``) is caught: ``try`` exits non-zero and reports emergency mode
    and the failed units, and again nothing on the partition changed.
 """
@@ -22,6 +24,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from tests.lab import lab, scenario
@@ -111,8 +114,25 @@ def test_try_boots_the_next_boot_and_changes_nothing(tmp_path_factory):
         assert daemon.docker("inspect", "-f", "{{.State.Running}}",
                              container).stdout.strip() == "true"
         assert daemon.docker("inspect", "-f", "{{.Id}}", IMAGE).stdout.strip() == image_id
-        assert not list(top.glob("*try*")) and "dockerboot-try-view" not in \
+        assert not list(top.glob("*try*")) and "-try-view-" not in \
             Path("/proc/self/mountinfo").read_text()
+
+        # The console: a terminal gets the VM's login prompt; Ctrl-] leaves, the VM is off.
+        console = pexpect.spawn(scenario.wizard_command(), ["try", "--label", machine.label,
+                                "--console", "--workdir", str(workdir / "try-console")],
+                                env=daemon.env(), encoding="utf-8", codec_errors="replace",
+                                timeout=1200)
+        try:
+            console.expect("trybox login: ")
+            console.send("\x1d")
+            console.expect("left the console; the VM is off", timeout=60)
+            console.expect(pexpect.EOF, timeout=60)
+        finally:
+            console.close(force=True)
+        assert console.exitstatus == 0
+        assert not list((workdir / "try-console").iterdir())  # its scratch disk is gone
+        assert subvolume_generations(top, writes) == gens
+        assert tree_digest(top / "boot_docker") == boot_dir
 
         fstab = top / "boot_docker/toplayer/etc/fstab"
         good = fstab.read_bytes()

@@ -10,6 +10,7 @@ import pytest
 from tests.unit.genhelp import image_id, make_gen
 from wizard.boot import bootloader, generations
 from wizard.cli.main import build_parser
+from wizard.common.events import drive
 from wizard.settings.config import Settings
 from wizard.trial import plan, run, scratch
 from wizard.trial.plan import TrialError
@@ -167,3 +168,41 @@ def test_the_try_command_line():
         ("x", "previous", True, True, 60.0)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["try", "--label", "x", "--console", "--headless"])
+
+
+def fake_vm(prepared: run.Prepared, serial: dict[str, str]):
+    """``Prepared.command`` of a fake QEMU printing ``serial[accel]`` and then waiting."""
+    def command() -> list[str]:
+        return ["sh", "-c", f"printf '{serial[prepared.vm.accel]}'; sleep 30"]
+    return command
+
+
+def test_watch_falls_back_to_tcg_when_kvm_fails_in_the_firmware(tmp_path, monkeypatch):
+    target = plan.choose(SETTINGS, inventory(tmp_path, 1), None)
+    prepared = run.Prepared(tmp_path, target, plan.Machine(2048, 1, "kvm", "/dev/kvm works"),
+                            "none", "dbw-lab", (), 0, keep=True)
+    monkeypatch.setattr(prepared, "command", fake_vm(prepared, {
+        "kvm": "KVM internal error. Suberror: 1\\r\\n",
+        "tcg": "dockerboot: docker_rwlayer is now a fresh snapshot of desktop:latest\\r\\n"
+               "Debian GNU/Linux 12 box ttyS0\\r\\n\\r\\nbox login: "}))
+    lines: list[str] = []
+    result = drive(run.watch(prepared, timeout=20),
+                   lambda e: lines.append(getattr(e, "text", "")))
+    assert result.ok and prepared.vm.accel == "tcg"
+    assert any(line.startswith("KVM cannot run this VM: booting again — VM: 2048 MiB, 1 CPU(s), "
+                               "TCG (KVM failed") for line in lines), lines
+    assert result.hook_lines == ("dockerboot: docker_rwlayer is now a fresh snapshot of "
+                                 "desktop:latest",)
+    assert result.console_tail[-1] == "box login:"
+
+
+def test_watch_reports_emergency_mode(tmp_path, monkeypatch):
+    target = plan.choose(SETTINGS, inventory(tmp_path, 1), None)
+    prepared = run.Prepared(tmp_path, target, plan.Machine(2048, 1, "tcg", "asked for"),
+                            "none", "dbw-lab", (), 0)
+    monkeypatch.setattr(prepared, "command", fake_vm(prepared, {
+        "tcg": "[DEPEND] Dependency failed for mnt-x.mount - /mnt/x.\\r\\n"
+               "You are in emergency mode. After logging in\\r\\n"}))
+    result = drive(run.watch(prepared, timeout=20))
+    assert not result.ok and result.emergency and not result.login_prompt
+    assert result.failed == ("[DEPEND] Dependency failed for mnt-x.mount - /mnt/x.",)

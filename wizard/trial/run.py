@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -279,10 +280,23 @@ def _boot(prepared: Prepared, timeout: float, cancel: threading.Event | None
     return outcome, boot_seconds
 
 
-def console(prepared: Prepared, escape: str = "\x1d") -> None:
-    """Boot the prepared VM with its serial console on this terminal until ``escape``."""
-    con = Console.spawn(prepared.command(), prepared.log, timeout=24 * 3600)
+def console(prepared: Prepared, escape: str = "\x1d", say: Callable[[str], None] = print,
+            kvm_wait: float = 15) -> None:
+    """Boot the prepared VM with its serial console on this terminal until ``escape``.
+
+    With KVM the console is handed over after ``kvm_wait`` seconds of the boot
+    (shown as they come): a KVM that fails in the firmware is said in one line
+    and the VM starts again with TCG, as in ``watch``.
+    """
+    con = Console.spawn(prepared.command(), prepared.log, timeout=24 * 3600, echo=sys.stdout)
     try:
+        if prepared.vm.accel == "kvm" and con.child.expect(
+                [plan.KVM_FAILED, pexpect.EOF, pexpect.TIMEOUT], timeout=kvm_wait) == 0:
+            con.close()
+            prepared.vm = replace(prepared.vm, accel="tcg",
+                                  why="KVM failed in the firmware (KVM internal error)")
+            say(f"try: KVM cannot run this VM: booting again — {prepared.vm.line()}")
+            con = Console.spawn(prepared.command(), prepared.log, timeout=24 * 3600)
         con.interact(escape)
     finally:
         con.close()

@@ -27,10 +27,13 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from wizard.common import leftovers
 from wizard.common.errors import WizardError
 from wizard.common.events import Event, LogLine, StepDone, StepStarted, check_cancel
 from wizard.trial.plan import TrialError
 
+VIEW_TAG = "try-view-"
+"""In the name of the read-only view's mount directory (after the owner's prefix)."""
 HEADROOM = 1 << 30
 """Room in the scratch filesystem for what the guest writes (journal, its docker)."""
 
@@ -52,7 +55,11 @@ def read_only_view(device: str) -> Iterator[Path]:
     A second mount of an already mounted btrfs shares its superblock but
     refuses every write, access times included.
     """
-    where = Path(tempfile.mkdtemp(prefix="dockerboot-try-view-", dir="/run"))
+    # Where the wizard's own top-level mounts live: a killed try's view is then
+    # unmounted by the next run (leftovers.remove_stale_mounts), as theirs are.
+    leftovers.remove_stale_mounts()
+    where = Path(tempfile.mkdtemp(prefix=f"{leftovers.mount_dir_prefix()}{VIEW_TAG}",
+                                  dir=leftovers.private_run_dir()))
     try:
         _run("mount", "-t", "btrfs", "-o", "ro,noatime,subvolid=5", device, where)
         try:
