@@ -8,9 +8,13 @@ arguments it opens the interactive wizard.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the docker SDK behind wizard.flows.services costs ~0.1 s: not for --help
+    import threading
+    from collections.abc import Generator
+
+    from wizard.common.events import Event
     from wizard.flows.flow import WizardState
     from wizard.flows.services import Services
 
@@ -24,9 +28,17 @@ def run_tui(services: Services | None = None, *, state: WizardState | None = Non
     from screens.wizard_app import make_app  # Textual is imported only here
     from wizard.flows.services import RealServices
 
-    app = make_app(services or RealServices(), state=state)
+    app = make_app(services or RealServices(try_boot=_try_boot), state=state)
     app.run()
     return app.return_code or 0
+
+
+def _try_boot(label: str, cancel: threading.Event) -> Generator[Event, None, dict[str, Any]]:
+    """The Done screen's Try in a VM: ``wizard.trial`` sits above ``flows``, so it is handed in
+    from here (imported on first use: QEMU's helpers are not for the first screen)."""
+    from wizard.trial.run import by_label
+
+    return by_label(label, cancel)
 
 
 def main() -> None:

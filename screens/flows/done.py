@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Button, Markdown
+from textual.message import Message
+from textual.widgets import Button, Markdown, Static
+from textual.worker import get_current_worker
 
 from screens.common.base import StepScreen, css
+from screens.common.worklog import Relayed, ShowsWork, WorkLog, relay
 from wizard.flows.flow import Mode, Step, WizardState
 from wizard.flows.review import entry_title
 from wizard.toplayer.machine import PERSISTENT
+
+if TYPE_CHECKING:
+    from wizard.flows.services import Services
+
+TRY_STEPS = 3
+"""The try's steps (the read-only view, the scratch copy, the boot): its progress bar."""
 
 
 def _text(state: WizardState) -> str:
@@ -69,30 +83,123 @@ switch image/tag, rebuild the initramfs, rewrite the boot entry.
 """
 
 
-class DoneScreen(StepScreen):
+class DoneScreen(StepScreen, ShowsWork):
     """The last screen: a summary and how to go on; Finish (or Enter) ends the wizard.
 
     Review applied everything before this screen: there is no Back, and
-    quitting never asks (the state has nothing unsaved any more).
+    quitting never asks (the state has nothing unsaved any more).  Try in a
+    VM (t) boots what the next boot will boot, over a copy, headless
+    (``Services.try_boot``), and shows what the VM's console showed last.
     """
 
     STEP = Step.DONE
     NEXT_LABEL = "Finish"
     CSS_PATH = css("done")
     BINDINGS = [Binding("n", "next", "Finish"),
-                Binding("enter", "next", "Finish", show=False)]
+                Binding("enter", "next", "Finish", show=False),
+                Binding("t", "try_vm", "Try in a VM"),
+                Binding("escape", "cancel", "Cancel")]
+
+    @dataclass
+    class Tried(Message):
+        """The try ended: ``try --json``'s object."""
+
+        result: dict[str, Any]
+
+    def __init__(self, state: WizardState, services: Services) -> None:
+        super().__init__(state, services)
+        self.work_log = WorkLog(id="work")
+        self.work_log.display = False  # room for the text until a try starts
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="text"):
             yield Markdown(_text(self.state))
+        yield Static("", id="status")
+        yield self.work_log
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("Try in a VM (t)", id="try", action="screen.try_vm")
 
     def on_mount(self) -> None:
         self.query_one("#back", Button).display = False
+        self.query_one("#status", Static).display = False
+
+    def can_leave(self) -> bool:
+        return not self.busy  # a running try is cancelled first (Escape)
+
+    def update_nav(self) -> None:
+        super().update_nav()
+        if self.query("#try"):
+            self.query_one("#try", Button).disabled = not self._can_try()
+
+    def _can_try(self) -> bool:
+        return not self.busy and self.state.settings is not None
+
+    def set_status(self, text: str) -> None:
+        status = self.query_one("#status", Static)
+        status.update(Text(text))
+        status.display = True
+
+    def show_progress(self, label: str) -> None:
+        self.set_status(f"Trying in a VM… {label}")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "back":
             return False  # hidden: what was applied stays applied
+        if action == "try_vm":
+            return self._can_try() or None
+        if action == "cancel":
+            return self.busy or None
         return super().check_action(action, parameters)
 
     def action_back(self) -> None:
         """Nothing to go back to after Apply."""
+
+    def action_try_vm(self) -> None:
+        settings = self.state.settings
+        if settings is None or self.busy:
+            return
+        self.clear_error()
+        self.busy = True
+        self.set_status(f"Trying in a VM: copying what the next boot reads (nothing on "
+                        f"LABEL={settings.label} is written), then booting it…")
+        self.work_log.display = True
+        self.work_log.reset()
+        self.run_try()
+
+    def action_cancel(self) -> None:
+        if self.busy:
+            self.set_status("Cancelling the try…")
+            self.workers.cancel_group(self, "try")
+
+    # --- the worker: only posts messages ---
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="try")
+    def run_try(self) -> None:
+        settings = self.state.settings
+        assert settings is not None  # _can_try
+        seen = Relayed()
+        with self.reporting("try", seen.tail):
+            cancel = get_current_worker().cancelled_event
+            result = relay(self.services.try_boot(settings, cancel=cancel), self,
+                           steps=TRY_STEPS, seen=seen)
+            self.post_message(self.Tried(result))
+
+    @on(Tried)
+    def show_tried(self, message: Tried) -> None:
+        self.busy = False
+        self.work_log.finish()
+        out = message.result
+        self.work_log.write_line("== the VM's console, last lines:")
+        for line in out.get("console_tail", []):
+            self.work_log.write_line(f"   {line}")
+        for line in out.get("failed", []):
+            self.work_log.write_line(f"   failed: {line}")
+        if out.get("ok"):
+            self.set_status(f"The VM reached the login prompt after {out.get('seconds', 0):.0f}s: "
+                            "the next boot works. Nothing on the partition changed.")
+        else:
+            what = "ended in emergency mode" if out.get("emergency") else \
+                "did not reach the login prompt"
+            self.set_status(f"The VM {what}: fix it before you reboot (see the console's "
+                            "lines below). Nothing on the partition changed.")

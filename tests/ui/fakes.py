@@ -335,6 +335,30 @@ class FakeServices:
                 raise WizardError("cannot write refind.conf", "mount the ESP read-write")
             yield StepDone(step, f"{step} ok")
 
+    # --- try in a VM (the Done screen) ---
+
+    try_result: dict[str, object] | None = None
+    """What ``try_boot`` returns (None: ``TRY_OK``)."""
+    try_error: WizardError | None = None
+    block_try: bool = False
+    """Hold the try after its first step until it is cancelled."""
+
+    def try_boot(self, settings: Settings, *,
+                 cancel: threading.Event) -> Generator[Event, None, dict[str, object]]:
+        self.calls.append(("try_boot", settings.label))
+        yield StepStarted("view", f"a read-only view of LABEL={settings.label}")
+        yield StepDone("view", "generation 1 (default entry)")
+        if self.try_error is not None:
+            raise self.try_error
+        while self.block_try:
+            check_cancel(cancel)
+            cancel.wait(0.05)
+        yield StepDone("scratch", "936 MiB on disk")
+        yield LogLine("dockerboot: docker_rwlayer is now a fresh snapshot of desk:1")
+        yield StepDone("boot", "the login prompt after 41s in the VM")
+        return dict(TRY_OK if self.try_result is None else self.try_result)
+
+
 
 _GENERATION_2 = {"number": 2, "kernel_version": "6.1.0-18-amd64", "image_ref": "desk:1",
                  "image_id": "sha256:" + "2" * 64, "created": "2026-12-01T10:00:00Z",
@@ -354,3 +378,13 @@ STATUS: dict[str, object] = {
 
 __all__ = ["FakeServices", "GOOD_DOCKER", "IMAGES", "NEW_DISK", "OTHER", "OVERLAY_DOCKER",
            "PART", "PART_MOUNTED", "SETTINGS", "TARGET"]
+
+
+TRY_OK: dict[str, object] = {
+    "ok": True, "login_prompt": True, "emergency": False, "seconds": 48.0, "failed": [],
+    "hook_lines": ["dockerboot: docker_rwlayer is now a fresh snapshot of desk:1"],
+    "console_tail": ["Debian GNU/Linux 12 desk ttyS0", "desk login:"]}
+TRY_EMERGENCY: dict[str, object] = {
+    "ok": False, "login_prompt": False, "emergency": True, "seconds": 130.0,
+    "failed": ["[DEPEND] Dependency failed for mnt-missing.mount - /mnt/missing."],
+    "hook_lines": [], "console_tail": ["You are in emergency mode."]}

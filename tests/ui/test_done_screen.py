@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from textual.widgets import Button, Markdown
+from textual.widgets import Button, Markdown, Static
 
 from screens.flows.done import DoneScreen
-from tests.ui.conftest import open_step, press
-from tests.ui.fakes import GENERATION, SETTINGS
+from tests.ui.conftest import open_step, press, until
+from tests.ui.fakes import GENERATION, SETTINGS, TRY_EMERGENCY, FakeServices
 from wizard.boot.bootloader import render_entries
+from wizard.common.errors import WizardError
 from wizard.flows.flow import Mode, Next, Outcome, Quit, Step, WizardState
 
 APPLIED = WizardState(settings=SETTINGS, saved=SETTINGS)
@@ -71,3 +72,61 @@ async def test_there_is_no_way_back_after_apply():
                        if b.binding.show)  # not in the footer
         await press(pilot, "b")
         assert app.outcomes == [] and app.screen is screen
+
+
+def status_text(screen) -> str:
+    return str(screen.query_one("#status", Static).render())
+
+
+async def test_try_in_a_vm_shows_the_login_prompt_and_finish_still_works():
+    services = FakeServices()
+    async with open_step(Step.DONE, state=APPLIED, services=services) as (app, pilot):
+        screen = app.screen
+        assert screen.active_bindings["t"].binding.description == "Try in a VM"
+        await press(pilot, "t")
+        await until(pilot, lambda: "login prompt" in status_text(screen), "the try's result")
+        assert services.calls[-1] == ("try_boot", SETTINGS.label)
+        assert "Nothing on the partition changed" in status_text(screen)
+        lines = screen.work_log.lines
+        assert "desk login:" in "\n".join(lines)
+        assert any("fresh snapshot of desk:1" in line for line in lines)
+        assert not screen.busy and not screen.query_one("#try", Button).disabled
+        await press(pilot, "n")
+        assert not app.is_running
+    assert app.outcomes == [Next(APPLIED)]
+
+
+async def test_a_try_ending_in_emergency_mode_says_fix_it_before_rebooting():
+    services = FakeServices()
+    services.try_result = TRY_EMERGENCY
+    async with open_step(Step.DONE, state=APPLIED, services=services) as (app, pilot):
+        screen = app.screen
+        await pilot.click("#try")
+        await until(pilot, lambda: "emergency mode" in status_text(screen), "the try's result")
+        assert "fix it before you reboot" in status_text(screen)
+        assert any("mnt-missing.mount" in line for line in screen.work_log.lines)
+
+
+async def test_a_failed_try_is_one_problem_line():
+    services = FakeServices()
+    services.try_error = WizardError("qemu-system-x86_64 is not installed",
+                                     "install the Debian package qemu-system-x86")
+    async with open_step(Step.DONE, state=APPLIED, services=services) as (app, pilot):
+        screen = app.screen
+        await press(pilot, "t")
+        await until(pilot, lambda: not screen.busy and "qemu-system-x86_64 is not installed"
+                    in str(screen.query_one("#error", Static).render()), "the problem line")
+        assert not screen.query_one("#try", Button).disabled
+
+
+async def test_a_running_try_can_be_cancelled_and_finish_waits_for_it():
+    services = FakeServices()
+    services.block_try = True
+    async with open_step(Step.DONE, state=APPLIED, services=services) as (app, pilot):
+        screen = app.screen
+        await pilot.press("t")
+        await until(pilot, lambda: screen.busy, "the try to run")
+        assert screen.query_one("#next", Button).disabled  # Finish waits for it
+        await pilot.press("escape")
+        await until(pilot, lambda: not screen.busy, "the cancel")
+        assert "Cancelled" in str(screen.query_one("#error", Static).render())

@@ -1,4 +1,4 @@
-"""Headless command line: apply, update, rollback, status, partitions, images (and sandbox).
+"""Headless command line: apply, update, rollback, status, partitions, images, try (and sandbox).
 
 Each command lives in its own module (``apply``, ``update``, ``sandbox``); this one
 builds the parser and dispatches.  User mistakes end in one line on stderr and
@@ -11,7 +11,7 @@ import argparse
 import json
 from collections.abc import Callable, Sequence
 
-from wizard.cli import apply, sandbox, update
+from wizard.cli import apply, sandbox, trial, update
 from wizard.cli.output import EXIT_USAGE, guarded
 from wizard.flows.flow import WizardState
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="machine-readable output")
     update.add_parsers(sub)
     sandbox.add_parser(sub)
+    trial.add_parser(sub)
     return parser
 
 
@@ -75,7 +76,8 @@ def main(argv: Sequence[str] | None = None, *,
     args.open_tui = open_tui
     handlers = {"apply": apply.cmd_apply, "partitions": cmd_partitions, "images": cmd_images,
                 "update": update.cmd_update, "rollback": update.cmd_update,
-                "status": update.cmd_status, "sandbox": sandbox.cmd_sandbox}
+                "status": update.cmd_status, "sandbox": sandbox.cmd_sandbox,
+                "try": trial.cmd_try}
     if args.command not in handlers:
         parser.print_help()
         return EXIT_USAGE

@@ -160,3 +160,16 @@ class Services(Protocol):
                    cancel: threading.Event) -> Generator[Event, None, None]:
         """Plan again under the lock and carry it out (``update.run``)."""
         ...
+
+    def try_boot(self, settings: Settings, *,
+                 cancel: threading.Event) -> Generator[Event, None, dict[str, Any]]:
+        """Boot the next boot in a VM over a copy (``dockerboot-wizard try --headless``).
+
+        Returns ``try --json``'s object; nothing on the partition is written.
+        """
+        ...
+
+
+TryBoot = Callable[[str, threading.Event], Generator[Event, None, dict[str, Any]]]
+"""``try_boot``'s work by partition label, handed to ``RealServices`` by the entry point:
+it lives in ``wizard.trial``, a layer above ``flows``."""

@@ -23,6 +23,7 @@ from wizard.flows.flow import WizardState
 from wizard.flows.service_types import DockerStatus as DockerStatus  # re-exported
 from wizard.flows.service_types import Environment as Environment  # re-exported
 from wizard.flows.service_types import Services as Services  # re-exported
+from wizard.flows.service_types import TryBoot
 from wizard.settings.config import Settings
 
 if TYPE_CHECKING:
@@ -52,9 +53,11 @@ def __getattr__(name: str) -> object:
 class RealServices:
     """``Services`` over the real core: udev, docker, the btrfs partitions."""
 
-    def __init__(self) -> None:
+    def __init__(self, try_boot: TryBoot | None = None) -> None:
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
+        self._try_boot = try_boot
+        """The try's work (``wizard.trial.run.by_label``), given by the entry point."""
 
     def _docker(self) -> docker.DockerClient:
         from wizard.common import leftovers
@@ -304,3 +307,11 @@ class RealServices:
         from wizard.flows import update
 
         return update.run(settings, rollback=rollback, cancel=cancel)
+
+    def try_boot(self, settings: Settings, *,
+                 cancel: threading.Event) -> Generator[Event, None, dict[str, Any]]:
+        """The try's work given to ``__init__``; nothing on the partition is written."""
+        if self._try_boot is None:
+            raise WizardError("Try in a VM is not available here",
+                              f"run `sudo dockerboot-wizard try --label {settings.label}`")
+        return self._try_boot(settings.label, cancel)

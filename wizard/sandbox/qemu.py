@@ -96,7 +96,8 @@ def ovmf_vars_copy(log: Path, keep: Path | None = None) -> Path:
 
 
 def qemu_command(disk_image: Path, vars_copy: Path, memory: str,
-                 serial_args: list[str]) -> list[str]:
+                 serial_args: list[str], *, accel: str = "tcg", cpus: int = 1,
+                 network: str = "none", extra: tuple[str, ...] = ()) -> list[str]:
     """The one QEMU command line of every boot: q35, TCG, OVMF, the disk on virtio.
 
     No display, no monitor, no network; ``-no-reboot`` makes a guest reboot
@@ -107,14 +108,21 @@ def qemu_command(disk_image: Path, vars_copy: Path, memory: str,
         vars_copy: writable OVMF variable store (``ovmf_vars_copy``).
         memory: guest RAM in MiB.
         serial_args: where the serial console goes (e.g. ``["-serial", "file:…"]``).
+        accel: ``tcg`` or ``kvm`` (``dockerboot-wizard try`` where ``/dev/kvm`` works).
+        cpus: guest CPUs.
+        network: ``none``, or ``user`` (QEMU's user-mode NAT on virtio-net).
+        extra: more arguments (``try``'s direct kernel boot: ``-kernel``, ``-initrd``, …).
 
     """
+    nic = "none" if network == "none" else f"{network},model=virtio-net-pci"
     return [
-        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", memory, "-smp", "1",
+        "qemu-system-x86_64", "-machine", "q35", "-accel", accel, "-m", memory,
+        "-smp", str(cpus),
         "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
         "-drive", f"if=pflash,format=raw,file={vars_copy}",
         "-drive", f"file={disk_image},format=raw,if=virtio",
-        "-display", "none", *serial_args, "-monitor", "none", "-no-reboot", "-nic", "none",
+        "-display", "none", *serial_args, "-monitor", "none", "-no-reboot", "-nic", nic,
+        *extra,
     ]
 
 
