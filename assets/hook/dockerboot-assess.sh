@@ -26,8 +26,9 @@
 #            until the tag moves to another image, this file is deleted or
 #            dockerboot.tries= is raised above n.
 #   boot     key=value lines about this boot (ref, id, configured_id,
-#            fallback, kernel, tries, generation); also /etc/dockerboot/boot
-#            in the new root.
+#            fallback, kernel, tries, generation, source: configured, good,
+#            good-root, generation or generation-root, see dockerboot-roots.sh);
+#            also /etc/dockerboot/boot in the new root.
 #   chains   "<id hex> <ChainID hex>" lines: the top layers of the images
 #            this boot resolved, so the next boot need not compute them
 #            again (_db_resolve_id; a line that does not fit is ignored).
@@ -36,7 +37,8 @@
 # path, /sbin/init by default) and a lib/modules/<running kernel> directory,
 # both resolved inside its own subvolume (_db_follow).  The configured image
 # boots when it is bootable and not failed; else the good image boots when
-# it is bootable, with ONE line saying why; else the original one-line error
+# it is bootable, with ONE line saying why (then the generation's image and
+# dockerboot's own copies: _db_fallback); else the original one-line error
 # stops the boot (a configured image that only ran out of tries still boots,
 # there being nothing better).  The image equal to good never runs out.
 # shellcheck shell=sh disable=SC2154,SC2015 # the core and its parts set the _db_

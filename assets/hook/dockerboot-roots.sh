@@ -87,10 +87,13 @@ _db_try() {
 }
 
 # _db_fallback: the image to boot when the configured one cannot (order
-# above); non-zero when none can.  Quiet: the caller says the one line.
+# above); non-zero when none can.  Quiet: the caller says the one line.  A
+# configured image that only ran out of tries (_db_out) gives way to the
+# last good image alone: the generation's was never proven either, and the
+# configured one still boots then (dockerboot-assess.sh).
 _db_fallback() {
     _db_try "$_db_good" "the last good image" good && return 0
-    [ "$_db_gimg" != "$_db_good" ] || return 1
+    [ "$_db_out" = 0 ] && [ "$_db_gimg" != "$_db_good" ] || return 1
     _db_try "$_db_gimg" "the image of generation $_db_gen" generation
 }
 

@@ -62,8 +62,8 @@ def test_after_every_prune_the_machine_boots_an_image_it_booted_before(tmp_path_
                                     str(pw), "--kernel-options", "console=ttyS0", "--yes")
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr
         v1 = daemon.docker("image", "inspect", "-f", "{{.Id}}", image).stdout.strip()
-    roots = machine.workdir / "mnt/boot_docker/roots"
-    assert (roots / v1[7:]).is_dir()             # apply's copy of generation 1's image
+        # apply's copy of generation 1's image (the partition is mounted here).
+        assert (machine.workdir / "mnt/boot_docker/roots" / v1[7:]).is_dir()
     qemu.sync_esp(machine.esp, machine.image)
 
     with booted(machine.image, workdir / "boot1.serial.log") as console:

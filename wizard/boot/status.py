@@ -42,9 +42,9 @@ DEFAULT_STATE = "boot_docker/state"
 _MAX = 4096
 _BOOT_KEYS = ("ref", "id", "configured_id", "fallback", "kernel", "tries", "generation",
               "source")
+# What booted (the hook's source=): the configured image, the last good one or the
+# entry's generation's, from docker's store or dockerboot's own copy (-root).
 _SOURCES = ("configured", "good", "good-root", "generation", "generation-root")
-"""What booted (the hook's ``source=``): the configured image, the last good one or the
-entry's generation's, from docker's store or dockerboot's own copy (``-root``)."""
 _MAX_CONF = 1 << 20
 _BEGIN_RE = re.compile(r"^[ \t]*# >>> dockerboot-wizard")
 _END_RE = re.compile(r"^[ \t]*# <<< dockerboot-wizard")

@@ -296,6 +296,19 @@ def test_without_a_good_image_the_generations_image_boots(env: HookEnv, st: str,
         assert "nosuch/desk:latest is not in" in line
 
 
+def test_out_of_tries_without_a_good_image_the_configured_one_still_boots(env: HookEnv,
+                                                                          st: str) -> None:
+    """The generation's image is a fallback for an image that cannot boot, not for
+    one that only was never marked good: neither was proven."""
+    _generation(env, 925, SINGLE)
+    gen = {"dockerboot.generation": "925", "dockerboot.tries": "1"}
+    _ok(_boot(env, MULTI, st, **gen))
+    err = _ok(_boot(env, MULTI, st, **gen))
+    assert "instead" not in err and "there is no good image to fall back to" in err
+    assert _booted_from(env) == subvolume_field(env.subvolume(MULTI))
+    assert _kv(env, st)["source"] == "configured"
+
+
 def test_a_good_image_in_the_store_comes_before_any_copy(env: HookEnv, st: str) -> None:
     _generation(env, 920, MULTI)
     _ok(_boot(env, SINGLE, st, **{"dockerboot.generation": "920"}))
