@@ -99,14 +99,15 @@ def test_after_every_prune_the_machine_boots_an_image_it_booted_before(tmp_path_
                                      f"{v1[7:19]} instead"), fell_back
         assert f"dockerboot: {image}: is not in the docker store" in fell_back[0]
         assert ok(console, "cat /etc/dbw-image-marker") == "prune-v1"   # booted before
+        marked_good(console)     # v1, booted from the copy, is the last good image again
         status, out = sudo(console, "dockerboot-update status --json | tr -d '\\n'")
         assert status == 0, out
         doc = json.loads(out[out.index("{"):])
         assert doc["booted"]["id"] == v1 and doc["booted"]["source"] == "generation-root"
         assert doc["booted"]["fallback"] is True
         assert doc["booted"]["fallback_reason"] == "is not in the docker store"
-        assert doc["last_good"] == {"id": v2}
-        assert v1 in [r["id"] for r in doc["roots"]]
+        assert doc["last_good"] == {"id": v1} and v2 != v1
+        assert [(r["id"], r["kept"]) for r in doc["roots"]] == [(v1, True)]
         status, out = sudo(console, "dockerboot-update status")
         assert "booted from dockerboot's own copy" in out, out
         console.poweroff(PASSWORD)
