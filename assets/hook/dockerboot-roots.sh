@@ -101,7 +101,11 @@ _db_fallback() {
 # last good image's and the generation's.  Never fails the boot: a root that
 # cannot be made is a warning, tried again next boot.
 _db_roots_keep() {
-    [ "$_db_roots" = 1 ] || return 0
+    if [ "$_db_roots" != 1 ]; then
+        [ -z "$_db_good$_db_gimg" ] \
+            || _db_note="${_db_note:+$_db_note; }warning: $_db_rdir goes through a symlink or overlaps docker's data-root, the state directory or the top layer: no copy of the fallback images is kept"
+        return 0
+    fi
     _db_kref=$_db_ref _db_ksub=$_db_sub _db_quiet=1
     for _db_k in "$_db_good" "$_db_gimg"; do
         [ -n "$_db_k" ] || continue
