@@ -26,8 +26,9 @@
 #            until the tag moves to another image, this file is deleted or
 #            dockerboot.tries= is raised above n.
 #   boot     key=value lines about this boot (ref, id, configured_id,
-#            fallback, kernel, tries, generation); also /etc/dockerboot/boot
-#            in the new root.
+#            fallback, kernel, tries, generation, source: configured, good,
+#            good-root, generation or generation-root, see dockerboot-roots.sh);
+#            also /etc/dockerboot/boot in the new root.
 #   chains   "<id hex> <ChainID hex>" lines: the top layers of the images
 #            this boot resolved, so the next boot need not compute them
 #            again (_db_resolve_id; a line that does not fit is ignored).
@@ -36,7 +37,8 @@
 # path, /sbin/init by default) and a lib/modules/<running kernel> directory,
 # both resolved inside its own subvolume (_db_follow).  The configured image
 # boots when it is bootable and not failed; else the good image boots when
-# it is bootable, with ONE line saying why; else the original one-line error
+# it is bootable, with ONE line saying why (then the generation's image and
+# dockerboot's own copies: _db_fallback); else the original one-line error
 # stops the boot (a configured image that only ran out of tries still boots,
 # there being nothing better).  The image equal to good never runs out.
 # shellcheck shell=sh disable=SC2154,SC2015 # the core and its parts set the _db_
@@ -152,6 +154,10 @@ _db_assess() {
     _db_rd attempt; _db_aid=$_db_sid _db_an=$_db_sn
     _db_rd failed; _db_fid=$_db_sid _db_fn=$_db_sn
     _db_cref=$_db_ref _db_conf='' _db_fb='' _db_why='' _db_err='' _db_newfail='' _db_out=0
+    _db_from=configured _db_fbw=''
+    _db_roots=0
+    _db_roots_ok && _db_roots=1
+    _db_gen_image
     _db_quiet=1
     if _db_resolve "$_db_data" "$_db_ref"; then
         _db_conf=sha256:$_db_id _db_csub=$_db_sub _db_cnref=$_db_ref
@@ -168,17 +174,18 @@ _db_assess() {
     if [ -n "$_db_why" ]; then
         _db_cwhy=$_db_why _db_cerr=$_db_err
         # The good image, pinned by ID, must be bootable itself.
+        # The last good image, then the generation's (dockerboot-roots.sh),
+        # each pinned by ID, from docker's store or dockerboot's own copy.
         _db_quiet=1
-        if [ -n "$_db_good" ] && [ "$_db_good" != "$_db_conf" ] && _db_resolve "$_db_data" "$_db_good" \
-            && _db_bootable "$_db_sub"; then
+        if _db_fallback; then
             _db_quiet=0
-            _db_id12 "$_db_good"
-            printf 'dockerboot: %s: %s — booting the last good image %s instead\n' \
-                "$_db_cref" "$_db_cwhy" "$_db_v" >&2
-            _db_fb="$_db_cref $_db_cwhy" _db_bid=$_db_good
+            _db_id12 "$_db_bid"
+            printf 'dockerboot: %s: %s — booting %s %s instead\n' \
+                "$_db_cref" "$_db_cwhy" "$_db_fbw" "$_db_v" >&2
+            _db_fb="$_db_cref $_db_cwhy"
         elif [ "$_db_out" != 0 ]; then
             # Out of tries but sound, and nothing better: boot it anyway.
-            _db_quiet=0 _db_newfail='' _db_sub=$_db_csub _db_ref=$_db_cnref _db_bid=$_db_conf
+            _db_quiet=0 _db_newfail='' _db_sub=$_db_csub _db_ref=$_db_cnref _db_bid=$_db_conf _db_from=configured
             _db_note="${_db_note:+$_db_note; }warning: $_db_cref $_db_cwhy, and there is no good image to fall back to"
         else
             # _db_err: the configured image's line (dockerboot-stale.sh says it too).
@@ -210,6 +217,7 @@ _db_put() {
 _db_assess_root() {
     _db_kv="ref=$_db_cref${_db_nl}id=$_db_bid${_db_nl}configured_id=$_db_conf${_db_nl}fallback=$_db_fb$_db_nl"
     _db_kv="${_db_kv}kernel=$_db_kver${_db_nl}tries=$_db_tries${_db_nl}generation=$_db_gen$_db_nl"
+    _db_kv="${_db_kv}source=$_db_from$_db_nl"
     _db_fr=$_db_new _db_unit=dockerboot-mark-good.service _db_sdl=
     # systemd: its unit directory, or systemd itself (cd -P first: no process
     # unless the kernel's answer leaves the new root).
@@ -244,7 +252,7 @@ _db_assess_root() {
     _db_msg=etc/profile.d/dockerboot-fallback.sh
     if [ -n "$_db_fb" ]; then
         _db_id12 "$_db_bid"
-        _db_q "dockerboot: this boot fell back to the last good image $_db_v: $_db_fb"
+        _db_q "dockerboot: this boot fell back to $_db_fbw $_db_v: $_db_fb"
         _db_put "$_db_dp/${_db_msg##*/}" \
             "# Written by the dockerboot hook at boot: this boot is a fallback.${_db_nl}printf '%s\\n' $_db_v >&2$_db_nl" \
             || { _db_fail "cannot write /$_db_msg into the new root" "$_db_use"; return 1; }

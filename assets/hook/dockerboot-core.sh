@@ -27,7 +27,7 @@
 # LIBEXEC also holds dockerboot-assess.sh (sourced by dockerboot_main) and
 #   the booted system's dockerboot-mark-good script and unit.
 # The functions live in parts beside the core, by subject (dockerboot-mount,
-#   -chain, -resolve, -rwlayer, -accounts, -toplayer, -stale .sh: _db_parts
+#   -chain, -resolve, -rwlayer, -accounts, -toplayer, -stale, -roots .sh: _db_parts
 #   below), sourced with it from its own directory.
 # Tools besides btrfs and LIBEXEC's: busybox (or coreutils) tr sed grep tail find
 #   readlink mkdir mv rm mount umount.
@@ -83,7 +83,7 @@ _db_arg() {
 # from: the initramfs's /usr/lib/dockerboot (the adapters ship every
 # dockerboot-*.sh there) or the wizard's assets/hook.  This list is the one
 # place naming them.
-_db_parts='mount chain resolve rwlayer accounts toplayer stale'
+_db_parts='mount chain resolve rwlayer accounts toplayer stale roots'
 
 # _db_find_here: _db_here = the directory of the core being sourced; non-zero
 # when it cannot be told.  bash names the file; ash and dash keep it open on
@@ -337,6 +337,7 @@ _db_main() {
     if [ -e "$_db_old" ] && ! _db_delete "$_db_old"; then
         _db_note="${_db_note:+$_db_note; }warning: could not delete $_db_rw.old (deleted next boot)"
     fi
-    if [ "$_db_assess_on" = 1 ]; then _db_assess_state; fi
+    # dockerboot's own copies of the fallback images (dockerboot-roots.sh).
+    if [ "$_db_assess_on" = 1 ]; then _db_roots_keep; _db_assess_state; fi
     return 0
 }

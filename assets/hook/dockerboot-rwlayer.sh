@@ -124,13 +124,16 @@ _db_subvol_id() {
 # boot_docker or the top layer, nor holding them), it is a subvolume (not a
 # plain directory), writable, a snapshot (`btrfs subvolume create` makes
 # none: a user's own subvolume is refused), and its origin lies inside
-# docker's data-root or no longer exists (docker deletes the layers of
-# removed images).  A snapshot of anything else is refused.
+# docker's data-root or dockerboot's roots (boot_docker/roots) or no longer
+# exists (docker deletes the layers of removed images).  A snapshot of anything else is refused.
 _db_legacy() {
     [ "$_db_flags" != readonly ] && [ -n "$_db_puuid" ] && [ "$_db_puuid" != - ] || return 1
     _db_o=$(btrfs subvolume show -u "$_db_puuid" "$_db_top" 2>/dev/null) || return 0
     _db_o=${_db_o%%"$_db_nl"*}
     _db_o=${_db_o#'<FS_TREE>/'}
+    # A snapshot of dockerboot's copy of an image (dockerboot-roots.sh) is
+    # one of an image as well: a fallback boot's .new cut short by a power loss.
+    case $_db_o/ in boot_docker/roots/?*) return 0 ;; esac
     _db_norm "$_db_dpath" || return 1
     case $_db_o/ in "$_db_n"/?*) return 0 ;; esac
     return 1

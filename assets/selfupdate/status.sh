@@ -102,7 +102,7 @@ booted_json() {
     [ -n "$boot" ] || { printf null; return; }
     ref=$(printf '%s\n' "$boot" | sed -n 's/^ref=//p' | tail -n 1)
     [ -n "$ref" ] || { problem "state file boot names no ref: ignored"; printf null; return; }
-    for k in id configured_id kernel tries fallback generation; do
+    for k in id configured_id kernel tries fallback generation source; do
         eval "b_$k=\$(printf '%s\\n' \"\$boot\" | sed -n 's/^$k=//p' | tail -n 1)"
     done
     for k in id configured_id; do
@@ -110,14 +110,55 @@ booted_json() {
         [ -z "$v" ] || is_id "$v" || { problem "state file boot has an invalid $k: ignored"; eval "b_$k=''"; }
     done
     is_kver "$b_kernel" || b_kernel=''
+    # What booted (the hook's source=): wizard/boot/status.py _SOURCES.
+    case $b_source in configured|good|good-root|generation|generation-root) ;; *) b_source='' ;; esac
     b_tries=$(jn "$b_tries")
     reason=${b_fallback#* }
     booted_generation "$b_kernel" "$ref" "$b_id" "$b_generation"
     printf '{"ref": %s, "id": %s, "configured_id": %s, "kernel": %s, "tries": %s, ' \
         "$(js "$ref")" "$(js "$b_id")" "$(js "$b_configured_id")" "$(js "$b_kernel")" "$b_tries"
-    printf '"fallback": %s, "fallback_reason": %s, "generation": %s, "generation_source": %s}' \
+    printf '"fallback": %s, "fallback_reason": %s, "generation": %s, "generation_source": %s, ' \
         "$([ -n "$b_fallback" ] && echo true || echo false)" "$(js "$reason")" \
         "${b_gen:-null}" "$(js "$b_src")"
+    printf '"source": %s}' "$(js "$b_source")"
+}
+
+# roots_json: dockerboot's copies of the fallback images (boot_docker/roots,
+# made by the hook and the wizard: wizard/boot/roots.py), as the wizard lists
+# them: a directory named by the image's 64 hex digits, no symlink, holding a
+# v2 mark; whether collection keeps it (the last good image, a generation's
+# image); the space it alone holds (btrfs filesystem du; null without
+# btrfs-progs).  Anything else there is a problem line, left as it is.
+roots_json() {
+    d=$top
+    for p in boot_docker roots; do
+        d=$d/$p
+        if [ -L "$d" ] || { [ -e "$d" ] && [ ! -d "$d" ]; }; then
+            problem "$d is a symlink or no directory: dockerboot's copies not read"
+            printf '[]'; return 0
+        fi
+        [ -d "$d" ] || { printf '[]'; return 0; }
+    done
+    keep=" $good "
+    for n in $gens; do read_gen "$n" && keep="$keep$g_id "; done
+    sep=''
+    printf '['
+    for r in "$d"/* "$d"/.[!.]* "$d"/..?*; do
+        [ -e "$r" ] || [ -L "$r" ] || continue
+        name=${r##*/} mark=''
+        [ -d "$r" ] && [ ! -L "$r" ] && [ -f "$r/.dockerboot-rwlayer" ] && [ ! -L "$r/.dockerboot-rwlayer" ] \
+            && mark=$(head -c 128 "$r/.dockerboot-rwlayer" 2>/dev/null | head -n 1)
+        case $name in *[!0-9a-f]*) mark='' ;; esac
+        if [ "${#name}" = 64 ] && case $mark in 'dockerboot-rwlayer v2 '*) true ;; *) false ;; esac; then
+            case $keep in *" sha256:$name "*) kept=true ;; *) kept=false ;; esac
+            bytes=$(btrfs filesystem du -s --raw "$r" 2>/dev/null | sed -n '2s/^ *[0-9][0-9]* *\([0-9][0-9]*\) .*/\1/p')
+            printf '%s{"id": "sha256:%s", "kept": %s, "exclusive_bytes": %s}' "$sep" "$name" "$kept" "$(jn "$bytes")"
+            sep=', '
+        else
+            problem "boot_docker/roots/$name is not a copy of dockerboot's: left as it is"
+        fi
+    done
+    printf ']'
 }
 
 # entries: what the bootloader will really boot: e_default, e_previous = the
@@ -240,7 +281,8 @@ status_json() {
     else
         printf ' "entries": null,\n'
     fi
-    printf ' "rollback": %s,\n "pending": %s,\n "problems": [' "$(rollback_json)" "$(pending_json)"
+    printf ' "rollback": %s,\n "pending": %s,\n' "$(rollback_json)" "$(pending_json)"
+    printf ' "roots": %s,\n "problems": [' "$(roots_json)"
     sep=''
     while IFS= read -r line; do printf '%s%s' "$sep" "$(js "$line")"; sep=', '; done <"$run/problems"
     printf ']}\n'
@@ -259,9 +301,15 @@ status_text() {
     [ -n "$p" ] && read_gen "$p" && say "previous entry: generation $p, kernel $g_kver, image @$(short "$g_id")"
     boot=$(state boot)
     [ -n "$boot" ] && say "last boot: $(printf '%s\n' "$boot" | sed -n 's/^ref=//p') @$(short "$(printf '%s\n' "$boot" | sed -n 's/^id=//p')") on kernel $(printf '%s\n' "$boot" | sed -n 's/^kernel=//p')$(printf '%s\n' "$boot" | sed -n 's/^fallback=..*/ - FALLBACK: &/p')"
+    case $(printf '%s\n' "$boot" | sed -n 's/^source=//p') in *-root)
+        say "  booted from dockerboot's own copy: docker no longer has that image" ;; esac
     good=''
     state_id good 0 2>/dev/null && good=$s_id
     [ -n "$good" ] && say "last good image: @$(short "$good")"
+    roots_json | tr '{' '\n' | sed -n 's/^"id": "sha256:\(.\{12\}\)[^"]*", "kept": \([a-z]*\), "exclusive_bytes": \([0-9a-z]*\)}.*/\1 \2 \3/p' \
+        | while read -r r_id r_kept r_bytes; do
+            say "dockerboot's copy of @$r_id: $([ "$r_kept" = true ] && echo kept || echo 'collected at the next update')$([ "$r_bytes" = null ] || echo ", holds $r_bytes bytes of its own")"
+        done
     pending
     if [ "$update" = true ]; then
         say "update pending: $(printf '%s' "$reasons" | sed -e ':a' -e '$!N' -e '$!ba' -e 's/\n/; /g')$(

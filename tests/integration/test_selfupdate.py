@@ -178,7 +178,11 @@ def test_status_json_is_the_wizards(env: Env) -> None:
     "ref=sha256:{hex}\nid={id}\nconfigured_id={id}\nfallback=\nkernel={kver}\ntries=0\n"
     "generation=99\n",
     "ref=\nid=nonsense\n",
-    "id={id}\nkernel=../../x\ntries=x\ngeneration=1;rm\n"])
+    "id={id}\nkernel=../../x\ntries=x\ngeneration=1;rm\n",
+    "ref={image}\nid={id}\nconfigured_id=\nfallback={image} is not in the docker store\n"
+    "kernel={kver}\ntries=1\ngeneration=1\nsource=good-root\n",
+    "ref={image}\nid={id}\nconfigured_id={id}\nfallback=\nkernel={kver}\ntries=1\n"
+    "generation=1\nsource=x;rm\n"])
 def test_status_reads_the_hooks_state_like_the_wizard(env: Env, boot: str) -> None:
     gen = generations.load(env.top / "boot_docker").newest
     state = env.top / "boot_docker/state"
@@ -193,6 +197,32 @@ def test_status_reads_the_hooks_state_like_the_wizard(env: Env, boot: str) -> No
     finally:
         for name in ("boot", "good", "failed"):
             (state / name).unlink()
+
+
+def test_status_lists_dockerboots_copies_like_the_wizard(env: Env) -> None:
+    """apply made the copy of generation 1's image (``boot_docker/roots``); what is
+    not dockerboot's there is a problem for both, and both measure the space alike."""
+    from wizard.boot import roots
+    from wizard.store.images import resolve_subvolume
+    gen = generations.load(env.top / "boot_docker").newest
+    d = env.top / roots.ROOTS_DIR
+    assert roots.is_ours(d / gen.image_id[7:])
+    tiny = test_update.image_id(env, TINY)
+    assert roots.make(env.top, resolve_subvolume(env.top / "docker", tiny), tiny) is None
+    hostile = d / ("f" * 64)
+    hostile.mkdir()
+    (hostile / ".dockerboot-rwlayer").symlink_to("/etc/hostname")
+    try:
+        doc = json.loads(run(env, "status", "--json").stdout)
+        assert [(r["id"], r["kept"]) for r in doc["roots"]] == sorted(
+            [(gen.image_id, True), (tiny, False)])
+        assert all(isinstance(r["exclusive_bytes"], int) for r in doc["roots"])
+        assert any("f" * 64 in p for p in doc["problems"])
+        assert_same_as_python(env)
+    finally:
+        hostile.joinpath(".dockerboot-rwlayer").unlink()
+        hostile.rmdir()
+        assert roots.delete(d / tiny[7:])
 
 
 def test_up_to_date_changes_nothing(env: Env) -> None:

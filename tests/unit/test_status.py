@@ -64,8 +64,9 @@ def test_normal_boot_of_the_newest_generation(top: Path) -> None:
     assert out["booted"] == {"ref": "desktop:latest", "id": A, "configured_id": A,
                              "kernel": "6.1.0-31-amd64", "tries": 1, "fallback": False,
                              "fallback_reason": None, "generation": 2,
-                             "generation_source": "kernel"}
+                             "generation_source": "kernel", "source": None}
     assert out["last_good"] == {"id": A} and out["failed"] is None
+    assert out["roots"] == []
     assert out["generation"]["number"] == 2 and out["previous"]["number"] == 1
     assert out["generation"]["loader"] == "gen/2/vmlinuz"
 

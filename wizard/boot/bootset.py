@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from wizard.boot import generations, generations_gc, initramfs
+from wizard.boot import generations, generations_gc, initramfs, roots
 from wizard.boot.bootloader import default_cmdline, render_entries, write_refind
 from wizard.boot.fingerprint import Fingerprint
 from wizard.boot.generations import Generation, GenerationError
@@ -37,7 +37,7 @@ from wizard.boot.status import hook_images
 from wizard.common.errors import BootloaderError, WizardError
 from wizard.common.events import Event, LogLine, StepDone, StepStarted
 from wizard.settings.config import Settings
-from wizard.store.images import normalize_ref
+from wizard.store.images import normalize_ref, resolve_subvolume
 from wizard.store.pins import PinError
 
 _FICLONE = 0x40049409
@@ -191,6 +191,34 @@ def collect_old(top: Path, settings: Settings, client: Any) -> Iterator[Event]:
     for number in sorted(done.removed):
         yield LogLine(f"removed generation {number}")
     for line in [*inv.problems, *done.problems]:
+        yield LogLine(line)
+    yield from keep_roots(top, settings, [g.image_id for g in plan.keep if g.image_id],
+                          {i for i in (good, booted) if i})
+
+
+def keep_roots(top: Path, settings: Settings, generation_images: list[str],
+               also_keep: set[str]) -> Iterator[Event]:
+    """Keep dockerboot's copies of the fallback images (``wizard.boot.roots``).
+
+    Each kept generation's image gets one now (the hook makes the last good
+    image's), so a ``docker system prune -a`` before the next boot cannot take
+    it; the copies of other images go (only the ones that are dockerboot's).
+    Never fails: one line each.
+    """
+    data_root = top / settings.docker_path.strip("/")
+    for image_id in dict.fromkeys(generation_images):
+        try:
+            subvolume = resolve_subvolume(data_root, image_id)
+        except WizardError as e:
+            yield LogLine(f"no copy of image @{image_id[7:19]} kept: {e}")
+            continue
+        why = roots.make(top, subvolume, image_id)
+        if why is not None:
+            yield LogLine(f"no copy of image @{image_id[7:19]} kept: {why}")
+    done = roots.collect(top, set(generation_images) | also_keep)
+    for image_id in done.deleted:
+        yield LogLine(f"removed dockerboot's copy of image @{image_id[7:19]}")
+    for line in done.problems:
         yield LogLine(line)
 
 

@@ -5,8 +5,10 @@ under ``boot_dir`` and the state the boot hook writes) plus what the caller
 found out elsewhere: the configured tag's current image ID and the initramfs
 inputs a build from it would have (both need docker; leave them None to
 skip), and ``/proc/cmdline`` when run inside the booted system.  Nothing is
-written and nothing is started.  The schema is ``docs/status-json.md``
-(``version`` 1; a unit test keeps the two in step).
+written and nothing is started but ``btrfs filesystem du`` for the space of
+dockerboot's copies of the fallback images (``wizard.boot.roots``).  The
+schema is ``docs/status-json.md`` (``version`` 1; a unit test keeps the two
+in step).
 
 The hook's state (``assets/hook/dockerboot-assess.sh``) lives in
 ``dockerboot.state=`` (``boot_docker/state`` by default) on the partition:
@@ -25,6 +27,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from wizard.boot import roots
 from wizard.boot.fingerprint import KVER_RE, Fingerprint
 from wizard.boot.generations import Generation, Inventory, load
 from wizard.settings.cmdline import parse_cmdline
@@ -37,7 +40,11 @@ SCHEMA_VERSION = 1
 DEFAULT_STATE = "boot_docker/state"
 """The hook's state directory when ``dockerboot.state=`` is not given."""
 _MAX = 4096
-_BOOT_KEYS = ("ref", "id", "configured_id", "fallback", "kernel", "tries", "generation")
+_BOOT_KEYS = ("ref", "id", "configured_id", "fallback", "kernel", "tries", "generation",
+              "source")
+# What booted (the hook's source=): the configured image, the last good one or the
+# entry's generation's, from docker's store or dockerboot's own copy (-root).
+_SOURCES = ("configured", "good", "good-root", "generation", "generation-root")
 _MAX_CONF = 1 << 20
 _BEGIN_RE = re.compile(r"^[ \t]*# >>> dockerboot-wizard")
 _END_RE = re.compile(r"^[ \t]*# <<< dockerboot-wizard")
@@ -188,7 +195,8 @@ def _booted(inv: Inventory, boot: dict[str, str] | None, cmdline: str | None,
             "kernel": kernel if KVER_RE.match(kernel) else None,
             "tries": int(tries) if tries.isascii() and tries.isdigit() else None,
             "fallback": bool(fallback), "fallback_reason": reason,
-            "generation": number, "generation_source": source}
+            "generation": number, "generation_source": source,
+            "source": boot.get("source") if boot.get("source") in _SOURCES else None}
 
 
 def rollback_state(inv: Inventory, tag_id: str | None) -> dict[str, Any] | None:
@@ -344,6 +352,9 @@ def status(top: Path, settings: Settings, *, tag_id: str | None = None,
         "entries": entries,
         "rollback": rollback,
         "pending": _pending(inv, settings.image, tag_id, tag_inputs, entries, rollback),
+        # What collection keeps: the last good image's copy and the generations' images'.
+        "roots": roots.roots_json(top, {g.image_id for g in inv.generations if g.image_id}
+                                  | ({good["id"]} if good else set()), problems),
         "problems": problems,
     }
 
@@ -369,8 +380,15 @@ def summary(out: dict[str, Any]) -> list[str]:
         lines.append(f"last boot: {booted['ref']} @{(booted['id'] or '?')[7:19]} on kernel "
                      f"{booted['kernel']}" + (f" — FALLBACK: {booted['fallback_reason']}"
                                               if booted["fallback"] else ""))
+    if booted and (booted.get("source") or "").endswith("-root"):
+        lines.append("  booted from dockerboot's own copy: docker no longer has that image")
     if out["last_good"]:
         lines.append(f"last good image: @{out['last_good']['id'][7:19]}")
+    for root in out.get("roots", []):
+        held = root["exclusive_bytes"]
+        lines.append(f"dockerboot's copy of @{root['id'][7:19]}: "
+                     + ("kept" if root["kept"] else "collected at the next update")
+                     + ("" if held is None else f", holds {held} bytes of its own"))
     pending = out["pending"]
     if pending["update"]:
         lines.append("update pending: " + "; ".join(pending["reasons"])

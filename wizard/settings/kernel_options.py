@@ -140,7 +140,9 @@ def check_state_dir(value: str, *, docker_path: str, rwlayer: str, boot_dir: str
     taken = [(_norm(docker_path), "docker's data-root"), (rw, "the rw layer")]
     taken += [(f"{rw}.{s}", f"the hook's {rw}.{s}") for s in ("new", "old", "previous")]
     taken += [(_norm(toplayer_path), "the top layer"),
-              (_norm(boot_dir) + "/gen", "the generations")]
+              (_norm(boot_dir) + "/gen", "the generations"),
+              # The hook's own name, whatever boot_dir is (wizard/boot/roots.py).
+              ("boot_docker/roots", "dockerboot's copies of the fallback images")]
     for other, what in taken:
         if _overlap(value, other):
             raise ConfigError(f"{opt} is, holds or lies inside {what} ({other})", _STATE_USE)

@@ -95,7 +95,7 @@ def test_boot_records_attempt_and_boot_on_the_partition_and_in_the_root(env: Hoo
     boot = _read(env, st, "boot")
     assert _kv(str(boot)) == {"ref": MULTI, "id": image_id, "configured_id": image_id,
                               "fallback": "", "kernel": KVER, "tries": "1",
-                              "generation": ""}
+                              "generation": "", "source": "configured"}
     rw = env.top / RW
     assert (rw / "etc/dockerboot/boot").read_text() == boot
     assert not (rw / MESSAGE).exists()
@@ -145,7 +145,7 @@ def test_fallback_boots_the_last_good_image_with_one_line(
     assert boot == {"ref": configured, "id": good_id,
                     "configured_id": env.ids.get(configured, ""),
                     "fallback": f"{configured} {reason}", "kernel": KVER, "tries": "1",
-                    "generation": ""}
+                    "generation": "", "source": "good"}
     assert (rw / "etc/dockerboot/boot").read_text() == _read(env, st, "boot")
     assert _read(env, st, "attempt") == f"{good_id} 1\n"
     assert _read(env, st, "good") == f"{good_id}\n"
@@ -369,5 +369,5 @@ def test_boot_records_the_generation_of_the_entry(env: HookEnv, st: str, value: 
     lines = boot.splitlines()
     assert [ln for ln in lines if ln.startswith("generation=")] == [f"generation={recorded}"]
     assert [ln.partition("=")[0] for ln in lines] == [
-        "ref", "id", "configured_id", "fallback", "kernel", "tries", "generation"]
+        "ref", "id", "configured_id", "fallback", "kernel", "tries", "generation", "source"]
     assert (env.top / RW / "etc/dockerboot/boot").read_text() == boot

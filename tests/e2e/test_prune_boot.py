@@ -1,0 +1,118 @@
+"""End to end: docker deletes every image, the machine still boots one it booted before.
+
+Issue 17, point 1, with the image's own systemd and a real login (UEFI,
+rEFInd, initramfs-tools, QEMU):
+
+- boot 1: the applied image v1 boots and its systemd marks it good; inside
+  the VM ``docker commit`` moves the configured tag to v2 (same kernel:
+  nothing to deploy).
+- boot 2: v2 boots and is marked good.  Inside the VM ``docker image prune
+  -a -f`` and ``docker system prune -a -f`` (which also removes the wizard's
+  pins): docker's store keeps no image at all.
+- boot 3: no image of docker's can boot, yet the machine comes up, on
+  dockerboot's own copy of an image it booted before (``boot_docker/roots``:
+  generation 1's image, made by apply and by the hook; v2's copy is made at
+  the first boot after its mark, which a prune in that same boot precedes),
+  with one line saying which and why; ``dockerboot-update status --json``
+  there names it (``booted.source``) and lists the copies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.lab import qemu, scenario
+from wizard.sandbox.console import Console, booted
+
+pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.side_by_side]
+
+PASSWORD = "alice-pw-1"
+HOSTNAME = "prunemachine"
+
+
+def ok(console: Console, command: str, timeout: float = 120) -> str:
+    status, out = console.run(command, timeout=timeout)
+    assert status == 0, f"{command}: exit {status}: {out}"
+    return out
+
+
+def sudo(console: Console, command: str, timeout: float = 300) -> tuple[int, str]:
+    return console.run(f"echo {PASSWORD} | sudo -S -p '' {command}", timeout=timeout)
+
+
+def marked_good(console: Console) -> None:
+    assert console.run("systemctl is-system-running --wait", timeout=600)[1] == "running"
+    assert ok(console, "systemctl show -p Result --value dockerboot-mark-good") == "success"
+
+
+def test_after_every_prune_the_machine_boots_an_image_it_booted_before(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("e2e-prune")
+    machine = scenario.new_machine(workdir)
+    image = "dbw-e2e/prune:desk"
+    pw = workdir / "pw-alice"
+    pw.write_text(PASSWORD + "\n")
+    pw.chmod(0o600)
+    with scenario.docker_on(machine) as daemon:
+        scenario.build_image(daemon, "initramfs-tools", image, marker="prune-v1", systemd=True)
+        result = scenario.run_apply(daemon, machine, "--image", image, "--hostname", HOSTNAME,
+                                    "--admin", "alice", "--user", "alice", "--password-file",
+                                    str(pw), "--kernel-options", "console=ttyS0", "--yes")
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+        v1 = daemon.docker("image", "inspect", "-f", "{{.Id}}", image).stdout.strip()
+        # apply's copy of generation 1's image (the partition is mounted here).
+        assert (machine.workdir / "mnt/boot_docker/roots" / v1[7:]).is_dir()
+    qemu.sync_esp(machine.esp, machine.image)
+
+    with booted(machine.image, workdir / "boot1.serial.log") as console:
+        console.login("alice", PASSWORD, timeout=900)
+        marked_good(console)
+        ok(console, "echo prune-v2 > /tmp/marker")
+        assert sudo(console, f"docker create --name dbwnext {image} /bin/true")[0] == 0
+        assert sudo(console, "docker cp /tmp/marker dbwnext:/etc/dbw-image-marker")[0] == 0
+        status, out = sudo(console, f"docker commit dbwnext {image}")
+        assert status == 0, out
+        v2 = re.search(r"sha256:[0-9a-f]{64}", out).group(0)  # type: ignore[union-attr]
+        assert sudo(console, "docker rm dbwnext")[0] == 0
+        console.poweroff(PASSWORD)
+
+    with booted(machine.image, workdir / "boot2.serial.log") as console:
+        console.login("alice", PASSWORD, timeout=900)
+        assert ok(console, "cat /etc/dbw-image-marker") == "prune-v2"
+        marked_good(console)
+        for command in ("docker image prune -a -f", "docker system prune -a -f"):
+            status, out = sudo(console, command)
+            assert status == 0, out
+        status, out = sudo(console, "docker images -a -q | wc -l")
+        assert (status, out.strip()) == (0, "0"), out   # docker has nothing left
+        console.poweroff(PASSWORD)
+
+    with booted(machine.image, workdir / "boot3.serial.log") as console:
+        console.login("alice", PASSWORD, timeout=900)
+        serial = (workdir / "boot3.serial.log").read_text(errors="replace")
+        fell_back = [ln.strip() for ln in serial.splitlines()
+                     if "instead" in ln and "dockerboot: " in ln]
+        assert len(fell_back) == 1, fell_back
+        assert fell_back[0].endswith(f"booting dockerboot's copy of the image of generation 1 "
+                                     f"{v1[7:19]} instead"), fell_back
+        assert f"dockerboot: {image}: is not in the docker store" in fell_back[0]
+        assert ok(console, "cat /etc/dbw-image-marker") == "prune-v1"   # booted before
+        marked_good(console)     # v1, booted from the copy, is the last good image again
+        status, out = sudo(console, "dockerboot-update status --json | tr -d '\\n'")
+        assert status == 0, out
+        doc = json.loads(out[out.index("{"):])
+        assert doc["booted"]["id"] == v1 and doc["booted"]["source"] == "generation-root"
+        assert doc["booted"]["fallback"] is True
+        assert doc["booted"]["fallback_reason"] == "is not in the docker store"
+        assert doc["last_good"] == {"id": v1} and v2 != v1
+        assert [(r["id"], r["kept"]) for r in doc["roots"]] == [(v1, True)]
+        status, out = sudo(console, "dockerboot-update status")
+        assert "booted from dockerboot's own copy" in out, out
+        console.poweroff(PASSWORD)
+
+    state = machine.workdir / "mnt/boot_docker/state"
+    with scenario.docker_on(machine):
+        boot = (state / "boot").read_text()
+        assert f"id={v1}\n" in boot and "source=generation-root\n" in boot
