@@ -96,26 +96,28 @@ async def test_try_in_a_vm_shows_the_login_prompt_and_finish_still_works():
     assert app.outcomes == [Next(APPLIED)]
 
 
-async def test_a_try_ending_in_emergency_mode_says_fix_it_before_rebooting():
+@pytest.mark.parametrize("start", ["click", "key"])
+@pytest.mark.parametrize("outcome", ["emergency mode", "no QEMU"])
+async def test_a_try_that_did_not_reach_a_normal_system_says_so(outcome: str, start: str):
+    """Emergency mode: the status says to fix it before rebooting; a try that
+    cannot start: one problem line; either way Try is offered again."""
     services = FakeServices()
-    services.try_result = TRY_EMERGENCY
+    if outcome == "emergency mode":
+        services.try_result = TRY_EMERGENCY
+    else:
+        services.try_error = WizardError("qemu-system-x86_64 is not installed",
+                                         "install the Debian package qemu-system-x86")
     async with open_step(Step.DONE, state=APPLIED, services=services) as (app, pilot):
         screen = app.screen
-        await pilot.click("#try")
-        await until(pilot, lambda: "emergency mode" in status_text(screen), "the try's result")
-        assert "fix it before you reboot" in status_text(screen)
-        assert any("mnt-missing.mount" in line for line in screen.work_log.lines)
-
-
-async def test_a_failed_try_is_one_problem_line():
-    services = FakeServices()
-    services.try_error = WizardError("qemu-system-x86_64 is not installed",
-                                     "install the Debian package qemu-system-x86")
-    async with open_step(Step.DONE, state=APPLIED, services=services) as (app, pilot):
-        screen = app.screen
-        await press(pilot, "t")
-        await until(pilot, lambda: not screen.busy and "qemu-system-x86_64 is not installed"
-                    in str(screen.query_one("#error", Static).render()), "the problem line")
+        await (pilot.click("#try") if start == "click" else press(pilot, "t"))
+        error = screen.query_one("#error", Static)
+        expected = ("emergency mode" if outcome == "emergency mode"
+                    else "qemu-system-x86_64 is not installed")
+        await until(pilot, lambda: not screen.busy
+                    and expected in status_text(screen) + str(error.render()), "the try's end")
+        if outcome == "emergency mode":
+            assert "fix it before you reboot" in status_text(screen)
+            assert any("mnt-missing.mount" in line for line in screen.work_log.lines)
         assert not screen.query_one("#try", Button).disabled
 
 

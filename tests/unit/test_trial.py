@@ -12,7 +12,7 @@ from wizard.boot import bootloader, generations
 from wizard.cli.main import build_parser
 from wizard.common.events import drive
 from wizard.settings.config import Settings
-from wizard.trial import plan, run, scratch
+from wizard.trial import console_log, plan, run, scratch
 from wizard.trial.plan import TrialError
 
 SETTINGS = Settings(label="dbw-lab", image="desktop:latest", kernel_options="console=ttyS0")
@@ -125,15 +125,15 @@ You are in emergency mode. After logging in, type "journalctl -xb" to view\r
 
 
 def test_the_serial_log_gives_the_hook_lines_failures_and_emergency_mode():
-    assert plan.hook_lines(SERIAL) == [
+    assert console_log.hook_lines(SERIAL) == [
         "dockerboot: docker_rwlayer is now a fresh snapshot of dbw/x:y (uptime 1.2 -> 1.9)",
         "dockerboot: warning: something"]
-    assert plan.failures(SERIAL) == [
+    assert console_log.failures(SERIAL) == [
         "[FAILED] Failed to mount mnt-missing.mount - /mnt/missing.",
         "[DEPEND] Dependency failed for local-fs.target.",
         "[ TIME ] Timed out waiting for device …by-label/gone."]
-    assert plan.emergency(SERIAL)
-    assert not plan.emergency("Debian GNU/Linux 12 trybox ttyS0\n\ntrybox login: ")
+    assert console_log.emergency(SERIAL)
+    assert not console_log.emergency("Debian GNU/Linux 12 trybox ttyS0\n\ntrybox login: ")
 
 
 def test_the_json_object_of_a_headless_try(tmp_path):

@@ -35,7 +35,7 @@ from wizard.sandbox import qemu
 from wizard.sandbox.console import LOGIN, Console
 from wizard.settings import config
 from wizard.store import images
-from wizard.trial import plan, scratch
+from wizard.trial import console_log, plan, scratch
 
 SCHEMA = 1
 """Version of ``try --json``'s object."""
@@ -239,13 +239,13 @@ def watch(prepared: Prepared, timeout: float = 900,
         outcome, boot_seconds = yield from _boot(prepared, timeout, cancel)
     serial = _read(prepared.log)
     login = outcome == "login"
-    emergency = outcome == "emergency" or plan.emergency(serial)
+    emergency = outcome == "emergency" or console_log.emergency(serial)
     result = Result(login_prompt=login, emergency=emergency,
                     seconds=time.monotonic() - prepared.started, boot_seconds=boot_seconds,
-                    hook_lines=tuple(plan.hook_lines(serial)),
-                    failed=tuple(plan.failures(serial)), prepared=prepared,
+                    hook_lines=tuple(console_log.hook_lines(serial)),
+                    failed=tuple(console_log.failures(serial)), prepared=prepared,
                     serial_log=str(prepared.log) if prepared.keep else "",
-                    console_tail=tuple(plan.tail(serial)))
+                    console_tail=tuple(console_log.tail(serial)))
     what = ("the login prompt" if result.ok else "an emergency shell" if emergency
             else "no login prompt")
     yield StepDone("boot", f"{what} after {boot_seconds:.0f}s in the VM")
@@ -256,13 +256,13 @@ def _boot(prepared: Prepared, timeout: float, cancel: threading.Event | None
           ) -> Generator[Event, None, tuple[str, float]]:
     """One boot until: ``login``, ``emergency``, ``kvm-failed``, ``exit`` or ``timeout``."""
     console = Console.spawn(prepared.command(), prepared.log, timeout=timeout)
-    patterns = [LOGIN, plan.KVM_FAILED, *plan.EMERGENCY]
+    patterns = [LOGIN, console_log.KVM_FAILED, *console_log.EMERGENCY]
     outcome, seen = "timeout", 0
     try:
         while time.monotonic() - console.started < timeout:
             check_cancel(cancel)
             i = console.child.expect([*patterns, pexpect.EOF, pexpect.TIMEOUT], timeout=2)
-            for line in plan.hook_lines(_read(prepared.log))[seen:]:
+            for line in console_log.hook_lines(_read(prepared.log))[seen:]:
                 seen += 1
                 yield LogLine(line)
             if i < len(patterns):
@@ -291,7 +291,7 @@ def console(prepared: Prepared, escape: str = "\x1d", say: Callable[[str], None]
     con = Console.spawn(prepared.command(), prepared.log, timeout=24 * 3600, echo=sys.stdout)
     try:
         if prepared.vm.accel == "kvm" and con.child.expect(
-                [plan.KVM_FAILED, pexpect.EOF, pexpect.TIMEOUT], timeout=kvm_wait) == 0:
+                [console_log.KVM_FAILED, pexpect.EOF, pexpect.TIMEOUT], timeout=kvm_wait) == 0:
             con.close()
             prepared.vm = replace(prepared.vm, accel="tcg",
                                   why="KVM failed in the firmware (KVM internal error)")
