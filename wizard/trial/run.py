@@ -144,8 +144,12 @@ def _copy_plan(view: Path, settings: config.Settings, refs: list[str]
         if extra != boot and not extra.startswith(f"{boot}/") and (view / extra).is_dir():
             trees.append(extra)
     rw = settings.rwlayer
+    # Not one below a tree copied whole (boot_docker/roots/<id>: dockerboot's
+    # copies of images): made first, it would turn the tree's cp into a copy
+    # inside it (boot_docker/boot_docker/...).
     empty = [s for s in scratch.top_subvolumes(view)
-             if s != rw and not s.startswith(f"{rw}.") and s not in subvols]
+             if s != rw and not s.startswith(f"{rw}.") and s not in subvols
+             and not any(s.startswith(f"{t}/") for t in trees)]
     if settings.docker_path not in empty:
         empty.append(settings.docker_path)
     size = sum(scratch.tree_bytes(view / rel) for rel in trees + subvols)
