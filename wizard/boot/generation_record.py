@@ -8,7 +8,7 @@ collection ever deletes there besides the record), whether it is the legacy
 flat pair and whether ``rollback`` pinned it; a pinned record also holds
 ``rolled_back_from``, the image IDs the rollback turned away from (the
 newest generation's and the tag's at that time): the rollback holds while
-the tag names one of them (``wizard.boot.status.rollback_state``).  A
+the tag names one of them (``wizard.boot.generations.rollback_state``).  A
 pinned record of an earlier version has no such key: it loads with
 ``rolled_back_from`` None (unknown), and the previous generation's image
 stands in for it.  Every value that can reach a

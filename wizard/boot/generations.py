@@ -37,6 +37,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from wizard.boot.fingerprint import kernel_version_of
 from wizard.boot.generation_record import GEN_DIR as GEN_DIR
@@ -275,3 +276,36 @@ def adopt_legacy(boot_dir: Path, image_ref: str, image_id: str | None) -> Genera
         raise
     fsync_dir(boot_dir / GEN_DIR)
     return gen
+
+
+def rollback_state(inv: Inventory, tag_id: str | None) -> dict[str, Any] | None:
+    """The newest generation's rollback and whether it holds; None when it is no rollback.
+
+    A rollback holds while the configured tag names one of the images it
+    turned away from (``rolled_back_from`` in its record; a record of an
+    earlier version does not say: then the previous generation's image, the
+    one it was rolled back from).  Only a tag moved to another image, or an
+    ``update`` run by hand, ends it.  ``holds`` is None when the tag's ID is
+    unknown.
+    """
+    newest = inv.newest
+    if newest is None or not newest.pinned:
+        return None
+    if newest.rolled_back_from is not None:
+        away = list(newest.rolled_back_from)
+    else:
+        prev = inv.previous
+        away = [prev.image_id] if prev is not None and prev.image_id else []
+    return {"generation": newest.number, "image_id": newest.image_id, "since": newest.created,
+            "from": away, "holds": None if tag_id is None else tag_id in away}
+
+
+def rollback_line(rollback: dict[str, Any], image: str, tag_id: str | None) -> str:
+    """The rollback in one line: since when, from which images, and whether it holds."""
+    away = ", ".join(f"@{i[7:19]}" for i in rollback["from"]) or "an unknown image"
+    head = (f"generation {rollback['generation']} is a rollback to "
+            f"@{(rollback['image_id'] or '?')[7:19]} since {rollback['since']} (from {away})")
+    if rollback["holds"] is False and tag_id is not None:
+        return f"{head}: {image} moved to @{tag_id[7:19]} since: an update returns to it"
+    return (f"{head}: it holds while {image} is one of those; "
+            f"an update run by hand returns to {image}")

@@ -29,7 +29,7 @@ from typing import Any
 
 from wizard.boot import roots
 from wizard.boot.fingerprint import KVER_RE, Fingerprint
-from wizard.boot.generations import Generation, Inventory, load
+from wizard.boot.generations import Generation, Inventory, load, rollback_line, rollback_state
 from wizard.settings.cmdline import parse_cmdline
 from wizard.settings.config import Settings
 from wizard.settings.kernel_options import check_state_dir, state_option
@@ -197,39 +197,6 @@ def _booted(inv: Inventory, boot: dict[str, str] | None, cmdline: str | None,
             "fallback": bool(fallback), "fallback_reason": reason,
             "generation": number, "generation_source": source,
             "source": boot.get("source") if boot.get("source") in _SOURCES else None}
-
-
-def rollback_state(inv: Inventory, tag_id: str | None) -> dict[str, Any] | None:
-    """The newest generation's rollback and whether it holds; None when it is no rollback.
-
-    A rollback holds while the configured tag names one of the images it
-    turned away from (``rolled_back_from`` in its record; a record of an
-    earlier version does not say: then the previous generation's image, the
-    one it was rolled back from).  Only a tag moved to another image, or an
-    ``update`` run by hand, ends it.  ``holds`` is None when the tag's ID is
-    unknown.
-    """
-    newest = inv.newest
-    if newest is None or not newest.pinned:
-        return None
-    if newest.rolled_back_from is not None:
-        away = list(newest.rolled_back_from)
-    else:
-        prev = inv.previous
-        away = [prev.image_id] if prev is not None and prev.image_id else []
-    return {"generation": newest.number, "image_id": newest.image_id, "since": newest.created,
-            "from": away, "holds": None if tag_id is None else tag_id in away}
-
-
-def rollback_line(rollback: dict[str, Any], image: str, tag_id: str | None) -> str:
-    """The rollback in one line: since when, from which images, and whether it holds."""
-    away = ", ".join(f"@{i[7:19]}" for i in rollback["from"]) or "an unknown image"
-    head = (f"generation {rollback['generation']} is a rollback to "
-            f"@{(rollback['image_id'] or '?')[7:19]} since {rollback['since']} (from {away})")
-    if rollback["holds"] is False and tag_id is not None:
-        return f"{head}: {image} moved to @{tag_id[7:19]} since: an update returns to it"
-    return (f"{head}: it holds while {image} is one of those; "
-            f"an update run by hand returns to {image}")
 
 
 def _entry_generation(inv: Inventory, boot: str, loader: str | None) -> int | None:

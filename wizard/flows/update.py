@@ -26,7 +26,8 @@ from typing import Any
 
 from wizard.boot import bootloader, bootset, generations, initramfs
 from wizard.boot.fingerprint import assets_hash, fingerprint
-from wizard.boot.status import rollback_line, rollback_state, status
+from wizard.boot.generations import rollback_line, rollback_state
+from wizard.boot.status import status
 from wizard.common import atomic
 from wizard.common.diffs import unified_diff
 from wizard.common.errors import WizardError
