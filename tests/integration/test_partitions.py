@@ -155,3 +155,36 @@ def test_label_with_space_is_exact(tmp_path: Path) -> None:
     with lab.loop_disk(tmp_path, label=label, size="256M") as disk:
         assert partitions.find_by_label(label).device == disk.btrfs_dev
         assert not [p for p in partitions.list_btrfs() if p.label == label.replace(" ", "_")]
+
+
+def test_gpt_disk_attaches_to_a_loop_with_stale_partitions(tmp_path: Path) -> None:
+    """A loop detached while its partitions were busy keeps them (no partscan
+    flag): the next GPT image on it must still get its own partitions (CI saw
+    `partx -a`: "error adding partitions 1-2" there)."""
+    stale = tmp_path / "stale.img"
+    lab.run("truncate", "-s", "300M", stale)
+    lab.run("sgdisk", "-o", "-n", "1:1M:+64M", "-n", "2:0:0", stale)
+    loop = lab.run("losetup", "--show", "-f", stale).stdout.strip()
+    lab.run("partx", "-a", loop)
+    lab.run("losetup", "-d", loop)  # partitions left behind, as after a busy detach
+    name = Path(loop).name
+    try:
+        assert (Path("/sys/block") / name / f"{name}p2").exists()
+        lab.run("udevadm", "settle")
+        for _ in range(50):  # a detach waits for udev's probe of the partitions to close
+            if lab.run("losetup", "-f").stdout.strip() == loop:
+                break
+            time.sleep(0.1)
+        assert lab.run("losetup", "-f").stdout.strip() == loop
+        (tmp_path / "new").mkdir()
+        with lab.loop_disk(tmp_path / "new", size="1G", gpt=True) as disk:
+            assert disk.loop == loop
+            sectors = int((Path("/sys/block") / name / f"{name}p2" / "size").read_text())
+            assert sectors * 512 > 900 * 2**20  # the new image's partition, not the stale one
+            assert lab.run("blkid", "-s", "LABEL", "-o", "value", disk.btrfs_dev).stdout.strip() \
+                == disk.label
+    finally:  # on failure, drop the stale partitions (partx needs the loop attached)
+        if (Path("/sys/block") / name / f"{name}p2").exists():
+            lab.run("losetup", loop, stale, check=False)
+            lab.run("partx", "-d", loop, check=False)
+            lab.run("losetup", "-d", loop, check=False)

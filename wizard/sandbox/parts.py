@@ -144,8 +144,11 @@ def attach_disk(image: Path, *, label: str, gpt: bool, fresh: bool = False) -> I
     esp = None
     try:
         if gpt:
-            # The kernel does not scan loop partitions by itself here.
-            run("partx", "-a", loop)
+            # The kernel does not scan loop partitions by itself here.  `-u`,
+            # not `-a`: a loop device detached while its partitions were busy
+            # keeps them (no partscan flag), and `-a` then fails on the next
+            # image attached to it; `-u` adds, resizes and drops to match.
+            run("partx", "-u", loop)
             esp, dev = f"{loop}p1", f"{loop}p2"
         else:
             dev = loop
