@@ -20,6 +20,15 @@ serial console, as the wizard's users:
   layer and its own ``status --json`` names it; ``$HOME``'s file and the
   journal line of boot 1 are there, the file in ``/`` is not.
 
+Around the boots, on the host: apply keeps the user's own refind.conf
+entry and comments byte for byte (and a backup), saves its configuration
+0600 without the passwords, writes crypt hashes; the boots write nothing
+to refind.conf; boot 2's hook kept boot 1's root read-only as
+``docker_rwlayer.previous`` (the file written in ``/`` there); a later
+``apply --dry-run`` needs no ``--image`` (the saved configuration).  With
+dracut, systemd runs in the initramfs.  (This was test_boot.py's pair of
+boots with a test init: the same assertions, on these boots.)
+
 The top layer also holds files where the image has symlinks (issue "never
 harm"): ``etc/resolv.conf`` (a dangling relative symlink in the image),
 ``etc/localtime`` (absolute), ``lib/dbw-test/marker.conf`` (``lib -> usr/lib``)
@@ -40,7 +49,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab import qemu, scenario
+from tests.lab import lab, qemu, scenario
 from wizard.sandbox.console import Console, booted
 from wizard.store import images
 
@@ -109,6 +118,7 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
     workdir = tmp_path_factory.mktemp(f"machine-{generator}")
     machine = scenario.new_machine(workdir)
     image = f"dbw-machine/{generator}:desk"
+    user_conf_before = machine.refind_conf.read_text()
     args = ["--image", image, "--hostname", HOSTNAME, "--admin", "alice",
             "--kernel-options", "console=ttyS0", "--yes"]
     for user, password in PASSWORDS.items():
@@ -128,11 +138,28 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
                      "lib/dbw-test/marker.conf: lands at usr/lib/dbw-test/marker.conf"):
             assert line in result.stdout, result.stdout[-4000:]
         machine_id = (toplayer / "etc/machine-id").read_text().strip()
+        assert all(pw not in result.stdout + result.stderr for pw in PASSWORDS.values())
+        hashes = dict(line.split(":")[:2] for line in
+                      (toplayer / "etc/shadow").read_text().splitlines())
+        assert re.match(r"^\$(y|6|gy|7)\$", hashes["alice"]), hashes["alice"]
+        saved = machine.workdir / "mnt/boot_docker/dockerboot-wizard.toml"
+        assert saved.stat().st_mode & 0o777 == 0o600
+        assert "alice" in saved.read_text()
+        assert all(pw not in saved.read_text() for pw in PASSWORDS.values())
+    conf = machine.refind_conf.read_text()
+    # The user's own entry and comments survive byte for byte, before our block.
+    assert conf.startswith(user_conf_before) and 'menuentry "My own OS"' in conf
+    assert f"volume {machine.label}" in conf
+    assert list(machine.refind_conf.parent.glob("refind.conf.dockerboot-*.bak"))
     qemu.sync_esp(machine.esp, machine.image)
 
     with booted(machine.image, workdir / "boot1.serial.log") as console:
         console.expect(f"{HOSTNAME} login: ", timeout=900)
         print(f"\n{generator}: login prompt after {time.monotonic() - console.started:.0f}s")
+        if generator == "dracut":
+            # systemd ran in the initramfs (dracut's systemd module, from the image's config).
+            serial = (workdir / "boot1.serial.log").read_text(errors="replace")
+            assert re.search(r"systemd\[1\]|Welcome to .*dracut", serial), serial[-5000:]
         console.login("bob", PASSWORDS["bob"])
         status, out = sudo(console, "true", user="bob")
         assert status != 0 and "not in the sudoers file" in out, out
@@ -166,6 +193,7 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         assert ok(console, "test -L /lib && cat /usr/lib/dbw-test/marker.conf") == \
             "from the top layer"
         assert ok(console, "stat -c %a /tmp") == "1777"
+        assert ok(console, "stat -c %a /") == "755"  # the top layer's 0700 stays on it
 
         ok(console, "echo kept > $HOME/kept.txt")
         assert sudo(console, "touch /dbw-root-file")[0] == 0
@@ -218,7 +246,19 @@ def test_real_machine_two_boots(generator, tmp_path_factory):
         assert ok(console, "systemctl show -p Result --value dockerboot-mark-good") == "success"
         console.poweroff(PASSWORDS["alice"])
 
+    assert machine.refind_conf.read_text() == conf  # the boots wrote nothing there
     with scenario.docker_on(machine) as daemon:
+        top = machine.workdir / "mnt"
+        # Boot 2's hook kept boot 1's root, read-only: the file written there, its image.
+        prev = top / "docker_rwlayer.previous"
+        assert (prev / "dbw-root-file").is_file()
+        assert (prev / "etc/dbw-image-marker").read_text().strip() == f"{generator}-v1"
+        assert lab.run("btrfs", "property", "get", "-ts", prev, "ro").stdout.strip() == "ro=true"
+        # The saved config is the input of a later apply: no --image needed.
+        again = scenario.run_apply(daemon, machine, "--dry-run")
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+        assert f"docker_image={image}" in again.stdout and "console=ttyS0" in again.stdout
+        assert "dry run: nothing was changed" in again.stdout
         data_root = machine.workdir / "mnt/docker"
         image_unchanged(images.resolve_subvolume(data_root, image))
         # The committed image booted and its own systemd marked it good.
