@@ -110,6 +110,8 @@ def cmd_try(args: argparse.Namespace) -> int:
         print("try: left the console; the VM is off, the partition unchanged")
     finally:
         prepared.cleanup()
+        for line in prepared.left:
+            print(f"try: {line}", file=sys.stderr)
     return 0
 
 

@@ -57,6 +57,10 @@ class Prepared:
     started: float = field(default_factory=time.monotonic)
     made: list[Path] = field(default_factory=list)
     keep: bool = False
+    made_id: tuple[int, int] | None = None
+    """``workdir``'s identity when the try made it (``scratch.identity``)."""
+    left: list[str] = field(default_factory=list)
+    """One line per thing ``cleanup`` refused to remove."""
 
     @property
     def disk(self) -> Path:
@@ -80,9 +84,12 @@ class Prepared:
                    "-append", self.target.boot_cmdline))
 
     def cleanup(self) -> None:
-        """Remove the scratch disk and the rest of what the try made (unless kept)."""
+        """Remove the scratch disk and the rest of what the try made (unless kept).
+
+        What it must not remove (``scratch.safe_remove``) is left, said in ``left``.
+        """
         if not self.keep:
-            scratch.safe_remove(self.workdir, self.made)
+            self.left += scratch.safe_remove(self.workdir, self.made, self.made_id)
 
 
 @dataclass(frozen=True)
@@ -242,7 +249,8 @@ def prepare(label: str, which: str | None = None, *, network: str = "none",
         base.mkdir(parents=True, exist_ok=True)
         scratch.check_space(base, copy)
         work = Path(tempfile.mkdtemp(prefix="dockerboot-try-", dir=base))
-        prepared = Prepared(work, target, vm, network, label, resolved, 0, started, keep=keep)
+        prepared = Prepared(work, target, vm, network, label, resolved, 0, started, keep=keep,
+                            made_id=scratch.identity(work))
         prepared.made += [prepared.disk, work / "vmlinuz", work / "initrd.img", prepared.log]
         try:
             shutil.copyfile(view / target.kernel, work / "vmlinuz")
@@ -363,9 +371,12 @@ def run(label: str, which: str | None = None, *, timeout: float = 900, network: 
     prepared = yield from prepare(label, which, network=network, accel=accel, workdir=workdir,
                                   keep=keep, cancel=cancel)
     try:
-        return (yield from watch(prepared, timeout, cancel, login))
+        result = yield from watch(prepared, timeout, cancel, login)
     finally:
         prepared.cleanup()
+    for line in prepared.left:
+        yield LogLine(line)
+    return result
 
 
 def by_label(label: str, cancel: threading.Event) -> Generator[Event, None, dict[str, Any]]:
