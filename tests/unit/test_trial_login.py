@@ -96,13 +96,19 @@ def test_the_login_reports_no_failed_unit_and_the_try_is_ok(tmp_path, monkeypatc
 def test_failed_units_are_listed_and_make_the_try_not_ok(tmp_path, monkeypatch):
     failed = ("mnt-data.mount loaded failed failed /mnt/data\\n"
               "[  OK  ] Reached target noise.\\n"
-              "dbw-x@1.service loaded failed failed X\\n")
+              "dbw-x@1.service loaded failed failed X\\n"
+              "dockerboot-update.service loaded failed failed dockerboot: update\\n")
     prepared = prepared_vm(tmp_path, monkeypatch, failed)
     result = drive(run.watch(prepared, timeout=60, login=guest.Credentials("alice", PASSWORD)))
     out = result.to_json()
-    assert out["failed_units"] == ["mnt-data.mount", "dbw-x@1.service"], out
+    assert out["failed_units"] == ["mnt-data.mount", "dbw-x@1.service",
+                                   "dockerboot-update.service"], out
+    # The hook's lines are the boot's, not a unit description the session printed.
+    assert out["hook_lines"] == ["dockerboot: docker_rwlayer is now a fresh snapshot of "
+                                 "desktop:latest"]
     assert out["system_state"] == "degraded" and out["logged_in"]
-    assert not out["ok"] and out["reason"] == "failed units: mnt-data.mount, dbw-x@1.service"
+    assert not out["ok"] and out["reason"] == ("failed units: mnt-data.mount, dbw-x@1.service, "
+                                               "dockerboot-update.service")
 
 
 def test_a_wrong_password_is_one_line_not_an_exception(tmp_path, monkeypatch):

@@ -291,7 +291,7 @@ def watch(prepared: Prepared, timeout: float = 900, cancel: threading.Event | No
     emergency = outcome == "emergency" or console_log.emergency(boot_text)
     result = Result(login_prompt=outcome == "login", emergency=emergency,
                     seconds=end - prepared.started, boot_seconds=boot_seconds,
-                    hook_lines=tuple(console_log.hook_lines(serial)),
+                    hook_lines=tuple(console_log.hook_lines(boot_text)),
                     failed=tuple(console_log.failures(serial)), prepared=prepared,
                     serial_log=str(prepared.log) if prepared.keep else "",
                     console_tail=tuple(console_log.tail(boot_text)), inside=inside)
