@@ -196,8 +196,10 @@ class DoneScreen(StepScreen, ShowsWork):
         for line in out.get("failed", []):
             self.work_log.write_line(f"   failed: {line}")
         if out.get("ok"):
-            self.set_status(f"The VM reached the login prompt after {out.get('seconds', 0):.0f}s: "
-                            "the next boot works. Nothing on the partition changed.")
+            prompt = f" ({out['login_line']})" if out.get("login_line") else ""
+            self.set_status(f"The VM reached the login prompt{prompt} after "
+                            f"{out.get('seconds', 0):.0f}s: the next boot works. Nothing on the "
+                            "partition changed.")
         else:
             what = "ended in emergency mode" if out.get("emergency") else \
                 "did not reach the login prompt"

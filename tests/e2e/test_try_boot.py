@@ -3,8 +3,10 @@
 One headless ``apply`` of the sample image with systemd (initramfs-tools),
 a container left running on the lab's dockerd, then:
 
-1. ``try --headless --json`` reaches the login prompt of the image's own
-   systemd and reports the hook's lines (the fresh snapshot of the image);
+1. ``try --headless --json --user --password-file`` reaches the login prompt
+   of the image's own systemd, logs in there as the user apply made and
+   finds no failed unit, reports the hook's lines (the fresh snapshot of the
+   image), and shows the password nowhere (stdout, stderr, serial log);
    the partition's subvolumes have the same generation numbers before and
    after (but for what the running dockerd itself writes: its data-root and
    the container's layers), ``boot_docker`` (state, generations, top layer,
@@ -32,6 +34,7 @@ from tests.lab import lab, scenario
 pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.side_by_side]
 
 IMAGE = "dbw-try/initramfs-tools:desk"
+USER, PASSWORD = "tryer", "try pw 7#x"
 BROKEN_LINE = ("LABEL=dbw-try-missing /mnt/missing ext4 "
                "defaults,x-systemd.device-timeout=10s 0 2\n")
 
@@ -83,12 +86,14 @@ def container_layers(data_root: Path, container: str) -> set[str]:
         {f"docker/btrfs/subvolumes/{i}-init" for i in ids}
 
 
-def try_json(daemon: lab.Dockerd, label: str, workdir: Path) -> tuple[int, dict, str]:
+def try_json(daemon: lab.Dockerd, label: str, workdir: Path,
+             *extra: str) -> tuple[int, dict, str, str]:
+    """``try --headless --json --keep``: its exit status, object, stdout and stderr."""
     r = subprocess.run([scenario.wizard_command(), "try", "--label", label, "--headless",
-                        "--json", "--timeout", "1200", "--keep", "--workdir", str(workdir)],
-                       env=daemon.env(), capture_output=True, text=True, timeout=3000)
+                        "--json", "--timeout", "1200", "--keep", "--workdir", str(workdir),
+                        *extra], env=daemon.env(), capture_output=True, text=True, timeout=3000)
     assert r.stdout.strip(), r.stderr[-4000:]
-    return r.returncode, json.loads(r.stdout), r.stderr
+    return r.returncode, json.loads(r.stdout), r.stdout, r.stderr
 
 
 def test_try_boots_the_next_boot_and_changes_nothing(tmp_path_factory):
@@ -98,7 +103,8 @@ def test_try_boots_the_next_boot_and_changes_nothing(tmp_path_factory):
     with scenario.docker_on(machine) as daemon:
         scenario.build_image(daemon, "initramfs-tools", IMAGE, marker="try-v1", systemd=True)
         result = scenario.run_apply(daemon, machine, "--image", IMAGE, "--hostname", "trybox",
-                                    "--kernel-options", "console=ttyS0", "--yes")
+                                    "--kernel-options", "console=ttyS0", "--user", USER,
+                                    "--yes", password=PASSWORD)
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr
         container = daemon.docker("run", "-d", "--network", "none", IMAGE, "sleep",
                                   "infinity").stdout.strip()
@@ -107,10 +113,17 @@ def test_try_boots_the_next_boot_and_changes_nothing(tmp_path_factory):
         boot_dir = tree_digest(top / "boot_docker")
         image_id = daemon.docker("inspect", "-f", "{{.Id}}", IMAGE).stdout.strip()
 
-        code, out, err = try_json(daemon, machine.label, workdir / "try1")
+        password_file = machine.workdir / "password"  # run_apply's, for the same user
+        code, out, stdout, err = try_json(daemon, machine.label, workdir / "try1", "--user",
+                                          USER, "--password-file", str(password_file))
         serial = Path(out["serial_log"]).read_text(errors="replace")
         assert code == 0 and out["ok"] and out["login_prompt"], err[-3000:] + serial[-5000:]
         assert not out["emergency"], out
+        # Logged in on the VM's console as the user apply made: systemd settled, nothing failed.
+        assert (out["user"], out["logged_in"], out["failed_units"], out["system_state"]) == \
+            (USER, True, [], "running"), (out["reason"], serial[-5000:])
+        assert out["login_line"] == "trybox login:" and out["reason"] == ""
+        assert PASSWORD not in stdout + err + serial
         assert out["generation"] == 1 and out["entry"] == "default"
         assert out["image"] == IMAGE and f"docker_image={IMAGE}" in out["cmdline"]
         assert "dockerboot.generation=1" in out["cmdline"]
@@ -149,7 +162,7 @@ def test_try_boots_the_next_boot_and_changes_nothing(tmp_path_factory):
         fstab.write_bytes(good + BROKEN_LINE.encode())
         broken = tree_digest(top / "boot_docker")
         try:
-            code, out, err = try_json(daemon, machine.label, workdir / "try2")
+            code, out, _, err = try_json(daemon, machine.label, workdir / "try2")
         finally:
             fstab.write_bytes(good)
         serial = Path(out["serial_log"]).read_text(errors="replace")

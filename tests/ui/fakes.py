@@ -381,7 +381,8 @@ __all__ = ["FakeServices", "GOOD_DOCKER", "IMAGES", "NEW_DISK", "OTHER", "OVERLA
 
 
 TRY_OK: dict[str, object] = {
-    "ok": True, "login_prompt": True, "emergency": False, "seconds": 48.0, "failed": [],
+    "ok": True, "login_prompt": True, "login_line": "desk login:", "emergency": False,
+    "seconds": 48.0, "failed": [],
     "hook_lines": ["dockerboot: docker_rwlayer is now a fresh snapshot of desk:1"],
     "console_tail": ["Debian GNU/Linux 12 desk ttyS0", "desk login:"]}
 TRY_EMERGENCY: dict[str, object] = {

@@ -87,6 +87,7 @@ async def test_try_in_a_vm_shows_the_login_prompt_and_finish_still_works():
         await until(pilot, lambda: "login prompt" in status_text(screen), "the try's result")
         assert services.calls[-1] == ("try_boot", SETTINGS.label)
         assert "Nothing on the partition changed" in status_text(screen)
+        assert "reached the login prompt (desk login:) after 48s" in status_text(screen)
         lines = screen.work_log.lines
         assert "desk login:" in "\n".join(lines)
         assert any("fresh snapshot of desk:1" in line for line in lines)

@@ -162,6 +162,8 @@ def test_demo_in_tmux_applies_then_logs_in_on_the_booted_console(pane: Pane) -> 
     On the Top layer step, by keys: etc/fstab opened from the tree, the
     /var/lib/docker line added from the fstab helper (f4, enter), the
     hostname and a user typed into the users form (f2; the password twice).
+    On the Done step, Try in a VM (t) boots the configuration in QEMU over a
+    copy of the partition and shows its login prompt; then Finish (Enter).
     The sample image's own systemd boots to a login prompt in this terminal;
     the user logs in with the password typed there and the console shows the
     hostname, her groups and the fstab line; Ctrl-] leaves the console and
@@ -229,6 +231,14 @@ def test_demo_in_tmux_applies_then_logs_in_on_the_booted_console(pane: Pane) -> 
     pane.wait_for("Nothing has been written yet")
     pane.keys("a")
     pane.wait_for("At the next boot", timeout=600)
+    # Done: Try in a VM (t) boots what the next boot boots, over a copy, and says what the
+    # VM's console showed: the login prompt with the hostname typed above. Then leave.
+    pane.keys("t")
+    pane.wait_for("Trying in a VM", timeout=60)
+    pane.wait_for(lambda s: f"reached the login prompt ({hostname} login:)" in s
+                  or "fix it before you reboot" in s, timeout=1500)
+    screen = pane.wait_for(f"{hostname} login:")  # the console's last lines, in the work log
+    assert "fix it before you reboot" not in screen, pane.printed()[-4000:]
     pane.keys("Enter")
 
     pane.wait_for("[Y/n]", timeout=120)

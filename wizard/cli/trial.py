@@ -5,9 +5,11 @@ command line, the image the hook resolves and the top layer, all from a
 copy of the partition (``wizard.trial``): nothing on it is written and its
 dockerd keeps running.  In a terminal the serial console is handed over
 (Ctrl-] leaves and powers the VM off); ``--headless`` waits for the login
-prompt and reports it, ``--json`` as one object.  The exit status is 0 only
-when the login prompt came without an emergency shell: a script can gate a
-reboot on it.
+prompt and reports it, ``--json`` as one object; with ``--user`` and
+``--password-file`` it also logs in there and reports systemd's failed
+units.  The exit status is 0 only when the login prompt came without an
+emergency shell (and, with a login, the login worked and no unit failed):
+a script can gate a reboot on it.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from wizard.cli.output import EXIT_ERROR, print_event
+from wizard.cli.precheck import read_passwords
+from wizard.common.errors import ConfigError
 from wizard.common.events import drive
-from wizard.trial import plan, run
+from wizard.trial import guest, plan, run
 
 ESCAPE = "\x1d"
 
@@ -47,6 +51,30 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--workdir", type=Path, help="where the scratch disk goes (default /var/tmp)")
     p.add_argument("--keep", action="store_true",
                    help="keep the scratch disk and the serial log afterwards")
+    p.add_argument("--user", help="headless: log in as NAME at the login prompt and report "
+                                  "systemd's failed units (needs --password-file)")
+    p.add_argument("--password-file", help="the --user's password on the first line of FILE "
+                                           "(- for stdin); never printed")
+
+
+def credentials(args: argparse.Namespace, headless: bool) -> guest.Credentials | None:
+    """The ``--user``'s name and password, read before anything is mounted or booted.
+
+    Raises:
+        ConfigError: one of the two flags without the other, with the console,
+            or a password file that is missing, unreadable or empty.
+
+    """
+    if args.user is None and args.password_file is None:
+        return None
+    if args.user is None or args.password_file is None:
+        raise ConfigError("--user and --password-file go together",
+                          "give both, or neither (then the try stops at the login prompt)")
+    if not headless:
+        raise ConfigError("--user is for the headless try (on the console you log in yourself)",
+                          "add --headless (or --json)")
+    password = read_passwords([args.user], [args.password_file])[args.user]
+    return guest.Credentials(args.user, password)
 
 
 def cmd_try(args: argparse.Namespace) -> int:
@@ -62,10 +90,11 @@ def cmd_try(args: argparse.Namespace) -> int:
         finally:
             sys.stdout = stdout
 
+    login = credentials(args, headless)
     if headless:
         result = drive(run.run(args.label, args.generation, timeout=args.timeout,
                                network=args.network, accel=args.accel, workdir=args.workdir,
-                               keep=args.keep), show)
+                               keep=args.keep, login=login), show)
         if args.json:
             print(json.dumps(result.to_json(), indent=2))
         else:
@@ -81,6 +110,8 @@ def cmd_try(args: argparse.Namespace) -> int:
         print("try: left the console; the VM is off, the partition unchanged")
     finally:
         prepared.cleanup()
+        for line in prepared.left:
+            print(f"try: {line}", file=sys.stderr)
     return 0
 
 
@@ -90,4 +121,8 @@ def _summary(result: run.Result) -> list[str]:
              f"{result.seconds:.0f}s ({result.boot_seconds:.0f}s in the VM)"]
     lines += [f"  hook: {line}" for line in result.hook_lines]
     lines += [f"  failed: {line}" for line in result.failed]
+    if result.inside is not None:
+        lines.append(f"  login: {result.inside.line()}")
+    if result.reason:
+        lines.append(f"try: NOT OK — {result.reason}")
     return lines

@@ -150,8 +150,12 @@ class Console:
         self._at_login = False
         self.child.sendline(text)
 
-    def login(self, user: str, password: str, timeout: float = 600) -> None:
+    def login(self, user: str, password: str, timeout: float = 600, *,
+              prompt_shown: bool = False) -> None:
         """Log in at getty's prompt and set up the shell for ``run``.
+
+        ``prompt_shown``: the caller read the login prompt off ``child`` itself
+        (the try waits for several patterns at once), so it is not awaited again.
 
         Boot messages can interleave with the prompt: when no password
         prompt follows the user name within ``NUDGE`` seconds, a newline asks
@@ -163,7 +167,7 @@ class Console:
 
         """
         deadline = time.monotonic() + timeout
-        if not self._at_login:
+        if not (self._at_login or prompt_shown):
             self.expect(LOGIN, timeout, "login prompt")
         while True:
             if time.monotonic() > deadline:

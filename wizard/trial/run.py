@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -35,7 +36,7 @@ from wizard.sandbox import qemu
 from wizard.sandbox.console import LOGIN, Console
 from wizard.settings import config
 from wizard.store import images
-from wizard.trial import console_log, plan, scratch
+from wizard.trial import console_log, guest, plan, scratch
 
 SCHEMA = 1
 """Version of ``try --json``'s object."""
@@ -56,6 +57,10 @@ class Prepared:
     started: float = field(default_factory=time.monotonic)
     made: list[Path] = field(default_factory=list)
     keep: bool = False
+    made_id: tuple[int, int] | None = None
+    """``workdir``'s identity when the try made it (``scratch.identity``)."""
+    left: list[str] = field(default_factory=list)
+    """One line per thing ``cleanup`` refused to remove."""
 
     @property
     def disk(self) -> Path:
@@ -79,9 +84,12 @@ class Prepared:
                    "-append", self.target.boot_cmdline))
 
     def cleanup(self) -> None:
-        """Remove the scratch disk and the rest of what the try made (unless kept)."""
+        """Remove the scratch disk and the rest of what the try made (unless kept).
+
+        What it must not remove (``scratch.safe_remove``) is left, said in ``left``.
+        """
         if not self.keep:
-            scratch.safe_remove(self.workdir, self.made)
+            self.left += scratch.safe_remove(self.workdir, self.made, self.made_id)
 
 
 @dataclass(frozen=True)
@@ -100,16 +108,40 @@ class Result:
     serial_log: str = ""
     console_tail: tuple[str, ...] = ()
     """The serial console's last lines (the login prompt, or the emergency shell's text)."""
+    inside: guest.Inside | None = None
+    """What a login on the console found (``--user``), else None."""
 
     @property
     def ok(self) -> bool:
-        """The login prompt came and no emergency shell."""
-        return self.login_prompt and not self.emergency
+        """The login prompt came, no emergency shell; with a login: it worked, no unit failed."""
+        return not self.reason
+
+    @property
+    def reason(self) -> str:
+        """One line: why the try is not ok (empty: it is)."""
+        if self.emergency:
+            return "the boot ended in an emergency shell (or a kernel panic)"
+        if not self.login_prompt:
+            return "no login prompt on the serial console"
+        if self.inside is None:
+            return ""
+        if self.inside.reason:
+            return self.inside.reason
+        if self.inside.failed_units:
+            return f"failed units: {', '.join(self.inside.failed_units)}"
+        return ""
+
+    @property
+    def login_line(self) -> str:
+        """The login prompt as the console showed it (``box login:``), or empty."""
+        return next((line for line in reversed(self.console_tail)
+                     if line.endswith("login:") and not line.startswith("Last login")), "")
 
     def to_json(self) -> dict[str, Any]:
         """The object ``try --json`` prints (``SCHEMA``)."""
-        p = self.prepared
-        return {"schema": SCHEMA, "ok": self.ok, "login_prompt": self.login_prompt,
+        p, inside = self.prepared, self.inside
+        return {"schema": SCHEMA, "ok": self.ok, "reason": self.reason,
+                "login_prompt": self.login_prompt, "login_line": self.login_line,
                 "emergency": self.emergency, "seconds": round(self.seconds, 1),
                 "boot_seconds": round(self.boot_seconds, 1), "hook_lines": list(self.hook_lines),
                 "failed": list(self.failed), "label": p.label,
@@ -118,7 +150,12 @@ class Result:
                 "image": p.target.image, "images_copied": list(p.images),
                 "accel": p.vm.accel, "memory_mib": p.vm.memory_mib, "cpus": p.vm.cpus,
                 "network": p.network, "scratch_bytes": p.scratch_bytes,
-                "serial_log": self.serial_log, "console_tail": list(self.console_tail)}
+                "serial_log": self.serial_log, "console_tail": list(self.console_tail),
+                "user": inside.user if inside else None,
+                "logged_in": inside.logged_in if inside else False,
+                "system_state": inside.system_state or None if inside else None,
+                "failed_units": list(inside.failed_units) if inside and inside.logged_in
+                else None}
 
 
 def _copy_plan(view: Path, settings: config.Settings, refs: list[str]
@@ -212,7 +249,8 @@ def prepare(label: str, which: str | None = None, *, network: str = "none",
         base.mkdir(parents=True, exist_ok=True)
         scratch.check_space(base, copy)
         work = Path(tempfile.mkdtemp(prefix="dockerboot-try-", dir=base))
-        prepared = Prepared(work, target, vm, network, label, resolved, 0, started, keep=keep)
+        prepared = Prepared(work, target, vm, network, label, resolved, 0, started, keep=keep,
+                            made_id=scratch.identity(work))
         prepared.made += [prepared.disk, work / "vmlinuz", work / "initrd.img", prepared.log]
         try:
             shutil.copyfile(view / target.kernel, work / "vmlinuz")
@@ -225,43 +263,55 @@ def prepare(label: str, which: str | None = None, *, network: str = "none",
     return prepared
 
 
-def watch(prepared: Prepared, timeout: float = 900,
-          cancel: threading.Event | None = None) -> Generator[Event, None, Result]:
+def watch(prepared: Prepared, timeout: float = 900, cancel: threading.Event | None = None,
+          login: guest.Credentials | None = None) -> Generator[Event, None, Result]:
     """Boot the prepared VM headless; wait for the login prompt, an emergency shell or the end.
 
+    With ``login``, the user logs in at the prompt and systemd's failed units
+    are read (``guest.inspect``); the password is blanked from the serial log.
     The VM is powered off (killed) afterwards: the try leaves nothing running.
     A KVM that opens but cannot run the firmware (``KVM internal error``, as
     in some nested VMs) is said in one line and the boot starts again with TCG.
     """
     yield StepStarted("boot", f"booting generation {prepared.target.generation.number} in QEMU: "
                               f"{prepared.target.boot_cmdline}")
-    outcome, boot_seconds = yield from _boot(prepared, timeout, cancel)
+    outcome, (start, end), inside = yield from _boot(prepared, timeout, cancel, login)
     if outcome == "kvm-failed":
         prepared.vm = replace(prepared.vm, accel="tcg",
                               why="KVM failed in the firmware (KVM internal error)")
         yield LogLine(f"KVM cannot run this VM: booting again — {prepared.vm.line()}")
-        outcome, boot_seconds = yield from _boot(prepared, timeout, cancel)
-    serial = _read(prepared.log)
-    login = outcome == "login"
-    emergency = outcome == "emergency" or console_log.emergency(serial)
-    result = Result(login_prompt=login, emergency=emergency,
-                    seconds=time.monotonic() - prepared.started, boot_seconds=boot_seconds,
-                    hook_lines=tuple(console_log.hook_lines(serial)),
+        outcome, (start, end), inside = yield from _boot(prepared, timeout, cancel, login)
+    boot_seconds = end - start
+    if login is not None:
+        login.hide_file(prepared.log)
+    serial = _read(prepared.log) if login is None else login.hide(_read(prepared.log))
+    # What the console showed up to the prompt: not the login session's own text after it.
+    prompt = re.search(LOGIN, serial) if inside is not None else None
+    boot_text = serial[:prompt.end()] if prompt else serial
+    emergency = outcome == "emergency" or console_log.emergency(boot_text)
+    result = Result(login_prompt=outcome == "login", emergency=emergency,
+                    seconds=end - prepared.started, boot_seconds=boot_seconds,
+                    hook_lines=tuple(console_log.hook_lines(boot_text)),
                     failed=tuple(console_log.failures(serial)), prepared=prepared,
                     serial_log=str(prepared.log) if prepared.keep else "",
-                    console_tail=tuple(console_log.tail(serial)))
-    what = ("the login prompt" if result.ok else "an emergency shell" if emergency
-            else "no login prompt")
+                    console_tail=tuple(console_log.tail(boot_text)), inside=inside)
+    what = ("the login prompt" if result.login_prompt and not emergency
+            else "an emergency shell" if emergency else "no login prompt")
     yield StepDone("boot", f"{what} after {boot_seconds:.0f}s in the VM")
     return result
 
 
-def _boot(prepared: Prepared, timeout: float, cancel: threading.Event | None
-          ) -> Generator[Event, None, tuple[str, float]]:
-    """One boot until: ``login``, ``emergency``, ``kvm-failed``, ``exit`` or ``timeout``."""
+def _boot(prepared: Prepared, timeout: float, cancel: threading.Event | None,
+          login: guest.Credentials | None = None
+          ) -> Generator[Event, None, tuple[str, tuple[float, float], guest.Inside | None]]:
+    """One boot until: ``login``, ``emergency``, ``kvm-failed``, ``exit`` or ``timeout``.
+
+    Returns the outcome, when QEMU started and when the outcome came
+    (``time.monotonic``), and, at a login prompt with ``login``, what the login found.
+    """
     console = Console.spawn(prepared.command(), prepared.log, timeout=timeout)
     patterns = [LOGIN, console_log.KVM_FAILED, *console_log.EMERGENCY]
-    outcome, seen = "timeout", 0
+    outcome, seen, inside, at = "timeout", 0, None, None
     try:
         while time.monotonic() - console.started < timeout:
             check_cancel(cancel)
@@ -270,18 +320,25 @@ def _boot(prepared: Prepared, timeout: float, cancel: threading.Event | None
                 seen += 1
                 yield LogLine(line)
             if i < len(patterns):
+                at = time.monotonic()
                 outcome = ("login", "kvm-failed")[i] if i < 2 else "emergency"
                 if outcome == "emergency":  # let the last lines of the failure come
                     console.child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=5)
+                if outcome == "login" and login is not None:
+                    yield StepStarted("login", f"logging in as {login.user} on the serial "
+                                               "console; systemd's failed units")
+                    inside = guest.inspect(console, login)
+                    yield StepDone("login", inside.line())
                 break
             if i == len(patterns):
                 outcome = "exit"  # a panic under -no-reboot, a power-off
                 break
             yield Progress(time.monotonic() - console.started, timeout, "booting")
     finally:
-        boot_seconds = time.monotonic() - console.started
+        # Up to the prompt (or the end of the wait): a login after it is not the boot's time.
+        end = at or time.monotonic()
         console.close()
-    return outcome, boot_seconds
+    return outcome, (console.started, end), inside
 
 
 def console(prepared: Prepared, escape: str = "\x1d", say: Callable[[str], None] = print,
@@ -308,14 +365,18 @@ def console(prepared: Prepared, escape: str = "\x1d", say: Callable[[str], None]
 
 def run(label: str, which: str | None = None, *, timeout: float = 900, network: str = "none",
         accel: str = "auto", workdir: Path | None = None, keep: bool = False,
-        cancel: threading.Event | None = None) -> Generator[Event, None, Result]:
-    """The whole headless try: ``prepare``, ``watch``, clean up; the result."""
+        cancel: threading.Event | None = None,
+        login: guest.Credentials | None = None) -> Generator[Event, None, Result]:
+    """The whole headless try: ``prepare``, ``watch`` (and log in), clean up; the result."""
     prepared = yield from prepare(label, which, network=network, accel=accel, workdir=workdir,
                                   keep=keep, cancel=cancel)
     try:
-        return (yield from watch(prepared, timeout, cancel))
+        result = yield from watch(prepared, timeout, cancel, login)
     finally:
         prepared.cleanup()
+    for line in prepared.left:
+        yield LogLine(line)
+    return result
 
 
 def by_label(label: str, cancel: threading.Event) -> Generator[Event, None, dict[str, Any]]:

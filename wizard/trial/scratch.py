@@ -27,8 +27,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from wizard.common import leftovers
-from wizard.common.errors import WizardError
+from wizard.common import leftovers, mountinfo
 from wizard.common.events import Event, LogLine, StepDone, StepStarted, check_cancel
 from wizard.trial.plan import TrialError
 
@@ -175,12 +174,55 @@ def _fill(view: Path, copy: Copy, mnt: Path,
     _run("sync", "-f", mnt)
 
 
-def safe_remove(workdir: Path, made: list[Path]) -> None:
-    """Remove the files this try made in ``workdir`` (only those; never through a mount)."""
-    for path in made:
-        if os.path.ismount(path):
-            raise WizardError(f"{path} is still mounted: left in place", "unmount it by hand")
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-    with contextlib.suppress(OSError):
-        workdir.rmdir()
+def identity(path: Path) -> tuple[int, int]:
+    """``(st_dev, st_ino)`` of ``path`` itself (not what a link points to)."""
+    st = os.lstat(path)
+    return st.st_dev, st.st_ino
+
+
+def safe_remove(workdir: Path, made: list[Path], made_id: tuple[int, int] | None = None
+                ) -> list[str]:
+    """Remove the files this try made in ``workdir``, only those, then ``workdir`` if empty.
+
+    ``workdir`` is opened once without following a link (and must still be
+    the directory ``made_id``, from ``identity``, names); every name is then
+    looked up and unlinked relative to that open directory, so a ``workdir``
+    swapped for a link to another directory meanwhile changes nothing
+    elsewhere.  Left in place, one line each (returned): a path not directly
+    in ``workdir``, anything that is not a plain file with one link (a
+    symlink, a hard link to another file, a directory), a mount point, and
+    ``workdir`` itself unless it is empty and still the same directory.
+    """
+    try:
+        fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        return [f"{workdir}: left in place, it is not the try's directory ({e.strerror})"]
+    left: list[str] = []
+    try:
+        top = os.fstat(fd)
+        if made_id is not None and (top.st_dev, top.st_ino) != made_id:
+            return [f"{workdir}: left in place, it is not the directory the try made"]
+        mounts = {m.mountpoint for m in mountinfo.read_mountinfo()}
+        for path in made:
+            if path.parent != workdir or path.name in ("", ".", ".."):
+                left.append(f"{path}: left in place, it is not in {workdir}")
+                continue
+            try:
+                st = os.stat(path.name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if str(path) in mounts or st.st_dev != top.st_dev:
+                left.append(f"{path}: left in place, it is still mounted — unmount it by hand")
+            elif not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                left.append(f"{path}: left in place, it is not a file the try made "
+                            "(a link or a directory)")
+            else:
+                os.unlink(path.name, dir_fd=fd)
+        with contextlib.suppress(OSError):
+            if not left and identity(workdir) == (top.st_dev, top.st_ino):
+                os.rmdir(workdir)  # only when empty: a file the try did not list stays
+    finally:
+        os.close(fd)
+    return left
