@@ -182,11 +182,11 @@ def test_an_image_without_systemd_is_never_reverted_for_lack_of_a_mark(
     units = env.top / tl / "etc/systemd/system"
     units.mkdir(parents=True)
     (units / "mine.service").write_text("[Unit]\nDescription=mine\n")
-    line = (f"dockerboot: image {MULTI} has no systemd: its boots are not assessed (nothing "
+    line = (f"image {MULTI} has no systemd: its boots are not assessed (nothing "
             "marks it good or bad)")
     for _ in range(4):
         err = _boot(env, MULTI, st, shell, toplayer_path=tl)
-        assert "instead" not in err and err.splitlines().count(line) == 1, err
+        assert "instead" not in err and len([x for x in err.splitlines() if line in x]) == 1, err
         assert _read(env, st, "attempt") == f"{env.ids[MULTI]} 0\n"
         assert (env.top / RW / "etc/systemd/system/mine.service").exists()
         assert not (env.top / RW / "usr/local/lib/dockerboot").exists()
