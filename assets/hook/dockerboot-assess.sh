@@ -225,9 +225,11 @@ _db_put() {
 # An image without systemd gets no unit, so nothing marks its boots good or
 # bad: its tries are not counted (attempt "<id> 0", tries=0 in the boot
 # file), or it would be reverted after dockerboot.tries= boots for lack of
-# a mark it cannot get; one line says so.
+# a mark it cannot get; one line of its own says so (_db_unassessed, said
+# by _db_assess_state once the boot is sure to go on: a failure says one
+# line only).
 _db_assess_root() {
-    _db_fr=$_db_sub _db_unit=dockerboot-mark-good.service _db_sdl=
+    _db_fr=$_db_sub _db_unit=dockerboot-mark-good.service _db_sdl='' _db_unassessed=''
     # systemd: its unit directory, or systemd itself, in the image (the top
     # layer's own units make an etc/systemd/system in every new root); cd -P
     # first: no process unless the kernel's answer leaves the image.
@@ -246,7 +248,7 @@ _db_assess_root() {
         _db_tries=0
         _db_id12 "$_db_bid"
         [ "$_db_from" = configured ] && _db_v=$_db_cref
-        _db_note="${_db_note:+$_db_note; }image $_db_v has no systemd: its boots are not assessed (nothing marks it good or bad)"
+        _db_unassessed="image $_db_v has no systemd: its boots are not assessed (nothing marks it good or bad)"
     fi
     _db_fr=$_db_new
     _db_kv="ref=$_db_cref${_db_nl}id=$_db_bid${_db_nl}configured_id=$_db_conf${_db_nl}fallback=$_db_fb$_db_nl"
@@ -306,8 +308,9 @@ _db_slurp() {
 # _db_assess_state: record this boot on the partition (after the swap: a
 # boot that stops earlier is no attempt).  Each file is written in .new,
 # then all are renamed by one mv (each rename is atomic).  A failure is a
-# warning only.
+# warning only.  The boot goes on from here: an unassessed image is said.
 _db_assess_state() {
+    [ -z "${_db_unassessed:-}" ] || printf 'dockerboot: %s\n' "$_db_unassessed" >&2
     _db_x=$_db_sdir/.new
     # chains last: the others are renamed first whatever stands at its name.
     set -- "$_db_x/attempt" "$_db_x/boot" ${_db_newfail:+"$_db_x/failed"} "$_db_x/chains"
