@@ -17,11 +17,15 @@
 # State files, each written whole (a temporary file, then mv); image IDs are
 # "sha256:<64 hex>", as `docker images --no-trunc` shows them:
 #   attempt  "<id> <n>": the image this hook booted last and how many boots
-#            in a row tried it without it being marked good
+#            in a row tried it without it being marked good (0 for an image
+#            without systemd: nothing can mark it, its boots are not counted)
 #   good     "<id>": the image of the last boot the booted system marked good
 #            (dockerboot-mark-good, which also writes attempt "<id> 0")
 #   failed   "<id> <n>": a configured image that reached N boots without
-#            being marked good.  While it stays configured the good image
+#            being marked good, or was marked bad (dockerboot-mark-good: a
+#            failed boot-complete.target or unit, or dockerboot-mark-bad;
+#            then n = N and a second line says why, which the fallback line
+#            repeats).  While it stays configured the good image
 #            boots instead and its count stays at n: it is not tried again
 #            until the tag moves to another image, this file is deleted or
 #            dockerboot.tries= is raised above n.
@@ -164,10 +168,14 @@ _db_assess() {
         if _db_bootable "$_db_sub" && [ "$_db_conf" != "$_db_good" ] && [ "$_db_max" -gt 0 ]; then
             if [ "$_db_fid" = "$_db_conf" ] && [ "$_db_fn" -ge "$_db_max" ]; then
                 _db_out=$_db_fn
+                # A bad mark (dockerboot-mark-good) gives its reason on line 2.
+                _db_y=''
+                { read -r _db_x && IFS= read -r _db_y; } <"$_db_sdir/failed" 2>/dev/null
+                [ -z "$_db_y" ] || _db_why="was marked bad ($_db_y)"
             elif [ "$_db_aid" = "$_db_conf" ] && [ "$_db_an" -ge "$_db_max" ]; then
                 _db_out=$_db_an _db_newfail="$_db_conf $_db_an"
             fi
-            [ "$_db_out" = 0 ] || _db_why="was tried $_db_out times and never marked good"
+            [ "$_db_out" = 0 ] || _db_why=${_db_why:-"was tried $_db_out times and never marked good"}
         fi
     fi
     _db_quiet=0
@@ -214,25 +222,38 @@ _db_put() {
 # (when the image has systemd).  The rw layer is new at every boot: all of
 # it is done again every time.  Directories are resolved inside the new
 # root, the missing ones made by one mkdir; files are written by the shell.
+# An image without systemd gets no unit, so nothing marks its boots good or
+# bad: its tries are not counted (attempt "<id> 0", tries=0 in the boot
+# file), or it would be reverted after dockerboot.tries= boots for lack of
+# a mark it cannot get; one line of its own says so (_db_unassessed, said
+# by _db_assess_state once the boot is sure to go on: a failure says one
+# line only).
 _db_assess_root() {
-    _db_kv="ref=$_db_cref${_db_nl}id=$_db_bid${_db_nl}configured_id=$_db_conf${_db_nl}fallback=$_db_fb$_db_nl"
-    _db_kv="${_db_kv}kernel=$_db_kver${_db_nl}tries=$_db_tries${_db_nl}generation=$_db_gen$_db_nl"
-    _db_kv="${_db_kv}source=$_db_from$_db_nl"
-    _db_fr=$_db_new _db_unit=dockerboot-mark-good.service _db_sdl=
-    # systemd: its unit directory, or systemd itself (cd -P first: no process
-    # unless the kernel's answer leaves the new root).
-    if _db_inside "$_db_new" etc/systemd/system \
-        || { [ -d "$_db_new/etc/systemd/system" ] && _db_follow '' etc/systemd/system \
-            && [ -d "$_db_new/$_db_T" ]; } \
-        || { _db_inside "$_db_new" lib/systemd && [ -f "$_db_new/$_db_T/systemd" ]; } \
-        || { [ -f "$_db_new/lib/systemd/systemd" ] && _db_follow '' lib/systemd/systemd \
-            && [ -f "$_db_new/$_db_T" ]; }; then
+    _db_fr=$_db_sub _db_unit=dockerboot-mark-good.service _db_sdl='' _db_unassessed=''
+    # systemd: its unit directory, or systemd itself, in the image (the top
+    # layer's own units make an etc/systemd/system in every new root); cd -P
+    # first: no process unless the kernel's answer leaves the image.
+    if _db_inside "$_db_sub" etc/systemd/system \
+        || { [ -d "$_db_sub/etc/systemd/system" ] && _db_follow '' etc/systemd/system \
+            && [ -d "$_db_sub/$_db_T" ]; } \
+        || { _db_inside "$_db_sub" lib/systemd && [ -f "$_db_sub/$_db_T/systemd" ]; } \
+        || { [ -f "$_db_sub/lib/systemd/systemd" ] && _db_follow '' lib/systemd/systemd \
+            && [ -f "$_db_sub/$_db_T" ]; }; then
         if [ -f "$_db_lx/dockerboot-mark-good" ] && [ -f "$_db_lx/$_db_unit" ]; then
             _db_sdl="usr/local/lib/dockerboot etc/systemd/system etc/systemd/system/multi-user.target.d"
         else
             _db_note="${_db_note:+$_db_note; }warning: the initramfs lacks $_db_lx/dockerboot-mark-good or $_db_unit: this boot will not be marked good"
         fi
+    else
+        _db_tries=0
+        _db_id12 "$_db_bid"
+        [ "$_db_from" = configured ] && _db_v=$_db_cref
+        _db_unassessed="image $_db_v has no systemd: its boots are not assessed (nothing marks it good or bad)"
     fi
+    _db_fr=$_db_new
+    _db_kv="ref=$_db_cref${_db_nl}id=$_db_bid${_db_nl}configured_id=$_db_conf${_db_nl}fallback=$_db_fb$_db_nl"
+    _db_kv="${_db_kv}kernel=$_db_kver${_db_nl}tries=$_db_tries${_db_nl}generation=$_db_gen$_db_nl"
+    _db_kv="${_db_kv}source=$_db_from$_db_nl"
     _db_use="check free space on $_db_rootspec (btrfs filesystem usage), or what the image has there"
     set --
     for _db_x in etc/dockerboot ${_db_fb:+etc/profile.d} $_db_sdl; do
@@ -287,8 +308,9 @@ _db_slurp() {
 # _db_assess_state: record this boot on the partition (after the swap: a
 # boot that stops earlier is no attempt).  Each file is written in .new,
 # then all are renamed by one mv (each rename is atomic).  A failure is a
-# warning only.
+# warning only.  The boot goes on from here: an unassessed image is said.
 _db_assess_state() {
+    [ -z "${_db_unassessed:-}" ] || printf 'dockerboot: %s\n' "$_db_unassessed" >&2
     _db_x=$_db_sdir/.new
     # chains last: the others are renamed first whatever stands at its name.
     set -- "$_db_x/attempt" "$_db_x/boot" ${_db_newfail:+"$_db_x/failed"} "$_db_x/chains"

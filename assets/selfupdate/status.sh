@@ -60,6 +60,17 @@ state_id() {
     return 1
 }
 
+ASSESS_WHY="rEFInd does not count boots: a generation whose kernel or initramfs cannot reach the hook boots again; pick Previous generation in rEFInd's menu"
+
+# failed_reason: f_why = the reason of a bad mark, the second line of the
+# state file failed (s_text, read by state_id) when printable ASCII, else ''.
+failed_reason() {
+    f_why=''
+    [ -n "$f_id" ] || return 0
+    f_why=$(printf '%s\n' "$s_text" | sed -n 2p)
+    [ -z "$(printf '%s' "$f_why" | LC_ALL=C tr -d ' -~')" ] || f_why=''
+}
+
 # gen_json N: generation N as a generation object.
 gen_json() {
     read_gen "$1" || { printf null; return; }
@@ -265,11 +276,18 @@ status_json() {
     good='' f_id='' f_n=''
     state_id good 0 && good=$s_id
     state_id failed 1 && f_id=$s_id f_n=$s_n
+    failed_reason
     printf '{"version": 1, "label": %s, "image": %s, "state_dir": %s,\n' \
         "$(js "$label")" "$(js "$image")" "$(js "$state_dir")"
     printf ' "booted": %s,\n' "$(booted_json)"
     if [ -n "$good" ]; then printf ' "last_good": {"id": %s},\n' "$(js "$good")"; else printf ' "last_good": null,\n'; fi
-    if [ -n "$f_id" ]; then printf ' "failed": {"id": %s, "tries": %s},\n' "$(js "$f_id")" "$(jn "$f_n")"; else printf ' "failed": null,\n'; fi
+    if [ -n "$f_id" ]; then
+        printf ' "failed": {"id": %s, "tries": %s, "reason": %s},\n' "$(js "$f_id")" "$(jn "$f_n")" "$(js "$f_why")"
+    else
+        printf ' "failed": null,\n'
+    fi
+    # rEFInd counts no boots (wizard/boot/status.py ASSESSMENT, same words).
+    printf ' "assessment": {"bootloader_counts": false, "why": %s},\n' "$(js "$ASSESS_WHY")"
     printf ' "generation": %s,\n' "$(if [ -n "$n_num" ]; then gen_json "$n_num"; else printf null; fi)"
     printf ' "previous": %s,\n' "$(if [ -n "$p_num" ]; then gen_json "$p_num"; else printf null; fi)"
     printf ' "generations": ['
@@ -306,6 +324,11 @@ status_text() {
     good=''
     state_id good 0 2>/dev/null && good=$s_id
     [ -n "$good" ] && say "last good image: @$(short "$good")"
+    f_id=''
+    state_id failed 1 2>/dev/null && f_id=$s_id f_n=$s_n
+    failed_reason
+    [ -n "$f_id" ] && say "image @$(short "$f_id") is not booted while configured: $(
+        if [ -n "$f_why" ]; then echo "marked bad ($f_why)"; else echo "tried $(jn "$f_n") times and never marked good"; fi)"
     roots_json | tr '{' '\n' | sed -n 's/^"id": "sha256:\(.\{12\}\)[^"]*", "kept": \([a-z]*\), "exclusive_bytes": \([0-9a-z]*\)}.*/\1 \2 \3/p' \
         | while read -r r_id r_kept r_bytes; do
             say "dockerboot's copy of @$r_id: $([ "$r_kept" = true ] && echo kept || echo 'collected at the next update')$([ "$r_bytes" = null ] || echo ", holds $r_bytes bytes of its own")"

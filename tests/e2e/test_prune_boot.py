@@ -1,15 +1,26 @@
-"""End to end: docker deletes every image, the machine still boots one it booted before.
+"""End to end: a failed health check falls back; docker deletes every image, the machine
+still boots one it booted before.
 
-Issue 17, point 1, with the image's own systemd and a real login (UEFI,
-rEFInd, initramfs-tools, QEMU):
+Issue 17, points 4 and 1, with the image's own systemd and a real login
+(UEFI, rEFInd, initramfs-tools, QEMU):
 
-- boot 1: the applied image v1 boots and its systemd marks it good; inside
-  the VM ``docker commit`` moves the configured tag to v2 (same kernel:
-  nothing to deploy).
-- boot 2: v2 boots and is marked good.  Inside the VM ``docker image prune
+- boot 1: the applied image v1 boots, reaches boot-complete.target with no
+  failed unit, and its systemd marks it good; inside the VM ``docker
+  commit`` moves the configured tag to v-bad: v1 plus a check
+  (``dbw-check.service``: ``/bin/false``, required by and before
+  boot-complete.target, enabled by a link in its ``.requires``), same
+  kernel: nothing to deploy.
+- boot 2: v-bad boots; its check fails, so boot-complete.target does, and
+  dockerboot-mark-good marks it bad (the unit fails, one line in the
+  journal names the target and the unit; ``state/failed`` names v-bad).
+- boot 3: the configured tag still names v-bad: the hook boots the last
+  good image v1 instead, with one line repeating the reason; ``status``
+  says which image is bad and why, and that rEFInd counts no boots.
+  Inside the VM ``docker commit`` moves the tag to v2 (v1 plus a marker).
+- boot 4: v2 boots and is marked good.  Inside the VM ``docker image prune
   -a -f`` and ``docker system prune -a -f`` (which also removes the wizard's
   pins): docker's store keeps no image at all.
-- boot 3: no image of docker's can boot, yet the machine comes up, on
+- boot 5: no image of docker's can boot, yet the machine comes up, on
   dockerboot's own copy of an image it booted before (``boot_docker/roots``:
   generation 1's image, made by apply and by the hook; v2's copy is made at
   the first boot after its mark, which a prune in that same boot precedes),
@@ -45,7 +56,42 @@ def sudo(console: Console, command: str, timeout: float = 300) -> tuple[int, str
 
 def marked_good(console: Console) -> None:
     assert console.run("systemctl is-system-running --wait", timeout=600)[1] == "running"
+    assert ok(console, "systemctl is-active boot-complete.target") == "active"
     assert ok(console, "systemctl show -p Result --value dockerboot-mark-good") == "success"
+    said = journal(console)
+    assert "marked good" in said, said
+
+
+def journal(console: Console) -> str:
+    """dockerboot-mark-good's line in this boot's journal (read as root)."""
+    status, out = sudo(console, "journalctl -b -o cat -u dockerboot-mark-good | grep 'image '")
+    assert status == 0, out
+    return out
+
+
+# v-bad's health check, the systemd way: required by boot-complete.target, ordered before it.
+CHECK_UNIT = ("[Unit]\\nDescription=dbw: a health check that fails\\n"
+              "Before=boot-complete.target\\n[Service]\\nType=oneshot\\nExecStart=/bin/false\\n"
+              "[Install]\\nRequiredBy=boot-complete.target\\n")
+CHECK_WHY = re.compile(r"boot-complete\.target inactive, \d+ failed unit\(s\):[ a-z@.-]*"
+                       r" dbw-check\.service\b[ a-z@.-]*")
+
+
+def commit_bad(console: Console, image: str) -> str:
+    """v-bad: the tag's image plus dbw-check.service, enabled; committed to the tag."""
+    ok(console, f"printf '{CHECK_UNIT}' > /tmp/dbw-check.service && mkdir -p "
+                "/tmp/req/boot-complete.target.requires && ln -sfn "
+                "/etc/systemd/system/dbw-check.service "
+                "/tmp/req/boot-complete.target.requires/dbw-check.service")
+    assert sudo(console, f"docker create --name dbwbad {image} /bin/true")[0] == 0
+    for src, dst in (("/tmp/dbw-check.service", "/etc/systemd/system/dbw-check.service"),
+                     ("/tmp/req/boot-complete.target.requires", "/etc/systemd/system/")):
+        status, out = sudo(console, f"docker cp {src} dbwbad:{dst}")
+        assert status == 0, out
+    status, out = sudo(console, f"docker commit dbwbad {image}")
+    assert status == 0, out
+    assert sudo(console, "docker rm dbwbad")[0] == 0
+    return re.search(r"sha256:[0-9a-f]{64}", out).group(0)  # type: ignore[union-attr]
 
 
 def test_after_every_prune_the_machine_boots_an_image_it_booted_before(tmp_path_factory):
@@ -69,8 +115,49 @@ def test_after_every_prune_the_machine_boots_an_image_it_booted_before(tmp_path_
     with booted(machine.image, workdir / "boot1.serial.log") as console:
         console.login("alice", PASSWORD, timeout=900)
         marked_good(console)
+        vbad = commit_bad(console, image)
+        console.poweroff(PASSWORD)
+
+    with booted(machine.image, workdir / "boot2-bad.serial.log") as console:
+        console.login("alice", PASSWORD, timeout=900)
+        assert console.run("systemctl is-system-running --wait", timeout=600)[1] == "degraded"
+        assert console.run("systemctl is-active boot-complete.target")[1] == "inactive"
+        assert ok(console, "systemctl show -p Result --value dbw-check") == "exit-code"
+        # The verdict: the mark-good unit fails, its one line says why.
+        assert ok(console, "systemctl show -p Result --value dockerboot-mark-good") == "exit-code"
+        status, out = sudo(console, "dockerboot-update status --json | tr -d '\\n'")
+        assert status == 0, out
+        doc = json.loads(out[out.index("{"):])
+        why = doc["failed"]["reason"]           # the target, and the units that failed
+        assert CHECK_WHY.fullmatch(why), why
+        assert doc["failed"] == {"id": vbad, "tries": 2, "reason": why}
+        assert doc["last_good"] == {"id": v1}
+        assert f"image {vbad[7:19]} ({image}) marked bad ({why}): the next boot falls back " \
+            f"to the last good image {v1[7:19]}" in journal(console)
+        console.poweroff(PASSWORD)
+
+    with booted(machine.image, workdir / "boot3-fallback.serial.log") as console:
+        console.login("alice", PASSWORD, timeout=900)
+        serial = (workdir / "boot3-fallback.serial.log").read_text(errors="replace")
+        fell_back = [ln.strip() for ln in serial.splitlines()
+                     if "instead" in ln and "dockerboot: " in ln]
+        assert len(fell_back) == 1, fell_back
+        assert f"dockerboot: {image}: was marked bad ({why}) — booting the last good image " \
+            f"{v1[7:19]} instead" in fell_back[0], fell_back
+        assert ok(console, "cat /etc/dbw-image-marker") == "prune-v1"
+        marked_good(console)
+        status, out = sudo(console, "dockerboot-update status --json | tr -d '\\n'")
+        assert status == 0, out
+        doc = json.loads(out[out.index("{"):])
+        assert doc["booted"]["id"] == v1 and doc["booted"]["source"] == "good"
+        assert doc["booted"]["fallback_reason"] == f"was marked bad ({why})"
+        assert doc["failed"] == {"id": vbad, "tries": 2, "reason": why}
+        assert doc["assessment"]["bootloader_counts"] is False
+        status, out = sudo(console, "dockerboot-update status")
+        assert f"image @{vbad[7:19]} is not booted while configured: marked bad" in out, out
+        # v2: v1 (by ID: the tag names v-bad) plus a marker.
         ok(console, "echo prune-v2 > /tmp/marker")
-        assert sudo(console, f"docker create --name dbwnext {image} /bin/true")[0] == 0
+        assert sudo(console, f"docker create --name dbwnext {v1} /bin/true")[0] == 0
         assert sudo(console, "docker cp /tmp/marker dbwnext:/etc/dbw-image-marker")[0] == 0
         status, out = sudo(console, f"docker commit dbwnext {image}")
         assert status == 0, out
@@ -78,7 +165,7 @@ def test_after_every_prune_the_machine_boots_an_image_it_booted_before(tmp_path_
         assert sudo(console, "docker rm dbwnext")[0] == 0
         console.poweroff(PASSWORD)
 
-    with booted(machine.image, workdir / "boot2.serial.log") as console:
+    with booted(machine.image, workdir / "boot4.serial.log") as console:
         console.login("alice", PASSWORD, timeout=900)
         assert ok(console, "cat /etc/dbw-image-marker") == "prune-v2"
         marked_good(console)
@@ -89,9 +176,9 @@ def test_after_every_prune_the_machine_boots_an_image_it_booted_before(tmp_path_
         assert (status, out.strip()) == (0, "0"), out   # docker has nothing left
         console.poweroff(PASSWORD)
 
-    with booted(machine.image, workdir / "boot3.serial.log") as console:
+    with booted(machine.image, workdir / "boot5.serial.log") as console:
         console.login("alice", PASSWORD, timeout=900)
-        serial = (workdir / "boot3.serial.log").read_text(errors="replace")
+        serial = (workdir / "boot5.serial.log").read_text(errors="replace")
         fell_back = [ln.strip() for ln in serial.splitlines()
                      if "instead" in ln and "dockerboot: " in ln]
         assert len(fell_back) == 1, fell_back

@@ -25,7 +25,7 @@ IMAGE_FSTAB = "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"
 def image(tmp_path: Path) -> Path:
     """A tiny image root: merged /usr, an init symlink, the usual files."""
     root = tmp_path / "image"
-    for d in ("usr/sbin", "usr/bin", "usr/lib/systemd", "etc/docker"):
+    for d in ("usr/sbin", "usr/bin", "usr/lib/systemd", "etc/docker", "etc/systemd/system"):
         (root / d).mkdir(parents=True)
     os.chmod(root, 0o755)
     (root / "sbin").symlink_to("usr/sbin")
@@ -147,6 +147,30 @@ def test_image_warnings(image: Path):
     assert "has no sudo" in warnings[2]
     custom = replace(S, kernel_options="console=ttyS0 init=/etc/fstab")
     assert "has no init (/etc/fstab)" in machine.image_warnings(custom, image)[1]
+
+
+def test_images_whose_boots_are_not_assessed_are_warned_about(image: Path):
+    """Issue 17, point 4: an image without systemd is never marked good or bad (the hook
+    does not count its tries); an init= that is not systemd never runs the mark-good unit."""
+    assert machine.has_systemd(image)
+    (image / "etc/systemd/system").rmdir()
+    assert not machine.has_systemd(image)      # usr/lib/systemd/systemd, but no lib -> usr/lib
+    (image / "lib").symlink_to("usr/lib")
+    assert machine.has_systemd(image) and machine.image_warnings(S, image) == []
+    (image / "lib").unlink()
+    [line] = machine.image_warnings(S, image)
+    assert line.startswith("image desk:1 has no systemd: its boots are not assessed")
+    (image / "etc/systemd/system").mkdir()
+    custom = replace(S, kernel_options="console=ttyS0 init=/usr/sbin/my-init")
+    (image / "usr/sbin/my-init").write_text("#!/bin/sh\n")
+    (image / "usr/sbin/my-init").chmod(0o755)
+    [line] = machine.image_warnings(custom, image)
+    assert line.startswith("init=/usr/sbin/my-init is not systemd: ") and "after 2 boots" in line
+    off = replace(custom, kernel_options=custom.kernel_options + " dockerboot.tries=0")
+    assert machine.image_warnings(off, image) == []
+    systemd = replace(S, kernel_options="init=/lib/systemd/systemd")
+    (image / "lib").symlink_to("usr/lib")
+    assert machine.image_warnings(systemd, image) == []
 
 
 def test_admin_group_and_members():

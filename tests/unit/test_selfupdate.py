@@ -159,9 +159,11 @@ def test_top_files_are_complete_and_planned_once(tmp_path: Path) -> None:
     assert files[selfupdate.COMMAND][1] == 0o755
     conf = files[selfupdate.CONF][0].decode()
     assert "cmdline=root=LABEL=dockerboot " in conf and " docker_image=@IMAGE@ " in conf
-    # The top layer holds the command, its settings and units only (the hook copies it
-    # at every boot); the parts and assets are for the partition.
-    assert len(files) == 6
+    # The top layer holds the command, dockerboot-mark-bad, the settings and units only
+    # (the hook copies it at every boot); the parts and assets are for the partition.
+    assert len(files) == 7
+    assert files[selfupdate.MARK_BAD][1] == 0o755
+    assert selfupdate.MARK_BAD.startswith("etc/dockerboot/")   # the hook's one cp of etc/
     parts = selfupdate.partition_files()
     for part in ("generations.sh", "entries.sh", "status.sh", "assets/build-initramfs.sh",
                  "assets/hook/dockerboot-core.sh", "assets/selfupdate/probe-image.sh"):
@@ -489,7 +491,7 @@ def test_status_json_numbers_are_json_and_the_wizards(shell: str, tmp_path: Path
         assert mine == py, (count, mine, py)
         if count.isascii() and count.isdigit():
             assert mine["booted"]["tries"] == int(count)
-            assert mine["failed"] == {"id": image_id("x"), "tries": int(count)}
+            assert mine["failed"] == {"id": image_id("x"), "tries": int(count), "reason": None}
 
 
 @pytest.mark.parametrize("shell", SHELLS)

@@ -78,7 +78,7 @@ def test_fallback_and_why(top: Path) -> None:
     out = status(top, S)
     assert out["booted"]["fallback"] is True and out["booted"]["fallback_reason"] == why
     assert out["booted"]["id"] == A and out["booted"]["configured_id"] == B
-    assert out["failed"] == {"id": B, "tries": 2}
+    assert out["failed"] == {"id": B, "tries": 2, "reason": None}   # ran out of tries
 
 
 def test_unresolvable_configured_image(top: Path) -> None:

@@ -12,7 +12,8 @@ in step).
 
 The hook's state (``assets/hook/dockerboot-assess.sh``) lives in
 ``dockerboot.state=`` (``boot_docker/state`` by default) on the partition:
-``attempt`` ("<id> <n>"), ``good`` ("<id>"), ``failed`` ("<id> <n>") and
+``attempt`` ("<id> <n>"), ``good`` ("<id>"), ``failed`` ("<id> <n>", and the
+reason of a bad mark on a second line: ``dockerboot-mark-good``) and
 ``boot`` (key=value lines: ``ref``, ``id``, ``configured_id``, ``fallback``,
 ``kernel``, ``tries``, ``generation``; a hook before ``generation`` lacks
 it).  Each is read without following symlinks and bounded in size; what
@@ -51,6 +52,14 @@ _END_RE = re.compile(r"^[ \t]*# <<< dockerboot-wizard")
 _LOADER_RE = re.compile(r"^[ \t]*loader[ \t]+([^ \t]+)")
 _GEN_DIGITS = 6
 """The hook records ``dockerboot.generation=`` only up to this many digits."""
+_REASON_RE = re.compile(r"[ -~]+")
+"""A bad mark's reason (``state/failed``'s second line): printable ASCII, as written."""
+ASSESSMENT = {
+    "bootloader_counts": False,
+    "why": "rEFInd does not count boots: a generation whose kernel or initramfs cannot reach "
+           "the hook boots again; pick Previous generation in rEFInd's menu",
+}
+"""What counts tries (``assessment``): the hook counts an image's; rEFInd counts none."""
 
 
 def state_dir(settings: Settings) -> str:
@@ -108,6 +117,16 @@ def _id_count(text: str | None, name: str, problems: list[str],
         problems.append(f"state file {name} holds {text.strip()[:80]!r}: ignored")
         return None
     return {"id": words[0], **({"tries": int(words[1])} if count else {})}
+
+
+def _failed(text: str | None, problems: list[str]) -> dict[str, Any] | None:
+    """``state/failed``: "<id> <n>", and the reason of a bad mark on a second line."""
+    failed = _id_count(text, "failed", problems)
+    if failed is not None and text is not None:
+        lines = text.split("\n")
+        reason = lines[1] if len(lines) > 1 else ""
+        failed["reason"] = reason if _REASON_RE.fullmatch(reason) else None
+    return failed
 
 
 def _parse_boot(text: str | None, problems: list[str]) -> dict[str, str] | None:
@@ -300,7 +319,7 @@ def status(top: Path, settings: Settings, *, tag_id: str | None = None,
     rel = state_dir(settings)
     boot = _parse_boot(_read(top, rel, "boot", problems), problems)
     good = _id_count(_read(top, rel, "good", problems), "good", problems, count=False)
-    failed = _id_count(_read(top, rel, "failed", problems), "failed", problems)
+    failed = _failed(_read(top, rel, "failed", problems), problems)
     if tag_id is not None and not IMAGE_ID_RE.match(tag_id):
         raise ValueError(f"tag_id {tag_id!r} is not sha256:<64 hex>")
     entries = read_entries(refind_conf, inv, settings, problems)
@@ -313,6 +332,7 @@ def status(top: Path, settings: Settings, *, tag_id: str | None = None,
         "booted": _booted(inv, boot, cmdline, problems),
         "last_good": good,
         "failed": failed,
+        "assessment": dict(ASSESSMENT),
         "generation": _gen_json(inv.newest),
         "previous": _gen_json(inv.previous),
         "generations": [_gen_json(g) for g in inv.generations],
@@ -351,6 +371,11 @@ def summary(out: dict[str, Any]) -> list[str]:
         lines.append("  booted from dockerboot's own copy: docker no longer has that image")
     if out["last_good"]:
         lines.append(f"last good image: @{out['last_good']['id'][7:19]}")
+    failed = out["failed"]
+    if failed:
+        why = (f"marked bad ({failed['reason']})" if failed.get("reason")
+               else f"tried {failed['tries']} times and never marked good")
+        lines.append(f"image @{failed['id'][7:19]} is not booted while configured: {why}")
     for root in out.get("roots", []):
         held = root["exclusive_bytes"]
         lines.append(f"dockerboot's copy of @{root['id'][7:19]}: "

@@ -259,10 +259,40 @@ def image_warnings(settings: Settings, image_root: Path) -> list[str]:
     if not rootfs.is_executable(image_root, init):
         out.append(f"image {settings.image} has no init ({init}): the boot will stop in the "
                    "emergency shell — install an init (e.g. systemd-sysv) in the Dockerfile")
+    out += _assessment_warnings(settings, image_root, init)
     if settings.admins and not rootfs.is_executable(image_root, "/usr/bin/sudo"):
         out.append(f"image {settings.image} has no sudo: administrators cannot use it — add "
                    "the sudo package to the Dockerfile")
     return out
+
+
+def has_systemd(image_root: Path) -> bool:
+    """Whether the hook takes the image for a systemd one (``_db_assess_root``, same test).
+
+    Its unit directory or systemd itself, resolved inside the image.
+    """
+    units = rootfs.resolve(image_root, "etc/systemd/system")
+    binary = rootfs.resolve(image_root, "lib/systemd/systemd")
+    # resolve() followed every symlink: what is left is the thing itself.
+    return (units is not None and units.is_dir()) or (binary is not None and binary.is_file())
+
+
+def _assessment_warnings(settings: Settings, image_root: Path, init: str) -> list[str]:
+    """What the boot assessment cannot do for this image (DESIGN §4b), one line each."""
+    words = settings.kernel_options.split()
+    tries = next((w.split("=", 1)[1] for w in reversed(words)
+                  if w.startswith("dockerboot.tries=")), "2")
+    if not has_systemd(image_root):
+        return [f"image {settings.image} has no systemd: its boots are not assessed (nothing "
+                "marks it good or bad, the hook does not count its tries and never falls back "
+                "from it for that) — install systemd-sysv in the Dockerfile to have them assessed"]
+    real = rootfs.resolve(image_root, init)
+    if (real is not None and real.name != "systemd" and tries.isdigit() and int(tries) > 0
+            and any(w.startswith("init=") for w in words)):
+        return [f"init={init} is not systemd: dockerboot-mark-good.service never runs, so after "
+                f"{int(tries)} boots of an image the hook falls back to the last good one — run "
+                "/usr/local/lib/dockerboot/mark-good from that init, or add dockerboot.tries=0"]
+    return []
 
 
 def admin_group(group_file: bytes | None) -> str | None:

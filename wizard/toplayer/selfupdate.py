@@ -10,6 +10,9 @@ go to ``<boot_dir>/selfupdate/`` on the partition (``install_parts``).  The
 units: ``dockerboot-update.path`` watches docker's tag file and
 starts ``dockerboot-update.service`` when a pull or build moves a tag.
 With ``auto_update`` off the units stay and the service does nothing.
+Beside the command, ``dockerboot-mark-bad`` (``MARK_BAD``): the user's way
+to say "this boot is bad" (it runs the hook's mark-good script with
+``--bad``: the next boot falls back to the last good image).
 
 The command does what ``wizard.flows.update`` does, in the same on-disk formats:
 a new generation only when the kernel or the initramfs inputs changed (else
@@ -44,6 +47,19 @@ every boot.  ``dockerboot-update-link.service`` links it into ``/usr/local/sbin`
 system is up."""
 LINK = "/usr/local/sbin/dockerboot-update"
 """Where the booted system finds it on its ``PATH`` (``sudo dockerboot-update``)."""
+MARK_BAD = "etc/dockerboot/dockerboot-mark-bad"
+"""``dockerboot-mark-bad`` (top-layer relative): the user's "this boot is bad".  Beside the
+command for the same reason (the hook's one ``cp`` of ``etc/``); linked like it."""
+MARK_BAD_LINK = "/usr/local/sbin/dockerboot-mark-bad"
+MARK_BAD_SCRIPT = """\
+#!/bin/sh
+# Written by dockerboot-wizard: mark this boot's image bad; the next boot falls back to
+# the last good image.  The script is the hook's, installed at every boot with systemd.
+[ -x /usr/local/lib/dockerboot/mark-good ] || { echo "dockerboot-mark-bad: this boot has no \
+/usr/local/lib/dockerboot/mark-good (an image without systemd: its boots are not assessed)" >&2
+    exit 1; }
+exec /usr/local/lib/dockerboot/mark-good --bad "$@"
+"""
 CONF = "etc/dockerboot/update.conf"
 """Its settings."""
 PARTS_DIR = "selfupdate"
@@ -85,14 +101,16 @@ Unit=dockerboot-update.service
 """
 
 LINK_UNIT = f"""\
-# Written by dockerboot-wizard: dockerboot-update on the PATH (the root is new at every boot).
+# Written by dockerboot-wizard: dockerboot-update and dockerboot-mark-bad on the PATH (the root
+# is new at every boot).
 [Unit]
-Description=dockerboot: link dockerboot-update into /usr/local/sbin
+Description=dockerboot: link dockerboot-update and dockerboot-mark-bad into /usr/local/sbin
 ConditionPathExists=/{COMMAND}
 
 [Service]
 Type=oneshot
 ExecStart=/bin/ln -sfn /{COMMAND} {LINK}
+ExecStart=/bin/ln -sfn /{MARK_BAD} {MARK_BAD_LINK}
 """
 
 WANTS = """\
@@ -133,6 +151,7 @@ def top_files(settings: Settings) -> dict[str, tuple[bytes, int]]:
     """The top-layer files of the booted system's update: ``{relpath: (content, mode)}``."""
     root = assets_dir()
     return {COMMAND: ((root / "selfupdate/dockerboot-update").read_bytes(), 0o755),
+            MARK_BAD: (MARK_BAD_SCRIPT.encode(), 0o755),
             CONF: (render_conf(settings), 0o644),
             f"{UNITS}/dockerboot-update.service": (SERVICE.encode(), 0o644),
             f"{UNITS}/dockerboot-update.path": (PATH_UNIT.encode(), 0o644),

@@ -91,10 +91,15 @@ def test_boot_records_attempt_and_boot_on_the_partition_and_in_the_root(env: Hoo
     assert "last good" not in r.stderr and "warning" not in r.stderr
     assert stat.S_IMODE((env.top / st).stat().st_mode) == 0o700
     image_id = env.ids[MULTI]
-    assert _read(env, st, "attempt") == f"{image_id} 1\n"
+    # No systemd in this image: nothing can mark it, so its boots are not counted (else it
+    # would be reverted after dockerboot.tries= boots), and one line says so.
+    assert _read(env, st, "attempt") == f"{image_id} 0\n"
+    assert [x for x in r.stderr.splitlines() if "systemd" in x] == [
+        f"dockerboot: image {MULTI} has no systemd: its boots are not assessed (nothing marks "
+        "it good or bad)"]
     boot = _read(env, st, "boot")
     assert _kv(str(boot)) == {"ref": MULTI, "id": image_id, "configured_id": image_id,
-                              "fallback": "", "kernel": KVER, "tries": "1",
+                              "fallback": "", "kernel": KVER, "tries": "0",
                               "generation": "", "source": "configured"}
     rw = env.top / RW
     assert (rw / "etc/dockerboot/boot").read_text() == boot
@@ -142,12 +147,13 @@ def test_fallback_boots_the_last_good_image_with_one_line(
     rw = env.top / RW
     assert _snapshot_of(env) == env.subvolume(good)
     boot = _kv(str(_read(env, st, "boot")))
+    tries = "1" if good == SYSTEMD else "0"      # the others have no systemd: not counted
     assert boot == {"ref": configured, "id": good_id,
                     "configured_id": env.ids.get(configured, ""),
-                    "fallback": f"{configured} {reason}", "kernel": KVER, "tries": "1",
+                    "fallback": f"{configured} {reason}", "kernel": KVER, "tries": tries,
                     "generation": "", "source": "good"}
     assert (rw / "etc/dockerboot/boot").read_text() == _read(env, st, "boot")
-    assert _read(env, st, "attempt") == f"{good_id} 1\n"
+    assert _read(env, st, "attempt") == f"{good_id} {tries}\n"
     assert _read(env, st, "good") == f"{good_id}\n"
     # The login message says it once, for login shells.
     out = subprocess.run(["sh", str(rw / MESSAGE)], capture_output=True, text=True)
@@ -196,70 +202,71 @@ def _mark_good(env: HookEnv, state: str, *, shell: tuple[str, ...] = SHELLS[0],
                        f"rootflags=subvol={RW} dockerboot.state={state} quiet\n")
     e = {"PATH": os.environ["PATH"], "DOCKERBOOT_CMDLINE_FILE": str(cmdline),
          "DOCKERBOOT_BOOTFILE": str(bootfile or env.top / RW / "etc/dockerboot/boot"),
-         "DOCKERBOOT_MNT": str(env.workdir / "mark-good-mnt")}
+         "DOCKERBOOT_MNT": str(env.workdir / "mark-good-mnt"), "DOCKERBOOT_SYSTEMCTL": "none"}
     return subprocess.run([*shell, str(MARK_GOOD)], env=e, text=True, capture_output=True,
                           timeout=60)
 
 
 def test_tries_count_up_then_fall_back_and_stay_there(env: HookEnv, st: str) -> None:
     _set_good(env, st, SINGLE)
-    cid, gid = env.ids[MULTI], env.ids[SINGLE]
+    cid, gid = env.ids[SYSTEMD], env.ids[SINGLE]
     for n in (1, 2):
-        r = _boot(env, MULTI, st)
+        r = _boot(env, SYSTEMD, st)
         assert r.returncode == 0 and "last good" not in r.stderr, r.stderr
         assert _read(env, st, "attempt") == f"{cid} {n}\n"
-        assert _snapshot_of(env) == env.subvolume(MULTI)
-        assert (env.top / RW / "opt/two.txt").exists()
-    r = _boot(env, MULTI, st)                          # the 3rd boot: N=2 reached
+        assert _snapshot_of(env) == env.subvolume(SYSTEMD)
+        assert (env.top / RW / "etc/dbw-image-marker").read_text() == "systemd\n"
+    r = _boot(env, SYSTEMD, st)                        # the 3rd boot: N=2 reached
     assert r.returncode == 0, r.stderr
     assert [x for x in r.stderr.splitlines() if "last good" in x] == [
-        f"dockerboot: {MULTI}: was tried 2 times and never marked good — booting the last "
+        f"dockerboot: {SYSTEMD}: was tried 2 times and never marked good — booting the last "
         f"good image {gid.removeprefix('sha256:')[:12]} instead"]
     assert _snapshot_of(env) == env.subvolume(SINGLE)
-    assert _read(env, st, "attempt") == f"{gid} 1\n"
+    assert _read(env, st, "attempt") == f"{gid} 0\n"
     assert _read(env, st, "failed") == f"{cid} 2\n"
     # The fallback is marked good: MULTI is still not tried again, its count stays.
     assert _mark_good(env, st).returncode == 0
     assert _read(env, st, "attempt") == f"{gid} 0\n"
-    r = _boot(env, MULTI, st)
+    r = _boot(env, SYSTEMD, st)
     assert "was tried 2 times" in r.stderr and r.returncode == 0
-    assert _read(env, st, "attempt") == f"{gid} 1\n" and _read(env, st, "failed") == f"{cid} 2\n"
-    # More tries on the command line: MULTI is tried again (from 1: SINGLE ran last).
-    r = _boot(env, MULTI, st, **{"dockerboot.tries": "3"})
+    # SINGLE, the good image, has no systemd: its boots are not counted.
+    assert _read(env, st, "attempt") == f"{gid} 0\n" and _read(env, st, "failed") == f"{cid} 2\n"
+    # More tries on the command line: SYSTEMD is tried again (from 1: SINGLE ran last).
+    r = _boot(env, SYSTEMD, st, **{"dockerboot.tries": "3"})
     assert r.returncode == 0 and "last good" not in r.stderr, r.stderr
     assert _read(env, st, "attempt") == f"{cid} 1\n"
-    # The tag moves to another image: that one is tried.
+    # The tag moves to another image: that one is tried (not counted: no systemd).
     r = _boot(env, LINKS, st)
     assert r.returncode == 0 and "last good" not in r.stderr, r.stderr
-    assert _read(env, st, "attempt") == f"{env.ids[LINKS]} 1\n"
+    assert _read(env, st, "attempt") == f"{env.ids[LINKS]} 0\n"
 
 
 def test_tries_parameter_and_marking_good_resets(env: HookEnv, st: str) -> None:
     _set_good(env, st, SINGLE)
-    cid = env.ids[MULTI]
-    assert _boot(env, MULTI, st, **{"dockerboot.tries": "1"}).returncode == 0
+    cid = env.ids[SYSTEMD]
+    assert _boot(env, SYSTEMD, st, **{"dockerboot.tries": "1"}).returncode == 0
     assert _read(env, st, "attempt") == f"{cid} 1\n"
-    r = _boot(env, MULTI, st, **{"dockerboot.tries": "1"})
+    r = _boot(env, SYSTEMD, st, **{"dockerboot.tries": "1"})
     assert "was tried 1 times and never marked good" in r.stderr
-    # A fresh state: MULTI boots once, is marked good, and never runs out again.
+    # A fresh state: SYSTEMD boots once, is marked good, and never runs out again.
     st2 = st + "-2"
     _set_good(env, st2, SINGLE)
-    assert _boot(env, MULTI, st2).returncode == 0
+    assert _boot(env, SYSTEMD, st2).returncode == 0
     r = _mark_good(env, st2)
     assert r.returncode == 0, r.stderr
     assert _read(env, st2, "good") == f"{cid}\n" and _read(env, st2, "attempt") == f"{cid} 0\n"
     for n in (1, 2, 3, 4):
-        r = _boot(env, MULTI, st2)
+        r = _boot(env, SYSTEMD, st2)
         assert r.returncode == 0 and "last good" not in r.stderr, r.stderr
         assert _read(env, st2, "attempt") == f"{cid} {n}\n"
 
 
 def test_out_of_tries_without_a_good_image_still_boots(env: HookEnv, st: str) -> None:
     for n in (1, 2, 3):
-        r = _boot(env, MULTI, st)
+        r = _boot(env, SYSTEMD, st)
         assert r.returncode == 0, r.stderr
-        assert _read(env, st, "attempt") == f"{env.ids[MULTI]} {n}\n"
-    assert "warning: " + MULTI + " was tried 2 times and never marked good, and there is no " \
+        assert _read(env, st, "attempt") == f"{env.ids[SYSTEMD]} {n}\n"
+    assert "warning: " + SYSTEMD + " was tried 2 times and never marked good, and there is no " \
         "good image to fall back to" in r.stderr
     assert _read(env, st, "failed") is None
 
@@ -267,9 +274,9 @@ def test_out_of_tries_without_a_good_image_still_boots(env: HookEnv, st: str) ->
 def test_tries_zero_turns_the_count_off(env: HookEnv, st: str) -> None:
     _set_good(env, st, SINGLE)
     for _ in range(3):
-        r = _boot(env, MULTI, st, **{"dockerboot.tries": "0"})
+        r = _boot(env, SYSTEMD, st, **{"dockerboot.tries": "0"})
         assert r.returncode == 0 and "last good" not in r.stderr, r.stderr
-    assert _read(env, st, "attempt") == f"{env.ids[MULTI]} 3\n"
+    assert _read(env, st, "attempt") == f"{env.ids[SYSTEMD]} 3\n"
 
 
 # --- the booted system marks the boot good ---
