@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,15 @@ pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.side_by_side]
 
 PASSWORD = "alice-pw-1"
 HOSTNAME = "prunemachine"
+
+
+def login_and_fallback_line(console: Console, log: Path) -> str:
+    """Log alice in; the hook's one line of this boot saying what it booted instead."""
+    console.login("alice", PASSWORD, timeout=900)
+    fell_back = [ln.strip() for ln in log.read_text(errors="replace").splitlines()
+                 if "instead" in ln and "dockerboot: " in ln]
+    assert len(fell_back) == 1, fell_back
+    return fell_back[0]
 
 
 def ok(console: Console, command: str, timeout: float = 120) -> str:
@@ -137,13 +147,9 @@ def test_after_every_prune_the_machine_boots_an_image_it_booted_before(tmp_path_
         console.poweroff(PASSWORD)
 
     with booted(machine.image, workdir / "boot3-fallback.serial.log") as console:
-        console.login("alice", PASSWORD, timeout=900)
-        serial = (workdir / "boot3-fallback.serial.log").read_text(errors="replace")
-        fell_back = [ln.strip() for ln in serial.splitlines()
-                     if "instead" in ln and "dockerboot: " in ln]
-        assert len(fell_back) == 1, fell_back
+        fell_back = login_and_fallback_line(console, workdir / "boot3-fallback.serial.log")
         assert f"dockerboot: {image}: was marked bad ({why}) — booting the last good image " \
-            f"{v1[7:19]} instead" in fell_back[0], fell_back
+            f"{v1[7:19]} instead" in fell_back, fell_back
         assert ok(console, "cat /etc/dbw-image-marker") == "prune-v1"
         marked_good(console)
         status, out = sudo(console, "dockerboot-update status --json | tr -d '\\n'")
@@ -177,14 +183,10 @@ def test_after_every_prune_the_machine_boots_an_image_it_booted_before(tmp_path_
         console.poweroff(PASSWORD)
 
     with booted(machine.image, workdir / "boot5.serial.log") as console:
-        console.login("alice", PASSWORD, timeout=900)
-        serial = (workdir / "boot5.serial.log").read_text(errors="replace")
-        fell_back = [ln.strip() for ln in serial.splitlines()
-                     if "instead" in ln and "dockerboot: " in ln]
-        assert len(fell_back) == 1, fell_back
-        assert fell_back[0].endswith(f"booting dockerboot's copy of the image of generation 1 "
-                                     f"{v1[7:19]} instead"), fell_back
-        assert f"dockerboot: {image}: is not in the docker store" in fell_back[0]
+        fell_back = login_and_fallback_line(console, workdir / "boot5.serial.log")
+        assert fell_back.endswith(f"booting dockerboot's copy of the image of generation 1 "
+                                  f"{v1[7:19]} instead"), fell_back
+        assert f"dockerboot: {image}: is not in the docker store" in fell_back
         assert ok(console, "cat /etc/dbw-image-marker") == "prune-v1"   # booted before
         marked_good(console)     # v1, booted from the copy, is the last good image again
         status, out = sudo(console, "dockerboot-update status --json | tr -d '\\n'")

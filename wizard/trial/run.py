@@ -61,16 +61,13 @@ class Prepared:
     """``workdir``'s identity when the try made it (``scratch.identity``)."""
     left: list[str] = field(default_factory=list)
     """One line per thing ``cleanup`` refused to remove."""
+    disk: Path = field(init=False)
+    """The scratch disk image (in ``workdir``)."""
+    log: Path = field(init=False)
+    """The serial console's log (in ``workdir``)."""
 
-    @property
-    def disk(self) -> Path:
-        """The scratch disk image."""
-        return self.workdir / "scratch.img"
-
-    @property
-    def log(self) -> Path:
-        """The serial console's log."""
-        return self.workdir / "serial.log"
+    def __post_init__(self) -> None:
+        self.disk, self.log = self.workdir / "scratch.img", self.workdir / "serial.log"
 
     def command(self) -> list[str]:
         """QEMU's command line: the sandbox's machine, a direct kernel boot."""

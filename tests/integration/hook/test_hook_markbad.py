@@ -22,6 +22,8 @@ from tests.integration.hook.hookenv import (
     MARK_GOOD,
     MARK_GOOD_UNIT,
     MULTI,
+    RW,
+    SHELLS,
     SINGLE,
     SYSTEMD,
     HookEnv,
@@ -29,9 +31,6 @@ from tests.integration.hook.hookenv import (
 )
 
 pytestmark = pytest.mark.lab
-
-RW = "docker_rwlayer"
-SHELLS = [("busybox", "sh"), ("dash",)]
 
 
 @pytest.fixture
@@ -70,6 +69,13 @@ def _set_good(env: HookEnv, state: str, ref: str) -> None:
     (env.top / state / "good").write_text(env.ids[ref] + "\n")
 
 
+def _systemd_tried_once(env: HookEnv, st: str, shell: tuple[str, ...]) -> str:
+    """SINGLE the last good image, the systemd image booted once (attempt 1): its ID."""
+    _set_good(env, st, SINGLE)
+    _boot(env, SYSTEMD, st, shell)
+    return env.ids[SYSTEMD]
+
+
 def _id12(env: HookEnv, ref: str) -> str:
     return env.ids[ref].removeprefix("sha256:")[:12]
 
@@ -81,9 +87,7 @@ def _marker(env: HookEnv) -> str:
 @pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0])
 def test_mark_bad_falls_back_at_the_next_boot_with_the_reason(env: HookEnv, st: str,
                                                               shell: tuple[str, ...]) -> None:
-    _set_good(env, st, SINGLE)
-    cid = env.ids[SYSTEMD]
-    _boot(env, SYSTEMD, st, shell)
+    cid = _systemd_tried_once(env, st, shell)
     assert _read(env, st, "attempt") == f"{cid} 1\n"
     r = _mark(env, st, "--bad", "too", "slow", shell=shell)
     assert r.returncode == 0 and r.stderr == "", r.stderr
@@ -110,9 +114,7 @@ def test_mark_bad_falls_back_at_the_next_boot_with_the_reason(env: HookEnv, st: 
 @pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0])
 def test_a_failed_boot_complete_target_marks_the_boot_bad(env: HookEnv, st: str,
                                                           shell: tuple[str, ...]) -> None:
-    _set_good(env, st, SINGLE)
-    cid = env.ids[SYSTEMD]
-    _boot(env, SYSTEMD, st, shell)
+    cid = _systemd_tried_once(env, st, shell)
     # The unit pulls boot-complete.target in and waits for it.
     unit = (env.top / RW / "etc/systemd/system/dockerboot-mark-good.service").read_text()
     assert unit == MARK_GOOD_UNIT.read_text()
