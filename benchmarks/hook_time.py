@@ -17,7 +17,11 @@ updater).
 
     sudo python3 -m benchmarks.hook_time [--layers 12] [--files 3000] [--runs 3]
                                          [--others 200] [--machine] [--baseline DIR]
-                                         [--small-only] [--keep]
+                                         [--small-only] [--interleave] [--keep]
+
+``--interleave``: small and large only, their boots alternating on one
+applied disk (the default entry's ``docker_image=`` rewritten before each):
+the layers ratio measured under the same load.
 
 With ``--baseline DIR`` (another checkout, e.g. ``git archive main | tar -x
 -C /tmp/base``) each image is applied with DIR's wizard and hook first (its
@@ -147,6 +151,33 @@ def default_initrd(machine: scenario.Machine, path: str | None = None) -> str:
     return match.group(2)
 
 
+IMAGE_WORD = re.compile(r"\bdocker_image=(\S+)")
+
+
+def interleaved(machine: scenario.Machine, small: str, large: str, runs: int
+                ) -> tuple[float, float]:
+    """Median hook seconds of ``small`` and ``large``, their boots alternating.
+
+    One apply (``large``, which also builds the initramfs both share: same
+    kernel), then the default entry's ``docker_image=`` is rewritten before
+    each boot: both images boot on the same disk under the same load, each
+    after a boot of the other (its ``.previous`` is the other's rw layer).
+    """
+    apply_and_boot(machine, large, "ilarge", 0)
+    times: dict[str, list[float]] = {small: [], large: []}
+    for run in range(runs):
+        for tag, name in ((small, "ismall"), (large, "ilarge")):
+            conf = machine.refind_conf.read_text()
+            start = conf.index('menuentry "Docker image')
+            found = IMAGE_WORD.search(conf, start)
+            if found is None:
+                raise SystemExit("no docker_image= in the default entry of refind.conf")
+            machine.refind_conf.write_text(conf[:found.start(1)] + tag + conf[found.end(1):])
+            times[tag].append(boot_once(machine, f"{name}{run}"))
+    print(f"interleaved: small {times[small]} large {times[large]}", flush=True)
+    return statistics.median(times[small]), statistics.median(times[large])
+
+
 def measure(machine: scenario.Machine, tag: str, name: str, runs: int,
             *user: str, baseline: Path | None = None) -> tuple[float, int, float, float | None]:
     """Median hook seconds, layers, size MiB, and the baseline's median (or None)."""
@@ -203,6 +234,9 @@ def main() -> None:
                         help="another checkout: each image boots with its hook too (same disk)")
     parser.add_argument("--small-only", action="store_true",
                         help="the small image only (no large image, others or user)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="only small and large, their boots alternating on one apply "
+                             "(the layers ratio under the same load)")
     parser.add_argument("--machine", action="store_true",
                         help="also the sample systemd image with a real machine's top layer "
                              "(a user and admin, home, journal, the in-system updater)")
@@ -220,6 +254,11 @@ def main() -> None:
                 build_large(daemon.host, "bench/small:latest", "bench/large:latest", args.layers,
                             args.files, workdir)
         runs = args.runs
+        if args.interleave:
+            small, large = interleaved(machine, "bench/small:latest", "bench/large:latest", runs)
+            print(f"interleaved, median of {runs}: small {small:.3f} s, large {large:.3f} s, "
+                  f"large / small {large / small:.2f}x")
+            return
         rows = [("small (baseline)",
                  *measure(machine, "bench/small:latest", "small", runs, baseline=bl))]
         if not args.small_only:
