@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
+from wizard.boot import status
 from wizard.boot.bootloader import default_cmdline, render_entries, update_conf, written_block
 from wizard.boot.bootset import NewGeneration
 from wizard.boot.fingerprint import Fingerprint
@@ -368,6 +369,7 @@ _GENERATION_2 = {"number": 2, "kernel_version": "6.1.0-18-amd64", "image_ref": "
                             "assets": "a" * 64}}
 STATUS: dict[str, object] = {
     "label": "dbw-fake", "image": "desk:1", "problems": [], "last_good": None,
+    "failed": None, "assessment": dict(status.ASSESSMENT),
     "generation": _GENERATION_2, "generations": [_GENERATION_2],
     "previous": None, "booted": None, "entries": {"default": 2, "previous": None},
     "rollback": None,

@@ -162,8 +162,25 @@ def attach_disk(image: Path, *, label: str, gpt: bool, fresh: bool = False) -> I
         run("sync")
         run("udevadm", "settle", check=False)
         if gpt:
-            run("partx", "-d", loop, check=False)
+            _drop_partitions(loop)
         run("losetup", "-d", loop, check=False)
+        udev_settle()
+
+
+def _drop_partitions(loop: str, tries: int = 20) -> None:
+    """``partx -d`` until the kernel lists no partition of ``loop``.
+
+    A partition udev is still probing is busy for a moment; one left behind
+    outlives the detach (no partscan flag) and hides the next filesystem put
+    on that loop device from libblkid, which skips a whole disk that has
+    partitions (``btrfs device scan`` then misses it).
+    """
+    name = Path(loop).name
+    for _ in range(tries):
+        run("partx", "-d", loop, check=False)
+        if not any(Path("/sys/block", name).glob(f"{name}p*")):
+            return
+        time.sleep(0.1)
         udev_settle()
 
 
