@@ -1,7 +1,8 @@
-"""Bootloader step: the ESP and refind.conf found, the entry, and the diff before writing.
+"""Bootloader step: what each bootloader found, the entries, and the diff before writing.
 
-Nothing is written here; Review writes the file (with a backup).  The path
+Nothing is written here; Review writes the files (with backups).  The path
 can be overridden: a directory is taken as the ESP, a file as refind.conf.
+``g`` switches between rEFInd and the image's signed GRUB (Secure Boot).
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ class BootloaderScreen(StepScreen):
     CSS_PATH = css("bootloader")
     BINDINGS = [
         Binding("o", "focus_override", "Other path"),
+        Binding("g", "switch_bootloader", "rEFInd/GRUB"),
         Binding("escape", "blur", "Leave field", show=False),
     ]
 
     found: reactive[Path | None] = reactive(None, init=False)
-    """refind.conf found for the current settings (Next needs it)."""
+    """The file the entries go into, found for the current settings (Next needs it)."""
+    shown: str = ""
+    """The bootloader of the entries shown ("refind" or "grub"; "" before a lookup)."""
 
     @dataclass
     class Found(Message):
@@ -105,9 +109,13 @@ class BootloaderScreen(StepScreen):
         if message.settings != self.state.settings:
             return  # a lookup for a path given since then is running
         esp = message.settings.esp
+        self.shown = message.preview.bootloader
         self.query_one("#where", Static).update(
-            f"ESP: {esp or 'found automatically'}    refind.conf: {message.preview.conf}\n"
-            "Written at Review (the old file is backed up; the rest is kept as is).")
+            "\n".join(message.preview.survey) + "\n"
+            f"ESP: {esp or 'found automatically'}    "
+            f"{message.preview.conf.name}: {message.preview.conf}\n"
+            "Written at Review (old files are backed up; the rest is kept as is). "
+            "g: the other bootloader.")
         # word_wrap: the options line is longer than the screen and must stay readable
         self.query_one("#entry", Static).update(Syntax(message.preview.entry, "ini",
                                                        theme="ansi_dark", word_wrap=True))
@@ -142,6 +150,16 @@ class BootloaderScreen(StepScreen):
 
     def action_focus_override(self) -> None:
         self.query_one("#override", Input).focus()
+
+    def action_switch_bootloader(self) -> None:
+        """Plan the entries for the other bootloader (rEFInd <-> the image's GRUB)."""
+        settings = self.state.settings
+        assert settings is not None
+        current = settings.bootloader or self.shown or "refind"
+        other = "grub" if current == "refind" else "refind"
+        self.state = replace(self.state, settings=replace(settings, bootloader=other))
+        self.query_one("#where", Static).update(f"Looking at {other}…")
+        self.look_up()
 
     def action_blur(self) -> None:
         self.set_focus(None)

@@ -91,7 +91,7 @@ class UpdateScreen(PlanThenApply):
         self.busy = False
         self.plan = message.plan
         self.query_one("#plan-text", Static).update(Text(message.plan.text))
-        nothing = message.plan.new is None and message.plan.refind_conf is None
+        nothing = message.plan.new is None and not message.plan.writes_entries
         self.set_status("Up to date: nothing to do." if nothing else
                      "Nothing has been written yet. Apply (a) makes it the default for the "
                      "next boot.")
@@ -103,7 +103,7 @@ class UpdateScreen(PlanThenApply):
 
     def can_apply(self) -> bool:
         p = self.plan
-        return super().can_apply() and (p.new is not None or p.refind_conf is not None)
+        return super().can_apply() and (p.new is not None or p.writes_entries)
 
     def action_apply(self) -> None:
         if self.start_applying():

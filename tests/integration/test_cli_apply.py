@@ -139,6 +139,16 @@ def test_no_refind_conf(env: Env, tmp_path: Path) -> None:
     assert_one_line_error(r, "refind.conf", "--refind-conf")
 
 
+def test_grub_from_an_image_without_the_signed_pair(env: Env) -> None:
+    # Secure Boot needs the image's own shim + GRUB: said in one line, nothing written.
+    before = snapshot(env)
+    r = apply(env, "--label", env.disk.label, "--image", IMAGE, "--bootloader", "grub", "--yes")
+    assert_one_line_error(r, "carries no signed shim + GRUB",
+                          "add `shim-signed grub-efi-amd64-signed` to its Dockerfile",
+                          "--bootloader refind", "Secure Boot must be off")
+    assert snapshot(env) == before
+
+
 def test_bad_hostname(env: Env) -> None:
     r = apply(env, "--label", env.disk.label, "--image", IMAGE, "--hostname", "bad_host!",
               "--yes")

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
-from wizard.boot import status
-from wizard.boot.bootloader import default_cmdline, render_entries, update_conf, written_block
+from wizard.boot import grub, status
+from wizard.boot.bootloader import (
+    default_cmdline,
+    menu_entries,
+    render_entries,
+    update_conf,
+    written_block,
+)
 from wizard.boot.bootset import NewGeneration
 from wizard.boot.fingerprint import Fingerprint
 from wizard.boot.generations import new_record
@@ -262,7 +269,20 @@ class FakeServices:
         entries = render_entries(s, GENERATION.record, GENERATION.previous)
         new = update_conf(REFIND.decode(), entries, s.default_entry)
         conf = Path(s.refind_conf or f"{s.esp or '/boot/efi'}/EFI/refind/refind.conf")
-        return Plan(settings=s, top=Path("/mnt/top"), device=PART.device,
+        survey = ["Secure Boot: on (rEFInd cannot boot; GRUB from the image can)",
+                  f"rEFInd: {conf}", "GRUB: the image carries debian's signed shim + GRUB",
+                  f"written: {'GRUB' if s.bootloader == 'grub' else 'rEFInd'}"]
+        if s.bootloader == "grub":
+            menu = [grub.Entry(f"dockerboot-{w}", *e) for w, e in zip(
+                ("default", "previous"),
+                menu_entries(s, GENERATION.record, GENERATION.previous), strict=True)]
+            cfg = grub.render_cfg(s, menu, newest=3, state="boot_docker/state", counting=True)
+            chain = grub.ChainPlan(Path(s.esp or "/boot/efi"), [grub.EspWrite(
+                "EFI/dockerboot/grub.cfg", None, cfg.encode())], cfg=cfg)
+            return replace(self._plan(replace(state, settings=replace(s, bootloader=""))),
+                           settings=s, refind_conf=None, refind_old=None, refind_new=None,
+                           refind_block=None, chain=chain, survey=survey)
+        return Plan(settings=s, top=Path("/mnt/top"), device=PART.device, survey=survey,
                     cmdline=default_cmdline(s, GENERATION.record),
                     image_subvolume=Path("/mnt/top/docker/btrfs/subvolumes/abc"), target=TARGET,
                     toplayer_changes=changes, refind_conf=conf, refind_old=REFIND,

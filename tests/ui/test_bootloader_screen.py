@@ -131,3 +131,26 @@ async def test_unexpected_fault_offers_the_way_back():
         await pilot.press("b")  # the dialog again; this time back
         await settle(pilot)
         assert app.screen.STEP is Step.INITRAMFS
+
+
+async def test_g_switches_to_the_images_grub_and_back():
+    # The choice the Bootloader step offers: what each found, Secure Boot, then GRUB's entries.
+    async with open_step(Step.BOOTLOADER, state=CLEAN) as (app, pilot):
+        screen = app.screen
+
+        async def switch(to: str) -> str:
+            await pilot.press("g")
+            await settle(pilot)
+            assert screen.state.settings.bootloader == to
+            return text(screen, "#entry")
+
+        assert "Secure Boot: on" in text(screen, "#where")
+        assert "GRUB: the image carries debian's" in text(screen, "#where")
+        grub_cfg = await switch("grub")
+        assert "linux /boot_docker/gen/3/vmlinuz" in grub_cfg and "save_env" in grub_cfg
+        assert "grub.cfg: /boot/efi/EFI/dockerboot/grub.cfg" in text(screen, "#where")
+        assert "volume dbw-fake" in await switch("refind")
+        await switch("grub")
+        await pilot.press("n")
+        await settle(pilot)
+    assert app.outcomes[-1].state.settings.bootloader == "grub"

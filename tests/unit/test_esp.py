@@ -53,7 +53,7 @@ def test_find_esp_prefers_boot_efi(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     other = tmp_path / "my esp"
     (other / "EFI").mkdir(parents=True)
     info = _mountinfo(tmp_path, [("/", "ext4"), (str(other), "vfat"), ("/boot/efi", "vfat")])
-    monkeypatch.setattr(esp_mod, "_child_ci",
+    monkeypatch.setattr(esp_mod, "child_ci",
                         lambda d, n: d / n if str(d) in (str(other), "/boot/efi") else None)
     assert find_esp(info) == Path("/boot/efi")
 

@@ -122,6 +122,23 @@ def render_entries(settings: Settings, newest: Generation,
         BootloaderError: a value contains a double quote or line break.
 
     """
+    text = f"{BEGIN_MARKER}\n"
+    for title, loader, initrd, cmdline in menu_entries(settings, newest, previous):
+        text += _menuentry(title, settings.label, loader, initrd, cmdline)
+    return text + f"{END_MARKER}\n"
+
+
+def menu_entries(settings: Settings, newest: Generation,
+                 previous: Generation | None = None) -> list[tuple[str, str, str, str]]:
+    """``(title, kernel, initrd, command line)`` of the default and the previous entry.
+
+    What every bootloader's entries say (``render_entries`` for rEFInd,
+    ``grub.render_cfg``): paths from the partition's top level, no leading slash.
+
+    Raises:
+        BootloaderError: a value contains a double quote or line break.
+
+    """
     boot = settings.boot_dir.strip("/")
     entries = [(default_title(settings, newest), newest, default_cmdline(settings, newest))]
     if previous is not None and previous.image_id is not None:
@@ -129,13 +146,13 @@ def render_entries(settings: Settings, newest: Generation,
         entries.append((f"{PREVIOUS_TITLE} {previous.number}: {ref} @{_short(previous.image_id)}",
                         previous,
                         generation_cmdline(settings, previous.image_id, previous.number)))
-    text = f"{BEGIN_MARKER}\n"
+    out = []
     for title, gen, cmdline in entries:
         loader, initrd = f"{boot}/{gen.loader}", f"{boot}/{gen.initrd_path}"
         _check_values((("title", title), ("label", settings.label), ("loader", loader),
                        ("initrd", initrd), ("kernel command line", cmdline)))
-        text += _menuentry(title, settings.label, loader, initrd, cmdline)
-    return text + f"{END_MARKER}\n"
+        out.append((title, loader, initrd, cmdline))
+    return out
 
 
 def _short(image_id: str) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from wizard.boot import generations, generations_gc, initramfs, roots
-from wizard.boot.bootloader import default_cmdline, render_entries, write_refind
+from wizard.boot.bootloader import default_cmdline, menu_entries, render_entries, write_refind
 from wizard.boot.fingerprint import Fingerprint
 from wizard.boot.generations import Generation, GenerationError
 from wizard.boot.initramfs import SCRATCH_PREFIX, STAGED_INITRD, STAGED_KERNEL, BuildTarget
@@ -122,6 +122,28 @@ def entries(top: Path, settings: Settings, new: NewGeneration | None) -> tuple[s
                               "build them first (a full apply, or Rebuild initramfs)")
     return (render_entries(settings, inv.newest, inv.previous),
             default_cmdline(settings, inv.newest))
+
+
+def menu(top: Path, settings: Settings,
+         new: NewGeneration | None) -> tuple[list[tuple[str, str, str, str]], int]:
+    """The entries every bootloader writes (``bootloader.menu_entries``) and the newest number.
+
+    ``new`` as for ``entries``.
+
+    Raises:
+        BootloaderError: no ``new`` and no generation yet (nothing to boot).
+
+    """
+    if new is not None:
+        newest, previous = new.record, new.previous
+    else:
+        inv = generations.load(top / settings.boot_dir)
+        if inv.newest is None:
+            raise BootloaderError(f"no kernel + initramfs in {top / settings.boot_dir} yet: "
+                                  "a boot entry would name nothing",
+                                  "build them first (a full apply, or Rebuild initramfs)")
+        newest, previous = inv.newest, inv.previous
+    return menu_entries(settings, newest, previous), newest.number
 
 
 def stage_copy(boot_dir: Path, source: Generation) -> Path:

@@ -11,10 +11,12 @@ from wizard.common.errors import BootloaderError
 from wizard.common.mountinfo import MOUNTINFO, read_mountinfo
 
 _ESP_PREFERENCE = ("/boot/efi", "/efi", "/boot")
+SECURE_BOOT_VAR = Path("/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c")
+"""The firmware's ``SecureBoot`` variable: 4 bytes of attributes, then 1 (on) or 0 (off)."""
 _FAT_TYPES = {"vfat", "msdos", "fat"}
 
 
-def _child_ci(directory: Path, name: str) -> Path | None:
+def child_ci(directory: Path, name: str) -> Path | None:
     """Return the entry of ``directory`` called ``name``, ignoring case (FAT)."""
     exact = directory / name
     if exact.exists():
@@ -39,15 +41,15 @@ def find_refind_conf(esp: Path) -> Path:
 
     """
     esp = Path(esp)
-    efi = _child_ci(esp, "EFI")
+    efi = child_ci(esp, "EFI")
     if efi is not None and efi.is_dir():
         for sub in ("refind", "BOOT"):
-            d = _child_ci(efi, sub)
-            conf = _child_ci(d, "refind.conf") if d is not None and d.is_dir() else None
+            d = child_ci(efi, sub)
+            conf = child_ci(d, "refind.conf") if d is not None and d.is_dir() else None
             if conf is not None and conf.is_file():
                 return conf
         for d in sorted(p for p in efi.iterdir() if p.is_dir()):
-            conf = _child_ci(d, "refind.conf")
+            conf = child_ci(d, "refind.conf")
             if conf is not None and conf.is_file():
                 return conf
     raise BootloaderError(f"no refind.conf under {esp}",
@@ -68,7 +70,7 @@ def find_esp(mountinfo: Path = MOUNTINFO) -> Path:
 
     """
     candidates = [Path(m.mountpoint) for m in read_mountinfo(mountinfo)
-                  if m.fstype in _FAT_TYPES and _child_ci(Path(m.mountpoint), "EFI") is not None]
+                  if m.fstype in _FAT_TYPES and child_ci(Path(m.mountpoint), "EFI") is not None]
     for preferred in _ESP_PREFERENCE:
         if Path(preferred) in candidates:
             return Path(preferred)
@@ -97,3 +99,15 @@ def esp_warning(esp: Path, mountinfo: Path = MOUNTINFO) -> str | None:
                 "the firmware only reads rEFInd from a FAT ESP")
     return (f"{esp} is a {fstype} filesystem, not FAT; "
             "the firmware only reads rEFInd from a FAT ESP")
+
+
+def secure_boot(var: Path = SECURE_BOOT_VAR) -> bool | None:
+    """Whether the firmware this runs on enforces Secure Boot (None: not known here).
+
+    None on a machine not booted through UEFI, or whose EFI variables cannot be read.
+    """
+    try:
+        data = Path(var).read_bytes()
+    except OSError:
+        return None
+    return bool(data[-1]) if len(data) == 5 else None

@@ -381,6 +381,9 @@ def summary(out: dict[str, Any]) -> list[str]:
         lines.append(f"dockerboot's copy of @{root['id'][7:19]}: "
                      + ("kept" if root["kept"] else "collected at the next update")
                      + ("" if held is None else f", holds {held} bytes of its own"))
+    if (counts := out["assessment"].get("grub")) and counts["trying"] is not None:
+        lines.append(f"GRUB: generation {counts['trying']}, {counts['tries_left']} tries left; "
+                     f"marked good: generation {counts['good_generation'] or 'none yet'}")
     pending = out["pending"]
     if pending["update"]:
         lines.append("update pending: " + "; ".join(pending["reasons"])

@@ -19,7 +19,7 @@ from wizard.cli.precheck import precheck, read_passwords
 from wizard.common.errors import ConfigError
 from wizard.flows import apply as apply_mod
 from wizard.settings import config
-from wizard.settings.config import Settings
+from wizard.settings.config import BOOTLOADERS, Settings
 
 _T = TypeVar("_T")
 
@@ -29,7 +29,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ap = sub.add_parser("apply", help="configure a partition to boot an image (headless)")
     ap.add_argument("--label", required=True, help="label of the btrfs partition")
     ap.add_argument("--image", help="NAME:TAG to boot (default: the saved config's)")
-    ap.add_argument("--esp", help="ESP directory holding rEFInd (default: the mounted ESP)")
+    ap.add_argument("--esp", help="the ESP's directory (default: the mounted ESP)")
+    ap.add_argument("--bootloader", choices=BOOTLOADERS,
+                    help="grub: the image's signed shim + GRUB on the ESP (Secure Boot on); "
+                         "refind: entries in rEFInd's refind.conf (Secure Boot off); default: "
+                         "the saved choice, else rEFInd when the ESP has it, else GRUB")
     ap.add_argument("--refind-conf", help="path of refind.conf (default: search the ESP)")
     ap.add_argument("--hostname", help="hostname written to the top layer")
     ap.add_argument("--user", action="append", default=[], help="create this user")
@@ -81,6 +85,7 @@ def settings_from_args(args: argparse.Namespace, saved: Settings | None) -> Sett
                                              base.keep_previous_root),
                    default_entry=_given(getattr(args, "default_entry", None),
                                         base.default_entry),
+                   bootloader=_given(getattr(args, "bootloader", None), base.bootloader),
                    admins=admins)
 
 
@@ -95,7 +100,8 @@ def check_toplayer_only(args: argparse.Namespace) -> None:
                                   ("--refind-conf", "refind_conf"),
                                   ("--kernel-options", "kernel_options"),
                                   ("--[no-]keep-previous-root", "keep_previous_root"),
-                                  ("--default-entry", "default_entry"))
+                                  ("--default-entry", "default_entry"),
+                                  ("--bootloader", "bootloader"))
              if getattr(args, key, None) is not None]
     if given:
         raise ConfigError(f"{', '.join(given)} cannot be used with --toplayer-only (it "
@@ -143,6 +149,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if args.toplayer_only:
         print(f"done: the top layer of LABEL={args.label} is updated; the next boot lays it "
               f"over a fresh root of {image}")
+        return 0
+    chain = preview.plan.chain
+    if chain is not None:
+        print(f"done: the next boot of LABEL={args.label} starts {image} through the "
+              f"image's GRUB on {chain.esp}/EFI/dockerboot (also EFI/BOOT where that was free)")
         return 0
     text = bootloader.decode(preview.plan.refind_old or b"")
     print("done: " + bootloader.next_boot(text, preview.plan.settings.default_entry,

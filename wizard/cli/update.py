@@ -75,7 +75,7 @@ def cmd_update(args: argparse.Namespace) -> int:
         plan = (update.plan_rollback(session) if args.command == "rollback"
                 else update.plan_update(session))
         print(plan.text)
-        if plan.new is None and plan.refind_conf is None:
+        if plan.new is None and not plan.writes_entries:
             return 0
         if args.dry_run:
             print("dry run: nothing was changed")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wizard.boot import bootloader, bootset, initramfs
+from wizard.boot import bootloader, bootset, grub, initramfs
 from wizard.boot.esp import esp_warning, find_esp, find_refind_conf
 from wizard.boot.fingerprint import fingerprint
 from wizard.common import atomic, leftovers
@@ -27,6 +27,7 @@ from wizard.common.errors import BootloaderError, NotRootError, WizardError
 from wizard.common.events import Event, LogLine, StepDone, StepStarted, check_cancel
 from wizard.common.lock import partition_lock
 from wizard.disk import partitions
+from wizard.flows import bootchain
 from wizard.settings import config
 from wizard.settings.cmdline import kernel_cmdline
 from wizard.settings.config import Settings
@@ -121,6 +122,10 @@ class Plan:
     """The wizard's marked block as ``refind_new`` holds it (``bootset.entries``, with
     the default line when it gets one; None with ``refind_conf``): what the Bootloader
     step and the Review show."""
+    chain: grub.ChainPlan | None = None
+    """GRUB's files on the ESP, when GRUB boots the entries (then ``refind_conf`` is None)."""
+    survey: list[str] = field(default_factory=list)
+    """What each bootloader found and which one is written (``bootchain.survey``)."""
 
 
 def require_root() -> None:
@@ -257,22 +262,33 @@ def make_plan(session: Session, passwords: dict[str, str], *,
     cmdline = kernel_cmdline(replace(s, image=image))
     conf = old = new_conf = block = None
     warnings = machine.image_warnings(replace(s, image=image), subvolume)
+    chain, survey = None, []
+    loader = s.bootloader
     if "bootloader" in steps:
-        conf, esp_warnings = locate_refind(s)
-        warnings += esp_warnings
         entries, cmdline = bootset.entries(session.top, replace(s, image=image), new)
-        old, new_conf = bootloader.plan_refind(conf, entries, s.default_entry)
-        block = bootloader.written_block(bootloader.decode(new_conf))
-        check_esp_writable(conf, len(old) + len(new_conf))
+        loader = bootchain.choose(s, subvolume)
+        survey = bootchain.survey(s, subvolume, loader)
+        if loader == "grub":
+            chain, esp_warnings = bootchain.plan_grub(
+                session.top, replace(s, image=image), new, subvolume,
+                counting=machine.has_systemd(subvolume))
+            block = chain.cfg
+        else:
+            conf, esp_warnings = locate_refind(s)
+            old, new_conf = bootloader.plan_refind(conf, entries, s.default_entry)
+            block = bootloader.written_block(bootloader.decode(new_conf))
+            check_esp_writable(conf, len(old) + len(new_conf))
+        warnings += esp_warnings
 
-    final = replace(s, image=image, users=tuple(dict.fromkeys([*s.users, *passwords])))
+    final = replace(s, image=image, users=tuple(dict.fromkeys([*s.users, *passwords])),
+                    bootloader=loader)
     return Plan(settings=s, top=session.top, device=session.partition.device, cmdline=cmdline,
                 image_subvolume=subvolume, target=target,
                 toplayer_changes=top_plan.changes, refind_conf=conf, refind_old=old,
                 refind_new=new_conf, refind_block=block,
                 config_old=saved.read_bytes() if saved.exists() else None,
                 config_new=config.to_toml(final).encode(), warnings=warnings, staged=staged,
-                persistent=top_plan, generation=new)
+                persistent=top_plan, generation=new, chain=chain, survey=survey)
 
 
 def execute(session: Session, plan: Plan, *, cancel: threading.Event | None = None,
@@ -315,9 +331,12 @@ def execute(session: Session, plan: Plan, *, cancel: threading.Event | None = No
         yield from _write_toplayer(session, plan)
     if "bootloader" in steps:
         check_target(session)  # the ESP is elsewhere, but a half-applied partition is not
-        assert plan.refind_conf is not None and plan.refind_new is not None  # _check_planned
-        yield from bootset.write_entries(plan.refind_conf, plan.refind_new, session.top, s,
-                                         session.client)
+        if plan.chain is not None:
+            yield from bootchain.write_grub(plan.chain, session.top, s, session.client)
+        else:
+            assert plan.refind_conf is not None and plan.refind_new is not None
+            yield from bootset.write_entries(plan.refind_conf, plan.refind_new, session.top,
+                                             s, session.client)
     if "config" in steps:
         check_target(session)
         yield StepStarted("config", "saving the configuration")
@@ -327,6 +346,8 @@ def execute(session: Session, plan: Plan, *, cancel: threading.Event | None = No
     atomic.syncfs(session.top)
     if "bootloader" in steps and plan.refind_conf is not None:
         atomic.syncfs(plan.refind_conf.parent)
+    if "bootloader" in steps and plan.chain is not None:
+        atomic.syncfs(plan.chain.esp)
 
 
 def check_target(session: Session) -> None:
@@ -358,7 +379,8 @@ def _check_planned(session: Session, plan: Plan, steps: tuple[str, ...]) -> None
     missing = []
     if "initramfs" in steps and (plan.target is None or plan.generation is None):
         missing.append("initramfs")
-    if "bootloader" in steps and (plan.refind_conf is None or plan.refind_new is None):
+    if "bootloader" in steps and plan.chain is None and (
+            plan.refind_conf is None or plan.refind_new is None):
         missing.append("bootloader")
     if missing:
         raise PlanError(f"the plan was made without the {', '.join(missing)} step but "

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from wizard.boot import bootloader
 from wizard.common.diffs import unified_diff
+from wizard.flows import bootchain
 from wizard.flows.apply import EXECUTE_STEPS, Plan
 from wizard.settings.config import Settings
 from wizard.store import images
@@ -43,6 +44,10 @@ class RefindPreview:
     """refind.conf after the edit."""
     diff: str
     """Unified diff old -> new ('' when already up to date)."""
+    bootloader: str = "refind"
+    """Which bootloader the entries are for: "refind" or "grub"."""
+    survey: tuple[str, ...] = ()
+    """What each bootloader found, Secure Boot, and why this one (``Plan.survey``)."""
 
 
 def entry_title(settings: Settings) -> str:
@@ -52,10 +57,16 @@ def entry_title(settings: Settings) -> str:
 
 def refind_preview(plan: Plan) -> RefindPreview:
     """The boot entries of ``plan`` (made with the ``bootloader`` step) and their diff."""
+    if plan.chain is not None:
+        conf, old = bootchain.cfg_path(plan.chain), bootchain.old_cfg(plan.chain)
+        new = plan.chain.cfg.encode()
+        return RefindPreview(conf, plan.chain.cfg, new, unified_diff(old, new, str(conf)),
+                             "grub", tuple(plan.survey))
     if plan.refind_conf is None or plan.refind_new is None or plan.refind_block is None:
         raise ValueError("the plan was made without the bootloader step")
     return RefindPreview(plan.refind_conf, plan.refind_block, plan.refind_new,
-                         unified_diff(plan.refind_old, plan.refind_new, str(plan.refind_conf)))
+                         unified_diff(plan.refind_old, plan.refind_new, str(plan.refind_conf)),
+                         "refind", tuple(plan.survey))
 
 
 def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section]:
@@ -102,6 +113,15 @@ def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section
         for change in plan.toplayer_changes:
             out.append(Section(f"{top}/{s.toplayer_path}/{change.relpath}",
                                diff_text(change) or "(unchanged)"))
+    if "bootloader" in steps and plan.survey:
+        out.append(Section("Bootloader", "\n".join(plan.survey)))
+    if "bootloader" in steps and plan.chain is not None:
+        conf, old = bootchain.cfg_path(plan.chain), bootchain.old_cfg(plan.chain)
+        out.append(Section(f"GRUB entries ({conf}, written whole; backup kept)",
+                           unified_diff(old, plan.chain.cfg.encode(), str(conf))
+                           or plan.chain.cfg.rstrip("\n")))
+        out.append(Section("Files on the ESP (shim + GRUB from the image, signed by its "
+                           "distribution)", bootchain.describe(plan.chain)))
     if "bootloader" in steps and plan.refind_conf is not None and plan.refind_new is not None:
         if plan.refind_block is not None:
             out.append(Section("rEFInd entries (the block written into refind.conf)",

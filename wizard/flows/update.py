@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from wizard.boot import bootloader, bootset, generations, initramfs
+from wizard.boot import bootloader, bootset, generations, grub, initramfs
 from wizard.boot.fingerprint import assets_hash, fingerprint
 from wizard.boot.generations import rollback_line, rollback_state
 from wizard.boot.status import status
@@ -32,6 +32,7 @@ from wizard.common import atomic
 from wizard.common.diffs import unified_diff
 from wizard.common.errors import WizardError
 from wizard.common.events import Event, check_cancel
+from wizard.flows import bootchain
 from wizard.flows.apply import (
     Session,
     check_esp_writable,
@@ -42,6 +43,7 @@ from wizard.flows.apply import (
 from wizard.settings.config import Settings
 from wizard.store import images
 from wizard.store.images import normalize_ref
+from wizard.toplayer import machine
 
 
 class NothingToRollBackError(WizardError):
@@ -68,16 +70,30 @@ class UpdatePlan:
     """Its content now."""
     refind_new: bytes = b""
     """Its content after ``execute``."""
+    chain: grub.ChainPlan | None = None
+    """GRUB's files on the ESP to write, when GRUB boots the entries (instead of refind.conf)."""
+
+    @property
+    def writes_entries(self) -> bool:
+        """Whether ``execute`` writes the boot entries."""
+        return self.refind_conf is not None or self.chain is not None
+
+    def _entries_diff(self) -> str:
+        if self.chain is not None:
+            conf = bootchain.cfg_path(self.chain)
+            return (unified_diff(bootchain.old_cfg(self.chain), self.chain.cfg.encode(),
+                                 str(conf)) or f"{conf}: unchanged")
+        assert self.refind_conf is not None
+        return (unified_diff(self.refind_old, self.refind_new, str(self.refind_conf))
+                or f"{self.refind_conf}: unchanged")
 
     @property
     def text(self) -> str:
         """The plan as the CLI prints it before asking."""
-        if self.new is None and self.refind_conf is None:
+        if self.new is None and not self.writes_entries:
             return "\n".join(["up to date: nothing to do", *self.reasons])
         if self.new is None:
-            assert self.refind_conf is not None
-            return "\n".join([*self.reasons, unified_diff(self.refind_old, self.refind_new,
-                                                          str(self.refind_conf))])
+            return "\n".join([*self.reasons, self._entries_diff()])
         rec = self.new.record
         how = ("built now in a container of the image" if self.target is not None
                else f"copied from generation {self.new.copy_from.number} (same inputs): "
@@ -89,9 +105,8 @@ class UpdatePlan:
         if prev is not None and prev.image_id is not None:
             out.append(f'the "previous" entry boots generation {prev.number} '
                        f"(kernel {prev.kernel_version}, image @{prev.image_id[7:19]})")
-        if self.refind_conf is not None:
-            out.append(unified_diff(self.refind_old, self.refind_new, str(self.refind_conf))
-                       or f"{self.refind_conf}: unchanged")
+        if self.writes_entries:
+            out.append(self._entries_diff())
         return "\n".join(out)
 
 
@@ -184,9 +199,27 @@ def plan_rollback(session: Session) -> UpdatePlan:
     return _with_entries(session, UpdatePlan(s, session.top, new, None, [reason]))
 
 
+def _grub(session: Session, settings: Settings,
+          new: bootset.NewGeneration | None) -> tuple[grub.ChainPlan, list[str]]:
+    """GRUB's part: the chain of the newest generation's image, entries for the generations."""
+    newest = (new.record if new is not None
+              else generations.load(session.top / settings.boot_dir).newest)
+    image_id = newest.image_id if newest is not None else None
+    root = images.resolve_subvolume(session.data_root, image_id or normalize_ref(settings.image))
+    return bootchain.plan_grub(session.top, replace(settings, image=normalize_ref(settings.image)),
+                               new, root, counting=machine.has_systemd(root))
+
+
 def _repair(session: Session, plan: UpdatePlan) -> UpdatePlan:
     # Up to date, unless an earlier run stopped between adding a generation and
     # naming it: then the entries are written now.
+    if plan.settings.bootloader == "grub":
+        chain, _ = _grub(session, plan.settings, None)
+        if not chain.changed:
+            return plan
+        return replace(plan, reasons=["GRUB's entries do not name the newest generation yet "
+                                      "(an earlier run stopped), or the image's shim + GRUB "
+                                      "changed: writing them"], chain=chain)
     conf, _ = locate_refind(plan.settings)
     old, new = bootloader.plan_refind(conf, bootset.current_block(
         plan.top, replace(plan.settings, image=normalize_ref(plan.settings.image))),
@@ -201,6 +234,9 @@ def _repair(session: Session, plan: UpdatePlan) -> UpdatePlan:
 
 def _with_entries(session: Session, plan: UpdatePlan) -> UpdatePlan:
     assert plan.new is not None
+    if plan.settings.bootloader == "grub":
+        chain, warnings = _grub(session, plan.settings, plan.new)
+        return replace(plan, reasons=[*plan.reasons, *warnings], chain=chain)
     conf, warnings = locate_refind(plan.settings)
     old, new = bootloader.plan_refind(conf, plan.new.block, plan.settings.default_entry)
     check_esp_writable(conf, len(old) + len(new))
@@ -219,7 +255,7 @@ def execute(session: Session, plan: UpdatePlan, *,
     generations: before the refind.conf write the old entries stand (the
     new generation is merely unnamed and kept), after it the new ones do.
     """
-    if plan.new is None and plan.refind_conf is None:
+    if plan.new is None and not plan.writes_entries:
         return
     if plan.top != session.top:
         raise WizardError(f"the plan was made for {plan.top}, not {session.top}",
@@ -233,6 +269,11 @@ def execute(session: Session, plan: UpdatePlan, *,
                                            image_name=name, image_tag=tag)
         check_cancel(cancel)  # a new generation no entry names yet: the next run names it
     check_target(session)
+    if plan.chain is not None:
+        yield from bootchain.write_grub(plan.chain, session.top, s, session.client)
+        atomic.syncfs(session.top)
+        atomic.syncfs(plan.chain.esp)
+        return
     assert plan.refind_conf is not None
     yield from bootset.write_entries(plan.refind_conf, plan.refind_new, session.top, s,
                                      session.client)
@@ -272,9 +313,14 @@ def partition_status(settings: Settings, cmdline: str | None = None) -> dict[str
         else:
             target = initramfs.detect(session.client, image)
             inputs = fingerprint(target.generator, target.kver)
-        try:
-            conf: Path | None = locate_refind(settings)[0]
-        except WizardError:
-            conf = None  # no ESP found: the entries are not known
-        return status(session.top, settings, tag_id=tag_id, tag_inputs=inputs,
-                      cmdline=cmdline, refind_conf=conf)
+        conf: Path | None = None
+        if settings.bootloader != "grub":
+            try:
+                conf = locate_refind(settings)[0]
+            except WizardError:
+                conf = None  # no ESP found: the entries are not known
+        out = status(session.top, settings, tag_id=tag_id, tag_inputs=inputs,
+                     cmdline=cmdline, refind_conf=conf)
+        if settings.bootloader == "grub":
+            out = bootchain.grub_status(out, session.top, settings)
+        return out

@@ -72,8 +72,10 @@ class Machine:
         return self.esp / "EFI" / "BOOT" / "refind.conf"
 
 
-def new_machine(workdir: Path, size: str = "8G") -> Machine:
+def new_machine(workdir: Path, size: str = "8G", *, refind: bool = True) -> Machine:
     """Create the GPT disk (FAT ESP + btrfs with a ``docker`` subvolume) and a rEFInd ESP.
+
+    ``refind=False``: the ESP is empty, as on a new PC (apply puts GRUB there).
 
     The disk is detached again afterwards; ``docker_on`` attaches it.
     """
@@ -82,7 +84,10 @@ def new_machine(workdir: Path, size: str = "8G") -> Machine:
             mounted(disk.btrfs_dev, workdir / "mnt") as top:
         run("btrfs", "subvolume", "create", top / "docker")
     machine = Machine(workdir=workdir, label=disk.label, esp=workdir / "esp")
-    qemu.make_esp(machine.esp)
+    if refind:
+        qemu.make_esp(machine.esp)
+    else:
+        machine.esp.mkdir()
     return machine
 
 
@@ -96,7 +101,8 @@ def docker_on(machine: Machine) -> Iterator[Dockerd]:
 
 
 def build_image(daemon: Dockerd, generator: str, tag: str, marker: str, *,
-                systemd: bool = False, backports: bool = False) -> str:
+                systemd: bool = False, backports: bool = False,
+                secure_boot: bool = False) -> str:
     """Build a bootable sample image (base rootfs + the sample init + a marker file).
 
     The base is the cached debootstrapped rootfs imported once per daemon;
@@ -112,6 +118,8 @@ def build_image(daemon: Dockerd, generator: str, tag: str, marker: str, *,
             init boots to a login prompt on the serial console.
         backports: the base with only bookworm-backports' kernel (6.12) instead
             of bookworm's (6.1): a real kernel update of the same Dockerfile.
+        secure_boot: the systemd base plus Debian's signed shim and GRUB
+            (``shim-signed``, ``grub-efi-amd64-signed``): initramfs-tools only.
 
     Returns:
         ``tag``.
@@ -121,8 +129,8 @@ def build_image(daemon: Dockerd, generator: str, tag: str, marker: str, *,
 
     client = docker.DockerClient(base_url=daemon.host, timeout=600)
     try:
-        variant = (f"{generator}-systemd" if systemd else f"{generator}-bpo" if backports
-                   else generator)
+        variant = (f"{generator}-systemd-sb" if secure_boot else f"{generator}-systemd"
+                   if systemd else f"{generator}-bpo" if backports else generator)
         base = f"dbw-base/{variant}:latest"
         if not client.images.list(name=base):
             tarball = rootfs_tarball(variant)

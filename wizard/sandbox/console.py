@@ -260,14 +260,16 @@ class Console:
 
 @contextlib.contextmanager
 def booted(disk_image: Path, log: Path, *, memory: str = "1536", timeout: float = 900,
-           echo: TextIO | None = None, nvram: Path | None = None) -> Iterator[Console]:
+           echo: TextIO | None = None, nvram: Path | None = None,
+           secure_boot: bool = False) -> Iterator[Console]:
     """Boot ``disk_image`` with OVMF, the serial console on a pty; yield a ``Console``.
 
     QEMU runs with ``qemu.qemu_command`` (the machine of ``qemu.boot``) and is
     killed when the block ends; the disk must not be on a loop device meanwhile.  ``log``
     receives everything the guest prints, ``memory`` is in MiB, ``timeout`` bounds all
     waits on the console together, ``echo`` shows the console live (not in ``interact``),
-    ``nvram`` is an OVMF variable store kept between boots (None: a fresh one).
+    ``nvram`` is an OVMF variable store kept between boots (None: a fresh one),
+    ``secure_boot`` the firmware with Secure Boot enforced (``qemu.qemu_command``).
 
     Raises:
         SandboxError: QEMU is not installed.
@@ -277,7 +279,8 @@ def booted(disk_image: Path, log: Path, *, memory: str = "1536", timeout: float 
         raise qemu.qemu_missing()
     # Ctrl-C typed on the console goes to the guest, not to QEMU (signal=off).
     serial = ["-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console"]
-    cmd = qemu.qemu_command(disk_image, qemu.ovmf_vars_copy(log, nvram), memory, serial)
+    cmd = qemu.qemu_command(disk_image, qemu.ovmf_vars_copy(log, nvram, secure_boot=secure_boot),
+                            memory, serial, secure_boot=secure_boot)
     console = Console.spawn(cmd, log, timeout=timeout, echo=echo)
     try:
         yield console

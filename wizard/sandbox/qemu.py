@@ -19,6 +19,9 @@ from wizard.sandbox.parts import run
 REFIND_DIR = Path("/usr/share/refind/refind")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+OVMF_CODE_SB = Path("/usr/share/OVMF/OVMF_CODE_4M.ms.fd")
+"""OVMF as a PC ships it: Secure Boot enforced (SMM), Microsoft's keys in the variables."""
+OVMF_VARS_SB = Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 ESP_OFFSET = "1M"
 """Offset of the ESP in a sandbox disk (partition 1, see ``parts.loop_disk``)."""
 
@@ -78,26 +81,29 @@ def qemu_missing() -> SandboxError:
                         "install it: `apt-get install qemu-system-x86 ovmf`")
 
 
-def ovmf_vars_copy(log: Path, keep: Path | None = None) -> Path:
+def ovmf_vars_copy(log: Path, keep: Path | None = None, *, secure_boot: bool = False) -> Path:
     """The writable OVMF variable store (NVRAM) of a boot.
 
     Without ``keep``: a fresh copy beside ``log`` (the boot starts from defaults).
     With ``keep``: that file, made from the defaults the first time and kept
     between boots as a real machine keeps its NVRAM (rEFInd remembers the entry
-    booted last there).
+    booted last there).  ``secure_boot``: the variables of ``OVMF_CODE_SB`` (the
+    keys enrolled, Secure Boot on, no boot entry: a new PC's NVRAM).
     """
+    template = OVMF_VARS_SB if secure_boot else OVMF_VARS
     if keep is not None:
         if not keep.exists():
-            shutil.copy(OVMF_VARS, keep)
+            shutil.copy(template, keep)
         return keep
     vars_copy = log.with_suffix(".vars.fd")
-    shutil.copy(OVMF_VARS, vars_copy)
+    shutil.copy(template, vars_copy)
     return vars_copy
 
 
 def qemu_command(disk_image: Path, vars_copy: Path, memory: str,
                  serial_args: list[str], *, accel: str = "tcg", cpus: int = 1,
-                 network: str = "none", extra: tuple[str, ...] = ()) -> list[str]:
+                 network: str = "none", extra: tuple[str, ...] = (),
+                 secure_boot: bool = False) -> list[str]:
     """The one QEMU command line of every boot: q35, TCG, OVMF, the disk on virtio.
 
     No display, no monitor, no network; ``-no-reboot`` makes a guest reboot
@@ -112,13 +118,18 @@ def qemu_command(disk_image: Path, vars_copy: Path, memory: str,
         cpus: guest CPUs.
         network: ``none``, or ``user`` (QEMU's user-mode NAT on virtio-net).
         extra: more arguments (``try``'s direct kernel boot: ``-kernel``, ``-initrd``, …).
+        secure_boot: ``OVMF_CODE_SB`` with Secure Boot enforced (SMM, a secure
+            flash), its variables in ``vars_copy`` (``ovmf_vars_copy(secure_boot=True)``).
 
     """
     nic = "none" if network == "none" else f"{network},model=virtio-net-pci"
+    machine = ["-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,"
+               "value=on"] if secure_boot else ["-machine", "q35"]
     return [
-        "qemu-system-x86_64", "-machine", "q35", "-accel", accel, "-m", memory,
+        "qemu-system-x86_64", *machine, "-accel", accel, "-m", memory,
         "-smp", str(cpus),
-        "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+        "-drive", f"if=pflash,format=raw,readonly=on,file="
+                  f"{OVMF_CODE_SB if secure_boot else OVMF_CODE}",
         "-drive", f"if=pflash,format=raw,file={vars_copy}",
         "-drive", f"file={disk_image},format=raw,if=virtio",
         "-display", "none", *serial_args, "-monitor", "none", "-no-reboot", "-nic", nic,

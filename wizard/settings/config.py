@@ -21,6 +21,8 @@ from wizard.store.images import normalize_ref
 
 CONFIG_NAME = "dockerboot-wizard.toml"
 SCHEMA_VERSION = 1
+BOOTLOADERS = ("refind", "grub")
+"""The bootloaders apply writes entries for (``Settings.bootloader``)."""
 MIN_GENERATIONS = 2
 """The newest generation and the previous one, which the "previous" boot entry boots."""
 MAX_GENERATIONS = 64
@@ -78,6 +80,10 @@ class Settings:
     """Whether the wizard's ``default_selection`` line makes its default entry rEFInd's
     default when refind.conf has the user's own: "yes" (theirs commented out), "no" (theirs
     decides), "" (never asked: the wizard's line only while the user has none)."""
+    bootloader: str = ""
+    """What boots the entries: "refind", "grub" (the image's signed shim + GRUB on the ESP,
+    Secure Boot on) or "" (chosen at apply: rEFInd when the ESP has its refind.conf, else
+    GRUB when the image carries it; ``BOOTLOADERS``)."""
     extra: dict[str, str] = field(default_factory=dict)
     """Unknown keys from a newer version, kept so a round trip loses nothing."""
 
@@ -116,6 +122,10 @@ class Settings:
                               "give --default-entry yes (the wizard's default entry is "
                               "rEFInd's default) or --default-entry no (your own "
                               "default_selection stays)")
+        if self.bootloader not in ("", *BOOTLOADERS):
+            raise ConfigError(f"invalid bootloader {self.bootloader!r}",
+                              "give --bootloader grub (the image's signed shim + GRUB, Secure "
+                              "Boot on) or --bootloader refind (Secure Boot off)")
         # bool is an int in Python: "generations = true" must not mean 1.
         if (isinstance(self.generations, bool) or not isinstance(self.generations, int)
                 or not MIN_GENERATIONS <= self.generations <= MAX_GENERATIONS):
@@ -127,7 +137,8 @@ class Settings:
 def to_toml(settings: Settings) -> str:
     """Serialise settings to TOML text (None values are left out)."""
     data = {k: v for k, v in asdict(settings).items()
-            if v is not None and k != "extra" and not (k == "default_entry" and not v)}
+            if v is not None and k != "extra"
+            and not (k in ("default_entry", "bootloader") and not v)}
     data["users"] = list(settings.users)
     data["admins"] = list(settings.admins)
     data = {"schema": SCHEMA_VERSION, **data, **settings.extra}

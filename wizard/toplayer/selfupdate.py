@@ -136,6 +136,7 @@ def render_conf(settings: Settings) -> bytes:
         f"pin_name={pin_name(settings.label)}",
         f"cmdline={kernel_cmdline(replace(settings, image=IMAGE_PLACEHOLDER))}",
         f"default_entry={settings.default_entry}",
+        f"bootloader={settings.bootloader}",
     ]
     lines += [f"assets_{g.replace('-', '_')}={assets_hash(g)}" for g in ADAPTERS]
     return ("\n".join(lines) + "\n").encode()

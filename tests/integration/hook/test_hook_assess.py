@@ -34,6 +34,7 @@ from tests.integration.hook.hookenv import (
 from tests.integration.hook.hookenv import (
     subvolume_field as _uuid,
 )
+from wizard.boot import grub
 
 pytestmark = pytest.mark.lab
 
@@ -196,10 +197,10 @@ def test_a_broken_good_file_is_ignored(env: HookEnv, st: str) -> None:
 # --- (d): tried N times in a row without being marked good ---
 
 def _mark_good(env: HookEnv, state: str, *, shell: tuple[str, ...] = SHELLS[0],
-               bootfile: Path | None = None) -> subprocess.CompletedProcess:
+               bootfile: Path | None = None, extra: str = "") -> subprocess.CompletedProcess:
     cmdline = env.workdir / "mark-good-cmdline"
     cmdline.write_text(f"BOOT_IMAGE=/boot_docker/vmlinuz root=LABEL={env.disk.label} "
-                       f"rootflags=subvol={RW} dockerboot.state={state} quiet\n")
+                       f"rootflags=subvol={RW} dockerboot.state={state} quiet {extra}\n")
     e = {"PATH": os.environ["PATH"], "DOCKERBOOT_CMDLINE_FILE": str(cmdline),
          "DOCKERBOOT_BOOTFILE": str(bootfile or env.top / RW / "etc/dockerboot/boot"),
          "DOCKERBOOT_MNT": str(env.workdir / "mark-good-mnt"), "DOCKERBOOT_SYSTEMCTL": "none"}
@@ -327,6 +328,21 @@ def test_mark_good_script_for_real(env: HookEnv, st: str, shell: tuple[str, ...]
                                                                       "chains", "good"]
         mnt = env.workdir / "mark-good-mnt"
         assert str(mnt) not in Path("/proc/self/mounts").read_text() and not mnt.exists()
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0])
+def test_mark_good_writes_grubs_good_mark_for_the_generation(env: HookEnv, st: str,
+                                                             shell: tuple[str, ...]) -> None:
+    # GRUB stops counting a generation's tries once this block names it (grub.render_cfg).
+    assert _boot(env, MULTI, st).returncode == 0
+    for hostile in ("", "dockerboot.generation=7x", "dockerboot.generation="):
+        assert _mark_good(env, st, shell=shell, extra=hostile).returncode == 0
+        assert _read(env, st, grub.GOOD_FILE) is None
+    r = _mark_good(env, st, shell=shell, extra="dockerboot.generation=12")
+    assert r.returncode == 0, r.stderr
+    data = (env.top / st / grub.GOOD_FILE).read_bytes()
+    assert len(data) == grub.ENV_SIZE and data == grub.envblock({"dockerboot_good": "12"})
+    assert not list((env.top / st).glob(".generation*"))
 
 
 def test_mark_good_without_a_boot_file_does_nothing(env: HookEnv, st: str) -> None:

@@ -1,0 +1,207 @@
+"""Secure Boot on, the image's own signed shim + GRUB, a new PC's firmware: real boots.
+
+The sample image with systemd plus Debian's ``shim-signed`` and
+``grub-efi-amd64-signed`` (nothing else added); a disk whose ESP is empty;
+``apply --bootloader grub``.  The firmware is OVMF as a PC ships it
+(``OVMF_CODE_4M.ms.fd``, a copy of ``OVMF_VARS_4M.ms.fd``: Secure Boot
+enforced, Microsoft's keys, no boot entry), so it starts the removable path
+apply wrote, where nothing was.
+
+- Boot 1: shim (Microsoft-signed) → GRUB (Debian-signed) → Debian's signed
+  kernel → the hook → the image's own systemd; as the wizard's user on the
+  serial console: ``mokutil --sb-state`` says enabled, the kernel is locked
+  down (``[integrity]``), generation 1 booted, no failed unit, the good mark.
+  Afterwards GRUB's count on the ESP went down by one (``save_env`` on FAT
+  under Secure Boot) and the booted system's good mark for generation 1 is
+  on the partition, where GRUB reads it.
+- Negative control: generation 2 (a new image) whose kernel lost its
+  signature (``sbattach --remove``): GRUB refuses it ("bad shim signature")
+  and, with no key pressed, boots the previous entry: generation 1 with the
+  first image, pinned by ID.  GRUB counted the try in its grubenv on the FAT
+  ESP (``save_env`` under Secure Boot).
+- Boot counting: generation 3 (a third image) whose initramfs is broken, so
+  its signed kernel panics before the hook (generation 2 has its signed
+  kernel back): switched off and on after each panic, GRUB counts the tries,
+  and after ``grub.TRIES`` it boots generation 2 with the second image by
+  itself, no key pressed.
+- The ESP holds only what apply wrote; a re-apply changes none of its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.lab import lab, qemu, scenario
+from wizard.boot import grub
+from wizard.sandbox.console import Console, booted
+
+pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.side_by_side]
+
+USER, PASSWORD = "sam", "sam-pw-7"
+IMAGE = "dbw-sb/debian:desk"
+OWN = {"shimx64.efi", "grubx64.efi", "mmx64.efi", "grub.cfg", "grubenv", "owned"}
+REMOVABLE = {"BOOTX64.EFI", "grubx64.efi", "mmx64.efi", "grub.cfg"}
+
+
+def ok(console: Console, command: str, timeout: float = 120) -> str:
+    status, out = console.run(command, timeout=timeout)
+    assert status == 0, f"{command}: exit {status}: {out}"
+    return out
+
+
+def esp_tree(esp: Path) -> dict[str, str]:
+    """Every file on the ESP directory and the SHA-256 of its bytes."""
+    return {str(p.relative_to(esp)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(esp.rglob("*")) if p.is_file()}
+
+
+def fat_file(machine: scenario.Machine, rel: str) -> bytes:
+    """A file of the disk's FAT ESP as the boot left it (mtools: no vfat mount here)."""
+    out = machine.workdir / "fat-copy"
+    lab.run("mcopy", "-o", "-n", "-i", f"{machine.image}@@{qemu.ESP_OFFSET}", f"::/{rel}", out)
+    return out.read_bytes()
+
+
+def test_secure_boot_through_the_images_grub_and_its_fallback(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("grub-sb")
+    machine = scenario.new_machine(workdir, refind=False)
+    pw = workdir / "pw"
+    pw.write_text(PASSWORD + "\n")
+    os.chmod(pw, 0o600)
+    args = ("--image", IMAGE, "--bootloader", "grub", "--user", USER, "--password-file",
+            str(pw), "--admin", USER, "--hostname", "sbbox", "--kernel-options",
+            "console=ttyS0", "--yes")
+    with scenario.docker_on(machine) as daemon:
+        scenario.build_image(daemon, "initramfs-tools", IMAGE, marker="sb-v1", systemd=True,
+                             secure_boot=True)
+        v1 = daemon.docker("image", "inspect", "-f", "{{.Id}}", IMAGE).stdout.strip()
+        result = scenario.run_apply(daemon, machine, *args)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+        assert "GRUB entries" in result.stdout and "/EFI/BOOT/BOOTX64.EFI: new" in result.stdout
+        assert "through the image's GRUB" in result.stdout
+    tree = esp_tree(machine.esp)
+    assert set(tree) == {f"EFI/dockerboot/{n}" for n in OWN} | {f"EFI/BOOT/{n}"
+                                                                 for n in REMOVABLE}
+    assert tree["EFI/BOOT/BOOTX64.EFI"] == tree["EFI/dockerboot/shimx64.efi"]
+    assert (machine.esp / "EFI/dockerboot/grubx64.efi").read_bytes()[:2] == b"MZ"
+    cfg = (machine.esp / "EFI/dockerboot/grub.cfg").read_text()
+    assert "/boot_docker/gen/1/vmlinuz" in cfg and "dockerboot.generation=1" in cfg
+    qemu.sync_esp(machine.esp, machine.image)
+
+    with booted(machine.image, workdir / "boot1.serial.log", secure_boot=True) as console:
+        console.login(USER, PASSWORD, timeout=900)
+        assert "SecureBoot enabled" in ok(console, "mokutil --sb-state")
+        assert "[integrity]" in ok(console, "cat /sys/kernel/security/lockdown")
+        cmdline = ok(console, "cat /proc/cmdline")
+        assert "dockerboot.generation=1" in cmdline and f"docker_image={IMAGE}" in cmdline
+        assert ok(console, "cat /etc/dbw-image-marker") == "sb-v1"
+        state = console.run("systemctl is-system-running --wait", timeout=600)[1]
+        failed = ok(console, "systemctl --failed --no-legend --plain")
+        assert (state, failed) == ("running", ""), f"{state}: {failed}"
+        assert ok(console, "systemctl show -p Result --value dockerboot-mark-good") == "success"
+        console.poweroff(PASSWORD)
+    serial = (workdir / "boot1.serial.log").read_text(errors="replace")
+    assert "EFI stub: UEFI Secure Boot is enabled." in serial, serial[-3000:]
+    # One generation: nothing to fall back to, so GRUB counts nothing.
+    assert read_env(machine) == {"dockerboot_trying": "1", "dockerboot_tries": str(grub.TRIES)}
+
+    with scenario.docker_on(machine) as daemon:
+        top = machine.workdir / "mnt"
+        good = (top / "boot_docker/state" / grub.GOOD_FILE).read_bytes()
+        assert grub.read_envblock(good) == {"dockerboot_good": "1"}
+        # Up to date: an update changes no byte on the ESP (its repair finds nothing).
+        before = esp_tree(machine.esp)
+        again = wizard(daemon, "update", "--label", machine.label, "--yes")
+        assert "up to date" in again.stdout, again.stdout
+        assert esp_tree(machine.esp) == before
+        # Generation 2: a new image, its kernel's signature removed.
+        v2 = new_generation(daemon, machine, "sb-v2")
+        lab.run("sbattach", "--remove", kernel(top, 2))
+    cfg = (machine.esp / "EFI/dockerboot/grub.cfg").read_text()
+    assert "/boot_docker/gen/2/vmlinuz" in cfg and f"docker_image={v1}" in cfg
+    qemu.sync_esp(machine.esp, machine.image)
+
+    with booted(machine.image, workdir / "boot2.serial.log", secure_boot=True) as console:
+        console.login(USER, PASSWORD, timeout=900)
+        cmdline = ok(console, "cat /proc/cmdline")
+        assert "dockerboot.generation=1" in cmdline and f"docker_image={v1}" in cmdline
+        assert ok(console, "cat /etc/dbw-image-marker") == "sb-v1"
+        assert "SecureBoot enabled" in ok(console, "mokutil --sb-state")
+        console.poweroff(PASSWORD)
+    serial = (workdir / "boot2.serial.log").read_text(errors="replace")
+    assert "bad shim signature" in serial, serial[-4000:]
+    # GRUB counted the try on the ESP (save_env on FAT, under Secure Boot).
+    assert read_env(machine) == {"dockerboot_trying": "2",
+                                 "dockerboot_tries": str(grub.TRIES - 1)}
+
+    # Generation 3 (a third image) whose initramfs is broken: its signed kernel panics
+    # before the hook.  Generation 2 gets its signed kernel back to be the fallback.
+    with scenario.docker_on(machine) as daemon:
+        top = machine.workdir / "mnt"
+        kernel(top, 2).write_bytes(kernel(top, 1).read_bytes())
+        # This one by `update` (the tag moved): it writes GRUB's entries too.
+        scenario.build_image(daemon, "initramfs-tools", IMAGE, marker="sb-v3", systemd=True,
+                             secure_boot=True)
+        update = wizard(daemon, "update", "--label", machine.label, "--yes")
+        assert "new generation 3" in update.stdout and "grub.cfg" in update.stdout
+        initrd = next((top / "boot_docker/gen/3").glob("initrd*"))
+        initrd.write_bytes(b"\0" * 4096)
+    qemu.sync_esp(machine.esp, machine.image)
+    for n in range(grub.TRIES):  # the machine is switched off and on after each panic
+        with booted(machine.image, workdir / f"panic{n}.serial.log",
+                    secure_boot=True) as console:
+            console.expect("Kernel panic", 600, "the kernel of generation 3 panicking")
+    with booted(machine.image, workdir / "boot3.serial.log", secure_boot=True) as console:
+        console.login(USER, PASSWORD, timeout=900)
+        cmdline = ok(console, "cat /proc/cmdline")
+        assert "dockerboot.generation=2" in cmdline and f"docker_image={v2}" in cmdline
+        assert ok(console, "cat /etc/dbw-image-marker") == "sb-v2"
+        # Up: its good mark names generation 2 for GRUB (status reads it below).
+        assert console.run("systemctl is-system-running --wait", timeout=600)[1] == "running"
+        assert ok(console, "systemctl show -p Result --value dockerboot-mark-good") == "success"
+        console.poweroff(PASSWORD)
+    serial = (workdir / "boot3.serial.log").read_text(errors="replace")
+    assert f"generation 3 did not come up in {grub.TRIES} tries" in serial, serial[-4000:]
+    assert read_env(machine) == {"dockerboot_trying": "3", "dockerboot_tries": "0"}
+    # status reads the same off the disk (the ESP's count copied back into the directory).
+    lab.run("mcopy", "-o", "-n", "-i", f"{machine.image}@@{qemu.ESP_OFFSET}",
+            "::/EFI/dockerboot/grubenv", machine.esp / "EFI/dockerboot/grubenv")
+    with scenario.docker_on(machine) as daemon:
+        out = json.loads(wizard(daemon, "status", "--label", machine.label, "--json").stdout)
+        assert out["entries"] == {"default": 3, "previous": 2}
+        assert out["assessment"]["bootloader_counts"] is True
+        assert out["assessment"]["grub"] == {"esp": str(machine.esp), "trying": 3,
+                                             "tries_left": 0, "good_generation": 2}
+        text = wizard(daemon, "status", "--label", machine.label).stdout
+        assert "GRUB: generation 3, 0 tries left; marked good: generation 2" in text
+
+
+def wizard(daemon: lab.Dockerd, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([scenario.wizard_command(), *args], env=daemon.env(),
+                            capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    return result
+
+
+def kernel(top: Path, number: int) -> Path:
+    return next((top / f"boot_docker/gen/{number}").glob("vmlinuz*"))
+
+
+def new_generation(daemon: lab.Dockerd, machine: scenario.Machine, marker: str) -> str:
+    """The image rebuilt with ``marker`` and applied: a new generation (same kernel: a copy)."""
+    scenario.build_image(daemon, "initramfs-tools", IMAGE, marker=marker, systemd=True,
+                         secure_boot=True)
+    result = scenario.run_apply(daemon, machine, "--yes")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    return daemon.docker("image", "inspect", "-f", "{{.Id}}", IMAGE).stdout.strip()
+
+
+def read_env(machine: scenario.Machine) -> dict[str, str]:
+    """GRUB's count as the last boot left it on the disk's ESP."""
+    return grub.read_envblock(fat_file(machine, "EFI/dockerboot/grubenv"))

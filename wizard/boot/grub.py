@@ -1,0 +1,413 @@
+"""GRUB from the image, signed, on the ESP: Secure Boot with no key enrolled (DESIGN §4c).
+
+The boot chain comes from the image like its kernel (platform-facts §11):
+the distribution's shim (signed by Microsoft) and its GRUB (signed by the
+distribution, whose key shim carries) are copied from the image's root to
+``EFI/dockerboot/`` on the ESP, beside a ``grub.cfg`` the wizard writes whole.
+The same three files and a two-line ``grub.cfg`` go to the removable path
+``EFI/BOOT/`` only where nothing is there yet, so a machine with empty NVRAM
+boots them.  GRUB reads btrfs: the kernels stay on the partition
+(``search --label``, paths from the top level).
+
+A signed GRUB reads ``$prefix/grub.cfg`` first, its prefix built in
+(``/EFI/debian`` for Debian): an ESP where another system's GRUB config sits
+there is refused in one line (that GRUB would get our entries).
+
+Boot counting, in GRUB, for what fails before the hook (a kernel that panics,
+a broken initramfs): the newest generation gets ``TRIES`` boots until the
+booted system marks it good; then the "previous" entry is the default.
+The count lives in ``EFI/dockerboot/grubenv`` (GRUB cannot write btrfs); the
+good mark is ``<state>/generation.grubenv`` on the partition, written by
+``dockerboot-mark-good`` and only read by GRUB.  A default entry that fails
+at once (a kernel that is not signed) boots the previous one (``fallback``).
+
+What the wizard writes on the ESP is listed in ``EFI/dockerboot/owned`` with
+the SHA-256 of the bytes written: a file is replaced only when it still
+holds those bytes (a backup kept), and left alone otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from wizard.boot.esp import child_ci
+from wizard.common.atomic import write_atomic
+from wizard.common.errors import BootloaderError
+from wizard.settings.config import Settings
+from wizard.store import rootfs
+
+OWN_DIR = "EFI/dockerboot"
+REMOVABLE_DIR = "EFI/BOOT"
+CFG = "grub.cfg"
+ENV = "grubenv"
+OWNED = "owned"
+TRIES = 3
+"""Boots a new generation gets before GRUB turns to the previous one (unless marked good)."""
+GOOD_FILE = "generation.grubenv"
+"""In the hook's state directory: ``dockerboot_good=<n>``, the generation marked good."""
+ENV_SIZE = 1024
+ENV_HEADER = "# GRUB Environment Block\n"
+
+
+@dataclass(frozen=True)
+class ChainSource:
+    """Where a distribution's packages put the signed shim and GRUB."""
+
+    vendor: str
+    """The signed GRUB's built-in prefix is ``/EFI/<vendor>``."""
+    packages: str
+    """What to add to the Dockerfile (said when the files are missing)."""
+    shim: str
+    grub: str
+    mm: str
+
+
+SOURCES = (
+    ChainSource("debian", "shim-signed grub-efi-amd64-signed",
+                "usr/lib/shim/shimx64.efi.signed",
+                "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",
+                "usr/lib/shim/mmx64.efi.signed"),
+    ChainSource("ubuntu", "shim-signed grub-efi-amd64-signed",
+                "usr/lib/shim/shimx64.efi.signed.latest",
+                "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",
+                "usr/lib/shim/mmx64.efi.signed"),
+    ChainSource("fedora", "shim-x64 grub2-efi-x64",
+                "boot/efi/EFI/fedora/shimx64.efi", "boot/efi/EFI/fedora/grubx64.efi",
+                "boot/efi/EFI/fedora/mmx64.efi"),
+)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The signed shim, GRUB and MokManager found in an image."""
+
+    vendor: str
+    shim: bytes
+    grub: bytes
+    mm: bytes | None
+
+
+def _os_id(image_root: Path) -> str:
+    for rel in ("etc/os-release", "usr/lib/os-release"):
+        path = rootfs.resolve(image_root, rel)
+        if path is not None and path.is_file():
+            for line in path.read_text(errors="replace").splitlines():
+                if line.startswith("ID="):
+                    return line[3:].strip().strip("\"'")
+    return ""
+
+
+def _read(image_root: Path, rel: str) -> bytes | None:
+    path = rootfs.resolve(image_root, rel)
+    return path.read_bytes() if path is not None and path.is_file() else None
+
+
+def find_chain(image_root: Path) -> Chain | None:
+    """The signed shim + GRUB of the image at ``image_root`` (its subvolume), or None."""
+    os_id = _os_id(image_root)
+    for src in sorted(SOURCES, key=lambda s: s.vendor != os_id):
+        shim, grub = _read(image_root, src.shim), _read(image_root, src.grub)
+        if shim and grub:
+            return Chain(src.vendor, shim, grub, _read(image_root, src.mm))
+    return None
+
+
+def missing_chain(image: str, image_root: Path) -> BootloaderError:
+    """The one line for an image without its distribution's signed shim + GRUB."""
+    os_id = _os_id(image_root)
+    src = next((s for s in SOURCES if s.vendor == os_id), SOURCES[0])
+    return BootloaderError(
+        f"image {image} carries no signed shim + GRUB (/{src.shim}, /{src.grub})",
+        f"add `{src.packages}` to its Dockerfile, or use --bootloader refind "
+        "(Secure Boot must be off for rEFInd)")
+
+
+def _q(word: str) -> str:
+    """One GRUB script word in single quotes (GRUB's quoting is the shell's)."""
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One menu entry: what the rEFInd block says, for GRUB."""
+
+    id: str
+    title: str
+    loader: str
+    initrd: str
+    cmdline: str
+
+
+def _menuentry(label: str, e: Entry) -> str:
+    args = " ".join(_q(w) for w in e.cmdline.split())
+    return (f"menuentry {_q(e.title)} --id {e.id} {{\n"
+            f"    search --no-floppy --label --set=root {_q(label)}\n"
+            f"    linux /{e.loader} {args}\n"
+            f"    initrd /{e.initrd}\n"
+            "}\n")
+
+
+def render_cfg(settings: Settings, entries: list[Entry], *, newest: int, state: str,
+               counting: bool) -> str:
+    """``EFI/dockerboot/grub.cfg``: the default and previous entries, and the counting.
+
+    ``entries``: the default first, then the previous one (if any), with the
+    titles, files and command lines of the rEFInd block (one renderer).
+    ``counting``: the booted image marks its boots good (systemd); without a
+    previous entry there is nothing to fall back to and nothing is counted.
+    """
+    label = settings.label
+    # By position, not by --id: GRUB 2.06 reads ``fallback`` as a number only.
+    out = ["# Written whole by dockerboot-wizard on every apply (the one before is kept",
+           "# as a backup beside it). Your own entries: custom.cfg in this directory.",
+           "set timeout=5",
+           "set default=0"]
+    if len(entries) > 1:
+        out.append("set fallback=1")
+    out.append(f"set dockerboot_env=($root)/{OWN_DIR}/{ENV}")
+    if counting and len(entries) > 1:
+        good = f"($dockerboot_root)/{state.strip('/')}/{GOOD_FILE}"
+        n = str(newest)
+        out += [f"search --no-floppy --label --set=dockerboot_root {_q(label)}",
+                "set dockerboot_good=",
+                f"if [ -f {good} ]; then load_env --file {good} dockerboot_good; fi",
+                f'if [ "$dockerboot_good" != "{n}" ]; then',
+                "    load_env --file $dockerboot_env dockerboot_trying dockerboot_tries",
+                f'    if [ "$dockerboot_trying" != "{n}" ]; then',
+                f"        set dockerboot_trying={n}",
+                f"        set dockerboot_tries={TRIES}",
+                "    fi",
+                '    if [ "$dockerboot_tries" = "0" ]; then',
+                "        set default=1",
+                f'        echo "dockerboot: generation {n} did not come up in {TRIES} tries: '
+                'booting the previous generation"',
+                *[f'    elif [ "$dockerboot_tries" = "{k}" ]; then\n'
+                  f"        set dockerboot_tries={k - 1}" for k in range(1, TRIES)],
+                "    else",
+                f"        set dockerboot_tries={TRIES - 1}",
+                "    fi",
+                "    save_env --file $dockerboot_env dockerboot_trying dockerboot_tries",
+                "fi"]
+    text = "\n".join(out) + "\n"
+    text += "".join(_menuentry(label, e) for e in entries)
+    custom = f"($root)/{OWN_DIR}/custom.cfg"
+    return text + f"if [ -f {custom} ]; then source {custom}; fi\n"
+
+
+STUB_CFG = (f"# dockerboot-wizard: the entries are in /{OWN_DIR}/{CFG}\n"
+            f"configfile /{OWN_DIR}/{CFG}\n")
+"""The removable path's grub.cfg: GRUB started from ``EFI/BOOT`` reads this one."""
+
+
+def envblock(values: dict[str, str]) -> bytes:
+    """A GRUB environment block (``grub-editenv``'s format): 1024 bytes, ``#`` padded."""
+    body = ENV_HEADER + "".join(f"{k}={v}\n" for k, v in values.items())
+    data = body.encode()
+    if len(data) > ENV_SIZE:
+        raise ValueError("environment block too large")
+    return data + b"#" * (ENV_SIZE - len(data))
+
+
+def read_envblock(data: bytes) -> dict[str, str]:
+    """The variables of a GRUB environment block ({} when it is not one)."""
+    text = data.decode("utf-8", "replace")
+    if not text.startswith(ENV_HEADER):
+        return {}
+    out = {}
+    for line in text[len(ENV_HEADER):].splitlines():
+        if line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class EspWrite:
+    """One file the wizard writes on the ESP."""
+
+    rel: str
+    """Path from the ESP's root (``EFI/dockerboot/grub.cfg``)."""
+    old: bytes | None
+    new: bytes
+
+
+@dataclass
+class ChainPlan:
+    """What apply writes on the ESP for GRUB, and what it leaves as it is."""
+
+    esp: Path
+    writes: list[EspWrite]
+    kept: list[str] = field(default_factory=list)
+    """One line per thing left alone (another system's removable path)."""
+    cfg: str = ""
+    """The rendered grub.cfg (what the Bootloader step and the Review show)."""
+
+    @property
+    def changed(self) -> list[EspWrite]:
+        """The writes that change a byte."""
+        return [w for w in self.writes if w.old != w.new]
+
+
+def _owned(esp: Path) -> dict[str, set[str]]:
+    """``EFI/dockerboot/owned``: path -> the digests of what the wizard wrote there."""
+    path = _existing(esp, f"{OWN_DIR}/{OWNED}")
+    out: dict[str, set[str]] = {}
+    if path is not None and path.is_file() and not path.is_symlink():
+        for line in path.read_text(errors="replace").splitlines():
+            digest, _, rel = line.partition(" ")
+            if rel:
+                out.setdefault(rel, set()).add(digest)
+    return out
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _existing(esp: Path, rel: str) -> Path | None:
+    """The file at ``rel`` on the ESP, matching names without regard to case (FAT)."""
+    here: Path | None = esp
+    for part in PurePosixPath(rel).parts:
+        here = child_ci(here, part) if here is not None else None
+    return here
+
+
+def _target(esp: Path, rel: str) -> Path:
+    """Where ``rel`` is written: existing directories whatever their case, new names as given."""
+    here = esp
+    for part in PurePosixPath(rel).parts:
+        here = child_ci(here, part) or here / part
+    return here
+
+
+def _mine(esp: Path, rel: str, owned: dict[str, set[str]]) -> tuple[bool, bytes | None]:
+    """(the wizard may write ``rel``, its bytes now): absent, or still what the wizard wrote."""
+    path = _existing(esp, rel)
+    if path is None:
+        return True, None
+    if path.is_symlink() or not path.is_file():
+        return False, None
+    data = path.read_bytes()
+    recorded = owned.get(rel, set())
+    return "-" in recorded or _digest(data) in recorded, data
+
+
+def plan_chain(esp: Path, chain: Chain, cfg: str, *, newest: int) -> ChainPlan:
+    """The files apply writes on the ESP ``esp`` (nothing written here).
+
+    Raises:
+        BootloaderError: another system's GRUB config is where the signed GRUB
+            reads first, or a file in ``EFI/dockerboot`` was not written by the
+            wizard (or changed since).
+
+    """
+    for rel in (f"EFI/{chain.vendor}/{CFG}", f"EFI/{chain.vendor}/x86_64-efi/{CFG}"):
+        if _existing(esp, rel) is not None:
+            raise BootloaderError(
+                f"{esp / rel} is another GRUB's: the {chain.vendor} GRUB of the image reads it "
+                "before ours", "boot with that system's GRUB, or use --bootloader refind "
+                "(Secure Boot off)")
+    owned = _owned(esp)
+    files = {"shimx64.efi": chain.shim, "grubx64.efi": chain.grub}
+    if chain.mm:
+        files["mmx64.efi"] = chain.mm
+    writes = []
+    old_env = None
+    for rel, data in [*((f"{OWN_DIR}/{n}", d) for n, d in files.items()),
+                      (f"{OWN_DIR}/{CFG}", cfg.encode())]:
+        ok, old = _mine(esp, rel, owned)
+        if not ok and old != data:
+            raise BootloaderError(f"{esp / rel} was not written by dockerboot-wizard "
+                                  "(or was changed since)",
+                                  f"move it out of {esp / OWN_DIR}, then run again")
+        writes.append(EspWrite(rel, old, data))
+    env_rel = f"{OWN_DIR}/{ENV}"
+    env_path = _existing(esp, env_rel)
+    if env_path is not None and env_path.is_file() and not env_path.is_symlink():
+        old_env = env_path.read_bytes()
+    values = read_envblock(old_env or b"")
+    if values.get("dockerboot_trying") != str(newest):
+        values = {"dockerboot_trying": str(newest), "dockerboot_tries": str(TRIES)}
+        writes.append(EspWrite(env_rel, old_env, envblock(values)))
+    else:  # GRUB counts in place: a re-apply must not reset the count
+        writes.append(EspWrite(env_rel, old_env, old_env or b""))
+    kept = []
+    removable = {f"{REMOVABLE_DIR}/BOOTX64.EFI": chain.shim,
+                 f"{REMOVABLE_DIR}/grubx64.efi": chain.grub,
+                 f"{REMOVABLE_DIR}/{CFG}": STUB_CFG.encode()}
+    if chain.mm:
+        removable[f"{REMOVABLE_DIR}/mmx64.efi"] = chain.mm
+    states = {rel: _mine(esp, rel, owned) for rel in removable}
+    theirs = [str(_target(esp, rel).relative_to(esp)) for rel, (ok, old) in states.items()
+              if not ok and old != removable[rel]]
+    if theirs:
+        kept.append(f"the removable path holds another loader's files ({', '.join(theirs)}): "
+                    "kept as they are; the firmware needs a boot entry for "
+                    f"\\{OWN_DIR.replace('/', chr(92))}\\shimx64.efi")
+    else:
+        writes += [EspWrite(rel, states[rel][1], data) for rel, data in removable.items()]
+    return ChainPlan(esp, writes, kept, cfg)
+
+
+def _owned_bytes(owned: dict[str, set[str]]) -> bytes:
+    return "".join(f"{d} {rel}\n" for rel, ds in sorted(owned.items())
+                   for d in sorted(ds)).encode()
+
+
+def _digests(plan: ChainPlan, *, with_old: bool) -> dict[str, set[str]]:
+    owned = {rel: set(ds) for rel, ds in _owned(plan.esp).items()}
+    for w in plan.writes:
+        # grubenv: GRUB rewrites it in place at every counted boot, so no digest.
+        new = {"-"} if w.rel.endswith(f"/{ENV}") else {_digest(w.new)}
+        keep = {_digest(w.old)} if with_old and w.old is not None and w.rel in owned else set()
+        owned[w.rel] = new | keep
+    return owned
+
+
+def check_space(plan: ChainPlan) -> None:
+    """Refuse, before anything is written, an ESP without room for the files and backups.
+
+    Raises:
+        BootloaderError: less free space than the new files, their backups and some slack.
+
+    """
+    need = sum(len(w.new) + len(w.old or b"") for w in plan.changed) + (256 << 10)
+    free = shutil.disk_usage(plan.esp).free
+    if free < need:
+        raise BootloaderError(f"no space on the ESP {plan.esp} for GRUB and its backups "
+                              f"({free} bytes free, {need} needed)",
+                              "free space on the ESP, then run again")
+
+
+def write_chain(plan: ChainPlan) -> Iterator[str]:
+    """Write ``plan``'s files (atomic, backups kept); one line per file written.
+
+    ``owned`` first names the old and the new bytes of every file (a kill in
+    between leaves files the next run still takes for the wizard's), then the
+    files, the boot config before the removable path's loader (shim is the
+    last thing there), then ``owned`` the new bytes only.
+
+    Raises:
+        BootloaderError: the ESP cannot be written.
+
+    """
+    own = _target(plan.esp, OWN_DIR)
+    try:
+        own.mkdir(parents=True, exist_ok=True)
+        write_atomic(own / OWNED, _owned_bytes(_digests(plan, with_old=True)), backup=False)
+        order = sorted(plan.changed, key=lambda w: (w.rel.startswith(REMOVABLE_DIR),
+                                                    w.rel.endswith("BOOTX64.EFI")))
+        for w in order:
+            path = _target(plan.esp, w.rel)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            backup = write_atomic(path, w.new, backup=w.old is not None)
+            yield f"wrote {path}" + (f" (backup: {backup.name})" if backup else "")
+        write_atomic(own / OWNED, _owned_bytes(_digests(plan, with_old=False)), backup=False)
+    except OSError as e:
+        raise BootloaderError(f"cannot write on the ESP {plan.esp}: {e.strerror}",
+                              "mount the ESP read-write and run again") from e
