@@ -2,7 +2,7 @@
 # Build (once) and cache a minimal bootable Debian root filesystem tarball for
 # the test lab and the sandbox demo.
 #   Usage: build-rootfs.sh initramfs-tools|dracut|initramfs-tools-systemd|dracut-systemd|
-#                          initramfs-tools-systemd-sb|initramfs-tools-bpo|dracut-bpo
+#                          initramfs-tools-systemd-sb|dracut-systemd-sb|initramfs-tools-bpo|dracut-bpo
 # Prints the tarball path.  The cache lives outside the repo
 # (DOCKERBOOT_CACHE, default /var/cache/dockerboot-wizard) because debootstrap
 # takes minutes and CI reruns on the same machine.
@@ -10,13 +10,13 @@
 #   dracut                   the above, dracut (and systemd-sysv) instead of initramfs-tools
 #   <generator>-systemd      <generator> plus a real systemd boot to a login prompt:
 #                            systemd-sysv, dbus, libpam-systemd, sudo, docker.io
-#   initramfs-tools-systemd-sb  initramfs-tools-systemd plus the distribution's signed
-#                            boot chain: shim-signed, grub-efi-amd64-signed (Secure Boot)
+#   <generator>-systemd-sb   <generator>-systemd plus the distribution's signed boot
+#                            chain: shim-signed, grub-efi-amd64-signed (Secure Boot)
 #   <generator>-bpo          <generator> after a kernel update: only the
 #                            bookworm-backports kernel (6.12), the 6.1 one purged,
 #                            as a rebuild of a Dockerfile switched to backports
 set -eu
-usage="usage: build-rootfs.sh initramfs-tools|dracut|initramfs-tools-systemd|dracut-systemd|initramfs-tools-systemd-sb|initramfs-tools-bpo|dracut-bpo"
+usage="usage: build-rootfs.sh initramfs-tools|dracut|initramfs-tools-systemd|dracut-systemd|initramfs-tools-systemd-sb|dracut-systemd-sb|initramfs-tools-bpo|dracut-bpo"
 variant=${1:?$usage}
 cache=${DOCKERBOOT_CACHE:-/var/cache/dockerboot-wizard}
 suite=${DOCKERBOOT_SUITE:-bookworm}
@@ -25,7 +25,8 @@ case "$variant" in
   # The kernel pulled initramfs-tools in first; dracut replaces it.
   dracut) base=initramfs-tools; packages="dracut systemd-sysv" ;;
   # No grub-efi-amd64 (unsigned) beside them: nothing runs grub-install in the chroot.
-  initramfs-tools-systemd-sb) base=initramfs-tools-systemd; packages="shim-signed grub-efi-amd64-signed" ;;
+  initramfs-tools-systemd-sb|dracut-systemd-sb)
+    base=${variant%-sb}; packages="shim-signed grub-efi-amd64-signed" ;;
   initramfs-tools-systemd|dracut-systemd)
     base=${variant%-systemd}; packages="systemd-sysv dbus libpam-systemd sudo docker.io" ;;
   # Empty packages: the kernel update below is all this variant installs.

@@ -34,6 +34,11 @@ def _text(state: WizardState) -> str:
     rw = s.rwlayer if s else "docker_rwlayer"
     top = s.toplayer_path if s else "boot_docker/toplayer"
     entry = f"**{entry_title(s)}**" if s else "the default entry"
+    grub = s is not None and s.bootloader == "grub"
+    loader = "GRUB" if grub else "rEFInd"
+    by_itself = (" GRUB boots it by itself when the newest generation did not come up in "
+                 "3 boots (a kernel that panics, a broken initramfs) or its kernel is refused."
+                 if grub else "")
     if state.mode is Mode.ROLLBACK:
         entry += " (rolled back to @<the image ID it boots>)"
     what = {Mode.RECONFIGURE_TOPLAYER: "The top layer was updated; kernel, initramfs and "
@@ -41,7 +46,7 @@ def _text(state: WizardState) -> str:
             Mode.UPDATE: f"A new generation for what `{image}` is now is the default entry.",
             Mode.ROLLBACK: "The previous generation is the default entry again, its image "
                            "pinned by ID, until the next update."}.get(
-        state.mode, f"Kernel, initramfs and the rEFInd entry for `{image}` are in place.")
+        state.mode, f"Kernel, initramfs and the {loader} entry for `{image}` are in place.")
     kept = [f"`{m.mountpoint}` (subvolume `{m.subvolume}`)" for m in PERSISTENT
             if s is None or getattr(s, m.setting)]
     if s is None or s.docker_store:
@@ -64,7 +69,7 @@ def _text(state: WizardState) -> str:
 {what}
 
 ## At the next boot
-rEFInd boots its default entry, {entry}. The initramfs resolves `{image}` on `LABEL={label}`,
+{loader} boots its default entry, {entry}. The initramfs resolves `{image}` on `LABEL={label}`,
 snapshots it as a fresh `{rw}`, copies the top layer (`{top}`) over it and boots it.
 **Everything outside the top layer and the persistent mounts in its fstab is reset at
 every boot.** What persists: {persists}.
@@ -72,10 +77,10 @@ every boot.** What persists: {persists}.
 ## To update
 {how}
 Without an update, a root whose `/lib/modules` lacks the running kernel never boots: the last
-good image boots instead, with one line saying why. rEFInd's **Previous generation** entry boots
-the generation before, its image pinned by ID; `sudo dockerboot-wizard rollback --label {label}`
-makes it the default. `dockerboot-wizard status --label {label}` shows what boots and what is
-pending.
+good image boots instead, with one line saying why. {loader}'s **Previous generation** entry boots
+the generation before, its image pinned by ID;{by_itself}
+`sudo dockerboot-wizard rollback --label {label}` makes it the default.
+`dockerboot-wizard status --label {label}` shows what boots and what is pending.
 
 ## To come back
 `sudo dockerboot-wizard` loads the saved config and offers: reconfigure the top layer,

@@ -58,6 +58,19 @@ async def test_enter_finishes_and_quit_does_not_ask_after_apply(key: str, focuse
     assert app.outcomes == [outcome]
 
 
+@pytest.mark.parametrize("bootloader, says, never", [
+    ("", "rEFInd boots its default entry", "GRUB"),
+    ("grub", "GRUB boots its default entry", "rEFInd"),
+])
+async def test_names_the_bootloader_that_boots_the_entries(bootloader: str, says: str,
+                                                           never: str):
+    st = replace(APPLIED, settings=replace(SETTINGS, bootloader=bootloader))
+    async with open_step(Step.DONE, state=st) as (app, _pilot):
+        source = app.screen.query_one(Markdown).source
+    assert says in source and never not in source
+    assert ("boots it by itself" in source) is (bootloader == "grub")
+
+
 async def test_reconfigure_says_only_the_top_layer_changed():
     st = replace(APPLIED, mode=Mode.RECONFIGURE_TOPLAYER)
     async with open_step(Step.DONE, state=st) as (app, _pilot):

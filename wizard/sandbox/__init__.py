@@ -119,7 +119,7 @@ def build_image(daemon: Dockerd, generator: str, tag: str, marker: str, *,
         backports: the base with only bookworm-backports' kernel (6.12) instead
             of bookworm's (6.1): a real kernel update of the same Dockerfile.
         secure_boot: the systemd base plus Debian's signed shim and GRUB
-            (``shim-signed``, ``grub-efi-amd64-signed``): initramfs-tools only.
+            (``shim-signed``, ``grub-efi-amd64-signed``).
 
     Returns:
         ``tag``.

@@ -277,7 +277,8 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 ROOTFS_VARIANTS = ("initramfs-tools", "dracut", "initramfs-tools-systemd", "dracut-systemd",
-                   "initramfs-tools-systemd-sb", "initramfs-tools-bpo", "dracut-bpo")
+                   "initramfs-tools-systemd-sb", "dracut-systemd-sb", "initramfs-tools-bpo",
+                   "dracut-bpo")
 """What ``assets/sandbox/build-rootfs.sh`` builds."""
 
 
@@ -289,7 +290,7 @@ def rootfs_tarball(variant: str) -> Path:
             with ``-systemd``: plus systemd, dbus, sudo and docker.io, for a real
             boot to a login prompt; or with ``-bpo``: the same image after a kernel
             update, only the bookworm-backports kernel (6.12) left, the 6.1 one purged;
-            ``initramfs-tools-systemd-sb``: the systemd one plus Debian's signed shim
+            ``<generator>-systemd-sb``: the systemd one plus Debian's signed shim
             and GRUB (``shim-signed``, ``grub-efi-amd64-signed``).
 
     Returns:
