@@ -258,3 +258,29 @@ def test_too_little_space_is_refused_before_writing(tmp_path: Path, monkeypatch)
 
 def shutil_usage(free: int) -> object:
     return type("Usage", (), {"free": free, "total": free, "used": 0})()
+
+
+def test_status_reads_grubs_entries_count_and_good_mark(tmp_path: Path) -> None:
+    from wizard.flows import bootchain
+
+    top, esp = tmp_path / "top", tmp_path / "esp"
+    entries, newest = _entries(top / "boot_docker")
+    s = Settings(label="DOCKERBOOT", image="dockerboot/sample:latest", esp=str(esp),
+                 bootloader="grub")
+    cfg = grub.render_cfg(s, entries, newest=newest, state="boot_docker/state", counting=True)
+    _write(_plan(esp, newest=newest, cfg=cfg))
+    (esp / "EFI/dockerboot/grubenv").write_bytes(
+        grub.envblock({"dockerboot_trying": "2", "dockerboot_tries": "1"}))  # GRUB counted
+    (top / "boot_docker/state").mkdir(parents=True)
+    (top / "boot_docker/state" / grub.GOOD_FILE).write_bytes(grub.envblock({"dockerboot_good":
+                                                                            "1"}))
+    out = bootchain.grub_status({"entries": None, "problems": []}, top, s)
+    assert out["entries"] == {"default": 2, "previous": 1} and out["problems"] == []
+    assert out["assessment"]["bootloader_counts"] is True
+    assert out["assessment"]["grub"] == {"esp": str(esp), "trying": 2, "tries_left": 1,
+                                         "good_generation": 1}
+    # Nothing readable: nulls and one problem line, never an exception.
+    bare = bootchain.grub_status({"entries": None, "problems": []}, top,
+                                 Settings(label="L", image="a:b", esp=str(tmp_path / "none"),
+                                          bootloader="grub"))
+    assert bare["assessment"]["grub"]["trying"] is None and len(bare["problems"]) == 1

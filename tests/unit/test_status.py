@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import replace
@@ -13,6 +14,7 @@ import pytest
 from tests.unit.genhelp import image_id, inputs, make_gen
 from wizard.boot.status import SCHEMA_VERSION, hook_images, state_dir, status
 from wizard.common.errors import ConfigError
+from wizard.flows import bootchain
 from wizard.settings.config import Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "status-json.md"
@@ -272,6 +274,10 @@ def test_doc_lists_exactly_what_status_emits(top: Path) -> None:
     gen_fields = _paths(out["generation"])
     emitted = _paths({k: v for k, v in out.items() if k not in ("generation", "previous")})
     emitted |= {"generation", "previous"}
+    # Where GRUB boots the entries, the CLI's status adds GRUB's count (bootchain).
+    grub_out = bootchain.grub_status(copy.deepcopy(out), top,
+                                     replace(S, bootloader="grub", esp=str(top / "esp")))
+    emitted |= _paths({"assessment": grub_out["assessment"]})
     doc_top, doc_gen = _doc_fields()
     assert emitted == doc_top
     assert gen_fields == doc_gen

@@ -238,6 +238,8 @@ def make_plan(session: Session, passwords: dict[str, str], *,
     s = session.settings
     image = images.normalize_ref(s.image)
     subvolume = images.resolve_subvolume(session.data_root, image)
+    if "bootloader" in steps:  # before the top layer: its update.conf names the bootloader
+        s = replace(s, bootloader=bootchain.choose(s, subvolume))
     target = new = None
     if "initramfs" in steps:
         # Also for a staged build: the record needs the generator, and the tag's ID
@@ -263,12 +265,10 @@ def make_plan(session: Session, passwords: dict[str, str], *,
     conf = old = new_conf = block = None
     warnings = machine.image_warnings(replace(s, image=image), subvolume)
     chain, survey = None, []
-    loader = s.bootloader
     if "bootloader" in steps:
         entries, cmdline = bootset.entries(session.top, replace(s, image=image), new)
-        loader = bootchain.choose(s, subvolume)
-        survey = bootchain.survey(s, subvolume, loader)
-        if loader == "grub":
+        survey = bootchain.survey(session.settings, subvolume, s.bootloader)
+        if s.bootloader == "grub":
             chain, esp_warnings = bootchain.plan_grub(
                 session.top, replace(s, image=image), new, subvolume,
                 counting=machine.has_systemd(subvolume))
@@ -280,8 +280,7 @@ def make_plan(session: Session, passwords: dict[str, str], *,
             check_esp_writable(conf, len(old) + len(new_conf))
         warnings += esp_warnings
 
-    final = replace(s, image=image, users=tuple(dict.fromkeys([*s.users, *passwords])),
-                    bootloader=loader)
+    final = replace(s, image=image, users=tuple(dict.fromkeys([*s.users, *passwords])))
     return Plan(settings=s, top=session.top, device=session.partition.device, cmdline=cmdline,
                 image_subvolume=subvolume, target=target,
                 toplayer_changes=top_plan.changes, refind_conf=conf, refind_old=old,
