@@ -193,6 +193,14 @@ def test_windows_and_its_removable_path_are_kept_byte_for_byte(tmp_path: Path) -
     assert got["EFI/dockerboot/shimx64.efi"] == SHIM
 
 
+def test_an_esp_that_is_no_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for esp in (tmp_path / "missing", tmp_path / "file"):
+        with pytest.raises(BootloaderError, match="is not a directory"):
+            _plan(esp)
+    assert not (tmp_path / "missing").exists()
+
+
 def test_a_file_changed_by_hand_in_our_directory_is_refused(tmp_path: Path) -> None:
     esp = tmp_path / "esp"
     esp.mkdir()
@@ -264,6 +272,7 @@ def test_status_reads_grubs_entries_count_and_good_mark(tmp_path: Path) -> None:
     from wizard.flows import bootchain
 
     top, esp = tmp_path / "top", tmp_path / "esp"
+    esp.mkdir()
     entries, newest = _entries(top / "boot_docker")
     s = Settings(label="DOCKERBOOT", image="dockerboot/sample:latest", esp=str(esp),
                  bootloader="grub")

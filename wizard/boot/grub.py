@@ -38,7 +38,9 @@ from wizard.boot.esp import child_ci
 from wizard.common.atomic import write_atomic
 from wizard.common.errors import BootloaderError
 from wizard.settings.config import Settings
-from wizard.store import rootfs
+from wizard.store.signed_chain import Chain as Chain  # re-exported
+from wizard.store.signed_chain import find_chain as find_chain
+from wizard.store.signed_chain import missing_chain as missing_chain
 
 OWN_DIR = "EFI/dockerboot"
 REMOVABLE_DIR = "EFI/BOOT"
@@ -51,79 +53,6 @@ GOOD_FILE = "generation.grubenv"
 """In the hook's state directory: ``dockerboot_good=<n>``, the generation marked good."""
 ENV_SIZE = 1024
 ENV_HEADER = "# GRUB Environment Block\n"
-
-
-@dataclass(frozen=True)
-class ChainSource:
-    """Where a distribution's packages put the signed shim and GRUB."""
-
-    vendor: str
-    """The signed GRUB's built-in prefix is ``/EFI/<vendor>``."""
-    packages: str
-    """What to add to the Dockerfile (said when the files are missing)."""
-    shim: str
-    grub: str
-    mm: str
-
-
-SOURCES = (
-    ChainSource("debian", "shim-signed grub-efi-amd64-signed",
-                "usr/lib/shim/shimx64.efi.signed",
-                "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",
-                "usr/lib/shim/mmx64.efi.signed"),
-    ChainSource("ubuntu", "shim-signed grub-efi-amd64-signed",
-                "usr/lib/shim/shimx64.efi.signed.latest",
-                "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",
-                "usr/lib/shim/mmx64.efi.signed"),
-    ChainSource("fedora", "shim-x64 grub2-efi-x64",
-                "boot/efi/EFI/fedora/shimx64.efi", "boot/efi/EFI/fedora/grubx64.efi",
-                "boot/efi/EFI/fedora/mmx64.efi"),
-)
-
-
-@dataclass(frozen=True)
-class Chain:
-    """The signed shim, GRUB and MokManager found in an image."""
-
-    vendor: str
-    shim: bytes
-    grub: bytes
-    mm: bytes | None
-
-
-def _os_id(image_root: Path) -> str:
-    for rel in ("etc/os-release", "usr/lib/os-release"):
-        path = rootfs.resolve(image_root, rel)
-        if path is not None and path.is_file():
-            for line in path.read_text(errors="replace").splitlines():
-                if line.startswith("ID="):
-                    return line[3:].strip().strip("\"'")
-    return ""
-
-
-def _read(image_root: Path, rel: str) -> bytes | None:
-    path = rootfs.resolve(image_root, rel)
-    return path.read_bytes() if path is not None and path.is_file() else None
-
-
-def find_chain(image_root: Path) -> Chain | None:
-    """The signed shim + GRUB of the image at ``image_root`` (its subvolume), or None."""
-    os_id = _os_id(image_root)
-    for src in sorted(SOURCES, key=lambda s: s.vendor != os_id):
-        shim, grub = _read(image_root, src.shim), _read(image_root, src.grub)
-        if shim and grub:
-            return Chain(src.vendor, shim, grub, _read(image_root, src.mm))
-    return None
-
-
-def missing_chain(image: str, image_root: Path) -> BootloaderError:
-    """The one line for an image without its distribution's signed shim + GRUB."""
-    os_id = _os_id(image_root)
-    src = next((s for s in SOURCES if s.vendor == os_id), SOURCES[0])
-    return BootloaderError(
-        f"image {image} carries no signed shim + GRUB (/{src.shim}, /{src.grub})",
-        f"add `{src.packages}` to its Dockerfile, or use --bootloader refind "
-        "(Secure Boot must be off for rEFInd)")
 
 
 def _q(word: str) -> str:
@@ -301,11 +230,14 @@ def plan_chain(esp: Path, chain: Chain, cfg: str, *, newest: int) -> ChainPlan:
     """The files apply writes on the ESP ``esp`` (nothing written here).
 
     Raises:
-        BootloaderError: another system's GRUB config is where the signed GRUB
-            reads first, or a file in ``EFI/dockerboot`` was not written by the
-            wizard (or changed since).
+        BootloaderError: ``esp`` is not a directory, another system's GRUB config
+            is where the signed GRUB reads first, or a file in ``EFI/dockerboot``
+            was not written by the wizard (or changed since).
 
     """
+    if not esp.is_dir():
+        raise BootloaderError(f"the ESP {esp} is not a directory",
+                              "give the directory where the ESP is mounted, e.g. /boot/efi")
     for rel in (f"EFI/{chain.vendor}/{CFG}", f"EFI/{chain.vendor}/x86_64-efi/{CFG}"):
         if _existing(esp, rel) is not None:
             raise BootloaderError(
