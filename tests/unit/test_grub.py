@@ -223,6 +223,31 @@ def test_a_symlink_planted_in_our_directory_is_refused(tmp_path: Path) -> None:
     assert victim.read_text() == "keep me\n"
 
 
+@pytest.mark.parametrize("link", ["EFI", "EFI/dockerboot", "EFI/BOOT"])
+def test_a_directory_linked_out_of_the_esp_is_refused(tmp_path: Path, link: str) -> None:
+    esp, outside = tmp_path / "esp", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("keep me\n")
+    (esp / link).parent.mkdir(parents=True, exist_ok=True)
+    (esp / link).symlink_to(outside)
+    with pytest.raises(BootloaderError, match="is a symbolic link"):
+        _plan(esp)
+    assert [p.name for p in outside.iterdir()] == ["keep"]
+    assert (outside / "keep").read_text() == "keep me\n"
+
+
+def test_a_removable_loader_that_is_a_link_is_kept_and_not_followed(tmp_path: Path) -> None:
+    esp, victim = tmp_path / "esp", tmp_path / "victim"
+    victim.write_bytes(b"not ours\n")
+    (esp / "EFI/BOOT").mkdir(parents=True)
+    (esp / "EFI/BOOT/BOOTX64.EFI").symlink_to(victim)
+    plan = _plan(esp)
+    assert plan.kept and not [w for w in plan.writes if w.rel.startswith("EFI/BOOT")]
+    _write(plan)
+    assert victim.read_bytes() == b"not ours\n"
+    assert (esp / "EFI/BOOT/BOOTX64.EFI").is_symlink()
+
+
 def test_a_removable_path_we_wrote_is_updated_with_the_image(tmp_path: Path) -> None:
     esp = tmp_path / "esp"
     esp.mkdir()

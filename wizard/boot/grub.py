@@ -198,20 +198,28 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _existing(esp: Path, rel: str) -> Path | None:
-    """The file at ``rel`` on the ESP, matching names without regard to case (FAT)."""
-    here: Path | None = esp
-    for part in PurePosixPath(rel).parts:
-        here = child_ci(here, part) if here is not None else None
-    return here
-
-
 def _target(esp: Path, rel: str) -> Path:
-    """Where ``rel`` is written: existing directories whatever their case, new names as given."""
+    """Where ``rel`` is on the ESP: existing names whatever their case (FAT), new ones as given.
+
+    Raises:
+        BootloaderError: a directory on the way is a symbolic link (a write would
+            land outside the ESP).
+
+    """
     here = esp
-    for part in PurePosixPath(rel).parts:
+    *dirs, name = PurePosixPath(rel).parts
+    for part in dirs:
         here = child_ci(here, part) or here / part
-    return here
+        if here.is_symlink():
+            raise BootloaderError(f"{here} is a symbolic link: the wizard never writes "
+                                  "through one", "make it a plain directory, then run again")
+    return child_ci(here, name) or here / name
+
+
+def _existing(esp: Path, rel: str) -> Path | None:
+    """The file (or link) at ``rel`` on the ESP, or None."""
+    path = _target(esp, rel)
+    return path if path.exists() or path.is_symlink() else None
 
 
 def _mine(esp: Path, rel: str, owned: dict[str, set[str]]) -> tuple[bool, bytes | None]:
