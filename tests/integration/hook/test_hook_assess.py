@@ -338,8 +338,12 @@ def test_mark_good_writes_grubs_good_mark_for_the_generation(env: HookEnv, st: s
     for hostile in ("", "dockerboot.generation=7x", "dockerboot.generation="):
         assert _mark_good(env, st, shell=shell, extra=hostile).returncode == 0
         assert _read(env, st, grub.GOOD_FILE) is None
+    victim = env.workdir / "victim"
+    victim.write_text("not the hook's\n")
+    (env.top / st / ".generation.grubenv.tmp").symlink_to(victim)
     r = _mark_good(env, st, shell=shell, extra="dockerboot.generation=12")
     assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "not the hook's\n"
     data = (env.top / st / grub.GOOD_FILE).read_bytes()
     assert len(data) == grub.ENV_SIZE and data == grub.envblock({"dockerboot_good": "12"})
     assert not list((env.top / st).glob(".generation*"))
