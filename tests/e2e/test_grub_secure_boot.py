@@ -74,12 +74,18 @@ def fat_file(machine: scenario.Machine, rel: str) -> bytes:
     return out.read_bytes()
 
 
-def test_secure_boot_through_the_images_grub_and_its_fallback(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("grub-sb")
+def new_pc(workdir: Path) -> tuple[scenario.Machine, Path]:
+    """A disk whose ESP is empty, as a new PC's, and the wizard user's password file."""
     machine = scenario.new_machine(workdir, refind=False)
     pw = workdir / "pw"
     pw.write_text(PASSWORD + "\n")
     os.chmod(pw, 0o600)
+    return machine, pw
+
+
+def test_secure_boot_through_the_images_grub_and_its_fallback(tmp_path_factory):
+    machine, pw = new_pc(tmp_path_factory.mktemp("grub-sb"))
+    workdir = machine.workdir
     args = ("--image", IMAGE, "--bootloader", "grub", "--user", USER, "--password-file",
             str(pw), "--admin", USER, "--hostname", "sbbox", "--kernel-options",
             "console=ttyS0", "--yes")
@@ -215,11 +221,8 @@ def read_env(machine: scenario.Machine) -> dict[str, str]:
 
 def test_a_dracut_image_boots_through_its_grub_with_secure_boot(tmp_path_factory):
     # The other generator with the same chain: Secure Boot on, systemd in the initramfs.
-    workdir = tmp_path_factory.mktemp("grub-sb-dracut")
-    machine = scenario.new_machine(workdir, refind=False)
-    pw = workdir / "pw"
-    pw.write_text(PASSWORD + "\n")
-    os.chmod(pw, 0o600)
+    machine, pw = new_pc(tmp_path_factory.mktemp("grub-sb-dracut"))
+    workdir = machine.workdir
     image = "dbw-sb/dracut:desk"
     with scenario.docker_on(machine) as daemon:
         scenario.build_image(daemon, "dracut", image, marker="sb-dracut", systemd=True,

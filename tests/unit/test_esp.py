@@ -87,3 +87,14 @@ def test_esp_warning(tmp_path: Path) -> None:
     info2 = _mountinfo(tmp_path, [("/", "ext4"), (str(esp), "btrfs")])
     warning = esp_warning(esp, info2)
     assert warning is not None and "btrfs filesystem, not FAT" in warning
+
+
+def test_secure_boot_is_the_last_byte_of_the_efivar(tmp_path) -> None:
+    from wizard.boot.esp import secure_boot
+
+    var = tmp_path / "SecureBoot"
+    for data, expected in ((b"\x06\x00\x00\x00\x01", True), (b"\x06\x00\x00\x00\x00", False),
+                           (b"\x01", None)):
+        var.write_bytes(data)
+        assert secure_boot(var) is expected
+    assert secure_boot(tmp_path / "missing") is None

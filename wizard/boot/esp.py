@@ -80,7 +80,7 @@ def find_esp(mountinfo: Path = MOUNTINFO) -> Path:
                           "mount the ESP (e.g. at /boot/efi) or pass --esp DIR")
 
 
-def esp_warning(esp: Path, mountinfo: Path = MOUNTINFO) -> str | None:
+def esp_warning(esp: Path, mountinfo: Path = MOUNTINFO, loader: str = "rEFInd") -> str | None:
     """Return a warning when ``esp`` is not a mounted FAT filesystem, else None.
 
     Not an error: a directory that is later copied onto the ESP (as the
@@ -96,9 +96,9 @@ def esp_warning(esp: Path, mountinfo: Path = MOUNTINFO) -> str | None:
         best = max((mp for mp, _ in mounts if resolved.is_relative_to(mp)), key=len, default="/")
         fstype = next((t for mp, t in reversed(mounts) if mp == best), "unknown")
         return (f"{esp} is not a mount point (it lives on a {fstype} filesystem); "
-                "the firmware only reads rEFInd from a FAT ESP")
+                f"the firmware only reads {loader} from a FAT ESP")
     return (f"{esp} is a {fstype} filesystem, not FAT; "
-            "the firmware only reads rEFInd from a FAT ESP")
+            f"the firmware only reads {loader} from a FAT ESP")
 
 
 def secure_boot(var: Path = SECURE_BOOT_VAR) -> bool | None:

@@ -238,8 +238,9 @@ def make_plan(session: Session, passwords: dict[str, str], *,
     s = session.settings
     image = images.normalize_ref(s.image)
     subvolume = images.resolve_subvolume(session.data_root, image)
+    signed = grub.find_chain(subvolume) if "bootloader" in steps else None
     if "bootloader" in steps:  # before the top layer: its update.conf names the bootloader
-        s = replace(s, bootloader=bootchain.choose(s, subvolume))
+        s = replace(s, bootloader=bootchain.choose(s, signed))
     target = new = None
     if "initramfs" in steps:
         # Also for a staged build: the record needs the generator, and the tag's ID
@@ -267,10 +268,10 @@ def make_plan(session: Session, passwords: dict[str, str], *,
     chain, survey = None, []
     if "bootloader" in steps:
         entries, cmdline = bootset.entries(session.top, replace(s, image=image), new)
-        survey = bootchain.survey(session.settings, subvolume, s.bootloader)
+        survey = bootchain.survey(session.settings, subvolume, signed, s.bootloader)
         if s.bootloader == "grub":
             chain, esp_warnings = bootchain.plan_grub(
-                session.top, replace(s, image=image), new, subvolume,
+                session.top, replace(s, image=image), new, subvolume, signed,
                 counting=machine.has_systemd(subvolume))
             block = chain.cfg
         else:

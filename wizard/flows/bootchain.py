@@ -30,12 +30,13 @@ def esp_dir(settings: Settings) -> Path:
     return Path(settings.esp) if settings.esp else find_esp()
 
 
-def choose(settings: Settings, image_root: Path) -> str:
+def choose(settings: Settings, chain: grub.Chain | None) -> str:
     """The bootloader apply writes for: the saved or given one, else what the ESP boots.
 
     Without a choice: rEFInd when it has a ``refind.conf`` there (or one is
-    named), else GRUB when the image carries its signed shim + GRUB, else
-    rEFInd (whose lookup then says what is missing).
+    named), else GRUB when the image carries its signed shim + GRUB
+    (``chain``, ``grub.find_chain``), else rEFInd (whose lookup then says
+    what is missing).
     """
     if settings.bootloader:
         return settings.bootloader
@@ -46,10 +47,11 @@ def choose(settings: Settings, image_root: Path) -> str:
         return "refind"
     except BootloaderError:
         pass
-    return "grub" if grub.find_chain(image_root) is not None else "refind"
+    return "grub" if chain is not None else "refind"
 
 
-def survey(settings: Settings, image_root: Path, chosen: str) -> list[str]:
+def survey(settings: Settings, image_root: Path, chain: grub.Chain | None,
+           chosen: str) -> list[str]:
     """What each bootloader found, Secure Boot, and which one is written: for the plan.
 
     One line each: the firmware's Secure Boot state (where readable), rEFInd's
@@ -67,7 +69,6 @@ def survey(settings: Settings, image_root: Path, chosen: str) -> list[str]:
     except BootloaderError as e:
         refind = False
         lines.append(f"rEFInd: not found ({e.problem})")
-    chain = grub.find_chain(image_root)
     lines.append(f"GRUB: the image carries {chain.vendor}'s signed shim + GRUB" if chain
                  else f"GRUB: {grub.missing_chain(settings.image, image_root).problem}")
     why = ("saved or given" if settings.bootloader
@@ -82,11 +83,13 @@ def survey(settings: Settings, image_root: Path, chosen: str) -> list[str]:
 
 
 def plan_grub(top: Path, settings: Settings, new: bootset.NewGeneration | None,
-              image_root: Path, *, counting: bool) -> tuple[grub.ChainPlan, list[str]]:
+              image_root: Path, chain: grub.Chain | None, *,
+              counting: bool) -> tuple[grub.ChainPlan, list[str]]:
     """GRUB's files on the ESP for the generations after this run, and warnings.
 
-    ``image_root``: the image whose shim + GRUB go on the ESP (the newest
-    generation's).  ``counting``: the image marks its boots good (systemd).
+    ``image_root``: the image whose shim + GRUB (``chain``, from
+    ``grub.find_chain``) go on the ESP (the newest generation's).
+    ``counting``: the image marks its boots good (systemd).
 
     Raises:
         BootloaderError: no ESP, no signed shim + GRUB in the image, another
@@ -95,7 +98,6 @@ def plan_grub(top: Path, settings: Settings, new: bootset.NewGeneration | None,
 
     """
     esp = esp_dir(settings)
-    chain = grub.find_chain(image_root)
     if chain is None:
         raise grub.missing_chain(settings.image, image_root)
     menu, newest = bootset.menu(top, settings, new)
@@ -105,8 +107,8 @@ def plan_grub(top: Path, settings: Settings, new: bootset.NewGeneration | None,
                           counting=counting)
     plan = grub.plan_chain(esp, chain, cfg, newest=newest)
     grub.check_space(plan)
-    warning = esp_warning(esp)
-    warnings = [warning.replace("rEFInd", "GRUB")] if warning else []
+    warning = esp_warning(esp, loader="GRUB")
+    warnings = [warning] if warning else []
     if not counting:
         warnings.append(f"image {settings.image} cannot mark its boots good (no systemd): GRUB "
                         "does not count its boots, the hook's fallback still works")

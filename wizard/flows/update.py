@@ -207,7 +207,8 @@ def _grub(session: Session, settings: Settings,
     image_id = newest.image_id if newest is not None else None
     root = images.resolve_subvolume(session.data_root, image_id or normalize_ref(settings.image))
     return bootchain.plan_grub(session.top, replace(settings, image=normalize_ref(settings.image)),
-                               new, root, counting=machine.has_systemd(root))
+                               new, root, grub.find_chain(root),
+                               counting=machine.has_systemd(root))
 
 
 def _repair(session: Session, plan: UpdatePlan) -> UpdatePlan:
