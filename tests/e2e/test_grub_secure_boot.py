@@ -44,7 +44,7 @@ from pathlib import Path
 import pytest
 
 from tests.lab import lab, qemu, scenario
-from wizard.boot import grub
+from wizard.loaders import grub
 from wizard.sandbox.console import Console, booted
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.side_by_side]

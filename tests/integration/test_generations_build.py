@@ -18,9 +18,9 @@ import pytest
 from tests.integration.generation_builds import BuildLab as Env
 from tests.integration.generation_builds import build_generation, build_lab
 from wizard.boot import bootloader, generations
-from wizard.boot.esp import find_refind_conf
 from wizard.boot.fingerprint import kernel_version_of
 from wizard.boot.status import status
+from wizard.loaders.esp import find_refind_conf
 from wizard.settings.config import Settings
 from wizard.store import pins
 from wizard.store.images import resolve_subvolume

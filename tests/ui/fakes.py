@@ -14,7 +14,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from wizard.boot import grub, status
+from wizard.boot import status
 from wizard.boot.bootloader import (
     default_cmdline,
     menu_entries,
@@ -46,6 +46,7 @@ from wizard.flows.report import render_plan
 from wizard.flows.review import RefindPreview, refind_preview, sections
 from wizard.flows.services import DockerStatus, Environment
 from wizard.flows.update import UpdatePlan
+from wizard.loaders import grub
 from wizard.settings.config import Settings
 from wizard.store.docker_daemon import ImageSummary
 from wizard.toplayer import files as toplayer

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from wizard.boot import esp as esp_mod
-from wizard.boot.esp import esp_warning, find_esp, find_refind_conf
 from wizard.common.errors import BootloaderError
+from wizard.loaders import esp as esp_mod
+from wizard.loaders.esp import esp_warning, find_esp, find_refind_conf
 
 
 def _mk(path: Path) -> Path:
@@ -90,7 +90,7 @@ def test_esp_warning(tmp_path: Path) -> None:
 
 
 def test_secure_boot_is_the_last_byte_of_the_efivar(tmp_path) -> None:
-    from wizard.boot.esp import secure_boot
+    from wizard.loaders.esp import secure_boot
 
     var = tmp_path / "SecureBoot"
     for data, expected in ((b"\x06\x00\x00\x00\x01", True), (b"\x06\x00\x00\x00\x00", False),

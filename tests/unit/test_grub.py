@@ -1,4 +1,4 @@
-"""GRUB from the image on the ESP (wizard.boot.grub): the chain found, grub.cfg, the ESP's edits."""
+"""GRUB from the image on the ESP (wizard.loaders.grub): the chain, grub.cfg, the ESP's edits."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.unit.genhelp import make_gen
-from wizard.boot import bootloader, generations, grub
+from wizard.boot import bootloader, generations
 from wizard.common.errors import BootloaderError
+from wizard.loaders import grub
 from wizard.settings.config import Settings
 
 SHIM, GRUB, MM = b"MZ shim signed", b"MZ grub signed", b"MZ mokmanager"

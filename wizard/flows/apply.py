@@ -19,8 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wizard.boot import bootloader, bootset, grub, initramfs
-from wizard.boot.esp import esp_warning, find_esp, find_refind_conf
+from wizard.boot import bootloader, bootset, initramfs
 from wizard.boot.fingerprint import fingerprint
 from wizard.common import atomic, leftovers
 from wizard.common.errors import BootloaderError, NotRootError, WizardError
@@ -28,6 +27,8 @@ from wizard.common.events import Event, LogLine, StepDone, StepStarted, check_ca
 from wizard.common.lock import partition_lock
 from wizard.disk import partitions
 from wizard.flows import bootchain
+from wizard.loaders import grub
+from wizard.loaders.esp import esp_warning, find_esp, find_refind_conf
 from wizard.settings import config
 from wizard.settings.cmdline import kernel_cmdline
 from wizard.settings.config import Settings

@@ -1,4 +1,4 @@
-"""Which bootloader boots the entries, and GRUB's part of a plan (``wizard.boot.grub``).
+"""Which bootloader boots the entries, and GRUB's part of a plan (``wizard.loaders.grub``).
 
 rEFInd's part is ``apply.locate_refind`` + ``bootloader.plan_refind``; GRUB's
 is the image's signed shim + GRUB and a ``grub.cfg`` on the ESP.  Both name
@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from wizard.boot import bootset, generations, grub, status
-from wizard.boot.esp import esp_warning, find_esp, find_refind_conf, secure_boot
+from wizard.boot import bootset, generations, status
 from wizard.common.errors import BootloaderError
 from wizard.common.events import Event, LogLine, StepDone, StepStarted
+from wizard.loaders import grub
+from wizard.loaders.esp import esp_warning, find_esp, find_refind_conf, secure_boot
 from wizard.settings.config import Settings
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from wizard.boot import bootloader, bootset, generations, grub, initramfs
+from wizard.boot import bootloader, bootset, generations, initramfs
 from wizard.boot.fingerprint import assets_hash, fingerprint
 from wizard.boot.generations import rollback_line, rollback_state
 from wizard.boot.status import status
@@ -40,6 +40,7 @@ from wizard.flows.apply import (
     locate_refind,
     open_session,
 )
+from wizard.loaders import grub
 from wizard.settings.config import Settings
 from wizard.store import images
 from wizard.store.images import normalize_ref

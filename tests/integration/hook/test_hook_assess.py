@@ -34,7 +34,7 @@ from tests.integration.hook.hookenv import (
 from tests.integration.hook.hookenv import (
     subvolume_field as _uuid,
 )
-from wizard.boot import grub
+from wizard.loaders import grub
 
 pytestmark = pytest.mark.lab
 

@@ -34,9 +34,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from wizard.boot.esp import child_ci
 from wizard.common.atomic import write_atomic
 from wizard.common.errors import BootloaderError
+from wizard.loaders.esp import child_ci
 from wizard.settings.config import Settings
 from wizard.store.signed_chain import Chain as Chain  # re-exported
 from wizard.store.signed_chain import find_chain as find_chain
