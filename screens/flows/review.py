@@ -126,9 +126,10 @@ class ReviewScreen(PlanThenApply):
         what = ", ".join(self.steps)
         self.refresh_bindings()
         if message.preview.default_question:
-            self.set_status("refind.conf sets its own default entry (see Default entry): y "
-                            "makes the wizard's default entry rEFInd's default (yours "
-                            "commented out), n keeps yours.")
+            loader = "GRUB" if message.preview.plan.chain is not None else "rEFInd"
+            self.set_status(f"{loader} has its own default entry (see Default entry): y "
+                            f"makes the wizard's default entry {loader}'s default, n keeps "
+                            "yours.")
         elif self.retry_note:
             self.set_status(f"{self.retry_note} The plan was made again from what is on disk "
                          f"now: Apply (a) writes: {what}.")

@@ -245,3 +245,126 @@ def test_a_dracut_image_boots_through_its_grub_with_secure_boot(tmp_path_factory
         console.poweroff(PASSWORD)
     serial = (workdir / "boot.serial.log").read_text(errors="replace")
     assert re.search(r"systemd\[1\]|Welcome to .*dracut", serial), serial[-5000:]
+
+
+HOST_GRUB_CFG = """\
+# What grub-mkconfig generates on the system that was installed first (abridged)
+set default="0"
+set timeout=5
+menuentry 'Debian GNU/Linux' --class debian --id gnulinux-simple-host {
+\tsearch --no-floppy --fs-uuid --set=root {uuid}
+\tlinux /@host/boot/vmlinuz-6.1.0-host root=UUID={uuid} ro rootflags=subvol=@host quiet
+}
+### BEGIN /etc/grub.d/41_custom ###
+if [ -f  ${config_directory}/custom.cfg ]; then
+  source ${config_directory}/custom.cfg
+elif [ -z "${config_directory}" -a -f  $prefix/custom.cfg ]; then
+  source $prefix/custom.cfg
+fi
+### END /etc/grub.d/41_custom ###
+"""
+USER_CUSTOM_CFG = "# my own entries\nmenuentry 'Firmware setup' {\n\tfwsetup\n}\n"
+
+
+def install_host_debian(daemon: lab.Dockerd, machine: scenario.Machine, top: Path) -> None:
+    """The machine as a Debian installed on the same btrfs (subvolume ``@host``) leaves it.
+
+    Its ``grub-install`` put the signed shim + GRUB in ``EFI/debian`` and the
+    removable path, and a stub ``EFI/debian/grub.cfg`` that reads
+    ``/@host/boot/grub/grub.cfg``, which ``grub-mkconfig`` generated; the user
+    has a ``custom.cfg`` of their own.  The signed files are the image's
+    (the same Debian packages).
+    """
+    uuid = lab.run("findmnt", "-n", "-o", "UUID", "--mountpoint", top).stdout.strip()
+    lab.run("btrfs", "subvolume", "create", top / "@host")
+    grubdir = top / "@host/boot/grub"
+    grubdir.mkdir(parents=True)
+    (grubdir / "grub.cfg").write_text(HOST_GRUB_CFG.replace("{uuid}", uuid))
+    (grubdir / "custom.cfg").write_text(USER_CUSTOM_CFG)
+    box = daemon.docker("create", IMAGE).stdout.strip()
+    signed = {"shimx64.efi": "/usr/lib/shim/shimx64.efi.signed",
+              "mmx64.efi": "/usr/lib/shim/mmx64.efi.signed",
+              "grubx64.efi": "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"}
+    for vendor_dir, shim_name in (("EFI/debian", "shimx64.efi"), ("EFI/BOOT", "BOOTX64.EFI")):
+        (machine.esp / vendor_dir).mkdir(parents=True, exist_ok=True)
+        for name, src in signed.items():
+            dest = machine.esp / vendor_dir / (shim_name if name == "shimx64.efi" else name)
+            daemon.docker("cp", "-L", f"{box}:{src}", dest)
+    daemon.docker("rm", box)
+    (machine.esp / "EFI/debian/grub.cfg").write_text(
+        f"search.fs_uuid {uuid} root hd0,gpt2 \nset prefix=($root)'/@host/boot/grub'\n"
+        "configfile $prefix/grub.cfg\n")
+
+
+def test_entries_in_the_grub_its_distribution_set_up(tmp_path_factory):
+    # Way (b): a Debian already boots this PC with its signed GRUB (Secure Boot on); the
+    # wizard's entries go into that GRUB's custom.cfg and the ESP keeps every byte of its.
+    machine, pw = new_pc(tmp_path_factory.mktemp("grub-distro"))
+    workdir = machine.workdir
+    with scenario.docker_on(machine) as daemon:
+        top = workdir / "mnt"
+        scenario.build_image(daemon, "initramfs-tools", IMAGE, marker="distro-v1",
+                             systemd=True, secure_boot=True)
+        v1 = daemon.docker("image", "inspect", "-f", "{{.Id}}", IMAGE).stdout.strip()
+        install_host_debian(daemon, machine, top)
+        theirs = esp_tree(machine.esp)
+        host_cfg = (top / "@host/boot/grub/grub.cfg").read_bytes()
+        # Never asked, no terminal: the question is refused in one line, nothing written.
+        refused = scenario.run_apply(daemon, machine, "--image", IMAGE, "--user", USER,
+                                     "--password-file", str(pw), "--kernel-options",
+                                     "console=ttyS0", "--yes")
+        assert refused.returncode != 0 and "--default-entry yes" in refused.stderr
+        assert esp_tree(machine.esp) == theirs
+        result = scenario.run_apply(daemon, machine, "--image", IMAGE, "--user", USER,
+                                    "--password-file", str(pw), "--admin", USER,
+                                    "--kernel-options", "console=ttyS0", "--default-entry",
+                                    "yes", "--yes")
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+        assert "the wizard's entries go to custom.cfg" in result.stdout, result.stdout[-4000:]
+        custom = (top / "@host/boot/grub/custom.cfg").read_text()
+        assert custom.startswith(USER_CUSTOM_CFG) and "set default=dockerboot-default" in custom
+        assert (top / "@host/boot/grub/grub.cfg").read_bytes() == host_cfg
+        # One generation, nothing to count: the ESP is as it was, byte for byte (no
+        # second shim or GRUB: Debian's boots the entries).
+        assert esp_tree(machine.esp) == theirs
+    qemu.sync_esp(machine.esp, machine.image)
+    with booted(machine.image, workdir / "boot1.serial.log", secure_boot=True) as console:
+        console.login(USER, PASSWORD, timeout=900)
+        assert "SecureBoot enabled" in ok(console, "mokutil --sb-state")
+        assert "[integrity]" in ok(console, "cat /sys/kernel/security/lockdown")
+        assert "dockerboot.generation=1" in ok(console, "cat /proc/cmdline")
+        assert ok(console, "cat /etc/dbw-image-marker") == "distro-v1"
+        assert console.run("systemctl is-system-running --wait", timeout=600)[1] == "running"
+        console.poweroff(PASSWORD)
+
+    # Generation 2 with a broken initramfs: after grub.TRIES panics, Debian's GRUB boots
+    # the previous entry by itself (the count on the ESP, found by `search --file`).
+    with scenario.docker_on(machine) as daemon:
+        top = workdir / "mnt"
+        new_generation(daemon, machine, "distro-v2")
+        next((top / "boot_docker/gen/2").glob("initrd*")).write_bytes(b"\0" * 4096)
+        out = json.loads(wizard(daemon, "status", "--label", machine.label, "--json").stdout)
+        assert out["entries"] == {"default": 2, "previous": 1}
+        assert out["assessment"]["grub"]["trying"] == 2
+        assert out["assessment"]["grub"]["good_generation"] == 1
+        # Ours on the ESP: the count only; theirs byte for byte.
+        after = esp_tree(machine.esp)
+        assert set(after) - set(theirs) == {"EFI/dockerboot/grubenv", "EFI/dockerboot/owned"}
+        assert {k: v for k, v in after.items() if k in theirs} == theirs
+        assert f"docker_image={v1}" in (top / "@host/boot/grub/custom.cfg").read_text()
+    qemu.sync_esp(machine.esp, machine.image)
+    for n in range(grub.TRIES):
+        with booted(machine.image, workdir / f"panic{n}.serial.log",
+                    secure_boot=True) as console:
+            console.expect("Kernel panic", 600, "the kernel of generation 2 panicking")
+    with booted(machine.image, workdir / "boot2.serial.log", secure_boot=True) as console:
+        console.login(USER, PASSWORD, timeout=900)
+        assert "dockerboot.generation=1" in ok(console, "cat /proc/cmdline")
+        assert ok(console, "cat /etc/dbw-image-marker") == "distro-v1"
+        assert f"docker_image={v1}" in ok(console, "cat /proc/cmdline")  # pinned by ID
+        console.poweroff(PASSWORD)
+    serial = (workdir / "boot2.serial.log").read_text(errors="replace")
+    assert f"generation 2 did not come up in {grub.TRIES} tries" in serial, serial[-4000:]
+    assert read_env(machine) == {"dockerboot_trying": "2", "dockerboot_tries": "0"}
+    for rel, digest in theirs.items():  # every file of theirs, as the boots left the FAT
+        assert hashlib.sha256(fat_file(machine, rel)).hexdigest() == digest, rel

@@ -129,6 +129,14 @@ CASES: list[Case] = [
     Case("GRUB asked for an image without its signed shim + GRUB",
          ("--esp", "{scratch}/empty-esp", "--bootloader", "grub"),
          {"{scratch}/empty-esp": None}),
+    Case("a distribution's GRUB whose config is not mounted here",
+         ("--esp", "{scratch}/distro-esp", "--bootloader", "grub"),
+         {"{scratch}/distro-esp/EFI/debian/grub.cfg":
+          b"search.fs_uuid 00000000-0000-4000-8000-00000000dead root hd0,gpt2\n"
+          b"set prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n"}),
+    Case("a GRUB that keeps its whole config on the ESP",
+         ("--esp", "{scratch}/whole-esp", "--bootloader", "grub"),
+         {"{scratch}/whole-esp/EFI/arch/grub.cfg": b"set default=0\nmenuentry x { true }\n"}),
     Case("refind.conf that does not exist", ("--refind-conf", "{scratch}/nope.conf")),
     Case("refind.conf that is a directory", ("--refind-conf", "{scratch}")),
     Case("refind.conf with a begin marker and no end",

@@ -18,6 +18,7 @@ from wizard.cli.output import EXIT_ERROR, confirm, guarded, print_event
 from wizard.cli.precheck import precheck, read_passwords
 from wizard.common.errors import ConfigError
 from wizard.flows import apply as apply_mod
+from wizard.flows import bootchain
 from wizard.settings import config
 from wizard.settings.config import BOOTLOADERS, Settings
 
@@ -151,6 +152,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
               f"over a fresh root of {image}")
         return 0
     chain = preview.plan.chain
+    if chain is not None and chain.custom is not None:
+        print(f"done: {bootchain.describe_default(chain, preview.plan.settings.default_entry)}; "
+              f"the entries for {image} are in {chain.custom.path}")
+        return 0
     if chain is not None:
         print(f"done: the next boot of LABEL={args.label} starts {image} through the "
               f"image's GRUB on {chain.esp}/EFI/dockerboot (also EFI/BOOT where that was free)")
@@ -172,18 +177,28 @@ def _ask_default_entry(plan: apply_mod.Plan, yes: bool) -> str:
         ConfigError: the question is open and cannot be asked.
 
     """
-    if plan.refind_old is None or plan.settings.default_entry:
+    if plan.settings.default_entry:
+        return ""
+    if plan.chain is not None and plan.chain.custom is not None:
+        return _ask(bootchain.describe_default(plan.chain, ""), yes,
+                    f"Make the wizard's default entry {plan.chain.custom.distro}'s GRUB default "
+                    "(with boot counting; your system stays in its menu)?")
+    if plan.refind_old is None:
         return ""
     text = bootloader.decode(plan.refind_old)
     if not bootloader.user_defaults(text):
         return ""
+    return _ask(bootloader.describe_default(text, ""), yes,
+                "Make the wizard's default entry rEFInd's default (yours is commented out, "
+                "a backup kept)?")
+
+
+def _ask(problem: str, yes: bool, question: str) -> str:
     if yes or not sys.stdin.isatty():
-        raise ConfigError(bootloader.describe_default(text, ""),
-                          "pass --default-entry yes (the wizard's default entry is the "
-                          "default) or --default-entry no (rEFInd boots what yours says)")
-    print(bootloader.describe_default(text, ""))
-    return "yes" if confirm("Make the wizard's default entry rEFInd's default (yours is "
-                            "commented out, a backup kept)?") else "no"
+        raise ConfigError(problem, "pass --default-entry yes (the wizard's default entry is the "
+                          "default) or --default-entry no (the bootloader boots what yours says)")
+    print(problem)
+    return "yes" if confirm(question) else "no"
 
 
 def run(argv: Sequence[str]) -> int:

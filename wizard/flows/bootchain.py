@@ -16,7 +16,7 @@ from typing import Any
 from wizard.boot import bootset, generations, status
 from wizard.common.errors import BootloaderError
 from wizard.common.events import Event, LogLine, StepDone, StepStarted
-from wizard.loaders import grub
+from wizard.loaders import distro_grub, grub
 from wizard.loaders.esp import esp_warning, find_esp, find_refind_conf, secure_boot
 from wizard.settings.config import Settings
 
@@ -36,19 +36,28 @@ def choose(settings: Settings, chain: grub.Chain | None) -> str:
 
     Without a choice: rEFInd when it has a ``refind.conf`` there (or one is
     named), else GRUB when the image carries its signed shim + GRUB
-    (``chain``, ``grub.find_chain``), else rEFInd (whose lookup then says
-    what is missing).
+    (``chain``, ``grub.find_chain``) or a distribution's GRUB is set up on the
+    ESP (``distro_grub.find``), else rEFInd (whose lookup then says what is
+    missing).
     """
     if settings.bootloader:
         return settings.bootloader
     if settings.refind_conf:
         return "refind"
     try:
-        find_refind_conf(esp_dir(settings))
+        esp = esp_dir(settings)
+    except BootloaderError:
+        return "grub" if chain is not None else "refind"
+    try:
+        find_refind_conf(esp)
         return "refind"
     except BootloaderError:
         pass
-    return "grub" if chain is not None else "refind"
+    try:  # a GRUB its distribution set up boots this machine: the entries go there
+        distro = distro_grub.find(esp)
+    except BootloaderError:
+        distro = None
+    return "grub" if chain is not None or distro is not None else "refind"
 
 
 def survey(settings: Settings, image_root: Path, chain: grub.Chain | None,
@@ -72,6 +81,14 @@ def survey(settings: Settings, image_root: Path, chain: grub.Chain | None,
         lines.append(f"rEFInd: not found ({e.problem})")
     lines.append(f"GRUB: the image carries {chain.vendor}'s signed shim + GRUB" if chain
                  else f"GRUB: {grub.missing_chain(settings.image, image_root).problem}")
+    try:
+        distro = distro_grub.find(esp_dir(settings), chain.vendor if chain else "")
+        if distro is not None:
+            lines.append(f"GRUB of {distro.vendor} on the ESP ({distro.stub}): its config is "
+                         f"{distro.prefix}/grub.cfg on UUID={distro.uuid}; the wizard's entries "
+                         f"go to {distro_grub.CUSTOM} beside it")
+    except BootloaderError as e:
+        lines.append(f"GRUB on the ESP: {e.problem}")
     why = ("saved or given" if settings.bootloader
            else "rEFInd is on the ESP" if refind
            else "no rEFInd on the ESP" + ("" if chain else ", and no GRUB in the image"))
@@ -99,30 +116,75 @@ def plan_grub(top: Path, settings: Settings, new: bootset.NewGeneration | None,
 
     """
     esp = esp_dir(settings)
-    if chain is None:
-        raise grub.missing_chain(settings.image, image_root)
     menu, newest = bootset.menu(top, settings, new)
     entries = [grub.Entry(f"dockerboot-{'default' if i == 0 else 'previous'}", *e)
                for i, e in enumerate(menu)]
-    cfg = grub.render_cfg(settings, entries, newest=newest, state=status.state_dir(settings),
-                          counting=counting)
+    state = status.state_dir(settings)
+    distro = distro_grub.find(esp, chain.vendor if chain else "")
+    if distro is not None:
+        return _plan_distro(esp, distro, settings, entries, newest, chain, counting=counting)
+    if chain is None:
+        raise grub.missing_chain(settings.image, image_root)
+    cfg = grub.render_cfg(settings, entries, newest=newest, state=state, counting=counting)
     plan = grub.plan_chain(esp, chain, cfg, newest=newest)
     grub.check_space(plan)
     warning = esp_warning(esp, loader="GRUB")
     warnings = [warning] if warning else []
     if not counting:
-        warnings.append(f"image {settings.image} cannot mark its boots good (no systemd): GRUB "
-                        "does not count its boots, the hook's fallback still works")
+        warnings.append(_no_counting(settings))
     return plan, warnings + plan.kept
 
 
+def _no_counting(settings: Settings) -> str:
+    return (f"image {settings.image} cannot mark its boots good (no systemd): GRUB "
+            "does not count its boots, the hook's fallback still works")
+
+
+def _plan_distro(esp: Path, distro: distro_grub.DistroGrub, settings: Settings,
+                 entries: list[grub.Entry], newest: int, chain: grub.Chain | None, *,
+                 counting: bool) -> tuple[grub.ChainPlan, list[str]]:
+    """Way (b): the entries in the distribution GRUB's ``custom.cfg``, the count on the ESP."""
+    default = settings.default_entry == "yes"
+    block = distro_grub.render_block(settings.label, entries, newest=newest,
+                                     state=status.state_dir(settings), default=default,
+                                     counting=counting)
+    custom = distro_grub.plan_custom(distro, block)
+    counted = default and counting and len(entries) > 1
+    writes = [grub.plan_env(esp, newest)] if counted else []
+    plan = grub.ChainPlan(esp, writes, [], custom.new.decode("utf-8", "replace"), custom)
+    grub.check_space(plan)
+    warnings = [describe_default(plan, settings.default_entry)]
+    if default and not counting:
+        warnings.append(_no_counting(settings))
+    if secure_boot() and (chain is None or chain.vendor.lower() != distro.vendor.lower()):
+        warnings.append(f"Secure Boot is on: {distro.vendor}'s shim boots only kernels signed "
+                        f"for it, and the image's kernel is "
+                        f"{chain.vendor + '’s' if chain else 'of an unknown signer'}")
+    return plan, warnings
+
+
+def describe_default(plan: grub.ChainPlan, choice: str) -> str:
+    """One line: what GRUB boots by default once ``plan`` (way b) is written."""
+    vendor = plan.custom.distro if plan.custom else "GRUB"
+    if choice == "yes":
+        return (f"{vendor}'s GRUB boots the wizard's default entry (set in "
+                f"{distro_grub.CUSTOM}; your system stays in its menu)")
+    if choice == "no":
+        return (f"{vendor}'s GRUB boots its own default, as you chose (--default-entry no): "
+                "the wizard's entries are in its menu")
+    return (f"{vendor}'s GRUB has its own default entry: choose whether the wizard's default "
+            "entry becomes GRUB's default (--default-entry yes|no)")
+
+
 def cfg_path(plan: grub.ChainPlan) -> Path:
-    """Where ``plan`` writes grub.cfg."""
-    return plan.esp / grub.OWN_DIR / grub.CFG
+    """Where ``plan`` writes the entries: its grub.cfg, or the distribution's custom.cfg."""
+    return plan.custom.path if plan.custom else plan.esp / grub.OWN_DIR / grub.CFG
 
 
 def old_cfg(plan: grub.ChainPlan) -> bytes | None:
-    """grub.cfg as it is on the ESP now (None: not there)."""
+    """The file with the entries as it is now (None: not there)."""
+    if plan.custom:
+        return plan.custom.old
     return next((w.old for w in plan.writes if w.rel == f"{grub.OWN_DIR}/{grub.CFG}"), None)
 
 
@@ -135,17 +197,24 @@ def describe(plan: grub.ChainPlan) -> str:
         if w.rel.endswith(f"/{grub.ENV}") and w.old is not None and w.old == w.new:
             what = "kept (GRUB counts the boots in it)"
         lines.append(f"{plan.esp / w.rel}: {what}")
+    if plan.custom:
+        c = plan.custom
+        what = ("unchanged" if c.old == c.new else "new" if c.old is None
+                else "the wizard's block replaced, the rest kept byte for byte, a backup kept")
+        lines.append(f"{c.path}: {what}")
     return "\n".join(lines + plan.kept)
 
 
 def write_grub(plan: grub.ChainPlan, top: Path, settings: Settings,
                client: Any) -> Iterator[Event]:
     """Moves 2 and 3 for GRUB (``bootset``): its files on the ESP, then old generations go."""
-    yield StepStarted("bootloader", f"writing shim, GRUB and grub.cfg on the ESP {plan.esp}")
+    yield StepStarted("bootloader", f"writing the entries into {plan.custom.path}"
+                      if plan.custom else f"writing shim, GRUB and grub.cfg on the ESP {plan.esp}")
     for line in grub.write_chain(plan):
         yield LogLine(line)
     yield from bootset.collect_old(top, settings, client)
-    yield StepDone("bootloader", f"{cfg_path(plan)}" if plan.changed else "entries unchanged")
+    changed = plan.changed or (plan.custom and plan.custom.old != plan.custom.new)
+    yield StepDone("bootloader", f"{cfg_path(plan)}" if changed else "entries unchanged")
 
 
 _LINUX_RE = re.compile(r"^\s*linux\s+/(\S+)")
@@ -165,17 +234,24 @@ def grub_status(out: dict[str, Any], top: Path, settings: Settings) -> dict[str,
     by_loader = {f"{boot}/{g.loader}": g.number for g in inv.generations}
     counts: dict[str, Any] = {"esp": None, "trying": None, "tries_left": None,
                               "good_generation": None}
+    counted = True
     try:
         esp = esp_dir(settings)
         counts["esp"] = str(esp)
         own = esp / grub.OWN_DIR
-        loaders = [m.group(1) for line in (own / grub.CFG).read_text(errors="replace")
-                   .splitlines() if (m := _LINUX_RE.match(line))]
+        distro = distro_grub.find(esp)
+        text = (distro_grub.read_block((distro_grub.config_dir(distro) / distro_grub.CUSTOM)
+                                       .read_text(errors="replace"))
+                if distro else (own / grub.CFG).read_text(errors="replace"))
+        loaders = [m.group(1) for line in text.splitlines() if (m := _LINUX_RE.match(line))]
         out["entries"] = {"default": by_loader.get(loaders[0]) if loaders else None,
                           "previous": by_loader.get(loaders[1]) if len(loaders) > 1 else None}
-        env = grub.read_envblock((own / grub.ENV).read_bytes())
-        counts["trying"] = _number(env.get("dockerboot_trying"))
-        counts["tries_left"] = _number(env.get("dockerboot_tries"))
+        # Way (b) with the distribution's own default: nothing is counted, no grubenv.
+        counted = not distro or (own / grub.ENV).exists()
+        if counted:
+            env = grub.read_envblock((own / grub.ENV).read_bytes())
+            counts["trying"] = _number(env.get("dockerboot_trying"))
+            counts["tries_left"] = _number(env.get("dockerboot_tries"))
     except (OSError, BootloaderError) as e:
         out["problems"].append(f"GRUB's files on the ESP not read: {e}")
     try:
@@ -184,8 +260,10 @@ def grub_status(out: dict[str, Any], top: Path, settings: Settings) -> dict[str,
     except OSError:
         pass  # no boot marked good yet
     out["assessment"] = {
-        "bootloader_counts": True,
-        "why": f"GRUB counts the boots of the newest generation in {grub.OWN_DIR}/{grub.ENV} "
+        "bootloader_counts": counted,
+        "why": ("GRUB boots its distribution's default, so nothing counts the wizard's "
+                "generations before the hook (the hook's fallback still works)") if not counted
+        else f"GRUB counts the boots of the newest generation in {grub.OWN_DIR}/{grub.ENV} "
                f"on the ESP: {grub.TRIES} without the booted system's good mark, then it boots "
                "the previous generation (also when the kernel panics before the hook)",
         "grub": counts}

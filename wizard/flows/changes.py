@@ -72,16 +72,21 @@ class Preview:
 
     @property
     def default_question(self) -> bool:
-        """refind.conf has the user's own ``default_selection`` and no answer was given.
+        """A default of the user's own is in force and no answer was given.
 
-        Then the plan keeps theirs (nothing of the user's changes unasked); the
+        refind.conf has the user's ``default_selection``, or a distribution's
+        GRUB boots the machine (way b: it always has its own default).  Then
+        the plan keeps theirs (nothing of the user's changes unasked); the
         answer is ``Settings.default_entry`` ("yes"/"no"), and a new preview.
         """
         from wizard.boot import bootloader
 
+        if self.plan.settings.default_entry:
+            return False
+        if self.plan.chain is not None:  # a distribution's GRUB always has a default of its own
+            return self.plan.chain.custom is not None
         old = self.plan.refind_old
-        return (old is not None and not self.plan.settings.default_entry
-                and bool(bootloader.user_defaults(bootloader.decode(old))))
+        return old is not None and bool(bootloader.user_defaults(bootloader.decode(old)))
 
 
 def preview(request: ApplyRequest, *, cancel: threading.Event | None = None,

@@ -117,10 +117,17 @@ def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section
         out.append(Section("Bootloader", "\n".join(plan.survey)))
     if "bootloader" in steps and plan.chain is not None:
         conf, old = bootchain.cfg_path(plan.chain), bootchain.old_cfg(plan.chain)
-        out.append(Section(f"GRUB entries ({conf}, written whole; backup kept)",
-                           unified_diff(old, plan.chain.cfg.encode(), str(conf))
+        custom = plan.chain.custom
+        title = (f"GRUB entries (the wizard's block in {conf}, read by {custom.distro}'s "
+                 "GRUB; the rest kept byte for byte; backup kept)" if custom
+                 else f"GRUB entries ({conf}, written whole; backup kept)")
+        out.append(Section(title, unified_diff(old, plan.chain.cfg.encode(), str(conf))
                            or plan.chain.cfg.rstrip("\n")))
-        out.append(Section("Files on the ESP (shim + GRUB from the image, signed by its "
+        if custom:
+            out.append(Section("Default entry", bootchain.describe_default(plan.chain,
+                                                                           s.default_entry)))
+        out.append(Section("Files written (the boot count on the ESP, the entries)" if custom
+                           else "Files on the ESP (shim + GRUB from the image, signed by its "
                            "distribution)", bootchain.describe(plan.chain)))
     if "bootloader" in steps and plan.refind_conf is not None and plan.refind_new is not None:
         if plan.refind_block is not None:

@@ -71,7 +71,8 @@ class Entry:
     cmdline: str
 
 
-def _menuentry(label: str, e: Entry) -> str:
+def menuentry(label: str, e: Entry) -> str:
+    """One ``menuentry`` with its ``--id``: the partition found by label, paths from its top."""
     args = " ".join(_q(w) for w in e.cmdline.split())
     return (f"menuentry {_q(e.title)} --id {e.id} {{\n"
             f"    search --no-floppy --label --set=root {_q(label)}\n"
@@ -99,32 +100,43 @@ def render_cfg(settings: Settings, entries: list[Entry], *, newest: int, state: 
         out.append("set fallback=1")
     out.append(f"set dockerboot_env=($root)/{OWN_DIR}/{ENV}")
     if counting and len(entries) > 1:
-        good = f"($dockerboot_root)/{state.strip('/')}/{GOOD_FILE}"
-        n = str(newest)
-        out += [f"search --no-floppy --label --set=dockerboot_root {_q(label)}",
-                "set dockerboot_good=",
-                f"if [ -f {good} ]; then load_env --file {good} dockerboot_good; fi",
-                f'if [ "$dockerboot_good" != "{n}" ]; then',
-                "    load_env --file $dockerboot_env dockerboot_trying dockerboot_tries",
-                f'    if [ "$dockerboot_trying" != "{n}" ]; then',
-                f"        set dockerboot_trying={n}",
-                f"        set dockerboot_tries={TRIES}",
-                "    fi",
-                '    if [ "$dockerboot_tries" = "0" ]; then',
-                "        set default=1",
-                f'        echo "dockerboot: generation {n} did not come up in {TRIES} tries: '
-                'booting the previous generation"',
-                *[f'    elif [ "$dockerboot_tries" = "{k}" ]; then\n'
-                  f"        set dockerboot_tries={k - 1}" for k in range(1, TRIES)],
-                "    else",
-                f"        set dockerboot_tries={TRIES - 1}",
-                "    fi",
-                "    save_env --file $dockerboot_env dockerboot_trying dockerboot_tries",
-                "fi"]
+        out += counting_lines(label, state, newest, exhausted="set default=1")
     text = "\n".join(out) + "\n"
-    text += "".join(_menuentry(label, e) for e in entries)
+    text += "".join(menuentry(label, e) for e in entries)
     custom = f"($root)/{OWN_DIR}/custom.cfg"
     return text + f"if [ -f {custom} ]; then source {custom}; fi\n"
+
+
+def counting_lines(label: str, state: str, newest: int, *, exhausted: str) -> list[str]:
+    """GRUB script that counts the boots of generation ``newest`` in ``$dockerboot_env``.
+
+    Until the booted system's good mark (``<state>/generation.grubenv`` on the
+    partition labelled ``label``) names ``newest``, every boot takes one of
+    ``TRIES``; when none is left, ``exhausted`` runs (it sets the default to
+    the previous entry).  ``$dockerboot_env`` must name the ESP's grubenv.
+    """
+    good = f"($dockerboot_root)/{state.strip('/')}/{GOOD_FILE}"
+    n = str(newest)
+    return [f"search --no-floppy --label --set=dockerboot_root {_q(label)}",
+            "set dockerboot_good=",
+            f"if [ -f {good} ]; then load_env --file {good} dockerboot_good; fi",
+            f'if [ "$dockerboot_good" != "{n}" ]; then',
+            "    load_env --file $dockerboot_env dockerboot_trying dockerboot_tries",
+            f'    if [ "$dockerboot_trying" != "{n}" ]; then',
+            f"        set dockerboot_trying={n}",
+            f"        set dockerboot_tries={TRIES}",
+            "    fi",
+            '    if [ "$dockerboot_tries" = "0" ]; then',
+            f"        {exhausted}",
+            f'        echo "dockerboot: generation {n} did not come up in {TRIES} tries: '
+            'booting the previous generation"',
+            *[f'    elif [ "$dockerboot_tries" = "{k}" ]; then\n'
+              f"        set dockerboot_tries={k - 1}" for k in range(1, TRIES)],
+            "    else",
+            f"        set dockerboot_tries={TRIES - 1}",
+            "    fi",
+            "    save_env --file $dockerboot_env dockerboot_trying dockerboot_tries",
+            "fi"]
 
 
 STUB_CFG = (f"# dockerboot-wizard: the entries are in /{OWN_DIR}/{CFG}\n"
@@ -165,6 +177,17 @@ class EspWrite:
     new: bytes
 
 
+@dataclass(frozen=True)
+class CustomWrite:
+    """The distribution GRUB's ``custom.cfg`` with the wizard's block (way b)."""
+
+    path: Path
+    old: bytes | None
+    new: bytes
+    distro: str
+    """Whose GRUB reads it: the directory on the ESP (``debian``)."""
+
+
 @dataclass
 class ChainPlan:
     """What apply writes on the ESP for GRUB, and what it leaves as it is."""
@@ -175,6 +198,8 @@ class ChainPlan:
     """One line per thing left alone (another system's removable path)."""
     cfg: str = ""
     """The rendered grub.cfg (what the Bootloader step and the Review show)."""
+    custom: CustomWrite | None = None
+    """Way (b): the block in the distribution's ``custom.cfg`` (then ``cfg`` is that file)."""
 
     @property
     def changed(self) -> list[EspWrite]:
@@ -257,7 +282,6 @@ def plan_chain(esp: Path, chain: Chain, cfg: str, *, newest: int) -> ChainPlan:
     if chain.mm:
         files["mmx64.efi"] = chain.mm
     writes = []
-    old_env = None
     for rel, data in [*((f"{OWN_DIR}/{n}", d) for n, d in files.items()),
                       (f"{OWN_DIR}/{CFG}", cfg.encode())]:
         ok, old = _mine(esp, rel, owned)
@@ -266,16 +290,7 @@ def plan_chain(esp: Path, chain: Chain, cfg: str, *, newest: int) -> ChainPlan:
                                   "(or was changed since)",
                                   f"move it out of {esp / OWN_DIR}, then run again")
         writes.append(EspWrite(rel, old, data))
-    env_rel = f"{OWN_DIR}/{ENV}"
-    env_path = _existing(esp, env_rel)
-    if env_path is not None and env_path.is_file() and not env_path.is_symlink():
-        old_env = env_path.read_bytes()
-    values = read_envblock(old_env or b"")
-    if values.get("dockerboot_trying") != str(newest):
-        values = {"dockerboot_trying": str(newest), "dockerboot_tries": str(TRIES)}
-        writes.append(EspWrite(env_rel, old_env, envblock(values)))
-    else:  # GRUB counts in place: a re-apply must not reset the count
-        writes.append(EspWrite(env_rel, old_env, old_env or b""))
+    writes.append(plan_env(esp, newest))
     kept = []
     removable = {f"{REMOVABLE_DIR}/BOOTX64.EFI": chain.shim,
                  f"{REMOVABLE_DIR}/grubx64.efi": chain.grub,
@@ -292,6 +307,21 @@ def plan_chain(esp: Path, chain: Chain, cfg: str, *, newest: int) -> ChainPlan:
     else:
         writes += [EspWrite(rel, states[rel][1], data) for rel, data in removable.items()]
     return ChainPlan(esp, writes, kept, cfg)
+
+
+def plan_env(esp: Path, newest: int) -> EspWrite:
+    """``EFI/dockerboot/grubenv``: the count starts over for a new generation, else is kept.
+
+    GRUB counts in place: a re-apply of the same generation must not reset the count.
+    """
+    rel = f"{OWN_DIR}/{ENV}"
+    path = _existing(esp, rel)
+    old = (path.read_bytes() if path is not None and path.is_file() and not path.is_symlink()
+           else None)
+    if read_envblock(old or b"").get("dockerboot_trying") != str(newest):
+        values = {"dockerboot_trying": str(newest), "dockerboot_tries": str(TRIES)}
+        return EspWrite(rel, old, envblock(values))
+    return EspWrite(rel, old, old or b"")
 
 
 def _owned_bytes(owned: dict[str, set[str]]) -> bytes:
@@ -324,6 +354,10 @@ def check_space(plan: ChainPlan) -> None:
                               "free space on the ESP, then run again")
 
 
+class _NothingOnEsp(Exception):
+    pass
+
+
 def write_chain(plan: ChainPlan) -> Iterator[str]:
     """Write ``plan``'s files (atomic, backups kept); one line per file written.
 
@@ -338,6 +372,8 @@ def write_chain(plan: ChainPlan) -> Iterator[str]:
     """
     own = _target(plan.esp, OWN_DIR)
     try:
+        if not plan.writes:  # way (b) without counting: nothing of ours on the ESP
+            raise _NothingOnEsp
         own.mkdir(parents=True, exist_ok=True)
         write_atomic(own / OWNED, _owned_bytes(_digests(plan, with_old=True)), backup=False)
         order = sorted(plan.changed, key=lambda w: (w.rel.startswith(REMOVABLE_DIR),
@@ -348,6 +384,17 @@ def write_chain(plan: ChainPlan) -> Iterator[str]:
             backup = write_atomic(path, w.new, backup=w.old is not None)
             yield f"wrote {path}" + (f" (backup: {backup.name})" if backup else "")
         write_atomic(own / OWNED, _owned_bytes(_digests(plan, with_old=False)), backup=False)
+    except _NothingOnEsp:
+        pass
     except OSError as e:
         raise BootloaderError(f"cannot write on the ESP {plan.esp}: {e.strerror}",
                               "mount the ESP read-write and run again") from e
+    custom = plan.custom
+    if custom is None or custom.old == custom.new:
+        return
+    try:  # last: the distribution's GRUB reads the entries once the count is in place
+        backup = write_atomic(custom.path, custom.new, backup=custom.old is not None)
+    except OSError as e:
+        raise BootloaderError(f"cannot write {custom.path}: {e.strerror}",
+                              "mount it read-write and run again") from e
+    yield f"wrote {custom.path}" + (f" (backup: {backup.name})" if backup else "")
