@@ -148,8 +148,27 @@ def test_toplayer_only_refuses_keep_previous_root():
 
 def _plan(conf: str, choice: str = ""):
     from types import SimpleNamespace
-    return SimpleNamespace(refind_old=conf.encode(),
+    return SimpleNamespace(refind_old=conf.encode(), chain=None,
                            settings=Settings(label="lab", image="a:b", default_entry=choice))
+
+
+def test_a_distributions_grub_asks_for_its_default_too(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from wizard.loaders import grub
+    custom = grub.CustomWrite(tmp_path / "custom.cfg", None, b"x", "debian")
+    plan = SimpleNamespace(refind_old=None, chain=grub.ChainPlan(tmp_path, [], [], "", custom),
+                           settings=Settings(label="lab", image="a:b"))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    with pytest.raises(ConfigError) as e:
+        cli_apply._ask_default_entry(plan, True)
+    assert "debian's GRUB has its own default entry" in e.value.problem
+    assert "--default-entry yes" in e.value.fix and "\n" not in str(e.value)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr(cli_apply, "confirm", lambda question: "debian's GRUB" in question)
+    assert cli_apply._ask_default_entry(plan, False) == "yes"
+    plan.settings = Settings(label="lab", image="a:b", default_entry="no")
+    assert cli_apply._ask_default_entry(plan, False) == ""
 
 
 def test_own_default_selection_without_the_flag_refuses_in_one_line(monkeypatch):
