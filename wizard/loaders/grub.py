@@ -28,25 +28,24 @@ holds those bytes (a backup kept), and left alone otherwise.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from wizard.common.atomic import write_atomic
 from wizard.common.errors import BootloaderError
-from wizard.loaders.esp import child_ci
+from wizard.loaders import esp_files
 from wizard.settings.config import Settings
 from wizard.store.signed_chain import Chain as Chain  # re-exported
 from wizard.store.signed_chain import find_chain as find_chain
 from wizard.store.signed_chain import missing_chain as missing_chain
 
-OWN_DIR = "EFI/dockerboot"
+OWN_DIR = esp_files.OWN_DIR
 REMOVABLE_DIR = "EFI/BOOT"
 CFG = "grub.cfg"
 ENV = "grubenv"
-OWNED = "owned"
+OWNED = esp_files.OWNED
 TRIES = 3
 """Boots a new generation gets before GRUB turns to the previous one (unless marked good)."""
 GOOD_FILE = "generation.grubenv"
@@ -207,58 +206,6 @@ class ChainPlan:
         return [w for w in self.writes if w.old != w.new]
 
 
-def _owned(esp: Path) -> dict[str, set[str]]:
-    """``EFI/dockerboot/owned``: path -> the digests of what the wizard wrote there."""
-    path = _existing(esp, f"{OWN_DIR}/{OWNED}")
-    out: dict[str, set[str]] = {}
-    if path is not None and path.is_file() and not path.is_symlink():
-        for line in path.read_text(errors="replace").splitlines():
-            digest, _, rel = line.partition(" ")
-            if rel:
-                out.setdefault(rel, set()).add(digest)
-    return out
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _target(esp: Path, rel: str) -> Path:
-    """Where ``rel`` is on the ESP: existing names whatever their case (FAT), new ones as given.
-
-    Raises:
-        BootloaderError: a directory on the way is a symbolic link (a write would
-            land outside the ESP).
-
-    """
-    here = esp
-    *dirs, name = PurePosixPath(rel).parts
-    for part in dirs:
-        here = child_ci(here, part) or here / part
-        if here.is_symlink():
-            raise BootloaderError(f"{here} is a symbolic link: the wizard never writes "
-                                  "through one", "make it a plain directory, then run again")
-    return child_ci(here, name) or here / name
-
-
-def _existing(esp: Path, rel: str) -> Path | None:
-    """The file (or link) at ``rel`` on the ESP, or None."""
-    path = _target(esp, rel)
-    return path if path.exists() or path.is_symlink() else None
-
-
-def _mine(esp: Path, rel: str, owned: dict[str, set[str]]) -> tuple[bool, bytes | None]:
-    """(the wizard may write ``rel``, its bytes now): absent, or still what the wizard wrote."""
-    path = _existing(esp, rel)
-    if path is None:
-        return True, None
-    if path.is_symlink() or not path.is_file():
-        return False, None
-    data = path.read_bytes()
-    recorded = owned.get(rel, set())
-    return "-" in recorded or _digest(data) in recorded, data
-
-
 def plan_chain(esp: Path, chain: Chain, cfg: str, *, newest: int) -> ChainPlan:
     """The files apply writes on the ESP ``esp`` (nothing written here).
 
@@ -272,19 +219,19 @@ def plan_chain(esp: Path, chain: Chain, cfg: str, *, newest: int) -> ChainPlan:
         raise BootloaderError(f"the ESP {esp} is not a directory",
                               "give the directory where the ESP is mounted, e.g. /boot/efi")
     for rel in (f"EFI/{chain.vendor}/{CFG}", f"EFI/{chain.vendor}/x86_64-efi/{CFG}"):
-        if _existing(esp, rel) is not None:
+        if esp_files.existing(esp, rel) is not None:
             raise BootloaderError(
                 f"{esp / rel} is another GRUB's: the {chain.vendor} GRUB of the image reads it "
                 "before ours", "boot with that system's GRUB, or use --bootloader refind "
                 "(Secure Boot off)")
-    owned = _owned(esp)
+    owned = esp_files.read_owned(esp)
     files = {"shimx64.efi": chain.shim, "grubx64.efi": chain.grub}
     if chain.mm:
         files["mmx64.efi"] = chain.mm
     writes = []
     for rel, data in [*((f"{OWN_DIR}/{n}", d) for n, d in files.items()),
                       (f"{OWN_DIR}/{CFG}", cfg.encode())]:
-        ok, old = _mine(esp, rel, owned)
+        ok, old = esp_files.mine(esp, rel, owned)
         if not ok and old != data:
             raise BootloaderError(f"{esp / rel} was not written by dockerboot-wizard "
                                   "(or was changed since)",
@@ -297,8 +244,9 @@ def plan_chain(esp: Path, chain: Chain, cfg: str, *, newest: int) -> ChainPlan:
                  f"{REMOVABLE_DIR}/{CFG}": STUB_CFG.encode()}
     if chain.mm:
         removable[f"{REMOVABLE_DIR}/mmx64.efi"] = chain.mm
-    states = {rel: _mine(esp, rel, owned) for rel in removable}
-    theirs = [str(_target(esp, rel).relative_to(esp)) for rel, (ok, old) in states.items()
+    states = {rel: esp_files.mine(esp, rel, owned) for rel in removable}
+    theirs = [str(esp_files.target(esp, rel).relative_to(esp))
+              for rel, (ok, old) in states.items()
               if not ok and old != removable[rel]]
     if theirs:
         kept.append(f"the removable path holds another loader's files ({', '.join(theirs)}): "
@@ -315,7 +263,7 @@ def plan_env(esp: Path, newest: int) -> EspWrite:
     GRUB counts in place: a re-apply of the same generation must not reset the count.
     """
     rel = f"{OWN_DIR}/{ENV}"
-    path = _existing(esp, rel)
+    path = esp_files.existing(esp, rel)
     old = (path.read_bytes() if path is not None and path.is_file() and not path.is_symlink()
            else None)
     if read_envblock(old or b"").get("dockerboot_trying") != str(newest):
@@ -324,17 +272,13 @@ def plan_env(esp: Path, newest: int) -> EspWrite:
     return EspWrite(rel, old, old or b"")
 
 
-def _owned_bytes(owned: dict[str, set[str]]) -> bytes:
-    return "".join(f"{d} {rel}\n" for rel, ds in sorted(owned.items())
-                   for d in sorted(ds)).encode()
-
-
 def _digests(plan: ChainPlan, *, with_old: bool) -> dict[str, set[str]]:
-    owned = {rel: set(ds) for rel, ds in _owned(plan.esp).items()}
+    owned = {rel: set(ds) for rel, ds in esp_files.read_owned(plan.esp).items()}
     for w in plan.writes:
         # grubenv: GRUB rewrites it in place at every counted boot, so no digest.
-        new = {"-"} if w.rel.endswith(f"/{ENV}") else {_digest(w.new)}
-        keep = {_digest(w.old)} if with_old and w.old is not None and w.rel in owned else set()
+        new = {"-"} if w.rel.endswith(f"/{ENV}") else {esp_files.digest(w.new)}
+        keep = ({esp_files.digest(w.old)} if with_old and w.old is not None and w.rel in owned
+                else set())
         owned[w.rel] = new | keep
     return owned
 
@@ -370,20 +314,22 @@ def write_chain(plan: ChainPlan) -> Iterator[str]:
         BootloaderError: the ESP cannot be written.
 
     """
-    own = _target(plan.esp, OWN_DIR)
+    own = esp_files.target(plan.esp, OWN_DIR)
     try:
         if not plan.writes:  # way (b) without counting: nothing of ours on the ESP
             raise _NothingOnEsp
         own.mkdir(parents=True, exist_ok=True)
-        write_atomic(own / OWNED, _owned_bytes(_digests(plan, with_old=True)), backup=False)
+        write_atomic(own / OWNED, esp_files.owned_bytes(_digests(plan, with_old=True)),
+                     backup=False)
         order = sorted(plan.changed, key=lambda w: (w.rel.startswith(REMOVABLE_DIR),
                                                     w.rel.endswith("BOOTX64.EFI")))
         for w in order:
-            path = _target(plan.esp, w.rel)
+            path = esp_files.target(plan.esp, w.rel)
             path.parent.mkdir(parents=True, exist_ok=True)
             backup = write_atomic(path, w.new, backup=w.old is not None)
             yield f"wrote {path}" + (f" (backup: {backup.name})" if backup else "")
-        write_atomic(own / OWNED, _owned_bytes(_digests(plan, with_old=False)), backup=False)
+        write_atomic(own / OWNED, esp_files.owned_bytes(_digests(plan, with_old=False)),
+                     backup=False)
     except _NothingOnEsp:
         pass
     except OSError as e:
