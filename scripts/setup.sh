@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages="docker.io btrfs-progs udev busybox debootstrap qemu-system-x86 ovmf refind
   mtools dosfstools gdisk fdisk util-linux kmod tmux cpio zstd xz-utils ca-certificates
-  shellcheck sbsigntool"
+  shellcheck sbsigntool systemd-boot-efi"
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

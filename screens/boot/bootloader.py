@@ -2,7 +2,7 @@
 
 Nothing is written here; Review writes the files (with backups).  The path
 can be overridden: a directory is taken as the ESP, a file as refind.conf.
-``g`` switches between rEFInd and the image's signed GRUB (Secure Boot).
+``g`` switches between rEFInd, GRUB (the image's signed one: Secure Boot) and systemd-boot.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from textual.worker import get_current_worker
 from screens.common.base import StepScreen, css
 from wizard.flows.flow import Step
 from wizard.flows.review import RefindPreview
-from wizard.settings.config import Settings
+from wizard.settings.config import BOOTLOADERS, Settings
 
 
 class BootloaderScreen(StepScreen):
@@ -33,14 +33,14 @@ class BootloaderScreen(StepScreen):
     CSS_PATH = css("bootloader")
     BINDINGS = [
         Binding("o", "focus_override", "Other path"),
-        Binding("g", "switch_bootloader", "rEFInd/GRUB"),
+        Binding("g", "switch_bootloader", "Other bootloader"),
         Binding("escape", "blur", "Leave field", show=False),
     ]
 
     found: reactive[Path | None] = reactive(None, init=False)
     """The file the entries go into, found for the current settings (Next needs it)."""
     shown: str = ""
-    """The bootloader of the entries shown ("refind" or "grub"; "" before a lookup)."""
+    """The bootloader of the entries shown ("refind", "grub", "systemd-boot"; "" before one)."""
 
     @dataclass
     class Found(Message):
@@ -115,7 +115,7 @@ class BootloaderScreen(StepScreen):
             f"ESP: {esp or 'found automatically'}    "
             f"{message.preview.conf.name}: {message.preview.conf}\n"
             "Written at Review (old files are backed up; the rest is kept as is). "
-            "g: the other bootloader.")
+            "g: the next bootloader.")
         # word_wrap: the options line is longer than the screen and must stay readable
         self.query_one("#entry", Static).update(Syntax(message.preview.entry, "ini",
                                                        theme="ansi_dark", word_wrap=True))
@@ -152,11 +152,11 @@ class BootloaderScreen(StepScreen):
         self.query_one("#override", Input).focus()
 
     def action_switch_bootloader(self) -> None:
-        """Plan the entries for the other bootloader (rEFInd <-> the image's GRUB)."""
+        """Plan the entries for the next bootloader (rEFInd -> GRUB -> systemd-boot -> …)."""
         settings = self.state.settings
         assert settings is not None
         current = settings.bootloader or self.shown or "refind"
-        other = "grub" if current == "refind" else "refind"
+        other = BOOTLOADERS[(BOOTLOADERS.index(current) + 1) % len(BOOTLOADERS)]
         self.state = replace(self.state, settings=replace(settings, bootloader=other))
         self.query_one("#where", Static).update(f"Looking at {other}…")
         self.look_up()

@@ -34,11 +34,14 @@ def _text(state: WizardState) -> str:
     rw = s.rwlayer if s else "docker_rwlayer"
     top = s.toplayer_path if s else "boot_docker/toplayer"
     entry = f"**{entry_title(s)}**" if s else "the default entry"
-    grub = s is not None and s.bootloader == "grub"
-    loader = "GRUB" if grub else "rEFInd"
-    by_itself = (" GRUB boots it by itself when the newest generation did not come up in "
-                 "3 boots (a kernel that panics, a broken initramfs) or its kernel is refused."
-                 if grub else "")
+    chosen = s.bootloader if s is not None and s.bootloader else "refind"
+    loader = {"grub": "GRUB", "systemd-boot": "systemd-boot"}.get(chosen, "rEFInd")
+    by_itself = {"grub": " GRUB boots it by itself when the newest generation did not come "
+                         "up in 3 boots (a kernel that panics, a broken initramfs) or its "
+                         "kernel is refused.",
+                 "systemd-boot": " systemd-boot boots it by itself when the newest generation "
+                                 "did not come up in 3 boots (a kernel that panics, a broken "
+                                 "initramfs)."}.get(chosen, "")
     if state.mode is Mode.ROLLBACK:
         entry += " (rolled back to @<the image ID it boots>)"
     what = {Mode.RECONFIGURE_TOPLAYER: "The top layer was updated; kernel, initramfs and "

@@ -280,6 +280,19 @@ def test_a_kernel_update_is_built_by_the_command(env: Env) -> None:
     dry = run(env, "--dry-run")
     assert dry.returncode == 0 and "would make generation 5" in dry.stdout, dry.stdout + dry.stderr
     assert snapshot(env) == dry_before
+    # On a machine GRUB or systemd-boot boots, the new kernel waits for the wizard
+    # (whose entries this command does not write): one line, nothing changed.
+    conf = toplayer(env) / selfupdate.CONF
+    saved = conf.read_bytes()
+    for loader in ("grub", "systemd-boot"):
+        conf.write_text("".join(line for line in conf.read_text().splitlines(keepends=True)
+                                if not line.startswith("bootloader=")) + f"bootloader={loader}\n")
+        refused = run(env)
+        assert refused.returncode != 0 and len(refused.stderr.splitlines()) == 1, refused.stderr
+        assert f"this machine boots {loader}" in refused.stderr
+        assert "dockerboot-wizard update --label" in refused.stderr
+        conf.write_bytes(saved)
+        assert snapshot(env) == dry_before
     r = run(env, shell="busybox sh")
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"kernel {old_kernel} -> 6.12." in r.stdout and "mkinitramfs" in r.stdout

@@ -7,12 +7,17 @@ from wizard.sandbox.qemu import (
     OVMF_CODE,
     OVMF_VARS,
     REFIND_DIR,
+    STOCK_LOADER_CONF,
     USER_REFIND_CONF,
     boot,
     facts,
     make_esp,
+    make_sdboot_esp,
+    mirror_esp,
+    read_esp,
     sync_esp,
 )
 
-__all__ = ["ESP_OFFSET", "OVMF_CODE", "OVMF_VARS", "REFIND_DIR", "USER_REFIND_CONF", "boot",
-           "facts", "make_esp", "sync_esp"]
+__all__ = ["ESP_OFFSET", "OVMF_CODE", "OVMF_VARS", "REFIND_DIR", "STOCK_LOADER_CONF",
+           "USER_REFIND_CONF", "boot", "facts", "make_esp", "make_sdboot_esp", "mirror_esp",
+           "read_esp", "sync_esp"]

@@ -40,13 +40,14 @@ from wizard.common.events import Event, LogLine, Progress, StepDone, StepStarted
 from wizard.common.mountinfo import MountEntry
 from wizard.disk.partitions import BlockEvent, Partition
 from wizard.flows.apply import Plan
+from wizard.flows.bootchain import NAMES
 from wizard.flows.changes import Preview
 from wizard.flows.flow import WizardState
 from wizard.flows.report import render_plan
 from wizard.flows.review import RefindPreview, refind_preview, sections
 from wizard.flows.services import DockerStatus, Environment
 from wizard.flows.update import UpdatePlan
-from wizard.loaders import grub
+from wizard.loaders import grub, systemd_boot
 from wizard.settings.config import Settings
 from wizard.store.docker_daemon import ImageSummary
 from wizard.toplayer import files as toplayer
@@ -272,7 +273,8 @@ class FakeServices:
         conf = Path(s.refind_conf or f"{s.esp or '/boot/efi'}/EFI/refind/refind.conf")
         survey = ["Secure Boot: on (rEFInd cannot boot; GRUB from the image can)",
                   f"rEFInd: {conf}", "GRUB: the image carries debian's signed shim + GRUB",
-                  f"written: {'GRUB' if s.bootloader == 'grub' else 'rEFInd'}"]
+                  "systemd-boot: not on the ESP",
+                  f"written: {NAMES[s.bootloader or 'refind']}"]
         if s.bootloader == "grub":
             menu = [grub.Entry(f"dockerboot-{w}", *e) for w, e in zip(
                 ("default", "previous"),
@@ -280,6 +282,20 @@ class FakeServices:
             cfg = grub.render_cfg(s, menu, newest=3, state="boot_docker/state", counting=True)
             chain = grub.ChainPlan(Path(s.esp or "/boot/efi"), [grub.EspWrite(
                 "EFI/dockerboot/grub.cfg", None, cfg.encode())], cfg=cfg)
+            return replace(self._plan(replace(state, settings=replace(s, bootloader=""))),
+                           settings=s, refind_conf=None, refind_old=None, refind_new=None,
+                           refind_block=None, chain=chain, survey=survey)
+        if s.bootloader == "systemd-boot":  # the entries as the core renders them
+            top = Path("/mnt/top/boot_docker")
+            boot = [systemd_boot.BootEntry(g.number, title, top / g.loader, top / g.initrd_path,
+                                           cmdline)
+                    for g, (title, _, _, cmdline) in zip(
+                        (GENERATION.record, GENERATION.previous),
+                        menu_entries(s, GENERATION.record, GENERATION.previous), strict=True)]
+            text = "".join(systemd_boot.render_entry(s.label, e) for e in boot)
+            chain = grub.ChainPlan(Path(s.esp or "/boot/efi"), [grub.EspWrite(
+                f"loader/entries/dockerboot-{s.label}-3+3.conf", None, text.encode())],
+                cfg=text, loader="systemd-boot")
             return replace(self._plan(replace(state, settings=replace(s, bootloader=""))),
                            settings=s, refind_conf=None, refind_old=None, refind_new=None,
                            refind_block=None, chain=chain, survey=survey)

@@ -149,6 +149,9 @@ async def test_g_switches_to_the_images_grub_and_back():
         grub_cfg = await switch("grub")
         assert "linux /boot_docker/gen/3/vmlinuz" in grub_cfg and "save_env" in grub_cfg
         assert "grub.cfg: /boot/efi/EFI/dockerboot/grub.cfg" in text(screen, "#where")
+        sd = await switch("systemd-boot")  # the next one: its entries, the kernels copied
+        assert "linux /EFI/dockerboot/dbw-fake/3/vmlinuz" in sd and "version 3" in sd
+        assert "entries: /boot/efi/loader/entries" in text(screen, "#where")
         assert "volume dbw-fake" in await switch("refind")
         await switch("grub")
         await pilot.press("n")

@@ -278,6 +278,11 @@ def test_doc_lists_exactly_what_status_emits(top: Path) -> None:
     grub_out = bootchain.grub_status(copy.deepcopy(out), top,
                                      replace(S, bootloader="grub", esp=str(top / "esp")))
     emitted |= _paths({"assessment": grub_out["assessment"]})
+    # And systemd-boot's (its entries by generation: a map, documented as one field).
+    (top / "sd-esp/loader").mkdir(parents=True)
+    sd_out = bootchain.systemd_boot_status(copy.deepcopy(out), replace(
+        S, bootloader="systemd-boot", esp=str(top / "sd-esp")))
+    emitted |= _paths({"assessment": sd_out["assessment"]})
     doc_top, doc_gen = _doc_fields()
     assert emitted == doc_top
     assert gen_fields == doc_gen

@@ -125,10 +125,10 @@ def entries(top: Path, settings: Settings, new: NewGeneration | None) -> tuple[s
 
 
 def menu(top: Path, settings: Settings,
-         new: NewGeneration | None) -> tuple[list[tuple[str, str, str, str]], int]:
-    """The entries every bootloader writes (``bootloader.menu_entries``) and the newest number.
+         new: NewGeneration | None) -> tuple[list[tuple[str, str, str, str]], list[int]]:
+    """The entries every bootloader writes (``bootloader.menu_entries``) and their generations.
 
-    ``new`` as for ``entries``.
+    ``new`` as for ``entries``; the first number is the newest generation's.
 
     Raises:
         BootloaderError: no ``new`` and no generation yet (nothing to boot).
@@ -143,7 +143,9 @@ def menu(top: Path, settings: Settings,
                                   "a boot entry would name nothing",
                                   "build them first (a full apply, or Rebuild initramfs)")
         newest, previous = inv.newest, inv.previous
-    return menu_entries(settings, newest, previous), newest.number
+    entries = menu_entries(settings, newest, previous)
+    numbers = [newest.number] + ([previous.number] if previous is not None else [])
+    return entries, numbers[:len(entries)]
 
 
 def stage_copy(boot_dir: Path, source: Generation) -> Path:

@@ -18,7 +18,7 @@ from wizard.cli.output import EXIT_ERROR, confirm, guarded, print_event
 from wizard.cli.precheck import precheck, read_passwords
 from wizard.common.errors import ConfigError
 from wizard.flows import apply as apply_mod
-from wizard.flows import bootchain
+from wizard.flows import bootchain, sdboot
 from wizard.settings import config
 from wizard.settings.config import BOOTLOADERS, Settings
 
@@ -152,6 +152,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
               f"over a fresh root of {image}")
         return 0
     chain = preview.plan.chain
+    if chain is not None and chain.loader == "systemd-boot":
+        print(f"done: systemd-boot's entries for {image} are in {bootchain.cfg_path(chain)}, "
+              f"the kernels in {chain.esp}/EFI/dockerboot; " + sdboot.describe_default(
+                  chain.esp, args.label, preview.plan.settings.default_entry))
+        return 0
     if chain is not None and chain.custom is not None:
         print(f"done: {bootchain.describe_default(chain, preview.plan.settings.default_entry)}; "
               f"the entries for {image} are in {chain.custom.path}")
@@ -179,7 +184,7 @@ def _ask_default_entry(plan: apply_mod.Plan, yes: bool) -> str:
     """
     if plan.settings.default_entry:
         return ""
-    if plan.chain is not None and plan.chain.custom is not None:
+    if plan.chain is not None and plan.chain.loader == "grub" and plan.chain.custom is not None:
         return _ask(bootchain.describe_default(plan.chain, ""), yes,
                     f"Make the wizard's default entry {plan.chain.custom.distro}'s GRUB default "
                     "(with boot counting; your system stays in its menu)?")

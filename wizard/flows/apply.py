@@ -270,8 +270,8 @@ def make_plan(session: Session, passwords: dict[str, str], *,
     if "bootloader" in steps:
         entries, cmdline = bootset.entries(session.top, replace(s, image=image), new)
         survey = bootchain.survey(session.settings, subvolume, signed, s.bootloader)
-        if s.bootloader == "grub":
-            chain, esp_warnings = bootchain.plan_grub(
+        if s.bootloader in bootchain.ON_ESP:
+            chain, esp_warnings = bootchain.plan_loader(
                 session.top, replace(s, image=image), new, subvolume, signed,
                 counting=machine.has_systemd(subvolume))
             block = chain.cfg

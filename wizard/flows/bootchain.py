@@ -16,9 +16,14 @@ from typing import Any
 from wizard.boot import bootset, generations, status
 from wizard.common.errors import BootloaderError
 from wizard.common.events import Event, LogLine, StepDone, StepStarted
-from wizard.loaders import distro_grub, grub
+from wizard.flows import sdboot
+from wizard.loaders import distro_grub, grub, systemd_boot
 from wizard.loaders.esp import esp_warning, find_esp, find_refind_conf, secure_boot
 from wizard.settings.config import Settings
+
+NAMES = {"grub": "GRUB", "systemd-boot": "systemd-boot", "refind": "rEFInd"}
+ON_ESP = ("grub", "systemd-boot")
+"""The bootloaders whose part is a ``grub.ChainPlan`` (files on the ESP), not refind.conf."""
 
 
 def esp_dir(settings: Settings) -> Path:
@@ -35,10 +40,10 @@ def choose(settings: Settings, chain: grub.Chain | None) -> str:
     """The bootloader apply writes for: the saved or given one, else what the ESP boots.
 
     Without a choice: rEFInd when it has a ``refind.conf`` there (or one is
-    named), else GRUB when the image carries its signed shim + GRUB
-    (``chain``, ``grub.find_chain``) or a distribution's GRUB is set up on the
-    ESP (``distro_grub.find``), else rEFInd (whose lookup then says what is
-    missing).
+    named), else systemd-boot when it is installed there, else GRUB when the
+    image carries its signed shim + GRUB (``chain``, ``grub.find_chain``) or a
+    distribution's GRUB is set up on the ESP (``distro_grub.find``), else
+    rEFInd (whose lookup then says what is missing).
     """
     if settings.bootloader:
         return settings.bootloader
@@ -53,6 +58,8 @@ def choose(settings: Settings, chain: grub.Chain | None) -> str:
         return "refind"
     except BootloaderError:
         pass
+    if systemd_boot.find(esp) is not None:
+        return "systemd-boot"
     try:  # a GRUB its distribution set up boots this machine: the entries go there
         distro = distro_grub.find(esp)
     except BootloaderError:
@@ -79,6 +86,11 @@ def survey(settings: Settings, image_root: Path, chain: grub.Chain | None,
     except BootloaderError as e:
         refind = False
         lines.append(f"rEFInd: not found ({e.problem})")
+    try:
+        loader = systemd_boot.find(esp_dir(settings))
+        lines.append(f"systemd-boot: {loader}" if loader else "systemd-boot: not on the ESP")
+    except BootloaderError as e:
+        lines.append(f"systemd-boot: not found ({e.problem})")
     lines.append(f"GRUB: the image carries {chain.vendor}'s signed shim + GRUB" if chain
                  else f"GRUB: {grub.missing_chain(settings.image, image_root).problem}")
     try:
@@ -91,13 +103,28 @@ def survey(settings: Settings, image_root: Path, chain: grub.Chain | None,
         lines.append(f"GRUB on the ESP: {e.problem}")
     why = ("saved or given" if settings.bootloader
            else "rEFInd is on the ESP" if refind
+           else "systemd-boot is on the ESP" if chosen == "systemd-boot"
            else "no rEFInd on the ESP" + ("" if chain else ", and no GRUB in the image"))
-    lines.append(f"written: {'GRUB' if chosen == 'grub' else 'rEFInd'} ({why}; "
-                 "--bootloader grub|refind chooses)")
+    lines.append(f"written: {NAMES[chosen]} ({why}; --bootloader grub|systemd-boot|refind "
+                 "chooses)")
     if sb and chosen == "refind":
         lines.append("warning: Secure Boot is on and rEFInd is unsigned: the firmware will "
                      "refuse it (use --bootloader grub, or turn Secure Boot off)")
     return lines
+
+
+def plan_loader(top: Path, settings: Settings, new: bootset.NewGeneration | None,
+                image_root: Path, chain: grub.Chain | None, *,
+                counting: bool) -> tuple[grub.ChainPlan, list[str]]:
+    """GRUB's or systemd-boot's part (``settings.bootloader`` in ``ON_ESP``): see ``plan_grub``.
+
+    Raises:
+        BootloaderError: as ``plan_grub`` or ``sdboot.plan``.
+
+    """
+    if settings.bootloader == "systemd-boot":
+        return sdboot.plan(esp_dir(settings), top, settings, new, counting=counting)
+    return plan_grub(top, settings, new, image_root, chain, counting=counting)
 
 
 def plan_grub(top: Path, settings: Settings, new: bootset.NewGeneration | None,
@@ -116,7 +143,8 @@ def plan_grub(top: Path, settings: Settings, new: bootset.NewGeneration | None,
 
     """
     esp = esp_dir(settings)
-    menu, newest = bootset.menu(top, settings, new)
+    menu, numbers = bootset.menu(top, settings, new)
+    newest = numbers[0]
     entries = [grub.Entry(f"dockerboot-{'default' if i == 0 else 'previous'}", *e)
                for i, e in enumerate(menu)]
     state = status.state_dir(settings)
@@ -177,12 +205,18 @@ def describe_default(plan: grub.ChainPlan, choice: str) -> str:
 
 
 def cfg_path(plan: grub.ChainPlan) -> Path:
-    """Where ``plan`` writes the entries: its grub.cfg, or the distribution's custom.cfg."""
+    """Where ``plan`` writes the entries (grub.cfg, custom.cfg, or loader/entries)."""
+    if plan.loader == "systemd-boot":
+        return plan.esp / systemd_boot.ENTRIES_DIR
     return plan.custom.path if plan.custom else plan.esp / grub.OWN_DIR / grub.CFG
 
 
 def old_cfg(plan: grub.ChainPlan) -> bytes | None:
-    """The file with the entries as it is now (None: not there)."""
+    """The file with the entries as it is now (None: not there; systemd-boot: its entries)."""
+    if plan.loader == "systemd-boot":
+        old = b"".join(w.old or b"" for w in plan.writes
+                       if w.rel.startswith(systemd_boot.ENTRIES_DIR))
+        return old or None
     if plan.custom:
         return plan.custom.old
     return next((w.old for w in plan.writes if w.rel == f"{grub.OWN_DIR}/{grub.CFG}"), None)
@@ -207,13 +241,17 @@ def describe(plan: grub.ChainPlan) -> str:
 
 def write_grub(plan: grub.ChainPlan, top: Path, settings: Settings,
                client: Any) -> Iterator[Event]:
-    """Moves 2 and 3 for GRUB (``bootset``): its files on the ESP, then old generations go."""
-    yield StepStarted("bootloader", f"writing the entries into {plan.custom.path}"
-                      if plan.custom else f"writing shim, GRUB and grub.cfg on the ESP {plan.esp}")
+    """Moves 2 and 3 for GRUB or systemd-boot (``bootset``): the ESP, then old generations go."""
+    yield StepStarted("bootloader",
+                      f"writing systemd-boot's entries and the kernels on the ESP {plan.esp}"
+                      if plan.loader == "systemd-boot"
+                      else f"writing the entries into {plan.custom.path}" if plan.custom
+                      else f"writing shim, GRUB and grub.cfg on the ESP {plan.esp}")
     for line in grub.write_chain(plan):
         yield LogLine(line)
     yield from bootset.collect_old(top, settings, client)
-    changed = plan.changed or (plan.custom and plan.custom.old != plan.custom.new)
+    changed = (plan.changed or plan.removes
+               or (plan.custom and plan.custom.old != plan.custom.new))
     yield StepDone("bootloader", f"{cfg_path(plan)}" if changed else "entries unchanged")
 
 
@@ -268,6 +306,15 @@ def grub_status(out: dict[str, Any], top: Path, settings: Settings) -> dict[str,
                "the previous generation (also when the kernel panics before the hook)",
         "grub": counts}
     return out
+
+
+def systemd_boot_status(out: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """``status`` of a machine systemd-boot boots (``sdboot.status``); no ESP: a problem line."""
+    try:
+        return sdboot.status(out, esp_dir(settings), settings)
+    except (OSError, BootloaderError) as e:
+        out["problems"].append(f"systemd-boot's entries on the ESP not read: {e}")
+        return out
 
 
 def _number(text: str | None) -> int | None:

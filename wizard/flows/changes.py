@@ -84,7 +84,7 @@ class Preview:
         if self.plan.settings.default_entry:
             return False
         if self.plan.chain is not None:  # a distribution's GRUB always has a default of its own
-            return self.plan.chain.custom is not None
+            return self.plan.chain.loader == "grub" and self.plan.chain.custom is not None
         old = self.plan.refind_old
         return old is not None and bool(bootloader.user_defaults(bootloader.decode(old)))
 

@@ -61,7 +61,7 @@ def refind_preview(plan: Plan) -> RefindPreview:
         conf, old = bootchain.cfg_path(plan.chain), bootchain.old_cfg(plan.chain)
         new = plan.chain.cfg.encode()
         return RefindPreview(conf, plan.chain.cfg, new, unified_diff(old, new, str(conf)),
-                             "grub", tuple(plan.survey))
+                             plan.chain.loader, tuple(plan.survey))
     if plan.refind_conf is None or plan.refind_new is None or plan.refind_block is None:
         raise ValueError("the plan was made without the bootloader step")
     return RefindPreview(plan.refind_conf, plan.refind_block, plan.refind_new,
@@ -117,8 +117,10 @@ def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section
         out.append(Section("Bootloader", "\n".join(plan.survey)))
     if "bootloader" in steps and plan.chain is not None:
         conf, old = bootchain.cfg_path(plan.chain), bootchain.old_cfg(plan.chain)
-        custom = plan.chain.custom
-        title = (f"GRUB entries (the wizard's block in {conf}, read by {custom.distro}'s "
+        custom = plan.chain.custom if plan.chain.loader == "grub" else None
+        title = (f"systemd-boot entries (the wizard's files in {conf}: one per generation)"
+                  if plan.chain.loader == "systemd-boot"
+                 else f"GRUB entries (the wizard's block in {conf}, read by {custom.distro}'s "
                  "GRUB; the rest kept byte for byte; backup kept)" if custom
                  else f"GRUB entries ({conf}, written whole; backup kept)")
         out.append(Section(title, unified_diff(old, plan.chain.cfg.encode(), str(conf))
@@ -127,6 +129,8 @@ def sections(plan: Plan, steps: tuple[str, ...] = EXECUTE_STEPS) -> list[Section
             out.append(Section("Default entry", bootchain.describe_default(plan.chain,
                                                                            s.default_entry)))
         out.append(Section("Files written (the boot count on the ESP, the entries)" if custom
+                           else "Files on the ESP (kernel copies, entries, loader.conf when "
+                           "asked)" if plan.chain.loader == "systemd-boot"
                            else "Files on the ESP (shim + GRUB from the image, signed by its "
                            "distribution)", bootchain.describe(plan.chain)))
     if "bootloader" in steps and plan.refind_conf is not None and plan.refind_new is not None:

@@ -202,26 +202,27 @@ def plan_rollback(session: Session) -> UpdatePlan:
 
 def _grub(session: Session, settings: Settings,
           new: bootset.NewGeneration | None) -> tuple[grub.ChainPlan, list[str]]:
-    """GRUB's part: the chain of the newest generation's image, entries for the generations."""
+    """GRUB's or systemd-boot's part: entries for the generations (and GRUB's chain)."""
     newest = (new.record if new is not None
               else generations.load(session.top / settings.boot_dir).newest)
     image_id = newest.image_id if newest is not None else None
     root = images.resolve_subvolume(session.data_root, image_id or normalize_ref(settings.image))
-    return bootchain.plan_grub(session.top, replace(settings, image=normalize_ref(settings.image)),
-                               new, root, grub.find_chain(root),
-                               counting=machine.has_systemd(root))
+    return bootchain.plan_loader(session.top,
+                                 replace(settings, image=normalize_ref(settings.image)),
+                                 new, root, grub.find_chain(root),
+                                 counting=machine.has_systemd(root))
 
 
 def _repair(session: Session, plan: UpdatePlan) -> UpdatePlan:
     # Up to date, unless an earlier run stopped between adding a generation and
     # naming it: then the entries are written now.
-    if plan.settings.bootloader == "grub":
+    if plan.settings.bootloader in bootchain.ON_ESP:
         chain, _ = _grub(session, plan.settings, None)
-        if not chain.changed:
+        if not chain.changed and not chain.removes:
             return plan
-        return replace(plan, reasons=["GRUB's entries do not name the newest generation yet "
-                                      "(an earlier run stopped), or the image's shim + GRUB "
-                                      "changed: writing them"], chain=chain)
+        return replace(plan, reasons=[f"{bootchain.NAMES[chain.loader]}'s entries do not name "
+                                      "the newest generation yet (an earlier run stopped), or "
+                                      "what they load changed: writing them"], chain=chain)
     conf, _ = locate_refind(plan.settings)
     old, new = bootloader.plan_refind(conf, bootset.current_block(
         plan.top, replace(plan.settings, image=normalize_ref(plan.settings.image))),
@@ -236,7 +237,7 @@ def _repair(session: Session, plan: UpdatePlan) -> UpdatePlan:
 
 def _with_entries(session: Session, plan: UpdatePlan) -> UpdatePlan:
     assert plan.new is not None
-    if plan.settings.bootloader == "grub":
+    if plan.settings.bootloader in bootchain.ON_ESP:
         chain, warnings = _grub(session, plan.settings, plan.new)
         return replace(plan, reasons=[*plan.reasons, *warnings], chain=chain)
     conf, warnings = locate_refind(plan.settings)
@@ -316,7 +317,7 @@ def partition_status(settings: Settings, cmdline: str | None = None) -> dict[str
             target = initramfs.detect(session.client, image)
             inputs = fingerprint(target.generator, target.kver)
         conf: Path | None = None
-        if settings.bootloader != "grub":
+        if settings.bootloader not in bootchain.ON_ESP:
             try:
                 conf = locate_refind(settings)[0]
             except WizardError:
@@ -325,4 +326,6 @@ def partition_status(settings: Settings, cmdline: str | None = None) -> dict[str
                      cmdline=cmdline, refind_conf=conf)
         if settings.bootloader == "grub":
             out = bootchain.grub_status(out, session.top, settings)
+        elif settings.bootloader == "systemd-boot":
+            out = bootchain.systemd_boot_status(out, settings)
         return out

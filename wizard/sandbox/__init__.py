@@ -72,15 +72,17 @@ class Machine:
         return self.esp / "EFI" / "BOOT" / "refind.conf"
 
 
-def new_machine(workdir: Path, size: str = "8G", *, refind: bool = True) -> Machine:
+def new_machine(workdir: Path, size: str = "8G", *, refind: bool = True,
+                esp_size: str = "64M") -> Machine:
     """Create the GPT disk (FAT ESP + btrfs with a ``docker`` subvolume) and a rEFInd ESP.
 
     ``refind=False``: the ESP is empty, as on a new PC (apply puts GRUB there).
+    ``esp_size``: the FAT ESP's size (systemd-boot keeps kernel copies there).
 
     The disk is detached again afterwards; ``docker_on`` attaches it.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    with loop_disk(workdir, gpt=True, size=size) as disk, \
+    with loop_disk(workdir, gpt=True, size=size, esp_size=esp_size) as disk, \
             mounted(disk.btrfs_dev, workdir / "mnt") as top:
         run("btrfs", "subvolume", "create", top / "docker")
     machine = Machine(workdir=workdir, label=disk.label, esp=workdir / "esp")

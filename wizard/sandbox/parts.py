@@ -115,11 +115,11 @@ class Disk:
 
 @contextlib.contextmanager
 def loop_disk(workdir: Path, *, label: str | None = None, size: str = "4G",
-              gpt: bool = False) -> Iterator[Disk]:
+              gpt: bool = False, esp_size: str = "64M") -> Iterator[Disk]:
     """A sparse disk image ``workdir/disk.img`` on a loop device with a fresh btrfs.
 
-    With ``gpt=True`` the image gets a GPT: partition 1 is a 64 MiB FAT ESP at
-    1 MiB, partition 2 the btrfs filesystem (so mtools can reach the ESP at
+    With ``gpt=True`` the image gets a GPT: partition 1 is a FAT ESP of
+    ``esp_size`` at 1 MiB, partition 2 the btrfs filesystem (so mtools can reach the ESP at
     ``image@@1M``).  The image file stays after the block; ``attach_disk``
     attaches it again (e.g. after a QEMU boot).
     """
@@ -127,7 +127,7 @@ def loop_disk(workdir: Path, *, label: str | None = None, size: str = "4G",
     image = workdir / "disk.img"
     run("truncate", "-s", size, image)
     if gpt:
-        run("sgdisk", "-o", "-n", "1:1M:+64M", "-t", "1:ef00", "-c", "1:ESP",
+        run("sgdisk", "-o", "-n", f"1:1M:+{esp_size}", "-t", "1:ef00", "-c", "1:ESP",
             "-n", "2:0:0", "-t", "2:8300", "-c", "2:dockerboot", image)
     with attach_disk(image, label=label, gpt=gpt, fresh=True) as disk:
         yield disk

@@ -68,6 +68,47 @@ def make_esp(esp: Path, refind_conf: str = USER_REFIND_CONF) -> Path:
     return conf
 
 
+SDBOOT_EFI = Path("/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+"""Debian's systemd-boot (``systemd-boot-efi``; unsigned: Secure Boot off)."""
+STOCK_LOADER_CONF = "#timeout 3\n#console-mode keep\n"
+"""The loader.conf ``bootctl install`` (systemd 252) writes."""
+
+
+def make_sdboot_esp(esp: Path) -> Path:
+    """Lay out systemd-boot as ``bootctl install`` does, with the removable path; its loader.conf.
+
+    Raises:
+        SandboxError: systemd-boot is not installed here.
+
+    """
+    if not SDBOOT_EFI.is_file():
+        raise SandboxError(f"systemd-boot is not installed ({SDBOOT_EFI} is missing)",
+                           "install it: `apt-get install systemd-boot-efi` (or `sudo make setup`)")
+    for d in ("EFI/systemd", "EFI/BOOT", "loader/entries"):
+        (esp / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy(SDBOOT_EFI, esp / "EFI/systemd/systemd-bootx64.efi")
+    shutil.copy(SDBOOT_EFI, esp / "EFI/BOOT/BOOTX64.EFI")
+    conf = esp / "loader/loader.conf"
+    conf.write_text(STOCK_LOADER_CONF)
+    return conf
+
+
+def mirror_esp(esp: Path, disk_image: Path) -> None:
+    """Make the disk's FAT ESP hold exactly the ESP directory (what is gone there goes)."""
+    target = f"{disk_image}@@{ESP_OFFSET}"
+    listing = run("mdir", "-b", "-i", target, "::/", check=False).stdout.split()
+    for item in listing:
+        run("mdeltree" if item.endswith("/") else "mdel", "-i", target, item.rstrip("/"))
+    sync_esp(esp, disk_image)
+
+
+def read_esp(disk_image: Path, esp: Path) -> None:
+    """Make the ESP directory hold exactly what the disk's FAT ESP holds (after a boot)."""
+    shutil.rmtree(esp)
+    esp.mkdir()
+    run("mcopy", "-s", "-n", "-m", "-i", f"{disk_image}@@{ESP_OFFSET}", "::/*", esp)
+
+
 def sync_esp(esp: Path, disk_image: Path) -> None:
     """Copy the ESP directory into the FAT partition at 1 MiB of ``disk_image``."""
     target = f"{disk_image}@@{ESP_OFFSET}"

@@ -21,7 +21,7 @@ from wizard.store.images import normalize_ref
 
 CONFIG_NAME = "dockerboot-wizard.toml"
 SCHEMA_VERSION = 1
-BOOTLOADERS = ("refind", "grub")
+BOOTLOADERS = ("refind", "grub", "systemd-boot")
 """The bootloaders apply writes entries for (``Settings.bootloader``)."""
 MIN_GENERATIONS = 2
 """The newest generation and the previous one, which the "previous" boot entry boots."""
@@ -125,7 +125,7 @@ class Settings:
         if self.bootloader not in ("", *BOOTLOADERS):
             raise ConfigError(f"invalid bootloader {self.bootloader!r}",
                               "give --bootloader grub (the image's signed shim + GRUB, Secure "
-                              "Boot on) or --bootloader refind (Secure Boot off)")
+                              "Boot on), systemd-boot or refind (both: Secure Boot off)")
         # bool is an int in Python: "generations = true" must not mean 1.
         if (isinstance(self.generations, bool) or not isinstance(self.generations, int)
                 or not MIN_GENERATIONS <= self.generations <= MAX_GENERATIONS):

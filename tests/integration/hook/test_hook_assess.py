@@ -197,13 +197,15 @@ def test_a_broken_good_file_is_ignored(env: HookEnv, st: str) -> None:
 # --- (d): tried N times in a row without being marked good ---
 
 def _mark_good(env: HookEnv, state: str, *, shell: tuple[str, ...] = SHELLS[0],
-               bootfile: Path | None = None, extra: str = "") -> subprocess.CompletedProcess:
+               bootfile: Path | None = None, extra: str = "",
+               more_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     cmdline = env.workdir / "mark-good-cmdline"
     cmdline.write_text(f"BOOT_IMAGE=/boot_docker/vmlinuz root=LABEL={env.disk.label} "
                        f"rootflags=subvol={RW} dockerboot.state={state} quiet {extra}\n")
     e = {"PATH": os.environ["PATH"], "DOCKERBOOT_CMDLINE_FILE": str(cmdline),
          "DOCKERBOOT_BOOTFILE": str(bootfile or env.top / RW / "etc/dockerboot/boot"),
-         "DOCKERBOOT_MNT": str(env.workdir / "mark-good-mnt"), "DOCKERBOOT_SYSTEMCTL": "none"}
+         "DOCKERBOOT_MNT": str(env.workdir / "mark-good-mnt"), "DOCKERBOOT_SYSTEMCTL": "none",
+         **(more_env or {})}
     return subprocess.run([*shell, str(MARK_GOOD)], env=e, text=True, capture_output=True,
                           timeout=60)
 
@@ -347,6 +349,51 @@ def test_mark_good_writes_grubs_good_mark_for_the_generation(env: HookEnv, st: s
     data = (env.top / st / grub.GOOD_FILE).read_bytes()
     assert len(data) == grub.ENV_SIZE and data == grub.envblock({"dockerboot_good": "12"})
     assert not list((env.top / st).glob(".generation*"))
+
+
+LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0])
+def test_mark_good_blesses_systemd_boots_entry_of_the_generation(env: HookEnv, st: str,
+                                                                shell: tuple[str, ...]) -> None:
+    # What systemd-bless-boot does: the entry systemd-boot counted loses its counter.
+    assert _boot(env, MULTI, st).returncode == 0
+    own = env.workdir / f"bless-{Path(shell[0]).name}"  # the env is the module's
+    efivars, esp = own / "efivars", own / "esp"
+    entries = esp / "loader/entries"
+    entries.mkdir(parents=True)
+    efivars.mkdir()
+    more = {"DOCKERBOOT_EFIVARS": str(efivars), "DOCKERBOOT_ESP": str(esp)}
+
+    def counted(path: str) -> None:  # 4 bytes of attributes, then UTF-16LE with a NUL
+        (efivars / f"LoaderBootCountPath-{LOADER_GUID}").write_bytes(
+            b"\x06\0\0\0" + (path + "\0").encode("utf-16-le"))
+
+    (entries / "dockerboot-lab-12+2-1.conf").write_text("ours\n")
+    (entries / "debian-6.1+2-1.conf").write_text("theirs\n")
+    victim = own / "victim"
+    victim.write_text("not an entry\n")
+    (entries / "dockerboot-lab-12+0-3.conf").symlink_to(victim)
+    before = sorted(p.name for p in entries.iterdir())
+    for hostile in (r"\loader\entries\debian-6.1+2-1.conf",        # not the wizard's
+                    r"\loader\entries\dockerboot-lab-13+2-1.conf",  # another generation
+                    r"\loader\entries\..\..\dockerboot-x-12+1.conf",
+                    r"\EFI\dockerboot-lab-12+2-1.conf",                # not in loader\entries
+                    r"\loader\entries\dockerboot-lab-12+0-3.conf"):   # a link
+        counted(hostile)
+        r = _mark_good(env, st, shell=shell, extra="dockerboot.generation=12", more_env=more)
+        assert r.returncode == 0, r.stderr
+        assert sorted(p.name for p in entries.iterdir()) == before, hostile
+    assert victim.read_text() == "not an entry\n"
+    counted(r"\loader\entries\dockerboot-lab-12+2-1.conf")
+    r = _mark_good(env, st, shell=shell, extra="dockerboot.generation=12", more_env=more)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == ("dockerboot-mark-good: systemd-boot's entry for "
+                                         "generation 12 is marked good (dockerboot-lab-12.conf)")
+    assert (entries / "dockerboot-lab-12.conf").read_text() == "ours\n"
+    assert (entries / "debian-6.1+2-1.conf").read_text() == "theirs\n"
+    assert not (entries / "dockerboot-lab-12+2-1.conf").exists()
 
 
 def test_mark_good_without_a_boot_file_does_nothing(env: HookEnv, st: str) -> None:

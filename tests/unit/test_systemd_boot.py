@@ -1,0 +1,158 @@
+"""systemd-boot's entries and kernel copies on the ESP (wizard.loaders.systemd_boot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wizard.common.errors import BootloaderError
+from wizard.loaders import esp_files, grub, systemd_boot
+
+LABEL = "lab disk"  # a blank: not allowed in an entry's name or a FAT path as is
+TOK = "lab_disk"
+
+
+def esp_with_sdboot(tmp_path: Path, loader_conf: str = "#timeout 3\n") -> Path:
+    esp = tmp_path / "esp"
+    (esp / "EFI/systemd").mkdir(parents=True)
+    (esp / "EFI/systemd/systemd-bootx64.efi").write_bytes(b"MZ sd")
+    (esp / "loader/entries").mkdir(parents=True)
+    (esp / "loader/loader.conf").write_text(loader_conf)
+    (esp / "loader/entries/debian-6.1.conf").write_text("title Debian\nlinux /vmlinuz\n")
+    return esp
+
+
+def gen(tmp_path: Path, n: int, built: bool = True) -> systemd_boot.BootEntry:
+    d = tmp_path / "top/boot_docker/gen" / str(n)
+    d.mkdir(parents=True, exist_ok=True)
+    if built:
+        (d / "vmlinuz").write_bytes(b"kernel %d" % n)
+        (d / "initrd.img").write_bytes(b"initrd %d" % n)
+    return systemd_boot.BootEntry(n, f"Docker image a:b ({n})", d / "vmlinuz", d / "initrd.img",
+                                  f"root=LABEL=x dockerboot.generation={n}")
+
+
+def apply(esp: Path, entries: list[systemd_boot.BootEntry], counting: bool = True,
+          choice: str = "") -> list[str]:
+    writes, removes = systemd_boot.plan_entries(esp, LABEL, entries, counting=counting)
+    conf = systemd_boot.plan_loader_conf(esp, LABEL, choice)
+    plan = grub.ChainPlan(esp, writes, [], "", conf, removes, loader="systemd-boot")
+    return list(grub.write_chain(plan))
+
+
+def test_found_only_where_it_is_installed(tmp_path: Path) -> None:
+    assert systemd_boot.find(esp_with_sdboot(tmp_path)) is not None
+    empty = tmp_path / "empty"
+    (empty / "EFI/BOOT").mkdir(parents=True)
+    assert systemd_boot.find(empty) is None
+
+
+@pytest.mark.parametrize(("name", "parsed"), [
+    ("dockerboot-x-2.conf", ("dockerboot-x-2", None, 0)),
+    ("dockerboot-x-2+3.conf", ("dockerboot-x-2", 3, 0)),
+    ("dockerboot-x-2+0-3.conf", ("dockerboot-x-2", 0, 3)),
+    ("debian-6.1+2-1.conf", ("debian-6.1", 2, 1)),
+])
+def test_counters_are_read_from_the_name(name: str, parsed: tuple) -> None:
+    assert systemd_boot.counter(name) == parsed
+
+
+def test_a_new_generation_is_counted_copied_and_the_old_ones_leave(tmp_path: Path) -> None:
+    esp = esp_with_sdboot(tmp_path)
+    apply(esp, [gen(tmp_path, 1)])
+    assert systemd_boot.ours(esp, LABEL) == {1: f"dockerboot-{TOK}-1.conf"}  # nothing to count
+    apply(esp, [gen(tmp_path, 2), gen(tmp_path, 1)])
+    assert systemd_boot.ours(esp, LABEL) == {1: f"dockerboot-{TOK}-1.conf",
+                                             2: f"dockerboot-{TOK}-2+3.conf"}
+    entry = (esp / f"loader/entries/dockerboot-{TOK}-2+3.conf").read_text()
+    assert f"linux /EFI/dockerboot/{TOK}/2/vmlinuz\n" in entry and "version 2\n" in entry
+    assert (esp / f"EFI/dockerboot/{TOK}/2/initrd.img").read_bytes() == b"initrd 2"
+    # systemd-boot counted one try: a re-apply keeps the name, and so the count.
+    entries = esp / "loader/entries"
+    (entries / f"dockerboot-{TOK}-2+3.conf").rename(entries / f"dockerboot-{TOK}-2+2-1.conf")
+    assert apply(esp, [gen(tmp_path, 2), gen(tmp_path, 1)]) == []
+    # Generation 3: generation 1's entry and copies go, theirs stays.
+    lines = apply(esp, [gen(tmp_path, 3), gen(tmp_path, 2)])
+    assert systemd_boot.ours(esp, LABEL) == {2: f"dockerboot-{TOK}-2+2-1.conf",
+                                             3: f"dockerboot-{TOK}-3+3.conf"}
+    assert not (esp / f"EFI/dockerboot/{TOK}/1").exists()
+    assert any(line.startswith("removed ") for line in lines)
+    assert (entries / "debian-6.1.conf").read_text() == "title Debian\nlinux /vmlinuz\n"
+    assert f"EFI/dockerboot/{TOK}/1/vmlinuz" not in esp_files.read_owned(esp)
+
+
+def test_a_generation_built_by_the_same_apply_is_copied_at_write_time(tmp_path: Path) -> None:
+    esp = esp_with_sdboot(tmp_path)
+    new = gen(tmp_path, 1, built=False)
+    writes, _ = systemd_boot.plan_entries(esp, LABEL, [new], counting=True)
+    assert [w.source for w in writes if w.source] == [new.kernel, new.initrd]
+    new.kernel.write_bytes(b"built later")
+    new.initrd.write_bytes(b"initrd later")
+    list(grub.write_chain(grub.ChainPlan(esp, writes, [], "", None, [], loader="systemd-boot")))
+    assert (esp / f"EFI/dockerboot/{TOK}/1/vmlinuz").read_bytes() == b"built later"
+    assert esp_files.digest(b"built later") in esp_files.read_owned(esp)[
+        f"EFI/dockerboot/{TOK}/1/vmlinuz"]
+
+
+def test_a_copy_the_wizard_did_not_write_is_refused_and_kept(tmp_path: Path) -> None:
+    esp = esp_with_sdboot(tmp_path)
+    theirs = esp / f"EFI/dockerboot/{TOK}/1/vmlinuz"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"someone's")
+    with pytest.raises(BootloaderError, match="not written by dockerboot-wizard"):
+        systemd_boot.plan_entries(esp, LABEL, [gen(tmp_path, 1)], counting=True)
+    assert theirs.read_bytes() == b"someone's"
+
+
+def test_a_copy_changed_since_is_kept_when_its_generation_leaves(tmp_path: Path) -> None:
+    esp = esp_with_sdboot(tmp_path)
+    apply(esp, [gen(tmp_path, 2), gen(tmp_path, 1)])
+    changed = esp / f"EFI/dockerboot/{TOK}/1/initrd.img"
+    changed.write_bytes(b"edited by hand")
+    lines = apply(esp, [gen(tmp_path, 3), gen(tmp_path, 2)])
+    assert changed.read_bytes() == b"edited by hand"
+    assert f"kept {changed}: not as dockerboot-wizard wrote it" in lines
+
+
+def test_loader_conf_only_when_asked_and_every_other_byte_kept(tmp_path: Path) -> None:
+    mine = "timeout 5\r\ndefault debian-*\r\n# my comment\r\neditor no"  # CRLF, no final newline
+    esp = esp_with_sdboot(tmp_path, mine)
+    conf = esp / "loader/loader.conf"
+    apply(esp, [gen(tmp_path, 1)])                       # never asked: untouched
+    apply(esp, [gen(tmp_path, 1)], choice="no")
+    assert conf.read_bytes().decode() == mine
+    apply(esp, [gen(tmp_path, 1)], choice="yes")
+    text = conf.read_bytes().decode()
+    assert text == ("timeout 5\r\n" + systemd_boot.REPLACED + "default debian-*\r\n"
+                    "# my comment\r\neditor no\n" + systemd_boot.OURS
+                    + f"\ndefault dockerboot-{TOK}-*\n")
+    assert systemd_boot.default_line(esp) == f"default dockerboot-{TOK}-*"
+    assert list(conf.parent.glob("loader.conf.dockerboot-*.bak"))  # a backup of theirs
+    apply(esp, [gen(tmp_path, 1)], choice="no")          # said no later: theirs back
+    assert conf.read_bytes().decode().startswith(mine)
+    assert systemd_boot.default_line(esp) == "default debian-*"
+
+
+def test_a_planted_link_in_the_entries_is_not_taken_for_an_entry(tmp_path: Path) -> None:
+    esp = esp_with_sdboot(tmp_path)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (esp / f"loader/entries/dockerboot-{TOK}-1.conf").symlink_to(victim)
+    assert systemd_boot.ours(esp, LABEL) == {}
+    with pytest.raises(BootloaderError, match="not a plain file"):
+        systemd_boot.plan_entries(esp, LABEL, [gen(tmp_path, 1)], counting=True)
+    assert victim.read_text() == "precious\n"
+
+
+def test_an_entry_rewritten_leaves_no_backup_where_systemd_boot_reads(tmp_path: Path) -> None:
+    esp = esp_with_sdboot(tmp_path)
+    apply(esp, [gen(tmp_path, 1)])
+    one = gen(tmp_path, 1)
+    previous = systemd_boot.BootEntry(1, "Previous: generation 1", one.kernel, one.initrd,
+                                      "root=LABEL=x docker_image=sha256:ab")
+    apply(esp, [gen(tmp_path, 2), previous])
+    entry = esp / f"loader/entries/dockerboot-{TOK}-1.conf"
+    assert "docker_image=sha256:ab" in entry.read_text()
+    assert sorted(p.name for p in (esp / "loader/entries").iterdir()) == [
+        "debian-6.1.conf", f"dockerboot-{TOK}-1.conf", f"dockerboot-{TOK}-2+3.conf"]
