@@ -185,9 +185,9 @@ def _plan_distro(esp: Path, distro: distro_grub.DistroGrub, settings: Settings,
     if default and not counting:
         warnings.append(_no_counting(settings))
     if secure_boot() and (chain is None or chain.vendor.lower() != distro.vendor.lower()):
+        signer = f"{chain.vendor}'s" if chain else "of an unknown signer"
         warnings.append(f"Secure Boot is on: {distro.vendor}'s shim boots only kernels signed "
-                        f"for it, and the image's kernel is "
-                        f"{chain.vendor + '’s' if chain else 'of an unknown signer'}")
+                        f"for it, and the image's kernel is {signer}")
     return plan, warnings
 
 
