@@ -169,8 +169,7 @@ def locate_refind(settings: Settings) -> tuple[Path, list[str]]:
     if settings.refind_conf:
         conf = Path(settings.refind_conf)
         if not conf.is_file():
-            raise BootloaderError(f"{conf} does not exist",
-                                             "give the path of rEFInd's refind.conf")
+            raise BootloaderError(f"{conf} does not exist", "give the path of rEFInd's refind.conf")
         return conf, []
     esp = Path(settings.esp) if settings.esp else find_esp()
     warning = esp_warning(esp)
@@ -211,8 +210,7 @@ def check_steps(steps: tuple[str, ...]) -> None:
         raise ValueError(f"unknown apply steps {sorted(unknown)}")
 
 
-def make_plan(session: Session, passwords: dict[str, str], *,
-              cancel: threading.Event | None = None,
+def make_plan(session: Session, passwords: dict[str, str], *, cancel: threading.Event | None = None,
               steps: tuple[str, ...] = EXECUTE_STEPS, staged: Path | None = None,
               edits: dict[str, bytes] | None = None) -> Plan:
     """Work out every change; runs throwaway containers but writes nothing outside them.
@@ -265,14 +263,15 @@ def make_plan(session: Session, passwords: dict[str, str], *,
 
     cmdline = kernel_cmdline(replace(s, image=image))
     conf = old = new_conf = block = None
-    warnings = machine.image_warnings(replace(s, image=image), subvolume)
+    resolved = replace(s, image=image)
+    warnings = machine.image_warnings(resolved, subvolume)
     chain, survey = None, []
     if "bootloader" in steps:
-        entries, cmdline = bootset.entries(session.top, replace(s, image=image), new)
+        entries, cmdline = bootset.entries(session.top, resolved, new)
         survey = bootchain.survey(session.settings, subvolume, signed, s.bootloader)
         if s.bootloader in bootchain.ON_ESP:
             chain, esp_warnings = bootchain.plan_loader(
-                session.top, replace(s, image=image), new, subvolume, signed,
+                session.top, resolved, new, subvolume, signed,
                 counting=machine.has_systemd(subvolume))
             block = chain.cfg
         else:

@@ -150,7 +150,8 @@ def plan_grub(top: Path, settings: Settings, new: bootset.NewGeneration | None,
     state = status.state_dir(settings)
     distro = distro_grub.find(esp, chain.vendor if chain else "")
     if distro is not None:
-        return _plan_distro(esp, distro, settings, entries, newest, chain, counting=counting)
+        return _plan_distro(esp, distro, settings, entries, newest, chain, state=state,
+                            counting=counting)
     if chain is None:
         raise grub.missing_chain(settings.image, image_root)
     cfg = grub.render_cfg(settings, entries, newest=newest, state=state, counting=counting)
@@ -170,12 +171,11 @@ def _no_counting(settings: Settings) -> str:
 
 def _plan_distro(esp: Path, distro: distro_grub.DistroGrub, settings: Settings,
                  entries: list[grub.Entry], newest: int, chain: grub.Chain | None, *,
-                 counting: bool) -> tuple[grub.ChainPlan, list[str]]:
+                 state: str, counting: bool) -> tuple[grub.ChainPlan, list[str]]:
     """Way (b): the entries in the distribution GRUB's ``custom.cfg``, the count on the ESP."""
     default = settings.default_entry == "yes"
-    block = distro_grub.render_block(settings.label, entries, newest=newest,
-                                     state=status.state_dir(settings), default=default,
-                                     counting=counting)
+    block = distro_grub.render_block(settings.label, entries, newest=newest, state=state,
+                                     default=default, counting=counting)
     custom = distro_grub.plan_custom(distro, block)
     counted = default and counting and len(entries) > 1
     writes = [grub.plan_env(esp, newest)] if counted else []
