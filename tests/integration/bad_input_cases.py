@@ -134,6 +134,11 @@ CASES: list[Case] = [
          {"{scratch}/distro-esp/EFI/debian/grub.cfg":
           b"search.fs_uuid 00000000-0000-4000-8000-00000000dead root hd0,gpt2\n"
           b"set prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n"}),
+    Case("a distribution's GRUB that did not sign the image's kernel",
+         ("--esp", "{scratch}/ubuntu-esp", "--bootloader", "grub"),
+         {"{scratch}/ubuntu-esp/EFI/ubuntu/grub.cfg":
+          b"search.fs_uuid 00000000-0000-4000-8000-00000000dead root hd0,gpt2\n"
+          b"set prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n"}),
     Case("a GRUB that keeps its whole config on the ESP",
          ("--esp", "{scratch}/whole-esp", "--bootloader", "grub"),
          {"{scratch}/whole-esp/EFI/arch/grub.cfg": b"set default=0\nmenuentry x { true }\n"}),

@@ -13,7 +13,9 @@ import pytest
 
 from wizard.common.errors import BootloaderError
 from wizard.common.mountinfo import MountEntry
+from wizard.flows import bootchain
 from wizard.loaders import distro_grub, grub
+from wizard.settings.config import Settings
 
 UUID = "0f5b4c2e-6d1a-4c3b-9a57-2f1e8d7c6b5a"
 DEBIAN_STUB = (f"search.fs_uuid {UUID} root hd0,gpt2 \n"
@@ -103,8 +105,11 @@ def test_a_whole_config_on_the_esp_is_refused_in_one_line(tmp_path: Path) -> Non
     assert "not a stub" in e.value.problem and "\n" not in str(e.value)
 
 
+STATE = "/boot_docker/state"
+
+
 def block(default: bool = True, counting: bool = True) -> str:
-    return distro_grub.render_block("dbw", ENTRIES, newest=2, state="/boot_docker/state",
+    return distro_grub.render_block("dbw", ENTRIES, newest=2, state=STATE,
                                     default=default, counting=counting)
 
 
@@ -207,3 +212,33 @@ def test_written_last_with_a_backup_and_nothing_on_the_esp_without_a_count(
     assert written == [f"wrote {esp / 'EFI/dockerboot/grubenv'}"]  # custom.cfg unchanged
     env = grub.read_envblock((esp / "EFI/dockerboot/grubenv").read_bytes())
     assert env == {"dockerboot_trying": "2", "dockerboot_tries": str(grub.TRIES)}
+
+
+def test_a_kernel_another_distribution_signed_is_refused_unless_asked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ubuntu's shim refuses Debian's kernel under Secure Boot: MOK is not the wizard's."""
+    (tmp_path / "boot/grub").mkdir(parents=True)
+    (tmp_path / "boot/grub/grub.cfg").write_text(GENERATED)
+    _mounted_here(monkeypatch, tmp_path)
+    monkeypatch.setattr(bootchain, "secure_boot", lambda: None)
+    esp = esp_with(tmp_path, {"EFI/ubuntu/grub.cfg": DEBIAN_STUB})
+    ubuntu = distro_grub.DistroGrub("ubuntu", esp / "EFI/ubuntu/grub.cfg", UUID, "/boot/grub")
+    s = Settings(label="dbw", image="a:b", esp=str(esp))
+    for signer in ("debian", ""):
+        with pytest.raises(BootloaderError, match="--mixed-distribution") as refused:
+            bootchain._plan_distro(esp, ubuntu, s, ENTRIES, 2, signer, state=STATE,
+                                   counting=True)
+        assert "ubuntu's shim refuses it" in refused.value.problem
+    assert not (tmp_path / "boot/grub/custom.cfg").exists()
+    plan, warnings = bootchain._plan_distro(esp, ubuntu, s, ENTRIES, 2, "Ubuntu", state=STATE,
+                                            counting=True)  # the same, spelt otherwise
+    assert plan.custom is not None and not any("refuses" in w for w in warnings)
+    asked = Settings(label="dbw", image="a:b", esp=str(esp), mixed_distribution=True)
+    plan, warnings = bootchain._plan_distro(esp, ubuntu, asked, ENTRIES, 2, "debian", state=STATE,
+                                            counting=True)
+    assert plan.custom is not None and plan.custom.new.decode() == block(default=False)
+    assert "keep it off (--mixed-distribution)" in warnings[-1]
+    monkeypatch.setattr(bootchain, "secure_boot", lambda: True)
+    _, warnings = bootchain._plan_distro(esp, ubuntu, asked, ENTRIES, 2, "debian", state=STATE,
+                                         counting=True)
+    assert warnings[-1].startswith("Secure Boot is on here and ubuntu's shim refuses")

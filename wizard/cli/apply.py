@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                     help="grub: the image's signed shim + GRUB on the ESP (Secure Boot on); "
                          "refind: entries in rEFInd's refind.conf (Secure Boot off); default: "
                          "the saved choice, else rEFInd when the ESP has it, else GRUB")
+    ap.add_argument("--mixed-distribution", action=argparse.BooleanOptionalAction, default=None,
+                    help="add the entries to a distribution's GRUB that did not sign the "
+                         "image's kernel (boots only with Secure Boot off; saved)")
     ap.add_argument("--refind-conf", help="path of refind.conf (default: search the ESP)")
     ap.add_argument("--hostname", help="hostname written to the top layer")
     ap.add_argument("--user", action="append", default=[], help="create this user")
@@ -87,6 +90,8 @@ def settings_from_args(args: argparse.Namespace, saved: Settings | None) -> Sett
                    default_entry=_given(getattr(args, "default_entry", None),
                                         base.default_entry),
                    bootloader=_given(getattr(args, "bootloader", None), base.bootloader),
+                   mixed_distribution=_given(getattr(args, "mixed_distribution", None),
+                                             base.mixed_distribution),
                    admins=admins)
 
 
@@ -102,7 +107,8 @@ def check_toplayer_only(args: argparse.Namespace) -> None:
                                   ("--kernel-options", "kernel_options"),
                                   ("--[no-]keep-previous-root", "keep_previous_root"),
                                   ("--default-entry", "default_entry"),
-                                  ("--bootloader", "bootloader"))
+                                  ("--bootloader", "bootloader"),
+                                  ("--[no-]mixed-distribution", "mixed_distribution"))
              if getattr(args, key, None) is not None]
     if given:
         raise ConfigError(f"{', '.join(given)} cannot be used with --toplayer-only (it "

@@ -20,6 +20,7 @@ from wizard.flows import sdboot
 from wizard.loaders import distro_grub, grub, systemd_boot
 from wizard.loaders.esp import esp_warning, find_esp, find_refind_conf, secure_boot
 from wizard.settings.config import Settings
+from wizard.store import signed_chain
 
 NAMES = {"grub": "GRUB", "systemd-boot": "systemd-boot", "refind": "rEFInd"}
 ON_ESP = ("grub", "systemd-boot")
@@ -150,7 +151,8 @@ def plan_grub(top: Path, settings: Settings, new: bootset.NewGeneration | None,
     state = status.state_dir(settings)
     distro = distro_grub.find(esp, chain.vendor if chain else "")
     if distro is not None:
-        return _plan_distro(esp, distro, settings, entries, newest, chain, state=state,
+        signer = chain.vendor if chain else signed_chain.os_id(image_root)
+        return _plan_distro(esp, distro, settings, entries, newest, signer, state=state,
                             counting=counting)
     if chain is None:
         raise grub.missing_chain(settings.image, image_root)
@@ -170,9 +172,16 @@ def _no_counting(settings: Settings) -> str:
 
 
 def _plan_distro(esp: Path, distro: distro_grub.DistroGrub, settings: Settings,
-                 entries: list[grub.Entry], newest: int, chain: grub.Chain | None, *,
+                 entries: list[grub.Entry], newest: int, signer: str, *,
                  state: str, counting: bool) -> tuple[grub.ChainPlan, list[str]]:
-    """Way (b): the entries in the distribution GRUB's ``custom.cfg``, the count on the ESP."""
+    """Way (b): the entries in the distribution GRUB's ``custom.cfg``, the count on the ESP.
+
+    ``signer``: the distribution of the image's kernel (its signed chain's, else
+    its os-release's); another than the GRUB's is refused unless the user asked.
+    """
+    mixed = signer.lower() != distro.vendor.lower()
+    if mixed and not settings.mixed_distribution:
+        raise mixed_distribution(distro.vendor, settings.image, signer)
     default = settings.default_entry == "yes"
     block = distro_grub.render_block(settings.label, entries, newest=newest, state=state,
                                      default=default, counting=counting)
@@ -184,11 +193,25 @@ def _plan_distro(esp: Path, distro: distro_grub.DistroGrub, settings: Settings,
     warnings = [describe_default(plan, settings.default_entry)]
     if default and not counting:
         warnings.append(_no_counting(settings))
-    if secure_boot() and (chain is None or chain.vendor.lower() != distro.vendor.lower()):
-        signer = f"{chain.vendor}'s" if chain else "of an unknown signer"
-        warnings.append(f"Secure Boot is on: {distro.vendor}'s shim boots only kernels signed "
-                        f"for it, and the image's kernel is {signer}")
+    if mixed:
+        whose = signer + "'s" if signer else "of no known distribution"
+        warnings.append(f"Secure Boot is on here and {distro.vendor}'s shim refuses the image's "
+                        f"kernel ({whose}): turn Secure Boot off before booting it"
+                        if secure_boot() else
+                        f"{distro.vendor}'s shim refuses the image's kernel ({whose}) while "
+                        "Secure Boot is on: keep it off (--mixed-distribution)")
     return plan, warnings
+
+
+def mixed_distribution(vendor: str, image: str, signer: str) -> BootloaderError:
+    """The one line for an image whose kernel another distribution than the GRUB's signed."""
+    whose = f"{signer}'s" if signer else "of no known distribution"
+    return BootloaderError(
+        f"{vendor}'s GRUB boots this machine and image {image}'s kernel is {whose}: with "
+        "Secure Boot on, "
+        f"{vendor}'s shim refuses it (enrolling a key with MOK is not done by the wizard)",
+        f"boot an image of {vendor}, or pass --mixed-distribution to add the entries anyway "
+        "(Secure Boot must stay off)")
 
 
 def describe_default(plan: grub.ChainPlan, choice: str) -> str:

@@ -84,6 +84,9 @@ class Settings:
     """What boots the entries: "refind", "grub" (the image's signed shim + GRUB on the ESP,
     Secure Boot on) or "" (chosen at apply: rEFInd when the ESP has its refind.conf, else
     GRUB when the image carries it; ``BOOTLOADERS``)."""
+    mixed_distribution: bool = False
+    """The user asked for entries in a distribution's GRUB that did not sign the image's
+    kernel (way b): its shim refuses that kernel while Secure Boot is on."""
     extra: dict[str, str] = field(default_factory=dict)
     """Unknown keys from a newer version, kept so a round trip loses nothing."""
 
@@ -138,7 +141,7 @@ def to_toml(settings: Settings) -> str:
     """Serialise settings to TOML text (None values are left out)."""
     data = {k: v for k, v in asdict(settings).items()
             if v is not None and k != "extra"
-            and not (k in ("default_entry", "bootloader") and not v)}
+            and not (k in ("default_entry", "bootloader", "mixed_distribution") and not v)}
     data["users"] = list(settings.users)
     data["admins"] = list(settings.admins)
     data = {"schema": SCHEMA_VERSION, **data, **settings.extra}
@@ -162,7 +165,8 @@ def from_toml(text: str) -> Settings:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"config's {key!r} is not a list of names", "fix or delete the file")
         kwargs[key] = tuple(value)
-    for key in ("home", "journal", "docker_store", "auto_update", "keep_previous_root"):
+    for key in ("home", "journal", "docker_store", "auto_update", "keep_previous_root",
+                "mixed_distribution"):
         if not isinstance(kwargs.get(key, True), bool):
             raise ConfigError(f"config's {key!r} is not true or false", "fix or delete the file")
     settings = Settings(**kwargs, extra=extra)

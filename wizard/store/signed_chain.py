@@ -52,7 +52,8 @@ class Chain:
     mm: bytes | None
 
 
-def _os_id(image_root: Path) -> str:
+def os_id(image_root: Path) -> str:
+    """The image's distribution: ``ID`` of its os-release ("" when it has none)."""
     for rel in ("etc/os-release", "usr/lib/os-release"):
         path = rootfs.resolve(image_root, rel)
         if path is not None and path.is_file():
@@ -69,8 +70,8 @@ def _read(image_root: Path, rel: str) -> bytes | None:
 
 def find_chain(image_root: Path) -> Chain | None:
     """The signed shim + GRUB of the image at ``image_root`` (its subvolume), or None."""
-    os_id = _os_id(image_root)
-    for src in sorted(SOURCES, key=lambda s: s.vendor != os_id):
+    distribution = os_id(image_root)
+    for src in sorted(SOURCES, key=lambda s: s.vendor != distribution):
         shim, grub = _read(image_root, src.shim), _read(image_root, src.grub)
         if shim and grub:
             return Chain(src.vendor, shim, grub, _read(image_root, src.mm))
@@ -79,8 +80,8 @@ def find_chain(image_root: Path) -> Chain | None:
 
 def missing_chain(image: str, image_root: Path) -> BootloaderError:
     """The one line for an image without its distribution's signed shim + GRUB."""
-    os_id = _os_id(image_root)
-    src = next((s for s in SOURCES if s.vendor == os_id), SOURCES[0])
+    distribution = os_id(image_root)
+    src = next((s for s in SOURCES if s.vendor == distribution), SOURCES[0])
     return BootloaderError(
         f"image {image} carries no signed shim + GRUB (/{src.shim}, /{src.grub})",
         f"add `{src.packages}` to its Dockerfile, or use --bootloader refind "
