@@ -47,7 +47,7 @@ from wizard.flows.report import render_plan
 from wizard.flows.review import RefindPreview, refind_preview, sections
 from wizard.flows.services import DockerStatus, Environment
 from wizard.flows.update import UpdatePlan
-from wizard.loaders import grub, systemd_boot
+from wizard.loaders import esp_plan, grub, systemd_boot
 from wizard.settings.config import Settings
 from wizard.store.docker_daemon import ImageSummary
 from wizard.toplayer import files as toplayer
@@ -280,7 +280,7 @@ class FakeServices:
                 ("default", "previous"),
                 menu_entries(s, GENERATION.record, GENERATION.previous), strict=True)]
             cfg = grub.render_cfg(s, menu, newest=3, state="boot_docker/state", counting=True)
-            chain = grub.ChainPlan(Path(s.esp or "/boot/efi"), [grub.EspWrite(
+            chain = esp_plan.ChainPlan(Path(s.esp or "/boot/efi"), [esp_plan.EspWrite(
                 "EFI/dockerboot/grub.cfg", None, cfg.encode())], cfg=cfg)
             return replace(self._plan(replace(state, settings=replace(s, bootloader=""))),
                            settings=s, refind_conf=None, refind_old=None, refind_new=None,
@@ -293,7 +293,7 @@ class FakeServices:
                         (GENERATION.record, GENERATION.previous),
                         menu_entries(s, GENERATION.record, GENERATION.previous), strict=True)]
             text = "".join(systemd_boot.render_entry(s.label, e) for e in boot)
-            chain = grub.ChainPlan(Path(s.esp or "/boot/efi"), [grub.EspWrite(
+            chain = esp_plan.ChainPlan(Path(s.esp or "/boot/efi"), [esp_plan.EspWrite(
                 f"loader/entries/dockerboot-{s.label}-3+3.conf", None, text.encode())],
                 cfg=text, loader="systemd-boot")
             return replace(self._plan(replace(state, settings=replace(s, bootloader=""))),

@@ -155,9 +155,9 @@ def _plan(conf: str, choice: str = ""):
 def test_a_distributions_grub_asks_for_its_default_too(monkeypatch, tmp_path):
     from types import SimpleNamespace
 
-    from wizard.loaders import grub
-    custom = grub.CustomWrite(tmp_path / "custom.cfg", None, b"x", "debian")
-    plan = SimpleNamespace(refind_old=None, chain=grub.ChainPlan(tmp_path, [], [], "", custom),
+    from wizard.loaders import esp_plan
+    custom = esp_plan.CustomWrite(tmp_path / "custom.cfg", None, b"x", "debian")
+    plan = SimpleNamespace(refind_old=None, chain=esp_plan.ChainPlan(tmp_path, [], [], "", custom),
                            settings=Settings(label="lab", image="a:b"))
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     with pytest.raises(ConfigError) as e:

@@ -14,7 +14,7 @@ import pytest
 from wizard.common.errors import BootloaderError
 from wizard.common.mountinfo import MountEntry
 from wizard.flows import bootchain
-from wizard.loaders import distro_grub, grub
+from wizard.loaders import distro_grub, esp_plan, grub
 from wizard.settings.config import Settings
 
 UUID = "0f5b4c2e-6d1a-4c3b-9a57-2f1e8d7c6b5a"
@@ -200,15 +200,15 @@ def test_written_last_with_a_backup_and_nothing_on_the_esp_without_a_count(
     esp = esp_with(tmp_path, {"EFI/debian/grub.cfg": DEBIAN_STUB})
     custom = tmp_path / "custom.cfg"
     custom.write_text("# mine\n")
-    change = grub.CustomWrite(custom, custom.read_bytes(), b"# mine\n" + block().encode(),
+    change = esp_plan.CustomWrite(custom, custom.read_bytes(), b"# mine\n" + block().encode(),
                               "debian")
-    lines = list(grub.write_chain(grub.ChainPlan(esp, [], [], "", change)))
+    lines = list(esp_plan.write_chain(esp_plan.ChainPlan(esp, [], [], "", change)))
     assert lines[-1].startswith(f"wrote {custom} (backup: ")
     assert custom.read_bytes() == change.new
     assert not (esp / "EFI/dockerboot").exists()  # the distribution's default: no count
-    counted = grub.ChainPlan(esp, [grub.plan_env(esp, 2)], [], "",
-                             grub.CustomWrite(custom, change.new, change.new, "debian"))
-    written = list(grub.write_chain(counted))
+    counted = esp_plan.ChainPlan(esp, [grub.plan_env(esp, 2)], [], "",
+                             esp_plan.CustomWrite(custom, change.new, change.new, "debian"))
+    written = list(esp_plan.write_chain(counted))
     assert written == [f"wrote {esp / 'EFI/dockerboot/grubenv'}"]  # custom.cfg unchanged
     env = grub.read_envblock((esp / "EFI/dockerboot/grubenv").read_bytes())
     assert env == {"dockerboot_trying": "2", "dockerboot_tries": str(grub.TRIES)}

@@ -9,7 +9,7 @@ import pytest
 from tests.unit.genhelp import make_gen
 from wizard.boot import bootloader, generations
 from wizard.common.errors import BootloaderError
-from wizard.loaders import grub
+from wizard.loaders import esp_plan, grub
 from wizard.settings.config import Settings
 
 SHIM, GRUB, MM = b"MZ shim signed", b"MZ grub signed", b"MZ mokmanager"
@@ -119,12 +119,12 @@ def test_envblock_is_grub_editenvs_format() -> None:
     assert grub.read_envblock(b"not an env block") == {}
 
 
-def _plan(esp: Path, newest: int = 1, cfg: str = "cfg\n") -> grub.ChainPlan:
+def _plan(esp: Path, newest: int = 1, cfg: str = "cfg\n") -> esp_plan.ChainPlan:
     return grub.plan_chain(esp, CHAIN, cfg, newest=newest)
 
 
-def _write(plan: grub.ChainPlan) -> list[str]:
-    return list(grub.write_chain(plan))
+def _write(plan: esp_plan.ChainPlan) -> list[str]:
+    return list(esp_plan.write_chain(plan))
 
 
 def tree(esp: Path) -> dict[str, bytes]:
@@ -265,7 +265,7 @@ def test_a_kill_between_owned_and_the_files_leaves_them_ours(tmp_path: Path) -> 
     esp.mkdir()
     _write(_plan(esp))
     newer = grub.Chain("debian", b"MZ shim 16.2", GRUB, MM)
-    writes = grub.write_chain(grub.plan_chain(esp, newer, "cfg 2\n", newest=2))
+    writes = esp_plan.write_chain(grub.plan_chain(esp, newer, "cfg 2\n", newest=2))
     next(writes)  # owned names old and new, the first file is written: then the kill
     writes.close()
     assert (esp / "EFI/dockerboot/shimx64.efi").read_bytes() == b"MZ shim 16.2"
@@ -284,9 +284,9 @@ def test_too_little_space_is_refused_before_writing(tmp_path: Path, monkeypatch)
     esp = tmp_path / "esp"
     esp.mkdir()
     plan = _plan(esp)
-    monkeypatch.setattr(grub.shutil, "disk_usage", lambda p: shutil_usage(1000))
+    monkeypatch.setattr(esp_plan.shutil, "disk_usage", lambda p: shutil_usage(1000))
     with pytest.raises(BootloaderError, match="no space on the ESP"):
-        grub.check_space(plan)
+        esp_plan.check_space(plan)
     assert tree(esp) == {}
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from wizard.common.errors import BootloaderError
-from wizard.loaders import esp_files, grub, systemd_boot
+from wizard.loaders import esp_files, esp_plan, systemd_boot
 
 LABEL = "lab disk"  # a blank: not allowed in an entry's name or a FAT path as is
 TOK = "lab_disk"
@@ -37,8 +37,8 @@ def apply(esp: Path, entries: list[systemd_boot.BootEntry], counting: bool = Tru
           choice: str = "") -> list[str]:
     writes, removes = systemd_boot.plan_entries(esp, LABEL, entries, counting=counting)
     conf = systemd_boot.plan_loader_conf(esp, LABEL, choice)
-    plan = grub.ChainPlan(esp, writes, [], "", conf, removes, loader="systemd-boot")
-    return list(grub.write_chain(plan))
+    plan = esp_plan.ChainPlan(esp, writes, [], "", conf, removes, loader="systemd-boot")
+    return list(esp_plan.write_chain(plan))
 
 
 def test_found_only_where_it_is_installed(tmp_path: Path) -> None:
@@ -89,7 +89,8 @@ def test_a_generation_built_by_the_same_apply_is_copied_at_write_time(tmp_path: 
     assert [w.source for w in writes if w.source] == [new.kernel, new.initrd]
     new.kernel.write_bytes(b"built later")
     new.initrd.write_bytes(b"initrd later")
-    list(grub.write_chain(grub.ChainPlan(esp, writes, [], "", None, [], loader="systemd-boot")))
+    list(esp_plan.write_chain(esp_plan.ChainPlan(esp, writes, [], "", None, [],
+                                                 loader="systemd-boot")))
     assert (esp / f"EFI/dockerboot/{TOK}/1/vmlinuz").read_bytes() == b"built later"
     assert esp_files.digest(b"built later") in esp_files.read_owned(esp)[
         f"EFI/dockerboot/{TOK}/1/vmlinuz"]

@@ -27,7 +27,7 @@ from wizard.common.events import Event, LogLine, StepDone, StepStarted, check_ca
 from wizard.common.lock import partition_lock
 from wizard.disk import partitions
 from wizard.flows import bootchain
-from wizard.loaders import grub
+from wizard.loaders import esp_plan, grub
 from wizard.loaders.esp import esp_warning, find_esp, find_refind_conf
 from wizard.settings import config
 from wizard.settings.cmdline import kernel_cmdline
@@ -123,7 +123,7 @@ class Plan:
     """The wizard's marked block as ``refind_new`` holds it (``bootset.entries``, with
     the default line when it gets one; None with ``refind_conf``): what the Bootloader
     step and the Review show."""
-    chain: grub.ChainPlan | None = None
+    chain: esp_plan.ChainPlan | None = None
     """GRUB's files on the ESP, when GRUB boots the entries (then ``refind_conf`` is None)."""
     survey: list[str] = field(default_factory=list)
     """What each bootloader found and which one is written (``bootchain.survey``)."""

@@ -17,14 +17,14 @@ from wizard.boot import bootset, generations, status
 from wizard.common.errors import BootloaderError
 from wizard.common.events import Event, LogLine, StepDone, StepStarted
 from wizard.flows import sdboot
-from wizard.loaders import distro_grub, grub, systemd_boot
+from wizard.loaders import distro_grub, esp_plan, grub, systemd_boot
 from wizard.loaders.esp import esp_warning, find_esp, find_refind_conf, secure_boot
 from wizard.settings.config import Settings
 from wizard.store import signed_chain
 
 NAMES = {"grub": "GRUB", "systemd-boot": "systemd-boot", "refind": "rEFInd"}
 ON_ESP = ("grub", "systemd-boot")
-"""The bootloaders whose part is a ``grub.ChainPlan`` (files on the ESP), not refind.conf."""
+"""The bootloaders whose part is a ``esp_plan.ChainPlan`` (files on the ESP), not refind.conf."""
 
 
 def esp_dir(settings: Settings) -> Path:
@@ -116,7 +116,7 @@ def survey(settings: Settings, image_root: Path, chain: grub.Chain | None,
 
 def plan_loader(top: Path, settings: Settings, new: bootset.NewGeneration | None,
                 image_root: Path, chain: grub.Chain | None, *,
-                counting: bool) -> tuple[grub.ChainPlan, list[str]]:
+                counting: bool) -> tuple[esp_plan.ChainPlan, list[str]]:
     """GRUB's or systemd-boot's part (``settings.bootloader`` in ``ON_ESP``): see ``plan_grub``.
 
     Raises:
@@ -130,7 +130,7 @@ def plan_loader(top: Path, settings: Settings, new: bootset.NewGeneration | None
 
 def plan_grub(top: Path, settings: Settings, new: bootset.NewGeneration | None,
               image_root: Path, chain: grub.Chain | None, *,
-              counting: bool) -> tuple[grub.ChainPlan, list[str]]:
+              counting: bool) -> tuple[esp_plan.ChainPlan, list[str]]:
     """GRUB's files on the ESP for the generations after this run, and warnings.
 
     ``image_root``: the image whose shim + GRUB (``chain``, from
@@ -158,7 +158,7 @@ def plan_grub(top: Path, settings: Settings, new: bootset.NewGeneration | None,
         raise grub.missing_chain(settings.image, image_root)
     cfg = grub.render_cfg(settings, entries, newest=newest, state=state, counting=counting)
     plan = grub.plan_chain(esp, chain, cfg, newest=newest)
-    grub.check_space(plan)
+    esp_plan.check_space(plan)
     warning = esp_warning(esp, loader="GRUB")
     warnings = [warning] if warning else []
     if not counting:
@@ -173,7 +173,7 @@ def _no_counting(settings: Settings) -> str:
 
 def _plan_distro(esp: Path, distro: distro_grub.DistroGrub, settings: Settings,
                  entries: list[grub.Entry], newest: int, signer: str, *,
-                 state: str, counting: bool) -> tuple[grub.ChainPlan, list[str]]:
+                 state: str, counting: bool) -> tuple[esp_plan.ChainPlan, list[str]]:
     """Way (b): the entries in the distribution GRUB's ``custom.cfg``, the count on the ESP.
 
     ``signer``: the distribution of the image's kernel (its signed chain's, else
@@ -188,8 +188,8 @@ def _plan_distro(esp: Path, distro: distro_grub.DistroGrub, settings: Settings,
     custom = distro_grub.plan_custom(distro, block)
     counted = default and counting and len(entries) > 1
     writes = [grub.plan_env(esp, newest)] if counted else []
-    plan = grub.ChainPlan(esp, writes, [], custom.new.decode("utf-8", "replace"), custom)
-    grub.check_space(plan)
+    plan = esp_plan.ChainPlan(esp, writes, [], custom.new.decode("utf-8", "replace"), custom)
+    esp_plan.check_space(plan)
     warnings = [describe_default(plan, settings.default_entry)]
     if default and not counting:
         warnings.append(_no_counting(settings))
@@ -214,7 +214,7 @@ def mixed_distribution(vendor: str, image: str, signer: str) -> BootloaderError:
         "(Secure Boot must stay off)")
 
 
-def describe_default(plan: grub.ChainPlan, choice: str) -> str:
+def describe_default(plan: esp_plan.ChainPlan, choice: str) -> str:
     """One line: what GRUB boots by default once ``plan`` (way b) is written."""
     vendor = plan.custom.distro if plan.custom else "GRUB"
     if choice == "yes":
@@ -227,14 +227,14 @@ def describe_default(plan: grub.ChainPlan, choice: str) -> str:
             "entry becomes GRUB's default (--default-entry yes|no)")
 
 
-def cfg_path(plan: grub.ChainPlan) -> Path:
+def cfg_path(plan: esp_plan.ChainPlan) -> Path:
     """Where ``plan`` writes the entries (grub.cfg, custom.cfg, or loader/entries)."""
     if plan.loader == "systemd-boot":
         return plan.esp / systemd_boot.ENTRIES_DIR
     return plan.custom.path if plan.custom else plan.esp / grub.OWN_DIR / grub.CFG
 
 
-def old_cfg(plan: grub.ChainPlan) -> bytes | None:
+def old_cfg(plan: esp_plan.ChainPlan) -> bytes | None:
     """The file with the entries as it is now (None: not there; systemd-boot: its entries)."""
     if plan.loader == "systemd-boot":
         old = b"".join(w.old or b"" for w in plan.writes
@@ -245,7 +245,7 @@ def old_cfg(plan: grub.ChainPlan) -> bytes | None:
     return next((w.old for w in plan.writes if w.rel == f"{grub.OWN_DIR}/{grub.CFG}"), None)
 
 
-def describe(plan: grub.ChainPlan) -> str:
+def describe(plan: esp_plan.ChainPlan) -> str:
     """One line per file: written new, replaced (a backup kept), or unchanged."""
     lines = []
     for w in plan.writes:
@@ -262,7 +262,7 @@ def describe(plan: grub.ChainPlan) -> str:
     return "\n".join(lines + plan.kept)
 
 
-def write_grub(plan: grub.ChainPlan, top: Path, settings: Settings,
+def write_grub(plan: esp_plan.ChainPlan, top: Path, settings: Settings,
                client: Any) -> Iterator[Event]:
     """Moves 2 and 3 for GRUB or systemd-boot (``bootset``): the ESP, then old generations go."""
     yield StepStarted("bootloader",
@@ -270,7 +270,7 @@ def write_grub(plan: grub.ChainPlan, top: Path, settings: Settings,
                       if plan.loader == "systemd-boot"
                       else f"writing the entries into {plan.custom.path}" if plan.custom
                       else f"writing shim, GRUB and grub.cfg on the ESP {plan.esp}")
-    for line in grub.write_chain(plan):
+    for line in esp_plan.write_chain(plan):
         yield LogLine(line)
     yield from bootset.collect_old(top, settings, client)
     changed = (plan.changed or plan.removes

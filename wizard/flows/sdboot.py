@@ -12,13 +12,13 @@ from typing import Any
 
 from wizard.boot import bootset
 from wizard.common.errors import BootloaderError
-from wizard.loaders import grub, systemd_boot
+from wizard.loaders import esp_plan, systemd_boot
 from wizard.loaders.esp import esp_warning, secure_boot
 from wizard.settings.config import Settings
 
 
 def plan(esp: Path, top: Path, settings: Settings, new: bootset.NewGeneration | None, *,
-         counting: bool) -> tuple[grub.ChainPlan, list[str]]:
+         counting: bool) -> tuple[esp_plan.ChainPlan, list[str]]:
     """Entries and kernel copies on the ESP ``esp`` for the generations after this run.
 
     ``counting``: the image marks its boots good (systemd), so a new
@@ -40,8 +40,8 @@ def plan(esp: Path, top: Path, settings: Settings, new: bootset.NewGeneration | 
                                                 counting=counting)
     conf = systemd_boot.plan_loader_conf(esp, settings.label, settings.default_entry)
     text = "".join(systemd_boot.render_entry(settings.label, e) for e in entries)
-    chain = grub.ChainPlan(esp, writes, [], text, conf, removes, loader="systemd-boot")
-    grub.check_space(chain)
+    chain = esp_plan.ChainPlan(esp, writes, [], text, conf, removes, loader="systemd-boot")
+    esp_plan.check_space(chain)
     warnings = [w for w in [esp_warning(esp, loader="systemd-boot")] if w]
     warnings.append(describe_default(esp, settings.label, settings.default_entry))
     if secure_boot():

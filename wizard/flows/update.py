@@ -40,7 +40,7 @@ from wizard.flows.apply import (
     locate_refind,
     open_session,
 )
-from wizard.loaders import grub
+from wizard.loaders import esp_plan, grub
 from wizard.settings.config import Settings
 from wizard.store import images
 from wizard.store.images import normalize_ref
@@ -71,7 +71,7 @@ class UpdatePlan:
     """Its content now."""
     refind_new: bytes = b""
     """Its content after ``execute``."""
-    chain: grub.ChainPlan | None = None
+    chain: esp_plan.ChainPlan | None = None
     """GRUB's files on the ESP to write, when GRUB boots the entries (instead of refind.conf)."""
 
     @property
@@ -201,7 +201,7 @@ def plan_rollback(session: Session) -> UpdatePlan:
 
 
 def _grub(session: Session, settings: Settings,
-          new: bootset.NewGeneration | None) -> tuple[grub.ChainPlan, list[str]]:
+          new: bootset.NewGeneration | None) -> tuple[esp_plan.ChainPlan, list[str]]:
     """GRUB's or systemd-boot's part: entries for the generations (and GRUB's chain)."""
     newest = (new.record if new is not None
               else generations.load(session.top / settings.boot_dir).newest)

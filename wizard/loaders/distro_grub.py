@@ -25,7 +25,7 @@ from pathlib import Path
 
 from wizard.common.errors import BootloaderError
 from wizard.common.mountinfo import read_mountinfo
-from wizard.loaders import grub
+from wizard.loaders import esp_plan, grub
 from wizard.loaders.esp import child_ci
 
 BEGIN = "# >>> dockerboot-wizard: managed entries, replaced on every apply >>>"
@@ -185,7 +185,7 @@ def replace_block(text: str, block: str, path: Path) -> str:
     return "".join(lines[:begins[0]]) + block + "".join(lines[ends[0] + 1:])
 
 
-def plan_custom(distro: DistroGrub, block: str) -> grub.CustomWrite:
+def plan_custom(distro: DistroGrub, block: str) -> esp_plan.CustomWrite:
     """``custom.cfg`` beside the distribution's ``grub.cfg`` with ``block`` in it.
 
     Raises:
@@ -200,7 +200,7 @@ def plan_custom(distro: DistroGrub, block: str) -> grub.CustomWrite:
     old = path.read_bytes() if path.exists() else None
     text = (old or b"").decode("utf-8", "surrogateescape")
     new = replace_block(text, block, path).encode("utf-8", "surrogateescape")
-    return grub.CustomWrite(path, old, new, distro.vendor)
+    return esp_plan.CustomWrite(path, old, new, distro.vendor)
 
 
 def read_block(text: str) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from wizard.common.errors import BootloaderError
-from wizard.loaders import esp_files, grub
+from wizard.loaders import esp_files, esp_plan, grub
 
 ENTRIES_DIR = "loader/entries"
 LOADER_CONF = "loader/loader.conf"
@@ -110,7 +110,7 @@ def copies(label: str, e: BootEntry) -> list[tuple[str, Path]]:
 
 
 def plan_entries(esp: Path, label: str, entries: list[BootEntry], *,
-                 counting: bool) -> tuple[list[grub.EspWrite], list[str]]:
+                 counting: bool) -> tuple[list[esp_plan.EspWrite], list[str]]:
     """The entries and copies to write, and the wizard's files to remove (old generations).
 
     An entry already there keeps its name (and so its count); a new newest
@@ -123,7 +123,7 @@ def plan_entries(esp: Path, label: str, entries: list[BootEntry], *,
     """
     owned = esp_files.read_owned(esp)
     now = ours(esp, label)
-    writes: list[grub.EspWrite] = []
+    writes: list[esp_plan.EspWrite] = []
     for i, e in enumerate(entries):
         for rel, source in copies(label, e):
             ok, old = esp_files.mine(esp, rel, owned)
@@ -133,9 +133,9 @@ def plan_entries(esp: Path, label: str, entries: list[BootEntry], *,
                                       f"move it out of {esp / esp_files.OWN_DIR}, then run again")
             # Built already: its bytes now; a generation this apply builds: at write time.
             if source.is_file():
-                writes.append(grub.EspWrite(rel, old, source.read_bytes()))
+                writes.append(esp_plan.EspWrite(rel, old, source.read_bytes()))
             else:
-                writes.append(grub.EspWrite(rel, old, b"", source))
+                writes.append(esp_plan.EspWrite(rel, old, b"", source))
         name = now.get(e.number) or (f"{entry_id(label, e.number)}+{TRIES}.conf"
                                      if i == 0 and counting and len(entries) > 1
                                      else f"{entry_id(label, e.number)}.conf")
@@ -145,7 +145,7 @@ def plan_entries(esp: Path, label: str, entries: list[BootEntry], *,
             raise BootloaderError(f"{path} is not a plain file: the wizard never writes "
                                   "through a link", "move it away, then run again")
         old = path.read_bytes() if path is not None else None
-        writes.append(grub.EspWrite(rel, old, render_entry(label, e).encode()))
+        writes.append(esp_plan.EspWrite(rel, old, render_entry(label, e).encode()))
     keep = {e.number for e in entries}
     removes = [f"{ENTRIES_DIR}/{name}" for n, name in sorted(now.items()) if n not in keep]
     base = f"{esp_files.OWN_DIR}/{token(label)}/"
@@ -155,7 +155,7 @@ def plan_entries(esp: Path, label: str, entries: list[BootEntry], *,
     return writes, removes
 
 
-def plan_loader_conf(esp: Path, label: str, choice: str) -> grub.CustomWrite | None:
+def plan_loader_conf(esp: Path, label: str, choice: str) -> esp_plan.CustomWrite | None:
     """``loader.conf`` with the wizard's ``default`` (asked: ``choice == "yes"``), else None.
 
     Raises:
@@ -180,7 +180,7 @@ def plan_loader_conf(esp: Path, label: str, choice: str) -> grub.CustomWrite | N
     new = "".join(lines).encode("utf-8", "surrogateescape")
     if new == (old or b""):
         return None
-    return grub.CustomWrite(esp / LOADER_CONF if path is None else path, old, new,
+    return esp_plan.CustomWrite(esp / LOADER_CONF if path is None else path, old, new,
                             "systemd-boot")
 
 
