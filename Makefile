@@ -7,14 +7,16 @@ setup:
 PYTEST = python3 -m pytest -v -p no:cacheprovider --timeout=3600 --durations=30
 
 # Every test: unit, integration against a real udevd/dockerd/btrfs, and real
-# UEFI boots in QEMU through rEFInd.  First the boots and builds that touch only
-# their own disks, two at a time (a TCG boot keeps one core busy); then the rest
-# one by one, since some of it looks at the whole machine (every btrfs, every
-# mount).  Both always run; the target fails if either does.
+# UEFI boots in QEMU.  Three rounds: the boots and builds (side_by_side), two
+# at a time (a TCG boot keeps one core busy); then everything that looks only
+# at what it made, two at a time, a module per worker (its lab is made once);
+# last, alone, the few that look at the whole machine (machine_wide).  All
+# three always run; the target fails if any does.
 test: setup
 	$(PYTEST) -n 2 --dist loadgroup -m side_by_side tests; side=$$?; \
-	$(PYTEST) -m "not side_by_side" tests; rest=$$?; \
-	[ $$side -eq 0 ] && [ $$rest -eq 0 ]
+	$(PYTEST) -n 2 --dist loadfile -m "not side_by_side and not machine_wide" tests; rest=$$?; \
+	$(PYTEST) -m machine_wide tests; wide=$$?; \
+	[ $$side -eq 0 ] && [ $$rest -eq 0 ] && [ $$wide -eq 0 ]
 
 test-fast:
 	python3 -m pytest -q tests/unit

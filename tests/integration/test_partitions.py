@@ -14,7 +14,8 @@ from tests.lab import lab
 from wizard.common.errors import PartitionError
 from wizard.disk import partitions
 
-pytestmark = pytest.mark.lab
+# udev events of every device, and the machine's next free loop device.
+pytestmark = [pytest.mark.lab, pytest.mark.machine_wide]
 
 
 def mounted_at(path: Path) -> bool:

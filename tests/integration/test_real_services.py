@@ -29,7 +29,8 @@ from wizard.flows.services import RealServices
 from wizard.settings.config import Settings
 from wizard.toplayer.users import collect
 
-pytestmark = pytest.mark.lab
+# Every wizard mount of the machine is counted (none left after a session).
+pytestmark = [pytest.mark.lab, pytest.mark.machine_wide]
 
 IMAGE = SERVICES_IMAGE
 

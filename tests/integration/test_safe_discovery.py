@@ -18,7 +18,8 @@ from wizard.flows.services import RealServices
 from wizard.settings import config
 from wizard.store import docker_daemon
 
-pytestmark = [pytest.mark.lab]
+# Discovery is of every btrfs partition of the machine.
+pytestmark = [pytest.mark.lab, pytest.mark.machine_wide]
 
 
 def _dead_owner() -> str:

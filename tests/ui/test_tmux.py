@@ -27,7 +27,8 @@ import pytest
 from wizard.disk import partitions
 from wizard.sandbox import SAMPLE_IMAGE
 
-pytestmark = pytest.mark.lab
+# The sandbox's wizard lists every btrfs partition of the machine.
+pytestmark = [pytest.mark.lab, pytest.mark.machine_wide]
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>]")
 SANDBOX_READY = 900  # first run on a fresh machine debootstraps the sample rootfs

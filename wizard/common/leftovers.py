@@ -135,6 +135,15 @@ def _mounted_at(path: Path) -> bool:
     return any(m.mountpoint == str(path) for m in read_mountinfo())
 
 
+def stale_mount_dirs() -> list[Path]:
+    """The entries ``top-<owner>-…`` in ``RUN_DIR`` whose owner is dead (links never)."""
+    if not RUN_DIR.is_dir() or RUN_DIR.is_symlink():
+        return []
+    return [entry for entry in sorted(RUN_DIR.iterdir())
+            if (m := _MOUNT_DIR.match(entry.name)) is not None
+            and not owner_alive(m.group("owner")) and not entry.is_symlink()]
+
+
 def remove_stale_mounts() -> list[Path]:
     """Unmount and remove the mount directories of dead wizards in ``RUN_DIR``.
 
@@ -143,12 +152,7 @@ def remove_stale_mounts() -> list[Path]:
     only once nothing is mounted on it and it is empty.
     """
     gone: list[Path] = []
-    if not RUN_DIR.is_dir() or RUN_DIR.is_symlink():
-        return gone
-    for entry in sorted(RUN_DIR.iterdir()):
-        m = _MOUNT_DIR.match(entry.name)
-        if m is None or owner_alive(m.group("owner")) or entry.is_symlink():
-            continue
+    for entry in stale_mount_dirs():
         for _ in range(8):  # stacked mounts: one umount each
             if not _mounted_at(entry):
                 break
