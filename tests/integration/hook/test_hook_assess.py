@@ -333,6 +333,28 @@ def test_mark_good_script_for_real(env: HookEnv, st: str, shell: tuple[str, ...]
 
 
 @pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0])
+def test_mark_good_never_writes_through_a_link_at_a_temporary_name(
+        env: HookEnv, st: str, shell: tuple[str, ...]) -> None:
+    # The state files are written whole under a temporary name, then renamed: a link
+    # planted at that name is removed, not written through.
+    assert _boot(env, MULTI, st).returncode == 0
+    cid = env.ids[MULTI]
+    victims = {}
+    for name in ("good", "attempt"):
+        victim = env.workdir / f"victim-{name}-{Path(shell[0]).name}"
+        victim.write_text("not the hook's\n")
+        tmp = env.top / st / f".{name}.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(victim)
+        victims[name] = victim
+    r = _mark_good(env, st, shell=shell)
+    assert r.returncode == 0, r.stderr
+    assert all(v.read_text() == "not the hook's\n" for v in victims.values())
+    assert _read(env, st, "good") == f"{cid}\n" and _read(env, st, "attempt") == f"{cid} 0\n"
+    assert not list((env.top / st).glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=lambda s: s[0])
 def test_mark_good_writes_grubs_good_mark_for_the_generation(env: HookEnv, st: str,
                                                              shell: tuple[str, ...]) -> None:
     # GRUB stops counting a generation's tries once this block names it (grub.render_cfg).
