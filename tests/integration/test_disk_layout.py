@@ -1,0 +1,130 @@
+"""A disk for a new machine, for real: sparse images on loop devices, sgdisk, mkfs, udev.
+
+A blank disk gets a GPT with an ESP and a btrfs partition udev finds by its
+label; the free space of a disk holding another system gets a btrfs partition
+while that system's ESP and partition keep every byte; a disk with a mounted
+filesystem is refused and keeps every byte too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lab import lab
+from wizard.common.errors import PartitionError
+from wizard.disk import layout, partitions
+from wizard.disk.layout import GIB, MIB
+from wizard.sandbox import parts
+
+pytestmark = pytest.mark.lab
+NEED = 1 * GIB
+BOOT = 60 * MIB
+
+
+@contextlib.contextmanager
+def loop(image: Path) -> Iterator[str]:
+    dev = parts.run("losetup", "--show", "-f", image).stdout.strip()
+    try:
+        parts.run("partx", "-u", dev, check=False)  # a blank disk has none: exit 1
+        parts.udev_settle()
+        yield dev
+    finally:
+        parts.run("sync")
+        parts.run("udevadm", "settle", check=False)
+        parts._drop_partitions(dev)
+        parts.run("losetup", "-d", dev, check=False)
+        parts.udev_settle()
+
+
+def digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@pytest.fixture
+def efi(tmp_path: Path) -> Path:
+    (tmp_path / "efi").mkdir()  # this host did not boot by UEFI: the check is given a dir
+    return tmp_path / "efi"
+
+
+def test_a_blank_disk_gets_an_esp_and_a_labelled_btrfs(tmp_path: Path, efi: Path) -> None:
+    image = tmp_path / "blank.img"
+    parts.run("truncate", "-s", "3G", image)
+    label = lab.unique_label()
+    with loop(image) as dev:
+        disk = layout.survey(dev)
+        assert disk.pttype is None and disk.parts == ()
+        plan = layout.plan_disk(disk, label, need=NEED, boot_bytes=BOOT, efi=efi)
+        assert "destroyed: nothing" in plan.describe()
+        done = list(layout.write(plan))
+        assert done[-1] == f'{dev}p2: btrfs "{label}"'
+        after = layout.survey(dev)
+        assert after.pttype == "gpt" and [p.fstype for p in after.parts] == ["vfat", "btrfs"]
+        assert after.esp is not None and after.esp.path == f"{dev}p1"
+        assert after.esp.size == layout.MIN_ESP
+        assert partitions.find_by_label(label).device == f"{dev}p2"  # udev has it
+        # The same disk again: everything on it is named before it goes.
+        again = layout.plan_disk(after, label, need=NEED, boot_bytes=BOOT, efi=efi)
+        assert f'destroyed: {dev}p2 (btrfs "{label}", ' in again.describe()
+
+
+def test_free_space_leaves_the_other_system_byte_for_byte(tmp_path: Path, efi: Path) -> None:
+    image = tmp_path / "dual.img"
+    parts.run("truncate", "-s", "3G", image)
+    parts.run("sgdisk", "-n1:1M:+200M", "-t1:ef00", "-n2:0:+800M", "-t2:8300", image)
+    label = lab.unique_label()
+    with loop(image) as dev:
+        parts.run("mkfs.vfat", "-F", "32", "-n", "SYSTEM", f"{dev}p1")
+        parts.run("mkfs.ext4", "-q", "-L", "other", f"{dev}p2")
+        loader = tmp_path / "bootmgfw.efi"
+        loader.write_bytes(b"MZ another system's loader")
+        parts.run("mmd", "-i", f"{dev}p1", "::/EFI", "::/EFI/Microsoft")
+        parts.run("mcopy", "-i", f"{dev}p1", loader, "::/EFI/Microsoft/bootmgfw.efi")
+        before = {p: digest(f"{dev}{p}") for p in ("p1", "p2")}
+        disk = layout.survey(dev)
+        plan = layout.plan_free(disk, label, layout.largest_free(dev), need=NEED, efi=efi)
+        assert "destroyed: nothing" in plan.describe()
+        assert f"reused: the ESP {dev}p1" in plan.describe()
+        list(layout.write(plan))
+        assert {p: digest(f"{dev}{p}") for p in ("p1", "p2")} == before
+        after = layout.survey(dev)
+        assert [(p.fstype, p.label) for p in after.parts] == [
+            ("vfat", "SYSTEM"), ("ext4", "other"), ("btrfs", label)]
+        assert partitions.find_by_label(label).device == f"{dev}p3"
+
+
+def test_a_disk_with_a_mounted_filesystem_is_refused_and_kept(tmp_path: Path,
+                                                              efi: Path) -> None:
+    image = tmp_path / "busy.img"
+    parts.run("truncate", "-s", "2G", image)
+    parts.run("sgdisk", "-n1:1M:+300M", "-t1:8300", "-n2:0:+300M", "-t2:8300", image)
+    with loop(image) as dev:
+        parts.run("mkfs.ext4", "-q", f"{dev}p1")
+        before = digest(dev)
+        (tmp_path / "mnt").mkdir()
+        parts.run("mount", "-o", "ro", f"{dev}p1", tmp_path / "mnt")
+        try:
+            disk = layout.survey(dev)
+            with pytest.raises(PartitionError, match=f"{dev} has mounted filesystems"):
+                layout.plan_disk(disk, lab.unique_label(), need=NEED, boot_bytes=BOOT,
+                                 efi=efi)
+            with pytest.raises(PartitionError, match=f"{dev}p1 is mounted"):
+                layout.plan_partition(disk, f"{dev}p1", lab.unique_label(), need=100 * MIB,
+                                      efi=efi)
+        finally:
+            parts.run("umount", tmp_path / "mnt")
+        assert digest(dev) == before
+        # The other, empty partition: formatted after the same plan.
+        label = lab.unique_label()
+        plan = layout.plan_partition(layout.survey(dev), f"{dev}p2", label, need=100 * MIB,
+                                     efi=efi)
+        list(layout.write(plan))
+        assert partitions.find_by_label(label).device == f"{dev}p2"
