@@ -17,7 +17,7 @@ import pytest
 
 from tests.lab import lab
 from wizard.common.errors import PartitionError
-from wizard.disk import layout, partitions
+from wizard.disk import fat, layout, partitions
 from wizard.disk.layout import GIB, MIB
 from wizard.sandbox import parts
 
@@ -128,3 +128,33 @@ def test_a_disk_with_a_mounted_filesystem_is_refused_and_kept(tmp_path: Path,
                                      efi=efi)
         list(layout.write(plan))
         assert partitions.find_by_label(label).device == f"{dev}p2"
+
+
+def test_the_esp_as_a_directory_writes_back_only_what_changed(tmp_path: Path) -> None:
+    image = tmp_path / "esp.img"
+    parts.run("truncate", "-s", "300M", image)
+    parts.run("sgdisk", "-n1:1M:+200M", "-t1:ef00", image)
+    with loop(image) as dev:
+        esp = f"{dev}p1"
+        parts.run("mkfs.vfat", "-F", "32", "-n", "SYSTEM", esp)
+        theirs = tmp_path / "bootmgfw.efi"
+        theirs.write_bytes(b"MZ another system's loader")
+        parts.run("mmd", "-i", esp, "::/EFI", "::/EFI/Microsoft")
+        parts.run("mcopy", "-i", esp, theirs, "::/EFI/Microsoft/bootmgfw.efi")
+        with fat.esp_directory(esp) as where:
+            assert (where / "EFI/Microsoft/bootmgfw.efi").read_bytes() == theirs.read_bytes()
+            (where / "EFI/dockerboot/x").mkdir(parents=True)
+            (where / "EFI/dockerboot/x/grub.cfg").write_text("ours\n")
+        assert not where.exists()
+        listing = parts.run("mdir", "-b", "-/", "-i", esp, "::/").stdout.split()
+        assert "::/EFI/dockerboot/x/grub.cfg" in listing
+        assert "::/EFI/Microsoft/bootmgfw.efi" in listing
+        got = parts.run("mtype", "-i", esp, "::/EFI/dockerboot/x/grub.cfg").stdout
+        assert got == "ours\n"
+        with fat.esp_directory(esp) as where:
+            (where / "EFI/dockerboot/x/grub.cfg").unlink()
+        listing = parts.run("mdir", "-b", "-/", "-i", esp, "::/").stdout.split()
+        assert "::/EFI/dockerboot/x/grub.cfg" not in listing
+        copy = tmp_path / "back.efi"
+        parts.run("mcopy", "-i", esp, "::/EFI/Microsoft/bootmgfw.efi", copy)
+        assert copy.read_bytes() == theirs.read_bytes()
