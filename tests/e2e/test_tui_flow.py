@@ -41,7 +41,8 @@ from wizard.flows.services import RealServices
 from wizard.sandbox import SAMPLE_IMAGE, qemu, sandbox
 from wizard.settings import config
 
-pytestmark = [pytest.mark.lab, pytest.mark.e2e]
+# Its Welcome lists the setups of every btrfs partition of the machine.
+pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.machine_wide]
 
 SIZE = (100, 32)
 HOSTNAME = "tui-sandbox"

@@ -189,10 +189,11 @@ def test_kill_at_every_step_of_update_leaves_a_bootable_set(env: Env, boundary: 
     # Every update here removes the oldest generation, so each boundary is reached.
     assert code == -signal.SIGKILL, f"never reached {boundary!r}"
     entries(env)  # every entry names a complete kernel, whatever was killed
-    assert not any(p.name.startswith(".build-") and p.is_dir() and not any(p.iterdir())
-                   for p in (env.top / "boot_docker").iterdir())
     r = up(env, "--yes")  # the next run converges
     assert r.returncode == 0, r.stdout + r.stderr
+    # A SIGKILL may land after a scratch directory was made (how soon depends on the
+    # machine's load): the next run removes it, whatever it holds.
+    assert not [p for p in (env.top / "boot_docker").iterdir() if p.name.startswith(".build-")]
     default, _ = entries(env)
     inv = generations.load(env.top / "boot_docker")
     assert default["loader"] == f"boot_docker/{inv.newest.loader}"
