@@ -31,6 +31,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ap.add_argument("--label", required=True, help="label of the btrfs partition")
     ap.add_argument("--image", help="NAME:TAG to boot (default: the saved config's)")
     ap.add_argument("--esp", help="the ESP's directory (default: the mounted ESP)")
+    add_setup_options(ap)
+    ap.add_argument("--toplayer-only", action="store_true",
+                    help="reconfigure only the top layer (and the saved config) from the "
+                         "saved config: no initramfs build, no boot entry; takes seconds")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    ap.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def add_setup_options(ap: argparse.ArgumentParser) -> None:
+    """The options of what a machine is set up as (bootloader, users, top layer).
+
+    ``install`` takes them too.
+    """
     ap.add_argument("--bootloader", choices=BOOTLOADERS,
                     help="grub: the image's signed shim + GRUB on the ESP (Secure Boot on); "
                          "refind: entries in rEFInd's refind.conf (Secure Boot off); default: "
@@ -61,11 +74,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                     help="when refind.conf has your own default_selection: yes makes the "
                          "wizard's default entry rEFInd's default (yours commented out, "
                          "backup kept), no keeps yours (saved for later runs)")
-    ap.add_argument("--toplayer-only", action="store_true",
-                    help="reconfigure only the top layer (and the saved config) from the "
-                         "saved config: no initramfs build, no boot entry; takes seconds")
-    ap.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    ap.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
 def settings_from_args(args: argparse.Namespace, saved: Settings | None) -> Settings:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import docker.errors
 import requests.exceptions
@@ -60,3 +62,17 @@ def guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespa
         print("dockerboot-wizard: interrupted; nothing after the last finished step changed",
               file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def exit_on_signals() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into SystemExit, so ``finally`` blocks (daemons, mounts) run."""
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)

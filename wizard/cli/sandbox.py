@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterator
 
 from wizard.cli import apply
+from wizard.cli.output import exit_on_signals
 from wizard.common.errors import SandboxError
 from wizard.flows.flow import WizardState
 from wizard.sandbox import GENERATORS, SAMPLE_KERNEL_OPTIONS, Sandbox
@@ -63,20 +63,6 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-@contextlib.contextmanager
-def _exit_on_signals() -> Iterator[None]:
-    """Turn SIGTERM/SIGHUP into SystemExit so the sandbox's cleanup runs."""
-    def stop(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
 
 
 def _apply_demo(box: Sandbox) -> int:
@@ -152,7 +138,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(f"sandbox: {line}", flush=True)
 
-    with _exit_on_signals(), sandbox.sandbox(generator=args.generator, keep=args.keep,
+    with exit_on_signals(), sandbox.sandbox(generator=args.generator, keep=args.keep,
                                              size=args.size, log=say) as box:
         say(f"ready: partition LABEL={box.label}, image {box.image}, ESP directory {box.esp}")
         say(f"export DOCKER_HOST={box.docker_host}")
