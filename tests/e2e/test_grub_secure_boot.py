@@ -29,7 +29,8 @@ apply wrote, where nothing was.
   reads GRUB's count and the good mark back.
 - A dracut image (systemd in the initramfs) with the same chain, chosen with
   no ``--bootloader`` (an empty ESP, an image with the signed pair), boots
-  with Secure Boot on to its own systemd.
+  with Secure Boot on to its own systemd: ``tests/e2e/test_install_boot.py``,
+  on a disk ``install`` made from nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -217,34 +217,6 @@ def new_generation(daemon: lab.Dockerd, machine: scenario.Machine, marker: str) 
 def read_env(machine: scenario.Machine) -> dict[str, str]:
     """GRUB's count as the last boot left it on the disk's ESP."""
     return grub.read_envblock(fat_file(machine, "EFI/dockerboot/grubenv"))
-
-
-def test_a_dracut_image_boots_through_its_grub_with_secure_boot(tmp_path_factory):
-    # The other generator with the same chain: Secure Boot on, systemd in the initramfs.
-    machine, pw = new_pc(tmp_path_factory.mktemp("grub-sb-dracut"))
-    workdir = machine.workdir
-    image = "dbw-sb/dracut:desk"
-    with scenario.docker_on(machine) as daemon:
-        scenario.build_image(daemon, "dracut", image, marker="sb-dracut", systemd=True,
-                             secure_boot=True)
-        # No --bootloader: an empty ESP and an image with the signed pair choose GRUB.
-        result = scenario.run_apply(daemon, machine, "--image", image, "--user", USER,
-                                    "--password-file", str(pw), "--admin", USER,
-                                    "--kernel-options", "console=ttyS0", "--yes")
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr
-        assert "written: GRUB (no rEFInd on the ESP" in result.stdout, result.stdout[-4000:]
-    qemu.sync_esp(machine.esp, machine.image)
-    with booted(machine.image, workdir / "boot.serial.log", secure_boot=True) as console:
-        console.login(USER, PASSWORD, timeout=900)
-        assert "SecureBoot enabled" in ok(console, "mokutil --sb-state")
-        assert "[integrity]" in ok(console, "cat /sys/kernel/security/lockdown")
-        assert ok(console, "cat /etc/dbw-image-marker") == "sb-dracut"
-        assert ok(console, "findmnt -n -o FSROOT /") == "/docker_rwlayer"
-        state = console.run("systemctl is-system-running --wait", timeout=600)[1]
-        assert state == "running", ok(console, "systemctl --failed --no-legend --plain")
-        console.poweroff(PASSWORD)
-    serial = (workdir / "boot.serial.log").read_text(errors="replace")
-    assert re.search(r"systemd\[1\]|Welcome to .*dracut", serial), serial[-5000:]
 
 
 HOST_GRUB_CFG = """\

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from tests.lab import lab
@@ -158,3 +161,52 @@ def test_the_esp_as_a_directory_writes_back_only_what_changed(tmp_path: Path) ->
         copy = tmp_path / "back.efi"
         parts.run("mcopy", "-i", esp, "::/EFI/Microsoft/bootmgfw.efi", copy)
         assert copy.read_bytes() == theirs.read_bytes()
+
+
+def wizard(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wizard.cli", "install", *args],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+
+
+def root_disk() -> str:
+    source = parts.run("findmnt", "-n", "-o", "SOURCE", "/").stdout.strip()
+    parent = parts.run("lsblk", "-n", "-d", "-o", "PKNAME", source).stdout.strip()
+    return f"/dev/{parent}" if parent else source
+
+
+def test_install_refuses_in_one_line_and_changes_nothing(tmp_path: Path) -> None:
+    small, mbr, big = tmp_path / "small.img", tmp_path / "mbr.img", tmp_path / "big.img"
+    parts.run("truncate", "-s", "1G", small)
+    parts.run("truncate", "-s", "8G", big)
+    parts.run("truncate", "-s", "2G", mbr)
+    subprocess.run(["sfdisk", "-q", str(mbr)], input="label: dos\n,500M,83\n", text=True,
+                   check=True, capture_output=True)
+    root = root_disk()
+    with loop(small) as tiny, loop(mbr) as dos, loop(big) as blank:
+        before = {d: digest(d) for d in (tiny, dos)}
+        cases = {
+            f"--disk={root}": f"{root} holds the running system's root (/)",
+            f"--disk={tiny}": f"{tiny} is 1.0 GiB: the ESP and the image need",
+            f"--free-space={dos}": f"{dos} has an MBR partition table: UEFI boots from GPT",
+        }
+        for where, expected in cases.items():
+            r = wizard(where, "--label", lab.unique_label(), "--image", "a:b",
+                       "--for-another-machine", "--yes")
+            assert r.returncode == 1 and expected in r.stderr, (where, r.stderr)
+            assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        r = wizard(f"--disk={tiny}", "--label", "bad/label", "--image", "a:b", "--yes")
+        assert r.returncode == 1 and "label" in r.stderr and len(r.stderr.splitlines()) == 1
+        # A typo in the typed confirmation: nothing happens.
+        child = pexpect.spawn(sys.executable, ["-m", "wizard.cli", "install", f"--disk={blank}",
+                                               "--label", lab.unique_label(), "--image", "a:b",
+                                               "--for-another-machine"],
+                              encoding="utf-8", timeout=120, dimensions=(40, 200))
+        child.expect(f"Type {blank} to go ahead: ")
+        child.sendline(blank + "x")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 1
+        assert f"typed '{blank}x', not {blank}: nothing was changed" in child.before
+        assert {d: digest(d) for d in (tiny, dos)} == before
+        with open(blank, "rb") as f:  # no table: not a byte written at its start
+            assert layout.survey(blank).pttype is None and not any(f.read(1 << 20))

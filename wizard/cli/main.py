@@ -1,4 +1,4 @@
-"""Headless command line: apply, update, rollback, status, partitions, images, try (and sandbox).
+"""Headless commands: apply, install, update, rollback, status, partitions, images, try, sandbox.
 
 Each command lives in its own module (``apply``, ``update``, ``sandbox``); this one
 builds the parser and dispatches.  User mistakes end in one line on stderr and
@@ -11,7 +11,7 @@ import argparse
 import json
 from collections.abc import Callable, Sequence
 
-from wizard.cli import apply, sandbox, trial, update
+from wizard.cli import apply, install, sandbox, trial, update
 from wizard.cli.output import EXIT_USAGE, guarded
 from wizard.flows.flow import WizardState
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Without a command the interactive wizard opens.")
     sub = parser.add_subparsers(dest="command")
     apply.add_parser(sub)
+    install.add_parser(sub)
     for name, text in (("partitions", "list btrfs partitions"), ("images", "list local images")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -74,7 +75,8 @@ def main(argv: Sequence[str] | None = None, *,
     parser = build_parser()
     args = parser.parse_args(argv)
     args.open_tui = open_tui
-    handlers = {"apply": apply.cmd_apply, "partitions": cmd_partitions, "images": cmd_images,
+    handlers = {"apply": apply.cmd_apply, "install": install.cmd_install,
+                "partitions": cmd_partitions, "images": cmd_images,
                 "update": update.cmd_update, "rollback": update.cmd_update,
                 "status": update.cmd_status, "sandbox": sandbox.cmd_sandbox,
                 "try": trial.cmd_try}

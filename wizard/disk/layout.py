@@ -24,6 +24,9 @@ MIB = 1 << 20
 GIB = 1 << 30
 ESP_TYPE = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
 """The GPT partition type of an EFI system partition."""
+EFI = Path("/sys/firmware/efi")
+"""There when this machine booted by UEFI; None in ``efi=`` skips the check (another
+machine's disk)."""
 MIN_ESP = 512 * MIB
 """What installers make today: room for two generations of the usual kernel + initramfs."""
 CHAIN_BYTES = 16 * MIB
@@ -188,16 +191,16 @@ def _refuse_mounted(disk: Disk) -> None:
                              "unmount them (and swapoff), or choose another disk")
 
 
-def _refuse_bios(efi: Path) -> None:
-    if not efi.is_dir():
+def _refuse_bios(efi: Path | None) -> None:
+    if efi is not None and not efi.is_dir():
         raise PartitionError("this machine did not boot by UEFI (no /sys/firmware/efi): "
                              "dockerboot boots through UEFI only",
-                             "switch the firmware to UEFI mode (CSM off), boot again, then "
-                             "run install")
+                             "switch the firmware to UEFI mode (CSM off) and boot again, or "
+                             "pass --for-another-machine when the disk goes to a UEFI machine")
 
 
 def plan_disk(disk: Disk, label: str, *, need: int, boot_bytes: int,
-              efi: Path = Path("/sys/firmware/efi")) -> DiskPlan:
+              efi: Path | None = EFI) -> DiskPlan:
     """A new GPT on the whole ``disk``: an ESP and a btrfs partition labelled ``label``.
 
     ``need``: the bytes the btrfs partition must hold at least (the image, its
@@ -221,7 +224,7 @@ def plan_disk(disk: Disk, label: str, *, need: int, boot_bytes: int,
 
 
 def plan_free(disk: Disk, label: str, free: tuple[int, int], *, need: int,
-              efi: Path = Path("/sys/firmware/efi")) -> DiskPlan:
+              efi: Path | None = EFI) -> DiskPlan:
     """A btrfs partition in ``free`` (sectors, ``largest_free``) of a GPT ``disk`` with an ESP.
 
     Raises:
@@ -250,7 +253,7 @@ def plan_free(disk: Disk, label: str, free: tuple[int, int], *, need: int,
 
 
 def plan_partition(disk: Disk, path: str, label: str, *, need: int,
-                   efi: Path = Path("/sys/firmware/efi")) -> DiskPlan:
+                   efi: Path | None = EFI) -> DiskPlan:
     """The empty partition ``path`` of ``disk`` formatted btrfs ``label``.
 
     Raises:

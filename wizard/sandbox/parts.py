@@ -215,18 +215,23 @@ class Dockerd:
 
 
 @contextlib.contextmanager
-def dockerd(data_root: Path, *, storage_driver: str = "btrfs") -> Iterator[Dockerd]:
+def dockerd(data_root: Path, *, storage_driver: str = "btrfs",
+            state: Path | None = None) -> Iterator[Dockerd]:
     """Start a private dockerd on ``data_root``; stop it and its containers afterwards.
 
     It has no bridge and no iptables rules (nothing on the sandbox needs a
     network, and the host's firewall stays untouched), and its own socket,
-    exec-root and pidfile, so it never meets the system's dockerd.
+    exec-root and pidfile (in ``state``, a new directory; default: one in /tmp), so it
+    never meets the system's dockerd.
 
     Raises:
         SandboxError: dockerd exited or did not answer within 20 seconds.
 
     """
-    state = Path(tempfile.mkdtemp(prefix="dbw-dockerd-"))
+    if state is None:
+        state = Path(tempfile.mkdtemp(prefix="dbw-dockerd-"))
+    else:
+        state.mkdir(mode=0o700)
     sock = state / "docker.sock"
     log_path = state / "dockerd.log"
     with open(log_path, "w") as log:

@@ -1,0 +1,1 @@
+"""A new machine from a disk: ``dockerboot-wizard install`` (``flow``)."""
