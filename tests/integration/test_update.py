@@ -167,6 +167,19 @@ def test_rollback_refusals_are_one_line(env: Env, tmp_path: Path) -> None:
         assert_one_line_error(r, "refind.conf")
 
 
+def test_a_copy_without_a_build_removes_an_earlier_runs_scratch(env: Env) -> None:
+    # A killed run may leave a scratch directory; the next run that copies a pair (the
+    # same kernel: no build) removes it, as a build does.
+    left = env.top / "boot_docker" / ".build-leftover"
+    left.mkdir()
+    (left / "vmlinuz.new").write_bytes(b"half")
+    move_tag(env, "scratch")
+    r = up(env, "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "removed .build-leftover, left by an earlier run" in r.stdout
+    assert not left.exists()
+
+
 def _run_killed(env: Env, boundary: str) -> int:
     cmd = [scenario.wizard_command(), "update", "--label", env.disk.label, "--esp",
            str(env.esp), "--yes"]

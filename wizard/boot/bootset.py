@@ -263,6 +263,9 @@ def make_generation(client: Any, top: Path, settings: Settings, new: NewGenerati
         src = new.copy_from
         yield StepStarted("initramfs", f"reusing generation {src.number}'s kernel + initramfs "
                                        f"(kernel {src.kernel_version}): no build needed")
+        # As a build does: under the partition's lock, an earlier scratch is a leftover.
+        for gone in initramfs.remove_stale_builds(boot_dir):
+            yield LogLine(f"removed {gone.name}, left by an earlier run")
         staged = stage_copy(boot_dir, src)
     else:
         assert target is not None and new.record.image_id is not None
