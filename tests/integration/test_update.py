@@ -180,6 +180,28 @@ def test_a_copy_without_a_build_removes_an_earlier_runs_scratch(env: Env) -> Non
     assert not left.exists()
 
 
+def test_the_scratch_cleanup_never_follows_a_link_nor_touches_other_names(
+        env: Env, tmp_path: Path) -> None:
+    boot = env.top / "boot_docker"
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("keep\n")
+    (boot / ".build-link").symlink_to(victim)
+    (boot / ".build-file").write_text("a file, not a scratch directory\n")
+    (boot / "notes.build-x").mkdir()
+    try:
+        move_tag(env, "hostile-scratch")
+        r = up(env, "--yes")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (victim / "precious").read_text() == "keep\n"
+        assert (boot / ".build-link").is_symlink() and (boot / ".build-file").is_file()
+        assert (boot / "notes.build-x").is_dir()
+    finally:
+        for name in (".build-link", ".build-file"):
+            (boot / name).unlink(missing_ok=True)
+        (boot / "notes.build-x").rmdir()
+
+
 def _run_killed(env: Env, boundary: str) -> int:
     cmd = [scenario.wizard_command(), "update", "--label", env.disk.label, "--esp",
            str(env.esp), "--yes"]
