@@ -210,3 +210,22 @@ def test_install_refuses_in_one_line_and_changes_nothing(tmp_path: Path) -> None
         assert {d: digest(d) for d in (tiny, dos)} == before
         with open(blank, "rb") as f:  # no table: not a byte written at its start
             assert layout.survey(blank).pttype is None and not any(f.read(1 << 20))
+
+
+def test_a_disk_that_changed_after_the_plan_is_not_written(tmp_path: Path, efi: Path) -> None:
+    image = tmp_path / "late.img"
+    parts.run("truncate", "-s", "3G", image)
+    parts.run("sgdisk", "-n1:1M:+300M", "-t1:8300", image)
+    with loop(image) as dev:
+        parts.run("mkfs.ext4", "-q", f"{dev}p1")
+        plan = layout.plan_disk(layout.survey(dev), lab.unique_label(), need=NEED,
+                                boot_bytes=BOOT, efi=efi)
+        (tmp_path / "mnt").mkdir()
+        parts.run("mount", f"{dev}p1", tmp_path / "mnt")  # mounted after the plan was shown
+        try:
+            before = digest(dev)
+            with pytest.raises(PartitionError, match=f"{dev} changed since the plan was made"):
+                list(layout.write(plan))
+            assert digest(dev) == before
+        finally:
+            parts.run("umount", tmp_path / "mnt")

@@ -288,7 +288,16 @@ def largest_free(device: str) -> tuple[int, int]:
 
 
 def _settle(device: str) -> None:
+    """The kernel and udev told of a new partition table (lsblk reads udev's database)."""
     _run("partx", "-u", device)
+    _udev_changed(device)
+
+
+def _udev_changed(device: str) -> None:
+    # udev learns of a new table or label from an inotify "change" event that may come
+    # after a plain settle returns: ask for the event, then wait for it.
+    subprocess.run(["udevadm", "trigger", "--action=change", device], capture_output=True,
+                   check=False)
     subprocess.run(["udevadm", "settle", "--timeout=30"], capture_output=True, check=False)
 
 
@@ -305,10 +314,17 @@ def write(plan: DiskPlan) -> Iterator[str]:
         What was just done (for the progress display).
 
     Raises:
-        PartitionError: a tool failed (the line names it).
+        PartitionError: the disk is not as planned any more (nothing is written
+            then), or a tool failed (the line names it).
 
     """
     dev = plan.disk.path
+    now = survey(dev)
+    if now.parts != plan.disk.parts or now.pttype != plan.disk.pttype or now.mounted:
+        # Between the plan shown and this write, the disk changed (a mount, a partition).
+        raise PartitionError(f"{dev} changed since the plan was made"
+                             + (f" ({', '.join(now.mounted)} mounted)" if now.mounted else ""),
+                             "run install again to see the new plan")
     if plan.target == "disk":
         for p in plan.disk.parts:
             _run("wipefs", "-a", p.path)
@@ -319,6 +335,7 @@ def write(plan: DiskPlan) -> Iterator[str]:
         yield f"{dev}: new GPT, an ESP of {human(plan.esp_size)} and a btrfs partition"
         (esp, _), (btrfs, _) = _nodes(dev)[:2]
         _run("mkfs.vfat", "-F", "32", "-n", "EFI", esp)
+        _udev_changed(esp)
         yield f"{esp}: FAT32 (the ESP)"
     elif plan.target == "free":
         first, last = plan.free
@@ -333,5 +350,5 @@ def write(plan: DiskPlan) -> Iterator[str]:
     # an existing partition was empty at plan time and must still be.
     force = ["-f"] if plan.target != "partition" else []
     _run("mkfs.btrfs", *force, "-L", plan.label, btrfs)
-    subprocess.run(["udevadm", "settle", "--timeout=30"], capture_output=True, check=False)
+    _udev_changed(btrfs)  # install finds it by its label next
     yield f"{btrfs}: btrfs \"{plan.label}\""
