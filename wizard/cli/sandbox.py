@@ -14,16 +14,16 @@ exit, also on Ctrl-C, SIGTERM or SIGHUP (a closed terminal), unless
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from wizard.cli import apply
 from wizard.cli.output import exit_on_signals
 from wizard.common.errors import SandboxError
 from wizard.flows.flow import WizardState
 from wizard.sandbox import GENERATORS, SAMPLE_KERNEL_OPTIONS, Sandbox
+from wizard.sandbox.parts import environ
 from wizard.settings import config
 
 DEMO_USER = "alice"
@@ -48,21 +48,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
                    help="initramfs generator inside the sample image")
     p.add_argument("--size", default="8G", help="size of the sparse disk image")
     return p
-
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the block (the wizard's docker client reads them)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _apply_demo(box: Sandbox) -> int:
@@ -142,7 +127,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
                                              size=args.size, log=say) as box:
         say(f"ready: partition LABEL={box.label}, image {box.image}, ESP directory {box.esp}")
         say(f"export DOCKER_HOST={box.docker_host}")
-        with _environ(box.env()):
+        with environ(box.env()):
             code = _apply_demo(box) if args.apply_demo else _tui(box, args.open_tui)
         if code:
             return code

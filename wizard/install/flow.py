@@ -39,7 +39,7 @@ from wizard.common.errors import ConfigError, DockerError, PartitionError
 from wizard.common.events import Event, LogLine, StepDone, StepStarted, check_cancel
 from wizard.disk import fat, layout, partitions
 from wizard.flows import changes
-from wizard.sandbox.parts import Dockerd, dockerd, mounted, run
+from wizard.sandbox.parts import Dockerd, dockerd, environ, mounted, run
 from wizard.settings import config
 
 HOST_SOCKET = Path("/var/run/docker.sock")
@@ -140,6 +140,7 @@ def install(target: Target, disk_plan: layout.DiskPlan | None, request: changes.
         yield StepDone("disk", f"LABEL={target.label} on {target.device}")
     check_cancel(cancel)
     btrfs = partitions.find_by_label(target.label)
+    esp_dev = esp_partition(target)
     for line in remove_stale():
         yield LogLine(line)
     # Short: dockerd's socket path must stay under 108 bytes (the owner goes in a file).
@@ -150,7 +151,7 @@ def install(target: Target, disk_plan: layout.DiskPlan | None, request: changes.
                 _store(top, scratch) as daemon:
             yield from _image(daemon, request.settings.image, archive, cancel)
             settings = request.settings
-            with fat.esp_directory(esp_partition(target)) as esp, _environ(daemon.host):
+            with fat.esp_directory(esp_dev) as esp, environ({"DOCKER_HOST": daemon.host}):
                 # No --bootloader: the empty ESP and the image's signed pair choose GRUB.
                 ours = replace(request, settings=replace(settings, esp=str(esp)))
                 preview = changes.preview(ours, cancel=cancel)
@@ -169,7 +170,7 @@ def install(target: Target, disk_plan: layout.DiskPlan | None, request: changes.
             (scratch / "owner").unlink()
             scratch.rmdir()
     yield StepStarted("firmware", "the firmware's boot entry")
-    yield StepDone("firmware", boot_entry(esp_partition(target), target.label) if here else
+    yield StepDone("firmware", boot_entry(esp_dev, target.label) if here else
                    "the disk goes to another machine: its firmware boots the removable path "
                    "EFI/BOOT (no boot entry is written here)")
 
@@ -219,19 +220,6 @@ def _store(top: Path, scratch: Path) -> Iterator[Dockerd]:
         run("btrfs", "subvolume", "create", top / "docker")
     with dockerd(top / "docker", state=scratch / "dockerd") as daemon:
         yield daemon
-
-
-@contextlib.contextmanager
-def _environ(host: str) -> Iterator[None]:
-    old = os.environ.get("DOCKER_HOST")
-    os.environ["DOCKER_HOST"] = host
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("DOCKER_HOST", None)
-        else:
-            os.environ["DOCKER_HOST"] = old
 
 
 def _image(daemon: Dockerd, image: str, archive: Path | None,

@@ -68,6 +68,25 @@ def run(*cmd: str | os.PathLike[str], check: bool = True, timeout: float | None 
                            "run `sudo make setup` (installs the sandbox's tools)") from e
 
 
+@contextlib.contextmanager
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, then restore them.
+
+    The wizard's docker client reads ``DOCKER_HOST``: the sandbox's or
+    install's private daemon.
+    """
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def ensure_udevd() -> bool:
     """Start systemd-udevd if it is not running, so loop devices get udev properties.
 
