@@ -194,7 +194,7 @@ def _plan_distro(esp: Path, distro: distro_grub.DistroGrub, settings: Settings,
     if default and not counting:
         warnings.append(_no_counting(settings))
     if mixed:
-        whose = signer + "'s" if signer else "of no known distribution"
+        whose = _whose(signer)
         warnings.append(f"Secure Boot is on here and {distro.vendor}'s shim refuses the image's "
                         f"kernel ({whose}): turn Secure Boot off before booting it"
                         if secure_boot() else
@@ -205,13 +205,16 @@ def _plan_distro(esp: Path, distro: distro_grub.DistroGrub, settings: Settings,
 
 def mixed_distribution(vendor: str, image: str, signer: str) -> BootloaderError:
     """The one line for an image whose kernel another distribution than the GRUB's signed."""
-    whose = f"{signer}'s" if signer else "of no known distribution"
     return BootloaderError(
-        f"{vendor}'s GRUB boots this machine and image {image}'s kernel is {whose}: with "
-        "Secure Boot on, "
-        f"{vendor}'s shim refuses it (enrolling a key with MOK is not done by the wizard)",
+        f"{vendor}'s GRUB boots this machine and image {image}'s kernel is {_whose(signer)}: "
+        f"with Secure Boot on, {vendor}'s shim refuses it (enrolling a key with MOK is not "
+        "done by the wizard)",
         f"boot an image of {vendor}, or pass --mixed-distribution to add the entries anyway "
         "(Secure Boot must stay off)")
+
+
+def _whose(signer: str) -> str:
+    return f"{signer}'s" if signer else "of no known distribution"
 
 
 def describe_default(plan: esp_plan.ChainPlan, choice: str) -> str:
