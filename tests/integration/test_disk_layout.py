@@ -19,6 +19,7 @@ import pexpect
 import pytest
 
 from tests.lab import lab
+from wizard.common.commands import run
 from wizard.common.errors import PartitionError
 from wizard.disk import fat, layout, partitions
 from wizard.disk.layout import GIB, MIB
@@ -31,16 +32,16 @@ BOOT = 60 * MIB
 
 @contextlib.contextmanager
 def loop(image: Path) -> Iterator[str]:
-    dev = parts.run("losetup", "--show", "-f", image).stdout.strip()
+    dev = run("losetup", "--show", "-f", image).stdout.strip()
     try:
-        parts.run("partx", "-u", dev, check=False)  # a blank disk has none: exit 1
+        run("partx", "-u", dev, check=False)  # a blank disk has none: exit 1
         parts.udev_settle()
         yield dev
     finally:
-        parts.run("sync")
-        parts.run("udevadm", "settle", check=False)
+        run("sync")
+        run("udevadm", "settle", check=False)
         parts._drop_partitions(dev)
-        parts.run("losetup", "-d", dev, check=False)
+        run("losetup", "-d", dev, check=False)
         parts.udev_settle()
 
 
@@ -60,7 +61,7 @@ def efi(tmp_path: Path) -> Path:
 
 def test_a_blank_disk_gets_an_esp_and_a_labelled_btrfs(tmp_path: Path, efi: Path) -> None:
     image = tmp_path / "blank.img"
-    parts.run("truncate", "-s", "3G", image)
+    run("truncate", "-s", "3G", image)
     label = lab.unique_label()
     with loop(image) as dev:
         disk = layout.survey(dev)
@@ -81,16 +82,16 @@ def test_a_blank_disk_gets_an_esp_and_a_labelled_btrfs(tmp_path: Path, efi: Path
 
 def test_free_space_leaves_the_other_system_byte_for_byte(tmp_path: Path, efi: Path) -> None:
     image = tmp_path / "dual.img"
-    parts.run("truncate", "-s", "3G", image)
-    parts.run("sgdisk", "-n1:1M:+200M", "-t1:ef00", "-n2:0:+800M", "-t2:8300", image)
+    run("truncate", "-s", "3G", image)
+    run("sgdisk", "-n1:1M:+200M", "-t1:ef00", "-n2:0:+800M", "-t2:8300", image)
     label = lab.unique_label()
     with loop(image) as dev:
-        parts.run("mkfs.vfat", "-F", "32", "-n", "SYSTEM", f"{dev}p1")
-        parts.run("mkfs.ext4", "-q", "-L", "other", f"{dev}p2")
+        run("mkfs.vfat", "-F", "32", "-n", "SYSTEM", f"{dev}p1")
+        run("mkfs.ext4", "-q", "-L", "other", f"{dev}p2")
         loader = tmp_path / "bootmgfw.efi"
         loader.write_bytes(b"MZ another system's loader")
-        parts.run("mmd", "-i", f"{dev}p1", "::/EFI", "::/EFI/Microsoft")
-        parts.run("mcopy", "-i", f"{dev}p1", loader, "::/EFI/Microsoft/bootmgfw.efi")
+        run("mmd", "-i", f"{dev}p1", "::/EFI", "::/EFI/Microsoft")
+        run("mcopy", "-i", f"{dev}p1", loader, "::/EFI/Microsoft/bootmgfw.efi")
         before = {p: digest(f"{dev}{p}") for p in ("p1", "p2")}
         disk = layout.survey(dev)
         plan = layout.plan_free(disk, label, layout.largest_free(dev), need=NEED, efi=efi)
@@ -107,13 +108,13 @@ def test_free_space_leaves_the_other_system_byte_for_byte(tmp_path: Path, efi: P
 def test_a_disk_with_a_mounted_filesystem_is_refused_and_kept(tmp_path: Path,
                                                               efi: Path) -> None:
     image = tmp_path / "busy.img"
-    parts.run("truncate", "-s", "2G", image)
-    parts.run("sgdisk", "-n1:1M:+300M", "-t1:8300", "-n2:0:+300M", "-t2:8300", image)
+    run("truncate", "-s", "2G", image)
+    run("sgdisk", "-n1:1M:+300M", "-t1:8300", "-n2:0:+300M", "-t2:8300", image)
     with loop(image) as dev:
-        parts.run("mkfs.ext4", "-q", f"{dev}p1")
+        run("mkfs.ext4", "-q", f"{dev}p1")
         before = digest(dev)
         (tmp_path / "mnt").mkdir()
-        parts.run("mount", "-o", "ro", f"{dev}p1", tmp_path / "mnt")
+        run("mount", "-o", "ro", f"{dev}p1", tmp_path / "mnt")
         try:
             disk = layout.survey(dev)
             with pytest.raises(PartitionError, match=f"{dev} has mounted filesystems"):
@@ -123,7 +124,7 @@ def test_a_disk_with_a_mounted_filesystem_is_refused_and_kept(tmp_path: Path,
                 layout.plan_partition(disk, f"{dev}p1", lab.unique_label(), need=100 * MIB,
                                       efi=efi)
         finally:
-            parts.run("umount", tmp_path / "mnt")
+            run("umount", tmp_path / "mnt")
         assert digest(dev) == before
         # The other, empty partition: formatted after the same plan.
         label = lab.unique_label()
@@ -135,31 +136,31 @@ def test_a_disk_with_a_mounted_filesystem_is_refused_and_kept(tmp_path: Path,
 
 def test_the_esp_as_a_directory_writes_back_only_what_changed(tmp_path: Path) -> None:
     image = tmp_path / "esp.img"
-    parts.run("truncate", "-s", "300M", image)
-    parts.run("sgdisk", "-n1:1M:+200M", "-t1:ef00", image)
+    run("truncate", "-s", "300M", image)
+    run("sgdisk", "-n1:1M:+200M", "-t1:ef00", image)
     with loop(image) as dev:
         esp = f"{dev}p1"
-        parts.run("mkfs.vfat", "-F", "32", "-n", "SYSTEM", esp)
+        run("mkfs.vfat", "-F", "32", "-n", "SYSTEM", esp)
         theirs = tmp_path / "bootmgfw.efi"
         theirs.write_bytes(b"MZ another system's loader")
-        parts.run("mmd", "-i", esp, "::/EFI", "::/EFI/Microsoft")
-        parts.run("mcopy", "-i", esp, theirs, "::/EFI/Microsoft/bootmgfw.efi")
+        run("mmd", "-i", esp, "::/EFI", "::/EFI/Microsoft")
+        run("mcopy", "-i", esp, theirs, "::/EFI/Microsoft/bootmgfw.efi")
         with fat.esp_directory(esp) as where:
             assert (where / "EFI/Microsoft/bootmgfw.efi").read_bytes() == theirs.read_bytes()
             (where / "EFI/dockerboot/x").mkdir(parents=True)
             (where / "EFI/dockerboot/x/grub.cfg").write_text("ours\n")
         assert not where.exists()
-        listing = parts.run("mdir", "-b", "-/", "-i", esp, "::/").stdout.split()
+        listing = run("mdir", "-b", "-/", "-i", esp, "::/").stdout.split()
         assert "::/EFI/dockerboot/x/grub.cfg" in listing
         assert "::/EFI/Microsoft/bootmgfw.efi" in listing
-        got = parts.run("mtype", "-i", esp, "::/EFI/dockerboot/x/grub.cfg").stdout
+        got = run("mtype", "-i", esp, "::/EFI/dockerboot/x/grub.cfg").stdout
         assert got == "ours\n"
         with fat.esp_directory(esp) as where:
             (where / "EFI/dockerboot/x/grub.cfg").unlink()
-        listing = parts.run("mdir", "-b", "-/", "-i", esp, "::/").stdout.split()
+        listing = run("mdir", "-b", "-/", "-i", esp, "::/").stdout.split()
         assert "::/EFI/dockerboot/x/grub.cfg" not in listing
         copy = tmp_path / "back.efi"
-        parts.run("mcopy", "-i", esp, "::/EFI/Microsoft/bootmgfw.efi", copy)
+        run("mcopy", "-i", esp, "::/EFI/Microsoft/bootmgfw.efi", copy)
         assert copy.read_bytes() == theirs.read_bytes()
 
 
@@ -169,16 +170,16 @@ def wizard(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def root_disk() -> str:
-    source = parts.run("findmnt", "-n", "-o", "SOURCE", "/").stdout.strip()
-    parent = parts.run("lsblk", "-n", "-d", "-o", "PKNAME", source).stdout.strip()
+    source = run("findmnt", "-n", "-o", "SOURCE", "/").stdout.strip()
+    parent = run("lsblk", "-n", "-d", "-o", "PKNAME", source).stdout.strip()
     return f"/dev/{parent}" if parent else source
 
 
 def test_install_refuses_in_one_line_and_changes_nothing(tmp_path: Path) -> None:
     small, mbr, big = tmp_path / "small.img", tmp_path / "mbr.img", tmp_path / "big.img"
-    parts.run("truncate", "-s", "1G", small)
-    parts.run("truncate", "-s", "8G", big)
-    parts.run("truncate", "-s", "2G", mbr)
+    run("truncate", "-s", "1G", small)
+    run("truncate", "-s", "8G", big)
+    run("truncate", "-s", "2G", mbr)
     subprocess.run(["sfdisk", "-q", str(mbr)], input="label: dos\n,500M,83\n", text=True,
                    check=True, capture_output=True)
     root = root_disk()
@@ -214,19 +215,19 @@ def test_install_refuses_in_one_line_and_changes_nothing(tmp_path: Path) -> None
 
 def test_a_disk_that_changed_after_the_plan_is_not_written(tmp_path: Path, efi: Path) -> None:
     image = tmp_path / "late.img"
-    parts.run("truncate", "-s", "3G", image)
-    parts.run("sgdisk", "-n1:1M:+300M", "-t1:8300", image)
+    run("truncate", "-s", "3G", image)
+    run("sgdisk", "-n1:1M:+300M", "-t1:8300", image)
     with loop(image) as dev:
-        parts.run("mkfs.ext4", "-q", f"{dev}p1")
+        run("mkfs.ext4", "-q", f"{dev}p1")
         plan = layout.plan_disk(layout.survey(dev), lab.unique_label(), need=NEED,
                                 boot_bytes=BOOT, efi=efi)
         (tmp_path / "mnt").mkdir()
         # Mounted after the plan was shown; read-only, or ext4's lazy init would write to it.
-        parts.run("mount", "-o", "ro", f"{dev}p1", tmp_path / "mnt")
+        run("mount", "-o", "ro", f"{dev}p1", tmp_path / "mnt")
         try:
             before = digest(dev)
             with pytest.raises(PartitionError, match=f"{dev} changed since the plan was made"):
                 list(layout.write(plan))
             assert digest(dev) == before
         finally:
-            parts.run("umount", tmp_path / "mnt")
+            run("umount", tmp_path / "mnt")

@@ -30,7 +30,9 @@ from tests.lab import scenario
 from wizard.boot import bootloader, generations
 from wizard.common import leftovers
 from wizard.disk import partitions
-from wizard.sandbox.parts import Dockerd, attach_disk, dockerd, mounted
+from wizard.disk.partitions import mounted
+from wizard.sandbox.parts import attach_disk
+from wizard.store.private_daemon import Dockerd, dockerd
 
 pytestmark = [pytest.mark.lab]
 

@@ -15,21 +15,19 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from wizard.common.commands import CommandError, run
+from wizard.disk.partitions import mounted
 from wizard.sandbox.parts import (
     UDEVD,
-    CommandError,
     Disk,
-    Dockerd,
     attach_disk,
-    dockerd,
     ensure_udevd,
     loop_disk,
-    mounted,
     rootfs_tarball,
-    run,
     udev_settle,
     unique_label,
 )
+from wizard.store.private_daemon import Dockerd, dockerd
 
 __all__ = ["UDEVD", "CommandError", "Disk", "DockerDisk", "Dockerd", "attach_disk", "docker_disk",
            "dockerd", "ensure_udevd", "import_rootfs", "loop_disk", "mounted", "rootfs_tarball",

@@ -20,10 +20,10 @@ from collections.abc import Callable
 
 from wizard.cli import apply
 from wizard.cli.output import exit_on_signals
+from wizard.common.commands import environ
 from wizard.common.errors import SandboxError
 from wizard.flows.flow import WizardState
 from wizard.sandbox import GENERATORS, SAMPLE_KERNEL_OPTIONS, Sandbox
-from wizard.sandbox.parts import environ
 from wizard.settings import config
 
 DEMO_USER = "alice"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wizard.common import leftovers
+from wizard.common.commands import run
 from wizard.common.errors import PartitionError
 from wizard.common.mountinfo import MountEntry, read_mountinfo
 
@@ -227,6 +228,17 @@ def top_level(partition: Partition, *, read_only: bool = False) -> Iterator[Path
     finally:
         with contextlib.suppress(OSError):
             os.rmdir(tmp)
+
+
+@contextlib.contextmanager
+def mounted(dev: str, mountpoint: Path, options: str = "subvolid=5") -> Iterator[Path]:
+    """Mount ``dev`` (the btrfs top level by default) for the duration of the block."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    run("mount", "-t", "btrfs", "-o", options, dev, mountpoint)
+    try:
+        yield mountpoint
+    finally:
+        run("umount", mountpoint, check=False)
 
 
 def monitor_btrfs(callback: Callable[[BlockEvent], None],

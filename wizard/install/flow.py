@@ -35,12 +35,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from wizard.common import leftovers
+from wizard.common.commands import environ, run
 from wizard.common.errors import ConfigError, DockerError, PartitionError
 from wizard.common.events import Event, LogLine, StepDone, StepStarted, check_cancel
 from wizard.disk import fat, layout, partitions
+from wizard.disk.partitions import mounted
 from wizard.flows import changes
-from wizard.sandbox.parts import Dockerd, dockerd, environ, mounted, run
 from wizard.settings import config
+from wizard.store.private_daemon import Dockerd, dockerd
 
 HOST_SOCKET = Path("/var/run/docker.sock")
 EFIVARS = Path("/sys/firmware/efi/efivars")

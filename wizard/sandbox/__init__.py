@@ -27,20 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from wizard.common.commands import run
 from wizard.common.errors import SandboxError
 from wizard.common.resources import asset
+from wizard.disk.partitions import mounted
 from wizard.sandbox import qemu
 from wizard.sandbox.console import Console, booted
-from wizard.sandbox.parts import (
-    Dockerd,
-    attach_disk,
-    dockerd,
-    loop_disk,
-    mounted,
-    rootfs_tarball,
-    run,
-)
+from wizard.sandbox.parts import attach_disk, loop_disk, rootfs_tarball
 from wizard.settings.config import Settings
+from wizard.store.private_daemon import Dockerd, dockerd
 
 SAMPLE_IMAGE = "dockerboot/sample:latest"
 """Tag of the sample image the sandbox builds."""

@@ -1,8 +1,10 @@
-"""Building blocks of the disposable sandbox: loop disks, udev, mounts, a private dockerd.
+"""Building blocks of the disposable sandbox: loop disks, udev, the rootfs tarballs.
 
 Everything runs as root against the real kernel.  ``wizard.sandbox`` puts
 these together for ``dockerboot-wizard sandbox``; the test lab
-(``tests/lab/lab.py``) re-exports them.  Names are unique per call, so several
+(``tests/lab/lab.py``) re-exports them, with ``run`` (``wizard.common.commands``),
+``mounted`` (``wizard.disk.partitions``) and the private dockerd
+(``wizard.store.private_daemon``).  Names are unique per call, so several
 sandboxes and test runs can share one machine without touching each other's
 loop devices, labels or daemons.
 """
@@ -10,81 +12,20 @@ loop devices, labels or daemons.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from wizard.common.commands import run
 from wizard.common.errors import SandboxError
 from wizard.common.resources import asset
-from wizard.store.pins import PIN_LABEL
 
 UDEVD_CANDIDATES = ("/lib/systemd/systemd-udevd", "/usr/lib/systemd/systemd-udevd",
                     "/sbin/udevd")
 """Where distributions put the udev daemon."""
 UDEVD = UDEVD_CANDIDATES[0]
-
-
-class CommandError(SandboxError):
-    """An external command of the sandbox failed; ``output`` holds what it printed."""
-
-    def __init__(self, cmd: list[str], returncode: int, output: str) -> None:
-        tail = next((line for line in reversed(output.splitlines()) if line.strip()), "")
-        super().__init__(f"`{' '.join(cmd)}` failed (exit {returncode}): {tail}".rstrip(": "),
-                         "see the command's output above; run `make setup` if a tool is missing")
-        self.output = output
-        # pytest and tracebacks show notes: the whole output, for debugging.
-        self.add_note(output)
-
-
-def run(*cmd: str | os.PathLike[str], check: bool = True, timeout: float | None = None,
-        env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a command (text, captured, checked).
-
-    Args:
-        *cmd: program and arguments.
-        check: raise on a non-zero exit (``False`` to inspect failures).
-        timeout: seconds before ``subprocess.TimeoutExpired``; None waits forever.
-        env: the command's environment; None inherits this process's.
-
-    Raises:
-        CommandError: the command exited non-zero (with ``check`` on, the default).
-        SandboxError: the program does not exist.
-
-    """
-    args = [str(c) for c in cmd]
-    try:
-        return subprocess.run(args, check=check, timeout=timeout, env=env, text=True,
-                              capture_output=True)
-    except subprocess.CalledProcessError as e:
-        raise CommandError(args, e.returncode, f"{e.stdout or ''}\n{e.stderr or ''}") from e
-    except FileNotFoundError as e:
-        raise SandboxError(f"{args[0]} is not installed",
-                           "run `sudo make setup` (installs the sandbox's tools)") from e
-
-
-@contextlib.contextmanager
-def environ(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the block, then restore them.
-
-    The wizard's docker client reads ``DOCKER_HOST``: the sandbox's or
-    install's private daemon.
-    """
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def ensure_udevd() -> bool:
@@ -201,103 +142,6 @@ def _drop_partitions(loop: str, tries: int = 20) -> None:
             return
         time.sleep(0.1)
         udev_settle()
-
-
-@contextlib.contextmanager
-def mounted(dev: str, mountpoint: Path, options: str = "subvolid=5") -> Iterator[Path]:
-    """Mount ``dev`` (the btrfs top level by default) for the duration of the block."""
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    run("mount", "-t", "btrfs", "-o", options, dev, mountpoint)
-    try:
-        yield mountpoint
-    finally:
-        run("umount", mountpoint, check=False)
-
-
-@dataclass
-class Dockerd:
-    """A private dockerd with the classic btrfs graph driver."""
-
-    host: str
-    """``unix://…`` address for ``DOCKER_HOST``."""
-    data_root: Path
-    process: subprocess.Popen[bytes]
-
-    def env(self) -> dict[str, str]:
-        """Environment for a docker client (SDK or CLI) talking to this daemon."""
-        return {**os.environ, "DOCKER_HOST": self.host}
-
-    def docker(self, *args: str | os.PathLike[str], check: bool = True,
-               timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-        """Run the docker CLI against this daemon (``run``'s ``check`` and ``timeout``)."""
-        return run("docker", *args, env=self.env(), check=check, timeout=timeout)
-
-
-@contextlib.contextmanager
-def dockerd(data_root: Path, *, storage_driver: str = "btrfs",
-            state: Path | None = None) -> Iterator[Dockerd]:
-    """Start a private dockerd on ``data_root``; stop it and its containers afterwards.
-
-    It has no bridge and no iptables rules (nothing on the sandbox needs a
-    network, and the host's firewall stays untouched), and its own socket,
-    exec-root and pidfile (in ``state``, a new directory; default: one in /tmp), so it
-    never meets the system's dockerd.
-
-    Raises:
-        SandboxError: dockerd exited or did not answer within 20 seconds.
-
-    """
-    if state is None:
-        state = Path(tempfile.mkdtemp(prefix="dbw-dockerd-"))
-    else:
-        state.mkdir(mode=0o700)
-    sock = state / "docker.sock"
-    log_path = state / "dockerd.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            ["dockerd", f"--storage-driver={storage_driver}", f"--data-root={data_root}",
-             f"--exec-root={state}/exec", f"--pidfile={state}/dockerd.pid",
-             f"--host=unix://{sock}", "--bridge=none", "--iptables=false",
-             "--ip-forward=false"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-    d = Dockerd(host=f"unix://{sock}", data_root=data_root, process=proc)
-    try:
-        for _ in range(200):
-            if proc.poll() is not None:
-                raise SandboxError(f"the sandbox's dockerd exited: {_tail(log_path)}",
-                                   "is the data-root on btrfs and the btrfs module loaded?")
-            if sock.exists() and d.docker("version", check=False).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            raise SandboxError(f"the sandbox's dockerd did not come up: {_tail(log_path)}",
-                               "see the dockerd log lines above")
-        yield d
-    finally:
-        with contextlib.suppress(Exception):
-            # Running leftovers go; a generation's pin (never started) is the
-            # partition's, like its images: it stays for the next daemon.
-            rows = d.docker("ps", "-a", "--format",
-                            f'{{{{.ID}}}} {{{{.Label "{PIN_LABEL}"}}}}', check=False).stdout
-            ids = [row.split()[0] for row in rows.splitlines() if len(row.split()) == 1]
-            if ids:
-                d.docker("rm", "-f", *ids, check=False)
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        # dockerd leaves its exec-root mounts behind on a hard stop.
-        run("umount", "-R", "-l", f"{state}/exec", check=False)
-        shutil.rmtree(state, ignore_errors=True)
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    with contextlib.suppress(OSError):
-        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
-    return "(no log)"
 
 
 ROOTFS_VARIANTS = ("initramfs-tools", "dracut", "initramfs-tools-systemd", "dracut-systemd",

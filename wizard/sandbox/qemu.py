@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from wizard.common.commands import run
 from wizard.common.errors import SandboxError
-from wizard.sandbox.parts import run
 
 REFIND_DIR = Path("/usr/share/refind/refind")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
