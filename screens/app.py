@@ -15,6 +15,9 @@ if TYPE_CHECKING:  # the docker SDK behind wizard.flows.services costs ~0.1 s: n
     from collections.abc import Generator
 
     from wizard.common.events import Event
+    from wizard.disk.disks import Target
+    from wizard.disk.layout import Disk, DiskPlan
+    from wizard.flows.changes import ApplyRequest
     from wizard.flows.flow import WizardState
     from wizard.flows.services import Services
 
@@ -28,7 +31,8 @@ def run_tui(services: Services | None = None, *, state: WizardState | None = Non
     from screens.wizard_app import make_app  # Textual is imported only here
     from wizard.flows.services import RealServices
 
-    app = make_app(services or RealServices(try_boot=_try_boot), state=state)
+    app = make_app(services or RealServices(try_boot=_try_boot, plan_install=_plan_install,
+                                            run_install=_run_install), state=state)
     app.run()
     return app.return_code or 0
 
@@ -39,6 +43,22 @@ def _try_boot(label: str, cancel: threading.Event) -> Generator[Event, None, dic
     from wizard.trial.run import by_label
 
     return by_label(label, cancel)
+
+
+def _plan_install(target: Target) -> tuple[Disk, DiskPlan | None]:
+    """The New machine route's plan: ``wizard.install`` sits above ``flows``, so it is handed
+    in from here, as the try is."""
+    from wizard.install.chosen import plan
+
+    return plan(target)
+
+
+def _run_install(target: Target, disk_plan: DiskPlan | None, request: ApplyRequest,
+                 cancel: threading.Event) -> Generator[Event, None, None]:
+    """The New machine route's install (``wizard.install.chosen.run``), handed in likewise."""
+    from wizard.install.chosen import run
+
+    return run(target, disk_plan, request, cancel)
 
 
 def main() -> None:

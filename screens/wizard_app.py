@@ -23,7 +23,18 @@ from textual.binding import Binding
 from screens.common.base import StepScreen, css
 from screens.common.problem import ProblemScreen
 from wizard.common.errors import WizardError
-from wizard.flows.flow import Back, Next, Quit, Step, WizardState, after, before, first, rebuilt
+from wizard.flows.flow import (
+    Back,
+    Mode,
+    Next,
+    Quit,
+    Step,
+    WizardState,
+    after,
+    before,
+    first,
+    rebuilt,
+)
 
 if TYPE_CHECKING:
     from wizard.flows.services import Services
@@ -35,12 +46,19 @@ SCREENSHOTS = Path(os.environ.get("DOCKERBOOT_WIZARD_SCREENSHOTS",
 rarely exists for root); the notification names the file."""
 
 
-def screen_class(step: Step) -> type[StepScreen]:
-    """The screen class of ``step`` (a static, typed registry; imports on first use)."""
+def screen_class(step: Step, mode: Mode = Mode.FULL) -> type[StepScreen]:
+    """The screen class of ``step`` on ``mode``'s route (a static, typed registry; imports on
+    first use).  A new machine's Review installs: a screen of its own."""
     match step:
         case Step.WELCOME:
             from screens.flows.welcome import WelcomeScreen
             return WelcomeScreen
+        case Step.DISK:
+            from screens.disk.new_disk import NewDiskScreen
+            return NewDiskScreen
+        case Step.REVIEW if mode is Mode.NEW_MACHINE:
+            from screens.flows.install_review import InstallReviewScreen
+            return InstallReviewScreen
         case Step.PARTITION:
             from screens.disk.partition import PartitionScreen
             return PartitionScreen
@@ -97,7 +115,7 @@ class DockerbootApp(App[None]):
 
     def screen_for(self, step: Step) -> StepScreen:
         """A new screen for ``step`` over the current state."""
-        cls = self.screens.get(step) or screen_class(step)
+        cls = self.screens.get(step) or screen_class(step, self.state.mode)
         return cls(self.state, self.services)
 
     async def discard_build(self, state: WizardState) -> None:

@@ -138,7 +138,7 @@ class StepIndicator(Static):
 
 
 TITLES: dict[Step, str] = {
-    Step.WELCOME: "Welcome", Step.PARTITION: "Partition", Step.DOCKER: "Docker",
+    Step.WELCOME: "Welcome", Step.DISK: "Disk", Step.PARTITION: "Partition", Step.DOCKER: "Docker",
     Step.IMAGE: "Image", Step.TOPLAYER: "Top layer", Step.INITRAMFS: "Initramfs",
     Step.BOOTLOADER: "Boot entry", Step.REVIEW: "Review", Step.UPDATE: "Update",
     Step.DONE: "Done",

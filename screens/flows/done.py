@@ -34,8 +34,11 @@ def _text(state: WizardState) -> str:
     rw = s.rwlayer if s else "docker_rwlayer"
     top = s.toplayer_path if s else "boot_docker/toplayer"
     entry = f"**{entry_title(s)}**" if s else "the default entry"
+    new_machine = state.mode is Mode.NEW_MACHINE
     chosen = s.bootloader if s is not None and s.bootloader else "refind"
-    loader = {"grub": "GRUB", "systemd-boot": "systemd-boot"}.get(chosen, "rEFInd")
+    # A new machine's ESP and image chose its bootloader (install.flow): not in the state.
+    loader = {"grub": "GRUB", "systemd-boot": "systemd-boot"}.get(
+        chosen, "The bootloader" if new_machine and not (s and s.bootloader) else "rEFInd")
     by_itself = {"grub": " GRUB boots it by itself when the newest generation did not come "
                          "up in 3 boots (a kernel that panics, a broken initramfs) or its "
                          "kernel is refused.",
@@ -48,7 +51,10 @@ def _text(state: WizardState) -> str:
                                        "boot entry are unchanged.",
             Mode.UPDATE: f"A new generation for what `{image}` is now is the default entry.",
             Mode.ROLLBACK: "The previous generation is the default entry again, its image "
-                           "pinned by ID, until the next update."}.get(
+                           "pinned by ID, until the next update.",
+            Mode.NEW_MACHINE: f"`LABEL={label}` holds `{image}` in a docker store of its own, "
+                              "with kernel, initramfs, the boot chain on the ESP and the "
+                              "firmware's boot entry."}.get(
         state.mode, f"Kernel, initramfs and the {loader} entry for `{image}` are in place.")
     kept = [f"`{m.mountpoint}` (subvolume `{m.subvolume}`)" for m in PERSISTENT
             if s is None or getattr(s, m.setting)]
@@ -66,11 +72,13 @@ def _text(state: WizardState) -> str:
                f"booted system (the automatic update is off) or `sudo dockerboot-wizard update "
                f"--label {label}` here, and reboot: a new generation, built only when the kernel "
                "or the initramfs inputs changed.")
+    boot_it = (f"\n## To boot it\nReboot and choose the disk, or \"dockerboot {label}\", in the "
+               "firmware's boot menu.\n" if new_machine else "")
     return f"""\
 # Done
 
 {what}
-
+{boot_it}
 ## At the next boot
 {loader} boots its default entry, {entry}. The initramfs resolves `{image}` on `LABEL={label}`,
 snapshots it as a fresh `{rw}`, copies the top layer (`{top}`) over it and boots it.
@@ -85,10 +93,19 @@ the generation before, its image pinned by ID;{by_itself}
 `sudo dockerboot-wizard rollback --label {label}` makes it the default.
 `dockerboot-wizard status --label {label}` shows what boots and what is pending.
 
-## To come back
-`sudo dockerboot-wizard` loads the saved config and offers: reconfigure the top layer,
-switch image/tag, rebuild the initramfs, rewrite the boot entry.
+{_come_back(label, new_machine)}
 """
+
+
+def _come_back(label: str, new_machine: bool) -> str:
+    offers = ("`sudo dockerboot-wizard` loads the saved config and offers: reconfigure the top "
+              "layer,\nswitch image/tag, rebuild the initramfs, rewrite the boot entry.")
+    if not new_machine:
+        return f"## To come back\n{offers}"
+    return f"""\
+## To come back
+The system you installed from stays in the firmware's boot menu: choose it there to boot
+it again. From either system, {offers}"""
 
 
 class DoneScreen(StepScreen, ShowsWork):

@@ -25,8 +25,11 @@ MODE_TEXT = {
     Mode.REWRITE_BOOT_ENTRY: "Rewrite boot entry",
     Mode.UPDATE: "Update to what the tag is now (a build only for a new kernel)",
     Mode.ROLLBACK: "Roll back to the previous generation",
+    Mode.NEW_MACHINE: "New machine: a disk, free space or an empty partition",
     Mode.FULL: "Full setup",
 }
+MACHINE_WIDE = (Mode.NEW_MACHINE, Mode.FULL)
+"""Offered once, after every saved configuration's own modes (Full setup last)."""
 
 
 class WelcomeScreen(StepScreen):
@@ -97,7 +100,8 @@ class WelcomeScreen(StepScreen):
             lines.append(f"Saved configuration on LABEL={label}: boots {s.image}"
                          + (f", hostname {s.hostname}" if s.hostname else ""))
             lines += [f"  {line}" for line in message.statuses.get(label, [])]
-        lines = lines or ["No saved configuration found: a full setup comes next."]
+        lines = lines or ["No saved configuration found: set up a new machine on a disk, or "
+                          "a full setup on a btrfs partition made by hand."]
         lines += [f"Unreadable config on {p}" for p in message.problems]
         self.query_one("#found", Static).update("\n".join(lines))
         modes = self.query_one("#modes", OptionList)
@@ -105,16 +109,29 @@ class WelcomeScreen(StepScreen):
         for index, (label, _) in enumerate(message.found):
             prefix = f"{label}: " if len(message.found) > 1 else ""
             modes.add_options([Option(prefix + MODE_TEXT[mode], id=f"{index}:{mode.value}")
-                               for mode in Mode if mode is not Mode.FULL])
-        modes.add_option(Option(MODE_TEXT[Mode.FULL], id=f"-1:{Mode.FULL.value}"))
-        wanted = f"0:{self.state.mode.value}" if message.found else None
+                               for mode in Mode if mode not in MACHINE_WIDE])
+        modes.add_options([Option(MODE_TEXT[mode], id=f"-1:{mode.value}")
+                           for mode in MACHINE_WIDE])
         ids = [modes.get_option_at_index(i).id for i in range(modes.option_count)]
-        modes.highlighted = ids.index(wanted) if wanted in ids else 0
+        modes.highlighted = ids.index(self.wanted(bool(message.found)))
         modes.focus()
 
+    def wanted(self, found: bool) -> str:
+        """The option highlighted first: the mode of the state, else what suits the machine.
+
+        Nothing saved and no partition chosen beforehand (``dockerboot-wizard
+        sandbox`` chooses its own): a new machine most likely.
+        """
+        mode = self.state.mode
+        if found and mode not in MACHINE_WIDE:
+            return f"0:{mode.value}"
+        if mode is Mode.NEW_MACHINE or (not found and self.state.settings is None):
+            return f"-1:{Mode.NEW_MACHINE.value}"
+        return f"0:{Mode.RECONFIGURE_TOPLAYER.value}" if found else f"-1:{Mode.FULL.value}"
+
     def work_ended(self, job: str) -> None:
-        # The partitions could not be listed: a full setup is still offered (its
-        # partition step lists them again and says what is wrong).
+        # The partitions could not be listed: a new machine and a full setup are still
+        # offered (the partition step lists them again and says what is wrong).
         self.post_message(self.Scanned([], [], {}))
 
     def watch_found(self) -> None:
@@ -136,8 +153,15 @@ class WelcomeScreen(StepScreen):
             matching = [s for label, s in found if current and label == current.label]
             saved = matching[0] if matching else (found[0][1] if len(found) == 1 and
                                                   current is None else None)
+        if Mode(mode) is Mode.NEW_MACHINE:
+            # A new partition: nothing saved on it; what was chosen for one before is kept.
+            again = self.state.mode is Mode.NEW_MACHINE
+            return replace(self.state, mode=Mode.NEW_MACHINE, saved=None,
+                           settings=self.state.settings if again else None,
+                           new_disk=self.state.new_disk if again else None)
         settings = saved if Mode(mode) is not Mode.FULL else (self.state.settings or saved)
-        return replace(self.state, mode=Mode(mode), saved=saved, settings=settings)
+        return replace(self.state, mode=Mode(mode), saved=saved, settings=settings,
+                       new_disk=None)
 
     def next_state(self) -> WizardState:
         modes = self.query_one("#modes", OptionList)

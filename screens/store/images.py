@@ -1,4 +1,9 @@
-"""Image: local images and tags, a filter, pull by name, and proof each choice can boot."""
+"""Image: local images and tags, a filter, pull by name, and proof each choice can boot.
+
+For a new machine the images are this machine's docker's, whatever its
+storage driver: install copies the chosen one into the new store (nothing
+is resolved here; ``flow.images_from_host``).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from screens.disk.partition import human_size
 from wizard.common.errors import Cancelled
 from wizard.common.events import Event, LogLine, Progress
 from wizard.common.faults import message as fault_line
-from wizard.flows.flow import Step, WizardState
+from wizard.flows.flow import Step, WizardState, images_from_host
 from wizard.store.docker_daemon import ImageSummary
 
 if TYPE_CHECKING:
@@ -156,7 +161,11 @@ class ImagesScreen(StepScreen):
             self.update_nav()
             return
         self._want = image.ref
-        if image.ref in self.resolved:
+        if images_from_host(self.state):
+            self.query_one("#resolved", Static).update(
+                f"{escape(image.ref)}: install copies it from this machine's docker into the "
+                "new machine's own store, and proves it boots there")
+        elif image.ref in self.resolved:
             self.show_resolved(image.ref, self.resolved[image.ref], None)
         else:
             self.query_one("#resolved", Static).update(f"Resolving {escape(image.ref)}…")
@@ -196,7 +205,8 @@ class ImagesScreen(StepScreen):
         if not self.is_mounted:
             return False
         image = self.selected()
-        return image is not None and image.ref in self.resolved and not self.pulling
+        return (image is not None and not self.pulling
+                and (image.ref in self.resolved or images_from_host(self.state)))
 
     def next_state(self) -> WizardState:
         image = self.selected()

@@ -16,10 +16,22 @@ shim → the image's GRUB → its signed kernel (locked down) → dracut's
 systemd → the hook → the image's own systemd.  The wizard's
 user logs in on the serial console; ``docker info`` in the booted system
 shows the btrfs store with the image in it.
+
+The free space of a disk that holds another system (a GPT ESP with that
+system's files, an ext4 partition) gets the new partition, the install
+killed at every one of its steps and rerun each time: the rerun after the
+kill between the new partition and its filesystem formats that partition
+(the free space it took is gone).  The other partition, the partition
+table's entries of the other two and every file of the other system on the
+ESP are unchanged byte for byte; with empty NVRAM and Secure Boot on, the
+removable path install wrote boots the new system (the image's test init
+reports what it booted: the chain and the hook, once; the login is the
+blank disk's).  Both share one image archive (one worker, built once).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -29,9 +41,12 @@ import pytest
 
 from tests.e2e.test_grub_secure_boot import ok
 from tests.lab import lab, scenario
+from wizard.sandbox import TEST_INIT_KERNEL_OPTIONS
 from wizard.sandbox.console import Console, booted
+from wizard.sandbox.qemu import facts
 
-pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.side_by_side]
+pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.side_by_side,
+              pytest.mark.xdist_group("install")]
 
 USER, PASSWORD = "ida", "ida-pw-3"
 IMAGE = "dbw-install/dracut:first"
@@ -41,13 +56,13 @@ def sudo(console: Console, command: str) -> str:
     return ok(console, f"echo {PASSWORD} | sudo -S -p '' {command}")
 
 
-def install(loop: str, label: str, archive: Path, pw: Path, *,
-            kill_at: str | None = None) -> tuple[int, str]:
+def install(loop: str, label: str, archive: Path, pw: Path, *, kill_at: str | None = None,
+            where: str = "--disk", options: str = "console=ttyS0") -> tuple[int, str]:
     """``dockerboot-wizard install`` as typed; ``kill_at``: SIGKILL it when a line has that."""
-    cmd = ["dockerboot-wizard", "install", "--disk", loop, "--for-another-machine",
+    cmd = ["dockerboot-wizard", "install", where, loop, "--for-another-machine",
            "--label", label, "--image", IMAGE, "--image-archive", str(archive),
            "--user", USER, "--password-file", str(pw), "--admin", USER,
-           "--hostname", "newbox", "--kernel-options", "console=ttyS0", "--yes"]
+           "--hostname", "newbox", "--kernel-options", options, "--yes"]
     out = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           stdin=subprocess.DEVNULL) as proc:
@@ -65,22 +80,34 @@ def install_dirs() -> list[Path]:
     return sorted(run_dir.glob("install-*")) if run_dir.is_dir() else []
 
 
-def test_a_blank_disk_becomes_a_machine_that_boots(tmp_path_factory: pytest.TempPathFactory
-                                                   ) -> None:
-    work = tmp_path_factory.mktemp("install")
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The image as ``docker save`` wrote it somewhere else, and its ID."""
+    work = tmp_path_factory.mktemp("saved")
     archive = work / "image.tar"
-    (work / "build").mkdir()
-    with lab.docker_disk(work / "build") as dd:  # somewhere else, as `docker save` would be
+    with lab.docker_disk(work) as dd:
         # dracut (systemd in the initramfs): the other generator through the same chain.
         scenario.build_image(dd.daemon, "dracut", IMAGE, marker="installed", systemd=True,
                              secure_boot=True)
         image_id = dd.daemon.docker("image", "inspect", "-f", "{{.Id}}", IMAGE).stdout.strip()
         dd.daemon.docker("save", "-o", archive, IMAGE, timeout=900)
-    disk = work / "disk.img"
-    lab.run("truncate", "-s", "8G", disk)
+    return archive, image_id
+
+
+def password_file(work: Path) -> Path:
     pw = work / "pw"
     pw.write_text(PASSWORD + "\n")
     os.chmod(pw, 0o600)
+    return pw
+
+
+def test_a_blank_disk_becomes_a_machine_that_boots(tmp_path_factory: pytest.TempPathFactory,
+                                                   saved: tuple[Path, str]) -> None:
+    work = tmp_path_factory.mktemp("install")
+    archive, image_id = saved
+    disk = work / "disk.img"
+    lab.run("truncate", "-s", "8G", disk)
+    pw = password_file(work)
     label = lab.unique_label()
     loop = lab.run("losetup", "--show", "-f", disk).stdout.strip()
     others = install_dirs()  # another module's install may run beside this one
@@ -129,3 +156,103 @@ def test_a_blank_disk_becomes_a_machine_that_boots(tmp_path_factory: pytest.Temp
     serial = (work / "boot.serial.log").read_text(errors="replace")
     assert "EFI stub: UEFI Secure Boot is enabled." in serial, serial[-3000:]
     assert re.search(r"systemd\[1\]|Welcome to .*dracut", serial), serial[-5000:]
+
+
+KILLS = ("new partition in the free space", "==> [image]", "==> [initramfs]", "==> [firmware]")
+"""Where the free-space install is killed, one kill per run: in the disk step between
+the partition and its filesystem, loading the image, in apply, at the boot entry."""
+
+
+def other_system(loop: str, work: Path) -> dict[str, str]:
+    """Another system's files on the ESP ``{loop}p1``, and their SHA-256 by path."""
+    # Windows and Fedora (another vendor's GRUB: Debian's signed GRUB, the image's,
+    # would read a Debian grub.cfg on the ESP before its own, and is refused then).
+    files = {"EFI/Microsoft/Boot/bootmgfw.efi": os.urandom(300_000),
+             "EFI/Microsoft/Boot/BCD": os.urandom(30_000),
+             "EFI/fedora/grubx64.efi": os.urandom(200_000),
+             "EFI/fedora/grub.cfg": b"search --fs-uuid 1234 --set root\nset timeout=5\n"}
+    for name, data in files.items():
+        (work / "f").write_bytes(data)
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            lab.run("mmd", "-D", "s", "-i", f"{loop}p1", "::/" + "/".join(parts[:depth]),
+                    check=False)
+        lab.run("mcopy", "-i", f"{loop}p1", work / "f", f"::/{name}")
+    return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+
+
+def esp_files(loop: str, names: list[str], work: Path) -> dict[str, str]:
+    out = {}
+    for name in names:
+        lab.run("mcopy", "-o", "-i", f"{loop}p1", f"::/{name}", work / "back")
+        out[name] = hashlib.sha256((work / "back").read_bytes()).hexdigest()
+    return out
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def test_free_space_beside_another_system_after_a_kill_at_every_step_boots(
+        tmp_path_factory: pytest.TempPathFactory, saved: tuple[Path, str]) -> None:
+    work = tmp_path_factory.mktemp("free")
+    archive, _ = saved
+    disk = work / "disk.img"
+    lab.run("truncate", "-s", "8G", disk)
+    lab.run("sgdisk", "-n1:1M:+400M", "-t1:ef00", "-c1:EFI system", "-n2:0:+1G", "-t2:8300",
+            "-c2:other", disk)
+    pw = password_file(work)
+    label = lab.unique_label()
+    loop = lab.run("losetup", "--show", "-f", disk).stdout.strip()
+    try:
+        lab.run("partx", "-u", loop)
+        lab.udev_settle()
+        lab.run("mkfs.vfat", "-F", "32", "-n", "EFI", f"{loop}p1")
+        (work / "home").mkdir()
+        (work / "home" / "notes.txt").write_text("the other system's own file\n")
+        lab.run("mkfs.ext4", "-q", "-L", "other", "-d", work / "home", f"{loop}p2")
+        theirs = other_system(loop, work)
+        table = [lab.run("sgdisk", "-i", n, loop).stdout for n in ("1", "2")]
+        ext4 = sha256_of(f"{loop}p2")
+        others = install_dirs()  # another module's install may run beside this one
+        runs = []
+        for kill in (*KILLS, None):
+            code, out = install(loop, label, archive, pw, kill_at=kill, where="--free-space",
+                                options=TEST_INIT_KERNEL_OPTIONS)
+            assert code == (-9 if kill else 0), (kill, out[-4000:])
+            runs.append(out)
+        # Killed between the partition and its filesystem: the rerun formats that one.
+        assert "reused: the ESP" in runs[0] and "destroyed: nothing" in runs[0]
+        assert "formatted: " in runs[1] and f'as btrfs "{label}"' in runs[1], runs[1][-4000:]
+        # Killed loading the image: the rerun stops the daemon it left, loads again.
+        assert "stopped the docker daemon a killed install left" in runs[2], runs[2][-4000:]
+        assert f"[image] done: {IMAGE} loaded from {archive}" in runs[2]
+        assert all("nothing is formatted" in out for out in runs[2:])
+        assert f"[image] done: {IMAGE} is there already" in runs[-1]
+        assert "the disk goes to another machine" in runs[-1]
+        assert [d for d in install_dirs() if d not in others] == []
+        # Nothing of the other system changed.
+        assert sha256_of(f"{loop}p2") == ext4
+        assert [lab.run("sgdisk", "-i", n, loop).stdout for n in ("1", "2")] == table
+        assert esp_files(loop, list(theirs), work) == theirs
+        listing = lab.run("mdir", "-/", "-b", "-i", f"{loop}p1", "::/").stdout.split()
+        assert {"::/EFI/BOOT/BOOTX64.EFI", "::/EFI/dockerboot/shimx64.efi"} <= set(listing)
+    finally:
+        lab.run("sync")
+        lab.run("partx", "-d", loop, check=False)
+        lab.run("losetup", "-d", loop, check=False)
+        lab.udev_settle()
+
+    log = work / "boot.serial.log"
+    with booted(disk, log, secure_boot=True) as console:
+        console.wait_exit(900)
+    serial = log.read_text(errors="replace")
+    seen = facts(serial)
+    assert "EFI stub: UEFI Secure Boot is enabled." in serial, serial[-3000:]
+    assert seen.get("done") == "yes", serial[-5000:]
+    assert seen["root_subvol"] == "/docker_rwlayer" and seen["image_marker"] == "installed"
+    assert seen["hostname"] == "newbox"

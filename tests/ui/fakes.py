@@ -34,10 +34,14 @@ from wizard.common.errors import (
     ImageError,
     InitramfsError,
     NotRootError,
+    PartitionError,
     WizardError,
 )
 from wizard.common.events import Event, LogLine, Progress, StepDone, StepStarted, check_cancel
 from wizard.common.mountinfo import MountEntry
+from wizard.disk import layout
+from wizard.disk.disks import Target
+from wizard.disk.layout import Disk, DiskPlan, Part
 from wizard.disk.partitions import BlockEvent, Partition
 from wizard.flows.apply import Plan
 from wizard.flows.bootchain import NAMES
@@ -47,6 +51,7 @@ from wizard.flows.report import render_plan
 from wizard.flows.review import RefindPreview, refind_preview, sections
 from wizard.flows.services import DockerStatus, Environment
 from wizard.flows.update import UpdatePlan
+from wizard.install import sizes
 from wizard.loaders import esp_plan, grub, systemd_boot
 from wizard.settings.config import Settings
 from wizard.store.docker_daemon import ImageSummary
@@ -85,6 +90,20 @@ REFIND = b"timeout 5\n# user line kept\nmenuentry \"Other\" {\n    loader x.efi\
 IMAGE_FSTAB = b"# image fstab\nproc /proc proc defaults 0 0\n"
 TARGET = BuildTarget("initramfs-tools", "6.1.0-18-amd64", "/boot/vmlinuz-6.1.0-18-amd64")
 SETTINGS = Settings(label="dbw-fake", image="desk:1")
+DISKS = [
+    Disk("/dev/sda", 256 << 30, "Root SSD", "gpt",
+         (Part("/dev/sda1", 512 << 20, "vfat", "EFI", layout.ESP_TYPE, ("/boot/efi",)),
+          Part("/dev/sda2", 255 << 30, "ext4", "root", None, ("/",)))),
+    Disk("/dev/sdb", 64 << 30, "Blank SSD"),
+    Disk("/dev/sdc", 128 << 30, "Shared SSD", "gpt",
+         (Part("/dev/sdc1", 512 << 20, "vfat", "EFI", layout.ESP_TYPE),
+          Part("/dev/sdc2", 40 << 30, "ext4", "other"),
+          Part("/dev/sdc3", 20 << 30))),
+]
+"""This machine's disks: the running root's, a blank one, one shared with another system
+(its ESP, an ext4 partition, an empty partition and free space)."""
+FREE = {"/dev/sdc": (61 << 21, (128 << 21) - 34)}
+"""The largest free region (sectors) of each disk with a GPT: 67 GiB on sdc."""
 
 
 INPUTS = Fingerprint("initramfs-tools", "6.1.0-18-amd64", "0" * 64)
@@ -396,6 +415,57 @@ class FakeServices:
         yield StepDone("boot", "the login prompt after 41s in the VM")
         return dict(TRY_OK if self.try_result is None else self.try_result)
 
+    # --- a new machine (Disk, then Review installs) ---
+
+    disk_list: list[Disk] = DISKS
+    fail_install: WizardError | None = None
+    """Raised by ``install`` after its disk step (the disk is written then)."""
+    hold_install: bool = False
+    """Hold the install after its disk step until it is cancelled."""
+
+    def disks(self) -> list[Disk]:
+        return list(self.disk_list)
+
+    def plan_install(self, target: Target) -> tuple[Disk, DiskPlan | None]:
+        """Install's own plan functions on the canned disks (this machine's UEFI unchecked)."""
+        self.calls.append(("plan_install", target))
+        disk = next((d for d in self.disk_list if target.device == d.path
+                     or any(p.path == target.device for p in d.parts)), None)
+        if disk is None:
+            raise PartitionError(f"no device {target.device}", "give a disk from `lsblk -d`")
+        if any(p.fstype == "btrfs" and p.label == target.label for p in disk.parts):
+            return disk, None  # an earlier run made it
+        need = sizes.DEFAULT_NEED
+        if target.mode == "disk":
+            return disk, layout.plan_disk(disk, target.label, need=need,
+                                          boot_bytes=sizes.BOOT_BYTES, efi=None)
+        if target.mode == "free":
+            return disk, layout.plan_free(disk, target.label, FREE.get(disk.path, (0, 0)),
+                                          need=need, efi=None)
+        return disk, layout.plan_partition(disk, target.device, target.label, need=need,
+                                           efi=None)
+
+    def install(self, state: WizardState, *,
+                cancel: threading.Event) -> Generator[Event, None, None]:
+        assert state.settings is not None and state.new_disk is not None
+        state.settings.validate()
+        self.calls.append(("install", state))
+        chosen = state.new_disk
+        yield StepStarted("disk", f"preparing {chosen.target.device}")
+        yield LogLine(f"{chosen.target.device}: new GPT, an ESP and a btrfs partition")
+        yield StepDone("disk", f"LABEL={chosen.target.label} on {chosen.target.device}")
+        if self.hold_install:
+            self.apply_waiting.set()
+            cancel.wait(10)
+        check_cancel(cancel)
+        if self.fail_install is not None:
+            raise self.fail_install
+        yield StepStarted("image", f"{state.settings.image} into the new store")
+        yield StepDone("image", f"{state.settings.image} copied from this machine's docker")
+        yield from self.apply(state, cancel=cancel)
+        yield StepStarted("firmware", "the firmware's boot entry")
+        yield StepDone("firmware", "no EFI variables here: the removable path boots it")
+
 
 
 _GENERATION_2 = {"number": 2, "kernel_version": "6.1.0-18-amd64", "image_ref": "desk:1",
@@ -415,8 +485,8 @@ STATUS: dict[str, object] = {
 """What ``FakeServices.status`` says: generation 2, the tag moved (no build needed)."""
 
 
-__all__ = ["FakeServices", "GOOD_DOCKER", "IMAGES", "NEW_DISK", "OTHER", "OVERLAY_DOCKER",
-           "PART", "PART_MOUNTED", "SETTINGS", "TARGET"]
+__all__ = ["DISKS", "FakeServices", "GOOD_DOCKER", "IMAGES", "NEW_DISK", "OTHER",
+           "OVERLAY_DOCKER", "PART", "PART_MOUNTED", "SETTINGS", "TARGET"]
 
 
 TRY_OK: dict[str, object] = {

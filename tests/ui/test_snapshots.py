@@ -89,9 +89,9 @@ def test_problem_not_root(snap_compare):
 def test_welcome_reconfigure(snap_compare):
     """Welcome with a saved config: the step line "1/4 Welcome › Top layer › Review › Done" (the
     reconfigure route, Welcome highlighted); the intro, "Saved configuration on LABEL=dbw-fake:
-    boots desk:2, hostname box", the five choices (Reconfigure top layer highlighted first, Switch
-    image/tag, Rebuild initramfs, Rewrite boot entry, Full setup last), Back/Next buttons and the
-    footer."""
+    boots desk:2, hostname box", the choices (Reconfigure top layer highlighted first, Switch
+    image/tag, Rebuild initramfs, Rewrite boot entry, Update, Roll back, New machine, Full setup
+    last), Back/Next buttons and the footer."""
     saved = Settings(label=PART.label, image="desk:2", hostname="box")
     app = app_for(FakeServices(saved={PART.label: saved}))
     assert snap_compare(app, terminal_size=SIZE,
@@ -105,6 +105,39 @@ def test_partition(snap_compare):
     Next enabled."""
     app = app_for(FakeServices(), Step.PARTITION)
     assert snap_compare(app, terminal_size=SIZE, run_before=until(Step.PARTITION))
+
+
+def test_new_disk(snap_compare):
+    """Disk of a new machine: the step line "2/6" (Welcome, Disk, Image, Top layer, Review, Done);
+    the table of disks (/dev/sda Root SSD mounted on /boot/efi and /, /dev/sdb Blank SSD with the
+    cursor, /dev/sdc Shared SSD with 3 partitions); "The whole disk" chosen; the label newbox; the
+    plan: /dev/sdb destroyed nothing, a new GPT, an ESP of 512 MiB and btrfs "newbox" the rest;
+    Next enabled."""
+    state = WizardState(mode=Mode.NEW_MACHINE)
+
+    async def choose(pilot) -> None:
+        await pilot.press("down", "tab", "tab", *"newbox")
+
+    app = app_for(FakeServices(), Step.DISK, state)
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(
+        Step.DISK, lambda s: bool(s.disks), then=choose))
+
+
+def test_install_review(snap_compare):
+    """Review of a new machine on a whole disk (step line "5/6"): "Nothing has been written yet.
+    Everything on /dev/sdb is lost: type /dev/sdb below, then Enter or Apply (a) installs."; the
+    sections The disk (the plan), Then (the image into its own store, the boot chain, the
+    firmware's entry), The new machine; the empty confirmation field focused; Apply dimmed."""
+    from wizard.disk.disks import Chosen, Target
+
+    target = Target("disk", "/dev/sdb", "newbox")
+    services = FakeServices()
+    disk, plan = services.plan_install(target)
+    state = WizardState(mode=Mode.NEW_MACHINE, settings=Settings(label="newbox", image="desk:1"),
+                        new_disk=Chosen(target, disk, plan))
+    app = app_for(services, Step.REVIEW, state)
+    assert snap_compare(app, terminal_size=SIZE, run_before=until(
+        Step.REVIEW, lambda s: s.plan is not None))
 
 
 def test_docker_good(snap_compare):

@@ -15,17 +15,18 @@ from wizard.settings.config import Settings
 
 START = WizardState()
 SAVED = Settings(label=PART.label, image="desk:2", hostname="box")
+NEW_MACHINE = "New machine: a disk, free space or an empty partition"
 
 
 def prompts(screen) -> list[str]:
     return [str(o.prompt) for o in screen.query_one("#modes", OptionList).options]
 
 
-async def test_without_saved_config_only_a_full_setup_is_offered():
+async def test_without_saved_config_a_new_machine_or_a_full_setup_is_offered():
     async with open_step(Step.WELCOME, START) as (app, pilot):
-        assert prompts(app.screen) == ["Full setup"]
+        assert prompts(app.screen) == [NEW_MACHINE, "Full setup"]
         assert "No saved configuration" in text(app.screen, "#found")
-        await press(pilot, "enter")
+        await press(pilot, "down", "enter")  # New machine is highlighted first
     assert app.outcomes == [Next(replace(START, mode=Mode.FULL))]
     assert app.step is Step.PARTITION
 
@@ -50,7 +51,7 @@ async def test_two_saved_configs_name_their_partition_and_either_can_be_chosen()
     async with open_step(Step.WELCOME, START, services) as (app, pilot):
         shown = prompts(app.screen)
         assert shown[0].startswith("dbw-fake: Reconfigure top layer")
-        assert shown[6].startswith("data: Reconfigure top layer") and len(shown) == 13
+        assert shown[6].startswith("data: Reconfigure top layer") and len(shown) == 14
         await press(pilot, *["down"] * 7, "enter")  # data: Switch image/tag
     assert app.outcomes == [Next(WizardState(settings=theirs, saved=theirs,
                                              mode=Mode.SWITCH_IMAGE))]
@@ -74,9 +75,9 @@ async def test_back_and_quit_carry_the_state():
 async def test_a_scan_that_fails_is_shown_and_a_full_setup_still_offered():
     error = PartitionError("udev does not answer", "start systemd-udevd")
     async with known_fault(Step.WELCOME, START, "partitions", error) as (app, pilot):
-        assert prompts(app.screen) == ["Full setup"] and next_enabled(app.screen)
+        assert prompts(app.screen) == [NEW_MACHINE, "Full setup"] and next_enabled(app.screen)
         assert "No saved configuration" in text(app.screen, "#found")  # not "Looking…"
-        await press(pilot, "n")
+        await press(pilot, "down", "n")
     assert app.outcomes == [Next(replace(START, mode=Mode.FULL))]
 
 

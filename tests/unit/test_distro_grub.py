@@ -7,6 +7,7 @@ kept byte for byte; hostile files refused with one line.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from wizard.common.errors import BootloaderError
 from wizard.common.mountinfo import MountEntry
 from wizard.flows import bootchain
 from wizard.loaders import distro_grub, esp_plan, grub
+from wizard.settings import config
 from wizard.settings.config import Settings
 
 UUID = "0f5b4c2e-6d1a-4c3b-9a57-2f1e8d7c6b5a"
@@ -242,3 +244,16 @@ def test_a_kernel_another_distribution_signed_is_refused_unless_asked(
     _, warnings = bootchain._plan_distro(esp, ubuntu, asked, ENTRIES, 2, "debian", state=STATE,
                                          counting=True)
     assert warnings[-1].startswith("Secure Boot is on here and ubuntu's shim refuses")
+
+
+def test_own_grub_leaves_another_system_s_grub_alone_and_is_saved(tmp_path: Path) -> None:
+    """``install`` beside another system: its GRUB (even a whole config) is not looked into."""
+    esp = esp_with(tmp_path, {"EFI/debian/grub.cfg": DEBIAN_STUB,
+                              "EFI/arch/grub.cfg": GENERATED})
+    own = Settings(label="dbw", image="a:b", esp=str(esp), own_grub=True)
+    assert bootchain.distro_grub_of(esp, own) is None
+    assert bootchain.choose(own, None) == "refind"  # no signed pair in the image: not GRUB
+    with pytest.raises(BootloaderError, match="not a stub"):
+        bootchain.distro_grub_of(esp, Settings(label="dbw", image="a:b", esp=str(esp)))
+    assert config.from_toml(config.to_toml(own)).own_grub is True
+    assert "own_grub =" not in config.to_toml(replace(own, own_grub=False))

@@ -13,6 +13,7 @@ from wizard.flows.flow import (
     before,
     first,
     has_unsaved_changes,
+    images_from_host,
     position,
     rebuilt,
 )
@@ -30,7 +31,18 @@ def test_every_mode_has_a_route_from_welcome_to_done():
 
 
 def test_full_route_visits_every_step_in_order():
-    assert ROUTES[Mode.FULL].steps == tuple(s for s in Step if s is not Step.UPDATE)
+    assert ROUTES[Mode.FULL].steps == tuple(s for s in Step
+                                            if s is not Step.UPDATE and s is not Step.DISK)
+
+
+def test_new_machine_makes_its_partition_then_writes_everything_on_it():
+    route = ROUTES[Mode.NEW_MACHINE]
+    assert route.steps == (Step.WELCOME, Step.DISK, Step.IMAGE, Step.TOPLAYER, Step.REVIEW,
+                           Step.DONE)
+    assert route.writes == ROUTES[Mode.FULL].writes
+    # Only a new machine chooses a disk; only it takes its image from the host's docker.
+    assert [m for m, r in ROUTES.items() if Step.DISK in r.steps] == [Mode.NEW_MACHINE]
+    assert [m for m in Mode if images_from_host(WizardState(mode=m))] == [Mode.NEW_MACHINE]
 
 
 @pytest.mark.parametrize(("mode", "steps"), [
@@ -41,6 +53,7 @@ def test_full_route_visits_every_step_in_order():
     (Mode.REWRITE_BOOT_ENTRY, [Step.BOOTLOADER, Step.REVIEW, Step.DONE]),
     (Mode.UPDATE, [Step.UPDATE, Step.DONE]),
     (Mode.ROLLBACK, [Step.UPDATE, Step.DONE]),
+    (Mode.NEW_MACHINE, [Step.DISK, Step.IMAGE, Step.TOPLAYER, Step.REVIEW, Step.DONE]),
 ])
 def test_walking_after_from_welcome_follows_the_mode(mode, steps):
     state = WizardState(mode=mode)
@@ -99,9 +112,11 @@ def test_each_mode_writes_only_what_its_screens_collect():
     assert writes[Mode.REBUILD_INITRAMFS] == ("initramfs", "bootloader", "config")
     assert writes[Mode.REWRITE_BOOT_ENTRY] == ("bootloader", "config")
     # A build is made on its screen; a boot entry is written where its screen is
-    # shown and wherever a build makes a generation the entries must name.
+    # shown and wherever a build makes a generation the entries must name.  A new
+    # machine's partition is made by its Review: its build happens there, unseen before.
     for mode, route in ROUTES.items():
-        assert ("initramfs" in route.writes) == (Step.INITRAMFS in route.steps), mode
+        assert ("initramfs" in route.writes) == (Step.INITRAMFS in route.steps
+                                                 or Step.DISK in route.steps), mode
         assert ("bootloader" in route.writes) == (Step.BOOTLOADER in route.steps
                                                   or "initramfs" in route.writes), mode
         assert WizardState(mode=mode).writes == route.writes

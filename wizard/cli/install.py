@@ -21,15 +21,10 @@ from wizard.cli.apply import add_setup_options, settings_from_args
 from wizard.cli.output import EXIT_ERROR, exit_on_signals, print_event
 from wizard.cli.precheck import read_passwords
 from wizard.common.errors import ConfigError
-from wizard.disk.layout import GIB, MIB
+from wizard.disk.disks import Chosen, Target, typed_confirms
 from wizard.flows import apply as apply_mod
 from wizard.flows import changes
-from wizard.install import flow
-
-DEFAULT_NEED = 4 * GIB
-"""The btrfs partition's least size when the image's own is not known yet."""
-BOOT_BYTES = 100 * MIB
-"""One generation's kernel + initramfs, for the new ESP's size (Debian's: ~70 MiB)."""
+from wizard.install import flow, sizes
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,11 +55,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                     help="do not ask (with --disk: instead of typing the disk's name)")
 
 
-def target_from_args(args: argparse.Namespace) -> flow.Target:
+def target_from_args(args: argparse.Namespace) -> Target:
     """The ``Target`` the options name."""
     mode, device = next((m, d) for m, d in (("disk", args.disk), ("free", args.free_space),
                                             ("partition", args.partition)) if d)
-    return flow.Target(mode, device, args.label, args.esp)
+    return Target(mode, device, args.label, args.esp)
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -78,18 +73,17 @@ def cmd_install(args: argparse.Namespace) -> int:
     settings.validate()
     passwords = read_passwords(args.user, args.password_file)
     target = target_from_args(args)
-    need = max(DEFAULT_NEED, 2 * archive.stat().st_size + GIB) if archive else DEFAULT_NEED
     here = not args.for_another_machine
-    disk, plan = flow.plan(target, need=need, boot_bytes=BOOT_BYTES, here=here)
-    print(plan.describe() if plan else
-          f"{disk.describe()}\n  LABEL={target.label} is there already (an earlier run): "
-          "nothing is formatted; the rest carries on")
+    disk, plan = flow.plan(target, need=sizes.need(archive), boot_bytes=sizes.BOOT_BYTES,
+                           here=here)
+    chosen = Chosen(target, disk, plan)
+    print(chosen.describe())
     print(f"then: the image {settings.image} into a docker store on LABEL={target.label}, "
           "the boot chain on the ESP, the machine set up as `apply` does")
     if args.dry_run:
         print("dry run: nothing was changed")
         return 0
-    if plan is not None and not _confirmed(target, plan.destroyed, args.yes):
+    if plan is not None and not _confirmed(chosen, args.yes):
         print("nothing was changed", file=sys.stderr)
         return EXIT_ERROR
     request = changes.ApplyRequest(settings=settings, passwords=passwords)
@@ -103,18 +97,19 @@ def cmd_install(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirmed(target: flow.Target, destroyed: list[str], yes: bool) -> bool:
+def _confirmed(chosen: Chosen, yes: bool) -> bool:
     if yes:
         return True
     if not sys.stdin.isatty():
         raise ConfigError("refusing to change a disk without confirmation",
                           "run on a terminal, or pass --yes")
-    if target.mode != "disk":
+    if not chosen.asks_for_name:
         return input("Go ahead? [y/N] ").strip().lower() in ("y", "yes")
+    target, destroyed = chosen.target, chosen.plan.destroyed if chosen.plan else []
     typed = input(f"Everything on {target.device} is lost"
                   + (f" ({len(destroyed)} partitions)" if destroyed else "")
                   + f". Type {target.device} to go ahead: ").strip()
-    if typed != target.device:
+    if not typed_confirms(chosen, typed):
         raise ConfigError(f"typed {typed!r}, not {target.device}: nothing was changed",
                           f"run again and type {target.device} exactly")
     return True

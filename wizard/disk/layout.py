@@ -31,7 +31,7 @@ MIN_ESP = 512 * MIB
 """What installers make today: room for two generations of the usual kernel + initramfs."""
 CHAIN_BYTES = 16 * MIB
 """shim, GRUB, MokManager and their backups."""
-_COLUMNS = "NAME,PATH,TYPE,SIZE,MODEL,PTTYPE,FSTYPE,LABEL,PARTTYPE,MOUNTPOINTS"
+_COLUMNS = "NAME,PATH,TYPE,SIZE,MODEL,PTTYPE,FSTYPE,LABEL,PARTTYPE,PARTLABEL,MOUNTPOINTS"
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class Part:
     label: str | None = None
     parttype: str | None = None
     mountpoints: tuple[str, ...] = ()
+    partlabel: str | None = None
+    """The GPT partition name (``write`` names the btrfs partition after its label)."""
 
     def describe(self) -> str:
         """``/dev/sdb1 (vfat "EFI", 512 MiB, mounted on /boot/efi)``: for the plan."""
@@ -148,12 +150,17 @@ def parse_lsblk(text: str) -> Disk:
     if dev.get("type") != "disk" and dev.get("type") != "loop":
         raise PartitionError(f"{dev['path']} is a {dev.get('type')}, not a whole disk",
                              "give the disk (e.g. /dev/sdb), or --partition for a partition")
+    return disk_from_json(dev)
+
+
+def disk_from_json(dev: dict[str, Any]) -> Disk:
+    """The ``Disk`` of one whole device of ``lsblk --json --bytes -o _COLUMNS``."""
 
     def mounts(d: dict[str, Any]) -> tuple[str, ...]:
         return tuple(m for m in (d.get("mountpoints") or []) if isinstance(m, str))
 
     parts = tuple(Part(c["path"], int(c["size"]), c.get("fstype"), c.get("label"),
-                       c.get("parttype"), mounts(c))
+                       c.get("parttype"), mounts(c), c.get("partlabel"))
                   for c in dev.get("children") or [] if c.get("type") == "part")
     return Disk(dev["path"], int(dev["size"]), (dev.get("model") or "").strip(),
                 dev.get("pttype"), parts, mounts(dev))
@@ -168,7 +175,17 @@ def survey(device: str) -> Disk:
     """
     if not Path(device).exists():
         raise PartitionError(f"no device {device}", "give a disk from `lsblk -d`")
-    return parse_lsblk(_run("lsblk", "--json", "--bytes", "-o", _COLUMNS, device))
+    return parse_lsblk(lsblk(device))
+
+
+def lsblk(*devices: str) -> str:
+    """``lsblk --json --bytes -o _COLUMNS`` of ``devices`` (every block device when none).
+
+    Raises:
+        PartitionError: lsblk is missing or failed (one line).
+
+    """
+    return _run("lsblk", "--json", "--bytes", "-o", _COLUMNS, *devices)
 
 
 def esp_size(boot_bytes: int) -> int:

@@ -37,6 +37,17 @@ def esp_dir(settings: Settings) -> Path:
     return Path(settings.esp) if settings.esp else find_esp()
 
 
+def distro_grub_of(esp: Path, settings: Settings,
+                   prefer: str = "") -> distro_grub.DistroGrub | None:
+    """The distribution GRUB on ``esp`` the entries go to (way b); None with ``own_grub``.
+
+    Raises:
+        BootloaderError: as ``distro_grub.find``.
+
+    """
+    return None if settings.own_grub else distro_grub.find(esp, prefer)
+
+
 def choose(settings: Settings, chain: grub.Chain | None) -> str:
     """The bootloader apply writes for: the saved or given one, else what the ESP boots.
 
@@ -62,7 +73,7 @@ def choose(settings: Settings, chain: grub.Chain | None) -> str:
     if systemd_boot.find(esp) is not None:
         return "systemd-boot"
     try:  # a GRUB its distribution set up boots this machine: the entries go there
-        distro = distro_grub.find(esp)
+        distro = distro_grub_of(esp, settings)
     except BootloaderError:
         distro = None
     return "grub" if chain is not None or distro is not None else "refind"
@@ -95,7 +106,10 @@ def survey(settings: Settings, image_root: Path, chain: grub.Chain | None,
     lines.append(f"GRUB: the image carries {chain.vendor}'s signed shim + GRUB" if chain
                  else f"GRUB: {grub.missing_chain(settings.image, image_root).problem}")
     try:
-        distro = distro_grub.find(esp_dir(settings), chain.vendor if chain else "")
+        distro = distro_grub_of(esp_dir(settings), settings, chain.vendor if chain else "")
+        if settings.own_grub:
+            lines.append("GRUB on the ESP: the wizard's own (EFI/dockerboot); another "
+                         "system's GRUB there is not touched")
         if distro is not None:
             lines.append(f"GRUB of {distro.vendor} on the ESP ({distro.stub}): its config is "
                          f"{distro.prefix}/grub.cfg on UUID={distro.uuid}; the wizard's entries "
@@ -149,7 +163,7 @@ def plan_grub(top: Path, settings: Settings, new: bootset.NewGeneration | None,
     entries = [grub.Entry(f"dockerboot-{'default' if i == 0 else 'previous'}", *e)
                for i, e in enumerate(menu)]
     state = status.state_dir(settings)
-    distro = distro_grub.find(esp, chain.vendor if chain else "")
+    distro = distro_grub_of(esp, settings, chain.vendor if chain else "")
     if distro is not None:
         signer = chain.vendor if chain else signed_chain.os_id(image_root)
         return _plan_distro(esp, distro, settings, entries, newest, signer, state=state,
@@ -303,7 +317,7 @@ def grub_status(out: dict[str, Any], top: Path, settings: Settings) -> dict[str,
         esp = esp_dir(settings)
         counts["esp"] = str(esp)
         own = esp / grub.OWN_DIR
-        distro = distro_grub.find(esp)
+        distro = distro_grub_of(esp, settings)
         text = (distro_grub.read_block((distro_grub.config_dir(distro) / distro_grub.CUSTOM)
                                        .read_text(errors="replace"))
                 if distro else (own / grub.CFG).read_text(errors="replace"))

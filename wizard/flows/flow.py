@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from wizard.settings.config import Settings
+
+if TYPE_CHECKING:
+    from wizard.disk.disks import Chosen
 
 
 class Step(StrEnum):
     """One screen of the wizard."""
 
     WELCOME = "welcome"
+    DISK = "disk"
     PARTITION = "partition"
     DOCKER = "docker_daemon"
     IMAGE = "images"
@@ -39,6 +44,7 @@ class Mode(StrEnum):
     REWRITE_BOOT_ENTRY = "bootloader"
     UPDATE = "update"
     ROLLBACK = "rollback"
+    NEW_MACHINE = "new_machine"
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,11 @@ ROUTES: dict[Mode, Route] = {
     # screen shows the plan and runs ``wizard.flows.update`` (not apply's steps).
     Mode.UPDATE: Route((Step.WELCOME, Step.UPDATE, Step.DONE), ()),
     Mode.ROLLBACK: Route((Step.WELCOME, Step.UPDATE, Step.DONE), ()),
+    # A disk, free space or an empty partition made into the partition, its store and
+    # ESP (``install``): the Review installs, then applies everything on it.  No Docker,
+    # Initramfs or Boot entry step: nothing is there to check or build before install.
+    Mode.NEW_MACHINE: Route((Step.WELCOME, Step.DISK, Step.IMAGE, Step.TOPLAYER, Step.REVIEW,
+                             Step.DONE), _EVERYTHING),
 }
 """Mode -> its route: the one table of what each mode shows and writes."""
 
@@ -91,11 +102,23 @@ class WizardState:
     staged_initramfs: str | None = None
     """Kernel/initramfs built by the initramfs step but not installed yet: the staged
     directory relative to the partition's top level (installed at Review/apply)."""
+    new_disk: Chosen | None = None
+    """New machine: where it goes, the disk as the Disk step surveyed it, the plan shown."""
 
     @property
     def writes(self) -> tuple[str, ...]:
         """The apply steps this state's mode runs."""
         return ROUTES[self.mode].writes
+
+
+def images_from_host(state: WizardState) -> bool:
+    """Whether the Image step offers this machine's own docker images, not the partition's.
+
+    A new machine has no store yet: install copies the chosen image from the
+    host's docker (or pulls it) into the new partition's, so the host's
+    storage driver does not matter and no subvolume is resolved beforehand.
+    """
+    return state.mode is Mode.NEW_MACHINE
 
 
 @dataclass(frozen=True)

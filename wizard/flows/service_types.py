@@ -18,8 +18,10 @@ from wizard.settings.config import Settings
 
 if TYPE_CHECKING:
     from wizard.boot.initramfs import BuildTarget
+    from wizard.disk.disks import Target
+    from wizard.disk.layout import Disk, DiskPlan
     from wizard.disk.partitions import BlockEvent, Partition
-    from wizard.flows.changes import Preview
+    from wizard.flows.changes import ApplyRequest, Preview
     from wizard.flows.review import RefindPreview
     from wizard.flows.update import UpdatePlan
     from wizard.store.docker_daemon import ImageSummary
@@ -48,14 +50,14 @@ class Environment:
     is_root: bool
     """Running as root."""
     problem: WizardError | None
-    """What blocks the wizard entirely (not root, no btrfs, …) with its fix, or None."""
+    """What blocks the wizard entirely (not root, no udev, no daemon) with its fix, or None."""
 
 
 class Services(Protocol):
     """Everything the screens may ask of the core."""
 
     def environment(self) -> Environment:
-        """Check root, udev and that some btrfs partition exists."""
+        """Check root, udev and the Docker daemon (no btrfs partition yet is no blocker)."""
         ...
 
     def partitions(self) -> list[Partition]:
@@ -169,7 +171,34 @@ class Services(Protocol):
         """
         ...
 
+    # --- a new machine (the New machine route: Disk, then Review installs) ---
+
+    def disks(self) -> list[Disk]:
+        """The machine's whole disks with their partitions (``lsblk``), nothing written."""
+        ...
+
+    def plan_install(self, target: Target) -> tuple[Disk, DiskPlan | None]:
+        """The disk as it is now and install's plan for ``target`` (None: made before).
+
+        Raises PartitionError, one line, for what install refuses.
+        """
+        ...
+
+    def install(self, state: WizardState, *,
+                cancel: threading.Event) -> Generator[Event, None, None]:
+        """Carry out ``state.new_disk``: the disk, the store, the image, then apply ``state``.
+
+        ``dockerboot-wizard install``'s flow; the request is made as apply's is.
+        """
+        ...
+
 
 TryBoot = Callable[[str, threading.Event], Generator[Event, None, dict[str, Any]]]
 """``try_boot``'s work by partition label, handed to ``RealServices`` by the entry point:
 it lives in ``wizard.trial``, a layer above ``flows``."""
+PlanInstall = Callable[["Target"], "tuple[Disk, DiskPlan | None]"]
+"""``plan_install``'s work (``wizard.install.chosen.plan``), handed in like ``TryBoot``:
+``wizard.install`` is a layer above ``flows`` too."""
+RunInstall = Callable[["Target", "DiskPlan | None", "ApplyRequest", threading.Event],
+                      Generator[Event, None, None]]
+"""``install``'s work (``wizard.install.chosen.run``), handed in like ``TryBoot``."""

@@ -19,17 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 from wizard.common.errors import ImageError, NotRootError, PartitionError, WizardError
 from wizard.common.events import Event
-from wizard.flows.flow import WizardState
+from wizard.flows.flow import Mode, WizardState
 from wizard.flows.service_types import DockerStatus as DockerStatus  # re-exported
 from wizard.flows.service_types import Environment as Environment  # re-exported
+from wizard.flows.service_types import PlanInstall, RunInstall, TryBoot
 from wizard.flows.service_types import Services as Services  # re-exported
-from wizard.flows.service_types import TryBoot
 from wizard.settings.config import Settings
 
 if TYPE_CHECKING:
     import docker
 
     from wizard.boot.initramfs import BuildTarget
+    from wizard.disk.disks import Target
+    from wizard.disk.layout import Disk, DiskPlan
     from wizard.disk.partitions import BlockEvent, Partition
     from wizard.flows.changes import Preview
     from wizard.flows.review import RefindPreview
@@ -53,11 +55,16 @@ def __getattr__(name: str) -> object:
 class RealServices:
     """``Services`` over the real core: udev, docker, the btrfs partitions."""
 
-    def __init__(self, try_boot: TryBoot | None = None) -> None:
+    def __init__(self, try_boot: TryBoot | None = None, *,
+                 plan_install: PlanInstall | None = None,
+                 run_install: RunInstall | None = None) -> None:
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
         self._try_boot = try_boot
         """The try's work (``wizard.trial.run.by_label``), given by the entry point."""
+        self._plan_install = plan_install
+        self._run_install = run_install
+        """The install's work (``wizard.install.chosen``), given by the entry point."""
 
     def _docker(self) -> docker.DockerClient:
         from wizard.common import leftovers
@@ -72,7 +79,11 @@ class RealServices:
             return self._client
 
     def environment(self) -> Environment:
-        """Root first (nothing else works without it), then btrfs, then docker."""
+        """Root first (nothing else works without it), then udev, then docker.
+
+        No btrfs partition yet is no blocker: Welcome offers New machine, which
+        makes one, and the Partition step says how to make one by hand.
+        """
         from wizard.disk import partitions
 
         is_root = os.geteuid() == 0
@@ -81,15 +92,11 @@ class RealServices:
                 "dockerboot-wizard must run as root (it mounts partitions and talks to "
                 "dockerd)", "run it again with sudo: `sudo dockerboot-wizard`"))
         try:
-            found = partitions.list_btrfs()
+            partitions.list_btrfs()
         except Exception as e:  # noqa: BLE001 — udev missing is an environment problem
             return Environment(True, PartitionError(
                 f"udev cannot list block devices ({e})",
                 "start systemd-udevd (or udevd) and try again"))
-        if not found:
-            return Environment(True, PartitionError(
-                "no btrfs partition found", "create one (`mkfs.btrfs -L NAME /dev/…`) or plug "
-                "in the disk that holds it"))
         try:
             self._docker()
         except WizardError as e:
@@ -198,8 +205,8 @@ class RealServices:
         from wizard.toplayer import files as toplayer
 
         s = state.settings
-        if s is None:
-            return {}
+        if s is None or state.mode is Mode.NEW_MACHINE:
+            return {}  # a new machine's partition is made by its Review: no top layer yet
         with partitions.top_level(partitions.find_by_label(s.label), read_only=True) as top:
             root = toplayer.toplayer_dir(top, s)
             if not root.is_dir():
@@ -315,3 +322,33 @@ class RealServices:
             raise WizardError("Try in a VM is not available here",
                               f"run `sudo dockerboot-wizard try --label {settings.label}`")
         return self._try_boot(settings.label, cancel)
+
+    # --- a new machine ---
+
+    def disks(self) -> list[Disk]:
+        """``disks.list_disks``: one ``lsblk`` for every whole disk."""
+        from wizard.disk import disks
+
+        return disks.list_disks()
+
+    def plan_install(self, target: Target) -> tuple[Disk, DiskPlan | None]:
+        """The install's plan given to ``__init__`` (``install.flow.plan``)."""
+        return self._install_work()[0](target)
+
+    def install(self, state: WizardState, *,
+                cancel: threading.Event) -> Generator[Event, None, None]:
+        """The install's flow given to ``__init__``, for ``changes.request_for(state)``."""
+        from wizard.flows import changes
+
+        if state.new_disk is None:
+            raise ValueError("no disk chosen yet: nothing to install")
+        chosen = state.new_disk
+        return self._install_work()[1](chosen.target, chosen.plan, changes.request_for(state),
+                                       cancel)
+
+    def _install_work(self) -> tuple[PlanInstall, RunInstall]:
+        if self._plan_install is None or self._run_install is None:
+            raise WizardError("New machine is not available here",
+                              "run `sudo dockerboot-wizard install --help` for the headless "
+                              "install")
+        return self._plan_install, self._run_install

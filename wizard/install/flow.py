@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from wizard.common import leftovers
@@ -39,6 +39,7 @@ from wizard.common.commands import environ, run
 from wizard.common.errors import ConfigError, DockerError, PartitionError
 from wizard.common.events import Event, LogLine, StepDone, StepStarted, check_cancel
 from wizard.disk import fat, layout, partitions
+from wizard.disk.disks import Target
 from wizard.disk.partitions import mounted
 from wizard.flows import changes
 from wizard.settings import config
@@ -47,19 +48,6 @@ from wizard.store.private_daemon import Dockerd, dockerd
 HOST_SOCKET = Path("/var/run/docker.sock")
 EFIVARS = Path("/sys/firmware/efi/efivars")
 LOADER = "\\EFI\\dockerboot\\shimx64.efi"
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where the new machine goes, as the user named it."""
-
-    mode: str
-    """``disk``, ``free`` or ``partition`` (``layout.DiskPlan.target``)."""
-    device: str
-    """The whole disk (``disk``, ``free``) or the partition (``partition``)."""
-    label: str
-    esp: str | None = None
-    """The ESP partition to use; None: the disk's own (or the new one)."""
 
 
 def disk_of(target: Target) -> str:
@@ -77,6 +65,16 @@ def disk_of(target: Target) -> str:
 def made_before(disk: layout.Disk, label: str) -> layout.Part | None:
     """The btrfs partition labelled ``label`` on ``disk`` (an earlier run's), if any."""
     return next((p for p in disk.parts if p.fstype == "btrfs" and p.label == label), None)
+
+
+def left_empty(disk: layout.Disk, label: str) -> layout.Part | None:
+    """A partition an earlier run made in the free space and was killed before formatting.
+
+    ``layout.write`` names the partition after the label (GPT name); one with
+    that name and no filesystem is that run's, and the free space it took is
+    gone, so a rerun formats it instead (as ``--partition`` would).
+    """
+    return next((p for p in disk.parts if p.partlabel == label and not p.fstype), None)
 
 
 def plan(target: Target, *, need: int, boot_bytes: int,
@@ -98,6 +96,9 @@ def plan(target: Target, *, need: int, boot_bytes: int,
         return disk, layout.plan_disk(disk, target.label, need=need, boot_bytes=boot_bytes,
                                       efi=efi)
     if target.mode == "free":
+        if (ours := left_empty(disk, target.label)) is not None:
+            return disk, layout.plan_partition(disk, ours.path, target.label, need=need,
+                                               efi=efi)
         free = layout.largest_free(disk.path) if disk.pttype == "gpt" else (0, 0)
         return disk, layout.plan_free(disk, target.label, free, need=need, efi=efi)
     return disk, layout.plan_partition(disk, target.device, target.label, need=need, efi=efi)
@@ -154,8 +155,9 @@ def install(target: Target, disk_plan: layout.DiskPlan | None, request: changes.
             yield from _image(daemon, request.settings.image, archive, cancel)
             settings = request.settings
             with fat.esp_directory(esp_dev) as esp, environ({"DOCKER_HOST": daemon.host}):
-                # No --bootloader: the empty ESP and the image's signed pair choose GRUB.
-                ours = replace(request, settings=replace(settings, esp=str(esp)))
+                # No --bootloader: the image's signed pair chooses GRUB, the wizard's own
+                # (never entries in another system's GRUB: its files stay as they are).
+                ours = replace(request, settings=replace(settings, esp=str(esp), own_grub=True))
                 preview = changes.preview(ours, cancel=cancel)
                 if preview.default_question:
                     raise ConfigError("the bootloader on the ESP has a default of its own",

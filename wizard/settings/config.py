@@ -87,6 +87,10 @@ class Settings:
     mixed_distribution: bool = False
     """The user asked for entries in a distribution's GRUB that did not sign the image's
     kernel (way b): its shim refuses that kernel while Secure Boot is on."""
+    own_grub: bool = False
+    """GRUB from the image in its own ``EFI/dockerboot`` (way a) even where a distribution's
+    GRUB boots this machine: ``install`` beside another system sets it, so that system's
+    files are never touched; saved, so later runs keep the same way."""
     extra: dict[str, str] = field(default_factory=dict)
     """Unknown keys from a newer version, kept so a round trip loses nothing."""
 
@@ -141,7 +145,8 @@ def to_toml(settings: Settings) -> str:
     """Serialise settings to TOML text (None values are left out)."""
     data = {k: v for k, v in asdict(settings).items()
             if v is not None and k != "extra"
-            and not (k in ("default_entry", "bootloader", "mixed_distribution") and not v)}
+            and not (k in ("default_entry", "bootloader", "mixed_distribution", "own_grub")
+                     and not v)}
     data["users"] = list(settings.users)
     data["admins"] = list(settings.admins)
     data = {"schema": SCHEMA_VERSION, **data, **settings.extra}
@@ -166,7 +171,7 @@ def from_toml(text: str) -> Settings:
             raise ConfigError(f"config's {key!r} is not a list of names", "fix or delete the file")
         kwargs[key] = tuple(value)
     for key in ("home", "journal", "docker_store", "auto_update", "keep_previous_root",
-                "mixed_distribution"):
+                "mixed_distribution", "own_grub"):
         if not isinstance(kwargs.get(key, True), bool):
             raise ConfigError(f"config's {key!r} is not true or false", "fix or delete the file")
     settings = Settings(**kwargs, extra=extra)
