@@ -18,9 +18,17 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Input, OptionList, RadioButton, RadioSet, Static
+from textual.widgets import (
+    Checkbox,
+    DataTable,
+    Input,
+    OptionList,
+    RadioButton,
+    RadioSet,
+    Static,
+)
 from textual.widgets.option_list import Option
 
 from screens.common.base import StepScreen, css
@@ -84,21 +92,27 @@ class NewDiskScreen(StepScreen):
     # --- layout ---
 
     def compose_body(self) -> ComposeResult:
-        yield Static("Pick the disk of the new machine and where on it. Nothing is written "
-                     "before Review's Apply.", id="intro")
-        table: DataTable[Text] = DataTable(id="disks", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*COLUMNS)
-        yield table
-        with Horizontal(id="choice"):
-            with RadioSet(id="where"):
-                mode = self._want.mode if self._want else "disk"
-                for m in MODES:
-                    yield RadioButton(WHERE[m], value=m == mode, id=f"where-{m}")
-            yield OptionList(id="parts")
-        label = self._want.label if self._want else ""
-        yield Input(label, placeholder="label of the new btrfs partition, e.g. dockerboot",
-                    id="label")
-        yield Static("", id="plan")
+        # Scrolls on a small terminal: the plan below the fields stays reachable.
+        with VerticalScroll(id="disk-body"):
+            yield Static("Pick the disk of the new machine and where on it. Nothing is "
+                         "written before Review's Apply.", id="intro")
+            table: DataTable[Text] = DataTable(id="disks", cursor_type="row",
+                                               zebra_stripes=True)
+            table.add_columns(*COLUMNS)
+            yield table
+            with Horizontal(id="choice"):
+                with RadioSet(id="where"):
+                    mode = self._want.mode if self._want else "disk"
+                    for m in MODES:
+                        yield RadioButton(WHERE[m], value=m == mode, id=f"where-{m}")
+                yield OptionList(id="parts")
+            label = self._want.label if self._want else ""
+            yield Input(label, placeholder="label of the new btrfs partition, e.g. dockerboot",
+                        id="label")
+            yield Checkbox("For another UEFI machine (a disk to move, a VM image): this "
+                           "machine's UEFI is not checked, no boot entry is written here",
+                           self._want is not None and not self._want.here, id="elsewhere")
+            yield Static("", id="plan")
 
     def on_mount(self) -> None:
         self.query_one("#parts", OptionList).display = False
@@ -145,14 +159,15 @@ class NewDiskScreen(StepScreen):
         if problem:
             return problem
         mode = self.mode()
+        here = not self.query_one("#elsewhere", Checkbox).value
         if mode != "partition":
-            return Target(mode, disk.path, label)
+            return Target(mode, disk.path, label, here=here)
         parts = self.query_one("#parts", OptionList)
         if not disk.parts:
             return f"{disk.path} has no partition: choose the whole disk or its free space."
         if parts.highlighted is None:
             return "Choose the partition."
-        return Target(mode, disk.parts[parts.highlighted].path, label)
+        return Target(mode, disk.parts[parts.highlighted].path, label, here=here)
 
     def replan(self) -> None:
         """The choice changed: the plan shown goes, a new one is made for what is on screen."""
@@ -226,6 +241,10 @@ class NewDiskScreen(StepScreen):
     def label_changed(self) -> None:
         self.replan()
 
+    @on(Checkbox.Changed, "#elsewhere")
+    def elsewhere_changed(self) -> None:
+        self.replan()
+
     @on(Input.Submitted, "#label")
     def label_submitted(self) -> None:
         self.action_next()
@@ -270,6 +289,6 @@ class NewDiskScreen(StepScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "leave_field":
-            return isinstance(self.focused, Input | OptionList | RadioSet) or None
+            return isinstance(self.focused, Input | OptionList | RadioSet | Checkbox) or None
         return super().check_action(action, parameters)
 

@@ -72,7 +72,10 @@ def _text(state: WizardState) -> str:
                f"booted system (the automatic update is off) or `sudo dockerboot-wizard update "
                f"--label {label}` here, and reboot: a new generation, built only when the kernel "
                "or the initramfs inputs changed.")
-    boot_it = (f"\n## To boot it\nReboot and choose the disk, or \"dockerboot {label}\", in the "
+    elsewhere = new_machine and state.new_disk is not None and not state.new_disk.target.here
+    boot_it = ("\n## To boot it\nPut the disk in the UEFI machine it is for: its firmware boots "
+               "it from the removable path, with no boot entry.\n" if elsewhere else
+               f"\n## To boot it\nReboot and choose the disk, or \"dockerboot {label}\", in the "
                "firmware's boot menu.\n" if new_machine else "")
     return f"""\
 # Done

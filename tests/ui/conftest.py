@@ -18,6 +18,7 @@ from textual.widgets import Button, Static
 
 from screens.common.base import TITLES, StepScreen
 from screens.wizard_app import DockerbootApp
+from tests.lab.tmux import pane  # noqa: F401 -- the tmux tests' fixture
 from tests.ui.fakes import FakeServices
 from wizard.flows.flow import Outcome, Step, WizardState
 from wizard.flows.services import Services

@@ -281,3 +281,21 @@ async def test_a_disk_refused_at_review_keeps_apply_off():
                            "unmount them (and swapoff), or choose another disk")
     async with known_fault(Step.REVIEW, state, "plan_install", error) as (app, _pilot):
         assert app.screen.query_one("#apply", Button).disabled
+
+
+async def test_a_disk_for_another_machine_is_planned_so_and_done_says_where_it_boots():
+    async with open_step(Step.DISK, NEW) as (app, pilot):
+        await choose_disk(pilot, BLANK)
+        await type_label(pilot, "vmdisk")
+        app.screen.query_one("#elsewhere").focus()
+        await press(pilot, "space")
+        await until(pilot, lambda: next_enabled(app.screen), "the plan for another machine")
+        await press(pilot, "escape", "n")
+    [outcome] = app.outcomes
+    target = outcome.state.new_disk.target
+    assert target == Target("disk", "/dev/sdb", "vmdisk", here=False)
+    state = replace(outcome.state, settings=Settings(label="vmdisk", image="desk:1"))
+    async with open_step(Step.DONE, state) as (app, pilot):
+        source = app.screen.query_one("#text").query_one("Markdown").source
+    assert "Put the disk in the UEFI machine it is for" in source
+    assert "Reboot and choose the disk" not in source

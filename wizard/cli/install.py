@@ -59,7 +59,7 @@ def target_from_args(args: argparse.Namespace) -> Target:
     """The ``Target`` the options name."""
     mode, device = next((m, d) for m, d in (("disk", args.disk), ("free", args.free_space),
                                             ("partition", args.partition)) if d)
-    return Target(mode, device, args.label, args.esp)
+    return Target(mode, device, args.label, args.esp, here=not args.for_another_machine)
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -73,9 +73,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     settings.validate()
     passwords = read_passwords(args.user, args.password_file)
     target = target_from_args(args)
-    here = not args.for_another_machine
-    disk, plan = flow.plan(target, need=sizes.need(archive), boot_bytes=sizes.BOOT_BYTES,
-                           here=here)
+    disk, plan = flow.plan(target, need=sizes.need(archive), boot_bytes=sizes.BOOT_BYTES)
     chosen = Chosen(target, disk, plan)
     print(chosen.describe())
     print(f"then: the image {settings.image} into a docker store on LABEL={target.label}, "
@@ -88,12 +86,14 @@ def cmd_install(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     request = changes.ApplyRequest(settings=settings, passwords=passwords)
     with exit_on_signals():
-        for event in flow.install(target, plan, request, archive=archive, here=here,
+        for event in flow.install(target, plan, request, archive=archive,
                                   cancel=threading.Event()):
             print_event(event)
-    print(f"done: LABEL={target.label} boots {settings.image}. Reboot and choose the disk "
-          f"(or \"dockerboot {target.label}\") in the firmware's boot menu; the system "
-          "you installed from stays in that menu to come back to")
+    print(f"done: LABEL={target.label} boots {settings.image}. " + (
+          f"Reboot and choose the disk (or \"dockerboot {target.label}\") in the firmware's "
+          "boot menu; the system you installed from stays in that menu to come back to"
+          if target.here else "Put the disk in the UEFI machine it is for: its firmware "
+          "boots it from the removable path, no boot entry needed"))
     return 0
 
 

@@ -30,6 +30,9 @@ class Target:
     """The new btrfs partition's label."""
     esp: str | None = None
     """The ESP partition to use; None: the disk's own (or the new one)."""
+    here: bool = True
+    """The disk boots this machine, which must have booted by UEFI (a boot entry is
+    written); False: it goes to another UEFI machine (a disk to move, a VM image)."""
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@
 ``wizard.flows`` sits below ``install`` (``flows`` may not import it), so the
 entry point (``screens/app.py``) hands these two functions to
 ``RealServices``, as it hands it the try's work.  They are ``install``'s own
-plan and flow with the sizes and rules of ``dockerboot-wizard install``: this
-machine boots the disk (its UEFI is checked), the image comes from the
-host's docker or a registry (no archive in the TUI).
+plan and flow with the sizes and rules of ``dockerboot-wizard install``: the
+disk boots this machine (its UEFI is checked) or goes to another one
+(``Target.here``), the image comes from this machine's docker or a registry
+(no archive in the TUI).
 """
 
 from __future__ import annotations

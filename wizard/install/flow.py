@@ -77,12 +77,12 @@ def left_empty(disk: layout.Disk, label: str) -> layout.Part | None:
     return next((p for p in disk.parts if p.partlabel == label and not p.fstype), None)
 
 
-def plan(target: Target, *, need: int, boot_bytes: int,
-         here: bool = True) -> tuple[layout.Disk, layout.DiskPlan | None]:
+def plan(target: Target, *, need: int,
+         boot_bytes: int) -> tuple[layout.Disk, layout.DiskPlan | None]:
     """The disk as it is and the plan for it (None: an earlier run made the partition).
 
-    ``here``: the disk boots this machine, which must have booted by UEFI
-    (False: it goes to another machine).
+    ``target.here``: the disk boots this machine, which must have booted by
+    UEFI (False: it goes to another machine).
 
     Raises:
         PartitionError: as ``layout.plan_disk``/``plan_free``/``plan_partition``.
@@ -91,7 +91,7 @@ def plan(target: Target, *, need: int, boot_bytes: int,
     disk = layout.survey(disk_of(target))
     if made_before(disk, target.label) is not None:
         return disk, None
-    efi = layout.EFI if here else None
+    efi = layout.EFI if target.here else None
     if target.mode == "disk":
         return disk, layout.plan_disk(disk, target.label, need=need, boot_bytes=boot_bytes,
                                       efi=efi)
@@ -121,7 +121,7 @@ def esp_partition(target: Target) -> str:
 
 
 def install(target: Target, disk_plan: layout.DiskPlan | None, request: changes.ApplyRequest,
-            *, archive: Path | None = None, here: bool = True,
+            *, archive: Path | None = None,
             cancel: threading.Event | None = None) -> Generator[Event, None, None]:
     """Carry out ``disk_plan``, fill the store, apply ``request`` on the new partition.
 
@@ -174,7 +174,7 @@ def install(target: Target, disk_plan: layout.DiskPlan | None, request: changes.
             (scratch / "owner").unlink()
             scratch.rmdir()
     yield StepStarted("firmware", "the firmware's boot entry")
-    yield StepDone("firmware", boot_entry(esp_dev, target.label) if here else
+    yield StepDone("firmware", boot_entry(esp_dev, target.label) if target.here else
                    "the disk goes to another machine: its firmware boots the removable path "
                    "EFI/BOOT (no boot entry is written here)")
 
@@ -236,8 +236,8 @@ def _image(daemon: Dockerd, image: str, archive: Path | None,
         out = daemon.docker("load", "-i", archive, timeout=3600).stdout
         yield from (LogLine(line) for line in out.splitlines())
         source = f"loaded from {archive}"
-    elif HOST_SOCKET.exists() and _host_has(image):
-        _stream_from_host(daemon, image)
+    elif (host := host_docker()) is not None and _host_has(host, image):
+        _stream_from_host(host, daemon, image)
         source = "copied from this machine's docker"
     else:
         out = daemon.docker("pull", image, timeout=3600).stdout
@@ -250,15 +250,26 @@ def _image(daemon: Dockerd, image: str, archive: Path | None,
     yield StepDone("image", f"{image} {source}")
 
 
-def _host_has(image: str) -> bool:
-    env = {**os.environ, "DOCKER_HOST": f"unix://{HOST_SOCKET}"}
-    return subprocess.run(["docker", "image", "inspect", image], env=env,
+def host_docker() -> dict[str, str] | None:
+    """The environment of a docker client of this machine's own daemon, if it has one.
+
+    ``DOCKER_HOST`` as the user set it (the client the user's ``docker`` talks
+    to), else the system's socket; None when neither is there.
+    """
+    if os.environ.get("DOCKER_HOST"):
+        return dict(os.environ)
+    if HOST_SOCKET.exists():
+        return {**os.environ, "DOCKER_HOST": f"unix://{HOST_SOCKET}"}
+    return None
+
+
+def _host_has(host: dict[str, str], image: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", image], env=host,
                           capture_output=True, check=False).returncode == 0
 
 
-def _stream_from_host(daemon: Dockerd, image: str) -> None:
-    """``docker save`` from the host's daemon piped into ``docker load`` of the new store."""
-    host = {**os.environ, "DOCKER_HOST": f"unix://{HOST_SOCKET}"}
+def _stream_from_host(host: dict[str, str], daemon: Dockerd, image: str) -> None:
+    """``docker save`` from this machine's daemon piped into ``docker load`` of the new store."""
     save = subprocess.Popen(["docker", "save", image], env=host, stdout=subprocess.PIPE)
     load = subprocess.run(["docker", "load"], env=daemon.env(), stdin=save.stdout,
                           capture_output=True, check=False)
