@@ -42,6 +42,7 @@ from wizard.disk import fat, layout, partitions
 from wizard.disk.disks import Target
 from wizard.disk.partitions import mounted
 from wizard.flows import changes
+from wizard.loaders import refind_install
 from wizard.settings import config
 from wizard.store.private_daemon import Dockerd, dockerd
 
@@ -158,6 +159,10 @@ def install(target: Target, disk_plan: layout.DiskPlan | None, request: changes.
                 # No --bootloader: the image's signed pair chooses GRUB, the wizard's own
                 # (never entries in another system's GRUB: its files stay as they are).
                 ours = replace(request, settings=replace(settings, esp=str(esp), own_grub=True))
+                loader: str | None = LOADER
+                if refind_install.wanted(settings, top / "docker"):  # no signed pair
+                    line, loader = refind_install.put(esp)
+                    yield LogLine(line)
                 preview = changes.preview(ours, cancel=cancel)
                 if preview.default_question:
                     raise ConfigError("the bootloader on the ESP has a default of its own",
@@ -174,7 +179,7 @@ def install(target: Target, disk_plan: layout.DiskPlan | None, request: changes.
             (scratch / "owner").unlink()
             scratch.rmdir()
     yield StepStarted("firmware", "the firmware's boot entry")
-    yield StepDone("firmware", boot_entry(esp_dev, target.label) if target.here else
+    yield StepDone("firmware", boot_entry(esp_dev, target.label, loader) if target.here else
                    "the disk goes to another machine: its firmware boots the removable path "
                    "EFI/BOOT (no boot entry is written here)")
 
@@ -282,8 +287,14 @@ def _stream_from_host(host: dict[str, str], daemon: Dockerd, image: str) -> None
                           "--image-archive FILE")
 
 
-def boot_entry(esp: str, label: str) -> str:
-    """A UEFI boot entry for the wizard's shim where EFI variables can be written; one line."""
+def boot_entry(esp: str, label: str, loader: str | None = LOADER) -> str:
+    """A UEFI boot entry for ``loader`` where EFI variables can be written; one line.
+
+    ``loader``: the firmware's path of what boots the new system (the wizard's
+    shim, or rEFInd it put there); None: a rEFInd that was there boots it.
+    """
+    if loader is None:
+        return "rEFInd, on the ESP already, boots it: no new boot entry"
     if not EFIVARS.is_dir() or not any(EFIVARS.iterdir()) or shutil.which("efibootmgr") is None:
         return ("no EFI variables here: the firmware boots the new system from the removable "
                 "path EFI/BOOT on the ESP")
@@ -296,9 +307,9 @@ def boot_entry(esp: str, label: str) -> str:
     number = (Path("/sys/class/block") / name / "partition").read_text().strip()
     disk = Path(os.path.realpath(f"/sys/class/block/{name}")).parent.name
     done = subprocess.run(["efibootmgr", "--create", "--disk", f"/dev/{disk}", "--part", number,
-                           "--label", title, "--loader", LOADER],
+                           "--label", title, "--loader", loader],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return (f"efibootmgr could not add \"{title}\" ({done.stderr.strip()[-120:]}): the "
                 "removable path EFI/BOOT still boots it")
-    return f"the firmware's boot entry \"{title}\" added ({LOADER}), first in the boot order"
+    return f"the firmware's boot entry \"{title}\" added ({loader}), first in the boot order"

@@ -15,8 +15,8 @@ from typing import TextIO
 
 from wizard.common.commands import run
 from wizard.common.errors import SandboxError
+from wizard.loaders.refind_install import REFIND_DIR
 
-REFIND_DIR = Path("/usr/share/refind/refind")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 OVMF_CODE_SB = Path("/usr/share/OVMF/OVMF_CODE_4M.ms.fd")
