@@ -12,7 +12,7 @@ import os
 import subprocess
 from collections.abc import Iterator, Mapping
 
-from wizard.common.errors import SandboxError
+from wizard.common.errors import SandboxError, WizardError
 
 
 class CommandError(SandboxError):
@@ -70,3 +70,22 @@ def environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def output_or(error: type[WizardError], install: str, fix: str,
+              *cmd: str | os.PathLike[str]) -> str:
+    """The standard output of ``cmd``; a missing program or a failure as ``error``, one line.
+
+    For the product's own tools (the disk's, the ESP's), whose failures are the
+    user's to fix: ``install`` is the fix when the program is missing, ``fix``
+    when it fails (its last line of stderr is named).
+    """
+    args = [str(c) for c in cmd]
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+    except FileNotFoundError as e:
+        raise error(f"{args[0]} is not installed", install) from e
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        raise error(f"`{' '.join(args)}` failed: {tail}", fix)
+    return done.stdout

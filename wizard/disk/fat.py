@@ -20,20 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from wizard.common import leftovers
+from wizard.common.commands import output_or
 from wizard.common.errors import BootloaderError
 
 
 def _run(*cmd: str | os.PathLike[str]) -> str:
-    args = [str(c) for c in cmd]
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, check=False)
-    except FileNotFoundError as e:
-        raise BootloaderError(f"{args[0]} is not installed", "install mtools") from e
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        raise BootloaderError(f"`{' '.join(args)}` failed: {tail}",
-                              "check the ESP partition (fsck.vfat), then run again")
-    return done.stdout
+    return output_or(BootloaderError, "install mtools",
+                     "check the ESP partition (fsck.vfat), then run again", *cmd)
 
 
 def _digests(root: Path) -> dict[str, str]:

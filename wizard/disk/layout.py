@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wizard.common.commands import output_or
 from wizard.common.errors import PartitionError
 from wizard.common.names import check_label
 
@@ -127,16 +128,8 @@ def human(size: int) -> str:
 
 
 def _run(*cmd: str) -> str:
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except FileNotFoundError as e:
-        raise PartitionError(f"{cmd[0]} is not installed",
-                             "install util-linux, gdisk, dosfstools and btrfs-progs") from e
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        raise PartitionError(f"`{' '.join(cmd)}` failed: {tail}",
-                             "check the device, then run again")
-    return done.stdout
+    return output_or(PartitionError, "install util-linux, gdisk, dosfstools and btrfs-progs",
+                     "check the device, then run again", *cmd)
 
 
 def parse_lsblk(text: str) -> Disk:
