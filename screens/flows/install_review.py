@@ -50,7 +50,10 @@ def sections(state: WizardState, chosen: Chosen) -> list[tuple[str, str]]:
         ("The disk", chosen.describe()),
         ("Then", f"{image} into a docker store of its own on LABEL={label} (from this "
                  "machine's docker, else pulled); kernel, initramfs and the boot chain on "
-                 "the ESP; the firmware's boot entry. This machine's docker is not changed."),
+                 "the ESP (the removable path EFI/BOOT where it is free); "
+                 + (f"the firmware's boot entry \"dockerboot {label}\" (efibootmgr)"
+                    if chosen.target.here else "no boot entry here (another machine)")
+                 + ". This machine's docker is not changed."),
         ("The new machine", "\n".join(machine)),
     ]
 

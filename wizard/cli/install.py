@@ -77,7 +77,11 @@ def cmd_install(args: argparse.Namespace) -> int:
     chosen = Chosen(target, disk, plan)
     print(chosen.describe())
     print(f"then: the image {settings.image} into a docker store on LABEL={target.label}, "
-          "the boot chain on the ESP, the machine set up as `apply` does")
+          "the boot chain on the ESP (the removable path EFI/BOOT where it is free), the "
+          "machine set up as `apply` does, and " + (
+              f"the firmware's boot entry \"{flow.entry_title(target.label)}\" (efibootmgr, "
+              "where EFI variables can be written)" if target.here else
+              "no boot entry here (the disk goes to another machine)"))
     if args.dry_run:
         print("dry run: nothing was changed")
         return 0

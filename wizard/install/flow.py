@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -287,26 +288,43 @@ def _stream_from_host(host: dict[str, str], daemon: Dockerd, image: str) -> None
                           "--image-archive FILE")
 
 
+def entry_title(label: str) -> str:
+    """The title of the firmware's boot entry of the new system on ``label``."""
+    return f"dockerboot {label}"
+
+
+def entry_titles(listing: str) -> set[str]:
+    """The titles of the boot entries in ``efibootmgr``'s listing (``Boot0003* title``)."""
+    return {m.group(1).strip() for line in listing.splitlines()
+            if (m := re.match(r"Boot[0-9A-Fa-f]{4}\*? (.*?)(?:\t|$)", line))}
+
+
+def _disk_and_number(esp: str) -> tuple[str, str]:
+    """The ESP partition's disk (``/dev/sda``) and partition number, through sysfs."""
+    name = Path(os.path.realpath(esp)).name
+    number = (Path("/sys/class/block") / name / "partition").read_text().strip()
+    return f"/dev/{Path(os.path.realpath(f'/sys/class/block/{name}')).parent.name}", number
+
+
 def boot_entry(esp: str, label: str, loader: str | None = LOADER) -> str:
     """A UEFI boot entry for ``loader`` where EFI variables can be written; one line.
 
     ``loader``: the firmware's path of what boots the new system (the wizard's
     shim, or rEFInd it put there); None: a rEFInd that was there boots it.
+    An entry with the same title is kept (a rerun adds none); the others stay.
     """
     if loader is None:
         return "rEFInd, on the ESP already, boots it: no new boot entry"
     if not EFIVARS.is_dir() or not any(EFIVARS.iterdir()) or shutil.which("efibootmgr") is None:
         return ("no EFI variables here: the firmware boots the new system from the removable "
                 "path EFI/BOOT on the ESP")
-    title = f"dockerboot {label}"
+    title = entry_title(label)
     listing = subprocess.run(["efibootmgr"], capture_output=True, text=True,
                              check=False).stdout
-    if title in listing:
+    if title in entry_titles(listing):
         return f"the firmware's boot entry \"{title}\" is there already"
-    name = Path(os.path.realpath(esp)).name
-    number = (Path("/sys/class/block") / name / "partition").read_text().strip()
-    disk = Path(os.path.realpath(f"/sys/class/block/{name}")).parent.name
-    done = subprocess.run(["efibootmgr", "--create", "--disk", f"/dev/{disk}", "--part", number,
+    disk, number = _disk_and_number(esp)
+    done = subprocess.run(["efibootmgr", "--create", "--disk", disk, "--part", number,
                            "--label", title, "--loader", loader],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
