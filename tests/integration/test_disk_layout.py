@@ -183,8 +183,17 @@ def test_install_refuses_in_one_line_and_changes_nothing(tmp_path: Path) -> None
     subprocess.run(["sfdisk", "-q", str(mbr)], input="label: dos\n,500M,83\n", text=True,
                    check=True, capture_output=True)
     root = root_disk()
-    with loop(small) as tiny, loop(mbr) as dos, loop(big) as blank:
+    other = tmp_path / "other.img"
+    run("truncate", "-s", "300M", other)
+    taken = lab.unique_label()
+    run("mkfs.btrfs", "-q", "-L", taken, other)
+    with loop(small) as tiny, loop(mbr) as dos, loop(big) as blank, loop(other) as theirs:
         before = {d: digest(d) for d in (tiny, dos)}
+        r = wizard(f"--disk={blank}", "--label", taken, "--image", "a:b",
+                   "--for-another-machine", "--yes")  # another disk's label: ambiguous
+        assert r.returncode == 1 and r.stderr.strip().endswith(
+            f"LABEL={taken} is taken by {theirs}: the boot finds its partition by label "
+            "— choose another label"), r.stderr
         cases = {
             f"--disk={root}": f"{root} holds the running system's root (/)",
             f"--disk={tiny}": f"{tiny} is 1.0 GiB: the ESP and the image need",

@@ -87,12 +87,17 @@ def plan(target: Target, *, need: int,
     UEFI (False: it goes to another machine).
 
     Raises:
-        PartitionError: as ``layout.plan_disk``/``plan_free``/``plan_partition``.
+        PartitionError: as ``layout.plan_disk``/``plan_free``/``plan_partition``;
+            the label is another btrfs partition's.
 
     """
     disk = layout.survey(disk_of(target))
     if made_before(disk, target.label) is not None:
         return disk, None
+    taken = [p.device for p in partitions.list_btrfs() if p.label == target.label]
+    if taken:  # the boot finds its partition by label: a second one would be ambiguous
+        raise PartitionError(f"LABEL={target.label} is taken by {taken[0]}: the boot finds "
+                             "its partition by label", "choose another label")
     efi = layout.EFI if target.here else None
     if target.mode == "disk":
         return disk, layout.plan_disk(disk, target.label, need=need, boot_bytes=boot_bytes,
