@@ -34,7 +34,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -57,15 +59,20 @@ def sudo(console: Console, command: str) -> str:
 
 
 def install(loop: str, label: str, archive: Path, pw: Path, *, kill_at: str | None = None,
-            where: str = "--disk", options: str = "console=ttyS0") -> tuple[int, str]:
-    """``dockerboot-wizard install`` as typed; ``kill_at``: SIGKILL it when a line has that."""
+            where: str = "--disk", options: str = "console=ttyS0",
+            path: str | None = None) -> tuple[int, str]:
+    """``dockerboot-wizard install`` as typed; ``kill_at``: SIGKILL it when a line has that.
+
+    ``path``: the wizard's PATH (a stand-in tool first), else this one's.
+    """
     cmd = ["dockerboot-wizard", "install", where, loop, "--for-another-machine",
            "--label", label, "--image", IMAGE, "--image-archive", str(archive),
            "--user", USER, "--password-file", str(pw), "--admin", USER,
            "--hostname", "newbox", "--kernel-options", options, "--yes"]
     out = []
+    env = {**os.environ, "PATH": path} if path else None
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          stdin=subprocess.DEVNULL) as proc:
+                          stdin=subprocess.DEVNULL, env=env) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             out.append(line)
@@ -219,12 +226,22 @@ def test_free_space_beside_another_system_after_a_kill_at_every_step_boots(
         table = [lab.run("sgdisk", "-i", n, loop).stdout for n in ("1", "2")]
         ext4 = sha256_of(f"{loop}p2")
         others = install_dirs()  # another module's install may run beside this one
+        # The first kill must land between the partition and its filesystem: mkfs.btrfs
+        # stands still there (a stand-in first on PATH), so the kill cannot come late.
+        shim = work / "slow"
+        shim.mkdir()
+        (shim / "mkfs.btrfs").write_text(f"#!/bin/sh\necho $$ > {shim}/pid\nexec sleep 600\n")
+        (shim / "mkfs.btrfs").chmod(0o755)
         runs = []
         for kill in (*KILLS, None):
+            slow = f"{shim}:{os.environ['PATH']}" if kill == KILLS[0] else None
             code, out = install(loop, label, archive, pw, kill_at=kill, where="--free-space",
-                                options=TEST_INIT_KERNEL_OPTIONS)
+                                options=TEST_INIT_KERNEL_OPTIONS, path=slow)
             assert code == (-9 if kill else 0), (kill, out[-4000:])
             runs.append(out)
+            time.sleep(0.5)
+            if slow and (shim / "pid").exists():  # the stand-in had started: it goes too
+                os.kill(int((shim / "pid").read_text()), signal.SIGKILL)
         # Killed between the partition and its filesystem: the rerun formats that one.
         assert "reused: the ESP" in runs[0] and "destroyed: nothing" in runs[0]
         assert "formatted: " in runs[1] and f'as btrfs "{label}"' in runs[1], runs[1][-4000:]
