@@ -141,3 +141,21 @@ def test_only_an_empty_unmounted_partition_is_formatted(efi: Path) -> None:
 def test_a_bad_label_is_refused_before_anything_else(efi: Path) -> None:
     with pytest.raises(Exception, match="label"):
         layout.plan_disk(BLANK, "bad label/x", need=NEED, boot_bytes=BOOT, efi=efi)
+
+
+def test_only_an_empty_partition_named_after_the_label_is_taken_up_again() -> None:
+    """A rerun formats what a killed run left, never another system's partition."""
+    from wizard.install.flow import left_empty, made_before
+
+    gib = 1 << 30
+    disk = layout.Disk("/dev/sdz", 64 * gib, pttype="gpt", parts=(
+        layout.Part("/dev/sdz1", gib, "vfat", "EFI", layout.ESP_TYPE),
+        # Hostile: named like the label but holding a filesystem (someone else's data).
+        layout.Part("/dev/sdz2", 8 * gib, "ext4", "home", partlabel="desk"),
+        # Empty, but named otherwise: not the killed run's either.
+        layout.Part("/dev/sdz3", 8 * gib, None, None, partlabel="spare")))
+    assert left_empty(disk, "desk") is None and left_empty(disk, "spare") is not None
+    assert made_before(disk, "home") is None  # ext4 labelled "home": not a btrfs of ours
+    ours = layout.Part("/dev/sdz4", 8 * gib, None, None, partlabel="desk")
+    assert left_empty(layout.Disk("/dev/sdz", 64 * gib, pttype="gpt",
+                                  parts=(*disk.parts, ours)), "desk") == ours
