@@ -1,36 +1,50 @@
 # shellcheck shell=sh disable=SC2154,SC2034 # the settings, records and cleanup's state are dockerboot-update's
 # shellcheck disable=SC2015 # "a && b || die": die is meant when either fails
-# dockerboot-update, moves 2 and 3: the rEFInd entries on the ESP, then the
+# dockerboot-update, moves 2 and 3: the entries every bootloader shows (rEFInd's
+# block here, GRUB's and systemd-boot's in grub.sh and sdboot.sh), then the
 # generations no entry names.  Sourced by dockerboot-update (POSIX sh).
 #
 # The block is rendered exactly as the wizard renders it
 # (wizard/boot/bootloader.py render_entries); the integration test compares the two.
 
-# menuentry TITLE LOADER INITRD OPTIONS
-menuentry() {
-    for v in "$@"; do
-        case $v in *\"*|*"$CR"*|*"$NL"*) die "the boot entry value '$v' holds a double quote or a line break" "rEFInd cannot quote those: fix the settings" ;; esac
+# cmdline IMAGE NUMBER: the wizard's kernel command line for IMAGE, and the generation.
+cmdline() { printf '%s dockerboot.generation=%s' "${tmpl%%@IMAGE@*}$1${tmpl#*@IMAGE@}" "$2"; }
+
+# entries NUMBER LOADER INITRD [PINNED_ID]: what every bootloader's entries
+# say (bootloader.menu_entries): e_*1 the default entry, generation NUMBER
+# (the tag, or with PINNED_ID a rollback booting that image by ID), e_*2 the
+# previous one from p_* (pinned by image ID; e_num2 empty when there is
+# none).  Paths from the partition's top level, no leading slash.
+entries() {
+    e_num1=$1 e_loader1=$boot_dir/$2 e_initrd1=$boot_dir/$3
+    if [ -n "${4:-}" ]; then
+        e_title1="Docker image $image (rolled back to @$(short "$4"))" e_opts1=$(cmdline "$4" "$1")
+    else
+        e_title1="Docker image $image" e_opts1=$(cmdline "$image" "$1")
+    fi
+    e_num2='' e_title2='' e_loader2='' e_initrd2='' e_opts2=''
+    if [ -n "$p_num" ]; then
+        e_num2=$p_num e_title2="Previous generation $p_num: $p_ref @$(short "$p_id")"
+        e_loader2=$boot_dir/$p_loader e_initrd2=$boot_dir/$p_initrd e_opts2=$(cmdline "$p_id" "$p_num")
+    fi
+    for v in "$e_title1" "$e_loader1" "$e_initrd1" "$e_opts1" "$e_title2" "$e_loader2" "$e_initrd2" "$e_opts2" "$label"; do
+        case $v in *\"*|*"$CR"*|*"$NL"*) die "the boot entry value '$v' holds a double quote or a line break" "a boot entry cannot quote those: fix the settings" ;; esac
     done
+}
+
+# menuentry TITLE LOADER INITRD OPTIONS: one rEFInd entry.
+menuentry() {
     printf 'menuentry "%s" {\n    volume %s\n    loader %s\n    initrd %s\n    options "%s"\n}\n' \
         "$1" "$label" "$2" "$3" "$4"
 }
 
-# cmdline IMAGE NUMBER: the wizard's kernel command line for IMAGE, and the generation.
-cmdline() { printf '%s dockerboot.generation=%s' "${tmpl%%@IMAGE@*}$1${tmpl#*@IMAGE@}" "$2"; }
-
-# render NUMBER LOADER INITRD [PINNED_ID]: the block naming generation NUMBER
-# (the tag, or with PINNED_ID a rollback booting that image by ID) and, after
-# it, p_* (the previous one, pinned by image ID), into $run/block.
+# render: the rEFInd block of entries()'s two entries
+# (wizard/boot/bootloader.py render_entries), into $run/block.
 render() {
     {
         printf '%s\n' "$BEGIN_MARK"
-        if [ -n "${4:-}" ]; then
-            menuentry "Docker image $image (rolled back to @$(short "$4"))" "$boot_dir/$2" "$boot_dir/$3" "$(cmdline "$4" "$1")"
-        else
-            menuentry "Docker image $image" "$boot_dir/$2" "$boot_dir/$3" "$(cmdline "$image" "$1")"
-        fi
-        [ -n "$p_num" ] && menuentry "Previous generation $p_num: $p_ref @$(short "$p_id")" \
-            "$boot_dir/$p_loader" "$boot_dir/$p_initrd" "$(cmdline "$p_id" "$p_num")"
+        menuentry "$e_title1" "$e_loader1" "$e_initrd1" "$e_opts1"
+        [ -n "$e_num2" ] && menuentry "$e_title2" "$e_loader2" "$e_initrd2" "$e_opts2"
         printf '%s\n' "$END_MARK"
     } >"$run/block"
 }
@@ -49,21 +63,12 @@ find_in() {
     return 1
 }
 
-# find_refind [ro]: the ESP mounted already (/boot/efi…), else each FAT
-# filesystem in turn, mounted read-write (read-only with ro: status) here
-# and unmounted on exit.  Non-zero (with the one line) when there is none.
+# find_refind [ro]: refind_conf = the refind.conf naming this partition, on
+# the ESP find_esp finds (the test hook DOCKERBOOT_REFIND_CONF names one).
+# Non-zero (with the one line) when there is none.
 find_refind() {
     if [ -n "${DOCKERBOOT_REFIND_CONF:-}" ]; then refind_conf=$DOCKERBOOT_REFIND_CONF; return; fi
-    while read -r _ m fstype _; do
-        [ "$fstype" = vfat ] && find_in "$m" && return 0
-    done </proc/mounts
-    mkdir -p "$run/esp"
-    for dev in $(blkid -t TYPE=vfat -o device 2>/dev/null); do
-        mount -t vfat ${1:+-o "$1"} "$dev" "$run/esp" 2>/dev/null || continue
-        esp_mounted=$run/esp
-        find_in "$run/esp" && return 0
-        umount "$run/esp"; esp_mounted=''
-    done
+    find_esp find_in "${1:-}" && return 0
     printf 'dockerboot-update: error: %s\n' "no refind.conf with the entries of LABEL=$label on any FAT filesystem - mount the ESP (e.g. at /boot/efi), or run dockerboot-wizard apply again" >&2
     return 1
 }
@@ -147,56 +152,8 @@ splice() {
 # one kept as <name>.dockerboot-<UTC time>.bak as the wizard names it.
 write_conf() {
     cmp -s "$refind_conf" "$run/conf.new" && { say "$refind_conf: entries unchanged"; return 0; }
-    dir=${refind_conf%/*} name=${refind_conf##*/}
-    base=$dir/$name.dockerboot-$(date -u +%Y%m%dT%H%M%SZ) n=0
-    # As atomic.backup_path: later than every backup of this second (-N above
-    # the highest), and never a name taken by anything, a dangling symlink too
-    # (cp would write where it points).
-    for f in "$base".bak "$base"-*.bak; do
-        { [ -e "$f" ] || [ -L "$f" ]; } || continue
-        s=${f#"$base"} && s=${s%.bak} && s=${s#-}
-        while :; do case $s in 0?*) s=${s#0} ;; *) break ;; esac; done   # 08 is no octal
-        case $s in *[!0-9]*|??????????*) continue ;; esac
-        [ "${s:-0}" -lt "$n" ] || n=$((${s:-0} + 1))
-    done
-    bak=$base.bak
-    [ "$n" = 0 ] || bak=$base-$n.bak
-    while [ -e "$bak" ] || [ -L "$bak" ]; do n=$((n + 1)) bak=$base-$n.bak; done
-    tmp=$dir/.$name.$$.tmp
-    { [ ! -e "$tmp" ] && [ ! -L "$tmp" ]; } || die "$tmp is in the way" "remove it, then run again"
-    cp "$refind_conf" "$bak" && cp "$run/conf.new" "$tmp" && sync "$bak" "$tmp" \
-        && mv -f "$tmp" "$refind_conf" && sync "$dir" \
-        || { rm -f -- "$tmp"; die "cannot write $refind_conf" "mount the ESP read-write and run again"; }
+    put_file "$refind_conf" "$run/conf.new" 1
     say "$refind_conf: the entries name the new generation (backup: $bak)"
-    prune_baks
-}
-
-# prune_baks: as the wizard's atomic.prune_backups (KEEP_BAKS is its
-# KEEP_BACKUPS): of the regular files named exactly
-# <name>.dockerboot-<UTC stamp>[-N].bak, the one just written ($bak) and the
-# newest others by stamp, then N, stay, KEEP_BAKS in all (a clock behind the
-# newest stamp never costs the backup just made).  A symlink, or any other
-# name (a user's refind.conf.bak), is never touched.
-KEEP_BAKS=3
-prune_baks() {
-    list=''
-    for f in "$dir/$name".dockerboot-*.bak; do
-        { [ "$f" != "$bak" ] && [ -f "$f" ] && [ ! -L "$f" ]; } || continue
-        s=${f#"$dir/$name".dockerboot-} && s=${s%.bak}
-        st=${s%%-*} sn=0
-        case $s in *-*) sn=${s#*-} ;; esac
-        case $st in [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;; *) continue ;; esac
-        case $sn in ''|*[!0-9]*) continue ;; esac
-        list="$list$st $sn $s.bak$NL"
-    done
-    [ -n "$list" ] || return 0
-    drop=$(($(printf '%s' "$list" | wc -l) - (KEEP_BAKS - 1)))
-    [ "$drop" -gt 0 ] || return 0
-    printf '%s' "$list" | LC_ALL=C sort -k1,1 -k2,2n | head -n "$drop" | while read -r _ _ s; do
-        f=$dir/$name.dockerboot-$s
-        { [ -f "$f" ] && [ ! -L "$f" ]; } && rm -f -- "$f"
-    done
-    sync "$dir"
 }
 
 # collect: the generations beyond the newest $keep go, unless the hook boots

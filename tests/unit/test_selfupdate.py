@@ -62,7 +62,7 @@ def splice(shell: str, tmp_path: Path, text: bytes,
     (tmp_path / "block").write_text(BLOCK)
     script = (f'CR=$(printf "\\r"); NL="\n"; run={tmp_path}; default_entry={choice}; '
               'die() { printf "error: %s\\n" "$1" >&2; exit 1; }; '
-              f'. {assets_dir() / "selfupdate/entries.sh"}; splice {conf}')
+              f'. {assets_dir() / "selfupdate/entries.sh"}; . {assets_dir() / "selfupdate/esp.sh"}; splice {conf}')
     return subprocess.run([*shell.split(), "-c", script], capture_output=True, timeout=30)
 
 
@@ -239,7 +239,7 @@ def test_the_backup_never_goes_through_a_planted_symlink(shell: str, tmp_path: P
         planted.append(link)
     script = (f'run={tmp_path}; say() {{ :; }}; '
               'die() { printf "error: %s\\n" "$1" >&2; exit 1; }; '
-              f'. {assets_dir() / "selfupdate/entries.sh"}; refind_conf={conf}; write_conf')
+              f'. {assets_dir() / "selfupdate/entries.sh"}; . {assets_dir() / "selfupdate/esp.sh"}; refind_conf={conf}; write_conf')
     r = subprocess.run([*shell.split(), "-c", script], capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert conf.read_bytes() == b"timeout 5\nnew\n"
@@ -271,7 +271,7 @@ def auto_env(tmp_path: Path, tag: str, later: list[str]) -> tuple[dict[str, str]
     make_gen(top / "boot_docker", 1, "one")
     lib = tmp_path / "lib"
     (lib / "assets/selfupdate").mkdir(parents=True)
-    for part in ("generations.sh", "entries.sh", "status.sh", "assets/selfupdate/probe-image.sh"):
+    for part in (*selfupdate.PARTS, "assets/selfupdate/probe-image.sh"):
         (lib / part).write_bytes((assets_dir() / "selfupdate" / part.split("/")[-1]).read_bytes())
     stub = tmp_path / "stub"
     (stub / "bin").mkdir(parents=True)
@@ -370,7 +370,7 @@ def shell_write_conf(shell: str, tmp_path: Path, conf: Path) -> subprocess.Compl
     (tmp_path / "conf.new").write_bytes(b"timeout 5\nnew\n")
     script = (f'run={tmp_path}; NL="\n"; say() {{ :; }}; '
               'die() { printf "error: %s\\n" "$1" >&2; exit 1; }; '
-              f'. {assets_dir() / "selfupdate/entries.sh"}; refind_conf={conf}; write_conf')
+              f'. {assets_dir() / "selfupdate/entries.sh"}; . {assets_dir() / "selfupdate/esp.sh"}; refind_conf={conf}; write_conf')
     return subprocess.run([*shell.split(), "-c", script], capture_output=True, timeout=30)
 
 

@@ -70,7 +70,7 @@ benchmarks/hook_time); the command mounts the partition anyway."""
 UNITS = "etc/systemd/system"
 IMAGE_PLACEHOLDER = "@IMAGE@"
 """Stands for the image in the ``cmdline`` setting: the command puts a tag or an ID there."""
-_PARTS = ("generations.sh", "entries.sh", "status.sh")
+PARTS = ("generations.sh", "entries.sh", "esp.sh", "grub.sh", "sdboot.sh", "status.sh")
 _TAG_FILE = "/var/lib/docker/image/btrfs/repositories.json"
 
 SERVICE = f"""\
@@ -163,7 +163,7 @@ def top_files(settings: Settings) -> dict[str, tuple[bytes, int]]:
 def partition_files() -> dict[str, bytes]:
     """The command's parts and the build assets, relative to ``<boot_dir>/selfupdate``."""
     root = assets_dir()
-    files = {part: (root / "selfupdate" / part).read_bytes() for part in _PARTS}
+    files = {part: (root / "selfupdate" / part).read_bytes() for part in PARTS}
     for name, path in _asset_files(root).items():
         # Read or copied only: the build runs them with sh and sets modes itself.
         files[f"assets/{name}"] = path.read_bytes()
