@@ -130,6 +130,8 @@ def test_loader_conf_only_when_asked_and_every_other_byte_kept(tmp_path: Path) -
                     + f"\ndefault dockerboot-{TOK}-*\n")
     assert systemd_boot.default_line(esp) == f"default dockerboot-{TOK}-*"
     assert list(conf.parent.glob("loader.conf.dockerboot-*.bak"))  # a backup of theirs
+    apply(esp, [gen(tmp_path, 2), gen(tmp_path, 1)], choice="yes")  # again: the same bytes
+    assert conf.read_bytes().decode() == text
     apply(esp, [gen(tmp_path, 1)], choice="no")          # said no later: theirs back
     assert conf.read_bytes().decode().startswith(mine)
     assert systemd_boot.default_line(esp) == "default debian-*"

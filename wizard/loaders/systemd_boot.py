@@ -169,8 +169,9 @@ def plan_loader_conf(esp: Path, label: str, choice: str) -> esp_plan.CustomWrite
     text = (old or b"").decode("utf-8", "surrogateescape")
     lines = [ln for ln in text.splitlines(keepends=True) if not ln.startswith(OURS)]
     mine = f"default dockerboot-{token(label)}-*"
-    if choice == "yes":
-        lines = [REPLACED + ln if re.match(r"\s*default\s", ln) else ln for ln in lines]
+    if choice == "yes":  # the wizard's own line again (never commented out), theirs commented out
+        lines = [REPLACED + ln if re.match(r"\s*default\s", ln) else ln for ln in lines
+                 if ln.rstrip("\n") != mine]
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
         lines.append(f"{OURS}\n{mine}\n")
