@@ -57,6 +57,9 @@ sd_scan() {
     done
 }
 
+# sd_esc: the label as a sed pattern (its dots literal).
+sd_esc() { printf '%s' "$label" | sed 's/\./\\./g'; }
+
 # sd_name N: the file name of generation N's entry now (empty: none).
 sd_name() { printf '%s' "$sd_now" | sed -n "s/^$1 //p" | head -n 1; }
 
@@ -77,8 +80,8 @@ sd_entry() {
         "$sd_n" "$sd_title" "$sd_n" "$sd_kc" "$sd_ic" "$sd_o" >"$run/sd.entry$1"
 }
 
-# sd_count: the entries to write (2 with a previous one).
-sd_count() { if [ -n "$e_num2" ]; then echo 2; else echo 1; fi; }
+# sd_count: the entries to write: 1, and 2 when there is a previous one.
+sd_count() { if [ -n "$e_num2" ]; then echo 1 2; else echo 1; fi; }
 
 # sdboot_check: refuse (one line, nothing written) what the wizard refuses:
 # a copy's place holding a file that is not the wizard's, an entry's place or
@@ -86,7 +89,7 @@ sd_count() { if [ -n "$e_num2" ]; then echo 2; else echo 1; fi; }
 # Needs e_* only (not the copies' sources): it can run before a build.
 sdboot_check() {
     sd_scan
-    for sd_e in $(seq "$(sd_count)"); do
+    for sd_e in $(sd_count); do
         sd_entry "$sd_e"
         for sd_c in "$sd_kc" "$sd_ic"; do
             owned_ok "$sd_c" || die "$esp/$sd_c was not written by dockerboot-wizard (or was changed since)" \
@@ -113,7 +116,7 @@ sd_changed() { ! { [ -f "$1" ] && cmp -s "$1" "$2"; }; }
 # other byte kept (sed with LC_ALL=C: bytes, a last line without its newline stays).
 sd_conf() {
     sd_p=$esp/loader/loader.conf sd_mine="default dockerboot-$label-*"
-    sd_re="^default dockerboot-$(printf '%s' "$label" | sed 's/\./\\./g')-\\*\$"
+    sd_re="^default dockerboot-$(sd_esc)-\\*\$"
     if [ -f "$sd_p" ]; then cp "$sd_p" "$run/sd.conf"; else : >"$run/sd.conf"; fi
     if [ "$default_entry" = yes ]; then
         # A bare "default" is a default line only with its newline after it (\s).
@@ -137,20 +140,21 @@ sd_conf() {
 sd_owned_text() {
     sd_set=''
     if [ "$1" != none ]; then
-        for sd_e in $(seq "$(sd_count)"); do
+        for sd_e in $(sd_count); do
             sd_entry "$sd_e"
             for sd_c in "$sd_kc:$sd_k" "$sd_ic:$sd_i"; do
                 sd_r=${sd_c%%:*}
                 sd_drop="$sd_drop$sd_r$NL"
                 sd_set="$sd_set$sd_r$TAB$(sha "$top/${sd_c#*:}")$NL"
-                [ "$1" = old ] && [ -n "$(owned_old "$sd_r")" ] && sd_set="$sd_set$sd_r$TAB$(sha "$esp/$sd_r")$NL"
+                sd_old=$(owned_old "$sd_r")
+                [ "$1" = old ] && [ -n "$sd_old" ] && sd_set="$sd_set$sd_r$TAB$sd_old$NL"
             done
         done
     fi
     {
         # read_owned: "<digest> <path>", the path after the first blank, never empty.
         [ -f "$esp/EFI/dockerboot/owned" ] && [ ! -L "$esp/EFI/dockerboot/owned" ] \
-            && LC_ALL=C sed -n "s/\\r\$//; s/^\\([^ ]*\\) \\(..*\\)\$/\\2$TAB\\1/p" "$esp/EFI/dockerboot/owned" \
+            && LC_ALL=C sed -n "s/$CR\$//; s/^\\([^ ]*\\) \\(..*\\)\$/\\2$TAB\\1/p" "$esp/EFI/dockerboot/owned" \
             | while IFS= read -r sd_l || [ -n "$sd_l" ]; do
                 case $NL$sd_drop in *"$NL${sd_l%"$TAB"*}$NL"*) continue ;; esac
                 printf '%s\n' "$sd_l"
@@ -175,12 +179,12 @@ sd_removes() {
         [ "$sd_d" = "$e_num1" ] || [ "$sd_d" = "$e_num2" ] || printf 'loader/entries/%s\n' "$sd_b"
     done
     [ -f "$esp/EFI/dockerboot/owned" ] && [ ! -L "$esp/EFI/dockerboot/owned" ] || return 0
-    LC_ALL=C sed -n "s/\\r\$//; s|^[^ ]* \\(EFI/dockerboot/$label/[0-9][0-9]*/[^/]*\\)\$|\\1|p" \
+    LC_ALL=C sed -n "s/$CR\$//; s|^[^ ]* \\(EFI/dockerboot/$(sd_esc)/[0-9][0-9]*/[^/]*\\)\$|\\1|p" \
         "$esp/EFI/dockerboot/owned" | LC_ALL=C sort -u | while IFS= read -r sd_r; do
-        sd_b=${sd_r##*/} sd_d=${sd_r#EFI/dockerboot/"$label"/} sd_d=${sd_d%%/*}
-        case $sd_b in ''|.|..) continue ;; esac
-        while :; do case $sd_d in 0?*) sd_d=${sd_d#0} ;; *) break ;; esac; done
-        [ "$sd_d" = "$e_num1" ] || [ "$sd_d" = "$e_num2" ] || printf '%s\n' "$sd_r"
+        sd_x=${sd_r##*/} sd_g=${sd_r#EFI/dockerboot/"$label"/} sd_g=${sd_g%%/*}
+        case $sd_x in ''|.|..) continue ;; esac
+        while :; do case $sd_g in 0?*) sd_g=${sd_g#0} ;; *) break ;; esac; done
+        [ "$sd_g" = "$e_num1" ] || [ "$sd_g" = "$e_num2" ] || printf '%s\n' "$sd_r"
     done
 }
 
@@ -189,7 +193,7 @@ sd_removes() {
 sdboot_names() {
     sd_scan
     [ -z "$(sd_removes)" ] || return 1
-    for sd_e in $(seq "$(sd_count)"); do
+    for sd_e in $(sd_count); do
         sd_entry "$sd_e"
         { [ -n "$(sd_name "$sd_n")" ] && ! sd_changed "$esp/loader/entries/$sd_file" "$run/sd.entry$sd_e" \
             && ! sd_changed "$esp/$sd_kc" "$top/$sd_k" && ! sd_changed "$esp/$sd_ic" "$top/$sd_i"; } || return 1
@@ -204,7 +208,7 @@ sdboot_names() {
 sdboot_write() {
     sdboot_check
     sd_need=262144
-    for sd_e in $(seq "$(sd_count)"); do
+    for sd_e in $(sd_count); do
         sd_entry "$sd_e"
         for sd_c in "$sd_kc:$sd_k" "$sd_ic:$sd_i" "loader/entries/$sd_file:$run/sd.entry$sd_e"; do
             sd_t=$esp/${sd_c%%:*} sd_s=${sd_c#*:}
@@ -220,7 +224,7 @@ sdboot_write() {
     sd_owned old
     # The copies (a backup beside one replaced, as write_atomic keeps it), then the entries (none).
     for sd_pass in copies entries; do
-        for sd_e in $(seq "$(sd_count)"); do
+        for sd_e in $(sd_count); do
             sd_entry "$sd_e"
             if [ "$sd_pass" = copies ]; then set -- "$sd_kc:$top/$sd_k:1" "$sd_ic:$top/$sd_i:1"
             else set -- "loader/entries/$sd_file:$run/sd.entry$sd_e:0"; fi
