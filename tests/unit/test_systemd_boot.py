@@ -116,6 +116,29 @@ def test_a_copy_changed_since_is_kept_when_its_generation_leaves(tmp_path: Path)
     assert f"kept {changed}: not as dockerboot-wizard wrote it" in lines
 
 
+def test_an_owned_line_walking_out_of_the_wizards_directory_removes_nothing(
+        tmp_path: Path) -> None:
+    esp = esp_with_sdboot(tmp_path)
+    apply(esp, [gen(tmp_path, 2), gen(tmp_path, 1)])
+    victim = esp / "EFI/other/2/grubx64.efi"
+    victim.parent.mkdir(parents=True)
+    victim.write_bytes(b"another system's")
+    outside = tmp_path / "9/outside"
+    outside.parent.mkdir()
+    outside.write_bytes(b"not on the ESP")
+    owned = esp / "EFI/dockerboot/owned"
+    planted = [f"{esp_files.digest(victim.read_bytes())} EFI/dockerboot/{TOK}/1/../../../other/2/"
+               "grubx64.efi",
+               f"- EFI/dockerboot/{TOK}/1/../../../../../9/outside",
+               f"- EFI/dockerboot/{TOK}/1/..", "- EFI/other/2/grubx64.efi"]
+    owned.write_text(owned.read_text() + "".join(f"{line}\n" for line in planted))
+    lines = apply(esp, [gen(tmp_path, 3), gen(tmp_path, 2)])
+    assert victim.read_bytes() == b"another system's"
+    assert outside.read_bytes() == b"not on the ESP"
+    assert not (esp / f"EFI/dockerboot/{TOK}/1").exists()  # generation 1's copies went
+    assert all(str(victim) not in line and "outside" not in line for line in lines)
+
+
 def test_loader_conf_only_when_asked_and_every_other_byte_kept(tmp_path: Path) -> None:
     mine = "timeout 5\r\ndefault debian-*\r\n# my comment\r\neditor no"  # CRLF, no final newline
     esp = esp_with_sdboot(tmp_path, mine)

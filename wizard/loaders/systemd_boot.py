@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from wizard.common.errors import BootloaderError
 from wizard.loaders import esp_files, esp_plan, grub
@@ -148,10 +148,11 @@ def plan_entries(esp: Path, label: str, entries: list[BootEntry], *,
         writes.append(esp_plan.EspWrite(rel, old, render_entry(label, e).encode()))
     keep = {e.number for e in entries}
     removes = [f"{ENTRIES_DIR}/{name}" for n, name in sorted(now.items()) if n not in keep]
-    base = f"{esp_files.OWN_DIR}/{token(label)}/"
-    removes += sorted(rel for rel in owned if rel.startswith(base)
-                      and PurePosixPath(rel).parent.name.isdigit()
-                      and int(PurePosixPath(rel).parent.name) not in keep)
+    # Only a copy's own shape, <base><n>/<name>: a planted line in ``owned`` naming
+    # ``<base>1/../../../x/2/y`` would walk out of the wizard's directory.
+    copy = re.compile(re.escape(f"{esp_files.OWN_DIR}/{token(label)}/") + r"([0-9]+)/([^/]+)")
+    removes += sorted(rel for rel in owned if (m := copy.fullmatch(rel))
+                      and m[2] not in (".", "..") and int(m[1]) not in keep)
     return writes, removes
 
 
