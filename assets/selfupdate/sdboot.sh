@@ -146,8 +146,8 @@ sd_owned_text() {
                 sd_r=${sd_c%%:*}
                 sd_drop="$sd_drop$sd_r$NL"
                 sd_set="$sd_set$sd_r$TAB$(sha "$top/${sd_c#*:}")$NL"
-                sd_old=$(owned_old "$sd_r")
-                [ "$1" = old ] && [ -n "$sd_old" ] && sd_set="$sd_set$sd_r$TAB$sd_old$NL"
+                [ "$1" = old ] && sd_old=$(owned_old "$sd_r") && [ -n "$sd_old" ] \
+                    && sd_set="$sd_set$sd_r$TAB$sd_old$NL"
             done
         done
     fi
@@ -195,8 +195,8 @@ sdboot_names() {
     [ -z "$(sd_removes)" ] || return 1
     for sd_e in $(sd_count); do
         sd_entry "$sd_e"
-        { [ -n "$(sd_name "$sd_n")" ] && ! sd_changed "$esp/loader/entries/$sd_file" "$run/sd.entry$sd_e" \
-            && ! sd_changed "$esp/$sd_kc" "$top/$sd_k" && ! sd_changed "$esp/$sd_ic" "$top/$sd_i"; } || return 1
+        ! sd_changed "$esp/loader/entries/$sd_file" "$run/sd.entry$sd_e" \
+            && ! sd_changed "$esp/$sd_kc" "$top/$sd_k" && ! sd_changed "$esp/$sd_ic" "$top/$sd_i" || return 1
     done
 }
 
@@ -257,12 +257,12 @@ sd_remove() {
     while IFS= read -r sd_r; do
         sd_p=$esp/$sd_r
         # Never through a symlinked directory (esp_files.target refuses those).
-        case /$sd_r in
-            /loader/*) sd_up="$esp/loader $esp/loader/entries" ;;
-            *) sd_up="$esp/EFI $esp/EFI/dockerboot $esp/EFI/dockerboot/$label ${sd_p%/*}" ;;
-        esac
         sd_ok=1
-        for sd_u in $sd_up; do [ -L "$sd_u" ] && sd_ok=''; done
+        case $sd_r in
+            loader/*) set -- loader loader/entries ;;
+            *) set -- EFI EFI/dockerboot "EFI/dockerboot/$label" "${sd_r%/*}" ;;
+        esac
+        for sd_u; do [ -L "$esp/$sd_u" ] && sd_ok=''; done
         if [ -n "$sd_ok" ] && [ ! -e "$sd_p" ] && [ ! -L "$sd_p" ]; then
             sd_drop="$sd_drop$sd_r$NL"
         elif [ -z "$sd_ok" ] || [ -L "$sd_p" ] || [ ! -f "$sd_p" ] \
