@@ -10,12 +10,12 @@
 # cmdline IMAGE NUMBER: the wizard's kernel command line for IMAGE, and the generation.
 cmdline() { printf '%s dockerboot.generation=%s' "${tmpl%%@IMAGE@*}$1${tmpl#*@IMAGE@}" "$2"; }
 
-# entries NUMBER LOADER INITRD [PINNED_ID]: what every bootloader's entries
+# menu NUMBER LOADER INITRD [PINNED_ID]: what every bootloader's entries
 # say (bootloader.menu_entries): e_*1 the default entry, generation NUMBER
 # (the tag, or with PINNED_ID a rollback booting that image by ID), e_*2 the
 # previous one from p_* (pinned by image ID; e_num2 empty when there is
 # none).  Paths from the partition's top level, no leading slash.
-entries() {
+menu() {
     e_num1=$1 e_loader1=$boot_dir/$2 e_initrd1=$boot_dir/$3
     if [ -n "${4:-}" ]; then
         e_title1="Docker image $image (rolled back to @$(short "$4"))" e_opts1=$(cmdline "$4" "$1")
@@ -38,7 +38,7 @@ menuentry() {
         "$1" "$label" "$2" "$3" "$4"
 }
 
-# render: the rEFInd block of entries()'s two entries
+# render: the rEFInd block of menu()'s two entries
 # (wizard/boot/bootloader.py render_entries), into $run/block.
 render() {
     {

@@ -1,4 +1,4 @@
-# shellcheck shell=sh disable=SC2154,SC2016 # the settings, entries and esp are dockerboot-update's; GRUB's own $ words
+# shellcheck shell=sh disable=SC2154,SC2016,SC2034 # the settings, entries and esp are dockerboot-update's; GRUB's own $ words
 # dockerboot-update, move 2 for GRUB from the image (way a): EFI/dockerboot/grub.cfg
 # on the ESP names the new generation, and GRUB's count starts over for it.
 # Sourced by dockerboot-update (POSIX sh).
@@ -66,7 +66,7 @@ grub_counting() {
         "    save_env --file \$dockerboot_env dockerboot_trying dockerboot_tries" "fi"
 }
 
-# grub_render: grub.cfg for entries()'s entries into $run/grub.cfg (grub.render_cfg);
+# grub_render: grub.cfg for menu()'s entries into $run/grub.cfg (grub.render_cfg);
 # counting=1: the newest image marks its boots good (systemd).
 grub_render() {
     {
@@ -132,4 +132,41 @@ grub_write() {
     owned_edit "$run/owned.in" "$GRUB_DIR/grubenv" - >"$run/owned.mid"
     owned_edit "$run/owned.mid" "$GRUB_DIR/grub.cfg" "$new_d" >"$run/owned"
     owned_write "$run/owned"
+}
+
+# grub_entries: for status, e_default and e_previous = the generations the
+# first and second linux lines of grub.cfg load (bootchain.grub_status);
+# e_known=1 once it was read.  The ESP is mounted read-only when it is not
+# mounted yet.  Way (b)'s custom.cfg, on another system's filesystem: not read.
+grub_entries() {
+    grub_find ro 2>/dev/null || { problem "GRUB's files on the ESP not read: no $GRUB_DIR/grub.cfg for LABEL=$label on any FAT filesystem"; return 0; }
+    e_known=1 i=0
+    while IFS= read -r l; do
+        i=$((i + 1))
+        v=$(for n in $gens; do read_gen "$n" && [ "$boot_dir/$g_loader" = "$l" ] && { printf '%s' "$n"; break; }; done)
+        if [ "$i" = 1 ]; then e_default=$v; else e_previous=$v; break; fi
+    done <<END
+$(sed -n 's/^[[:blank:]]*linux[[:blank:]]\{1,\}\/\([^[:blank:]]\{1,\}\).*/\1/p' "$esp/$GRUB_DIR/grub.cfg")
+END
+}
+
+# grub_env_value FILE KEY: KEY's value in the GRUB environment block FILE, if a number.
+grub_env_value() {
+    [ -f "$1" ] && [ "$(head -n 1 "$1")" = "# GRUB Environment Block" ] || return 0
+    v=$(sed -n "2,\$s/^$2=//p" "$1" | tail -n 1)
+    case $v in ''|*[!0-9]*) ;; *) printf '%s' "$v" ;; esac
+}
+
+# grub_assessment_json: the "assessment" of a machine GRUB counts (grub_status's words).
+grub_assessment_json() {
+    g_esp='' g_trying='' g_left=''
+    if [ -n "$e_known" ]; then
+        g_esp=$esp
+        g_trying=$(grub_env_value "$esp/$GRUB_DIR/grubenv" dockerboot_trying)
+        g_left=$(grub_env_value "$esp/$GRUB_DIR/grubenv" dockerboot_tries)
+    fi
+    g_good=$(grub_env_value "$top/$state_dir/generation.grubenv" dockerboot_good)
+    printf '{"bootloader_counts": true, "why": %s, "grub": {"esp": %s, "trying": %s, "tries_left": %s, "good_generation": %s}}' \
+        "$(js "GRUB counts the boots of the newest generation in $GRUB_DIR/grubenv on the ESP: $GRUB_TRIES without the booted system's good mark, then it boots the previous generation (also when the kernel panics before the hook)")" \
+        "$(if [ -n "$g_esp" ]; then js "$g_esp"; else printf null; fi)" "${g_trying:-null}" "${g_left:-null}" "${g_good:-null}"
 }

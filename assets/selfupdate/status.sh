@@ -180,6 +180,10 @@ roots_json() {
 # read-only when it is not mounted yet.
 entries() {
     e_known='' e_default='' e_previous=''
+    case $bootloader in
+        grub) grub_entries; return 0 ;;
+        systemd-boot) sdboot_entries; return 0 ;;
+    esac
     find_refind ro 2>/dev/null || return 0
     [ -f "$refind_conf" ] || return 0
     b=$(grep -n "^[[:blank:]]*# >>> dockerboot-wizard" "$refind_conf" | cut -d: -f1)
@@ -286,8 +290,13 @@ status_json() {
     else
         printf ' "failed": null,\n'
     fi
-    # rEFInd counts no boots (wizard/boot/status.py ASSESSMENT, same words).
-    printf ' "assessment": {"bootloader_counts": false, "why": %s},\n' "$(js "$ASSESS_WHY")"
+    # rEFInd counts no boots (wizard/boot/status.py ASSESSMENT, same words); GRUB
+    # and systemd-boot do (bootchain.grub_status, sdboot.status).
+    case $bootloader in
+        grub) printf ' "assessment": %s,\n' "$(grub_assessment_json)" ;;
+        systemd-boot) printf ' "assessment": %s,\n' "$(sdboot_assessment_json)" ;;
+        *) printf ' "assessment": {"bootloader_counts": false, "why": %s},\n' "$(js "$ASSESS_WHY")" ;;
+    esac
     printf ' "generation": %s,\n' "$(if [ -n "$n_num" ]; then gen_json "$n_num"; else printf null; fi)"
     printf ' "previous": %s,\n' "$(if [ -n "$p_num" ]; then gen_json "$p_num"; else printf null; fi)"
     printf ' "generations": ['
@@ -333,6 +342,10 @@ status_text() {
         | while read -r r_id r_kept r_bytes; do
             say "dockerboot's copy of @$r_id: $([ "$r_kept" = true ] && echo kept || echo 'collected at the next update')$([ "$r_bytes" = null ] || echo ", holds $r_bytes bytes of its own")"
         done
+    if [ "$bootloader" = grub ]; then
+        grub_assessment_json >/dev/null   # g_trying, g_left, g_good
+        [ -z "$g_trying" ] || say "GRUB: generation $g_trying, ${g_left:-?} tries left; marked good: generation ${g_good:-none yet}"
+    fi
     pending
     if [ "$update" = true ]; then
         say "update pending: $(printf '%s' "$reasons" | sed -e ':a' -e '$!N' -e '$!ba' -e 's/\n/; /g')$(

@@ -19,14 +19,17 @@ apply wrote, where nothing was.
   and, with no key pressed, boots the previous entry: generation 1 with the
   first image, pinned by ID.  GRUB counted the try in its grubenv on the FAT
   ESP (``save_env`` under Secure Boot).
-- Boot counting: generation 3 (a third image) whose initramfs is broken, so
-  its signed kernel panics before the hook (generation 2 has its signed
-  kernel back): switched off and on after each panic, GRUB counts the tries,
-  and after ``grub.TRIES`` it boots generation 2 with the second image by
-  itself, no key pressed.
+- Boot counting, and the booted system's own update: ``rollback`` makes
+  generation 3 (generation 1's signed pair, the first image pinned by ID);
+  the tag moves to a third image and ``dockerboot-update`` from the top layer
+  goes back to it: generation 4, a copy of the newest pair, named in the
+  grub.cfg it writes (the wizard's own ``update`` then finds every byte on
+  the ESP in place).  Generation 4's initramfs is broken, so its signed
+  kernel panics before the hook: switched off and on after each panic, GRUB
+  counts the tries, and after ``grub.TRIES`` it boots generation 3 with the
+  first image by itself, no key pressed.
 - The ESP holds only what apply wrote; an update with nothing to do changes
-  none of its bytes; ``update`` writes generation 3's entries; ``status``
-  reads GRUB's count and the good mark back.
+  none of its bytes; ``status`` reads GRUB's count and the good mark back.
 - A dracut image (systemd in the initramfs) with the same chain, chosen with
   no ``--bootloader`` (an empty ESP, an image with the signed pair), boots
   with Secure Boot on to its own systemd: ``tests/e2e/test_install_boot.py``,
@@ -152,46 +155,76 @@ def test_secure_boot_through_the_images_grub_and_its_fallback(tmp_path_factory):
     assert read_env(machine) == {"dockerboot_trying": "2",
                                  "dockerboot_tries": str(grub.TRIES - 1)}
 
-    # Generation 3 (a third image) whose initramfs is broken: its signed kernel panics
-    # before the hook.  Generation 2 gets its signed kernel back to be the fallback.
+    # Generation 4 (a third image) whose initramfs is broken: its signed kernel panics
+    # before the hook.  First a rollback (generation 3: generation 1's signed pair, the
+    # first image pinned by ID), then the tag moves and the booted system's own
+    # dockerboot-update goes back to it: a copy of the newest pair as generation 4,
+    # whose entries it writes into GRUB's grub.cfg (the previous one: generation 3).
     with scenario.docker_on(machine) as daemon:
         top = machine.workdir / "mnt"
-        kernel(top, 2).write_bytes(kernel(top, 1).read_bytes())
-        # This one by `update` (the tag moved): it writes GRUB's entries too.
+        rollback = wizard(daemon, "rollback", "--label", machine.label, "--yes")
+        assert "new generation 3" in rollback.stdout, rollback.stdout
         scenario.build_image(daemon, "initramfs-tools", IMAGE, marker="sb-v3", systemd=True,
                              secure_boot=True)
-        update = wizard(daemon, "update", "--label", machine.label, "--yes")
-        assert "new generation 3" in update.stdout and "grub.cfg" in update.stdout
-        initrd = next((top / "boot_docker/gen/3").glob("initrd*"))
+        v3 = daemon.docker("image", "inspect", "-f", "{{.Id}}", IMAGE).stdout.strip()
+        update = self_update(daemon, machine, top)
+        assert update.returncode == 0, update.stdout + update.stderr
+        assert "generation 4: boot_docker/gen/4" in update.stdout, update.stdout
+        assert "EFI/dockerboot/grub.cfg: the entries name generation 4" in update.stdout
+        cfg = (machine.esp / "EFI/dockerboot/grub.cfg").read_text()
+        assert "/boot_docker/gen/4/vmlinuz" in cfg and f"docker_image={IMAGE}" in cfg
+        assert "/boot_docker/gen/3/vmlinuz" in cfg and f"docker_image={v1}" in cfg
+        assert f"is a rollback to @{v1[7:19]}: back to {IMAGE} @{v3[7:19]}" in update.stdout
+        assert "gen/2/" not in cfg and v2 not in cfg
+        # What the wizard itself writes: its update finds every byte on the ESP in place.
+        before = esp_tree(machine.esp)
+        again = wizard(daemon, "update", "--label", machine.label, "--yes")
+        assert "up to date" in again.stdout, again.stdout
+        assert esp_tree(machine.esp) == before
+        initrd = next((top / "boot_docker/gen/4").glob("initrd*"))
         initrd.write_bytes(b"\0" * 4096)
     qemu.sync_esp(machine.esp, machine.image)
     for n in range(grub.TRIES):  # the machine is switched off and on after each panic
         with booted(machine.image, workdir / f"panic{n}.serial.log",
                     secure_boot=True) as console:
-            console.expect("Kernel panic", 600, "the kernel of generation 3 panicking")
+            console.expect("Kernel panic", 600, "the kernel of generation 4 panicking")
     with booted(machine.image, workdir / "boot3.serial.log", secure_boot=True) as console:
         console.login(USER, PASSWORD, timeout=900)
         cmdline = ok(console, "cat /proc/cmdline")
-        assert "dockerboot.generation=2" in cmdline and f"docker_image={v2}" in cmdline
-        assert ok(console, "cat /etc/dbw-image-marker") == "sb-v2"
-        # Up: its good mark names generation 2 for GRUB (status reads it below).
+        assert "dockerboot.generation=3" in cmdline and f"docker_image={v1}" in cmdline
+        assert ok(console, "cat /etc/dbw-image-marker") == "sb-v1"
+        # Up: its good mark names generation 3 for GRUB (status reads it below).
         assert console.run("systemctl is-system-running --wait", timeout=600)[1] == "running"
         assert ok(console, "systemctl show -p Result --value dockerboot-mark-good") == "success"
         console.poweroff(PASSWORD)
     serial = (workdir / "boot3.serial.log").read_text(errors="replace")
-    assert f"generation 3 did not come up in {grub.TRIES} tries" in serial, serial[-4000:]
-    assert read_env(machine) == {"dockerboot_trying": "3", "dockerboot_tries": "0"}
+    assert f"generation 4 did not come up in {grub.TRIES} tries" in serial, serial[-4000:]
+    assert read_env(machine) == {"dockerboot_trying": "4", "dockerboot_tries": "0"}
     # status reads the same off the disk (the ESP's count copied back into the directory).
     lab.run("mcopy", "-o", "-n", "-i", f"{machine.image}@@{qemu.ESP_OFFSET}",
             "::/EFI/dockerboot/grubenv", machine.esp / "EFI/dockerboot/grubenv")
     with scenario.docker_on(machine) as daemon:
         out = json.loads(wizard(daemon, "status", "--label", machine.label, "--json").stdout)
-        assert out["entries"] == {"default": 3, "previous": 2}
+        assert out["entries"] == {"default": 4, "previous": 3}
         assert out["assessment"]["bootloader_counts"] is True
-        assert out["assessment"]["grub"] == {"esp": str(machine.esp), "trying": 3,
-                                             "tries_left": 0, "good_generation": 2}
+        assert out["assessment"]["grub"] == {"esp": str(machine.esp), "trying": 4,
+                                             "tries_left": 0, "good_generation": 3}
         text = wizard(daemon, "status", "--label", machine.label).stdout
-        assert "GRUB: generation 3, 0 tries left; marked good: generation 2" in text
+        assert "GRUB: generation 4, 0 tries left; marked good: generation 3" in text
+        # The booted system's own status reads the same off the ESP and the partition.
+        top = machine.workdir / "mnt"
+        mine = self_update(daemon, machine, top, "status", "--json")
+        assert mine.returncode == 0, mine.stderr
+        doc = json.loads(mine.stdout)
+        assert (doc["entries"], doc["assessment"]) == (out["entries"], out["assessment"])
+        text = self_update(daemon, machine, top, "status").stdout
+        assert "GRUB: generation 4, 0 tries left; marked good: generation 3" in text
+
+
+def self_update(daemon: lab.Dockerd, machine: scenario.Machine, top: Path,
+                *args: str) -> subprocess.CompletedProcess:
+    """The booted system's own ``dockerboot-update``, by hand, from the top layer apply wrote."""
+    return scenario.self_update(daemon, top, machine.esp / "none", *args, esp=machine.esp)
 
 
 def wizard(daemon: lab.Dockerd, *args: str) -> subprocess.CompletedProcess:

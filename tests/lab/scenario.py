@@ -87,20 +87,23 @@ def boot_picking(machine: Machine, name: str, shown: str, keys: str,
 
 
 def self_update(daemon: lab.Dockerd, top: Path, refind_conf: Path, *args: str,
-                shell: str = "sh", mount: bool = False,
-                cmdline: Path | None = None) -> subprocess.CompletedProcess:
+                shell: str = "sh", mount: bool = False, cmdline: Path | None = None,
+                esp: Path | None = None) -> subprocess.CompletedProcess:
     """Run the booted system's ``dockerboot-update`` from the top layer apply wrote.
 
     The very files the booted system gets, run by ``shell`` on this host with
     its test hooks: the partition mounted at ``top`` (unless ``mount``: then
     it mounts it by label itself), ``refind_conf`` (the lab's ESP is a
-    directory), ``cmdline`` for ``/proc/cmdline`` and the lab's dockerd.
+    directory), ``cmdline`` for ``/proc/cmdline``, ``esp`` the ESP directory
+    where GRUB's or systemd-boot's files are, and the lab's dockerd.
     """
     layer = top / "boot_docker/toplayer"
     env = {**daemon.env(), "DOCKERBOOT_UPDATE_CONF": str(layer / selfupdate.CONF),
            "DOCKERBOOT_REFIND_CONF": str(refind_conf)}
     if cmdline is not None:
         env["DOCKERBOOT_CMDLINE"] = str(cmdline)
+    if esp is not None:
+        env["DOCKERBOOT_ESP"] = str(esp)
     if not mount:
         env["DOCKERBOOT_TOP"] = str(top)
     return subprocess.run([*shell.split(), str(layer / selfupdate.COMMAND), *args], env=env,

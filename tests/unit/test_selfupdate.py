@@ -22,6 +22,9 @@ from wizard.settings.config import Settings
 from wizard.toplayer import selfupdate
 
 SETTINGS = Settings(label="dockerboot", image="desk:1")
+SOURCE_PARTS = "".join(f". {assets_dir() / 'selfupdate' / part}; "
+                       for part in ("entries.sh", "esp.sh"))
+"""The parts the splice and the refind.conf write need, sourced."""
 SHELLS = ["busybox sh", "dash"]
 BLOCK = (f"{bootloader.BEGIN_MARKER}\nmenuentry \"Docker image desk:1\" {{\n    volume dockerboot\n"
          f"}}\n{bootloader.END_MARKER}\n")
@@ -62,7 +65,7 @@ def splice(shell: str, tmp_path: Path, text: bytes,
     (tmp_path / "block").write_text(BLOCK)
     script = (f'CR=$(printf "\\r"); NL="\n"; run={tmp_path}; default_entry={choice}; '
               'die() { printf "error: %s\\n" "$1" >&2; exit 1; }; '
-              f'. {assets_dir() / "selfupdate/entries.sh"}; . {assets_dir() / "selfupdate/esp.sh"}; splice {conf}')
+              f'{SOURCE_PARTS}splice {conf}')
     return subprocess.run([*shell.split(), "-c", script], capture_output=True, timeout=30)
 
 
@@ -239,7 +242,7 @@ def test_the_backup_never_goes_through_a_planted_symlink(shell: str, tmp_path: P
         planted.append(link)
     script = (f'run={tmp_path}; say() {{ :; }}; '
               'die() { printf "error: %s\\n" "$1" >&2; exit 1; }; '
-              f'. {assets_dir() / "selfupdate/entries.sh"}; . {assets_dir() / "selfupdate/esp.sh"}; refind_conf={conf}; write_conf')
+              f'{SOURCE_PARTS}refind_conf={conf}; write_conf')
     r = subprocess.run([*shell.split(), "-c", script], capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert conf.read_bytes() == b"timeout 5\nnew\n"
@@ -370,7 +373,7 @@ def shell_write_conf(shell: str, tmp_path: Path, conf: Path) -> subprocess.Compl
     (tmp_path / "conf.new").write_bytes(b"timeout 5\nnew\n")
     script = (f'run={tmp_path}; NL="\n"; say() {{ :; }}; '
               'die() { printf "error: %s\\n" "$1" >&2; exit 1; }; '
-              f'. {assets_dir() / "selfupdate/entries.sh"}; . {assets_dir() / "selfupdate/esp.sh"}; refind_conf={conf}; write_conf')
+              f'{SOURCE_PARTS}refind_conf={conf}; write_conf')
     return subprocess.run([*shell.split(), "-c", script], capture_output=True, timeout=30)
 
 

@@ -16,11 +16,15 @@ to say "this boot is bad" (it runs the hook's mark-good script with
 
 The command does what ``wizard.flows.update`` does, in the same on-disk formats:
 a new generation only when the kernel or the initramfs inputs changed (else
-the next boot snapshots the new image: nothing to deploy), the rEFInd block
-as ``bootloader.render_entries`` renders it, the same pins and garbage
-collection; ``dockerboot-update status --json`` prints ``status.status``'s
-document.  ``tests/integration/test_selfupdate.py`` runs it against the
-Python for each of these.
+the next boot snapshots the new image: nothing to deploy), the entries of
+the bootloader the machine boots (rEFInd's block as
+``bootloader.render_entries`` renders it; GRUB's ``grub.cfg`` and count as
+``grub.render_cfg`` and ``plan_env`` make them; systemd-boot's entries and
+kernel copies as ``systemd_boot.plan_entries``), written on the ESP as
+``esp_plan.write_chain`` writes them, the same pins and garbage collection;
+``dockerboot-update status --json`` prints ``status.status``'s document.
+``tests/integration/test_selfupdate.py`` runs it against the Python for each
+of these; ``tests/unit/test_selfupdate_grub.py`` compares GRUB's files.
 """
 
 from __future__ import annotations
