@@ -182,3 +182,34 @@ def test_an_entry_rewritten_leaves_no_backup_where_systemd_boot_reads(tmp_path: 
     assert "docker_image=sha256:ab" in entry.read_text()
     assert sorted(p.name for p in (esp / "loader/entries").iterdir()) == [
         "debian-6.1.conf", f"dockerboot-{TOK}-1.conf", f"dockerboot-{TOK}-2+3.conf"]
+
+
+def test_unchanged_copies_are_known_by_digest_and_never_read_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An update with nothing to do plans again every run: the kernel copies on the ESP
+    and their sources are compared by digest, read in pieces, and nothing is written."""
+    esp = esp_with_sdboot(tmp_path)
+    entries = [gen(tmp_path, 2), gen(tmp_path, 1)]
+    apply(esp, entries)
+    owned = (esp / "EFI/dockerboot/owned").read_bytes()
+    kernels = {e.kernel for e in entries} | {e.initrd for e in entries}
+    copies = {esp / rel for e in entries for rel, _ in systemd_boot.copies(LABEL, e)}
+    read_whole = Path.read_bytes
+
+    def guarded(path: Path) -> bytes:
+        assert path not in kernels | copies, f"{path} read whole"
+        return read_whole(path)
+
+    monkeypatch.setattr(Path, "read_bytes", guarded)
+    writes, removes = systemd_boot.plan_entries(esp, LABEL, entries, counting=True)
+    plan = esp_plan.ChainPlan(esp, writes, [], "", None, removes, loader="systemd-boot")
+    assert not plan.changed and not removes
+    assert {w.rel for w in writes if w.digest} == {str(c.relative_to(esp)) for c in copies}
+    assert list(esp_plan.write_chain(plan)) == []
+    assert (esp / "EFI/dockerboot/owned").read_bytes() == owned
+    monkeypatch.undo()
+    # A source that changed since (the same number, other bytes) is written again.
+    entries[0].initrd.write_bytes(b"initrd 2, rebuilt")
+    writes, _ = systemd_boot.plan_entries(esp, LABEL, entries, counting=True)
+    [changed] = [w for w in writes if w.old != w.new]
+    assert changed.new == b"initrd 2, rebuilt" and changed.digest is None

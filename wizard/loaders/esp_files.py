@@ -37,6 +37,12 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def file_digest(path: Path) -> str:
+    """``digest`` of a file's bytes, read in pieces (a kernel copy is not held whole)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def target(esp: Path, rel: str) -> Path:
     """Where ``rel`` is on the ESP: existing names whatever their case (FAT), new ones as given.
 

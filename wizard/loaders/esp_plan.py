@@ -38,6 +38,9 @@ class EspWrite:
     new: bytes
     source: Path | None = None
     """A file read at write time (a kernel copy of a generation the same apply builds)."""
+    digest: str | None = None
+    """Set for a file found unchanged without reading it whole (a kernel copy the same as
+    its source): its SHA-256, ``old`` and ``new`` then left empty."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,10 @@ def _digests(plan: ChainPlan, *, with_old: bool) -> dict[str, set[str]]:
         if w.rel.startswith("loader/"):
             continue  # systemd-boot's entries: the wizard's by name (it renames them)
         # grubenv: GRUB rewrites it in place at every counted boot, so no digest.
-        new = {"-"} if w.rel.endswith(f"/{GRUB_ENV}") else {esp_files.digest(w.new)}
+        new = ({"-"} if w.rel.endswith(f"/{GRUB_ENV}") else {w.digest} if w.digest
+               else {esp_files.digest(w.new)})
         keep = ({esp_files.digest(w.old)} if with_old and w.old is not None and w.rel in owned
-                else set())
+                and w.digest is None else set())
         owned[w.rel] = new | keep
     return owned
 

@@ -126,16 +126,7 @@ def plan_entries(esp: Path, label: str, entries: list[BootEntry], *,
     writes: list[esp_plan.EspWrite] = []
     for i, e in enumerate(entries):
         for rel, source in copies(label, e):
-            ok, old = esp_files.mine(esp, rel, owned)
-            if not ok:
-                raise BootloaderError(f"{esp / rel} was not written by dockerboot-wizard "
-                                      "(or was changed since)",
-                                      f"move it out of {esp / esp_files.OWN_DIR}, then run again")
-            # Built already: its bytes now; a generation this apply builds: at write time.
-            if source.is_file():
-                writes.append(esp_plan.EspWrite(rel, old, source.read_bytes()))
-            else:
-                writes.append(esp_plan.EspWrite(rel, old, b"", source))
+            writes.append(_copy(esp, rel, source, owned))
         name = now.get(e.number) or (f"{entry_id(label, e.number)}+{TRIES}.conf"
                                      if i == 0 and counting and len(entries) > 1
                                      else f"{entry_id(label, e.number)}.conf")
@@ -154,6 +145,31 @@ def plan_entries(esp: Path, label: str, entries: list[BootEntry], *,
     removes += sorted(rel for rel in owned if (m := copy.fullmatch(rel))
                       and m[2] not in (".", "..") and int(m[1]) not in keep)
     return writes, removes
+
+
+def _copy(esp: Path, rel: str, source: Path, owned: dict[str, set[str]]) -> esp_plan.EspWrite:
+    """The write of one kernel copy; the same bytes as its source are found by digest.
+
+    The everyday case, an update with nothing to do, reads neither file whole.
+
+    Raises:
+        BootloaderError: the copy's place holds a file the wizard did not write.
+
+    """
+    path = esp_files.existing(esp, rel)
+    if (path is not None and path.is_file() and not path.is_symlink() and source.is_file()
+            and (same := esp_files.file_digest(path)) in owned.get(rel, set())
+            and esp_files.file_digest(source) == same):
+        return esp_plan.EspWrite(rel, b"", b"", digest=same)
+    ok, old = esp_files.mine(esp, rel, owned)
+    if not ok:
+        raise BootloaderError(f"{esp / rel} was not written by dockerboot-wizard "
+                              "(or was changed since)",
+                              f"move it out of {esp / esp_files.OWN_DIR}, then run again")
+    # Built already: its bytes now; a generation this apply builds: at write time.
+    if source.is_file():
+        return esp_plan.EspWrite(rel, old, source.read_bytes())
+    return esp_plan.EspWrite(rel, old, b"", source)
 
 
 def plan_loader_conf(esp: Path, label: str, choice: str) -> esp_plan.CustomWrite | None:
