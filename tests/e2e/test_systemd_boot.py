@@ -7,7 +7,9 @@ Secure Boot off (Debian 12's systemd-boot is unsigned).  ``apply`` with no
 Type #1) and the kernel copies; ``--default-entry yes`` adds one ``default``
 line to ``loader.conf``, every other byte kept.
 
-- Generation 2 (a second image) is written counted (``+3``): systemd-boot
+- Generation 2 (a second image, moved to dracut) is built and written by the
+  booted system's own ``dockerboot-update`` (``assets/selfupdate/sdboot.sh``),
+  counted (``+3``), as the wizard writes it: systemd-boot
   counts the try, the image's own systemd comes up, the wizard's user logs
   in, and the good mark drops the counter, as ``systemd-bless-boot`` does.
 - Generation 3 (a third image) whose initramfs copy is broken, so its kernel
@@ -58,6 +60,11 @@ def generation(daemon: lab.Dockerd, machine: scenario.Machine, marker: str,
     return result
 
 
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
 def entries(machine: scenario.Machine) -> list[str]:
     return sorted(p.name for p in (machine.esp / systemd_boot.ENTRIES_DIR).iterdir())
 
@@ -80,8 +87,23 @@ def test_systemd_boot_entries_counting_and_fallback(tmp_path_factory):
         # loader.conf: the stock lines byte for byte, then the wizard's default.
         assert conf.read_text() == (qemu.STOCK_LOADER_CONF + systemd_boot.OURS
                                     + f"\ndefault dockerboot-{tok}-*\n")
-        second = generation(daemon, machine, "sd-v2")
-        assert "systemd-boot entries" in second.stdout
+        # Generation 2 by the booted system's own dockerboot-update (sdboot.sh): the
+        # image moved to dracut, so the command builds it and writes its entry and copies.
+        scenario.build_image(daemon, "dracut", IMAGE, marker="sd-v2", systemd=True)
+        second = scenario.self_update(daemon, machine.workdir / "mnt",
+                                      machine.esp / "no-refind.conf", shell="dash",
+                                      esp=machine.esp)
+        assert second.returncode == 0, second.stdout[-4000:] + second.stderr
+        assert "generator initramfs-tools -> dracut" in second.stdout, second.stdout[-4000:]
+        assert (f"wrote {machine.esp}/{systemd_boot.ENTRIES_DIR}/dockerboot-{tok}-2+3.conf"
+                in second.stdout), second.stdout[-4000:]
+        assert conf.read_text() == (qemu.STOCK_LOADER_CONF + systemd_boot.OURS
+                                    + f"\ndefault dockerboot-{tok}-*\n")
+        # What the wizard writes: its own update has nothing to do and changes no byte.
+        before = tree(machine.esp)
+        again = wizard(daemon, "update", "--label", machine.label, "--esp", str(machine.esp),
+                       "--yes")
+        assert "up to date" in again.stdout and tree(machine.esp) == before, again.stdout
     assert entries(machine) == [f"dockerboot-{tok}-1.conf", f"dockerboot-{tok}-2+3.conf"]
     text = (machine.esp / systemd_boot.ENTRIES_DIR / f"dockerboot-{tok}-2+3.conf").read_text()
     assert f"linux /EFI/dockerboot/{tok}/2/vmlinuz" in text and "dockerboot.generation=2" in text
