@@ -18,8 +18,10 @@ TAB=$(printf '\t')
 
 # sd_installed DIR: systemd-boot is installed on DIR (systemd_boot.find).
 sd_installed() {
-    { [ -e "$1/EFI/systemd/systemd-bootx64.efi" ] || [ -L "$1/EFI/systemd/systemd-bootx64.efi" ] \
-        || [ -e "$1/loader/loader.conf" ] || [ -L "$1/loader/loader.conf" ]; } && [ -d "$1/loader" ]
+    for sd_f in "$1/EFI/systemd/systemd-bootx64.efi" "$1/loader/loader.conf"; do
+        { [ -e "$sd_f" ] || [ -L "$sd_f" ]; } && [ -d "$1/loader" ] && return 0
+    done
+    return 1
 }
 
 # sd_holds DIR: ... and it holds an entry of this label's already (with two
@@ -95,15 +97,18 @@ sdboot_check() {
             owned_ok "$sd_c" || die "$esp/$sd_c was not written by dockerboot-wizard (or was changed since)" \
                 "move it out of $esp/EFI/dockerboot, then run again"
         done
-        no_link "loader/entries/$sd_file"
-        sd_p=$esp/loader/entries/$sd_file
-        { [ -L "$sd_p" ] || { [ -e "$sd_p" ] && [ ! -f "$sd_p" ]; }; } && die \
-            "$sd_p is not a plain file: the wizard never writes through a link" "move it away, then run again"
+        sd_plain "loader/entries/$sd_file" ": the wizard never writes through a link" "move it away"
     done
-    no_link loader/loader.conf
-    sd_p=$esp/loader/loader.conf
-    { [ -L "$sd_p" ] || { [ -e "$sd_p" ] && [ ! -f "$sd_p" ]; }; } && die "$sd_p is not a plain file" "make it one, then run again"
+    sd_plain loader/loader.conf '' "make it one"
     no_link EFI/dockerboot/owned
+}
+
+# sd_plain REL WHY FIX: refuse REL on the ESP when it is there and no plain file.
+sd_plain() {
+    no_link "$1"
+    { [ -L "$esp/$1" ] || { [ -e "$esp/$1" ] && [ ! -f "$esp/$1" ]; }; } \
+        && die "$esp/$1 is not a plain file$2" "$3, then run again"
+    return 0
 }
 
 # sd_changed TARGET SRC: writing SRC to TARGET changes a byte (plan.changed).
