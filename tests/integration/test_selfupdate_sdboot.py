@@ -27,6 +27,7 @@ import pytest
 
 from tests.integration import test_update
 from tests.integration.test_cli_apply import Env, cli, snapshot
+from tests.integration.test_selfupdate import left_in_run
 from tests.lab import lab, qemu, scenario
 from wizard.boot import generations
 from wizard.flows import sdboot
@@ -159,8 +160,10 @@ def test_back_to_the_tag_writes_the_wizards_entries(env: Env, shell: str, tmp_pa
                            + f"\ndefault dockerboot-{tok(env)}-*\n").encode()
     rollback_entry = systemd_boot.ours(env.esp, env.disk.label)[n]
 
+    runs_before = set(Path("/run").glob("dockerboot-update.*"))
     r = run(env, shell=shell)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert not left_in_run(runs_before)  # its temp files ($run/sd.*) went with it
     assert "is a rollback to @" in r.stdout and "no build needed" in r.stdout, r.stdout
     inv = inventory(env)
     assert [g.number for g in inv.generations] == [n, n + 1]
