@@ -31,7 +31,7 @@ sd_holds() { sd_installed "$1" && esp=$1 && sd_scan && [ -n "$sd_now" ]; }
 # sdboot_find [ro]: esp = the ESP systemd-boot boots from; non-zero with one line.
 sdboot_find() {
     find_esp sd_holds "${1:-}" || find_esp sd_installed "${1:-}" && return 0
-    printf 'dockerboot-update: error: %s\n' "no systemd-boot (EFI/systemd/systemd-bootx64.efi or loader/loader.conf) on any FAT filesystem - mount the ESP (e.g. at /boot/efi), or run dockerboot-wizard apply --bootloader grub|refind" >&2
+    printf 'dockerboot-update: error: %s\n' "no systemd-boot on any FAT filesystem (no EFI/systemd/systemd-bootx64.efi, no loader/loader.conf) - mount the ESP (e.g. at /boot/efi), or install it (bootctl install)" >&2
     return 1
 }
 

@@ -60,10 +60,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield e
 
 
-def run(env: Env, *args: str, shell: str = "dash") -> subprocess.CompletedProcess:
+def run(env: Env, *args: str, shell: str = "dash",
+        esp: Path | None = None) -> subprocess.CompletedProcess:
     """The top layer's command, its ESP the lab's systemd-boot directory (no refind.conf)."""
     return scenario.self_update(env.daemon, env.top, env.esp / "no-refind.conf", *args,
-                                shell=shell, cmdline=env.esp.parent / "cmdline", esp=env.esp)
+                                shell=shell, cmdline=env.esp.parent / "cmdline",
+                                esp=esp or env.esp)
 
 
 def wizard(env: Env, *args: str) -> subprocess.CompletedProcess:
@@ -192,9 +194,16 @@ def test_back_to_the_tag_writes_the_wizards_entries(env: Env, shell: str, tmp_pa
     assert "do not name" not in r.stdout and tree(env.esp) == before
 
 
-def test_dry_run_changes_nothing(env: Env) -> None:
+def test_dry_run_changes_nothing(env: Env, tmp_path: Path) -> None:
     wizard(env, "rollback", "--yes")
     before, esp_before = snapshot(env), tree(env.esp)
+    # An ESP without systemd-boot: one line, before anything is made.
+    (tmp_path / "EFI/BOOT").mkdir(parents=True)
+    for args in ((), ("--dry-run",)):
+        r = run(env, *args, esp=tmp_path)
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stdout + r.stderr
+        assert "no systemd-boot on any FAT filesystem" in r.stderr, r.stderr
+        assert snapshot(env) == before
     r = run(env, "--dry-run")
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"would make generation {inventory(env).newest.number + 1}" in r.stdout, r.stdout
