@@ -23,7 +23,8 @@ menu() {
         e_title1="Docker image $image" e_opts1=$(cmdline "$image" "$1")
     fi
     e_num2='' e_title2='' e_loader2='' e_initrd2='' e_opts2=''
-    if [ -n "$p_num" ]; then
+    # A previous generation of an earlier version (no image ID) gets no entry.
+    if [ -n "$p_num" ] && [ -n "$p_id" ]; then
         e_num2=$p_num e_title2="Previous generation $p_num: $p_ref @$(short "$p_id")"
         e_loader2=$boot_dir/$p_loader e_initrd2=$boot_dir/$p_initrd e_opts2=$(cmdline "$p_id" "$p_num")
     fi

@@ -113,7 +113,14 @@ put_file() {
     [ -f "$1" ] && cmp -s "$1" "$2" && return 0
     [ -d "$dir" ] || mkdir -p "$dir" || die "cannot make $dir" "mount it read-write and run again"
     [ "$3" = 1 ] && [ -f "$1" ] && backup_name
-    tmp=$dir/.$name.$$.tmp
+    # The temp file is named as write_atomic names its own (.<name>.XXXXXXXX.tmp):
+    # one a kill left behind goes here, or at the wizard's next write.
+    for f in "$dir/.$name".????????.tmp; do
+        s=${f#"$dir/.$name."} && s=${s%.tmp}
+        case $s in *[!A-Za-z0-9_]*) continue ;; esac
+        { [ -f "$f" ] && [ ! -L "$f" ]; } && rm -f -- "$f"
+    done
+    tmp=$dir/.$name.$(printf '%08d' "$$").tmp
     { [ ! -e "$tmp" ] && [ ! -L "$tmp" ]; } || die "$tmp is in the way" "remove it, then run again"
     { [ -z "$bak" ] || { cp "$1" "$bak" && sync "$bak"; }; } && cp "$2" "$tmp" && sync "$tmp" \
         && mv -f "$tmp" "$1" && sync "$dir" \

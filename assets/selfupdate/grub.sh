@@ -103,6 +103,14 @@ grub_names() {
     cmp -s "$run/grub.cfg" "$esp/$GRUB_DIR/grub.cfg" && cmp -s "$run/grubenv" "$esp/$GRUB_DIR/grubenv"
 }
 
+# grub_check: grub.cfg and the count are the wizard's to replace (grub.plan_chain).
+grub_check() {
+    for rel in "$GRUB_DIR/grub.cfg" "$GRUB_DIR/grubenv"; do
+        owned_ok "$rel" || die "$esp/$rel was not written by dockerboot-wizard (or was changed since)" \
+            "move it out of $esp/$GRUB_DIR, then run again"
+    done
+}
+
 # grub_write: grub.cfg and the count written as the wizard writes them.
 grub_write() {
     grub_render && grub_env
@@ -110,10 +118,7 @@ grub_write() {
     if cmp -s "$run/grub.cfg" "$cfg" && cmp -s "$run/grubenv" "$env"; then
         say "$cfg: entries unchanged"; return 0
     fi
-    for rel in "$GRUB_DIR/grub.cfg" "$GRUB_DIR/grubenv"; do
-        owned_ok "$rel" || die "$esp/$rel was not written by dockerboot-wizard (or was changed since)" \
-            "move it out of $esp/$GRUB_DIR, then run again"
-    done
+    grub_check
     esp_space $(($(wc -c <"$run/grub.cfg") + $(wc -c <"$cfg") + 2048 + 262144))
     # owned first with the old and the new bytes: a kill leaves files the next run owns.
     new_d=$(sha "$run/grub.cfg")

@@ -284,3 +284,44 @@ $sd_rm
 EOF
     sd_owned none
 }
+
+# sdboot_entries: for status, e_default and e_previous = the two newest of the
+# wizard's entries on the ESP (sdboot.status); e_known=1 once the ESP was
+# found (mounted read-only when it is not mounted yet).
+sdboot_entries() {
+    sdboot_find ro 2>/dev/null || { problem "systemd-boot's entries on the ESP not read: no systemd-boot on any FAT filesystem"; return 0; }
+    sd_scan
+    e_known=1
+    # shellcheck disable=SC2046 # the generation numbers, newest first
+    set -- $(printf '%s' "$sd_now" | sort -rn | cut -d ' ' -f 1)
+    e_default=${1:-} e_previous=${2:-}
+    [ -n "$sd_now" ] || problem "no entry of the wizard's in $esp/loader/entries"
+}
+
+# sdboot_assessment_json: the "assessment" of a machine systemd-boot counts:
+# per entry its tries left and done from its name (systemd_boot.counter;
+# null: not counted, or marked good), newest first, sdboot.status's words.
+sdboot_assessment_json() {
+    [ -n "$e_known" ] || { printf '{"bootloader_counts": false, "why": %s}' "$(js "$ASSESS_WHY")"; return 0; }
+    printf '{"bootloader_counts": true, "why": %s, "systemd_boot": {"esp": %s, "entries": {' \
+        "$(js "systemd-boot counts the boots of a new generation in its entry's name (+$SD_TRIES): without the booted system's good mark it tries the previous generation first (also when the kernel panics before the hook)")" \
+        "$(js "$esp")"
+    printf '%s' "$sd_now" | sort -rn | {
+        sep=''
+        while read -r n f; do
+            c=${f%.conf} left=null done=null
+            case $c in *+*)
+                x=${c##*+} l=${x%%-*} d=0
+                case $x in *-*) d=${x#*-} ;; esac
+                case $l:$d in *[!0-9:]*|:*|*:) ;; *)
+                    while :; do case $l in 0?*) l=${l#0} ;; *) break ;; esac; done   # int("007")
+                    while :; do case $d in 0?*) d=${d#0} ;; *) break ;; esac; done
+                    left=$l done=$d ;;
+                esac ;;
+            esac
+            printf '%s"%s": {"file": %s, "tries_left": %s, "tries_done": %s}' "$sep" "$n" "$(js "$f")" "$left" "$done"
+            sep=', '
+        done
+    }
+    printf '}}}'
+}

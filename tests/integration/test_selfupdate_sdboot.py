@@ -17,6 +17,7 @@ and the hostile cases.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -138,6 +139,15 @@ def assert_same_as_python(env: Env, tmp_path: Path) -> None:
     r = wizard(env, "update", "--yes")
     assert "up to date" in r.stdout, r.stdout
     assert tree(env.esp) == before
+    # The booted system's status reads the entries and their counts as the wizard's.
+    mine = run(env, "status", "--json")
+    assert mine.returncode == 0, mine.stderr
+    doc = json.loads(mine.stdout)
+    status = cli(env, "status", "--label", env.disk.label, "--json")
+    assert status.returncode == 0, status.stderr
+    py = json.loads(status.stdout)
+    assert (doc["entries"], doc["assessment"]) == (py["entries"], py["assessment"])
+    assert py["assessment"]["systemd_boot"]["entries"], py["assessment"]
 
 
 def test_apply_wrote_systemd_boots_entries(env: Env) -> None:

@@ -92,8 +92,7 @@ class Lab:
         (stub / "tag").write_text(self.store.tags[IMAGE] + "\n")
         lib = self.tmp / "lib"
         (lib / "assets/selfupdate").mkdir(parents=True, exist_ok=True)
-        for part in ("generations.sh", "entries.sh", "status.sh",
-                     "assets/selfupdate/probe-image.sh"):
+        for part in (*selfupdate.PARTS, "assets/selfupdate/probe-image.sh"):
             (lib / part).write_bytes((assets_dir() / "selfupdate" / part.split("/")[-1])
                                      .read_bytes())
         conf = "".join(line + "\n" for line in selfupdate.render_conf(self.settings).decode()
