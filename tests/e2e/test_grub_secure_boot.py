@@ -176,8 +176,12 @@ def test_secure_boot_through_the_images_grub_and_its_fallback(tmp_path_factory):
         assert "/boot_docker/gen/3/vmlinuz" in cfg and f"docker_image={v1}" in cfg
         assert f"is a rollback to @{v1[7:19]}: back to {IMAGE} @{v3[7:19]}" in update.stdout
         assert "gen/2/" not in cfg and v2 not in cfg
-        # What the wizard itself writes: its update finds every byte on the ESP in place.
+        # What the wizard itself writes: its update finds every byte on the ESP in place,
+        # and so does the command run again (no probe, nothing written).
         before = esp_tree(machine.esp)
+        again = self_update(daemon, machine, top)
+        assert again.returncode == 0 and "up to date" in again.stdout, again.stdout + again.stderr
+        assert "writing them" not in again.stdout and esp_tree(machine.esp) == before
         again = wizard(daemon, "update", "--label", machine.label, "--yes")
         assert "up to date" in again.stdout, again.stdout
         assert esp_tree(machine.esp) == before
