@@ -108,8 +108,8 @@ def attach_disk(image: Path, *, label: str, gpt: bool, fresh: bool = False) -> I
             # not `-a`: a loop device detached while its partitions were busy
             # keeps them (no partscan flag), and `-a` then fails on the next
             # image attached to it; `-u` adds, resizes and drops to match.
-            run("partx", "-u", loop)
             esp, dev = f"{loop}p1", f"{loop}p2"
+            _add_partitions(loop, (esp, dev))
         else:
             dev = loop
         if fresh:
@@ -125,6 +125,22 @@ def attach_disk(image: Path, *, label: str, gpt: bool, fresh: bool = False) -> I
             _drop_partitions(loop)
         run("losetup", "-d", loop, check=False)
         udev_settle()
+
+
+def _add_partitions(loop: str, nodes: tuple[str, ...], tries: int = 50) -> None:
+    """``partx -u`` until the partitions' device nodes are there.
+
+    Seen once under CI's load: the mount right after found no ``/dev/loop0p2``
+    (a loop device just freed by another test, its partitions dropped meanwhile).
+    """
+    for _ in range(tries):
+        run("partx", "-u", loop, check=False)
+        if all(Path(n).exists() for n in nodes):
+            return
+        udev_settle()
+        time.sleep(0.1)
+    raise SandboxError(f"the partitions of {loop} did not appear ({', '.join(nodes)})",
+                       "detach stale loop devices (losetup -D), then run again")
 
 
 def _drop_partitions(loop: str, tries: int = 20) -> None:
