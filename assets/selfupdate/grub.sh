@@ -87,8 +87,7 @@ grub_render() {
 # re-run never resets a count), else a new block with every try left.
 grub_env() {
     old=$esp/$GRUB_DIR/grubenv
-    if [ -f "$old" ] && [ ! -L "$old" ] && [ "$(head -n 1 "$old")" = "# GRUB Environment Block" ] \
-        && [ "$(sed -n '2,$s/^dockerboot_trying=//p' "$old" | tail -n 1)" = "$e_num1" ]; then
+    if [ ! -L "$old" ] && [ "$(grub_env_value "$old" dockerboot_trying)" = "$e_num1" ]; then
         cp "$old" "$run/grubenv"
         return 0
     fi
@@ -151,12 +150,7 @@ grub_write() {
 # mounted yet.  Way (b)'s custom.cfg, on another system's filesystem: not read.
 grub_entries() {
     grub_find ro 2>/dev/null || { problem "GRUB's files on the ESP not read: no $GRUB_DIR/grub.cfg for LABEL=$label on any FAT filesystem"; return 0; }
-    e_known=1 i=0
-    while IFS= read -r l; do
-        i=$((i + 1))
-        v=$(for n in $gens; do read_gen "$n" && [ "$boot_dir/$g_loader" = "$l" ] && { printf '%s' "$n"; break; }; done)
-        if [ "$i" = 1 ]; then e_default=$v; else e_previous=$v; break; fi
-    done <<END
+    name_entries <<END
 $(sed -n 's/^[[:blank:]]*linux[[:blank:]]\{1,\}\/\([^[:blank:]]\{1,\}\).*/\1/p' "$esp/$GRUB_DIR/grub.cfg")
 END
 }

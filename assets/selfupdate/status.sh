@@ -191,15 +191,22 @@ entries() {
     [ -n "$b$e" ] || return 0
     case $b:$e in *"$NL"*|:?*|?*:) problem "$refind_conf has malformed dockerboot-wizard markers: its entries not read"; return 0 ;; esac
     [ "$e" -gt "$b" ] || { problem "$refind_conf has malformed dockerboot-wizard markers: its entries not read"; return 0; }
+    name_entries <<EOF
+$(sed -n "${b},${e}p" "$refind_conf" | tr -d "$CR" | sed -n 's/^[[:blank:]]*loader[[:blank:]]\{1,\}\([^[:blank:]]\{1,\}\).*/\1/p')
+EOF
+}
+
+# name_entries: e_default, e_previous = the generations whose kernels the
+# first two non-empty lines of stdin name (paths from the partition's top
+# level, as every bootloader's entries give them); e_known=1.
+name_entries() {
     e_known=1 i=0
     while IFS= read -r l; do
         [ -n "$l" ] || continue
         i=$((i + 1))
         v=$(for n in $gens; do read_gen "$n" && [ "$boot_dir/$g_loader" = "$l" ] && { printf '%s' "$n"; break; }; done)
         if [ "$i" = 1 ]; then e_default=$v; else e_previous=$v; break; fi
-    done <<EOF
-$(sed -n "${b},${e}p" "$refind_conf" | tr -d "$CR" | sed -n 's/^[[:blank:]]*loader[[:blank:]]\{1,\}\([^[:blank:]]\{1,\}\).*/\1/p')
-EOF
+    done
 }
 
 # rollback_json: the newest generation's rollback (rollback_state), or null.

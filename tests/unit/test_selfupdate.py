@@ -252,6 +252,40 @@ def test_the_backup_never_goes_through_a_planted_symlink(shell: str, tmp_path: P
     assert backup.read_bytes() == b"timeout 5\n"
 
 
+@pytest.mark.parametrize("shell", SHELLS)
+def test_only_temp_files_named_as_write_atomic_names_them_are_removed(shell: str,
+                                                                     tmp_path: Path) -> None:
+    """A kill's leftover temp file (``.<name>.XXXXXXXX.tmp``, a regular file) goes at the
+    next write, as write_atomic removes it; a link, a directory, a user's file of another
+    shape and what a link points to stay as they are."""
+    from wizard.common.leftovers import temp_name_pattern
+
+    esp = tmp_path / "esp"
+    esp.mkdir()
+    conf = esp / "refind.conf"
+    conf.write_bytes(b"timeout 5\n")
+    victim = tmp_path / "victim"
+    victim.write_text("victim\n")
+    left = esp / ".refind.conf.a1B2c3_4.tmp"
+    left.write_text("a killed write\n")
+    (esp / ".refind.conf.12345678.tmp").symlink_to(victim)
+    (esp / ".refind.conf.abcdefgh.tmp").mkdir()
+    kept = [".refind.conf.abc-efgh.tmp", ".refind.conf.123456789.tmp", ".refind.conf.1234567.tmp",
+            ".other.conf.12345678.tmp", "refind.conf.12345678.tmp", ".refind.conf.12345678.tmp.x"]
+    for name in kept:
+        (esp / name).write_text("mine\n")
+    assert temp_name_pattern("refind.conf").match(left.name)  # the wizard's own shape
+    r = shell_write_conf(shell, tmp_path, conf)
+    assert r.returncode == 0, r.stderr
+    assert conf.read_bytes() == b"timeout 5\nnew\n"
+    assert not left.exists()
+    assert (esp / ".refind.conf.12345678.tmp").is_symlink() and victim.read_text() == "victim\n"
+    assert (esp / ".refind.conf.abcdefgh.tmp").is_dir()
+    assert all((esp / name).read_text() == "mine\n" for name in kept)
+    assert not [p for p in esp.iterdir() if temp_name_pattern("refind.conf").match(p.name)
+                and p.is_file() and not p.is_symlink()]
+
+
 # --- --auto against a stub docker: a tag write during a run is not lost ---
 
 STUB_DOCKER = r"""#!/bin/sh
